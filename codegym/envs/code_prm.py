@@ -1,0 +1,386 @@
+"""``CodePRM-v0``: write a program one line per step, rewarded per line and by unit tests."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from codegym.constants import SUBMIT
+from codegym.envs.charset import LINE_CHARSET, TEXT_CHARSET
+from codegym.envs.scoring import LineScorer
+from codegym.tasks.base import Task
+from codegym.tasks.registry import TaskSuite, load_suite
+from sandboxes import ExecResult, Sandbox, make_sandbox
+
+REWARD_MODES = ("delta", "score", "none")
+TEST_REWARDS = ("binary", "fraction")
+
+
+def is_neutral_line(line: str) -> bool:
+    """True for blank and comment-only lines: they get the neutral reward 0 and label 0.
+
+    Neutral lines are never scored, so writing comments cannot farm dense reward.
+    """
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+class CodePRMEnv(gym.Env[dict[str, str], str]):
+    """Write a program line by line; a PRM scores each line, unit tests score the program.
+
+    ## Description
+
+    Each episode presents one programming task (from a suite such as the built-in
+    ``pipelines`` or ``humaneval``). The agent writes the program **one line of code per
+    step**, after the task's code prefix (for HumanEval and ``pipelines``: the signature and
+    docstring; for MBPP-style tasks: nothing). An optional Process Reward Model (PRM), or any
+    :class:`~codegym.envs.scoring.LineScorer`, scores every line as it is written (a dense
+    reward); when the agent submits, the program runs against the task's unit tests in a
+    sandbox (the terminal reward). This is the setting of "Process Supervision-Guided Policy
+    Optimization for Code Generation" (Dai et al.).
+
+    ## Action Space
+
+    ``Text(max_length=max_line_chars, min_length=0, charset=LINE_CHARSET)``: one line of code
+    without its newline (indentation included, e.g. ``"    return sum(xs)"``). The sentinel
+    :data:`codegym.SUBMIT` (``"\\x04"``, which can never be a line of code) ends the episode;
+    an LLM agent maps its EOS token to it. An invalid action (not a ``str``, contains a line
+    break, too long, a character outside the charset) raises ``ValueError`` naming the problem
+    and leaves the episode unchanged.
+
+    ## Observation Space
+
+    ``Dict({"prompt": Text, "code": Text})`` with ``min_length=0`` and an explicit printable
+    charset (:data:`codegym.envs.charset.TEXT_CHARSET`): ``prompt`` is the task text the agent
+    reads; ``code`` is the lines written so far, each followed by ``"\\n"``.
+
+    ## Rewards
+
+    Per step, the dense reward of the new line (0 when no scorer is attached and for blank
+    or comment lines, which are never scored):
+
+    * ``reward_mode="delta"`` (default): potential-based shaping
+      ``r_m = Φ(prefix_m) − Φ(prefix_{m−1})`` with Φ the PRM score; the sum telescopes to
+      ``Φ(last) − Φ(empty)``, so writing more lines cannot inflate the return.
+    * ``"score"``: the raw per-line score Φ(prefix_m) (the exploitable scheme, for ablations;
+      the paper's 1/T normalisation is applied by the agent from ``info["prm_score"]``).
+    * ``"none"``: no dense reward.
+
+    On the final step (submission or truncation) the unit-test reward is added:
+    ``test_reward="binary"`` gives 1 for a pass and 0 otherwise, ``"fraction"`` gives the
+    fraction of tests passed. Only the sandbox's harness declares a pass.
+
+    ## Starting State
+
+    ``reset`` draws a task from the suite's ``split`` with the env's seeded generator (or
+    takes ``options={"task": Task}`` / ``options={"task_index": i}``); the code is empty.
+
+    ## Episode End
+
+    * Termination: the agent sends :data:`codegym.SUBMIT`; the program is executed.
+    * Truncation: the program reached ``max_lines`` lines (or the spec's
+      ``max_episode_steps``, whichever is smaller); the program **is still executed** so the
+      agent gets its unit-test outcome.
+
+    ``info`` at every step: ``line_index`` (0-based index of the line just written, -1 on a
+    bare submission), ``prm_score`` (Φ after this line, ``None`` when not scored), ``neutral``.
+    At the end also: ``exec`` (the :class:`sandboxes.ExecResult` as a dict: status, passed,
+    total, error type, duration, ...), ``passed`` (bool), ``task_id``, ``num_lines``.
+
+    ## Arguments
+
+    | Argument         | Default       | Meaning                                                        |
+    |------------------|---------------|----------------------------------------------------------------|
+    | ``suite``        | ``"pipelines"`` | suite spec (``pipelines``, ``humaneval``, ``jsonl:PATH``) or a ``TaskSuite`` |
+    | ``split``        | suite default | split to draw tasks from (``test`` when present)               |
+    | ``suite_kwargs`` | ``None``      | constructor arguments of the suite (e.g. ``max_steps``)        |
+    | ``tasks``        | ``None``      | an explicit list of ``Task`` (overrides ``suite``)             |
+    | ``prm``          | ``None``      | PRM checkpoint directory, or any ``LineScorer``                |
+    | ``prm_device``   | ``"cpu"``     | torch device of a PRM loaded from a directory                  |
+    | ``reward_mode``  | ``"delta"``   | ``delta`` / ``score`` / ``none``                               |
+    | ``test_reward``  | ``"binary"``  | ``binary`` / ``fraction``                                      |
+    | ``sandbox``      | ``"local"``   | ``local`` / ``docker`` or a ``Sandbox`` instance (shared, not closed) |
+    | ``timeout``      | ``5.0``       | seconds per program execution                                  |
+    | ``memory_mb``    | ``512``       | memory budget per program execution                            |
+    | ``max_lines``    | ``64``        | truncation: lines per program                                  |
+    | ``max_line_chars`` | ``256``     | longest accepted line                                          |
+    | ``max_prompt_chars`` | ``8192``  | longest accepted prompt                                        |
+    | ``render_mode``  | ``None``      | ``"ansi"`` (returns text) or ``"human"`` (prints)              |
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
+
+    def __init__(
+        self,
+        suite: str | TaskSuite = "pipelines",
+        split: str | None = None,
+        suite_kwargs: dict[str, Any] | None = None,
+        tasks: list[Task] | None = None,
+        prm: str | os.PathLike[str] | LineScorer | None = None,
+        prm_device: str = "cpu",
+        reward_mode: str = "delta",
+        test_reward: str = "binary",
+        sandbox: str | Sandbox = "local",
+        timeout: float = 5.0,
+        memory_mb: int = 512,
+        max_lines: int = 64,
+        max_line_chars: int = 256,
+        max_prompt_chars: int = 8192,
+        render_mode: str | None = None,
+    ) -> None:
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode={reward_mode!r} is not one of {REWARD_MODES}")
+        if test_reward not in TEST_REWARDS:
+            raise ValueError(f"test_reward={test_reward!r} is not one of {TEST_REWARDS}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not one of {self.metadata['render_modes']}"
+            )
+        for name, value in (
+            ("max_lines", max_lines),
+            ("max_line_chars", max_line_chars),
+            ("max_prompt_chars", max_prompt_chars),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+
+        if tasks is not None:
+            if not tasks:
+                raise ValueError("tasks must be a non-empty list of Task")
+            self._tasks: list[Task] | None = list(tasks)
+            self.suite: TaskSuite | None = None
+            self.split = split
+        else:
+            self._tasks = None
+            self.suite = load_suite(suite, **(suite_kwargs or {}))
+            self.split = self.suite.check_split(split or self.suite.default_split())
+
+        self.reward_mode = reward_mode
+        self.test_reward = test_reward
+        self.timeout = float(timeout)
+        self.memory_mb = int(memory_mb)
+        self.max_lines = max_lines
+        self.max_line_chars = max_line_chars
+        self.max_prompt_chars = max_prompt_chars
+        self.render_mode = render_mode
+
+        self._sandbox_spec = sandbox
+        self._sandbox: Sandbox | None = sandbox if isinstance(sandbox, Sandbox) else None
+        self._owns_sandbox = not isinstance(sandbox, Sandbox)
+
+        self.scorer: LineScorer | None
+        if prm is None or isinstance(prm, LineScorer):
+            self.scorer = prm
+        elif isinstance(prm, (str, os.PathLike)):
+            from codegym.prm import load_line_scorer
+
+            self.scorer = load_line_scorer(os.fspath(prm), device=prm_device)
+        else:
+            raise ValueError(
+                f"prm must be None, a checkpoint directory or a LineScorer, got {type(prm).__name__}"
+            )
+
+        self.action_space = spaces.Text(max_length=max_line_chars, min_length=0, charset=LINE_CHARSET)
+        self.observation_space = spaces.Dict(
+            {
+                "prompt": spaces.Text(max_length=max_prompt_chars, min_length=0, charset=TEXT_CHARSET),
+                "code": spaces.Text(
+                    max_length=max_lines * (max_line_chars + 1), min_length=0, charset=TEXT_CHARSET
+                ),
+            }
+        )
+        self._line_chars = frozenset(LINE_CHARSET)
+
+        self.task: Task | None = None
+        self.lines: list[str] = []
+        self.scores: list[float | None] = []
+        self._phi = 0.0
+        self._done = True
+        self.last_result: ExecResult | None = None
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def sandbox(self) -> Sandbox:
+        """The sandbox that executes programs (built on first use)."""
+        if self._sandbox is None:
+            self._sandbox = make_sandbox(self._sandbox_spec, workers=1)
+        return self._sandbox
+
+    @property
+    def line_limit(self) -> int:
+        """Lines after which the episode truncates: ``max_lines`` or the spec's step limit."""
+        limit = self.max_lines
+        if self.spec is not None and self.spec.max_episode_steps is not None:
+            limit = min(limit, self.spec.max_episode_steps)
+        return limit
+
+    def _obs(self) -> dict[str, str]:
+        assert self.task is not None
+        return {"prompt": self.task.prompt, "code": "".join(line + "\n" for line in self.lines)}
+
+    def _draw_task(self, options: dict[str, Any] | None) -> Task:
+        options = options or {}
+        if "task" in options:
+            task = options["task"]
+            if not isinstance(task, Task):
+                raise ValueError(f"options['task'] must be a Task, got {type(task).__name__}")
+            return task
+        if self._tasks is not None:
+            n = len(self._tasks)
+            index = options.get("task_index", int(self.np_random.integers(0, n)))
+            if not 0 <= int(index) < n:
+                raise ValueError(f"options['task_index']={index} out of range [0, {n})")
+            return self._tasks[int(index)]
+        assert self.suite is not None and self.split is not None
+        if "task_index" in options:
+            return self.suite.get(self.split, int(options["task_index"]))
+        return self.suite.sample(self.np_random, self.split)
+
+    def _check_action(self, action: Any) -> str:
+        if not isinstance(action, str):
+            raise ValueError(
+                f"action must be one line of code as str, got {type(action).__name__}; "
+                "send codegym.SUBMIT to end the episode"
+            )
+        if "\n" in action or "\r" in action:
+            raise ValueError(
+                f"action must be a single line without line breaks, got {action[:60]!r}: "
+                "send one line per step"
+            )
+        if len(action) > self.max_line_chars:
+            raise ValueError(
+                f"action has {len(action)} characters, more than max_line_chars="
+                f"{self.max_line_chars}; shorten the line or raise max_line_chars"
+            )
+        bad = next((c for c in action if c not in self._line_chars), None)
+        if bad is not None:
+            raise ValueError(
+                f"action contains character {bad!r} (U+{ord(bad):04X}) outside the env's "
+                "charset (codegym.envs.charset.LINE_CHARSET)"
+            )
+        return action
+
+    def _execute(self) -> tuple[float, dict[str, Any]]:
+        assert self.task is not None
+        program = self.task.program(self.lines)
+        result = self.sandbox.run(
+            program, self.task.tests, timeout=self.timeout, memory_mb=self.memory_mb
+        )
+        self.last_result = result
+        reward = (1.0 if result.ok else 0.0) if self.test_reward == "binary" else result.fraction
+        info = {
+            "exec": result.to_dict(),
+            "passed": result.ok,
+            "task_id": self.task.task_id,
+            "num_lines": len(self.lines),
+        }
+        return reward, info
+
+    # ---------------------------------------------------------------- gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        super().reset(seed=seed)
+        task = self._draw_task(options)
+        if len(task.prompt) > self.max_prompt_chars:
+            raise ValueError(
+                f"task {task.task_id!r} has a {len(task.prompt)}-character prompt, more than "
+                f"max_prompt_chars={self.max_prompt_chars}; raise max_prompt_chars"
+            )
+        bad = next((c for c in task.prompt if c not in self.observation_space["prompt"].character_set), None)
+        if bad is not None:
+            raise ValueError(
+                f"task {task.task_id!r} prompt contains {bad!r} (U+{ord(bad):04X}) outside the "
+                "observation charset (codegym.envs.charset.TEXT_CHARSET)"
+            )
+        self.task = task
+        self.lines = []
+        self.scores = []
+        self.last_result = None
+        self._phi = float(self.scorer.reset(task)) if self.scorer is not None else 0.0
+        self._done = False
+        info = {"task_id": task.task_id, "task": task, "prm_score": self._phi if self.scorer else None}
+        return self._obs(), info
+
+    def step(self, action: str) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
+        if self._done or self.task is None:
+            raise RuntimeError("step() called on a finished episode: call reset() first")
+        line = self._check_action(action)
+
+        if line == SUBMIT:
+            self._done = True
+            reward, info = self._execute()
+            info.update(line_index=-1, prm_score=None, neutral=True)
+            return self._obs(), reward, True, False, info
+
+        self.lines.append(line)
+        score: float | None = None
+        reward = 0.0
+        neutral = is_neutral_line(line)
+        if self.scorer is not None:
+            if neutral:
+                append = getattr(self.scorer, "append", None)
+                if append is not None:
+                    append(line)
+            else:
+                score = float(self.scorer.score(line))
+                if not math.isfinite(score):
+                    raise RuntimeError(f"the line scorer returned a non-finite score {score}")
+                if self.reward_mode == "delta":
+                    reward = score - self._phi
+                elif self.reward_mode == "score":
+                    reward = score
+                self._phi = score
+        self.scores.append(score)
+        info: dict[str, Any] = {
+            "line_index": len(self.lines) - 1,
+            "prm_score": score,
+            "neutral": neutral,
+        }
+        truncated = len(self.lines) >= self.line_limit
+        if truncated:
+            self._done = True
+            test_reward, exec_info = self._execute()
+            reward += test_reward
+            info.update(exec_info)
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(), float(reward), False, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode is None or self.task is None:
+            return None
+        out = [self.task.prompt.rstrip("\n")]
+        for line, score in zip(self.lines, self.scores):
+            tag = "      " if score is None else f"{score:+.3f}"
+            out.append(f"[{tag}] {line}")
+        if self.last_result is not None:
+            r = self.last_result
+            out.append(f"-> {r.status.value}: {r.passed}/{r.total} tests {r.error_type}".rstrip())
+        text = "\n".join(out) + "\n"
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def close(self) -> None:
+        if self._owns_sandbox and self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+        close = getattr(self.scorer, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+
+__all__ = ["REWARD_MODES", "TEST_REWARDS", "CodePRMEnv", "is_neutral_line"]
