@@ -1,0 +1,236 @@
+"""``PPOConfig``: every knob of the LLM-PPO trainer, with the CPU-calibrated defaults.
+
+The defaults are the regime in which sparse PPO measurably learns on a 2-core CPU
+(DESIGN.md, end of "Measured on these machines"): a 2-layer x 128 GPT-2 SFT policy chosen
+early (greedy pass@1 around 36 %), RL on 2-4-step ``pipelines`` tasks, 16 prompts x 4
+samples per iteration, policy lr 2e-5 with Adam betas (0.9, 0.95), gradient clipping at 1,
+a frozen reference with beta_KL = 0.03, critic warm-up, 2 epochs x 2 minibatches of 32 and
+at most 96 new tokens per program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+DenseReward = Literal["none", "delta", "paper"]
+ValueInit = Literal["prm", "policy"]
+
+_DENSE = ("none", "delta", "paper")
+_VALUE_INIT = ("prm", "policy")
+
+
+@dataclass
+class PPOConfig:
+    """Configuration of :class:`agents.ppo.trainer.PPOTrainer` (token-level PPO, line rewards).
+
+    Derived values (``batch_size``, ``minibatch_size``) are properties. Build one from
+    keyword arguments, from a dict (:meth:`from_dict`) or from a saved ``config.json``
+    (:meth:`load`); :meth:`validate` raises ``ValueError`` naming any bad field.
+    """
+
+    # --- experiment -----------------------------------------------------------------------
+    seed: int = 0
+    """Seed of every generator the trainer owns (task sampling, token sampling, critic head)."""
+    iterations: int = 300
+    """Number of PPO iterations (one rollout batch + its update each)."""
+    device: str = "cpu"
+    """Torch device for policy, reference and critic (``"cpu"``, ``"cuda"``, ``"cuda:1"``)."""
+    torch_threads: int | None = None
+    """``torch.set_num_threads`` value on CPU; ``None`` leaves torch's default."""
+
+    # --- tasks / environment --------------------------------------------------------------
+    suite: str = "pipelines"
+    """Task suite spec for ``load_suite`` (``"pipelines"``, ``"humaneval"``, ``"jsonl:PATH"``)."""
+    min_steps: int = 2
+    """``pipelines`` only: fewest steps (lines) of a training task."""
+    max_steps: int = 4
+    """``pipelines`` only: most steps (lines) of a training task."""
+    suite_seed: int = 0
+    """``pipelines`` only: the suite's generator seed (the same one the SFT policy used)."""
+    split: str = "train"
+    """Split the rollout tasks are drawn from (evaluation uses ``validation``)."""
+    sandbox: str = "local"
+    """Sandbox backend name for ``make_sandbox`` (``"local"`` or ``"docker"``)."""
+    sandbox_workers: int = 2
+    """Parallel workers of the sandbox that runs the unit tests."""
+    max_lines: int = 16
+    """Episode truncation in lines (the program still runs and gets its unit-test reward)."""
+
+    # --- rewards --------------------------------------------------------------------------
+    dense_reward: DenseReward = "none"
+    """Per-line reward: ``"none"`` (sparse, unit tests only), ``"delta"`` (the env's
+    potential-based PRM reward Φ_m − Φ_{m−1}) or ``"paper"`` (PRM score of line m × 1/T, T the
+    number of lines, computed from the per-step ``prm_score`` in info)."""
+    dense_coef: float = 1.0
+    """Multiplier of the dense line reward (the unit-test reward is not scaled)."""
+    unit_test_reward: Literal["binary", "fraction"] = "binary"
+    """Terminal reward: 1/0 on pass/fail (``"binary"``) or the fraction of tests passed."""
+
+    # --- models ---------------------------------------------------------------------------
+    value_init: ValueInit = "policy"
+    """Critic start: ``"prm"`` = a plain load of the PRM checkpoint (backbone and ``score``
+    head); ``"policy"`` = the policy's backbone with a fresh zero-initialised ``score`` head."""
+    critic_warmup_iterations: int = 5
+    """Iterations at the start in which only the critic is trained (policy frozen)."""
+
+    # --- sampling -------------------------------------------------------------------------
+    num_prompts: int = 16
+    """Distinct tasks per iteration."""
+    samples_per_prompt: int = 4
+    """Sampled programs per task per iteration."""
+    max_new_tokens: int = 96
+    """Most tokens generated per program (the episode is truncated and executed then)."""
+    max_line_tokens: int = 48
+    """Most tokens in one line before it is cut and sent to the env."""
+    temperature: float = 1.0
+    """Sampling temperature of rollouts (log-probs are those of the tempered distribution)."""
+
+    # --- PPO ------------------------------------------------------------------------------
+    gamma: float = 1.0
+    """Discount per token."""
+    gae_lambda: float = 0.95
+    """GAE λ per token."""
+    policy_lr: float = 2e-5
+    """Adam learning rate of the policy."""
+    critic_lr: float = 1e-4
+    """Adam learning rate of the critic."""
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    """Adam (β1, β2) of both optimisers."""
+    adam_eps: float = 1e-8
+    """Adam ε of both optimisers."""
+    weight_decay: float = 0.0
+    """AdamW weight decay of both optimisers."""
+    update_epochs: int = 2
+    """Passes over the rollout batch per iteration."""
+    num_minibatches: int = 2
+    """Minibatches per epoch (``minibatch_size = batch_size // num_minibatches``)."""
+    clip_coef: float = 0.2
+    """PPO ratio clip ε of the policy loss."""
+    clip_vloss: bool = True
+    """Clip the value loss around the rollout values (CleanRL's ``clip_vloss``)."""
+    vf_clip_coef: float = 0.2
+    """Clip range of the value prediction when ``clip_vloss`` is on."""
+    vf_coef: float = 0.5
+    """Weight of the value loss (the critic has its own optimiser; kept for logging parity)."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight (the entropy is always logged)."""
+    norm_adv: bool = True
+    """Whiten advantages over the valid tokens of each minibatch."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip of policy and critic."""
+    kl_coef: float = 0.03
+    """Initial per-token KL penalty β to the frozen reference policy."""
+    adaptive_kl: bool = False
+    """Adapt β towards ``target_kl`` (Ziegler et al. 2019 proportional controller)."""
+    target_kl: float = 1.0
+    """Target KL per sequence (nats) of the adaptive controller."""
+    kl_horizon: int = 10000
+    """Horizon (in sequences) of the adaptive controller."""
+
+    # --- logging / checkpoints ------------------------------------------------------------
+    checkpoint_every: int = 1
+    """Save a resumable checkpoint every this many iterations (and at the end)."""
+    log_every: int = 1
+    """Write a metrics row every this many iterations."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form facts recorded with the run (e.g. the policy/PRM directories)."""
+
+    # --- derived --------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        """Episodes (programs) per iteration: ``num_prompts * samples_per_prompt``."""
+        return self.num_prompts * self.samples_per_prompt
+
+    @property
+    def minibatch_size(self) -> int:
+        """Episodes per minibatch: ``batch_size // num_minibatches``."""
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def uses_prm(self) -> bool:
+        """Whether a PRM checkpoint is needed (dense reward or PRM-initialised critic)."""
+        return self.dense_reward != "none" or self.value_init == "prm"
+
+    # --- validation / IO ------------------------------------------------------------------
+    def validate(self) -> PPOConfig:
+        """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
+        if self.dense_reward not in _DENSE:
+            raise ValueError(f"dense_reward must be one of {_DENSE}, got {self.dense_reward!r}")
+        if self.value_init not in _VALUE_INIT:
+            raise ValueError(f"value_init must be one of {_VALUE_INIT}, got {self.value_init!r}")
+        if self.unit_test_reward not in ("binary", "fraction"):
+            raise ValueError(
+                f"unit_test_reward must be 'binary' or 'fraction', got {self.unit_test_reward!r}"
+            )
+        positive = (
+            "iterations", "num_prompts", "samples_per_prompt", "max_new_tokens",
+            "max_line_tokens", "update_epochs", "num_minibatches", "max_lines",
+            "checkpoint_every", "log_every", "sandbox_workers",
+        )  # fmt: skip
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.critic_warmup_iterations < 0:
+            raise ValueError(
+                f"critic_warmup_iterations must be >= 0, got {self.critic_warmup_iterations}"
+            )
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"num_minibatches={self.num_minibatches} must divide batch_size="
+                f"{self.batch_size} (num_prompts * samples_per_prompt)"
+            )
+        for name in ("gamma", "gae_lambda"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        for name in ("policy_lr", "critic_lr", "temperature", "clip_coef", "max_grad_norm"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("kl_coef", "ent_coef", "vf_coef", "vf_clip_coef", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
+        if self.min_steps < 1 or self.max_steps < self.min_steps:
+            raise ValueError(
+                f"need 1 <= min_steps <= max_steps, got min_steps={self.min_steps}, "
+                f"max_steps={self.max_steps}"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of all fields."""
+        data = dataclasses.asdict(self)
+        data["adam_betas"] = list(self.adam_betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
+        """Build from a dict; unknown keys raise ``ValueError`` listing the valid ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown PPOConfig fields {unknown}; valid fields: {sorted(names)}")
+        data = dict(data)
+        if "adam_betas" in data:
+            data["adam_betas"] = tuple(data["adam_betas"])
+        return cls(**data).validate()
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> PPOConfig:
+        """Read a config written by :meth:`save`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read PPO config {path}: {exc}") from exc
+        return cls.from_dict(data)
