@@ -1,0 +1,202 @@
+"""Evaluation rollouts: run any agent on a list of tasks, in batches, with parallel execution."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from codegym.envs.code_prm import CodePRMEnv
+from codegym.tasks.base import Task
+from sandboxes import Sandbox, make_sandbox
+
+#: Horizon buckets (inclusive step ranges) used in tables of the ``pipelines`` suite.
+HORIZON_BUCKETS: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 9), (10, 12), (13, 10**9))
+
+
+def horizon_bucket(steps: int) -> str:
+    """Bucket label for a task with ``steps`` steps, e.g. ``"4-6"``."""
+    for lo, hi in HORIZON_BUCKETS:
+        if lo <= steps <= hi:
+            return f"{lo}-{hi}" if hi < 10**9 else f"{lo}+"
+    return "0"
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k estimator (Chen et al., 2021) for ``c`` passes out of ``n`` samples."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def run_episodes(
+    agent: Any,
+    tasks: Sequence[Task],
+    *,
+    samples: int = 1,
+    workers: int = 1,
+    batch_size: int = 16,
+    sandbox: str | Sandbox = "local",
+    env_kwargs: dict[str, Any] | None = None,
+    on_episode: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Roll ``agent`` out on every task ``samples`` times and return one row per episode.
+
+    Episodes run in waves of ``max(batch_size, workers)`` envs: the agent acts on the whole
+    wave at once (``act_batch``), and env steps — program executions included — run in a
+    pool of ``workers`` threads over one sandbox with ``workers`` workers.
+
+    Args:
+        agent: An :class:`agents.base.Agent` (anything with ``reset_batch``/``act_batch``).
+        tasks: Tasks to evaluate, in order.
+        samples: Episodes per task (for pass@k).
+        workers: Parallel program executions.
+        batch_size: Episodes per wave (the agent's batch).
+        sandbox: Backend name or a shared ``Sandbox`` (not closed here).
+        env_kwargs: Extra :class:`CodePRMEnv` arguments (``prm``, ``reward_mode``, ...).
+        on_episode: Called with each row as soon as its episode ends.
+
+    Returns:
+        Rows with ``task_id``, ``sample``, ``steps``, ``lines``, ``rewards``, ``prm_scores``,
+        ``return``, ``passed``, ``status``, ``tests_passed``, ``tests_total``,
+        ``error_type``, ``duration``, ``num_lines`` and ``truncated``.
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if not tasks:
+        return []
+    owns = not isinstance(sandbox, Sandbox)
+    box = make_sandbox(sandbox, workers=workers) if owns else sandbox
+    wave = max(batch_size, workers)
+    episodes = [(t, s) for t in range(len(tasks)) for s in range(samples)]
+    envs = [
+        CodePRMEnv(tasks=[tasks[0]], sandbox=box, **(env_kwargs or {}))
+        for _ in range(min(wave, len(episodes)))
+    ]
+    rows: list[dict[str, Any]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, len(episodes), wave):
+                chunk = episodes[start : start + wave]
+                rows.extend(_run_wave(agent, tasks, chunk, envs[: len(chunk)], pool, on_episode))
+    finally:
+        for env in envs:
+            env.close()
+        if owns:
+            box.close()
+    return rows
+
+
+def _run_wave(agent, tasks, chunk, envs, pool, on_episode) -> list[dict[str, Any]]:
+    observations, infos = [], []
+    for env, (t, _) in zip(envs, chunk):
+        obs, info = env.reset(options={"task": tasks[t]})
+        observations.append(obs)
+        infos.append(info)
+    agent.reset_batch(observations, infos)
+    traj = [{"lines": [], "rewards": [], "prm_scores": []} for _ in chunk]
+    finished: list[dict[str, Any] | None] = [None] * len(chunk)
+    active: list[dict[str, str] | None] = list(observations)
+    while any(o is not None for o in active):
+        actions = agent.act_batch(active)
+        live = [i for i, o in enumerate(active) if o is not None]
+        results = list(pool.map(lambda i, a=actions: envs[i].step(a[i]), live))
+        for i, (obs, reward, terminated, truncated, info) in zip(live, results):
+            traj[i]["rewards"].append(reward)
+            if info.get("line_index", -1) >= 0:
+                traj[i]["lines"].append(actions[i])
+                traj[i]["prm_scores"].append(info.get("prm_score"))
+            if terminated or truncated:
+                active[i] = None
+                finished[i] = _row(tasks[chunk[i][0]], chunk[i][1], traj[i], info, truncated)
+                if on_episode is not None:
+                    on_episode(finished[i])
+            else:
+                active[i] = obs
+    return [row for row in finished if row is not None]
+
+
+def _row(task: Task, sample: int, traj: dict[str, list], info: dict[str, Any], truncated: bool) -> dict[str, Any]:
+    result = info["exec"]
+    return {
+        "task_id": task.task_id,
+        "sample": sample,
+        "suite": task.metadata.get("suite", ""),
+        "steps": int(task.metadata.get("steps", task.horizon)),
+        "lines": traj["lines"],
+        "rewards": traj["rewards"],
+        "prm_scores": traj["prm_scores"],
+        "return": float(sum(traj["rewards"])),
+        "passed": bool(info["passed"]),
+        "status": result["status"],
+        "tests_passed": result["passed"],
+        "tests_total": result["total"],
+        "error_type": result["error_type"],
+        "duration": result["duration"],
+        "num_lines": len(traj["lines"]),
+        "truncated": truncated,
+    }
+
+
+def summarize(rows: Sequence[dict[str, Any]], by_horizon: bool = False) -> list[dict[str, Any]]:
+    """Aggregate rows into table rows: overall, and per horizon bucket when asked.
+
+    Each table row has ``group``, ``episodes``, ``tasks``, ``passed``, ``pass@1``,
+    ``pass@k`` (k = samples per task, when > 1), ``mean_return`` and ``mean_lines``.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {"all": list(rows)}
+    if by_horizon:
+        for row in rows:
+            groups.setdefault(horizon_bucket(row["steps"]), []).append(row)
+    table = []
+    for name in sorted(groups, key=lambda g: (g != "all", _bucket_key(g))):
+        group = groups[name]
+        if not group:
+            continue
+        per_task: dict[str, list[bool]] = defaultdict(list)
+        for row in group:
+            per_task[row["task_id"]].append(row["passed"])
+        k = min(len(v) for v in per_task.values())
+        entry = {
+            "group": name,
+            "episodes": len(group),
+            "tasks": len(per_task),
+            "passed": sum(r["passed"] for r in group),
+            "pass@1": sum(pass_at_k(len(v), sum(v), 1) for v in per_task.values()) / len(per_task),
+            "mean_return": sum(r["return"] for r in group) / len(group),
+            "mean_lines": sum(r["num_lines"] for r in group) / len(group),
+        }
+        if k > 1:
+            entry["k"] = k
+            entry["pass@k"] = sum(pass_at_k(len(v), sum(v), k) for v in per_task.values()) / len(per_task)
+        table.append(entry)
+    return table
+
+
+def _bucket_key(name: str) -> int:
+    head = name.split("-")[0].rstrip("+")
+    return int(head) if head.isdigit() else -1
+
+
+class JsonlWriter:
+    """Appends rows to a JSONL file, flushing each row to disk as it arrives."""
+
+    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("a" if append else "w", encoding="utf-8")
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(row) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
