@@ -1,0 +1,246 @@
+"""CodePRM-v0: the env contract of DESIGN.md, against the real local sandbox."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import codegym
+from codegym import SUBMIT
+from codegym.envs import CodePRMEnv
+from codegym.tasks import Task, load_suite
+from sandboxes import IOCase, TestSuite
+
+
+class LengthScorer:
+    """A real, deterministic LineScorer: Φ = number of code characters written so far / 100."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.appended: list[str] = []
+
+    def reset(self, task: Task) -> float:
+        self.total = 0
+        self.appended = []
+        return 0.0
+
+    def score(self, line: str) -> float:
+        self.total += len(line.strip())
+        return self.total / 100
+
+    def append(self, line: str) -> None:
+        self.appended.append(line)
+
+
+def _square_task() -> Task:
+    tests = TestSuite(kind="io", entry_point="f", cases=tuple(IOCase((x,), x * x) for x in (0, 2, -3, 7)))
+    return Task(
+        task_id="toy/square",
+        prompt='def f(x):\n    """Return x squared."""\n',
+        code_prefix='def f(x):\n    """Return x squared."""\n',
+        entry_point="f",
+        tests=tests,
+        solution="    y = x * x\n    return y",
+        metadata={"suite": "toy", "steps": 2},
+    )
+
+
+def _replay(env: gym.Env, lines: list[str]) -> tuple[float, dict, bool, bool]:
+    total = 0.0
+    for line in lines:
+        _, reward, terminated, truncated, info = env.step(line)
+        total += reward
+        if terminated or truncated:
+            return reward, info, terminated, truncated
+    raise AssertionError("episode did not end")
+
+
+@pytest.fixture(scope="module")
+def pipelines_env():
+    env = gym.make("CodePRM-v0", suite="pipelines")
+    yield env
+    env.close()
+
+
+def test_reference_replay_passes_on_many_pipelines_tasks(pipelines_env):
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        obs, info = pipelines_env.reset(seed=int(rng.integers(1 << 30)))
+        task = pipelines_env.unwrapped.task
+        assert info["task"] is task and obs["prompt"] == task.prompt and obs["code"] == ""
+        reward, info, terminated, truncated = _replay(pipelines_env, [*task.solution_lines, SUBMIT])
+        assert terminated and not truncated
+        assert reward == 1.0, info["exec"]
+        assert info["passed"] and info["exec"]["status"] == "passed"
+        assert info["exec"]["passed"] == info["exec"]["total"] > 0
+
+
+def test_changing_one_line_drops_reward_below_one(pipelines_env):
+    from agents.reference import corrupt_line
+
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        pipelines_env.reset(seed=int(rng.integers(1 << 30)))
+        task = pipelines_env.unwrapped.task
+        lines = list(task.solution_lines)
+        i = int(rng.integers(len(lines)))
+        lines[i] = corrupt_line(lines[i], rng, task.solution_lines)
+        assert lines[i] != task.solution_lines[i]
+        reward, info, _, _ = _replay(pipelines_env, [*lines, SUBMIT])
+        # A change that is a behavioural no-op would still pass; the suite's tests kill
+        # single-line mutants, so the changed program must fail here.
+        assert reward < 1.0, (task.solution_lines, lines)
+        assert not info["passed"]
+
+
+def test_observation_tracks_code_and_info_has_line_index():
+    env = CodePRMEnv(tasks=[_square_task()])
+    obs, _ = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step("    y = x * x")
+    assert obs["code"] == "    y = x * x\n"
+    assert info["line_index"] == 0 and info["prm_score"] is None and reward == 0.0
+    assert not terminated and not truncated
+    obs, reward, terminated, _, info = env.step("    return y")
+    assert obs["code"] == "    y = x * x\n    return y\n" and info["line_index"] == 1
+    _, reward, terminated, _, info = env.step(SUBMIT)
+    assert terminated and reward == 1.0 and info["exec"]["passed"] == 4
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step("    pass")
+    env.close()
+
+
+def test_fraction_test_reward():
+    env = CodePRMEnv(tasks=[_square_task()], test_reward="fraction")
+    env.reset(seed=0)
+    # x * abs(x) is right for 0, 2, 7 but wrong for -3.
+    reward, info, _, _ = _replay(env, ["    return x * abs(x)", SUBMIT])
+    assert reward == pytest.approx(3 / 4) and not info["passed"]
+    env.close()
+
+
+def test_truncation_still_executes_the_program():
+    env = CodePRMEnv(tasks=[_square_task()], max_lines=2)
+    env.reset(seed=0)
+    env.step("    y = x * x")
+    _, reward, terminated, truncated, info = env.step("    return y")
+    assert truncated and not terminated
+    assert reward == 1.0 and info["exec"]["status"] == "passed"
+    env.close()
+
+
+def test_spec_step_limit_truncates_with_execution():
+    env = gym.make("CodePRM-v0", tasks=[_square_task()], max_episode_steps=2)
+    env.reset(seed=0)
+    env.step("    y = x * x")
+    _, reward, terminated, truncated, info = env.step("    return y")
+    assert truncated and reward == 1.0 and info["passed"]
+    env.close()
+
+
+@pytest.mark.parametrize("mode", ["delta", "score", "none"])
+def test_dense_reward_modes_and_neutral_lines(mode):
+    scorer = LengthScorer()
+    env = CodePRMEnv(tasks=[_square_task()], prm=scorer, reward_mode=mode)
+    env.reset(seed=0)
+    lines = ["    y = x * x", "    # a comment", "", "    return y"]
+    rewards, scores = [], []
+    for line in lines:
+        _, r, _, _, info = env.step(line)
+        rewards.append(r)
+        scores.append(info["prm_score"])
+    assert scores[1] is None and scores[2] is None  # neutral lines are never scored
+    assert rewards[1] == 0.0 and rewards[2] == 0.0
+    assert scorer.appended == ["    # a comment", ""]  # but they still extend the scorer's state
+    phi1, phi2 = len("y = x * x") / 100, (len("y = x * x") + len("return y")) / 100
+    assert scores[0] == pytest.approx(phi1) and scores[3] == pytest.approx(phi2)
+    expected = {"delta": [phi1, phi2 - phi1], "score": [phi1, phi2], "none": [0.0, 0.0]}[mode]
+    assert [rewards[0], rewards[3]] == pytest.approx(expected)
+    _, final, terminated, _, _ = env.step(SUBMIT)
+    assert terminated and final == 1.0  # the unit-test reward only on the final step
+    if mode == "delta":  # potential-based: the dense part telescopes to Φ(last) − Φ(empty)
+        assert sum(rewards) == pytest.approx(phi2)
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "action, match",
+    [
+        ("    a = 1\n    b = 2", "single line"),
+        ("    x = 1\r", "single line"),
+        (42, "str"),
+        ("x" * 300, "max_line_chars"),
+        ("    s = '\u4e2d'", "charset"),
+    ],
+)
+def test_invalid_actions_raise_and_leave_state_unchanged(action, match):
+    env = CodePRMEnv(tasks=[_square_task()])
+    env.reset(seed=0)
+    env.step("    y = x * x")
+    with pytest.raises(ValueError, match=match):
+        env.step(action)
+    assert env.lines == ["    y = x * x"]
+    _, reward, _, _, _ = _replay(env, ["    return y", SUBMIT])
+    assert reward == 1.0
+    env.close()
+
+
+def test_bad_arguments_are_rejected_by_name():
+    with pytest.raises(ValueError, match="reward_mode"):
+        CodePRMEnv(tasks=[_square_task()], reward_mode="dense")
+    with pytest.raises(ValueError, match="max_lines"):
+        CodePRMEnv(tasks=[_square_task()], max_lines=0)
+    with pytest.raises(ValueError, match="split"):
+        CodePRMEnv(suite="pipelines", split="nope")
+    with pytest.raises(ValueError, match="unknown suite"):
+        CodePRMEnv(suite="nosuch")
+
+
+def test_submit_is_in_the_action_space_and_never_code():
+    env = CodePRMEnv(tasks=[_square_task()])
+    assert env.action_space.contains(SUBMIT)
+    assert codegym.SUBMIT == "\x04"
+    with pytest.raises(SyntaxError):
+        compile(SUBMIT + "\n", "<line>", "exec")
+    env.close()
+
+
+def test_check_env_passes():
+    env = gym.make("CodePRM-v0", suite="pipelines")
+    check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+def test_humaneval_prompts_fit_the_spaces():
+    env = CodePRMEnv(suite="humaneval")
+    suite = load_suite("humaneval")
+    for i, task in enumerate(suite.take()):
+        obs, _ = env.reset(options={"task_index": i})
+        assert env.observation_space.contains(obs), task.task_id
+        for line in task.solution_lines:
+            assert env.action_space.contains(line), (task.task_id, line)
+    env.close()
+
+
+def test_render_ansi_shows_scores_and_result():
+    env = CodePRMEnv(tasks=[_square_task()], prm=LengthScorer(), render_mode="ansi")
+    env.reset(seed=0)
+    _replay(env, ["    y = x * x", "    return y", SUBMIT])
+    text = env.render()
+    assert "+0.090" in text and "return y" in text and "passed: 4/4" in text
+    env.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_make_vec(mode):
+    envs = gym.make_vec("CodePRM-v0", num_envs=2, vectorization_mode=mode,
+                        vector_kwargs={}, suite="pipelines", max_lines=8)
+    obs, infos = envs.reset(seed=3)
+    assert len(obs["prompt"]) == 2 and all(p.startswith("def solve") for p in obs["prompt"])
+    # Write an obviously wrong line and submit: both episodes end with reward 0.
+    envs.step(("    return 0", "    return 0"))
+    _, rewards, terminated, truncated, infos = envs.step((SUBMIT, SUBMIT))
+    assert terminated.all() and not truncated.any()
+    assert (rewards == 0.0).all()
+    envs.close()
