@@ -1,0 +1,175 @@
+"""``codegym label``: sample responses and label their lines by binary search (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from codegym.commands.common import add_suite_args, suite_kwargs
+
+console = Console()
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``label`` on the top-level sub-command parser."""
+    p = subparsers.add_parser(
+        "label",
+        help="label sampled responses line by line (binary search over prefixes)",
+        description=(
+            "Sample one response per index from the completer, label each line +1/-1/0 by "
+            "binary search for the longest prefix from which one of K completions passes "
+            "every test, and append stepwise JSONL rows. Re-running the same command after "
+            "a crash continues where it stopped. A summary is written beside --out."
+        ),
+    )
+    add_suite_args(p, default_split=None)
+    p.add_argument("--policy", default=None, help="HF causal LM checkpoint dir (completer 'hf')")
+    p.add_argument("--completer", default="hf",
+                   help="hf (default: the --policy model) | reference (the reference solution "
+                   "with seeded corruption; fast) | module:Class")
+    p.add_argument("--corrupt-rate", type=float, default=0.15,
+                   help="completer 'reference': per-line corruption probability")
+    p.add_argument("--temperature", type=float, default=1.0, help="completer 'hf': temperature")
+    p.add_argument("--top-p", type=float, default=1.0, help="completer 'hf': nucleus mass")
+    p.add_argument("--max-lines", type=int, default=64, help="completer 'hf': longest program")
+    p.add_argument("--max-new-tokens", type=int, default=256,
+                   help="completer 'hf': token budget per completion")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (completer 'hf')")
+    p.add_argument("--responses", type=int, default=100, help="responses to label")
+    p.add_argument("--samples-per-task", type=int, default=1, help="responses per task")
+    p.add_argument("--k", type=int, default=8, help="completions per prefix (at most)")
+    p.add_argument("--chunk", type=int, default=2,
+                   help="completions sampled (and executed in parallel) at a time; sampling a "
+                   "prefix stops after the first chunk with a pass")
+    p.add_argument("--linear", action="store_true",
+                   help="scan prefixes linearly instead of binary search (for comparison)")
+    p.add_argument("--sandbox", default="local", help="sandbox backend: local | docker")
+    p.add_argument("--workers", type=int, default=2, help="sandbox workers (parallel executions)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per execution")
+    p.add_argument("--seed", type=int, default=0, help="seed of the response generators")
+    p.add_argument("--out", required=True, help="output JSONL (appended; resumes)")
+    p.set_defaults(run=run)
+    return p
+
+
+def _completer(args: argparse.Namespace) -> tuple[Any, str]:
+    from codegym.labeling import make_completer
+
+    if args.completer == "reference":
+        c = make_completer("reference", rate=args.corrupt_rate)
+        return c, repr(c)
+    if args.completer == "hf":
+        if args.policy is None:
+            raise ValueError("--completer hf needs --policy DIR (a save_pretrained causal LM)")
+        c = make_completer(
+            "hf", args.policy, temperature=args.temperature, top_p=args.top_p,
+            max_lines=args.max_lines, max_new_tokens=args.max_new_tokens, threads=args.threads,
+        )
+        ident = (f"hf:{c.policy.resolve()} temperature={args.temperature} top_p={args.top_p} "
+                 f"max_lines={args.max_lines} max_new_tokens={args.max_new_tokens}")
+        return c, ident
+    c = make_completer(args.completer, args.policy)
+    return c, f"{args.completer}:{args.policy}"
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """A rich table of :func:`codegym.labeling.summarize` output."""
+    t = Table(title=f"labels ({summary.get('mode')}, K={summary.get('k')})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    bal = summary["label_balance"]
+    lin = summary["linear"]
+    rows = [
+        ("responses", f"{summary['responses']}"),
+        ("passed", f"{summary['passed']} ({summary['fraction_passed']:.1%})"),
+        ("revised (failed, correct prefix exists)", f"{summary['revised']} ({summary['fraction_revised']:.1%})"),
+        ("lines labeled", f"{summary['lines']}"),
+        ("label balance +1 / -1 / 0", f"{bal['+1']:.1%} / {bal['-1']:.1%} / {bal['0']:.1%}"),
+        ("mean code lines", f"{summary['mean_code_lines']:.2f}"),
+        ("prefix checks / response", f"{summary['prefix_checks_per_response']:.2f}"),
+        ("completions / response", f"{summary['completions_per_response']:.2f}"),
+        ("executions / response", f"{summary['executions_per_response']:.2f}"),
+        ("linear: prefix checks / response", f"{lin['prefix_checks_per_response']:.2f}"),
+        ("linear: completions / response", f"{lin['completions_per_response']:.2f}"),
+        ("linear: executions / response", f"{lin['executions_per_response']:.2f}"),
+        ("executions vs linear", f"{summary['executions_ratio_to_linear']:.2f}x"),
+    ]
+    for name, value in rows:
+        t.add_row(name, value)
+    return t
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``codegym label``."""
+    from codegym.labeling import LabelConfig, LabelRun, LabelRunConfig, summary_path
+    from sandboxes import make_sandbox
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    label_cfg = LabelConfig(
+        k=args.k, chunk=args.chunk, mode="linear" if args.linear else "binary", timeout=args.timeout
+    )
+    completer, ident = _completer(args)
+    cfg = LabelRunConfig(
+        suite=args.suite,
+        split=args.split,
+        responses=args.responses,
+        samples_per_task=args.samples_per_task,
+        seed=args.seed,
+        suite_kwargs=suite_kwargs(args),
+        label=label_cfg,
+        completer_id=ident,
+    )
+    with make_sandbox(args.sandbox, workers=args.workers) as sandbox:
+        job = LabelRun(args.out, completer, sandbox, cfg)
+        done = len(job.resume())
+        if done:
+            console.print(f"resuming {args.out}: {done} of {cfg.responses} responses already labeled")
+        stats = {"passed": 0, "revised": 0, "execs": 0, "n": 0}
+        columns = [
+            TextColumn("[bold]label[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        ]
+        with Progress(*columns, console=console, transient=False) as progress:
+            bar = progress.add_task("", total=max(cfg.responses, done), completed=done)
+
+            def on_row(row: dict[str, Any]) -> None:
+                stats["n"] += 1
+                stats["passed"] += int(row["passed"])
+                stats["revised"] += int(row["revised"])
+                stats["execs"] += row["n_executions"]
+                progress.update(
+                    bar, advance=1,
+                    description=(f"passed {stats['passed']} revised {stats['revised']} "
+                                 f"exec/resp {stats['execs'] / stats['n']:.1f}"),
+                )
+
+            summary = job.run(on_row=on_row)
+    console.print(summary_table(summary))
+    console.print(f"rows: {args.out}  summary: {summary_path(args.out)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``label`` alone (``python -m codegym.commands.label ...``)."""
+    parser = argparse.ArgumentParser(prog="codegym label")
+    sub = parser.add_subparsers(dest="command")
+    add_parser(sub)
+    args = parser.parse_args(["label", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Completers: samplers that continue a partial program.
+
+* :class:`ReferenceCompleter` -- replays the task's reference solution from the prefix's
+  position, corrupting lines with a seeded generator (fast; for tests and dry runs).
+* :class:`HFCompleter` -- any Hugging Face causal LM policy directory (the default in
+  ``codegym label``), loaded lazily, sampling with the tokenisation rule of
+  :mod:`codegym.tokenization`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codegym.tasks.base import Task
+
+
+class ReferenceCompleter:
+    """Continues a prefix with the reference solution, corrupting each line with probability
+    ``rate``.
+
+    The continuation of a prefix of ``m`` lines is ``solution_lines[m:]`` (positional). A
+    corrupted line is dropped, repeated, or replaced by another line of the solution -- the
+    step-tracking mistakes small policies make. With ``rate=0`` a correct prefix always
+    completes to a passing program. Used as the response sampler too (prefix ``[]``).
+
+    Args:
+        rate: Per-line corruption probability in ``[0, 1]``.
+    """
+
+    def __init__(self, rate: float = 0.15):
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"corruption rate must be in [0, 1], got {rate}")
+        self.rate = float(rate)
+
+    def __repr__(self) -> str:
+        return f"ReferenceCompleter(rate={self.rate})"
+
+    def _corrupt(self, ref: list[str], tail: list[str], rng: np.random.Generator) -> list[str]:
+        out: list[str] = []
+        for line in tail:
+            if rng.random() >= self.rate:
+                out.append(line)
+                continue
+            op = int(rng.integers(3))
+            if op == 0:  # drop
+                continue
+            if op == 1:  # repeat
+                out.extend([line, line])
+            else:  # replace by another line of the solution
+                out.append(ref[int(rng.integers(len(ref)))])
+        return out
+
+    def complete(
+        self, task: Task, prefix: Sequence[str], n: int, rng: np.random.Generator
+    ) -> list[list[str]]:
+        """``n`` corrupted continuations of ``prefix`` (see the class docstring)."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        ref = task.solution_lines
+        tail = ref[len(prefix) :]
+        return [self._corrupt(ref, tail, rng) for _ in range(n)]
+
+
+class HFCompleter:
+    """Samples completions from a Hugging Face causal LM policy directory.
+
+    The model and tokenizer are loaded on first use. Ids follow the tokenisation rule
+    (``tok(context) + sum(tok(line + "\\n"))``); all ``n`` samples of a call share the prefix,
+    so they run as one batch without padding, with the KV cache. A sample ends at the EOS
+    token (the submit action), after ``max_lines`` lines in total, or after
+    ``max_new_tokens`` tokens. Sampling uses a ``torch.Generator`` seeded from the caller's
+    ``rng`` (no global RNG state).
+
+    Args:
+        policy: Checkpoint directory (``save_pretrained`` of a causal LM and its tokenizer).
+        temperature: Softmax temperature (> 0).
+        top_p: Nucleus sampling mass in ``(0, 1]`` (1: the full distribution).
+        max_new_tokens: Token budget per completion.
+        max_lines: Longest program (prefix + completion) in lines.
+        device: Torch device.
+        threads: ``torch.set_num_threads`` value at load time (``None``: leave as is).
+    """
+
+    def __init__(
+        self,
+        policy: str | Path,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        max_lines: int = 64,
+        device: str = "cpu",
+        threads: int | None = None,
+    ):
+        from codegym.lm import check_model_dir
+
+        self.policy = check_model_dir(policy, "policy")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if max_new_tokens < 1 or max_lines < 1:
+            raise ValueError("max_new_tokens and max_lines must be >= 1")
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.max_new_tokens = int(max_new_tokens)
+        self.max_lines = int(max_lines)
+        self.device = device
+        self.threads = threads
+        self._model: Any = None
+        self._tok: Any = None
+        self._nl_ids: set[int] = set()
+
+    def __repr__(self) -> str:
+        return f"HFCompleter({str(self.policy)!r}, temperature={self.temperature})"
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+
+        from codegym.lm import load_causal_lm
+
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        self._model, self._tok = load_causal_lm(self.policy, self.device)
+        vocab = self._tok.get_vocab()
+        # ids whose text contains a line break (a line ends there)
+        self._nl_ids = {i for t, i in vocab.items() if "\n" in self._tok.convert_tokens_to_string([t])}
+
+    def complete(
+        self, task: Task, prefix: Sequence[str], n: int, rng: np.random.Generator
+    ) -> list[list[str]]:
+        """Sample ``n`` completions of ``prefix`` (lines after it, EOS excluded)."""
+        import torch
+
+        from codegym.tokenization import encode_program, task_context
+
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if n == 0:
+            return []
+        self._load()
+        model, tok = self._model, self._tok
+        eos = int(tok.eos_token_id)
+        nl_ids = self._nl_ids
+        ids = encode_program(tok, task_context(task), list(prefix)).input_ids
+        limit = int(getattr(model.config, "n_positions", 0) or getattr(model.config, "max_position_embeddings", 0) or 10**9)
+        budget = min(self.max_new_tokens, limit - len(ids))
+        lines_left = self.max_lines - len(prefix)
+        if budget <= 0 or lines_left <= 0:
+            return [[] for _ in range(n)]
+        gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(0, 2**63 - 1)))
+        input_ids = torch.tensor([ids] * n, dtype=torch.long, device=self.device)  # [n, T]
+        out: list[list[int]] = [[] for _ in range(n)]
+        done = torch.zeros(n, dtype=torch.bool)
+        newlines = [0] * n
+        past = None
+        with torch.no_grad():
+            for _ in range(budget):
+                res = model(input_ids=input_ids, past_key_values=past, use_cache=True)
+                past = res.past_key_values
+                logits = res.logits[:, -1, :].float().cpu() / self.temperature  # [n, V]
+                probs = torch.softmax(logits, dim=-1)  # [n, V]
+                if self.top_p < 1.0:
+                    sorted_p, idx = probs.sort(dim=-1, descending=True)
+                    keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < self.top_p  # keeps the top token
+                    probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p * keep)
+                nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)  # [n]
+                for i in range(n):
+                    if done[i]:
+                        continue
+                    t = int(nxt[i])
+                    if t == eos:
+                        done[i] = True
+                        continue
+                    out[i].append(t)
+                    if t in nl_ids:
+                        newlines[i] += 1
+                        if newlines[i] >= lines_left:
+                            done[i] = True
+                if bool(done.all()):
+                    break
+                input_ids = nxt.unsqueeze(1).to(self.device)  # [n, 1]
+        completions: list[list[str]] = []
+        for ids_i in out:
+            text = tok.decode(ids_i, skip_special_tokens=True)
+            lines = text.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            completions.append([x.rstrip("\r") for x in lines][:lines_left])
+        return completions
+
+
+def make_completer(name: str, policy: str | Path | None = None, **kwargs: Any) -> Any:
+    """Build a completer by name.
+
+    Args:
+        name: ``"hf"`` (a causal LM policy dir; needs ``policy``), ``"reference"`` (the
+            reference solution with seeded corruption, ``rate=``), or ``"module:Class"`` (any
+            class with ``complete(task, prefix, n, rng)``, built with ``policy`` when given).
+        policy: Checkpoint directory for ``"hf"`` (and plugins that take one).
+        **kwargs: Constructor arguments.
+    """
+    if name == "reference":
+        return ReferenceCompleter(**kwargs)
+    if name == "hf":
+        if policy is None:
+            raise ValueError("completer 'hf' needs --policy DIR (a save_pretrained causal LM)")
+        return HFCompleter(policy, **kwargs)
+    if ":" in name:
+        import importlib
+
+        mod_name, _, cls_name = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(mod_name), cls_name)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot load completer {name!r}: {e}") from e
+        obj = cls(policy, **kwargs) if policy is not None else cls(**kwargs)
+        if not hasattr(obj, "complete"):
+            raise ValueError(f"completer {name!r} has no complete(task, prefix, n, rng) method")
+        return obj
+    raise ValueError(f"unknown completer {name!r}: use 'hf', 'reference' or 'module:Class'")

@@ -1,0 +1,335 @@
+"""The labeling run: sample responses, label them, append JSONL rows, resume after a crash.
+
+Response ``r`` answers task ``r // samples_per_task`` of the split and is sampled (then
+labeled) with its own generator ``np.random.default_rng([seed, r])``, so any response can be
+regenerated exactly. Responses are processed in order; each finished row is appended to the
+output with ``flush`` + ``fsync``. A re-run with the same settings reads the finished rows
+(repairing a truncated last line left by a crash), restores the prefix-verdict cache from
+them, and continues with the first missing response: the final file is the same as that of
+an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codegym.labeling.core import Completer, LabelConfig, Labeler, max_prefix_checks
+from codegym.tasks.base import Task
+from codegym.tasks.registry import TaskSuite, load_suite
+from sandboxes import Sandbox
+
+#: Keys of a row's ``"run"`` dict that must match for a run to resume into a file.
+RUN_KEYS = ("suite", "split", "suite_kwargs", "seed", "samples_per_task", "k", "chunk", "mode", "completer")
+
+
+@dataclass(frozen=True)
+class LabelRunConfig:
+    """Settings of a labeling run (``codegym label``).
+
+    Attributes:
+        suite: Suite spec for :func:`codegym.tasks.registry.load_suite`.
+        split: Split to draw tasks from (``None``: ``"train"`` when the suite has one, else
+            the suite's default split).
+        responses: Number of responses to label (response indices ``0 .. responses - 1``).
+        samples_per_task: Responses per task (response ``r`` answers task
+            ``r // samples_per_task``); with more than one, prefix verdicts are shared.
+        seed: Seed of every response's generator (``default_rng([seed, r])``).
+        suite_kwargs: Constructor arguments of the suite (e.g. ``min_steps``/``max_steps``).
+        label: Labeler settings (``k``, ``chunk``, ``mode``, limits).
+        completer_id: A description of the completer (recorded in rows; a resume with a
+            different one is refused).
+    """
+
+    suite: str = "pipelines"
+    split: str | None = None
+    responses: int = 100
+    samples_per_task: int = 1
+    seed: int = 0
+    suite_kwargs: dict[str, Any] = field(default_factory=dict)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    completer_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.responses, int) or self.responses < 0:
+            raise ValueError(f"responses must be an int >= 0, got {self.responses!r}")
+        if not isinstance(self.samples_per_task, int) or self.samples_per_task < 1:
+            raise ValueError(f"samples_per_task must be an int >= 1, got {self.samples_per_task!r}")
+
+
+def response_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of response ``index`` (sampling the response, then its completions)."""
+    return np.random.default_rng([int(seed), int(index)])
+
+
+def summary_path(out: str | Path) -> Path:
+    """``labels.jsonl`` -> ``labels.summary.json`` (beside the output)."""
+    out = Path(out)
+    stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
+    return out.with_name(stem + ".summary.json")
+
+
+def read_rows(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
+    """Read a label file.
+
+    A last line without its newline is what a crash mid-write leaves: it is dropped (and cut
+    from the file when ``repair`` is true). Any other line that is not a JSON object raises.
+
+    Raises:
+        ValueError: A complete line is not valid JSON (names the file and line).
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data) and repair:
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
+    rows: list[dict[str, Any]] = []
+    for lineno, raw in enumerate(data[:cut].split(b"\n")[:-1], start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"{path}:{lineno}: corrupt label row ({e.msg}); remove the line or use a new --out"
+            ) from e
+        if not isinstance(row, dict) or "response_index" not in row:
+            raise ValueError(f"{path}:{lineno}: not a codegym label row (no 'response_index')")
+        rows.append(row)
+    return rows
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append one JSON row and make it durable (flush + fsync)."""
+    data = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+    with open(path, "ab") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _default_split(suite: TaskSuite) -> str:
+    return "train" if "train" in suite.splits else suite.default_split()
+
+
+class LabelRun:
+    """One labeling run into one output file (resumable).
+
+    Args:
+        out: Output JSONL path (appended to; created with its parent directory).
+        completer: Samples responses and completions.
+        sandbox: Executes programs.
+        config: See :class:`LabelRunConfig`.
+        suite: An already-built suite (default: ``load_suite(config.suite, **suite_kwargs)``).
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        completer: Completer,
+        sandbox: Sandbox,
+        config: LabelRunConfig,
+        suite: TaskSuite | None = None,
+    ):
+        self.out = Path(out)
+        self.config = config
+        self.suite = suite if suite is not None else load_suite(config.suite, **config.suite_kwargs)
+        self.split = self.suite.check_split(config.split or _default_split(self.suite))
+        size = self.suite.size(self.split)
+        if size is not None and config.responses > size * config.samples_per_task:
+            raise ValueError(
+                f"--responses {config.responses} exceeds split {self.split!r} of suite "
+                f"{config.suite!r} ({size} tasks x {config.samples_per_task} per task); "
+                "lower --responses or raise --samples-per-task"
+            )
+        self.completer = completer
+        self.labeler = Labeler(completer, sandbox, config.label)
+        self.run_info: dict[str, Any] = {
+            "suite": config.suite,
+            "split": self.split,
+            "suite_kwargs": dict(sorted(config.suite_kwargs.items())),
+            "seed": config.seed,
+            "samples_per_task": config.samples_per_task,
+            "k": config.label.k,
+            "chunk": config.label.chunk,
+            "mode": config.label.mode,
+            "completer": config.completer_id or repr(completer),
+        }
+        self.rows: list[dict[str, Any]] = []
+
+    def task_for(self, index: int) -> Task:
+        """The task answered by response ``index``."""
+        return self.suite.get(self.split, index // self.config.samples_per_task)
+
+    def _check_run(self, row: dict[str, Any], lineno: int) -> None:
+        theirs = row.get("run", {})
+        diff = [k for k in RUN_KEYS if json.dumps(theirs.get(k)) != json.dumps(self.run_info[k])]
+        if diff:
+            details = ", ".join(f"{k}: file has {theirs.get(k)!r}, now {self.run_info[k]!r}" for k in diff)
+            raise ValueError(
+                f"{self.out}: row {lineno} was written with other settings ({details}); "
+                "re-run with the same flags to resume, or choose a new --out"
+            )
+
+    def resume(self) -> list[dict[str, Any]]:
+        """Load finished rows (repairing a truncated tail) and restore the verdict cache."""
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        rows = read_rows(self.out, repair=True)
+        for i, row in enumerate(rows):
+            self._check_run(row, i + 1)
+            if row["response_index"] != i:
+                raise ValueError(
+                    f"{self.out}: row {i + 1} has response_index {row['response_index']}, expected "
+                    f"{i} (rows are written in order); the file is not from codegym label"
+                )
+            self.labeler.remember_row(row)
+        self.rows = rows
+        return rows
+
+    def label_one(self, index: int) -> dict[str, Any]:
+        """Sample and label response ``index`` (deterministic given the cache)."""
+        task = self.task_for(index)
+        rng = response_rng(self.config.seed, index)
+        response = self.completer.complete(task, [], 1, rng)[0]
+        labeled = self.labeler.label(task, response, rng)
+        return labeled.to_row(
+            response_index=index,
+            horizon=task.horizon,
+            bound_prefix_checks=max_prefix_checks(len(labeled.lines)),
+            run=self.run_info,
+        )
+
+    def iter_run(self) -> Iterator[dict[str, Any]]:
+        """Resume, then label the missing responses in order, appending each row; yields rows."""
+        self.resume()
+        for index in range(len(self.rows), self.config.responses):
+            row = self.label_one(index)
+            append_row(self.out, row)
+            self.rows.append(row)
+            yield row
+
+    def run(self, on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Label everything, write the summary beside the output, return it."""
+        for row in self.iter_run():
+            if on_row is not None:
+                on_row(row)
+        summary = summarize(self.rows, k=self.config.label.k)
+        summary["run"] = self.run_info
+        summary["config"] = _jsonable(asdict(self.config))
+        write_summary(self.out, summary)
+        return summary
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def write_summary(out: str | Path, summary: dict[str, Any]) -> Path:
+    """Write ``summary`` to :func:`summary_path` of ``out`` (atomically)."""
+    path = summary_path(out)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _linear_costs(row: dict[str, Any], mean_ok: tuple[float, float], mean_fail: tuple[float, float]) -> tuple[float, float]:
+    """(completions, executions) a linear scan would spend on ``row`` (estimated).
+
+    A linear scan checks the whole response, then prefixes of 1, 2, ... code lines until the
+    first incorrect one. A prefix that this run checked contributes what it actually cost;
+    one it did not check contributes the run's mean cost of a correct (or incorrect) check.
+    """
+    checks = row["checks"]
+    if row["mode"] == "linear":
+        return float(row["n_completions"]), float(row["n_executions"])
+    comps, execs = 0.0, float(checks[0]["executions"])
+    if row["passed"]:
+        return comps, execs
+    actual = {c["code_lines"]: c for c in checks[1:] if not c["cached"]}
+    j_star, c_lines = row["correct_code_lines"], row["code_lines"]
+    for j in range(1, min(j_star + 1, c_lines - 1) + 1):
+        if j in actual:
+            comps += actual[j]["samples"]
+            execs += actual[j]["executions"]
+        else:
+            m = mean_ok if j <= j_star else mean_fail
+            comps += m[0]
+            execs += m[1]
+    return comps, execs
+
+
+def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """Statistics of a label file: label balance, revised fraction, cost per response, and
+    the cost of a linear scan for the same responses (computed, not run)."""
+    n = len(rows)
+    labels = [lab for r in rows for lab in r["labels"]]
+    pos, neg, neu = labels.count(1), labels.count(-1), labels.count(0)
+    failed = [r for r in rows if not r["passed"]]
+    ok_checks = [c for r in rows for c in r["checks"][1:] if not c["cached"] and c["ok"]]
+    bad_checks = [c for r in rows for c in r["checks"][1:] if not c["cached"] and not c["ok"]]
+
+    def mean_cost(cs: list[dict[str, Any]], default: float) -> tuple[float, float]:
+        if not cs:
+            return default, default
+        return (
+            float(np.mean([c["samples"] for c in cs])),
+            float(np.mean([c["executions"] for c in cs])),
+        )
+
+    mean_ok = mean_cost(ok_checks, 1.0)
+    mean_fail = mean_cost(bad_checks, float(k))
+    lin = [_linear_costs(r, mean_ok, mean_fail) for r in rows]
+
+    def avg(values: list[float]) -> float:
+        return float(np.mean(values)) if values else 0.0
+
+    execs = [float(r["n_executions"]) for r in rows]
+    comps = [float(r["n_completions"]) for r in rows]
+    bound = [k * r["bound_prefix_checks"] for r in rows]
+    lin_exec = avg([e for _, e in lin])
+    return {
+        "responses": n,
+        "passed": sum(r["passed"] for r in rows),
+        "failed": len(failed),
+        "revised": sum(r["revised"] for r in rows),
+        "fraction_passed": (n - len(failed)) / n if n else 0.0,
+        "fraction_revised": sum(r["revised"] for r in rows) / n if n else 0.0,
+        "fraction_revised_of_failed": (
+            sum(r["revised"] for r in failed) / len(failed) if failed else 0.0
+        ),
+        "lines": len(labels),
+        "labels": {"+1": pos, "-1": neg, "0": neu},
+        "label_balance": {
+            "+1": pos / len(labels) if labels else 0.0,
+            "-1": neg / len(labels) if labels else 0.0,
+            "0": neu / len(labels) if labels else 0.0,
+        },
+        "mean_lines": avg([float(len(r["completions"])) for r in rows]),
+        "mean_code_lines": avg([float(r["code_lines"]) for r in rows]),
+        "completions_per_response": avg(comps),
+        "executions_per_response": avg(execs),
+        "prefix_checks_per_response": avg([float(r["prefix_checks"]) for r in rows]),
+        "completions_within_bound": sum(c <= b for c, b in zip(comps, bound)),
+        "linear": {
+            "prefix_checks_per_response": avg([float(r["linear_prefix_checks"]) for r in rows]),
+            "completions_per_response": avg([c for c, _ in lin]),
+            "executions_per_response": lin_exec,
+            "note": "a linear scan of the same responses, computed from this run's verdicts "
+            "(prefixes this run did not check cost the run's mean for correct/incorrect checks)",
+        },
+        "executions_ratio_to_linear": (avg(execs) / lin_exec) if lin_exec else 0.0,
+        "mode": rows[0]["mode"] if rows else None,
+        "k": k,
+    }
