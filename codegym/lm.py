@@ -1,0 +1,207 @@
+"""The tiny-LM stack: BPE tokenizers trained on the fly and GPT-2 models built from a config.
+
+Nothing here downloads anything: a tokenizer is trained with ``tokenizers`` on the text it
+will see and wrapped in :class:`transformers.PreTrainedTokenizerFast`; a model is a
+``GPT2LMHeadModel`` built from a ``GPT2Config`` with a seeded random init. Both save with
+``save_pretrained`` so ``AutoTokenizer``/``AutoModelForCausalLM.from_pretrained(DIR)`` load
+them like any Hugging Face checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: End of a program (mapped to :data:`codegym.constants.SUBMIT` by agents).
+EOS_TOKEN = "<|endoftext|>"
+#: Padding (never attended to).
+PAD_TOKEN = "<|pad|>"
+
+
+def train_bpe_tokenizer(
+    texts: Iterable[str], vocab_size: int = 512, min_frequency: int = 2
+) -> Any:
+    """Train a byte-level BPE tokenizer on ``texts``.
+
+    ``"\\n"`` is split off before byte-level pre-tokenisation, so a newline is always a token
+    of its own (the line-end token where :mod:`codegym.tokenization` reads line scores) and
+    generated line ends never merge with the next line's indentation.
+
+    Args:
+        texts: Training text (e.g. prompts and solutions of a suite).
+        vocab_size: Target vocabulary size, special tokens included (>= 300: the 256 bytes
+            plus a few merges).
+        min_frequency: Minimum pair count for a merge.
+
+    Returns:
+        A ``PreTrainedTokenizerFast`` with ``eos_token`` and ``pad_token`` set.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab_size < 300:
+        raise ValueError(f"vocab_size must be >= 300 (256 bytes + merges), got {vocab_size}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex("\n"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOS_TOKEN, PAD_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        bos_token=None,
+        unk_token=None,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+@dataclass
+class TinyLMConfig:
+    """Shape of a tiny GPT-2 model built from scratch."""
+
+    n_layer: int = 2
+    """Transformer blocks."""
+    n_embd: int = 128
+    """Hidden size (divisible by ``n_head``)."""
+    n_head: int = 4
+    """Attention heads."""
+    n_positions: int = 1024
+    """Longest sequence (context + program) in tokens."""
+    dropout: float = 0.0
+    """Residual/attention/embedding dropout."""
+    seed: int = 0
+    """Seed of the random init (a private RNG; the global torch RNG is left untouched)."""
+
+
+def build_causal_lm(tokenizer: Any, config: TinyLMConfig | None = None) -> Any:
+    """A randomly initialised ``GPT2LMHeadModel`` sized for ``tokenizer``.
+
+    Raises:
+        ValueError: ``n_embd`` is not divisible by ``n_head`` or a size is not positive.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = config or TinyLMConfig()
+    for name in ("n_layer", "n_embd", "n_head", "n_positions"):
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    if cfg.n_embd % cfg.n_head:
+        raise ValueError(f"n_embd ({cfg.n_embd}) must be divisible by n_head ({cfg.n_head})")
+    gcfg = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=cfg.n_positions,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = GPT2LMHeadModel(gcfg)
+    return model
+
+
+def build_tiny_lm_dir(
+    out: str | Path, texts: Iterable[str], vocab_size: int = 512, config: TinyLMConfig | None = None
+) -> Path:
+    """Train a tokenizer on ``texts``, build a random model and ``save_pretrained`` both.
+
+    Handy for tests and for a PRM base when no SFT checkpoint exists.
+    """
+    out = Path(out)
+    tok = train_bpe_tokenizer(texts, vocab_size=vocab_size)
+    model = build_causal_lm(tok, config)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def check_model_dir(path: str | Path, what: str = "model") -> Path:
+    """Return ``path`` as a Path if it holds a Hugging Face checkpoint, else ``ValueError``."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ValueError(f"{what} directory {str(p)!r} does not exist; pass a saved checkpoint dir")
+    if not (p / "config.json").is_file():
+        raise ValueError(
+            f"{what} directory {str(p)!r} has no config.json: not a save_pretrained checkpoint"
+        )
+    return p
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """``AutoTokenizer.from_pretrained(path)`` with a pad token guaranteed (EOS if missing)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.eos_token_id is None:
+        raise ValueError(f"tokenizer at {str(path)!r} has no EOS token; it cannot end a program")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(path: str | Path, device: str | torch.device = "cpu") -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a local checkpoint dir (eval mode, on ``device``)."""
+    from transformers import AutoModelForCausalLM
+
+    p = check_model_dir(path)
+    tok = load_tokenizer(p)
+    model = AutoModelForCausalLM.from_pretrained(str(p)).to(device)
+    model.eval()
+    if model.get_input_embeddings().num_embeddings < len(tok):
+        raise ValueError(
+            f"checkpoint {str(p)!r}: tokenizer has {len(tok)} tokens but the model's embedding "
+            f"has {model.get_input_embeddings().num_embeddings}: they do not belong together"
+        )
+    return model, tok
+
+
+def _cache_arg(model: Any) -> str:
+    """Name of the KV-cache argument of ``model.forward`` (``cache`` or ``past_key_values``)."""
+    import inspect
+
+    name = getattr(model, "_codegym_cache_arg", None)
+    if name is None:
+        params = inspect.signature(model.forward).parameters
+        name = "cache" if "cache" in params else "past_key_values"
+        try:
+            model._codegym_cache_arg = name
+        except AttributeError:  # pragma: no cover - exotic modules
+            pass
+    return name
+
+
+def forward_cached(model: Any, cache: Any, **inputs: Any) -> tuple[Any, Any]:
+    """``model(**inputs)`` continuing from the KV cache ``cache``; returns ``(output, cache)``.
+
+    Works across transformers versions (the cache argument was renamed from
+    ``past_key_values`` to ``cache`` in 5.x).
+    """
+    name = _cache_arg(model)
+    out = model(**inputs, **{name: cache}, use_cache=True)
+    new = out.get("cache") if hasattr(out, "get") else None
+    if new is None:
+        new = out.past_key_values
+    return out, new

@@ -1,0 +1,284 @@
+"""Batched line-by-line sampling from any causal LM, with the KV cache kept across lines.
+
+:class:`LineSampler` holds ``B`` programs (slots) in one shared KV cache. Each call to
+:meth:`LineSampler.next_lines` generates one line for every active slot, in lockstep: a slot
+whose line has ended feeds masked padding until the others finish. Token ids follow the
+tokenisation rule of :mod:`codegym.tokenization`: when the tokens generated for a line differ
+from ``tok(line + "\\n")`` (e.g. a token that merged the newline with more text, or a line cut
+at ``max_line_tokens``), the generated positions are masked out and the canonical ids are
+appended instead, so the cache always equals a full encoding of the program.
+
+Holes (masked positions) are handled with an explicit 2-D attention mask and per-slot
+position ids; when holes make up most of the cache it is rebuilt from the valid ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from codegym.constants import SUBMIT
+from codegym.lm import forward_cached
+from codegym.tokenization import encode_context, encode_lines
+
+
+class LineSampler:
+    """Samples programs line by line for a batch of contexts.
+
+    Args:
+        model: A causal LM (``AutoModelForCausalLM``), in eval mode.
+        tokenizer: Its tokenizer (needs an EOS token; the pad token defaults to EOS).
+        temperature: Softmax temperature (> 0) when not greedy.
+        top_p: Nucleus sampling mass in (0, 1].
+        greedy: Take the argmax token (temperature/top-p ignored).
+        max_line_tokens: A line is cut after this many tokens.
+        generator: The torch generator for sampling (pass one for reproducible draws).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+        max_line_tokens: int = 64,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if max_line_tokens < 1:
+            raise ValueError(f"max_line_tokens must be >= 1, got {max_line_tokens}")
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no EOS token; it cannot end a program")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.greedy = bool(greedy)
+        self.max_line_tokens = int(max_line_tokens)
+        self.generator = generator
+        self.device = next(model.parameters()).device
+        self.eos_id = int(tokenizer.eos_token_id)
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
+        self.max_positions = int(getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1 << 30))
+        vocab = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else len(tokenizer)
+        nl = torch.zeros(vocab, dtype=torch.bool)
+        for i in range(min(vocab, len(tokenizer))):
+            if "\n" in tokenizer.decode([i]):
+                nl[i] = True
+        self._newline = nl
+        self.batch_size = 0
+        self._clear(0)
+
+    # ------------------------------------------------------------------ state
+    def _clear(self, batch: int) -> None:
+        self.batch_size = batch
+        self.cache: Any = None
+        self.mask = torch.zeros(batch, 0, dtype=torch.long, device=self.device)  # [B, S]
+        self.next_pos = torch.zeros(batch, dtype=torch.long, device=self.device)  # [B]
+        self.last_logits: torch.Tensor | None = None  # [B, V]
+        self.valid_ids: list[list[int]] = [[] for _ in range(batch)]
+        self.lines: list[list[str]] = [[] for _ in range(batch)]
+        self.finished: list[bool] = [False] * batch
+        self._pending_submit: list[bool] = [False] * batch
+
+    def start(self, contexts: Sequence[str]) -> None:
+        """Start ``len(contexts)`` new programs (drops any previous state)."""
+        from transformers import DynamicCache
+
+        self._clear(len(contexts))
+        self.cache = DynamicCache()
+        self.last_logits = None
+        if contexts:
+            self._append([encode_context(self.tokenizer, c) for c in contexts])
+
+    def set_slot(self, slot: int, context: str, lines: Sequence[str] = ()) -> None:
+        """Replace slot ``slot`` by a program of ``context`` + ``lines`` (history masked out)."""
+        self._check_slot(slot)
+        self.mask[slot] = 0
+        self.next_pos[slot] = 0
+        ids = encode_context(self.tokenizer, context)
+        for piece in encode_lines(self.tokenizer, lines):
+            ids.extend(piece)
+        self.valid_ids[slot] = []
+        self.lines[slot] = list(lines)
+        self.finished[slot] = False
+        self._pending_submit[slot] = False
+        new: list[list[int]] = [[] for _ in range(self.batch_size)]
+        new[slot] = ids
+        self._append(new)
+
+    def _check_slot(self, slot: int) -> None:
+        if not 0 <= slot < self.batch_size:
+            raise ValueError(f"slot must be in [0, {self.batch_size}), got {slot}")
+
+    @torch.no_grad()
+    def _forward(self, ids: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
+        """Feed ``ids`` [B, n] (``new_mask`` [B, n] marks real tokens); returns logits [B, n, V]."""
+        pos = self.next_pos[:, None] + torch.cumsum(new_mask, dim=1) - 1  # [B, n]
+        pos = pos.clamp(min=0)
+        full_mask = torch.cat([self.mask, new_mask], dim=1)  # [B, S + n]
+        out, self.cache = forward_cached(
+            self.model, self.cache, input_ids=ids, attention_mask=full_mask, position_ids=pos
+        )
+        self.mask = full_mask
+        self.next_pos = self.next_pos + new_mask.sum(dim=1)
+        return out.logits
+
+    def _append(self, new_ids: list[list[int]], rebuild: bool = True) -> None:
+        """Append per-slot id lists (ragged; empty lists feed nothing) to the cache."""
+        n = max((len(x) for x in new_ids), default=0)
+        if n == 0:
+            return
+        for b, x in enumerate(new_ids):
+            if x and int(self.next_pos[b]) + len(x) > self.max_positions:
+                raise ValueError(
+                    f"slot {b}: {int(self.next_pos[b]) + len(x)} tokens exceed the model's "
+                    f"{self.max_positions} positions"
+                )
+        batch = len(new_ids)
+        ids = torch.full((batch, n), self.pad_id, dtype=torch.long)
+        m = torch.zeros(batch, n, dtype=torch.long)
+        for b, x in enumerate(new_ids):
+            if x:
+                ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
+                m[b, : len(x)] = 1
+                self.valid_ids[b].extend(x)
+        ids, m = ids.to(self.device), m.to(self.device)
+        logits = self._forward(ids, m)
+        last = logits[:, -1, :].float().clone()
+        if self.last_logits is None:
+            self.last_logits = torch.zeros_like(last)
+        for b, x in enumerate(new_ids):
+            if x:
+                self.last_logits[b] = logits[b, len(x) - 1].float()
+        if rebuild:
+            self._maybe_rebuild()
+
+    def _maybe_rebuild(self) -> None:
+        """Re-encode the valid ids when holes make up most of the cache."""
+        total = self.mask.shape[1]
+        longest = max((len(v) for v in self.valid_ids), default=0)
+        if total <= 2 * longest + 128:
+            return
+        from transformers import DynamicCache
+
+        valid = [list(v) for v in self.valid_ids]
+        lines, finished, pending = self.lines, self.finished, self._pending_submit
+        self._clear(len(valid))
+        self.lines, self.finished, self._pending_submit = lines, finished, pending
+        self.cache = DynamicCache()
+        self._append(valid)
+
+    # --------------------------------------------------------------- sampling
+    def _sample(self, logits: torch.Tensor) -> torch.Tensor:
+        """Next token per row of ``logits`` [B, V] -> [B]."""
+        if self.greedy:
+            return logits.argmax(dim=-1)
+        logits = logits / self.temperature
+        probs = torch.softmax(logits, dim=-1)
+        if self.top_p < 1.0:
+            sorted_p, idx = probs.sort(dim=-1, descending=True)
+            keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < self.top_p  # always keeps the top token
+            sorted_p = sorted_p * keep
+            probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
+        return torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+
+    def next_lines(self, active: Sequence[bool] | None = None) -> list[str | None]:
+        """Generate one line for every active, unfinished slot.
+
+        Returns:
+            Per slot: the line (no newline), :data:`codegym.SUBMIT` when the model ended the
+            program (EOS) or ran out of positions, or ``None`` for inactive/finished slots.
+        """
+        B = self.batch_size
+        act = [bool(a) for a in (active if active is not None else [True] * B)]
+        if len(act) != B:
+            raise ValueError(f"active has {len(act)} entries for {B} slots")
+        result: list[str | None] = [None] * B
+        running = []
+        for b in range(B):
+            if not act[b] or self.finished[b]:
+                continue
+            if self._pending_submit[b]:
+                self.finished[b] = True
+                result[b] = SUBMIT
+            elif int(self.next_pos[b]) + 2 > self.max_positions:
+                self.finished[b] = True
+                result[b] = SUBMIT
+            else:
+                running.append(b)
+        if not running:
+            return result
+        assert self.last_logits is not None
+        gen: dict[int, list[int]] = {b: [] for b in running}
+        cols: dict[int, list[int]] = {b: [] for b in running}  # cache columns fed for the line
+        ended: dict[int, str] = {}  # b -> "nl" | "eos" | "max"
+        live = list(running)
+        while live:
+            tokens = self._sample(self.last_logits[live])  # [len(live)]
+            feed: list[list[int]] = [[] for _ in range(B)]
+            for b, t in zip(live, tokens.tolist()):
+                if t == self.eos_id:
+                    ended[b] = "eos"
+                    continue
+                gen[b].append(t)
+                feed[b] = [t]
+                if self._newline[t]:
+                    ended[b] = "nl"
+                elif len(gen[b]) >= self.max_line_tokens or int(self.next_pos[b]) + 2 >= self.max_positions:
+                    ended[b] = "max"
+            if any(feed):
+                start_col = self.mask.shape[1]
+                self._append_step(feed)
+                for b in range(B):
+                    if feed[b]:
+                        cols[b].append(start_col)
+            live = [b for b in live if b not in ended]
+        fixes: list[list[int]] = [[] for _ in range(B)]
+        for b in running:
+            text = self.tokenizer.decode(gen[b], skip_special_tokens=False)
+            line = text.split("\n", 1)[0].rstrip("\r")
+            if ended[b] == "eos" and not gen[b]:
+                self.finished[b] = True
+                result[b] = SUBMIT
+                continue
+            if ended[b] == "eos":
+                self._pending_submit[b] = True
+            canonical = encode_lines(self.tokenizer, [line])[0]
+            if canonical != gen[b]:
+                # Replace the generated tokens by tok(line + "\n") (the tokenisation rule).
+                for c in cols[b]:
+                    self.mask[b, c] = 0
+                self.next_pos[b] -= len(cols[b])
+                del self.valid_ids[b][len(self.valid_ids[b]) - len(cols[b]) :]
+                fixes[b] = canonical
+            self.lines[b].append(line)
+            result[b] = line
+        if any(fixes):
+            self._append(fixes)
+        else:
+            self._maybe_rebuild()
+        return result
+
+    def _append_step(self, feed: list[list[int]]) -> None:
+        """Feed one token per slot (empty = masked pad) and update ``last_logits``."""
+        self._append(feed, rebuild=False)
+
+    def sample_programs(self, contexts: Sequence[str], max_lines: int) -> list[list[str]]:
+        """Sample complete programs (lists of lines) for ``contexts``.
+
+        Each program ends at EOS or after ``max_lines`` lines.
+        """
+        self.start(contexts)
+        for _ in range(max_lines):
+            self.next_lines()
+            if all(self.finished):
+                break
+        return [list(lines) for lines in self.lines]
