@@ -1,0 +1,479 @@
+"""LLM-PPO with line-level rewards and a PRM-initialised critic (token-level PPO).
+
+Reads like CleanRL's ``ppo.py``; one iteration is
+
+1. **rollout** — ``num_prompts`` training tasks × ``samples_per_prompt`` programs sampled
+   line by line through ``CodePRM-v0`` envs (:mod:`agents.ppo.rollout`); the env gives each
+   line's dense reward and the unit-test reward;
+2. **advantages** — one no-grad pass of policy, frozen reference and critic over the
+   re-encoded programs gives old log-probs, the per-token KL and values; rewards are placed on
+   tokens (line rewards on line ends, unit-test reward on the final token, −β·KL on every
+   token) and GAE runs over tokens (:func:`agents.ppo.gae.compute_gae`);
+3. **flatten / minibatch epochs** — ``update_epochs`` passes over shuffled minibatches of
+   episodes: clipped policy loss on whitened advantages (after the critic warm-up), clipped
+   value loss, gradient clipping, separate Adam optimisers;
+4. **logging** — a JSONL row of ``losses/*`` and ``charts/*`` per iteration, and a resumable
+   checkpoint.
+
+Data parallel: run under ``accelerate launch`` and each process rolls out its own tasks
+(seeded by rank); gradients are averaged by DDP (``torch.distributed``; gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.ppo.config import PPOConfig
+from agents.ppo.critic import build_critic, critic_values, save_critic
+from agents.ppo.gae import compute_gae, masked_mean, masked_whiten, place_rewards
+from agents.ppo.losses import (
+    KLController,
+    clipped_policy_loss,
+    clipped_value_loss,
+    explained_variance,
+    token_logprobs,
+)
+from agents.ppo.rollout import (
+    Episode,
+    RolloutBatch,
+    collect_episodes,
+    episodes_to_batch,
+    prefix_accuracy,
+)
+
+CHECKPOINT = "checkpoint"
+METRICS = "metrics.jsonl"
+
+
+def _policy_logprobs(
+    model: Any, batch: RolloutBatch, temperature: float, entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs [B, S-1] of the batch's targets (and entropy) under ``model``."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    stats = token_logprobs(logits[:, :-1], batch.targets, temperature, entropy=entropy)
+    return stats.logprobs, stats.entropy
+
+
+def _index(batch: RolloutBatch, idx: torch.Tensor) -> RolloutBatch:
+    """Rows ``idx`` of every tensor of the batch, trimmed to the rows' longest sequence."""
+    rows = RolloutBatch(*(t[idx] for t in batch))
+    length = int(rows.attention_mask.sum(dim=1).max())
+    return rows._replace(
+        input_ids=rows.input_ids[:, :length],
+        attention_mask=rows.attention_mask[:, :length],
+        targets=rows.targets[:, : length - 1],
+        action_mask=rows.action_mask[:, : length - 1],
+    )
+
+
+class PPOTrainer:
+    """Trains a causal-LM policy with PPO in ``CodePRM-v0``.
+
+    Args:
+        config: The :class:`PPOConfig`.
+        policy_dir: ``save_pretrained`` directory of the starting policy (and its tokenizer).
+        out_dir: Run directory: ``config.json``, ``metrics.jsonl``, ``reference/``,
+            ``checkpoint/`` (resumable), ``policy/`` and ``critic/`` (final).
+        prm_dir: PRM checkpoint (needed for dense rewards and ``value_init="prm"``).
+        accelerator: An ``accelerate.Accelerator`` for data-parallel training, or None.
+        on_iteration: Called with each metrics row (e.g. a progress bar).
+
+    Restarting with the same ``out_dir`` resumes from the last checkpoint: the iteration
+    count continues and ``metrics.jsonl`` keeps the rows up to that checkpoint.
+    """
+
+    def __init__(
+        self,
+        config: PPOConfig,
+        policy_dir: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str],
+        prm_dir: str | os.PathLike[str] | None = None,
+        accelerator: Any = None,
+        on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        from codegym.lm import check_model_dir, load_causal_lm
+
+        self.config = config.validate()
+        self.out = Path(out_dir)
+        self.policy_dir = check_model_dir(policy_dir, "policy")
+        if config.uses_prm and prm_dir is None:
+            raise ValueError(
+                f"dense_reward={config.dense_reward!r} / value_init={config.value_init!r} need a "
+                "PRM: pass prm_dir (--prm DIR), or use dense_reward='none' and value_init='policy'"
+            )
+        self.prm_dir = Path(prm_dir) if prm_dir is not None else None
+        if self.prm_dir is not None:
+            check_model_dir(self.prm_dir, "PRM")
+        self.accelerator = accelerator
+        self.on_iteration = on_iteration
+        self.rank = accelerator.process_index if accelerator is not None else 0
+        self.world = accelerator.num_processes if accelerator is not None else 1
+        self.is_main = self.rank == 0
+        if accelerator is not None:
+            self.device = accelerator.device
+        else:
+            self.device = torch.device(config.device)
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        resume = (self.out / CHECKPOINT / "state.pt").is_file()
+        start_dir = self.out / CHECKPOINT / "policy" if resume else self.policy_dir
+        self.policy, self.tokenizer = load_causal_lm(start_dir, device=self.device)
+        ref_dir = self.out / "reference"
+        if resume or (ref_dir / "config.json").is_file():
+            self.ref, _ = load_causal_lm(ref_dir, device=self.device)
+        else:
+            self.ref = copy.deepcopy(self.policy)
+        self.ref.requires_grad_(False).eval()
+        if resume:
+            self.critic = build_critic("checkpoint", self.out / CHECKPOINT / "critic", None)
+        else:
+            self.critic = build_critic(
+                config.value_init, self.prm_dir, self.policy_dir, seed=config.seed
+            )
+        self.critic.to(self.device)
+        self.policy.eval()  # dropout off: rollout, old log-probs and updates use one mode
+        self.critic.eval()
+        self.opt_policy = torch.optim.AdamW(
+            self.policy.parameters(), lr=config.policy_lr, betas=config.adam_betas,
+            eps=config.adam_eps, weight_decay=config.weight_decay,
+        )  # fmt: skip
+        self.opt_critic = torch.optim.AdamW(
+            self.critic.parameters(), lr=config.critic_lr, betas=config.adam_betas,
+            eps=config.adam_eps, weight_decay=config.weight_decay,
+        )  # fmt: skip
+        self.kl_ctl = KLController(config.kl_coef, config.adaptive_kl, config.target_kl, config.kl_horizon)
+        self.iteration = 0
+        if resume:
+            self._load_state()
+        if accelerator is not None:
+            self.policy, self.critic, self.opt_policy, self.opt_critic = accelerator.prepare(
+                self.policy, self.critic, self.opt_policy, self.opt_critic
+            )
+        if self.is_main:
+            if not (ref_dir / "config.json").is_file():
+                self._unwrap(self.ref).save_pretrained(ref_dir)
+                self.tokenizer.save_pretrained(ref_dir)
+            data = config.to_dict()
+            data["extra"] = {
+                **data["extra"],
+                "policy_dir": str(self.policy_dir),
+                "prm_dir": str(self.prm_dir) if self.prm_dir else None,
+                "world_size": self.world,
+            }
+            (self.out / "config.json").write_text(json.dumps(data, indent=2))
+            self._trim_metrics()
+        self._setup_envs()
+
+    # ------------------------------------------------------------------ setup
+    def _unwrap(self, model: Any) -> Any:
+        if self.accelerator is not None:
+            return self.accelerator.unwrap_model(model)
+        return model
+
+    def _setup_envs(self) -> None:
+        import gymnasium as gym
+
+        import codegym  # noqa: F401  (registers CodePRM-v0)
+        from codegym.tasks import load_suite
+        from sandboxes import make_sandbox
+
+        cfg = self.config
+        kwargs = {"min_steps": cfg.min_steps, "max_steps": cfg.max_steps, "seed": cfg.suite_seed}
+        self.suite = load_suite(cfg.suite, **kwargs) if cfg.suite == "pipelines" else load_suite(cfg.suite)
+        self.sandbox = make_sandbox(cfg.sandbox, workers=cfg.sandbox_workers)
+        self.pool = ThreadPoolExecutor(max_workers=cfg.sandbox_workers)
+        first = self.suite.get(self.suite.check_split(cfg.split), 0)
+        scorers = self._line_scorers(cfg.batch_size)
+        env_mode = {"none": "none", "delta": "delta", "paper": "none"}[cfg.dense_reward]
+        self.envs = [
+            gym.make(
+                "CodePRM-v0", tasks=[first], sandbox=self.sandbox, prm=scorers[i],
+                reward_mode=env_mode, test_reward=cfg.unit_test_reward,
+                max_lines=cfg.max_lines, disable_env_checker=True,
+            )
+            for i in range(cfg.batch_size)
+        ]  # fmt: skip
+
+    def _line_scorers(self, n: int) -> list[Any]:
+        """One PRM line scorer per env (sharing one model), or ``None`` without dense reward."""
+        if self.config.dense_reward == "none":
+            return [None] * n
+        from codegym.prm import load_line_scorers
+
+        return load_line_scorers(str(self.prm_dir), n, device=str(self.device))
+
+    def close(self) -> None:
+        """Close envs, the thread pool and the sandbox."""
+        for env in getattr(self, "envs", []):
+            env.close()
+        if hasattr(self, "pool"):
+            self.pool.shutdown(wait=True)
+        if hasattr(self, "sandbox"):
+            self.sandbox.close()
+
+    # ---------------------------------------------------------------- rollout
+    def _draw_tasks(self, iteration: int) -> list[Any]:
+        """The iteration's tasks: ``num_prompts`` distinct draws, each repeated per sample."""
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, iteration, self.rank])
+        tasks = [self.suite.sample(rng, cfg.split) for _ in range(cfg.num_prompts)]
+        return [t for t in tasks for _ in range(cfg.samples_per_prompt)]
+
+    @torch.no_grad()
+    def rollout(self, iteration: int) -> tuple[list[Episode], float]:
+        """Sample the iteration's programs; returns episodes and seconds spent."""
+        from codegym.sampling import LineSampler
+
+        cfg = self.config
+        start = time.perf_counter()
+        gen = torch.Generator(device=self.device).manual_seed(
+            int(cfg.seed) * 1_000_003 + iteration * 1009 + self.rank
+        )
+        sampler = LineSampler(
+            self._unwrap(self.policy), self.tokenizer, temperature=cfg.temperature,
+            max_line_tokens=cfg.max_line_tokens, generator=gen,
+        )  # fmt: skip
+        episodes = collect_episodes(
+            sampler, self.envs, self._draw_tasks(iteration), max_new_tokens=cfg.max_new_tokens,
+            dense_reward=cfg.dense_reward, dense_coef=cfg.dense_coef,
+            unit_test_reward=cfg.unit_test_reward, pool=self.pool,
+        )  # fmt: skip
+        return episodes, time.perf_counter() - start
+
+    # ------------------------------------------------------------- advantages
+    @torch.no_grad()
+    def score(self, batch: RolloutBatch) -> dict[str, torch.Tensor]:
+        """Old log-probs, reference log-probs, values, rewards, advantages and returns."""
+        cfg = self.config
+        old_lp, _ = _policy_logprobs(self._unwrap(self.policy), batch, cfg.temperature, False)
+        ref_lp, _ = _policy_logprobs(self.ref, batch, cfg.temperature, False)
+        values = critic_values(self._unwrap(self.critic), batch.input_ids, batch.attention_mask)
+        values = values[:, :-1]  # [B, S-1]: value of the state each token was chosen in
+        mask = batch.action_mask
+        kl = torch.where(mask, old_lp - ref_lp, torch.zeros_like(old_lp))  # [B, S-1]
+        rewards = place_rewards(
+            mask, batch.line_end, batch.line_rewards, batch.final_reward, kl, self.kl_ctl.value
+        )
+        gae = compute_gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
+        return {
+            "old_logprobs": old_lp, "ref_logprobs": ref_lp, "values": values, "kl": kl,
+            "rewards": rewards, "advantages": gae.advantages, "returns": gae.returns,
+        }  # fmt: skip
+
+    # ----------------------------------------------------------------- update
+    def update(self, batch: RolloutBatch, scored: dict[str, torch.Tensor], train_policy: bool) -> dict[str, float]:
+        """Minibatch epochs of clipped policy and value losses; returns mean diagnostics."""
+        cfg = self.config
+        n = batch.input_ids.shape[0]
+        mb_size = max(1, n // cfg.num_minibatches)
+        gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + self.iteration * 31 + self.rank)
+        logs: dict[str, list[float]] = {
+            k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac", "grad_norm", "value_grad_norm")
+        }
+        self.policy.train(False)
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(n, generator=gen)
+            for lo in range(0, n - mb_size + 1, mb_size):
+                idx = perm[lo : lo + mb_size]
+                mb = _index(batch, idx)
+                length = mb.action_mask.shape[1]
+                mask = mb.action_mask
+                old_lp = scored["old_logprobs"][idx][:, :length]
+                adv = scored["advantages"][idx][:, :length]
+                ret = scored["returns"][idx][:, :length]
+                old_v = scored["values"][idx][:, :length]
+                if cfg.norm_adv:
+                    adv = masked_whiten(adv, mask)
+                if train_policy:
+                    new_lp, ent = _policy_logprobs(self.policy, mb, cfg.temperature, True)
+                    pl = clipped_policy_loss(new_lp, old_lp, adv, mask, cfg.clip_coef)
+                    ent_mean = masked_mean(ent, mask)
+                    loss = pl.loss - cfg.ent_coef * ent_mean
+                    self.opt_policy.zero_grad(set_to_none=True)
+                    self._backward(loss)
+                    logs["grad_norm"].append(self._clip(self.policy))
+                    self.opt_policy.step()
+                    logs["policy"].append(float(pl.loss))
+                    logs["entropy"].append(float(ent_mean))
+                    logs["approx_kl"].append(float(pl.approx_kl))
+                    logs["clipfrac"].append(float(pl.clipfrac))
+                new_v = critic_values(self.critic, mb.input_ids, mb.attention_mask)[:, :-1]
+                vclip = cfg.vf_clip_coef if cfg.clip_vloss else None
+                vloss = clipped_value_loss(new_v, old_v, ret, mask, vclip)
+                self.opt_critic.zero_grad(set_to_none=True)
+                self._backward(cfg.vf_coef * vloss)
+                logs["value_grad_norm"].append(self._clip(self.critic))
+                self.opt_critic.step()
+                logs["value"].append(float(vloss))
+        return {k: float(np.mean(v)) if v else float("nan") for k, v in logs.items()}
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is not None:
+            self.accelerator.backward(loss)
+        else:
+            loss.backward()
+
+    def _clip(self, model: Any) -> float:
+        params = [p for p in model.parameters() if p.grad is not None]
+        if self.accelerator is not None:
+            norm = self.accelerator.clip_grad_norm_(params, self.config.max_grad_norm)
+        else:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+        return float(norm)
+
+    # ------------------------------------------------------------------ train
+    def train_iteration(self) -> dict[str, Any]:
+        """One rollout + update; returns the metrics row (also written to metrics.jsonl)."""
+        cfg = self.config
+        iteration = self.iteration + 1
+        episodes, t_rollout = self.rollout(iteration)
+        start = time.perf_counter()
+        batch = RolloutBatch(*(t.to(self.device) for t in episodes_to_batch(episodes, self.tokenizer)))
+        scored = self.score(batch)
+        t_score = time.perf_counter() - start
+        start = time.perf_counter()
+        train_policy = iteration > cfg.critic_warmup_iterations
+        losses = self.update(batch, scored, train_policy)
+        t_update = time.perf_counter() - start
+        self.iteration = iteration
+
+        mask = batch.action_mask
+        n_tokens = int(mask.sum())
+        seq_kl = float((scored["kl"] * mask).sum(dim=1).mean())
+        beta = self.kl_ctl.value
+        self.kl_ctl.update(self._mean_across(seq_kl), len(episodes) * self.world)
+        stats = {
+            "pass_rate": float(np.mean([e.passed for e in episodes])),
+            "return": float((scored["rewards"] * mask).sum(dim=1).mean()),
+            "test_reward": float(np.mean([e.test_reward for e in episodes])),
+            "dense_reward": float(np.mean([sum(e.line_rewards) for e in episodes])),
+            "kl": seq_kl,
+            "lines": float(np.mean([e.num_lines for e in episodes])),
+            "tokens": n_tokens / len(episodes),
+            "prefix_accuracy": float(np.mean([prefix_accuracy(e) for e in episodes])),
+            "invalid_rate": float(np.mean([e.invalid for e in episodes])),
+            "truncated_rate": float(np.mean([e.truncated for e in episodes])),
+        }
+        stats = {k: self._mean_across(v) for k, v in stats.items()}
+        row: dict[str, Any] = {"iteration": iteration, "time": time.time()}
+        row.update({f"losses/{k}": v for k, v in losses.items() if k not in ("grad_norm", "value_grad_norm")})
+        row.update({f"charts/{k}": v for k, v in stats.items()})
+        row.update(
+            {
+                "charts/kl_coef": beta,
+                "charts/explained_variance": explained_variance(scored["values"], scored["returns"], mask),
+                "charts/grad_norm": losses["grad_norm"],
+                "charts/value_grad_norm": losses["value_grad_norm"],
+                "charts/policy_trained": train_policy,
+                "charts/rollout_tokens_per_s": n_tokens / max(t_rollout, 1e-9),
+                "charts/update_tokens_per_s": n_tokens * cfg.update_epochs / max(t_update, 1e-9),
+                "charts/score_tokens_per_s": int(batch.attention_mask.sum()) / max(t_score, 1e-9),
+                "time/rollout": t_rollout,
+                "time/score": t_score,
+                "time/update": t_update,
+            }
+        )
+        if self.is_main:
+            if iteration % cfg.log_every == 0 or iteration == cfg.iterations:
+                with (self.out / METRICS).open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:
+            self.save_checkpoint()
+        if self.on_iteration is not None and self.is_main:
+            self.on_iteration(row)
+        return row
+
+    def train(self, iterations: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``iterations`` (default ``config.iterations``) are done; save final models.
+
+        Returns the metrics rows produced by this call (resumed runs skip done iterations).
+        """
+        total = self.config.iterations if iterations is None else iterations
+        rows = []
+        while self.iteration < total:
+            rows.append(self.train_iteration())
+        self.save_final()
+        return rows
+
+    def _mean_across(self, value: float) -> float:
+        if self.accelerator is None or self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float32, device=self.device)
+        return float(self.accelerator.reduce(t, reduction="mean"))
+
+    # ------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> None:
+        """Atomically replace ``out/checkpoint`` (policy, critic, optimisers, iteration, β)."""
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+        if not self.is_main:
+            return
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        old = self.out / (CHECKPOINT + ".old")
+        final = self.out / CHECKPOINT
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self._unwrap(self.policy).save_pretrained(tmp / "policy")
+        self.tokenizer.save_pretrained(tmp / "policy")
+        save_critic(self._unwrap(self.critic), tmp / "critic", self.tokenizer)
+        torch.save(
+            {
+                "iteration": self.iteration,
+                "kl_coef": self.kl_ctl.value,
+                "opt_policy": self.opt_policy.state_dict(),
+                "opt_critic": self.opt_critic.state_dict(),
+            },
+            tmp / "state.pt",
+        )
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _load_state(self) -> None:
+        state = torch.load(self.out / CHECKPOINT / "state.pt", map_location=self.device, weights_only=False)
+        self.iteration = int(state["iteration"])
+        self.kl_ctl.value = float(state["kl_coef"])
+        self.opt_policy.load_state_dict(state["opt_policy"])
+        self.opt_critic.load_state_dict(state["opt_critic"])
+
+    def _trim_metrics(self) -> None:
+        """Drop metric rows newer than the checkpoint (written before a crash)."""
+        path = self.out / METRICS
+        if not path.is_file():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                row = json.loads(line)
+                if int(row.get("iteration", 0)) <= self.iteration:
+                    keep.append(line)
+        path.write_text("".join(x + "\n" for x in keep))
+
+    def save_final(self) -> None:
+        """Write ``out/policy`` (loadable by ``codegym eval --agent ppo --model OUT``) and
+        ``out/critic``."""
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+        if not self.is_main:
+            return
+        self._unwrap(self.policy).save_pretrained(self.out / "policy")
+        self.tokenizer.save_pretrained(self.out / "policy")
+        save_critic(self._unwrap(self.critic), self.out / "critic", self.tokenizer)
