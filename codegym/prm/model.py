@@ -1,0 +1,233 @@
+"""``ProcessRewardModel``: a Hugging Face backbone (``AutoModel``) + a scalar head ``score``.
+
+The PRM reads a program tokenised by the rule of :mod:`codegym.tokenization` and outputs one
+scalar per token; a line's score is the output at the line's last token. The PPO critic has
+the same architecture (backbone + ``score`` head), so initialising the critic from the PRM
+("value initialisation") is a plain weight load::
+
+    critic = ProcessRewardModel.from_pretrained(prm_dir)   # backbone + score head, as trained
+
+Checkpoint layout (``save_pretrained(DIR)``)::
+
+    DIR/config.json, DIR/model.safetensors   the backbone (``AutoModel.from_pretrained(DIR)``)
+    DIR/tokenizer.json, ...                   its tokenizer
+    DIR/score_head.safetensors                the head: ``weight`` [1, hidden], ``bias`` [1]
+    DIR/prm_config.json                       format, objective, hidden size, vocabulary size
+                                              and a fingerprint of the tokenizer's vocabulary
+
+``from_pretrained`` refuses a checkpoint whose tokenizer or head does not match the backbone
+(another tokenizer copied in, a head of another hidden size, a plain LM directory) with a
+``ValueError`` that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from codegym.lm import check_model_dir, forward_cached, load_tokenizer
+
+PRM_CONFIG_NAME = "prm_config.json"
+HEAD_WEIGHTS_NAME = "score_head.safetensors"
+PRM_FORMAT = "codegym-prm"
+Objective = Literal["mse", "bce"]
+OBJECTIVES = ("mse", "bce")
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """SHA-256 of the tokenizer's vocabulary (token -> id), to detect a swapped tokenizer."""
+    vocab = tokenizer.get_vocab()
+    blob = json.dumps(sorted(vocab.items(), key=lambda kv: kv[1]), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ProcessRewardModel(nn.Module):
+    """Backbone + scalar ``score`` head, one output per token.
+
+    Args:
+        backbone: A transformer returning ``last_hidden_state`` (``AutoModel``).
+        tokenizer: Its tokenizer (saved alongside).
+        objective: ``"mse"`` (regression to labels in [-1, 1]; the score is the raw output) or
+            ``"bce"`` (the output is a logit of P(line correct); the score is
+            ``2 * sigmoid(logit) - 1``, on the same [-1, 1] scale as the labels).
+        seed: Seed of the head's init (a private generator).
+    """
+
+    def __init__(
+        self, backbone: nn.Module, tokenizer: Any, objective: Objective = "mse", seed: int = 0
+    ) -> None:
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.objective: Objective = objective
+        hidden = int(backbone.config.hidden_size)
+        self.score = nn.Linear(hidden, 1)
+        gen = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            self.score.weight.copy_(torch.randn(1, hidden, generator=gen) * (0.5 / hidden**0.5))
+            self.score.bias.zero_()
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_base(
+        cls, base: str | Path, objective: Objective = "mse", seed: int = 0, device: str = "cpu"
+    ) -> ProcessRewardModel:
+        """A PRM with the backbone of a causal-LM checkpoint (e.g. the SFT policy) and a new head."""
+        from transformers import AutoModel
+
+        path = check_model_dir(base, "base model")
+        if (path / PRM_CONFIG_NAME).is_file():
+            prm = cls.from_pretrained(path, device=device)
+            if prm.objective != objective:
+                raise ValueError(
+                    f"base {str(path)!r} is a PRM trained with objective {prm.objective!r}; "
+                    f"pass --objective {prm.objective} or start from a language model"
+                )
+            return prm
+        tok = load_tokenizer(path)
+        backbone = AutoModel.from_pretrained(str(path))
+        _check_vocab(backbone, tok, path)
+        return cls(backbone, tok, objective=objective, seed=seed).to(device)
+
+    # ---------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: Any = None,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor, Any]:
+        """Raw head outputs for every token.
+
+        Args:
+            input_ids: [B, T] token ids.
+            attention_mask: [B, S + T] (S = cached length) 1 for real tokens.
+            position_ids: [B, T] positions (default: the backbone's).
+            cache: A KV cache from a previous call (continues that sequence).
+            use_cache: Return the updated cache.
+
+        Returns:
+            ``(raw [B, T], cache or None)``; ``raw`` is a score (mse) or a logit (bce).
+        """
+        inputs: dict[str, Any] = {"input_ids": input_ids}
+        if attention_mask is not None:
+            inputs["attention_mask"] = attention_mask
+        if position_ids is not None:
+            inputs["position_ids"] = position_ids
+        if use_cache or cache is not None:
+            out, new_cache = forward_cached(self.backbone, cache, **inputs)
+        else:
+            out, new_cache = self.backbone(**inputs, use_cache=False), None
+        hidden = out.last_hidden_state  # [B, T, H]
+        raw = self.score(hidden).squeeze(-1)  # [B, T]
+        return raw, new_cache
+
+    def to_score(self, raw: torch.Tensor) -> torch.Tensor:
+        """Map head outputs to scores on the label scale [-1, 1] (identity for mse)."""
+        if self.objective == "bce":
+            return 2.0 * torch.sigmoid(raw) - 1.0
+        return raw
+
+    # ----------------------------------------------------------------- saving
+    def save_pretrained(self, out: str | Path) -> Path:
+        """Save backbone, tokenizer, head and ``prm_config.json`` to ``out``."""
+        from safetensors.torch import save_file
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        save_file(
+            {
+                "weight": self.score.weight.detach().cpu().contiguous(),
+                "bias": self.score.bias.detach().cpu().contiguous(),
+            },
+            str(out / HEAD_WEIGHTS_NAME),
+        )
+        meta = {
+            "format": PRM_FORMAT,
+            "version": 1,
+            "head": "score",
+            "objective": self.objective,
+            "hidden_size": int(self.score.in_features),
+            "vocab_size": len(self.tokenizer),
+            "tokenizer_sha256": tokenizer_fingerprint(self.tokenizer),
+            "tokenisation_rule": "tok(prompt) + sum(tok(line + '\\n')); score at each line's last token",
+        }
+        (out / PRM_CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+        return out
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> ProcessRewardModel:
+        """Load a checkpoint written by :meth:`save_pretrained` (eval mode, on ``device``).
+
+        Raises:
+            ValueError: Missing files, a tokenizer that is not the one the PRM was trained
+                with, or a head that does not fit the backbone.
+        """
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+
+        p = check_model_dir(path, "PRM")
+        cfg_path = p / PRM_CONFIG_NAME
+        if not cfg_path.is_file():
+            raise ValueError(
+                f"{str(p)!r} is not a PRM checkpoint (no {PRM_CONFIG_NAME}); train one with "
+                "`codegym train-prm --base MODEL_DIR --out DIR`, or use it as --base"
+            )
+        try:
+            meta = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{cfg_path}: corrupt JSON ({e})") from e
+        if meta.get("format") != PRM_FORMAT or meta.get("head") != "score":
+            raise ValueError(f"{cfg_path}: unknown PRM format {meta.get('format')!r}")
+        objective = meta.get("objective", "mse")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"{cfg_path}: unknown objective {objective!r}")
+        head_path = p / HEAD_WEIGHTS_NAME
+        if not head_path.is_file():
+            raise ValueError(f"PRM {str(p)!r} has no head weights ({HEAD_WEIGHTS_NAME})")
+        tok = load_tokenizer(p)
+        if len(tok) != meta.get("vocab_size") or tokenizer_fingerprint(tok) != meta.get(
+            "tokenizer_sha256"
+        ):
+            raise ValueError(
+                f"PRM {str(p)!r}: the tokenizer in the directory ({len(tok)} tokens) is not the "
+                f"one the PRM was trained with ({meta.get('vocab_size')} tokens, fingerprint "
+                f"{str(meta.get('tokenizer_sha256'))[:12]}); restore the original tokenizer files"
+            )
+        backbone = AutoModel.from_pretrained(str(p))
+        _check_vocab(backbone, tok, p)
+        head = load_file(str(head_path))
+        hidden = int(backbone.config.hidden_size)
+        w, b = head.get("weight"), head.get("bias")
+        if w is None or b is None or tuple(w.shape) != (1, hidden) or tuple(b.shape) != (1,):
+            got = None if w is None else tuple(w.shape)
+            raise ValueError(
+                f"PRM {str(p)!r}: score head has weight shape {got} but the backbone's hidden "
+                f"size is {hidden} (expected (1, {hidden})): head and backbone do not belong together"
+            )
+        model = cls(backbone, tok, objective=objective)
+        with torch.no_grad():
+            model.score.weight.copy_(w)
+            model.score.bias.copy_(b)
+        model.to(device)
+        model.eval()
+        return model
+
+
+def _check_vocab(backbone: nn.Module, tok: Any, path: Path) -> None:
+    n_emb = backbone.get_input_embeddings().num_embeddings
+    if n_emb < len(tok):
+        raise ValueError(
+            f"{str(path)!r}: tokenizer has {len(tok)} tokens but the backbone's embedding has "
+            f"{n_emb}: tokenizer and model do not belong together"
+        )

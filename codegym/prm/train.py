@@ -1,0 +1,310 @@
+"""Training a PRM on stepwise labels: regression (MSE) or BCE at each line's last token.
+
+``train_prm(PRMTrainConfig(data=..., base=..., out=...))`` reads the stepwise JSONL
+(:mod:`codegym.prm.data`), splits it by task into train/validation, builds a
+:class:`~codegym.prm.model.ProcessRewardModel` from ``base`` (a causal-LM checkpoint such as
+the SFT policy, or an existing PRM), and trains it with AdamW for a fixed number of steps.
+Every ``eval_every`` steps it logs validation metrics to ``OUT/metrics.jsonl``; every
+``checkpoint_every`` steps it writes ``OUT/checkpoint/`` (model + optimiser + sampler state),
+from which a rerun resumes. The final model is saved to ``OUT`` with ``save_pretrained``.
+
+Validation metrics:
+
+* ``mse`` — mean squared error of scores vs labels over all lines (neutral lines target 0);
+* ``auc`` — ROC AUC of the scores of +1 vs -1 lines;
+* ``first_error_acc`` — fraction of programs whose first error is localised exactly: the
+  predicted first error is the first non-neutral line scoring below 0 (or none), compared
+  with ``first_error`` (``None`` when the program is correct).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from codegym.prm.data import (
+    EncodedExample,
+    PRMBatch,
+    collate,
+    encode_examples,
+    read_stepwise_jsonl,
+    split_by_task,
+)
+from codegym.prm.model import OBJECTIVES, ProcessRewardModel
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_NAME = "trainer_state.pt"
+
+
+@dataclass
+class PRMTrainConfig:
+    """Settings of :func:`train_prm`."""
+
+    data: str
+    """Stepwise JSONL file of labelled programs."""
+    base: str
+    """Checkpoint dir of the backbone: a causal LM (e.g. the SFT policy) or a PRM."""
+    out: str
+    """Output dir (final PRM, ``checkpoint/``, ``metrics.jsonl``)."""
+    objective: str = "mse"
+    """``"mse"`` (regression to +1/-1/0) or ``"bce"`` (target (label + 1) / 2)."""
+    steps: int = 600
+    """Optimiser steps."""
+    batch_size: int = 16
+    """Programs per step."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate (linear warm-up, then cosine decay to 10 %)."""
+    warmup_steps: int = 20
+    """Linear warm-up steps."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    val_fraction: float = 0.1
+    """Fraction of tasks held out for validation."""
+    eval_every: int = 100
+    """Steps between validation runs (and at the end)."""
+    checkpoint_every: int = 100
+    """Steps between resumable checkpoints."""
+    seed: int = 0
+    """Seed of the head init, the split and the batch order."""
+    device: str = "cpu"
+    """Torch device."""
+    threads: int | None = None
+    """``torch.set_num_threads`` for this run (None: leave as is)."""
+    resume: bool = True
+    """Resume from ``OUT/checkpoint`` when it exists."""
+    progress: bool = True
+    """Show a rich progress bar."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming a bad setting."""
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+# --------------------------------------------------------------------- metrics
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC (Mann-Whitney U with average ranks for ties); NaN if one class is empty."""
+    scores = np.asarray(scores, dtype=np.float64)
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def predicted_first_error(scores: Sequence[float], labels: Sequence[int], threshold: float = 0.0) -> int | None:
+    """First non-neutral line whose score is below ``threshold`` (``None`` if none)."""
+    for i, (s, lab) in enumerate(zip(scores, labels)):
+        if lab != 0 and s < threshold:
+            return i
+    return None
+
+
+def line_scores(
+    prm: ProcessRewardModel, batch: PRMBatch, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw head outputs at each line's last token: returns (raw [B, L], scores [B, L])."""
+    raw_tok, _ = prm(batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device))  # [B, T]
+    raw = torch.gather(raw_tok, 1, batch.line_pos.to(device))  # [B, L]
+    return raw, prm.to_score(raw)
+
+
+def loss_fn(prm: ProcessRewardModel, raw: torch.Tensor, batch: PRMBatch) -> torch.Tensor:
+    """Mean loss over real lines (MSE to the label, or BCE to (label + 1) / 2)."""
+    labels = batch.labels.to(raw.device)
+    mask = batch.line_mask.to(raw.device)
+    if prm.objective == "bce":
+        per = F.binary_cross_entropy_with_logits(raw, (labels + 1.0) / 2.0, reduction="none")
+    else:
+        per = (raw - labels) ** 2
+    return (per * mask).sum() / mask.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def evaluate_prm(
+    prm: ProcessRewardModel, examples: Sequence[EncodedExample], batch_size: int = 32
+) -> dict[str, float]:
+    """Validation metrics (see the module docstring) on encoded examples."""
+    device = next(prm.parameters()).device
+    was_training = prm.training
+    prm.eval()
+    pad = prm.tokenizer.pad_token_id or 0
+    all_s, all_l, correct_loc, sq = [], [], 0, []
+    for lo in range(0, len(examples), batch_size):
+        chunk = examples[lo : lo + batch_size]
+        batch = collate(chunk, pad)
+        _, scores = line_scores(prm, batch, device)
+        scores = scores.float().cpu().numpy()
+        for b, x in enumerate(chunk):
+            s = scores[b, : len(x.labels)]
+            lab = np.asarray(x.labels, dtype=np.float64)
+            sq.append((s - lab) ** 2)
+            keep = lab != 0
+            all_s.append(s[keep])
+            all_l.append(lab[keep] > 0)
+            correct_loc += int(predicted_first_error(s.tolist(), x.labels) == x.first_error)
+    prm.train(was_training)
+    if not examples:
+        return {"mse": float("nan"), "auc": float("nan"), "first_error_acc": float("nan"), "n": 0}
+    return {
+        "mse": float(np.concatenate(sq).mean()),
+        "auc": roc_auc(np.concatenate(all_s), np.concatenate(all_l)),
+        "first_error_acc": correct_loc / len(examples),
+        "n": len(examples),
+    }
+
+
+# -------------------------------------------------------------------- training
+def _lr_at(step: int, cfg: PRMTrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac))))
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator):
+    """Endless shuffled index batches (epochs reshuffled with ``rng``)."""
+    while True:
+        perm = rng.permutation(n)
+        for lo in range(0, n, batch_size):
+            yield perm[lo : lo + batch_size]
+
+
+def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
+    """Train a PRM (see the module docstring); returns the final validation metrics + facts."""
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    out = Path(cfg.out)
+    ckpt = out / CHECKPOINT_DIR
+    examples = read_stepwise_jsonl(cfg.data)
+    train_ex, val_ex = split_by_task(examples, cfg.val_fraction, cfg.seed)
+    if not train_ex:
+        raise ValueError(f"{cfg.data}: no training rows left after the validation split; lower val_fraction")
+
+    resuming = cfg.resume and (ckpt / STATE_NAME).is_file()
+    if resuming:
+        prm = ProcessRewardModel.from_pretrained(ckpt, device=cfg.device)
+        if prm.objective != cfg.objective:
+            raise ValueError(
+                f"checkpoint {ckpt} was trained with objective {prm.objective!r}, not "
+                f"{cfg.objective!r}; pass the same objective or a new --out"
+            )
+    else:
+        prm = ProcessRewardModel.from_base(cfg.base, objective=cfg.objective, seed=cfg.seed, device=cfg.device)  # type: ignore[arg-type]
+    device = next(prm.parameters()).device
+    limit = int(getattr(prm.backbone.config, "n_positions", None) or getattr(prm.backbone.config, "max_position_embeddings", 1 << 30))
+    train_enc, dropped_t = encode_examples(prm.tokenizer, train_ex, limit)
+    val_enc, dropped_v = encode_examples(prm.tokenizer, val_ex, limit)
+    if not train_enc:
+        raise ValueError(f"{cfg.data}: every training program is longer than the PRM's {limit} positions")
+    pad = prm.tokenizer.pad_token_id or 0
+
+    opt = torch.optim.AdamW(prm.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    step = 0
+    if resuming:
+        state = torch.load(ckpt / STATE_NAME, map_location="cpu", weights_only=False)
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        step = int(state["step"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    batches = _batches(len(train_enc), cfg.batch_size, rng)
+    metrics_path = out / "metrics.jsonl"
+    last: dict[str, Any] = {}
+
+    def log(row: dict[str, Any]) -> None:
+        with metrics_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def save_checkpoint() -> None:
+        tmp = out / (CHECKPOINT_DIR + ".tmp")
+        prm.save_pretrained(tmp)
+        # The rng state after the current epoch's permutation: a resumed run starts a new
+        # epoch from it (deterministic given the checkpoint).
+        torch.save({"optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "step": step}, tmp / STATE_NAME)
+        if ckpt.exists():
+            import shutil
+
+            shutil.rmtree(ckpt)
+        tmp.rename(ckpt)
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]train-prm"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not cfg.progress,
+    )  # fmt: skip
+    start = time.perf_counter()
+    prm.train()
+    with progress:
+        bar = progress.add_task("train", total=cfg.steps, completed=step, info="")
+        while step < cfg.steps:
+            idx = next(batches)
+            batch = collate([train_enc[i] for i in idx], pad)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, cfg)
+            raw, _ = line_scores(prm, batch, device)
+            loss = loss_fn(prm, raw, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(prm.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            info = f"loss {loss.item():.3f}"
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                last = evaluate_prm(prm, val_enc) if val_enc else {}
+                log({"step": step, "loss": loss.item(), **{f"val/{k}": v for k, v in last.items()}})
+                if last:
+                    info += f" val auc {last['auc']:.3f} mse {last['mse']:.3f}"
+            progress.update(bar, completed=step, info=info)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save_checkpoint()
+    prm.eval()
+    prm.save_pretrained(out)
+    result = {
+        "step": step,
+        "train_rows": len(train_enc),
+        "val_rows": len(val_enc),
+        "dropped_too_long": dropped_t + dropped_v,
+        "seconds": time.perf_counter() - start,
+        **{f"val/{k}": v for k, v in last.items()},
+    }
+    (out / "final_metrics.json").write_text(json.dumps(result, indent=2))
+    return result
