@@ -104,6 +104,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("linear: prefix checks / response", f"{lin['prefix_checks_per_response']:.2f}"),
         ("linear: completions / response", f"{lin['completions_per_response']:.2f}"),
         ("linear: executions / response", f"{lin['executions_per_response']:.2f}"),
+        ("every prefix: executions / response", f"{summary['exhaustive']['executions_per_response']:.2f}"),
         ("executions vs linear", f"{summary['executions_ratio_to_linear']:.2f}x"),
     ]
     for name, value in rows:

@@ -244,22 +244,29 @@ def write_summary(out: str | Path, summary: dict[str, Any]) -> Path:
     return path
 
 
-def _linear_costs(row: dict[str, Any], mean_ok: tuple[float, float], mean_fail: tuple[float, float]) -> tuple[float, float]:
+def _linear_costs(
+    row: dict[str, Any],
+    mean_ok: tuple[float, float],
+    mean_fail: tuple[float, float],
+    exhaustive: bool = False,
+) -> tuple[float, float]:
     """(completions, executions) a linear scan would spend on ``row`` (estimated).
 
     A linear scan checks the whole response, then prefixes of 1, 2, ... code lines until the
-    first incorrect one. A prefix that this run checked contributes what it actually cost;
-    one it did not check contributes the run's mean cost of a correct (or incorrect) check.
+    first incorrect one (``exhaustive``: every prefix up to ``C - 1``, no early stop). A
+    prefix that this run checked contributes what it actually cost; one it did not check
+    contributes the run's mean cost of a correct (or incorrect) check.
     """
     checks = row["checks"]
-    if row["mode"] == "linear":
+    if row["mode"] == "linear" and not exhaustive:
         return float(row["n_completions"]), float(row["n_executions"])
     comps, execs = 0.0, float(checks[0]["executions"])
     if row["passed"]:
         return comps, execs
     actual = {c["code_lines"]: c for c in checks[1:] if not c["cached"]}
     j_star, c_lines = row["correct_code_lines"], row["code_lines"]
-    for j in range(1, min(j_star + 1, c_lines - 1) + 1):
+    last = c_lines - 1 if exhaustive else min(j_star + 1, c_lines - 1)
+    for j in range(1, last + 1):
         if j in actual:
             comps += actual[j]["samples"]
             execs += actual[j]["executions"]
@@ -291,6 +298,7 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     mean_ok = mean_cost(ok_checks, 1.0)
     mean_fail = mean_cost(bad_checks, float(k))
     lin = [_linear_costs(r, mean_ok, mean_fail) for r in rows]
+    full = [_linear_costs(r, mean_ok, mean_fail, exhaustive=True) for r in rows]
 
     def avg(values: list[float]) -> float:
         return float(np.mean(values)) if values else 0.0
@@ -328,6 +336,14 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
             "executions_per_response": lin_exec,
             "note": "a linear scan of the same responses, computed from this run's verdicts "
             "(prefixes this run did not check cost the run's mean for correct/incorrect checks)",
+        },
+        "exhaustive": {
+            "prefix_checks_per_response": avg(
+                [1.0 if r["passed"] else float(max(r["code_lines"], 1)) for r in rows]
+            ),
+            "completions_per_response": avg([c for c, _ in full]),
+            "executions_per_response": avg([e for _, e in full]),
+            "note": "checking every prefix (no early stop), computed like 'linear'",
         },
         "executions_ratio_to_linear": (avg(execs) / lin_exec) if lin_exec else 0.0,
         "mode": rows[0]["mode"] if rows else None,
