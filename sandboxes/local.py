@@ -218,6 +218,10 @@ class _Zygote:
                 pass
 
 
+def _close_worker(worker: _Zygote) -> None:
+    worker.close()  # dispatches: subclasses' workers (e.g. containers) close their own way
+
+
 def _shutdown(pool: WorkerPool[_Zygote], temp_root: list[str]) -> None:
     pool.close()
     for path in temp_root:
@@ -306,7 +310,7 @@ class LocalSandbox(Sandbox):
             "max_result_bytes": max_result_bytes,
             "temp_root": self._temp_root[0] if self._temp_root else None,
         }
-        self._pool: WorkerPool[_Zygote] = WorkerPool(workers, self._start_worker, _Zygote.close)
+        self._pool: WorkerPool[_Zygote] = WorkerPool(workers, self._start_worker, _close_worker)
         self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._temp_root)
         self.missing_protections: list[str] | None = None
         self.applied_protections: list[str] | None = None
@@ -449,7 +453,7 @@ class LocalSandbox(Sandbox):
                 metadata=self._meta(slot, z, attempt),
             )
         return ExecResult(Status.KILLED, 0, total, "WorkerDied", last_error, "",
-                          time.monotonic() - t0, {"backend": "local", "attempts": 2})
+                          time.monotonic() - t0, {"backend": self.name, "attempts": 2})
 
     @staticmethod
     def _meta(slot: int, z: _Zygote, attempt: int) -> dict[str, Any]:
