@@ -1,0 +1,696 @@
+"""The ``docker`` sandbox backend: a pool of warm, locked-down containers.
+
+Each container runs the *same* judge + fork server as the local backend
+(:mod:`sandboxes._zygote`, booted with the same loader and sent the same source over stdin), so
+an execution is one fork inside an already running container, not a container start:
+
+* ``--network none``, read-only root, a tmpfs work dir (``/work``), ``cap_drop=ALL``,
+  ``no-new-privileges``, a non-root uid, memory / pids / CPU limits, no IPC mounts, no logs;
+* the host talks to the judge over the container's stdin/stdout (a Docker attach socket),
+  framed tagged JSON (:mod:`sandboxes.encoding`, never pickle);
+* the judge (trusted) is PID 1 of the container and non-dumpable: a candidate, which runs as
+  the same uid in a forked child, can neither signal it (the kernel shields a namespace's
+  init) nor ptrace it or read its memory (``PR_SET_DUMPABLE=0``). Expected values and
+  ``check`` code live only there; the candidate answers calls by value;
+* after each job the fork server kills every process the candidate left and removes its work
+  dir; a container whose judge died or hung is removed and replaced;
+* every container carries the labels ``codegym.sandbox=1``, ``codegym.sandbox.id=<uuid>``
+  and its owner (host, pid, process start time). Containers are created with
+  ``AutoRemove`` and ``StdinOnce``: when the owner exits -- even by SIGKILL -- its attach
+  socket closes, the judge reads EOF and exits, and the engine removes the container.
+  :func:`cleanup_containers` (``codegym sandbox cleanup``) removes any that remain.
+
+The image (:func:`image_ref`) is built offline by ``sandboxes/images/python/build.sh``
+(``codegym sandbox build``): ``debootstrap`` + ``docker import`` for the base, then the
+Dockerfile. A missing sandbox image is built automatically when its base exists.
+
+Example:
+    >>> from sandboxes import make_sandbox, TestSuite, IOCase
+    >>> with make_sandbox("docker", workers=2) as sb:  # doctest: +SKIP
+    ...     r = sb.run("def f(x):\\n    return x + 1\\n",
+    ...                TestSuite(kind="io", entry_point="f", cases=(IOCase((1,), 2),)))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+import warnings
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sandboxes import encoding as enc
+from sandboxes.base import SandboxUnavailable
+from sandboxes.local import (
+    _BOOT,
+    LocalSandbox,
+    _module_sources,
+    _positive_int,
+    _WorkerDied,
+    _WorkerHung,
+)
+
+__all__ = [
+    "CONTAINER_UID",
+    "DockerSandbox",
+    "IMAGE_DIR",
+    "LABEL",
+    "build_image",
+    "cleanup_containers",
+    "engine_client",
+    "image_ref",
+    "list_containers",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGE_DIR = Path(__file__).resolve().parent / "images" / "python"  #: Dockerfile + build.sh
+IMAGE_REPO = os.environ.get("CODEGYM_IMAGE_REPO", "codegym-sandbox-python")
+BASE_IMAGE = os.environ.get("CODEGYM_BASE_IMAGE", "codegym-base:bookworm")
+LABEL = "codegym.sandbox"  #: every sandbox container has ``LABEL=1``
+ID_LABEL = "codegym.sandbox.id"  #: one value per DockerSandbox instance
+OWNER_LABELS = ("codegym.owner.host", "codegym.owner.pid", "codegym.owner.start")
+CONTAINER_UID = 10001  #: uid:gid of every process in the containers (no host account)
+WORK_DIR = "/work"  #: the tmpfs work dir inside the container
+
+# Before the shared boot loader: make the judge non-dumpable (no ptrace, no /proc/1/mem, no
+# /proc/1/fd for same-uid processes; inherited by the fork server) and leave SIGINT at its
+# default action, which the kernel ignores for a namespace's init when sent from inside.
+_PRELUDE = r"""
+import ctypes, signal
+if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0:
+    raise SystemExit("prctl(PR_SET_DUMPABLE, 0) failed")
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+"""
+BOOT = _PRELUDE + _BOOT
+
+#: protections the local judge reports missing inside a container that the container provides
+_PROVIDED_BY_CONTAINER = (
+    "network namespace",
+    "mount namespace",
+    "private read-only root",
+    "pid namespace",
+    "dedicated sandbox uid",
+)
+_DOCKER_ISOLATION = [
+    "container (docker): own pid/mount/ipc/uts namespaces",
+    "network none",
+    "read-only root filesystem",
+    "tmpfs work dir",
+    "cap_drop ALL",
+    "no-new-privileges",
+    f"non-root uid {CONTAINER_UID}",
+    "memory limit (cgroup)",
+    "pids limit (cgroup)",
+    "cpu limit (cgroup)",
+    "judge is pid 1 and non-dumpable",
+]
+
+
+# --------------------------------------------------------------------------- engine / image
+
+
+def engine_client(timeout: float = 30.0, pool_size: int = 10) -> Any:
+    """A Docker SDK client for the engine in the environment (``DOCKER_HOST`` or the socket).
+
+    Raises:
+        SandboxUnavailable: The SDK is missing or no engine answers; the message says how to
+            start one.
+    """
+    try:
+        import docker
+    except ImportError as e:  # pragma: no cover - docker is a core dependency
+        raise SandboxUnavailable(f"the Docker SDK is not installed ({e}): pip install docker") from None
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env(timeout=int(timeout), max_pool_size=pool_size)
+        client.ping()
+    except Exception as e:  # noqa: BLE001 - every failure here means "no engine"
+        raise SandboxUnavailable(
+            f"no Docker engine answers at {where} ({type(e).__name__}: {str(e)[:200]}). "
+            "Install it and start it in the background (as root): `apt-get install -y docker.io "
+            "&& (dockerd > /var/log/dockerd.log 2>&1 &)`, or run `bash .ci/setup_docker.sh`, "
+            "which also builds the sandbox image."
+        ) from None
+    return client
+
+
+def image_tag() -> str:
+    """Content hash of ``sandboxes/images/python/`` (same value as ``build.sh --print-tag``)."""
+    h = hashlib.sha256()
+    for path in sorted(IMAGE_DIR.iterdir(), key=lambda p: p.name.encode()):
+        if path.is_file() and not path.name.startswith("."):
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def image_ref() -> str:
+    """The sandbox image the current sources build to, e.g. ``codegym-sandbox-python:<hash>``."""
+    return f"{IMAGE_REPO}:{image_tag()}"
+
+
+def _has_image(client: Any, ref: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def build_image(*, force: bool = False, timeout: float = 1800.0) -> str:
+    """Build the sandbox image offline with ``build.sh`` (base with debootstrap if missing).
+
+    Args:
+        force: Rebuild the sandbox image even if its tag exists (the base is kept).
+        timeout: Seconds before the build is abandoned.
+
+    Returns:
+        The image reference.
+
+    Raises:
+        SandboxUnavailable: The build failed; the message carries build.sh's diagnostics.
+    """
+    if shutil.which("docker") is None:
+        raise SandboxUnavailable("the docker CLI is not installed (apt-get install -y docker.io)")
+    cmd = ["bash", str(IMAGE_DIR / "build.sh")] + (["--force"] if force else [])
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise SandboxUnavailable(f"building the sandbox image took over {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        raise SandboxUnavailable(
+            f"building the sandbox image failed (exit {proc.returncode}): "
+            + (proc.stderr.strip()[-2000:] or proc.stdout.strip()[-2000:])
+        )
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _ensure_image(client: Any, image: str | None, auto_build: bool) -> str:
+    if image is not None:
+        if not _has_image(client, image):
+            raise SandboxUnavailable(f"the Docker image {image!r} does not exist on this engine")
+        return image
+    ref = image_ref()
+    if _has_image(client, ref):
+        return ref
+    if not auto_build or not _has_image(client, BASE_IMAGE):
+        raise SandboxUnavailable(
+            f"the sandbox image {ref} is not built (base {BASE_IMAGE} "
+            f"{'present' if _has_image(client, BASE_IMAGE) else 'missing'}). Build it offline "
+            "with `codegym sandbox build` (as root, needs debootstrap and a Debian mirror) or "
+            "`bash .ci/setup_docker.sh`."
+        )
+    log.info("building the sandbox image %s on top of %s", ref, BASE_IMAGE)
+    built = build_image()
+    if built != ref:
+        raise SandboxUnavailable(f"build.sh built {built}, expected {ref} (sources changed?)")
+    return ref
+
+
+def _engine_missing(client: Any) -> list[str]:
+    """Protections the engine cannot apply (from ``docker info``)."""
+    info = client.info()
+    missing = []
+    for key, what in (("MemoryLimit", "memory limit (cgroup)"),
+                      ("SwapLimit", "swap limit (memory limit can be bypassed with swap)"),
+                      ("PidsLimit", "pids limit (cgroup)"),
+                      ("CpuCfsQuota", "cpu limit (CFS quota)")):
+        if info.get(key) is False:
+            missing.append(f"{what}: not supported by this engine")
+    if not any("seccomp" in s for s in info.get("SecurityOptions") or []):
+        missing.append("seccomp profile: not enabled on this engine")
+    return missing
+
+
+# --------------------------------------------------------------------------- ownership / cleanup
+
+
+def _proc_start(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _owner_labels() -> dict[str, str]:
+    pid = os.getpid()
+    return {OWNER_LABELS[0]: socket.gethostname(), OWNER_LABELS[1]: str(pid),
+            OWNER_LABELS[2]: _proc_start(pid)}
+
+
+def _owner_alive(labels: dict[str, str]) -> bool:
+    """Whether the process that created a container still runs (unknown host: assumed alive)."""
+    if labels.get(OWNER_LABELS[0]) != socket.gethostname():
+        return True
+    try:
+        pid = int(labels.get(OWNER_LABELS[1], ""))
+    except ValueError:
+        return False
+    start = _proc_start(pid)
+    return bool(start) and start == labels.get(OWNER_LABELS[2], start)
+
+
+def list_containers(client: Any | None = None, **labels: str) -> dict[str, str]:
+    """``{container id: status}`` of sandbox containers, optionally filtered by more labels.
+
+    Example: ``list_containers(**sandbox.labels)`` lists one sandbox's containers.
+    """
+    own = client is None
+    client = client or engine_client(timeout=10)
+    try:
+        filters = [f"{LABEL}=1"] + [f"{k}={v}" for k, v in labels.items() if k != LABEL]
+        return {c.id: c.status
+                for c in client.containers.list(all=True, filters={"label": filters})}
+    finally:
+        if own:
+            client.close()
+
+
+def cleanup_containers(*, all_owners: bool = False, client: Any | None = None) -> list[str]:
+    """Remove sandbox containers whose owner process is gone (or all with ``all_owners``).
+
+    Returns:
+        Ids of the removed containers.
+    """
+    import docker
+
+    own = client is None
+    client = client or engine_client(timeout=30)
+    removed = []
+    try:
+        for c in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+            if not all_owners and _owner_alive(c.labels):
+                continue
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                if e.status_code != 409:  # 409: removal already in progress
+                    raise
+            removed.append(c.id)
+    finally:
+        if own:
+            client.close()
+    return removed
+
+
+# --------------------------------------------------------------------------- one container
+
+
+class _ContainerWorker:
+    """Host-side handle of one container running the judge + fork server.
+
+    Same interface as ``sandboxes.local._Zygote`` (``execute``/``alive``/``kill``/``close``),
+    over the container's attach socket: stdin carries frames to the judge; stdout comes back
+    in Docker's multiplexed stream format (8-byte headers), which is demultiplexed here.
+    """
+
+    def __init__(self, client: Any, slot: int, image: str, host_config: dict[str, Any],
+                 labels: dict[str, str], config: dict[str, Any], start_timeout: float):
+        self.slot = slot
+        self.client = client
+        self.api = client.api
+        self.buf = bytearray()  # demultiplexed stdout bytes not yet consumed
+        self.err = bytearray()  # tail of stderr (diagnostics when the judge dies)
+        self.pending = bytearray()  # raw stream bytes not yet demultiplexed
+        self.dead = False
+        self.container_id = ""
+        self.sock: socket.socket | None = None
+        try:
+            self.container_id = self.api.create_container(
+                image, ["python3", "-I", "-S", "-c", BOOT],
+                user=f"{CONTAINER_UID}:{CONTAINER_UID}",
+                stdin_open=True,  # with detach=False the SDK also sets StdinOnce
+                environment={"LANG": "C.UTF-8"},
+                working_dir=WORK_DIR,
+                hostname="sandbox",
+                network_disabled=True,
+                labels=labels,
+                host_config=host_config,
+            )["Id"]
+            self._resp = self.api.attach_socket(
+                self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            self.sock = self._resp._sock
+            self.api.start(self.container_id)
+            boot = json.dumps({"modules": _module_sources(), "config": config}).encode()
+            self._write(len(boot).to_bytes(4, "big") + boot)
+            hello = self._read_frame(time.monotonic() + start_timeout)
+        except (_WorkerDied, _WorkerHung) as e:
+            self.kill()
+            raise SandboxUnavailable(
+                f"a sandbox container ({image}) failed to start: {e}"
+                + (f"; its stderr: {bytes(self.err).decode('utf-8', 'replace')[-1500:]}"
+                   if self.err else "")
+            ) from None
+        except Exception as e:
+            self.kill()
+            raise SandboxUnavailable(
+                f"could not start a sandbox container from {image}: {type(e).__name__}: {e}"
+            ) from None
+        if "fatal" in hello:
+            self.kill()
+            raise SandboxUnavailable("the sandbox container's judge failed to start:\n"
+                                     + str(hello["fatal"]))
+        self.pid: int = int(hello["pid"])
+        self.applied: list[str] = list(hello["applied"])
+        self.missing: list[str] = list(hello["missing"])
+        self.python_version: str = str(hello["python"])
+
+    # -- transport ----------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        if self.dead or self.sock is None:
+            raise _WorkerDied("the container's stdin is closed")
+        try:
+            self.sock.settimeout(30.0)
+            self.sock.sendall(data)
+        except OSError as e:
+            self.dead = True
+            raise _WorkerDied(f"the container's stdin closed ({e})") from None
+
+    def _pump(self, deadline: float) -> None:
+        """Receive once from the attach socket and demultiplex into ``buf``/``err``."""
+        assert self.sock is not None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _WorkerHung("the container's judge did not answer in time")
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(1 << 20)
+        except TimeoutError:
+            raise _WorkerHung("the container's judge did not answer in time") from None
+        except OSError as e:
+            self.dead = True
+            raise _WorkerDied(f"the container's attach stream broke ({e})") from None
+        if not data:
+            self.dead = True
+            raise _WorkerDied("the container exited")
+        p = self.pending
+        p += data
+        while len(p) >= 8:
+            size = int.from_bytes(p[4:8], "big")
+            if len(p) < 8 + size:
+                break
+            stream = p[0]
+            if stream == 1:
+                self.buf += p[8:8 + size]
+            elif stream == 2:
+                self.err += p[8:8 + size]
+                del self.err[:-4096]
+            del p[:8 + size]
+
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        while len(self.buf) < n:
+            self._pump(deadline)
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def _read_frame(self, deadline: float) -> dict[str, Any]:
+        n = int.from_bytes(self._read_exact(4, deadline), "big")
+        return enc.decode(self._read_exact(n, deadline), max_bytes=1 << 30)
+
+    def execute(self, payload: bytes, deadline: float) -> dict[str, Any]:
+        """Send one job frame; return the judge's verdict frame."""
+        self._write(len(payload).to_bytes(4, "big") + payload)
+        return self._read_frame(deadline)
+
+    def alive(self) -> bool:
+        return not self.dead
+
+    # -- teardown -----------------------------------------------------------------
+    def _close_socket(self) -> None:
+        self.dead = True
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+        resp = getattr(self, "_resp", None)
+        if resp is not None:
+            try:
+                resp.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _wait_removed(self, timeout: float) -> bool:
+        """Wait until the engine no longer lists the container (AutoRemove)."""
+        import docker
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                self.api.inspect_container(self.container_id)
+            except docker.errors.NotFound:
+                return True
+            except Exception:  # noqa: BLE001 - engine gone: nothing more to wait for
+                return False
+            time.sleep(0.02)
+        return False
+
+    def kill(self) -> None:
+        """Remove the container now (SIGKILL) and wait until it is gone."""
+        import docker
+
+        self._close_socket()
+        if not self.container_id:
+            return
+        try:
+            self.api.remove_container(self.container_id, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as e:
+            if e.status_code != 409:  # 409: auto-removal already in progress
+                log.warning("could not remove sandbox container %s: %s", self.container_id[:12], e)
+        except Exception as e:  # noqa: BLE001 - engine gone
+            log.warning("could not remove sandbox container %s: %s", self.container_id[:12], e)
+            return
+        self._wait_removed(10.0)
+
+    def close(self) -> None:
+        """Graceful stop: EOF on the judge's stdin (it kills its candidates and exits, the
+        engine auto-removes the container); removal by force if that takes too long."""
+        if self.sock is not None and not self.dead:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            if self._wait_removed(3.0):
+                self._close_socket()
+                return
+        self.kill()
+
+
+def _shutdown(pool: Any, client: Any) -> None:
+    pool.close()
+    client.close()
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+class DockerSandbox(LocalSandbox):
+    """Sandbox backend running each execution in a pool of warm Docker containers.
+
+    The execution protocol, judge, limits inside the container and result handling are the
+    local backend's (this class reuses :class:`~sandboxes.local.LocalSandbox`'s ``run``,
+    ``run_many`` and job validation); only the worker lives in a container.
+
+    Args:
+        workers: Parallel containers; all are started (warm) by the constructor.
+        timeout: Default wall-clock limit in seconds per execution.
+        memory_mb: Default address-space budget in MiB for a candidate (``RLIMIT_AS`` on top of
+            the worker's own size); a job may ask for at most ``container_memory_mb - 128``.
+        strict: Refuse to run (``SandboxUnavailable``) when the engine cannot apply a
+            protection (memory/pids/cpu limits, seccomp) instead of warning once.
+        image: Image to run (default: :func:`image_ref`, built automatically from its base).
+        auto_build: Build the sandbox image when it is missing and its base image exists.
+        container_memory_mb: Memory cgroup limit of each container (judge + fork server +
+            candidates; swap disabled). Default ``memory_mb + 256``.
+        cpus: CPUs each container may use (CFS quota).
+        pids_limit: Processes + threads per container (cgroup). Default ``max_procs + 16``.
+        max_procs: ``RLIMIT_NPROC`` headroom for a candidate.
+        max_file_mb: ``RLIMIT_FSIZE`` in MiB.
+        max_open_files: ``RLIMIT_NOFILE``.
+        tmpfs_mb: Size of the container's tmpfs work dir in MiB.
+        output_tail: Bytes of stdout/stderr kept (the tail) in results.
+        output_limit: Total output bytes after which the execution is killed.
+        max_result_bytes: Cap on one encoded return value.
+        start_timeout: Seconds to wait for a container's judge to start.
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        workers: int = 1,
+        *,
+        timeout: float = 5.0,
+        memory_mb: int = 512,
+        strict: bool = False,
+        image: str | None = None,
+        auto_build: bool = True,
+        container_memory_mb: int | None = None,
+        cpus: float = 1.0,
+        pids_limit: int | None = None,
+        max_procs: int = 64,
+        max_file_mb: int = 16,
+        max_open_files: int = 256,
+        tmpfs_mb: int = 64,
+        output_tail: int = 4096,
+        output_limit: int = 8 << 20,
+        max_result_bytes: int = 8 << 20,
+        start_timeout: float = 60.0,
+    ) -> None:
+        _positive_int("memory_mb", memory_mb)
+        _positive_int("max_procs", max_procs)
+        _positive_int("tmpfs_mb", tmpfs_mb)
+        self.container_memory_mb = (memory_mb + 256 if container_memory_mb is None
+                                    else container_memory_mb)
+        _positive_int("container_memory_mb", self.container_memory_mb)
+        if self.container_memory_mb < memory_mb + 128:
+            raise ValueError(
+                f"container_memory_mb={self.container_memory_mb} leaves no room for the judge: "
+                f"use at least memory_mb + 128 = {memory_mb + 128}")
+        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not 0 < cpus <= 64:
+            raise ValueError(f"cpus must be a number in (0, 64], got {cpus!r}")
+        self.pids_limit = max_procs + 16 if pids_limit is None else pids_limit
+        _positive_int("pids_limit", self.pids_limit)
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+        # Engine, image and labels first: LocalSandbox.__init__ may start a worker (strict).
+        self._client = engine_client(pool_size=workers + 4)
+        try:
+            self.image = _ensure_image(self._client, image, auto_build)
+            self.engine_missing = _engine_missing(self._client)
+        except BaseException:
+            self._client.close()
+            raise
+        self.labels: dict[str, str] = {LABEL: "1", ID_LABEL: uuid.uuid4().hex}
+        self._container_labels = {**self.labels, **_owner_labels()}
+        self._host_config = self._client.api.create_host_config(
+            network_mode="none",
+            read_only=True,
+            tmpfs={WORK_DIR: f"rw,nosuid,nodev,size={tmpfs_mb}m,nr_inodes=16384,"
+                             f"uid={CONTAINER_UID},gid={CONTAINER_UID},mode=0700"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=f"{self.container_memory_mb}m",
+            memswap_limit=f"{self.container_memory_mb}m",
+            pids_limit=self.pids_limit,
+            nano_cpus=int(cpus * 1e9),
+            ipc_mode="none",
+            auto_remove=True,
+            log_config={"Type": "none", "Config": {}},
+            ulimits=[{"Name": "core", "Soft": 0, "Hard": 0}],
+        )
+        super().__init__(
+            workers, timeout=timeout, memory_mb=memory_mb, strict=strict, namespaces=True,
+            max_procs=max_procs, max_file_mb=max_file_mb, max_open_files=max_open_files,
+            tmpfs_mb=tmpfs_mb, output_tail=output_tail, output_limit=output_limit,
+            max_result_bytes=max_result_bytes, start_timeout=start_timeout,
+        )
+        # The host needs no temp dir: the work dirs are in the containers' tmpfs.
+        for path in self._temp_root:
+            shutil.rmtree(path, ignore_errors=True)
+        self._temp_root.clear()
+        # One finalizer (close(), garbage collection, interpreter exit) for the containers,
+        # then the engine client.
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._client)
+        try:
+            self._warm()
+        except BaseException:
+            self.close()
+            raise
+
+    def _warm(self) -> None:
+        """Start every container now, in parallel, so the first executions are warm."""
+        n = self._pool.size
+        barrier = threading.Barrier(n)
+
+        def hold(i: int) -> None:
+            slot, worker = self._pool.acquire()
+            try:
+                barrier.wait(timeout=self.start_timeout * 2)
+            except threading.BrokenBarrierError:
+                pass
+            finally:
+                self._pool.release(slot, worker)
+
+        with ThreadPoolExecutor(n) as ex:
+            futures = [ex.submit(hold, i) for i in range(n)]
+            errors = []
+            for f in futures:
+                try:
+                    f.result()
+                except BaseException as e:  # noqa: BLE001 - re-raised below
+                    barrier.abort()
+                    errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def _start_worker(self, slot: int) -> _ContainerWorker:  # type: ignore[override]
+        cfg = dict(self._config)
+        cfg.update(uid=CONTAINER_UID, gid=CONTAINER_UID, slot=slot, namespaces=False,
+                   temp_root=WORK_DIR)
+        w = _ContainerWorker(self._client, slot, self.image, self._host_config,
+                             self._container_labels, cfg, self.start_timeout)
+        missing = [m for m in w.missing if not m.startswith(_PROVIDED_BY_CONTAINER)]
+        w.missing = self.engine_missing + missing
+        w.applied = _DOCKER_ISOLATION + w.applied
+        self.missing_protections = w.missing
+        self.applied_protections = w.applied
+        if w.missing:
+            if self.strict:
+                w.kill()
+                raise SandboxUnavailable(
+                    "DockerSandbox(strict=True): these protections cannot be applied: "
+                    + "; ".join(w.missing) + ". Pass strict=False to run without them.")
+            msg = ("codegym docker sandbox runs WITHOUT these protections: "
+                   + "; ".join(w.missing) + ". Use strict=True to refuse.")
+            if not getattr(self, "_warned", False):
+                self._warned = True
+                log.warning(msg)
+                warnings.warn(msg, RuntimeWarning, stacklevel=4)
+        return w
+
+    def _payload(self, program: str, tests: Any, timeout: float | None,
+                 memory_mb: int | None) -> tuple[bytes, int, float]:
+        if memory_mb is not None and not isinstance(memory_mb, bool) and isinstance(
+                memory_mb, int) and memory_mb > self.container_memory_mb - 128:
+            raise ValueError(
+                f"memory_mb={memory_mb} does not fit the containers' memory limit "
+                f"({self.container_memory_mb} MiB incl. 128 MiB for the judge): build the "
+                f"DockerSandbox with container_memory_mb >= {memory_mb + 128}")
+        return super()._payload(program, tests, timeout, memory_mb)
+
+    @staticmethod
+    def _meta(slot: int, z: Any, attempt: int) -> dict[str, Any]:
+        return {
+            "backend": "docker",
+            "worker": slot,
+            "container": z.container_id[:12],
+            "isolation": list(z.applied),
+            "missing_protections": list(z.missing),
+            "python": z.python_version,
+            "attempts": attempt,
+        }
+
+    def container_ids(self) -> list[str]:
+        """Ids of this sandbox's running containers (a snapshot)."""
+        return [w.container_id for w in self._pool.workers()]
