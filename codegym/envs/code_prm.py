@@ -56,7 +56,10 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
 
     ``Dict({"prompt": Text, "code": Text})`` with ``min_length=0`` and an explicit printable
     charset (:data:`codegym.envs.charset.TEXT_CHARSET`): ``prompt`` is the task text the agent
-    reads; ``code`` is the lines written so far, each followed by ``"\\n"``.
+    reads; ``code`` is the lines written so far, each followed by ``"\\n"``. With
+    ``gym.make_vec(..., vectorization_mode="async")`` pass
+    ``vector_kwargs={"shared_memory": False}``: Gymnasium's shared-memory buffers cannot carry
+    ``Text`` observations.
 
     ## Rewards
 
@@ -82,9 +85,11 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     ## Episode End
 
     * Termination: the agent sends :data:`codegym.SUBMIT`; the program is executed.
-    * Truncation: the program reached ``max_lines`` lines (or the spec's
-      ``max_episode_steps``, whichever is smaller); the program **is still executed** so the
-      agent gets its unit-test outcome.
+    * Truncation: the program reached ``max_lines`` lines; the program **is still executed**
+      so the agent gets its unit-test outcome. The spec's ``max_episode_steps`` is
+      ``max_lines + 1`` (a safety net that never fires first); when you raise ``max_lines``
+      through ``gym.make``, raise ``max_episode_steps`` with it, or Gymnasium's ``TimeLimit``
+      would cut the episode without executing the program.
 
     ``info`` at every step: ``line_index`` (0-based index of the line just written, -1 on a
     bare submission), ``prm_score`` (Φ after this line, ``None`` when not scored), ``neutral``.
@@ -216,14 +221,6 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
             self._sandbox = make_sandbox(self._sandbox_spec, workers=1)
         return self._sandbox
 
-    @property
-    def line_limit(self) -> int:
-        """Lines after which the episode truncates: ``max_lines`` or the spec's step limit."""
-        limit = self.max_lines
-        if self.spec is not None and self.spec.max_episode_steps is not None:
-            limit = min(limit, self.spec.max_episode_steps)
-        return limit
-
     def _obs(self) -> dict[str, str]:
         assert self.task is not None
         return {"prompt": self.task.prompt, "code": "".join(line + "\n" for line in self.lines)}
@@ -347,7 +344,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
             "prm_score": score,
             "neutral": neutral,
         }
-        truncated = len(self.lines) >= self.line_limit
+        truncated = len(self.lines) >= self.max_lines
         if truncated:
             self._done = True
             test_reward, exec_info = self._execute()

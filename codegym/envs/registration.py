@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-#: Default line limit; also the spec's ``max_episode_steps`` (the env executes the program
-#: when it truncates, so the agent always gets its unit-test outcome).
+#: Default line limit. The env truncates at ``max_lines`` itself and still executes the
+#: program; the spec's ``max_episode_steps`` is one more, so that Gymnasium's ``TimeLimit``
+#: (which would cut without executing) is only a safety net.
 DEFAULT_MAX_LINES = 64
 
 
@@ -15,6 +16,6 @@ def register_envs() -> None:
         gym.register(
             id="CodePRM-v0",
             entry_point="codegym.envs.code_prm:CodePRMEnv",
-            max_episode_steps=DEFAULT_MAX_LINES,
+            max_episode_steps=DEFAULT_MAX_LINES + 1,
             kwargs={"max_lines": DEFAULT_MAX_LINES},
         )

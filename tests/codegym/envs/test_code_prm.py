@@ -130,8 +130,9 @@ def test_truncation_still_executes_the_program():
     env.close()
 
 
-def test_spec_step_limit_truncates_with_execution():
-    env = gym.make("CodePRM-v0", tasks=[_square_task()], max_episode_steps=2)
+def test_spec_time_limit_is_only_a_safety_net():
+    assert gym.spec("CodePRM-v0").max_episode_steps == gym.spec("CodePRM-v0").kwargs["max_lines"] + 1
+    env = gym.make("CodePRM-v0", tasks=[_square_task()], max_lines=2, max_episode_steps=3)
     env.reset(seed=0)
     env.step("    y = x * x")
     _, reward, terminated, truncated, info = env.step("    return y")
@@ -181,7 +182,7 @@ def test_invalid_actions_raise_and_leave_state_unchanged(action, match):
     with pytest.raises(ValueError, match=match):
         env.step(action)
     assert env.lines == ["    y = x * x"]
-    _, reward, _, _, _ = _replay(env, ["    return y", SUBMIT])
+    reward, _, _, _ = _replay(env, ["    return y", SUBMIT])
     assert reward == 1.0
     env.close()
 
@@ -234,8 +235,11 @@ def test_render_ansi_shows_scores_and_result():
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_make_vec(mode):
+    # Gymnasium's shared-memory buffers cannot carry Text observations (the parent reads the
+    # buffer once, as fixed strings), so async vector envs use pipes: shared_memory=False.
+    vector_kwargs = {"shared_memory": False} if mode == "async" else {}
     envs = gym.make_vec("CodePRM-v0", num_envs=2, vectorization_mode=mode,
-                        vector_kwargs={}, suite="pipelines", max_lines=8)
+                        vector_kwargs=vector_kwargs, suite="pipelines", max_lines=8)
     obs, infos = envs.reset(seed=3)
     assert len(obs["prompt"]) == 2 and all(p.startswith("def solve") for p in obs["prompt"])
     # Write an obviously wrong line and submit: both episodes end with reward 0.
