@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import builtins
 import ctypes
+import fcntl
 import gc
 import json
 import os
 import platform
+import random
 import resource
 import select
 import shutil
@@ -154,12 +156,18 @@ class ForkServer:
         self.mount_ns = False
         self.private_root = False
         self.base_vsize = 0
+        self.work_parent = ""
+        self.jobs = 0
+        self.dirs: dict[int, str] = {}
         self.applied: list[str] = []
         self.missing: list[str] = []
 
     # -- setup ---------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
+        os.environ.clear()  # children inherit a clean environment
+        os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+                           "PYTHONIOENCODING": "utf-8"})
         try:
             with open("/proc/self/statm") as f:
                 self.base_vsize = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -196,10 +204,17 @@ class ForkServer:
                 pass
         if not self.root:
             self.missing.append("dedicated sandbox uid (not root)")
+        if self.mount_ns:
+            # one tmpfs per worker for the per-job work dirs (jobs of a worker are serial)
+            _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+                   f"size={cfg['tmpfs_mb']}m,nr_inodes={cfg['tmpfs_inodes']},mode=0711")
+            self.work_parent = "/tmp"
+        else:
+            self.work_parent = cfg.get("temp_root") or _mkdtemp()
         if self.net_ns:
             self.applied.append("network namespace")
         if self.mount_ns:
-            self.applied.append("mount namespace + tmpfs work dir")
+            self.applied.append("mount namespace + private tmpfs work dir")
         if self.private_root:
             self.applied.append("private read-only root (pivot_root)")
         if self.pid_ns:
@@ -271,31 +286,37 @@ class ForkServer:
             req = json.loads(msg)
             op = req["op"]
             if op == "spawn":
-                pid = self._spawn(req, fds)
-                self.sock.send(json.dumps({"pid": pid}).encode())
+                try:
+                    reply: dict[str, Any] = {"pid": self._spawn(fds)}
+                except OSError as e:
+                    for fd in fds:
+                        os.close(fd)
+                    reply = {"error": f"fork failed: {e}"}
+                self.sock.send(json.dumps(reply).encode())
             elif op == "reap":
-                status, killed = self._reap(req["pid"], req.get("grace", 0.0), req.get("dir"))
+                status, killed = self._reap(req["pid"], req.get("grace", 0.0))
                 self.sock.send(json.dumps({"status": status, "killed": killed}).encode())
             else:
                 self._kill_all(None)
                 os._exit(0)
 
-    def _spawn(self, req: dict[str, Any], fds: list[int]) -> int:
-        workdir = None
-        if not self.mount_ns:
-            workdir = req["dir"]
-        req["_parent"] = os.getpid()
+    def _spawn(self, fds: list[int]) -> int:
+        """Fork a prepared candidate child that waits for its job on fd 3."""
+        self.jobs += 1
+        workdir = os.path.join(self.work_parent, f"job-{self.jobs}")
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             try:
-                self._child(req, fds, workdir)
+                self._child(fds, workdir, parent)
             finally:
                 os._exit(70)
+        self.dirs[pid] = workdir
         for fd in fds:
             os.close(fd)
         return pid
 
-    def _reap(self, pid: int, grace: float, workdir: str | None) -> tuple[int | None, bool]:
+    def _reap(self, pid: int, grace: float) -> tuple[int | None, bool]:
         """Kill the whole candidate tree; return (wait status of the child, killed by us)."""
         status = None
         end = time.monotonic() + grace
@@ -313,7 +334,8 @@ class ForkServer:
         killed = status is None
         box: list[Any] = [status]
         self._kill_all(pid, None if status is not None else box)
-        if workdir and not self.mount_ns:
+        workdir = self.dirs.pop(pid, None)
+        if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         return box[0], killed
 
@@ -342,6 +364,11 @@ class ForkServer:
                         os.kill(k, signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
                         pass
+            if box is not None and box[0] is None and pgid is not None:
+                try:  # SIGKILLed above: it dies promptly
+                    box[0] = os.waitpid(pgid, 0)[1]
+                except ChildProcessError:
+                    pass
             try:
                 while True:
                     wpid, st = os.waitpid(-1, os.WNOHANG)
@@ -354,23 +381,17 @@ class ForkServer:
             time.sleep(0.0005)
 
     # -- the candidate child -------------------------------------------------
-    def _child(self, req: dict[str, Any], fds: list[int], workdir: str | None) -> None:
+    def _child(self, fds: list[int], workdir: str, parent: int) -> None:
+        """Prepare a candidate child (runs after fork), then serve the job as the runner."""
         cfg = self.cfg
         req_r, rep_w, out_w = [_dup_high(fd) for fd in fds]
         report_fd = rep_w
         try:
             os.setsid()
             uid, gid = cfg["uid"], cfg["gid"]
-            if self.mount_ns:
-                _unshare(CLONE_NEWNS)
-                _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-                       f"size={cfg['tmpfs_mb']}m,nr_inodes={cfg['tmpfs_inodes']},mode=0700,"
-                       f"uid={uid},gid={gid}")
-                workdir = "/tmp"
-            else:
-                os.mkdir(workdir, 0o700)
-                if self.root:
-                    os.chown(workdir, uid, gid)
+            os.mkdir(workdir, 0o700)
+            if self.root:
+                os.chown(workdir, uid, gid)
             os.chdir(workdir)
             devnull = os.open("/dev/null", os.O_RDWR)
             os.dup2(devnull, 0)
@@ -380,12 +401,6 @@ class ForkServer:
             os.dup2(rep_w, 4)
             report_fd = 4
             os.closerange(5, 1 << 16)
-            mem = int(req["memory_mb"]) << 20
-            if mem > 0:
-                lim = self.base_vsize + mem
-                resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
-            cpu = int(req["timeout"]) + 1
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
             resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["max_file_mb"] << 20,) * 2)
             resource.setrlimit(resource.RLIMIT_NOFILE, (cfg["max_open_files"],) * 2)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -395,31 +410,32 @@ class ForkServer:
                 os.setresgid(gid, gid, gid)
                 os.setresuid(uid, uid, uid)
             else:
-                soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+                _soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
                 want = cfg["max_procs"] + _count_user_procs()
                 if hard == resource.RLIM_INFINITY or want <= hard:
                     resource.setrlimit(resource.RLIMIT_NPROC, (want, hard))
             _prctl(PR_SET_NO_NEW_PRIVS, 1)
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != req["_parent"]:
+            if os.getppid() != parent:
                 os._exit(71)  # the fork server died before the death signal was armed
-            os.environ.clear()
-            os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir,
-                               "TMPDIR": workdir, "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
-            import random
+            os.environ["HOME"] = os.environ["TMPDIR"] = workdir  # the rest is set in setup()
             random.seed()
         except BaseException as e:  # noqa: BLE001 - report any setup failure to the judge
             try:
-                _write_all(report_fd, b"S" + json.dumps([type(e).__name__, str(e)]).encode() + b"\n")
+                _write_all(report_fd, b"S" + json.dumps(_exc_info(e)).encode() + b"\n")
             finally:
                 os._exit(70)
-        _runner(cfg["max_result_bytes"])
+        _runner(cfg["max_result_bytes"], self.base_vsize)
         os._exit(0)
 
 
-def _dup_high(fd: int) -> int:
-    import fcntl
+def _mkdtemp() -> str:
+    import tempfile
 
+    return tempfile.mkdtemp(prefix="codegym-fs-")
+
+
+def _dup_high(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100)
 
 
@@ -475,7 +491,7 @@ def _exc_info(e: BaseException) -> list[str]:
     return [str(name)[:100], msg[:2000]]
 
 
-def _runner(max_result: int) -> None:
+def _runner(max_result: int, base_vsize: int) -> None:
     """Serve the judge inside the candidate child: exec the program, answer calls by value.
 
     Everything here runs in the untrusted process: nothing it sends is trusted by the judge.
@@ -496,6 +512,11 @@ def _runner(max_result: int) -> None:
         return
     try:
         head = json.loads(line)
+        cpu = int(head["timeout"]) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        if head["memory_mb"] > 0:
+            lim = base_vsize + (int(head["memory_mb"]) << 20)
+            resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
         g: dict[str, Any] = {"__name__": "__candidate__", "__builtins__": builtins}
         code = compile(head["program"], "<candidate>", "exec")
         exec(code, g)
@@ -687,6 +708,10 @@ class Judge:
         self.applied: list[str] = []
         self.missing: list[str] = []
         self._armed = False
+        self._code_cache: dict[tuple[str, str], Any] = {}
+        self._pending: list[str] = []  # ops sent to the fork server, replies not yet read
+        self._next: dict[str, Any] | None = None  # the prepared child for the next job
+        self._cur_pid: int | None = None  # the child of the job just finished, not yet reaped
 
     def start_fork_server(self) -> None:
         cfg = self.cfg
@@ -733,20 +758,66 @@ class Judge:
         if self._armed:
             raise _Fault("timeout", "judge deadline")
 
-    def _fs_call(self, req: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
+    def _fs_send(self, req: dict[str, Any], fds: list[int] | None = None) -> None:
         assert self.sock is not None
         data = json.dumps(req).encode()
         if fds:
             socket.send_fds(self.sock, [data], fds)
         else:
             self.sock.send(data)
-        reply = self.sock.recv(1 << 16)
-        if not reply:
-            raise RuntimeError("fork server died")
-        return json.loads(reply)
+        self._pending.append(req["op"])
+
+    def _fs_collect(self) -> list[dict[str, Any]]:
+        """Read the replies of every request sent to the fork server, in order."""
+        assert self.sock is not None
+        out = []
+        while self._pending:
+            op = self._pending.pop(0)
+            reply = self.sock.recv(1 << 16)
+            if not reply:
+                raise RuntimeError("the fork server died")
+            r = json.loads(reply)
+            if op == "spawn":
+                if "error" in r:
+                    raise RuntimeError(r["error"])
+                assert self._next is not None
+                self._next["pid"] = r["pid"]
+            out.append(r)
+        return out
+
+    def _request_spawn(self) -> None:
+        """Ask the fork server to prepare the child for the next job (asynchronously)."""
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            self._fs_send({"op": "spawn"}, [req_r, rep_w, out_w])
+        except OSError:
+            for fd in (req_w, rep_r, out_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (req_r, rep_w, out_w):
+                os.close(fd)
+        self._next = {"pid": None, "fds": (req_w, rep_r, out_r)}
+
+    def recycle(self) -> None:
+        """After a verdict went out: kill + reap the last tree and prepare the next child.
+
+        Both requests run in the fork server while this process waits for the next job.
+        """
+        if self._cur_pid is not None:
+            self._fs_send({"op": "reap", "pid": self._cur_pid, "grace": 0.0})
+            self._cur_pid = None
+        if self._next is None:
+            self._request_spawn()
 
     def shutdown(self) -> None:
         if self.sock is not None:
+            try:
+                self._fs_collect()
+            except (OSError, RuntimeError, ValueError):
+                pass
             try:
                 self.sock.send(b'{"op": "exit"}')
             except OSError:
@@ -762,23 +833,17 @@ class Judge:
     def run_job(self, job: dict[str, Any]) -> dict[str, Any]:
         cfg = self.cfg
         self.jobs += 1
-        t0 = time.monotonic()
+        self._fs_collect()
+        if self._next is None:
+            self._request_spawn()
+            self._fs_collect()
+        nxt, self._next = self._next, None
+        assert nxt is not None and nxt["pid"] is not None
+        pid = self._cur_pid = nxt["pid"]
         timeout = float(job["timeout"])
-        kind = job["kind"]
-        total = len(job["cases"]) if kind == "io" else 1
-        workdir = None
-        if not self.applied or "mount namespace + tmpfs work dir" not in self.applied:
-            workdir = os.path.join(cfg["temp_root"], f"job-{self.jobs}")
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        out_r, out_w = os.pipe()
-        spawn = {"op": "spawn", "timeout": timeout, "memory_mb": job["memory_mb"], "dir": workdir}
-        try:
-            pid = self._fs_call(spawn, [req_r, rep_w, out_w])["pid"]
-        finally:
-            for fd in (req_r, rep_w, out_w):
-                os.close(fd)
-        ch = _Channel(req_w, rep_r, out_r, t0 + timeout, cfg)
+        total = len(job["cases"]) if job["kind"] == "io" else 1
+        t0 = time.monotonic()
+        ch = _Channel(*nxt["fds"], t0 + timeout, cfg)
         verdict: dict[str, Any] = {}
         try:
             self._armed = True
@@ -790,16 +855,19 @@ class Judge:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _Fault as f:
             ch.fault = ch.fault or f
+        duration = time.monotonic() - t0
         ch.drain_output()
         fault = ch.fault
         ch.close()
-        reap = self._fs_call({"op": "reap", "pid": pid, "dir": workdir,
-                              "grace": 0.1 if fault is not None and fault.kind == "eof" else 0.0})
         tail = bytes(ch.tail[-cfg["output_tail"]:]).decode("utf-8", "replace")
         if fault is not None and not verdict.get("complete"):
+            # the verdict depends on how the child ended: reap it now
+            self._fs_send({"op": "reap", "pid": pid, "grace": 0.1 if fault.kind == "eof" else 0})
+            self._cur_pid = None
+            reap = self._fs_collect()[-1]
             verdict = self._fault_verdict(fault, reap, tail, ch.passed)
         verdict.pop("complete", None)
-        verdict.update(total=total, stdout_tail=tail, duration=time.monotonic() - t0)
+        verdict.update(total=total, stdout_tail=tail, duration=duration)
         verdict.setdefault("passed", 0)
         verdict.setdefault("error_type", "")
         verdict.setdefault("error", "")
@@ -846,9 +914,19 @@ class Judge:
         return {"status": "error", "passed": passed, "error_type": "EarlyExit",
                 "error": "the candidate closed its result channel before the tests finished"}
 
-    def _start_program(self, job: dict[str, Any], ch: _Channel) -> dict[str, Any] | None:
-        head = json.dumps({"program": job["program"], "entry": job["entry"]}).encode() + b"\n"
-        ch.send(head)
+    def _compile(self, src: str, filename: str) -> Any:
+        """Compile trusted test code once (tasks repeat across many executions)."""
+        key = (src, filename)
+        code = self._code_cache.get(key)
+        if code is None:
+            code = compile(src, filename, "exec")
+            if len(self._code_cache) >= 2048:
+                self._code_cache.clear()
+            self._code_cache[key] = code
+        return code
+
+    def _await_ready(self, ch: _Channel) -> dict[str, Any] | None:
+        """Wait for the program to load; an early verdict if it did not."""
         kind, payload = ch.recv()
         if kind == "Y":
             return None
@@ -863,20 +941,20 @@ class Judge:
         raise ch.fail("protocol", f"unexpected reply {kind!r} to the program")
 
     def _judge(self, job: dict[str, Any], ch: _Channel, total: int) -> dict[str, Any]:
-        early = self._start_program(job, ch)
-        if early is not None:
-            return early
+        head = json.dumps({"program": job["program"], "entry": job["entry"],
+                           "timeout": job["timeout"], "memory_mb": job["memory_mb"]}).encode()
         if job["kind"] == "io":
-            return self._judge_io(job, ch, total)
+            out = bytearray(head + b"\n")
+            for args, _expected in job["cases"]:  # pipelined behind the program
+                out += enc.encode([list(args), {}], max_bytes=1 << 30).encode() + b"\n"
+            ch.send(bytes(out))
+            return self._await_ready(ch) or self._judge_io(job, ch, total)
+        ch.send(head + b"\n")
         return self._judge_assert(job, ch)
 
     def _judge_io(self, job: dict[str, Any], ch: _Channel, total: int) -> dict[str, Any]:
         cases = job["cases"]
         tol = float(job["tol"])
-        out = bytearray()
-        for args, _expected in cases:
-            out += enc.encode([list(args), {}], max_bytes=1 << 30).encode() + b"\n"
-        ch.send(bytes(out))
         passed = 0
         first_exc: list[str] | None = None
         first_wrong = ""
@@ -919,13 +997,16 @@ class Judge:
         ns: dict[str, Any] = {"__name__": "__judge__", "__builtins__": builtins}
         try:
             if job["helpers"]:
-                exec(compile(job["helpers"], "<helpers>", "exec"), ns)
-            exec(compile(job["check"], "<check>", "exec"), ns)
+                exec(self._compile(job["helpers"], "<helpers>"), ns)
+            exec(self._compile(job["check"], "<check>"), ns)
             check = ns["check"]
         except Exception as e:  # noqa: BLE001 - trusted test code is broken
             return {"status": "error", "error_type": "HarnessError",
                     "error": f"the trusted test code failed to load: {type(e).__name__}: {e}",
                     "complete": True}
+        early = self._await_ready(ch)  # the candidate loaded its program meanwhile
+        if early is not None:
+            return early
         max_res = cfg_max(self.cfg)
         seen: list[_CandidateError] = []
 
@@ -1023,6 +1104,7 @@ def main(cfg: dict[str, Any]) -> None:
     except BaseException:  # noqa: BLE001
         _send_frame(proto_out, {"fatal": traceback.format_exc()})
         raise SystemExit(1) from None
+    judge.recycle()  # prepare the first child
     _send_frame(proto_out, {"ready": True, "applied": judge.applied, "missing": judge.missing,
                             "pid": os.getpid(), "python": sys.version.split()[0]})
     gc.collect()
@@ -1045,3 +1127,4 @@ def main(cfg: dict[str, Any]) -> None:
             judge.shutdown()
             raise SystemExit(1) from None
         _send_frame(proto_out, result)
+        judge.recycle()
