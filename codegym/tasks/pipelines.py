@@ -1,0 +1,723 @@
+"""The ``pipelines`` suite: procedurally generated, seeded, long-horizon list tasks.
+
+Each task asks for ``def solve(xs):`` where ``xs`` is a list of integers; the docstring lists
+N numbered steps in plain English ("add 3 to every element", "keep elements greater than 4",
+"reverse the list", ..., "return the sum"). The reference solution has exactly one line per
+step, so the horizon (number of env steps of a perfect agent) is N, a knob set by
+``min_steps``/``max_steps``.
+
+Splits (``train``, ``validation``, ``test``) are disjoint by construction: the split of a task
+is a fixed function of a hash of its canonical operation sequence (operations and parameters,
+not their phrasing, not the seed), and generation for one split rejects sequences that belong
+to another. So no operation sequence ever appears in two splits, whatever the seed.
+
+Tests are input -> expected-output pairs (``TestSuite(kind="io")``), the expected values
+computed by the trusted reference. They are strong by construction (see the weak-tests
+finding in DESIGN.md):
+
+* the expected outputs take at least 3 distinct values, so no constant answer passes;
+* every single-line mutant of the reference that changes its behaviour on a pool of ~50
+  candidate inputs (random and adversarial: empty, negatives, duplicates, long lists) fails
+  at least one test. Mutants: delete a line, duplicate a line, swap adjacent lines, replace a
+  line by another operation or parameter (including an early ``return``), and "skip every
+  step" programs (a return form applied to the raw input). Inputs are added greedily until
+  every such mutant is killed;
+* every step matters: a task where deleting some line leaves the behaviour unchanged is
+  regenerated, and so is a pipeline that empties the list on too many inputs.
+
+A task that fails any of these is regenerated from the next sub-seed. Generation is
+deterministic per ``(seed, split, index)`` and cached. Randomness comes from a local
+``random.Random`` seeded from a hash of ``(seed, split, index, attempt)`` (no global state).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import hashlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from codegym.tasks.base import Task
+from codegym.tasks.registry import TaskSuite
+from sandboxes import IOCase, TestSuite
+
+Category = Literal["map", "filter", "order", "slice", "grow", "return"]
+ParamKind = Literal["none", "int", "value"]
+
+#: Fraction of operation sequences in each split (by hash of the canonical sequence).
+SPLIT_FRACTIONS: dict[str, float] = {"test": 0.1, "validation": 0.1, "train": 0.8}
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+_HASH_SALT = b"codegym-pipelines-v1"
+
+_MAX_ATTEMPTS = 2000
+_ATTEMPTS_PER_LENGTH = 200
+_MAX_ABS_VALUE = 10_000  # values stay small: no unbounded growth through repeated products
+
+
+@dataclass(frozen=True)
+class Op:
+    """One pipeline operation (or return form).
+
+    Attributes:
+        name: Canonical name (used in task metadata and in the split hash).
+        category: ``map``/``filter``/``order``/``slice``/``grow`` or ``return``.
+        phrasings: English phrasings (``str.format`` templates with ``{k}``); the first is
+            the canonical one used unless varied phrasing is on.
+        code: The reference line without its 4-space indent (template with ``{k}``).
+        fn: ``fn(xs, k)``: the operation on a Python list (``k`` is ignored when the
+            operation has no parameter). Must match ``code`` exactly (a test checks it).
+        param: ``"none"``, ``"int"`` (drawn from ``domain``) or ``"value"`` (a threshold
+            drawn from the values the list holds at that step).
+        domain: Integer parameters for ``param="int"``.
+    """
+
+    name: str
+    category: Category
+    phrasings: tuple[str, ...]
+    code: str
+    fn: Callable[[list[int], int], Any]
+    param: ParamKind = "none"
+    domain: tuple[int, ...] = ()
+    is_return: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_return", self.category == "return")
+
+
+def _cumsum(xs: list[int], _k: int) -> list[int]:
+    return [sum(xs[: i + 1]) for i in range(len(xs))]
+
+
+_OPS: tuple[Op, ...] = (
+    # ---- the basic set: 12 list operations -------------------------------------------
+    Op("add", "map", ("add {k} to every element", "increase each element by {k}",
+                      "add {k} to each number"),
+       "xs = [x + {k} for x in xs]", lambda xs, k: [x + k for x in xs], "int", tuple(range(1, 10))),
+    Op("sub", "map", ("subtract {k} from every element", "decrease each element by {k}",
+                      "take {k} away from each number"),
+       "xs = [x - {k} for x in xs]", lambda xs, k: [x - k for x in xs], "int", tuple(range(1, 10))),
+    Op("mul", "map", ("multiply every element by {k}", "scale each element by a factor of {k}",
+                      "replace each number by {k} times itself"),
+       "xs = [x * {k} for x in xs]", lambda xs, k: [x * k for x in xs], "int", (2, 3, 4)),
+    Op("keep_gt", "filter", ("keep elements greater than {k}", "remove elements that are at most {k}",
+                             "keep only the numbers above {k}"),
+       "xs = [x for x in xs if x > {k}]", lambda xs, k: [x for x in xs if x > k], "value"),
+    Op("keep_lt", "filter", ("keep elements less than {k}", "remove elements that are at least {k}",
+                             "keep only the numbers below {k}"),
+       "xs = [x for x in xs if x < {k}]", lambda xs, k: [x for x in xs if x < k], "value"),
+    Op("keep_even", "filter", ("keep even elements", "remove odd elements",
+                               "keep only the even numbers"),
+       "xs = [x for x in xs if x % 2 == 0]", lambda xs, k: [x for x in xs if x % 2 == 0]),
+    Op("keep_odd", "filter", ("keep odd elements", "remove even elements",
+                              "keep only the odd numbers"),
+       "xs = [x for x in xs if x % 2 == 1]", lambda xs, k: [x for x in xs if x % 2 == 1]),
+    Op("reverse", "order", ("reverse the list", "reverse the order of the elements",
+                            "turn the list around"),
+       "xs = xs[::-1]", lambda xs, k: xs[::-1]),
+    Op("sort", "order", ("sort the list in ascending order", "sort the elements from smallest to largest",
+                         "put the numbers in increasing order"),
+       "xs = sorted(xs)", lambda xs, k: sorted(xs)),
+    Op("sort_desc", "order", ("sort the list in descending order",
+                              "sort the elements from largest to smallest",
+                              "put the numbers in decreasing order"),
+       "xs = sorted(xs, reverse=True)", lambda xs, k: sorted(xs, reverse=True)),
+    Op("take", "slice", ("keep the first {k} elements", "keep only the first {k} elements",
+                         "cut the list after its first {k} elements"),
+       "xs = xs[:{k}]", lambda xs, k: xs[:k], "int", (1, 2, 3, 4, 5, 6)),
+    Op("drop", "slice", ("drop the first {k} elements", "remove the first {k} elements",
+                         "skip the first {k} elements"),
+       "xs = xs[{k}:]", lambda xs, k: xs[k:], "int", (1, 2, 3, 4)),
+    # ---- extra operations of the full set ---------------------------------------------
+    Op("negate", "map", ("negate every element", "flip the sign of each element"),
+       "xs = [-x for x in xs]", lambda xs, k: [-x for x in xs]),
+    Op("abs", "map", ("replace every element by its absolute value",
+                      "take the absolute value of each element"),
+       "xs = [abs(x) for x in xs]", lambda xs, k: [abs(x) for x in xs]),
+    Op("square", "map", ("square every element", "replace each element by its square"),
+       "xs = [x * x for x in xs]", lambda xs, k: [x * x for x in xs]),
+    Op("mod", "map", ("replace every element by its remainder modulo {k}",
+                      "take each element modulo {k}"),
+       "xs = [x % {k} for x in xs]", lambda xs, k: [x % k for x in xs], "int", (2, 3, 4, 5, 7)),
+    Op("floordiv", "map", ("divide every element by {k}, rounding down",
+                           "replace each element by its floor division by {k}"),
+       "xs = [x // {k} for x in xs]", lambda xs, k: [x // k for x in xs], "int", (2, 3, 4, 5)),
+    Op("clamp_max", "map", ("replace every element greater than {k} by {k}",
+                            "cap each element at {k}"),
+       "xs = [min(x, {k}) for x in xs]", lambda xs, k: [min(x, k) for x in xs], "value"),
+    Op("clamp_min", "map", ("replace every element less than {k} by {k}",
+                            "raise each element to at least {k}"),
+       "xs = [max(x, {k}) for x in xs]", lambda xs, k: [max(x, k) for x in xs], "value"),
+    Op("cumsum", "map", ("replace every element by the sum of the elements up to and including it",
+                         "compute the running sums of the list"),
+       "xs = [sum(xs[:i + 1]) for i in range(len(xs))]", _cumsum),
+    Op("remove_eq", "filter", ("remove elements equal to {k}", "delete every occurrence of {k}"),
+       "xs = [x for x in xs if x != {k}]", lambda xs, k: [x for x in xs if x != k], "value"),
+    Op("keep_multiple", "filter", ("keep elements divisible by {k}",
+                                   "keep only the multiples of {k}"),
+       "xs = [x for x in xs if x % {k} == 0]", lambda xs, k: [x for x in xs if x % k == 0], "int",
+       (3, 4, 5)),
+    Op("dedupe", "filter", ("remove duplicates, keeping the first occurrence of each element",
+                            "drop repeated elements, keeping their first occurrence"),
+       "xs = list(dict.fromkeys(xs))", lambda xs, k: list(dict.fromkeys(xs))),
+    Op("rotate", "order", ("move the first element to the end",
+                           "rotate the list left by one position"),
+       "xs = xs[1:] + xs[:1]", lambda xs, k: xs[1:] + xs[:1]),
+    Op("keep_last", "slice", ("keep the last {k} elements", "keep only the last {k} elements"),
+       "xs = xs[-{k}:]", lambda xs, k: xs[-k:], "int", (1, 2, 3, 4, 5)),
+    Op("drop_last", "slice", ("drop the last {k} elements", "remove the last {k} elements"),
+       "xs = xs[:-{k}]", lambda xs, k: xs[:-k], "int", (1, 2, 3)),
+    Op("every_other", "slice", ("keep every other element, starting with the first",
+                                "keep the elements at even positions"),
+       "xs = xs[::2]", lambda xs, k: xs[::2]),
+    Op("append", "grow", ("append {k} to the end of the list", "add the number {k} at the end"),
+       "xs = xs + [{k}]", lambda xs, k: xs + [k], "int", tuple(range(0, 10))),
+    Op("prepend", "grow", ("insert {k} at the start of the list",
+                           "put the number {k} in front of the list"),
+       "xs = [{k}] + xs", lambda xs, k: [k] + xs, "int", tuple(range(0, 10))),
+    # ---- return forms (the last step) -------------------------------------------------
+    Op("ret_sum", "return", ("return the sum", "return the sum of the elements"),
+       "return sum(xs)", lambda xs, k: sum(xs)),
+    Op("ret_len", "return", ("return the length", "return the number of elements"),
+       "return len(xs)", lambda xs, k: len(xs)),
+    Op("ret_max", "return", ("return the maximum (or 0 if empty)",
+                             "return the largest element (or 0 if the list is empty)"),
+       "return max(xs, default=0)", lambda xs, k: max(xs, default=0)),
+    Op("ret_min", "return", ("return the minimum (or 0 if empty)",
+                             "return the smallest element (or 0 if the list is empty)"),
+       "return min(xs, default=0)", lambda xs, k: min(xs, default=0)),
+    Op("ret_list", "return", ("return the list", "return the resulting list"),
+       "return xs", lambda xs, k: xs),
+    Op("ret_first", "return", ("return the first element (or 0 if empty)",
+                               "return the element at the front (or 0 if the list is empty)"),
+       "return xs[0] if xs else 0", lambda xs, k: xs[0] if xs else 0),
+    Op("ret_last", "return", ("return the last element (or 0 if empty)",
+                              "return the element at the end (or 0 if the list is empty)"),
+       "return xs[-1] if xs else 0", lambda xs, k: xs[-1] if xs else 0),
+    Op("ret_count_even", "return", ("return the number of even elements",
+                                    "return how many elements are even"),
+       "return sum(1 for x in xs if x % 2 == 0)", lambda xs, k: sum(1 for x in xs if x % 2 == 0)),
+    Op("ret_distinct", "return", ("return the number of distinct elements",
+                                  "return how many different values the list holds"),
+       "return len(set(xs))", lambda xs, k: len(set(xs))),
+    Op("ret_range", "return", ("return the maximum minus the minimum (or 0 if empty)",
+                               "return the difference between the largest and smallest element "
+                               "(or 0 if the list is empty)"),
+       "return max(xs) - min(xs) if xs else 0", lambda xs, k: max(xs) - min(xs) if xs else 0),
+)
+
+#: Every operation by canonical name.
+OPS: dict[str, Op] = {op.name: op for op in _OPS}
+
+#: Named operation sets. ``basic`` (12 operations + 5 return forms, one phrasing each) is
+#: where a tiny CPU language model learns (see the calibration in DESIGN.md); ``full`` adds
+#: 17 operations and 5 return forms and varies the phrasing.
+OP_SETS: dict[str, tuple[str, ...]] = {
+    "basic": (
+        "add", "sub", "mul", "keep_gt", "keep_lt", "keep_even", "keep_odd",
+        "reverse", "sort", "sort_desc", "take", "drop",
+        "ret_sum", "ret_len", "ret_max", "ret_min", "ret_list",
+    ),
+    "full": tuple(OPS),
+}
+
+Step = tuple[Op, int]  # (operation, parameter; 0 when the operation has none)
+
+
+def step_key(step: Step) -> str:
+    """Canonical text of one step, e.g. ``"add:3"`` or ``"reverse"``."""
+    op, k = step
+    return op.name if op.param == "none" else f"{op.name}:{k}"
+
+
+def step_code(step: Step) -> str:
+    """The reference line of one step, 4-space indented."""
+    op, k = step
+    return "    " + op.code.format(k=k)
+
+
+def split_of(steps: Sequence[Step]) -> str:
+    """The split an operation sequence belongs to (a fixed hash of its canonical form)."""
+    key = "|".join(step_key(s) for s in steps).encode()
+    h = int.from_bytes(hashlib.blake2b(key, digest_size=8, key=_HASH_SALT).digest(), "big")
+    u = h / 2**64
+    acc = 0.0
+    for name in ("test", "validation", "train"):
+        acc += SPLIT_FRACTIONS[name]
+        if u < acc:
+            return name
+    return "train"
+
+
+def run_steps(steps: Sequence[Step], xs: list[int]) -> Any:
+    """Evaluate an operation sequence on ``xs`` (``None`` if no step returns)."""
+    for op, k in steps:
+        if op.is_return:
+            return op.fn(xs, k)
+        xs = op.fn(xs, k)
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# generation
+
+
+def _random_input(rng: random.Random, style: int) -> list[int]:
+    """One candidate input list; ``style`` picks a distribution (adversarial ones included)."""
+    r = rng.randint
+    if style == 0:  # typical
+        return rng.choices(range(-5, 16), k=r(4, 10))
+    if style == 1:  # wider values
+        return rng.choices(range(-20, 31), k=r(3, 12))
+    if style == 2:  # many duplicates
+        return rng.choices(rng.choices(range(-6, 13), k=r(1, 3)), k=r(3, 10))
+    if style == 3:  # long
+        return rng.choices(range(-10, 26), k=r(13, 24))
+    if style == 4:  # short
+        return rng.choices(range(-8, 17), k=r(1, 3))
+    if style == 5:  # mostly negative
+        return rng.choices(range(-15, 4), k=r(3, 10))
+    # style 6: sorted or reverse-sorted run
+    xs = sorted(rng.choices(range(-8, 21), k=r(4, 10)))
+    return xs if r(0, 1) else xs[::-1]
+
+
+def _make_pool(rng: random.Random, n: int) -> list[list[int]]:
+    styles = (0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 1, 0)
+    return [_random_input(rng, styles[i % len(styles)]) for i in range(n)]
+
+
+def _merge_group(op: Op) -> str:
+    """Operations of one group merge or override each other when adjacent."""
+    if op.name in ("add", "sub"):
+        return "shift"
+    if op.category == "order" and op.name != "rotate":
+        return "order"
+    return op.name
+
+
+_ORDER_FREE_RETURNS = frozenset(
+    {"ret_sum", "ret_len", "ret_max", "ret_min", "ret_count_even", "ret_distinct", "ret_range"}
+)
+_ELEMENTWISE = frozenset(
+    {"add", "sub", "mul", "negate", "abs", "square", "mod", "floordiv", "clamp_max", "clamp_min"}
+)
+
+
+def _has_dead_line(steps: Sequence[Step]) -> bool:
+    """A cheap structural test for a line whose deletion cannot change the result.
+
+    Walks backwards tracking what the rest of the program observes of the list: its
+    values (as a multiset), their order, its length. A reordering is dead when order is
+    not observed; an element-wise map is dead when only the length is. This only
+    pre-filters candidates; the mutant check on real inputs is the authority.
+    """
+    ret = steps[-1][0]
+    if ret.name == "ret_len":
+        seen = {"len"}
+    elif ret.name in _ORDER_FREE_RETURNS:
+        seen = {"vals"}
+    else:
+        seen = {"vals", "order"}
+    for op, _k in reversed(steps[:-1]):
+        if op.name in _ELEMENTWISE:
+            if seen == {"len"}:
+                return True
+        elif op.category == "order":
+            if "order" not in seen:
+                return True
+            if op.name in ("sort", "sort_desc"):
+                seen = seen - {"order"}
+        elif op.category == "slice":
+            seen = seen | ({"order"} if "vals" in seen else {"len"})
+        elif op.category == "filter":
+            seen = seen | {"vals"}
+        elif op.name == "cumsum":
+            seen = seen | {"vals", "order"} if "vals" in seen else seen
+    return False
+
+_RETURN_ALL: Step = (OPS["ret_list"], 0)  # observes everything: the most lenient return
+
+
+@dataclass(frozen=True)
+class _Mutant:
+    """A single-line mutant: start from the reference state before line ``start``, apply
+    ``head``, then the reference lines from ``resume`` on."""
+
+    start: int
+    head: tuple[Step, ...]
+    resume: int
+    is_delete: bool = False
+
+
+class PipelinesSuite(TaskSuite):
+    """Procedural list-pipeline tasks with a horizon knob and disjoint splits.
+
+    Args:
+        seed: Seed of the task stream (the split assignment does not depend on it).
+        min_steps: Fewest steps per task (the last step is always a return form), >= 1.
+        max_steps: Most steps per task (>= ``min_steps``, <= 40).
+        ops: ``"basic"`` (12 operations + 5 return forms, the default), ``"full"`` (29 + 10),
+            or a sequence of operation names from :data:`OPS` with at least one return form.
+        varied_phrasing: Draw each step's English phrasing from several per operation.
+            Default: on for ``ops="full"``, off otherwise.
+        min_cases: Fewest test cases per task.
+        max_cases: Most test cases per task (a task whose mutants need more is regenerated).
+        pool_size: Candidate inputs per task from which test cases are chosen.
+
+    Note: for very short horizons the space of sequences is small (1-step tasks are a bare
+    return form), so a split may hold few or none of them; generation then draws another
+    length, or raises ``ValueError`` when ``min_steps..max_steps`` allows nothing in a split.
+    """
+
+    name = "pipelines"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        min_steps: int = 1,
+        max_steps: int = 12,
+        ops: str | Sequence[str] = "basic",
+        varied_phrasing: bool | None = None,
+        min_cases: int = 6,
+        max_cases: int = 12,
+        pool_size: int = 48,
+    ) -> None:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        for label, v in (("min_steps", min_steps), ("max_steps", max_steps)):
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 40:
+                raise ValueError(f"{label} must be an int in [1, 40], got {v!r}")
+        if min_steps > max_steps:
+            raise ValueError(f"min_steps ({min_steps}) must be <= max_steps ({max_steps})")
+        if not 1 <= min_cases <= max_cases:
+            raise ValueError(f"need 1 <= min_cases <= max_cases, got {min_cases}, {max_cases}")
+        if pool_size < max(16, max_cases):
+            raise ValueError(f"pool_size must be >= max(16, max_cases), got {pool_size}")
+        if isinstance(ops, str):
+            if ops not in OP_SETS:
+                raise ValueError(
+                    f"unknown ops set {ops!r}: use one of {sorted(OP_SETS)} or a list of names"
+                )
+            names = OP_SETS[ops]
+            varied = (ops == "full") if varied_phrasing is None else bool(varied_phrasing)
+        else:
+            names = tuple(ops)
+            unknown = [n for n in names if n not in OPS]
+            if unknown:
+                raise ValueError(f"unknown operation(s) {unknown}: choose from {sorted(OPS)}")
+            varied = bool(varied_phrasing)
+        self.ops_list: tuple[Op, ...] = tuple(OPS[n] for n in dict.fromkeys(names))
+        self.transforms: tuple[Op, ...] = tuple(o for o in self.ops_list if not o.is_return)
+        self.returns: tuple[Op, ...] = tuple(o for o in self.ops_list if o.is_return)
+        if not self.returns:
+            raise ValueError("ops must include at least one return form (e.g. 'ret_sum')")
+        if max_steps > 1 and not self.transforms:
+            raise ValueError("ops must include at least one list operation when max_steps > 1")
+        self.seed = seed
+        self.min_steps = min_steps
+        self.max_steps = max_steps
+        self.varied_phrasing = varied
+        self.min_cases = min_cases
+        self.max_cases = max_cases
+        self.pool_size = pool_size
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._get_cached = functools.lru_cache(maxsize=8192)(self._generate)
+
+    # -- TaskSuite API -------------------------------------------------------------------
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """``("train", "validation", "test")``."""
+        return SPLITS
+
+    def size(self, split: str) -> int | None:
+        """``None``: every split is unlimited."""
+        self.check_split(split)
+        return None
+
+    def get(self, split: str, index: int) -> Task:
+        """The ``index``-th task of ``split`` (deterministic, cached)."""
+        self.check_split(split)
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise ValueError(f"index must be an int >= 0, got {index!r}")
+        return self._get_cached(split, index)
+
+    # -- generation ----------------------------------------------------------------------
+
+    def _rng(self, split: str, index: int, attempt: int) -> random.Random:
+        key = f"{self.seed}|{split}|{index}|{attempt}".encode()
+        return random.Random(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big"))
+
+    def _generate(self, split: str, index: int) -> Task:
+        # The horizon is drawn once per task so that rejections do not skew its distribution;
+        # only when a length yields nothing in this split (tiny spaces: 1-step tasks) for
+        # _ATTEMPTS_PER_LENGTH attempts is another length drawn. The candidate inputs are
+        # drawn once per task; the first 16 drive the simulation while drawing steps.
+        rng0 = self._rng(split, index, -1)
+        one_step = any(split_of([(r, 0)]) == split for r in self.returns)
+        if self.max_steps == 1 and not one_step:
+            raise ValueError(
+                f"pipelines: no 1-step task (a bare return form) falls in split {split!r} "
+                f"with ops {[o.name for o in self.ops_list]}; use max_steps >= 2"
+            )
+        n = rng0.randint(self.min_steps, self.max_steps)
+        while n == 1 and not one_step:
+            n = rng0.randint(self.min_steps, self.max_steps)
+        pool = _make_pool(rng0, self.pool_size)
+        sim = pool[:16]
+        pool.insert(rng0.randint(0, len(pool)), [])  # the empty list is always a candidate
+        self.stats["tasks"] += 1
+        for attempt in range(_MAX_ATTEMPTS):
+            rng = self._rng(split, index, attempt)
+            if attempt and attempt % _ATTEMPTS_PER_LENGTH == 0:
+                n = rng.randint(self.min_steps, self.max_steps)
+                while n == 1 and not one_step:
+                    n = rng.randint(self.min_steps, self.max_steps)
+            self.stats["attempts"] += 1
+            steps = self._draw_steps(rng, n, sim, split)
+            if steps is None:
+                self.stats["draw_failed"] += 1
+                continue
+            cases = self._select_cases(rng, steps, pool)
+            if cases is None:
+                continue
+            return self._make_task(rng, split, index, steps, cases)
+        raise ValueError(
+            f"pipelines: could not generate task {split}/{index} with steps in "
+            f"[{self.min_steps}, {self.max_steps}] and ops {[o.name for o in self.ops_list]} "
+            f"after {_MAX_ATTEMPTS} attempts; widen the step range or the operation set"
+        )
+
+    def _draw_param(self, rng: random.Random, op: Op, states: list[list[int]]) -> int | None:
+        if op.param == "none":
+            return 0
+        if op.param == "int":
+            return op.domain[rng.randrange(len(op.domain))]
+        s = states[rng.randrange(len(states))]
+        if not s:
+            s = next((t for t in states if t), s)
+            if not s:
+                return None
+        return s[rng.randrange(len(s))]
+
+    def _propose_op(
+        self, rng: random.Random, prev: Op | None, states: list[list[int]]
+    ) -> Step | None:
+        """A random operation (and parameter) that does not merge with ``prev``."""
+        op = self.transforms[rng.randrange(len(self.transforms))]
+        if prev is not None and _merge_group(prev) == _merge_group(op):
+            return None  # same operation (or add/sub, or two reorders) in a row: merges
+        k = self._draw_param(rng, op, states)
+        return None if k is None else (op, k)
+
+    @staticmethod
+    def _apply_checked(step: Step, states: list[list[int]]) -> list[list[int]] | None:
+        """``states`` after ``step``, or None if the step is (nearly) a no-op on them, empties
+        too many lists or lets values grow past the bound."""
+        op, k = step
+        total = len(states)
+        new = [op.fn(s, k) for s in states]
+        if sum(a != b for a, b in zip(new, states)) * 3 < total:
+            return None  # (nearly) a no-op on typical inputs
+        if sum(len(s) >= 2 for s in new) * 3 < total * 2:
+            return None  # empties too many lists or leaves too little to work on
+        if op.category == "map" and max(abs(x) for s in new for x in s) > _MAX_ABS_VALUE:
+            return None
+        return new
+
+    def _draw_steps(
+        self, rng: random.Random, n: int, states: list[list[int]], split: str
+    ) -> list[Step] | None:
+        """Draw ``n - 1`` operations and a return form in ``split``, simulating them on
+        ``states`` so that every step changes something and the list rarely empties. The
+        last operation and the return form are redrawn until the sequence hashes to
+        ``split``."""
+        steps: list[Step] = []
+        for _ in range(n - 2):
+            for _try in range(30):
+                step = self._propose_op(rng, steps[-1][0] if steps else None, states)
+                if step is None or _has_dead_line([*steps, step, _RETURN_ALL]):
+                    continue  # dead whatever comes next (e.g. a reorder before a sort)
+                new = self._apply_checked(step, states)
+                if new is not None:
+                    break
+            else:
+                return None
+            steps.append(step)
+            states = new
+        for _try in range(200):
+            tail: list[Step] = []
+            if n >= 2:
+                step = self._propose_op(rng, steps[-1][0] if steps else None, states)
+                if step is None:
+                    continue
+                tail.append(step)
+            ret = self.returns[rng.randrange(len(self.returns))]
+            cand = steps + tail + [(ret, 0)]
+            if split_of(cand) != split or _has_dead_line(cand):
+                continue
+            last_states = self._apply_checked(tail[0], states) if tail else states
+            if last_states is None:
+                continue
+            if len({repr(ret.fn(s, 0)) for s in last_states}) < 3:
+                continue
+            return cand
+        return None
+
+    def _mutants(self, rng: random.Random, steps: list[Step]) -> list[_Mutant]:
+        """Single-line mutants of the reference (see the module docstring)."""
+        n = len(steps)
+        muts: list[_Mutant] = []
+        for j in range(n):
+            muts.append(_Mutant(j, (), j + 1, is_delete=True))
+            if j < n - 1:
+                muts.append(_Mutant(j + 1, (steps[j],), j + 1))  # duplicate
+                muts.append(_Mutant(j, (steps[j + 1], steps[j]), j + 2))  # swap
+            for alt in self._replacements(rng, steps, j):
+                muts.append(_Mutant(j, (alt,), j + 1))
+        ret = steps[-1]
+        for r in self.returns:  # skip every step
+            if n > 1 or r is not ret[0]:
+                muts.append(_Mutant(0, ((r, 0),), 1))
+        return muts
+
+    def _replacements(self, rng: random.Random, steps: list[Step], j: int) -> list[Step]:
+        op, k = steps[j]
+        out: list[Step] = []
+        if op.is_return:
+            return [(r, 0) for r in self.returns if r is not op]
+        for alt in self.transforms:
+            if alt.param == "none":
+                if alt is not op:
+                    out.append((alt, 0))
+            elif alt is op:
+                near = (k - 2, k - 1, k + 1, k + 2)
+                if alt.param == "int":
+                    near = tuple(v for v in near if v in alt.domain or 1 <= v <= 12)
+                out.extend((alt, v) for v in near)
+            else:
+                cands = [k] if k != 0 else []
+                if alt.param == "int":
+                    cands = [v for v in cands if v in alt.domain]
+                    cands.append(alt.domain[rng.randrange(len(alt.domain))])
+                else:
+                    cands.append(k + rng.choice((-2, -1, 1, 2)))
+                out.extend((alt, v) for v in dict.fromkeys(cands))
+        out.append(steps[-1])  # early return
+        return out
+
+    def _select_cases(
+        self, rng: random.Random, steps: list[Step], pool: list[list[int]]
+    ) -> list[IOCase] | None:
+        n = len(steps)
+        # reference states before each line, and outputs
+        traces: list[list[list[int]]] = []
+        outs: list[Any] = []
+        for xs in pool:
+            states = [xs]
+            cur = xs
+            out: Any = None
+            for op, k in steps:
+                if op.is_return:
+                    out = op.fn(cur, k)
+                    break
+                cur = op.fn(cur, k)
+                states.append(cur)
+            traces.append(states)
+            outs.append(out)
+        nonempty_inputs = [i for i, xs in enumerate(pool) if xs]
+        empties = sum(1 for i in nonempty_inputs if not traces[i][-1])
+        if empties * 4 > len(nonempty_inputs):
+            self.stats["too_empty"] += 1
+            return None  # the pipeline empties the list too often
+        keys = [repr(o) for o in outs]
+        if len(set(keys)) < 3:
+            self.stats["few_outputs"] += 1
+            return None
+
+        def kills(m: _Mutant, i: int) -> bool:
+            st = traces[i]
+            cur = st[m.start]
+            for op, k in m.head:
+                if op.is_return:
+                    return op.fn(cur, k) != outs[i]
+                cur = op.fn(cur, k)
+            for r in range(m.resume, n):
+                if r < len(st) and cur == st[r]:
+                    return False
+                op, k = steps[r]
+                if op.is_return:
+                    return op.fn(cur, k) != outs[i]
+                cur = op.fn(cur, k)
+            return outs[i] is not None  # no return reached: None
+
+        order = list(range(len(pool)))
+        rng.shuffle(order)
+        chosen: list[int] = []
+        seen: set[str] = set()
+        for i in order:  # >= 3 distinct expected outputs first, from typical inputs
+            if keys[i] not in seen and len(pool[i]) >= 3:
+                chosen.append(i)
+                seen.add(keys[i])
+                if len(seen) == 3:
+                    break
+        if len(seen) < 3:
+            return None
+        for m in self._mutants(rng, steps):
+            if any(kills(m, i) for i in chosen):
+                continue
+            killer = next((i for i in order if i not in chosen and kills(m, i)), None)
+            if killer is None:
+                if m.is_delete:
+                    self.stats["dead_line"] += 1
+                    return None  # a line that does nothing: regenerate
+                continue  # equivalent on every candidate input
+            chosen.append(killer)
+            if len(chosen) > self.max_cases:
+                self.stats["too_many_cases"] += 1
+                return None
+        for i in order:  # pad, preferring new outputs
+            if len(chosen) >= self.min_cases:
+                break
+            if i not in chosen and keys[i] not in seen:
+                chosen.append(i)
+                seen.add(keys[i])
+        for i in order:
+            if len(chosen) >= self.min_cases:
+                break
+            if i not in chosen:
+                chosen.append(i)
+        return [IOCase(args=(list(pool[i]),), expected=outs[i]) for i in chosen]
+
+    def _make_task(
+        self, rng: random.Random, split: str, index: int, steps: list[Step], cases: list[IOCase]
+    ) -> Task:
+        lines = []
+        for num, (op, k) in enumerate(steps, 1):
+            phr = op.phrasings[rng.randrange(len(op.phrasings))] if self.varied_phrasing else op.phrasings[0]
+            lines.append(f"    {num}. {phr.format(k=k)}")
+        prefix = (
+            "def solve(xs):\n"
+            '    """Apply these steps, in order, to the list of integers xs.\n'
+            "\n" + "\n".join(lines) + '\n    """\n'
+        )
+        solution = "\n".join(step_code(s) for s in steps)
+        return Task(
+            task_id=f"pipelines/{split}/{index}",
+            prompt=prefix,
+            code_prefix=prefix,
+            entry_point="solve",
+            tests=TestSuite(kind="io", entry_point="solve", cases=tuple(cases)),
+            solution=solution,
+            metadata={
+                "suite": "pipelines",
+                "split": split,
+                "index": index,
+                "steps": len(steps),
+                "ops": [step_key(s) for s in steps],
+                "seed": self.seed,
+            },
+        )
