@@ -69,3 +69,16 @@ def test_pass_at_k_and_summary_math():
     table = summarize(rows, by_horizon=True)
     assert table[0]["group"] == "all" and table[0]["pass@1"] == 0.5 and table[0]["pass@k"] == 1.0
     assert table[1]["group"] == "1-3"
+
+
+def test_show_prints_trajectories(tmp_path, capsys):
+    out = tmp_path / "t.jsonl"
+    assert main(["eval", "--suite", "pipelines", "--agent", "reference", "--agent-arg", "corrupt=1.0",
+                 "--episodes", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["show", str(out), "--failed", "--index", "0"]) == 0
+    shown = capsys.readouterr().out
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["task_id"] in shown and "FAIL" in shown and first["lines"][0].strip() in shown
+    assert main(["show", str(out), "--index", "9"]) == 2
+    assert main(["show", str(tmp_path / "missing.jsonl")]) == 2
