@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ class HFCompleter:
         self._model: Any = None
         self._tok: Any = None
         self._nl_ids: set[int] = set()
+        self._cache_kw = "past_key_values"
 
     def __repr__(self) -> str:
         return f"HFCompleter({str(self.policy)!r}, temperature={self.temperature})"
@@ -127,6 +129,9 @@ class HFCompleter:
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         self._model, self._tok = load_causal_lm(self.policy, self.device)
+        # transformers >= 5 names the KV cache argument ``cache``; older versions ``past_key_values``
+        params = inspect.signature(self._model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
         vocab = self._tok.get_vocab()
         # ids whose text contains a line break (a line ends there)
         self._nl_ids = {i for t, i in vocab.items() if "\n" in self._tok.convert_tokens_to_string([t])}
@@ -158,11 +163,18 @@ class HFCompleter:
         out: list[list[int]] = [[] for _ in range(n)]
         done = torch.zeros(n, dtype=torch.bool)
         newlines = [0] * n
-        past = None
+        past: Any = None
+        seen = 0  # positions already in the cache
         with torch.no_grad():
             for _ in range(budget):
-                res = model(input_ids=input_ids, past_key_values=past, use_cache=True)
-                past = res.past_key_values
+                seen += input_ids.shape[1]
+                mask = torch.ones(n, seen, dtype=torch.long, device=self.device)  # [n, S]
+                res = model(
+                    input_ids=input_ids, attention_mask=mask, use_cache=True, **{self._cache_kw: past}
+                )
+                past = getattr(res, "cache", None)
+                if past is None:
+                    past = res.past_key_values
                 logits = res.logits[:, -1, :].float().cpu() / self.temperature  # [n, V]
                 probs = torch.softmax(logits, dim=-1)  # [n, V]
                 if self.top_p < 1.0:

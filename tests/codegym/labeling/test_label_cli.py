@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-RESPONSES = 40
+RESPONSES = 30
 
 
 def label_cmd(out: Path, *extra: str) -> list[str]:
