@@ -35,6 +35,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     add_suite_args(p, default_split=None)
+    for action in p._actions:  # labels are training data: the default split differs from eval's
+        if action.dest == "split":
+            action.help = "split (default: train when the suite has one)"
     p.add_argument("--policy", default=None, help="HF causal LM checkpoint dir (completer 'hf')")
     p.add_argument("--completer", default="hf",
                    help="hf (default: the --policy model) | reference (the reference solution "
@@ -72,7 +75,10 @@ def _completer(args: argparse.Namespace) -> tuple[Any, str]:
         return c, repr(c)
     if args.completer == "hf":
         if args.policy is None:
-            raise ValueError("--completer hf needs --policy DIR (a save_pretrained causal LM)")
+            raise ValueError(
+                "--completer hf needs --policy DIR (a save_pretrained causal LM, e.g. the SFT "
+                "policy in ~/.cache/codegym/default-policy), or use --completer reference"
+            )
         c = make_completer(
             "hf", args.policy, temperature=args.temperature, top_p=args.top_p,
             max_lines=args.max_lines, max_new_tokens=args.max_new_tokens, threads=args.threads,
