@@ -89,6 +89,8 @@ class PPOTrainer:
         prm_dir: PRM checkpoint (needed for dense rewards and ``value_init="prm"``).
         accelerator: An ``accelerate.Accelerator`` for data-parallel training, or None.
         on_iteration: Called with each metrics row (e.g. a progress bar).
+        sandbox: A shared :class:`sandboxes.Sandbox` (e.g. a Ray pool; not closed here), or
+            None to build ``config.sandbox`` with ``config.sandbox_workers`` workers.
 
     Restarting with the same ``out_dir`` resumes from the last checkpoint: the iteration
     count continues and ``metrics.jsonl`` keeps the rows up to that checkpoint.
@@ -102,6 +104,7 @@ class PPOTrainer:
         prm_dir: str | os.PathLike[str] | None = None,
         accelerator: Any = None,
         on_iteration: Callable[[dict[str, Any]], None] | None = None,
+        sandbox: Any = None,
     ) -> None:
         from codegym.lm import check_model_dir, load_causal_lm
 
@@ -117,6 +120,7 @@ class PPOTrainer:
         if self.prm_dir is not None:
             check_model_dir(self.prm_dir, "PRM")
         self.accelerator = accelerator
+        self._given_sandbox = sandbox
         self.on_iteration = on_iteration
         self.rank = accelerator.process_index if accelerator is not None else 0
         self.world = accelerator.num_processes if accelerator is not None else 1
@@ -125,6 +129,9 @@ class PPOTrainer:
             self.device = accelerator.device
         else:
             self.device = torch.device(config.device)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
 
@@ -194,7 +201,10 @@ class PPOTrainer:
         cfg = self.config
         kwargs = {"min_steps": cfg.min_steps, "max_steps": cfg.max_steps, "seed": cfg.suite_seed}
         self.suite = load_suite(cfg.suite, **kwargs) if cfg.suite == "pipelines" else load_suite(cfg.suite)
-        self.sandbox = make_sandbox(cfg.sandbox, workers=cfg.sandbox_workers)
+        if self._given_sandbox is not None:
+            self.sandbox = self._given_sandbox
+        else:
+            self.sandbox = make_sandbox(cfg.sandbox, workers=cfg.sandbox_workers)
         self.pool = ThreadPoolExecutor(max_workers=cfg.sandbox_workers)
         first = self.suite.get(self.suite.check_split(cfg.split), 0)
         scorers = self._line_scorers(cfg.batch_size)
@@ -222,7 +232,7 @@ class PPOTrainer:
             env.close()
         if hasattr(self, "pool"):
             self.pool.shutdown(wait=True)
-        if hasattr(self, "sandbox"):
+        if hasattr(self, "sandbox") and self._given_sandbox is None:
             self.sandbox.close()
 
     # ---------------------------------------------------------------- rollout
@@ -259,7 +269,7 @@ class PPOTrainer:
     def score(self, batch: RolloutBatch) -> dict[str, torch.Tensor]:
         """Old log-probs, reference log-probs, values, rewards, advantages and returns."""
         cfg = self.config
-        old_lp, _ = _policy_logprobs(self._unwrap(self.policy), batch, cfg.temperature, False)
+        old_lp, entropy = _policy_logprobs(self._unwrap(self.policy), batch, cfg.temperature, True)
         ref_lp, _ = _policy_logprobs(self.ref, batch, cfg.temperature, False)
         values = critic_values(self._unwrap(self.critic), batch.input_ids, batch.attention_mask)
         values = values[:, :-1]  # [B, S-1]: value of the state each token was chosen in
@@ -270,7 +280,7 @@ class PPOTrainer:
         )
         gae = compute_gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
         return {
-            "old_logprobs": old_lp, "ref_logprobs": ref_lp, "values": values, "kl": kl,
+            "old_logprobs": old_lp, "ref_logprobs": ref_lp, "entropy": entropy, "values": values, "kl": kl,
             "rewards": rewards, "advantages": gae.advantages, "returns": gae.returns,
         }  # fmt: skip
 
@@ -307,10 +317,10 @@ class PPOTrainer:
                     self._backward(loss)
                     logs["grad_norm"].append(self._clip(self.policy))
                     self.opt_policy.step()
-                    logs["policy"].append(float(pl.loss))
-                    logs["entropy"].append(float(ent_mean))
-                    logs["approx_kl"].append(float(pl.approx_kl))
-                    logs["clipfrac"].append(float(pl.clipfrac))
+                    logs["policy"].append(pl.loss.item())
+                    logs["entropy"].append(ent_mean.item())
+                    logs["approx_kl"].append(pl.approx_kl.item())
+                    logs["clipfrac"].append(pl.clipfrac.item())
                 new_v = critic_values(self.critic, mb.input_ids, mb.attention_mask)[:, :-1]
                 vclip = cfg.vf_clip_coef if cfg.clip_vloss else None
                 vloss = clipped_value_loss(new_v, old_v, ret, mask, vclip)
@@ -318,7 +328,7 @@ class PPOTrainer:
                 self._backward(cfg.vf_coef * vloss)
                 logs["value_grad_norm"].append(self._clip(self.critic))
                 self.opt_critic.step()
-                logs["value"].append(float(vloss))
+                logs["value"].append(vloss.item())
         return {k: float(np.mean(v)) if v else float("nan") for k, v in logs.items()}
 
     def _backward(self, loss: torch.Tensor) -> None:
@@ -362,6 +372,7 @@ class PPOTrainer:
             "test_reward": float(np.mean([e.test_reward for e in episodes])),
             "dense_reward": float(np.mean([sum(e.line_rewards) for e in episodes])),
             "kl": seq_kl,
+            "entropy": float(masked_mean(scored["entropy"], mask)),
             "lines": float(np.mean([e.num_lines for e in episodes])),
             "tokens": n_tokens / len(episodes),
             "prefix_accuracy": float(np.mean([prefix_accuracy(e) for e in episodes])),
