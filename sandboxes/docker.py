@@ -424,9 +424,22 @@ class _ContainerWorker:
         return enc.decode(self._read_exact(n, deadline), max_bytes=1 << 30)
 
     def execute(self, payload: bytes, deadline: float) -> dict[str, Any]:
-        """Send one job frame; return the judge's verdict frame."""
+        """Send one job frame; return the judge's verdict frame.
+
+        Raises:
+            _WorkerDied: The container is gone, or its judge reported a harness failure and
+                exits (in a container the candidate shares the fork server's uid and can kill
+                it, which the judge may only notice at the next job): the pool replaces the
+                container and the job is retried once on a fresh one, so a job never pays
+                for its predecessor; a job that breaks the harness twice is scored KILLED.
+        """
         self._write(len(payload).to_bytes(4, "big") + payload)
-        return self._read_frame(deadline)
+        out = self._read_frame(deadline)
+        if out.get("error_type") == "HarnessError" and out.get("status") == "killed":
+            self._close_socket()
+            raise _WorkerDied("the judge reported a harness failure: "
+                              + str(out.get("error", ""))[-300:])
+        return out
 
     def alive(self) -> bool:
         return not self.dead
