@@ -23,38 +23,23 @@ from typing import Any
 import pytest
 
 import sandboxes
-from sandboxes import ExecResult, IOCase, Sandbox, TestSuite
+from sandboxes import ExecResult, Sandbox
 
 from .cases import HostileCase
-from .hostcheck import HostGuard, HostView, ProcInfo, probe_candidate
+from .hostcheck import (
+    HostGuard,
+    HostView,
+    ProcInfo,
+    new_secret,
+    probe_candidate,
+    suite_for,
+    with_prelude,
+)
 
 PROJECT_DIR = Path(sandboxes.__file__).resolve().parent.parent
 TEST_FILE = Path(__file__).resolve().parent / "test_hostile.py"
 ENV_NAME = "CODEGYM_HOSTILE_HOST_SECRET"
 WORKERS = 2
-
-PRELUDE = '''\
-CTX = {ctx!r}
-
-
-def _cgh_mark():
-    name = CTX["comm"].encode()
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)
-        return
-    except Exception:
-        pass
-    try:
-        with open("/proc/self/comm", "wb") as fh:
-            fh.write(name)
-    except OSError:
-        pass
-
-
-_cgh_mark()
-'''
 
 PROBE = '''
 import time
@@ -73,25 +58,6 @@ def f():
     time.sleep(1.2)
     return CTX["victim_secret"]
 '''
-
-
-def new_secret() -> str:
-    """A value no candidate can guess: ``secret-`` + 32 hex digits."""
-    return "secret-" + secrets.token_hex(16)
-
-
-def with_prelude(ctx: dict[str, Any], source: str) -> str:
-    """The program text the sandbox runs: the marking prelude, then the hostile source."""
-    return PRELUDE.format(ctx=ctx) + "\n" + source
-
-
-def suite_for(kind: str, expected: Any) -> TestSuite:
-    """A one-test suite for ``f()`` expecting ``expected`` (io: compared by the harness;
-    assert: a trusted ``check``)."""
-    if kind == "io":
-        return TestSuite(kind="io", entry_point="f", cases=(IOCase(args=(), expected=expected),))
-    check = f"def check(candidate):\n    assert candidate() == {expected!r}\n"
-    return TestSuite(kind="assert", entry_point="f", check=check)
 
 
 # --------------------------------------------------------------------------- servers

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sandboxes import IOCase, TestSuite
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ class HostView:
         containers: Callable returning ``{container_id: status}`` of the backend's containers
             (empty for non-container backends).
         max_containers: How many containers the backend may keep running (its pool size).
+        spare_cmdline: Command-line fragment of the backend's workers: one unmarked child per
+            fork server carrying it is a pre-forked spare, not a leak.
     """
 
     sandbox_uids: set[int] = field(default_factory=set)
@@ -154,6 +159,7 @@ class HostView:
     shared_temp_dirs: list[str] = field(default_factory=lambda: ["/tmp", "/dev/shm", "/var/tmp"])
     containers: Callable[[], dict[str, str]] = dict
     max_containers: int = 0
+    spare_cmdline: str = "sandboxes._zygote"
 
 
 class HostGuard:
@@ -192,10 +198,19 @@ class HostGuard:
         """Marked processes anywhere, and new sandbox-uid processes in this process's tree."""
         procs = all_procs()
         leaks = {p.pid: p for p in marked(procs, self.markers) if p.pid != self.me}
+        spares: dict[int, int] = {}
         for p in descendants(self.me, procs):
             is_new = (p.pid, p.starttime) not in self.tree_before
-            if is_new and p.uid in self.view.sandbox_uids:
-                leaks[p.pid] = p
+            if not is_new or p.uid not in self.view.sandbox_uids or p.pid in leaks:
+                continue
+            # A worker may keep one pre-forked child per fork server, waiting for the next job:
+            # it never exec'd (the worker's boot command line) and ran no candidate code (it
+            # would carry the marker). Anything beyond one per parent is a leak.
+            if self.view.spare_cmdline and self.view.spare_cmdline in p.cmdline:
+                spares[p.ppid] = spares.get(p.ppid, 0) + 1
+                if spares[p.ppid] == 1:
+                    continue
+            leaks[p.pid] = p
         return sorted(leaks.values(), key=lambda p: p.pid)
 
     def wait_processes_gone(self, grace: float = 3.0) -> list[ProcInfo]:
@@ -307,3 +322,48 @@ def probe_candidate(run: Callable[[], Any], marker: str, timeout: float = 10.0) 
         time.sleep(0.01)
     thread.join(timeout)
     return found[0] if found else None
+
+
+# --------------------------------------------------------------------------- programs
+
+PRELUDE = '''\
+CTX = {ctx!r}
+
+
+def _cgh_mark():
+    name = CTX["comm"].encode()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)
+        return
+    except Exception:
+        pass
+    try:
+        with open("/proc/self/comm", "wb") as fh:
+            fh.write(name)
+    except OSError:
+        pass
+
+
+_cgh_mark()
+'''
+
+
+def new_secret() -> str:
+    """A value no candidate can guess: ``secret-`` + 32 hex digits."""
+    return "secret-" + secrets.token_hex(16)
+
+
+def with_prelude(ctx: dict[str, Any], source: str) -> str:
+    """The program text the sandbox runs: the marking prelude, then the hostile source."""
+    return PRELUDE.format(ctx=ctx) + "\n" + source
+
+
+def suite_for(kind: str, expected: Any) -> TestSuite:
+    """A one-test suite for ``f()`` expecting ``expected`` (io: compared by the harness;
+    assert: a trusted ``check``)."""
+    if kind == "io":
+        return TestSuite(kind="io", entry_point="f", cases=(IOCase(args=(), expected=expected),))
+    check = f"def check(candidate):\n    assert candidate() == {expected!r}\n"
+    return TestSuite(kind="assert", entry_point="f", check=check)
