@@ -1,0 +1,97 @@
+"""LineSampler: batched line sampling with a KV cache kept across lines, by the rule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codegym.constants import SUBMIT
+from codegym.lm import TinyLMConfig, build_causal_lm, train_bpe_tokenizer
+from codegym.sampling import LineSampler
+from codegym.tokenization import encode_program
+
+TEXTS = [
+    'def solve(xs):\n    """Apply these steps.\n\n    1. add 3 to every element\n    2. return the sum\n    """\n',
+    "    xs = [x + 3 for x in xs]\n    return sum(xs)\n    xs = xs[::-1]\n",
+] * 20
+
+
+@pytest.fixture(scope="module")
+def lm():
+    torch.set_num_threads(1)
+    tok = train_bpe_tokenizer(TEXTS, vocab_size=320)
+    model = build_causal_lm(tok, TinyLMConfig(n_layer=2, n_embd=64, n_head=4, n_positions=512)).eval()
+    return model, tok
+
+
+def _naive_greedy_line(model, tok, ids: list[int], max_tokens: int) -> tuple[str, list[int]]:
+    """Greedy decoding of one line by full re-encoding at every token (no cache)."""
+    gen: list[int] = []
+    for _ in range(max_tokens):
+        with torch.no_grad():
+            nxt = int(model(torch.tensor([ids + gen])).logits[0, -1].argmax())
+        if nxt == tok.eos_token_id:
+            return (SUBMIT if not gen else tok.decode(gen).split("\n")[0]), gen
+        gen.append(nxt)
+        if "\n" in tok.decode([nxt]):
+            break
+    return tok.decode(gen).split("\n")[0], gen
+
+
+def test_cache_equals_full_encoding_after_sampling(lm) -> None:
+    model, tok = lm
+    contexts = [TEXTS[0], "short\n", TEXTS[0] + TEXTS[1]]
+    sampler = LineSampler(model, tok, max_line_tokens=6, generator=torch.Generator().manual_seed(0))
+    sampler.sample_programs(contexts, max_lines=8)
+    for b, ctx in enumerate(contexts):
+        enc = encode_program(tok, ctx, sampler.lines[b])
+        assert sampler.valid_ids[b] == enc.input_ids
+        assert int(sampler.next_pos[b]) == len(enc.input_ids)
+        with torch.no_grad():
+            full = model(torch.tensor([enc.input_ids])).logits[0, -1]
+        assert torch.allclose(full, sampler.last_logits[b], atol=1e-4)
+
+
+def test_greedy_batched_matches_naive_decoding(lm) -> None:
+    model, tok = lm
+    contexts = [TEXTS[0], "x\n", TEXTS[1]]
+    sampler = LineSampler(model, tok, greedy=True, max_line_tokens=5)
+    programs = sampler.sample_programs(contexts, max_lines=4)
+    for ctx, prog in zip(contexts, programs):
+        lines: list[str] = []
+        for _ in range(4):
+            ids = encode_program(tok, ctx, lines).input_ids
+            line, _ = _naive_greedy_line(model, tok, ids, 5)
+            if line == SUBMIT:
+                break
+            lines.append(line)
+        assert prog == lines
+
+
+def test_eos_maps_to_submit_and_inactive_slots_get_none(lm) -> None:
+    model, tok = lm
+    # force EOS as the most likely token everywhere
+    bias = torch.zeros(model.config.vocab_size)
+    bias[tok.eos_token_id] = 1e4
+    with torch.no_grad():
+        old = model.lm_head.weight.clone()
+        saved_bias = getattr(model.lm_head, "bias", None)
+    try:
+        model.lm_head.bias = torch.nn.Parameter(bias)
+        sampler = LineSampler(model, tok, greedy=True)
+        sampler.start(["a\n", "b\n"])
+        assert sampler.next_lines([True, False]) == [SUBMIT, None]
+        assert sampler.finished == [True, False]
+        assert sampler.next_lines() == [None, SUBMIT]
+    finally:
+        model.lm_head.bias = saved_bias
+        with torch.no_grad():
+            model.lm_head.weight.copy_(old)
+
+
+def test_bad_arguments_raise_value_error(lm) -> None:
+    model, tok = lm
+    with pytest.raises(ValueError, match="temperature"):
+        LineSampler(model, tok, temperature=0.0)
+    with pytest.raises(ValueError, match="top_p"):
+        LineSampler(model, tok, top_p=1.5)
