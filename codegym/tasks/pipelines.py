@@ -240,8 +240,11 @@ def step_code(step: Step) -> str:
 
 def split_of(steps: Sequence[Step]) -> str:
     """The split an operation sequence belongs to (a fixed hash of its canonical form)."""
-    key = "|".join(step_key(s) for s in steps).encode()
-    h = int.from_bytes(hashlib.blake2b(key, digest_size=8, key=_HASH_SALT).digest(), "big")
+    return _split_of_key("|".join(step_key(s) for s in steps))
+
+
+def _split_of_key(key: str) -> str:
+    h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8, key=_HASH_SALT).digest(), "big")
     u = h / 2**64
     acc = 0.0
     for name in ("test", "validation", "train"):
@@ -533,8 +536,8 @@ class PipelinesSuite(TaskSuite):
     ) -> list[Step] | None:
         """Draw ``n - 1`` operations and a return form in ``split``, simulating them on
         ``states`` so that every step changes something and the list rarely empties. The
-        last operation and the return form are redrawn until the sequence hashes to
-        ``split``."""
+        last (up to) two operations and the return form are redrawn until the sequence
+        hashes to ``split`` (cheap checks first, simulation last)."""
         steps: list[Step] = []
         for _ in range(n - 2):
             for _try in range(30):
@@ -548,23 +551,32 @@ class PipelinesSuite(TaskSuite):
                 return None
             steps.append(step)
             states = new
-        for _try in range(200):
+        prefix_key = "|".join(step_key(s) for s in steps)
+        returns = list(self.returns)
+        for _try in range(300):
             tail: list[Step] = []
             if n >= 2:
                 step = self._propose_op(rng, steps[-1][0] if steps else None, states)
                 if step is None:
                     continue
                 tail.append(step)
-            ret = self.returns[rng.randrange(len(self.returns))]
-            cand = steps + tail + [(ret, 0)]
-            if split_of(cand) != split or _has_dead_line(cand):
-                continue
-            last_states = self._apply_checked(tail[0], states) if tail else states
-            if last_states is None:
-                continue
-            if len({repr(ret.fn(s, 0)) for s in last_states}) < 3:
-                continue
-            return cand
+            rng.shuffle(returns)
+            last_states: list[list[int]] | None = None
+            for ret_op in returns:
+                ret = (ret_op, 0)
+                key = "|".join([*([prefix_key] if steps else []), *map(step_key, tail), step_key(ret)])
+                if _split_of_key(key) != split:
+                    continue
+                cand = [*steps, *tail, ret]
+                if _has_dead_line(cand):
+                    continue
+                if last_states is None:
+                    last_states = self._apply_checked(tail[0], states) if tail else states
+                    if last_states is None:
+                        break
+                if len({repr(ret_op.fn(s, 0)) for s in last_states}) < 3:
+                    continue
+                return cand
         return None
 
     def _mutants(self, rng: random.Random, steps: list[Step]) -> list[_Mutant]:
