@@ -426,8 +426,25 @@ class PipelinesSuite(TaskSuite):
         self.min_cases = min_cases
         self.max_cases = max_cases
         self.pool_size = pool_size
+        #: Generation counters (tasks, attempts and why attempts were rejected).
         self.stats: collections.Counter[str] = collections.Counter()
         self._get_cached = functools.lru_cache(maxsize=8192)(self._generate)
+        self._init_kwargs: dict[str, Any] = {
+            "seed": seed, "min_steps": min_steps, "max_steps": max_steps,
+            "ops": ops if isinstance(ops, str) else list(names), "varied_phrasing": varied_phrasing,
+            "min_cases": min_cases, "max_cases": max_cases, "pool_size": pool_size,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle by constructor arguments (the cache and operation functions stay behind)."""
+        return dict(self._init_kwargs)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._init_kwargs.items())
+        return f"PipelinesSuite({args})"
 
     # -- TaskSuite API -------------------------------------------------------------------
 

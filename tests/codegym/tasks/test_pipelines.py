@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import pickle
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -393,3 +394,12 @@ def test_strength_check_catches_weak_tests() -> None:
         changing, killed, _ = _mutant_stats(suite, cut, seed=i)
         weak += killed < 0.95 * changing
     assert weak >= 5
+
+
+def test_suite_pickles_by_arguments() -> None:
+    """Vector envs may ship a suite to worker processes: it pickles and regenerates."""
+    suite = PipelinesSuite(seed=9, min_steps=2, max_steps=5, ops=["add", "sort", "take", "ret_sum", "ret_list"])
+    task = suite.get("test", 3)
+    clone = pickle.loads(pickle.dumps(suite))
+    assert repr(clone) == repr(suite)
+    assert clone.get("test", 3) == task
