@@ -2,7 +2,7 @@
 
 Gymnasium's default ``Text`` charset is alphanumeric only and rejects code, so codegym spaces
 use this explicit set: printable ASCII plus tab, and the Unicode blocks that real task files
-use (Latin-1, Greek, general punctuation, arrows, mathematical operators). Observations also
+use (Latin-1, Greek, general punctuation, arrows, mathematical operators, dingbats). Observations also
 allow newlines; actions (single lines) do not. Pass ``charset=`` to the env to widen it.
 """
 
@@ -18,6 +18,7 @@ _BLOCKS: tuple[tuple[int, int], ...] = (
     (0x2010, 0x205E),  # general punctuation
     (0x2190, 0x21FF),  # arrows
     (0x2200, 0x22FF),  # mathematical operators
+    (0x2700, 0x27BF),  # dingbats (HumanEval uses ➞)
 )
 
 _ASCII = "".join(c for c in string.printable if c not in "\n\r\x0b\x0c")  # incl. space, tab
