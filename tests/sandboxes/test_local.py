@@ -472,22 +472,29 @@ def _is_zombie_or_gone(pid: int) -> bool:
         return True
 
 
-def _worker_processes() -> list[int]:
-    out = []
+def _descendants(root: int) -> set[int]:
+    """``root`` and every live descendant of it (by parent pid, from /proc)."""
+    parent: dict[int, int] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                cmd = Path(f"/proc/{name}/cmdline").read_bytes()
+                stat = Path(f"/proc/{name}/stat").read_text()
             except OSError:
                 continue
-            if b"sandboxes._zygote" in cmd and int(name) != os.getpid():
-                out.append(int(name))
+            parent[int(name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parent.items():
+            if ppid in out and pid not in out:
+                out.add(pid)
+                changed = True
     return out
 
 
 @pytest.mark.slow
 def test_thousand_executions_leave_nothing_behind() -> None:
-    before_workers = set(_worker_processes())
     prog = textwrap.dedent(
         """
         import os, subprocess
@@ -511,7 +518,9 @@ def test_thousand_executions_leave_nothing_behind() -> None:
         assert sum(r.ok for r in results) == 1000
         if ROOT:
             assert len(_settled(box)) <= box.workers  # the daemons died with their jobs
-    assert set(_worker_processes()) <= before_workers
+        tree = set().union(*(_descendants(w.pid) for w in box._pool.workers()))
+        assert len(tree) >= 2 * box.workers  # judge + fork server (+ prepared child) each
+    assert all(_is_zombie_or_gone(pid) for pid in tree)
     if ROOT:
         assert _sandbox_processes(box) == []
     for root in temp_roots:
