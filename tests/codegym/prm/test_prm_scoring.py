@@ -1,0 +1,112 @@
+"""Incremental (KV-cached) PRM scoring equals full re-encoding; the env uses it."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from codegym.envs.scoring import LineScorer
+from codegym.lm import TinyLMConfig, build_tiny_lm_dir
+from codegym.prm import (
+    FullRescoringScorer,
+    IncrementalScorer,
+    ProcessRewardModel,
+    load_line_scorer,
+    score_programs,
+)
+from codegym.tasks.base import Task
+from codegym.tokenization import task_context
+from sandboxes import IOCase, TestSuite
+
+PROMPT = 'def solve(xs):\n    """Apply these steps.\n\n    1. add 3 to every element\n    2. return the sum\n    """\n'
+SOLUTION = ["    xs = [x + 3 for x in xs]", "    return sum(xs)"]
+TEXTS = [PROMPT, "\n".join(SOLUTION) + "\n", "    # comment\n    xs = xs[::-1]\n"] * 20
+ALPHABET = list("xs =+-*[]():#0123456789 abcdefghij_,.'\"\t")
+
+
+@pytest.fixture(scope="module")
+def prm_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    base = build_tiny_lm_dir(
+        tmp_path_factory.mktemp("base"), TEXTS, vocab_size=320,
+        config=TinyLMConfig(n_layer=2, n_embd=64, n_head=4, n_positions=1024),
+    )  # fmt: skip
+    return ProcessRewardModel.from_base(base, seed=1).save_pretrained(tmp_path_factory.mktemp("prm") / "prm")
+
+
+def _task() -> Task:
+    cases = tuple(IOCase((xs,), sum(x + 3 for x in xs)) for xs in ([1, 2], [], [5], [0, 0, 7]))
+    return Task("t/0", PROMPT, PROMPT, "solve", TestSuite("io", "solve", cases), "\n".join(SOLUTION), {"steps": 2})
+
+
+def test_incremental_matches_full_on_100_random_prefixes(prm_dir) -> None:
+    prm = ProcessRewardModel.from_pretrained(prm_dir)
+    rng = np.random.default_rng(0)
+    contexts, programs = [], []
+    for _ in range(100):
+        ctx = PROMPT[: int(rng.integers(1, len(PROMPT)))] + "\n"
+        n_lines = int(rng.integers(1, 15))
+        lines = ["".join(rng.choice(ALPHABET, int(rng.integers(0, 30)))) for _ in range(n_lines)]
+        contexts.append(ctx)
+        programs.append(lines)
+    full = score_programs(prm, contexts, programs, batch_size=16)  # right-padded batches
+    scorer = IncrementalScorer(prm)
+    assert isinstance(scorer, LineScorer)
+    worst = 0.0
+    for ctx, lines, ref in zip(contexts, programs, full):
+        assert scorer.reset_context(ctx) == 0.0
+        got = []
+        for j, line in enumerate(lines):
+            if j % 4 == 3:  # neutral lines only extend the cache
+                scorer.append(line)
+                got.append(ref[j])
+            else:
+                got.append(scorer.score(line))
+        worst = max(worst, float(np.abs(np.asarray(got) - ref).max()))
+    assert worst < 1e-4
+    # and the scores are not all equal (the comparison means something)
+    assert np.std(np.concatenate(full)) > 1e-3
+
+
+def test_full_rescoring_scorer_agrees(prm_dir) -> None:
+    prm = ProcessRewardModel.from_pretrained(prm_dir)
+    inc, full = IncrementalScorer(prm), FullRescoringScorer(prm)
+    task = _task()
+    inc.reset(task)
+    full.reset(task)
+    for line in SOLUTION + ["    pass", "    xs = xs"]:
+        assert abs(inc.score(line) - full.score(line)) < 1e-4
+
+
+def test_too_long_program_is_a_clear_error(prm_dir) -> None:
+    scorer = IncrementalScorer(ProcessRewardModel.from_pretrained(prm_dir))
+    scorer.reset_context("x\n")
+    with pytest.raises(ValueError, match="positions"):
+        for _ in range(2000):
+            scorer.score("    xs = [x + 3 for x in xs] " * 3)
+    with pytest.raises(ValueError, match="reset"):
+        IncrementalScorer(ProcessRewardModel.from_pretrained(prm_dir)).score("x")
+
+
+def test_env_with_prm_directory_gives_dense_rewards(prm_dir) -> None:
+    import codegym  # noqa: F401  (registers CodePRM-v0)
+
+    task = _task()
+    env = gym.make("CodePRM-v0", tasks=[task], prm=str(prm_dir), reward_mode="score", disable_env_checker=True)
+    try:
+        obs, info = env.reset(seed=0)
+        lines = [SOLUTION[0], "    # a comment", SOLUTION[1]]
+        rewards, scores = [], []
+        for line in lines:
+            obs, r, term, trunc, info = env.step(line)
+            rewards.append(r)
+            scores.append(info["prm_score"])
+        assert scores[1] is None and rewards[1] == 0.0  # comment: neutral, not scored
+        ref = score_programs(load_line_scorer(prm_dir).prm, [task_context(task)], [lines])[0]
+        assert abs(scores[0] - ref[0]) < 1e-4 and abs(scores[2] - ref[2]) < 1e-4
+        obs, r, term, trunc, info = env.step(codegym.SUBMIT)
+        assert term
+    finally:
+        env.close()
