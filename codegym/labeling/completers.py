@@ -200,10 +200,11 @@ class HFCompleter:
         completions: list[list[str]] = []
         for ids_i in out:
             text = tok.decode(ids_i, skip_special_tokens=True)
-            lines = text.split("\n")
+            # "\r" is a line break for Python too: split there, so each item is one line
+            lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
             if lines and lines[-1] == "":
                 lines.pop()
-            completions.append([x.rstrip("\r") for x in lines][:lines_left])
+            completions.append(lines[:lines_left])
         return completions
 
 
