@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from codegym.tasks.base import Task
+from codegym.tokenization import task_context
 from sandboxes import Job, Sandbox
 
 
@@ -186,9 +187,14 @@ class LabeledResponse:
         return 1 + min(self.correct_code_lines + 1, max(c - 1, 0))
 
     def to_row(self, **extra: Any) -> dict[str, Any]:
-        """The stepwise JSONL row (TRL PRM format plus codegym fields)."""
+        """The stepwise JSONL row (TRL PRM format plus codegym fields).
+
+        ``prompt`` is the task's context (:func:`codegym.tokenization.task_context`: the
+        prompt, plus the code prefix when the prompt does not contain it), the text the PRM
+        reads before the lines.
+        """
         row: dict[str, Any] = {
-            "prompt": self.task.prompt,
+            "prompt": task_context(self.task),
             "completions": list(self.lines),
             "labels": list(self.labels),
             "task_id": self.task.task_id,

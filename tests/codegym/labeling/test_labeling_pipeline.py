@@ -16,6 +16,7 @@ from codegym.labeling import (
     summarize,
     summary_path,
 )
+from codegym.prm.data import read_stepwise_jsonl
 from codegym.tasks.registry import load_suite
 from sandboxes import make_sandbox
 
@@ -61,6 +62,10 @@ def test_rows_follow_the_stepwise_format(tmp_path, sandbox, suite) -> None:
         assert r["prefix_checks"] <= r["bound_prefix_checks"]
         assert r["n_completions"] <= 4 * r["bound_prefix_checks"]
     assert not all(r["passed"] for r in rows) and any(r["passed"] for r in rows)
+    # the PRM's data reader takes the file as it is
+    examples = read_stepwise_jsonl(out)
+    assert [e.labels for e in examples] == [r["labels"] for r in rows]
+    assert [e.first_error for e in examples] == [r["first_error"] for r in rows]
     saved = json.loads(summary_path(out).read_text())
     assert saved == json.loads(json.dumps(summary))
     assert summary["responses"] == 12
