@@ -111,7 +111,9 @@ def sandbox_uids(backend: str) -> set[int]:
         from sandboxes.local import DEFAULT_UID_BASE
 
         return {DEFAULT_UID_BASE + i for i in range(WORKERS)} - {os.getuid()}
-    return {10001}  # the docker image's USER
+    from sandboxes.docker import CONTAINER_UID
+
+    return {CONTAINER_UID}
 
 
 def test_many_executions_leave_nothing_behind(
