@@ -35,6 +35,7 @@ def main() -> int:
     p.add_argument("--chunk", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--prefetch", action="store_true", help="sample K completions per prefix at once")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default="label_cost")
     args = p.parse_args()
@@ -53,6 +54,8 @@ def main() -> int:
             ]
             if args.policy:
                 argv += ["--policy", args.policy]
+            if args.prefetch:
+                argv.append("--prefetch")
             if args.threads:
                 argv += ["--threads", str(args.threads)]
             if mode == "linear":

@@ -56,6 +56,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=2,
                    help="completions sampled (and executed in parallel) at a time; sampling a "
                    "prefix stops after the first chunk with a pass")
+    p.add_argument("--prefetch", action="store_true",
+                   help="sample all K completions of a prefix in one batch (faster for an LM), "
+                   "still executing --chunk at a time and stopping at the first pass")
     p.add_argument("--linear", action="store_true",
                    help="scan prefixes linearly instead of binary search (for comparison)")
     p.add_argument("--sandbox", default="local", help="sandbox backend: local | docker")
@@ -126,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     label_cfg = LabelConfig(
-        k=args.k, chunk=args.chunk, mode="linear" if args.linear else "binary", timeout=args.timeout
+        k=args.k, chunk=args.chunk, mode="linear" if args.linear else "binary",
+        prefetch=args.prefetch, timeout=args.timeout,
     )
     completer, ident = _completer(args)
     cfg = LabelRunConfig(

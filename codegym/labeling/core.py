@@ -82,6 +82,10 @@ class LabelConfig:
             in parallel through the sandbox pool.
         mode: ``"binary"`` (binary search, default) or ``"linear"`` (check prefixes of 1, 2,
             ... code lines until the first incorrect one; for comparison and tests).
+        prefetch: Sample all ``k`` completions of a prefix in one completer call (one batch:
+            much faster for an LM on CPU), but still execute them ``chunk`` at a time and stop
+            at the first chunk with a pass; completions never executed are dropped and not
+            counted. Same distribution of verdicts and executions as lazy sampling.
         timeout: Per-execution time limit in seconds (``None``: the sandbox's default).
         memory_mb: Per-execution memory limit in MiB (``None``: the sandbox's default).
     """
@@ -89,6 +93,7 @@ class LabelConfig:
     k: int = 8
     chunk: int = 2
     mode: Literal["binary", "linear"] = "binary"
+    prefetch: bool = False
     timeout: float | None = None
     memory_mb: int | None = None
 
@@ -110,7 +115,8 @@ class PrefixCheck(NamedTuple):
         code_lines: Code lines in the prefix (``C`` for the whole response).
         num_lines: Lines in the prefix (comment/blank lines included).
         ok: Whether a passing program was found (the response itself, for the whole response).
-        samples: Completions sampled for this check (0 for the whole response or a cache hit).
+        samples: Completions used (executed or deduplicated) for this check (0 for the whole
+            response or a cache hit).
         executions: Sandbox executions run for this check.
         cached: The verdict came from the (task, prefix) cache.
     """
@@ -273,6 +279,16 @@ class Labeler:
                 seen[p] = r.ok
         return [seen[p] for p in programs], len(todo)
 
+    def _sample(
+        self, task: Task, prefix: list[str], n: int, rng: np.random.Generator
+    ) -> list[list[str]]:
+        completions = self.completer.complete(task, prefix, n, rng)
+        if len(completions) != n:
+            raise RuntimeError(
+                f"completer {self.completer!r} returned {len(completions)} completions, asked {n}"
+            )
+        return completions
+
     def check_prefix(
         self,
         task: Task,
@@ -290,13 +306,15 @@ class Labeler:
         k, chunk = self.config.k, self.config.chunk
         samples = executions = 0
         ok = False
+        ahead: list[list[str]] = []  # prefetched completions not yet used
         while samples < k and not ok:
             n = min(chunk, k - samples)
-            completions = self.completer.complete(task, prefix, n, rng)
-            if len(completions) != n:
-                raise RuntimeError(
-                    f"completer {self.completer!r} returned {len(completions)} completions, asked {n}"
-                )
+            if self.config.prefetch:
+                if not ahead:
+                    ahead = self._sample(task, prefix, k - samples, rng)
+                completions, ahead = ahead[:n], ahead[n:]
+            else:
+                completions = self._sample(task, prefix, n, rng)
             samples += n
             oks, ran = self._execute(task, [task.program(prefix + list(c)) for c in completions], seen)
             executions += ran

@@ -26,7 +26,10 @@ from codegym.tasks.registry import TaskSuite, load_suite
 from sandboxes import Sandbox
 
 #: Keys of a row's ``"run"`` dict that must match for a run to resume into a file.
-RUN_KEYS = ("suite", "split", "suite_kwargs", "seed", "samples_per_task", "k", "chunk", "mode", "completer")
+RUN_KEYS = (
+    "suite", "split", "suite_kwargs", "seed", "samples_per_task", "k", "chunk", "prefetch", "mode",
+    "completer",
+)
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class LabelRun:
             "samples_per_task": config.samples_per_task,
             "k": config.label.k,
             "chunk": config.label.chunk,
+            "prefetch": config.label.prefetch,
             "mode": config.label.mode,
             "completer": config.completer_id or repr(completer),
         }

@@ -152,6 +152,22 @@ def test_binary_and_linear_agree_when_monotone(sandbox) -> None:
         assert out["linear"].linear_prefix_checks == out["linear"].prefix_checks
 
 
+def test_prefetch_samples_once_per_prefix_and_executes_the_same(sandbox) -> None:
+    rng = np.random.default_rng(11)
+    for trial in range(6):
+        lines = planted(20, int(rng.integers(20)), 0.1, rng)
+        out = {}
+        for prefetch in (False, True):
+            completer = ScriptedCompleter(6)
+            labeler = Labeler(completer, sandbox, LabelConfig(k=6, chunk=2, prefetch=prefetch))
+            out[prefetch] = (labeler.label(TASK, lines, np.random.default_rng(trial)), completer.calls)
+        (lazy, lazy_calls), (pre, pre_calls) = out[False], out[True]
+        assert lazy.checks == pre.checks and lazy.labels == pre.labels
+        assert all(n == 6 for _, n in pre_calls)  # one call of K per prefix
+        assert len(pre_calls) == len(pre.checks) - 1
+        assert len(lazy_calls) >= len(pre_calls)
+
+
 def test_passing_response_and_comments(sandbox) -> None:
     lines = ["    # start", "    a = 1", "", "    return ok"]
     completer = ScriptedCompleter(4)
