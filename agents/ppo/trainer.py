@@ -380,6 +380,12 @@ class PPOTrainer:
             "truncated_rate": float(np.mean([e.truncated for e in episodes])),
         }
         stats = {k: self._mean_across(v) for k, v in stats.items()}
+        if self.world > 1:  # DDP keeps replicas identical: the spread of a checksum must be 0
+            checksum = sum(float(p.detach().double().sum()) for p in self.policy.parameters())
+            t = torch.tensor([checksum], dtype=torch.float64, device=self.device)
+            gathered = self.accelerator.gather(t)
+            stats["ddp_param_spread"] = float(gathered.max() - gathered.min())
+            stats["world_size"] = float(self.world)
         row: dict[str, Any] = {"iteration": iteration, "time": time.time()}
         row.update({f"losses/{k}": v for k, v in losses.items() if k not in ("grad_norm", "value_grad_norm")})
         row.update({f"charts/{k}": v for k, v in stats.items()})

@@ -5,7 +5,11 @@ Examples::
     codegym train --agent ppo --policy runs/sft --iterations 300 --out runs/ppo-sparse
     codegym train --agent ppo --policy runs/sft --prm runs/prm --dense-reward delta \\
         --value-init prm --out runs/ppo-both
-    accelerate launch --cpu --num_processes 2 -m codegym.cli train --agent ppo ...
+    accelerate launch --multi_gpu --num_processes 2 -m codegym.cli train --agent ppo ...
+    torchrun --nproc_per_node 2 -m codegym.cli train --agent ppo ...   # the same, DDP on gloo
+
+(accelerate's CPU path is ``--multi_gpu``: it starts the processes with torchrun; on a
+machine without CUDA, or with ``--device cpu``, they train on CPU over gloo.)
 
 Re-running with the same ``--out`` resumes from the last checkpoint. The trainer is loaded
 by string (``--agent ppo`` or ``module:Class``), so ``codegym`` never imports ``agents``
@@ -85,15 +89,21 @@ def build_config(args: argparse.Namespace, config_cls: Any) -> Any:
     return config_cls.from_dict(data)
 
 
-def _accelerator() -> Any:
-    """An ``accelerate.Accelerator`` when launched by ``accelerate launch`` / torchrun."""
+def _accelerator(device: str) -> Any:
+    """An ``accelerate.Accelerator`` when launched with several processes, else None.
+
+    ``accelerate launch --multi_gpu --num_processes N`` and ``torchrun --nproc_per_node N``
+    both set ``WORLD_SIZE``; on CPU (``--device cpu`` or no CUDA) the processes join a gloo
+    process group (accelerate's MULTI_CPU), on GPUs an NCCL one.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     try:
+        import torch
         from accelerate import Accelerator
     except ImportError as exc:
         raise ValueError("distributed launch needs accelerate: pip install 'codegym[accelerate]'") from exc
-    return Accelerator()
+    return Accelerator(cpu=device == "cpu" or not torch.cuda.is_available())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     trainer_cls = _load(trainer_spec)
     config_cls = _load(config_spec) if config_spec else trainer_cls.config_class
     config = build_config(args, config_cls)
-    accelerator = _accelerator()
+    accelerator = _accelerator(config.device)
     main = accelerator is None or accelerator.is_main_process
 
     columns = (TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
