@@ -627,6 +627,38 @@ class _CandidateError(BaseException):
         self.msg = msg
 
 
+class _Diverged(BaseException):
+    """The real check made a call the speculative run did not predict: rerun without it."""
+
+
+class _StopRecording(BaseException):
+    """Ends the speculative (recording) run of a check."""
+
+
+class _Unknown:
+    """Stand-in result in the speculative run: equal to anything, unusable otherwise.
+
+    ``assert candidate(x) == y`` goes on to the next call; any other use of the value
+    (truth test, arithmetic, indexing) raises and ends the recording.
+    """
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __bool__(self) -> bool:
+        raise _StopRecording
+
+
+_UNKNOWN = _Unknown()
+_MAX_SPECULATIVE = 512
+
+
 class _Channel:
     """Judge side of one candidate: non-blocking request writes, reply lines, capped output."""
 
@@ -758,6 +790,8 @@ class Judge:
         self.missing: list[str] = []
         self._armed = False
         self._code_cache: dict[tuple[str, str], Any] = {}
+        self._recording = False
+        self._no_spec: set[str] = set()  # checks whose calls depend on results (or randomness)
         self._pending: list[str] = []  # ops sent to the fork server, replies not yet read
         self._next: dict[str, Any] | None = None  # the prepared child for the next job
         self._cur_pid: int | None = None  # the child of the job just finished, not yet reaped
@@ -804,6 +838,8 @@ class Judge:
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def _on_alarm(self, signum: int, frame: object) -> None:
+        if self._recording:
+            raise _StopRecording
         if self._armed:
             raise _Fault("timeout", "judge deadline")
 
@@ -886,24 +922,36 @@ class Judge:
         if self._next is None:
             self._request_spawn()
             self._fs_collect()
-        nxt, self._next = self._next, None
-        assert nxt is not None and nxt["pid"] is not None
-        pid = self._cur_pid = nxt["pid"]
         timeout = float(job["timeout"])
         total = len(job["cases"]) if job["kind"] == "io" else 1
-        t0 = time.monotonic()
-        ch = _Channel(*nxt["fds"], t0 + timeout, cfg)
-        verdict: dict[str, Any] = {}
-        try:
-            self._armed = True
-            signal.setitimer(signal.ITIMER_REAL, timeout + 0.5)
+        while True:
+            nxt, self._next = self._next, None
+            assert nxt is not None and nxt["pid"] is not None
+            pid = self._cur_pid = nxt["pid"]
+            t0 = time.monotonic()
+            ch = _Channel(*nxt["fds"], t0 + timeout, cfg)
+            verdict: dict[str, Any] = {}
             try:
-                verdict = self._judge(job, ch, total)
-            finally:
-                self._armed = False
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        except _Fault as f:
-            ch.fault = ch.fault or f
+                self._armed = True
+                signal.setitimer(signal.ITIMER_REAL, timeout + 0.5)
+                try:
+                    verdict = self._judge(job, ch, total)
+                finally:
+                    self._armed = False
+                    self._recording = False
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except _Fault as f:
+                ch.fault = ch.fault or f
+            except _Diverged:
+                # speculation mispredicted: a fresh child runs the job call by call
+                self._no_spec.add(job["check"])
+                ch.close()
+                self._fs_send({"op": "reap", "pid": pid, "grace": 0})
+                self._cur_pid = None
+                self._request_spawn()
+                self._fs_collect()
+                continue
+            break
         duration = time.monotonic() - t0
         ch.drain_output()
         fault = ch.fault
@@ -962,6 +1010,50 @@ class Judge:
                     "error": f"the candidate exited with code {code} before the tests finished"}
         return {"status": "error", "passed": passed, "error_type": "EarlyExit",
                 "error": "the candidate closed its result channel before the tests finished"}
+
+    def _record_calls(self, job: dict[str, Any], ch: _Channel) -> list[bytes]:
+        """Speculative run of the check: the calls it will make, to send them all at once.
+
+        The trusted check runs in a throwaway namespace against :class:`_Unknown` results
+        (equal to anything) until it uses a result otherwise, ends, or a short time budget
+        runs out. Nothing reaches the candidate here. The real run then consumes the
+        candidate's pipelined answers in order; a call that differs from the prediction
+        raises :class:`_Diverged` and the job is rerun call by call in a fresh child, so a
+        verdict never depends on the speculation.
+        """
+        calls: list[bytes] = []
+        ns: dict[str, Any] = {"__name__": "__judge__", "__builtins__": builtins}
+
+        def record(*args: Any, **kwargs: Any) -> Any:
+            if len(calls) >= _MAX_SPECULATIVE:
+                raise _StopRecording
+            try:
+                req = enc.encode([list(args), kwargs], max_bytes=1 << 20).encode() + b"\n"
+            except enc.EncodingError:
+                raise _StopRecording from None
+            calls.append(req)
+            return _UNKNOWN
+
+        remaining = ch.deadline - time.monotonic()
+        try:
+            if job["helpers"]:
+                exec(self._compile(job["helpers"], "<helpers>"), ns)
+            exec(self._compile(job["check"], "<check>"), ns)
+            ns[job["entry"]] = record
+            self._recording = True
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, min(0.05, remaining / 4)))
+            try:
+                ns["check"](record)
+            finally:
+                self._recording = False
+                signal.setitimer(signal.ITIMER_REAL, max(0.001, remaining + 0.5))
+        except _StopRecording:
+            pass
+        except _Fault:
+            raise
+        except BaseException:  # noqa: BLE001 - any exception just ends the prediction
+            pass
+        return calls
 
     def _compile(self, src: str, filename: str) -> Any:
         """Compile trusted test code once (tasks repeat across many executions)."""
@@ -1053,18 +1145,31 @@ class Judge:
             return {"status": "error", "error_type": "HarnessError",
                     "error": f"the trusted test code failed to load: {type(e).__name__}: {e}",
                     "complete": True}
+        predicted = [] if job["check"] in self._no_spec else self._record_calls(job, ch)
+        if predicted:  # pipelined: the candidate computes them back to back
+            ch.send(b"".join(predicted))
         early = self._await_ready(ch)  # the candidate loaded its program meanwhile
         if early is not None:
             return early
         max_res = cfg_max(self.cfg)
         seen: list[_CandidateError] = []
+        state = {"pos": 0, "diverged": False}
 
         def candidate(*args: Any, **kwargs: Any) -> Any:
             try:
                 req = enc.encode([list(args), kwargs], max_bytes=1 << 30).encode() + b"\n"
             except enc.EncodingError as e:
                 raise ch.fail("harness", f"UnencodableArgument: {e}") from None
-            ch.send(req)
+            pos = state["pos"]
+            if state["diverged"]:
+                raise _Diverged
+            if pos < len(predicted):
+                if req != predicted[pos]:
+                    state["diverged"] = True
+                    raise _Diverged
+                state["pos"] = pos + 1
+            else:
+                ch.send(req)
             kind, payload = ch.recv()
             if kind == "R":
                 try:
@@ -1086,15 +1191,21 @@ class Judge:
         ns[job["entry"]] = candidate
         try:
             check(candidate)
+            if state["diverged"]:  # the check swallowed _Diverged with a bare except
+                raise _Diverged
         except _CandidateError as e:
             st = "memory" if e.etype == "MemoryError" else "error"
             return {"status": st, "error_type": e.etype, "error": e.msg, "complete": True}
-        except _Fault:
+        except (_Fault, _Diverged):
             raise
         except AssertionError as e:
+            if state["diverged"]:
+                raise _Diverged from None
             return {"status": "failed", "error_type": "WrongAnswer",
                     "error": f"assertion failed {_where(e)}".strip(), "complete": True}
         except Exception as e:  # noqa: BLE001 - the check raised on the candidate's value
+            if state["diverged"]:
+                raise _Diverged from None
             return {"status": "failed", "error_type": "WrongAnswer",
                     "error": f"check raised {type(e).__name__}: {e}", "complete": True}
         if ch.fault is not None:

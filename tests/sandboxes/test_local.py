@@ -591,3 +591,89 @@ def test_non_root_user_gets_a_working_sandbox_with_warnings() -> None:
     ok, bad, strict, nwarn, missing = proc.stdout.split(maxsplit=4)
     assert (ok, bad, strict) == ("passed", "timeout", "refused")
     assert int(nwarn) >= 1 and "network namespace" in missing and "uid" in missing
+
+
+# --------------------------------------------------------------------------- speculation
+
+
+def _check(src: str) -> TestSuite:
+    return TestSuite(kind="assert", entry_point="f", check=textwrap.dedent(src))
+
+
+def test_pipelined_calls_keep_the_verdicts_of_a_call_by_call_run(sb: LocalSandbox) -> None:
+    """The judge predicts a check's calls and pipelines them; verdicts must not change."""
+    random_args = _check(
+        """
+        import random
+        def check(candidate):
+            for _ in range(20):
+                x = random.randint(0, 10**6)
+                assert candidate(x) == x + 1
+        """
+    )
+    branching = _check(
+        """
+        def check(candidate):
+            if candidate(1) == 5:
+                assert candidate(2) == 99
+            else:
+                assert candidate(3) == 4
+        """
+    )
+    swallowing = _check(
+        """
+        def check(candidate):
+            try:
+                assert candidate(1) == 2
+            except:
+                pass
+            assert candidate(41) == 42
+        """
+    )
+    for _ in range(2):  # the second time the judge knows which checks mispredict
+        assert sb.run(GOOD, random_args).ok
+        assert sb.run("def f(x):\n    return x\n", random_args).status is Status.FAILED
+        assert sb.run(GOOD, branching).ok
+        assert sb.run("def f(x):\n    return 5 if x == 1 else 99\n", branching).ok
+        assert sb.run("def f(x):\n    return 5 if x == 1 else 0\n", branching).status is Status.FAILED
+        assert sb.run(GOOD, swallowing).ok
+
+
+def test_stateful_candidate_sees_calls_in_order(sb: LocalSandbox) -> None:
+    counting = _check(
+        """
+        def check(candidate):
+            assert candidate(0) == 1
+            assert candidate(0) == 2
+            assert candidate(0) == 3
+        """
+    )
+    prog = "n = 0\ndef f(x):\n    global n\n    n += 1\n    return n\n"
+    assert sb.run(prog, counting).ok
+
+
+def test_a_failed_assert_ends_the_run_before_later_slow_calls(sb: LocalSandbox) -> None:
+    suite = _check(
+        """
+        def check(candidate):
+            assert candidate(1) == 2
+            assert candidate(10**9) == 10**9 + 1
+        """
+    )
+    prog = "import time\ndef f(x):\n    if x > 10:\n        time.sleep(30)\n    return x\n"
+    t0 = time.monotonic()
+    r = sb.run(prog, suite, timeout=10)
+    assert r.status is Status.FAILED and time.monotonic() - t0 < 8, r
+
+
+@needs_root
+def test_candidates_cannot_create_user_namespaces(sb: LocalSandbox) -> None:
+    prog = textwrap.dedent(
+        """
+        import ctypes
+        def f(x):
+            libc = ctypes.CDLL(None, use_errno=True)
+            return [libc.unshare(0x10000000), libc.unshare(0x40000000), libc.unshare(0x20000)]
+        """
+    )
+    assert sb.run(prog, _io([-1, -1, -1], 0)).ok
