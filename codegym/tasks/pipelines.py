@@ -54,7 +54,7 @@ _HASH_SALT = b"codegym-pipelines-v1"
 
 _MAX_ATTEMPTS = 2000
 _ATTEMPTS_PER_LENGTH = 200
-_MAX_ABS_VALUE = 10_000  # values stay small: no unbounded growth through repeated products
+_MAX_ABS_VALUE = 1000  # values stay small: no growth through repeated products
 
 
 @dataclass(frozen=True)
@@ -267,29 +267,30 @@ def run_steps(steps: Sequence[Step], xs: list[int]) -> Any:
 # generation
 
 
-def _random_input(rng: random.Random, style: int) -> list[int]:
-    """One candidate input list; ``style`` picks a distribution (adversarial ones included)."""
+def _random_input(rng: random.Random, style: int, grow: int = 0) -> list[int]:
+    """One candidate input list; ``style`` picks a distribution (adversarial ones included),
+    ``grow`` lengthens the lists (long pipelines get longer inputs)."""
     r = rng.randint
     if style == 0:  # typical
-        return rng.choices(range(-5, 16), k=r(4, 10))
+        return rng.choices(range(-5, 16), k=r(4, 10 + grow) + grow)
     if style == 1:  # wider values
-        return rng.choices(range(-20, 31), k=r(3, 12))
+        return rng.choices(range(-20, 31), k=r(3, 12 + grow) + grow)
     if style == 2:  # many duplicates
-        return rng.choices(rng.choices(range(-6, 13), k=r(1, 3)), k=r(3, 10))
+        return rng.choices(rng.choices(range(-6, 13), k=r(1, 3)), k=r(3, 10 + grow))
     if style == 3:  # long
-        return rng.choices(range(-10, 26), k=r(13, 24))
+        return rng.choices(range(-10, 26), k=r(13, 24) + grow)
     if style == 4:  # short
         return rng.choices(range(-8, 17), k=r(1, 3))
     if style == 5:  # mostly negative
-        return rng.choices(range(-15, 4), k=r(3, 10))
+        return rng.choices(range(-15, 4), k=r(3, 10 + grow))
     # style 6: sorted or reverse-sorted run
-    xs = sorted(rng.choices(range(-8, 21), k=r(4, 10)))
+    xs = sorted(rng.choices(range(-8, 21), k=r(4, 10 + grow)))
     return xs if r(0, 1) else xs[::-1]
 
 
-def _make_pool(rng: random.Random, n: int) -> list[list[int]]:
+def _make_pool(rng: random.Random, n: int, grow: int = 0) -> list[list[int]]:
     styles = (0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 1, 0)
-    return [_random_input(rng, styles[i % len(styles)]) for i in range(n)]
+    return [_random_input(rng, styles[i % len(styles)], grow) for i in range(n)]
 
 
 def _merge_group(op: Op) -> str:
@@ -309,39 +310,57 @@ _ELEMENTWISE = frozenset(
 )
 
 
+def _observed_by_return(ret: Op) -> frozenset[str]:
+    """What a return form observes of the list: ``vals`` (the multiset of values),
+    ``order``, ``len``."""
+    if ret.name == "ret_len":
+        return frozenset({"len"})
+    if ret.name in _ORDER_FREE_RETURNS:
+        return frozenset({"vals"})
+    return frozenset({"vals", "order"})
+
+
+def _is_alive(op: Op, seen: frozenset[str]) -> bool:
+    """Whether ``op`` can matter when the rest of the program observes ``seen``."""
+    if op.name in _ELEMENTWISE or op.name == "cumsum":
+        return seen != {"len"}  # maps keep the length
+    if op.category == "order":
+        return "order" in seen
+    return True
+
+
+def _observed_before(op: Op, seen: frozenset[str]) -> frozenset[str]:
+    """What the program observes of the list just before ``op`` given ``seen`` after it."""
+    if op.name in ("sort", "sort_desc"):
+        return seen - {"order"}
+    if op.category == "slice":
+        return seen | ({"order"} if "vals" in seen else {"len"})
+    if op.category == "filter":
+        return seen | {"vals"}
+    if op.name == "cumsum" and "vals" in seen:
+        return seen | {"order"}
+    return seen
+
+
 def _has_dead_line(steps: Sequence[Step]) -> bool:
     """A cheap structural test for a line whose deletion cannot change the result.
 
     Walks backwards tracking what the rest of the program observes of the list: its
     values (as a multiset), their order, its length. A reordering is dead when order is
-    not observed; an element-wise map is dead when only the length is. This only
+    not observed; a map that keeps the length is dead when only the length is. This only
     pre-filters candidates; the mutant check on real inputs is the authority.
     """
-    ret = steps[-1][0]
-    if ret.name == "ret_len":
-        seen = {"len"}
-    elif ret.name in _ORDER_FREE_RETURNS:
-        seen = {"vals"}
-    else:
-        seen = {"vals", "order"}
+    seen = _observed_by_return(steps[-1][0])
     for op, _k in reversed(steps[:-1]):
-        if op.name in _ELEMENTWISE:
-            if seen == {"len"}:
-                return True
-        elif op.category == "order":
-            if "order" not in seen:
-                return True
-            if op.name in ("sort", "sort_desc"):
-                seen = seen - {"order"}
-        elif op.category == "slice":
-            seen = seen | ({"order"} if "vals" in seen else {"len"})
-        elif op.category == "filter":
-            seen = seen | {"vals"}
-        elif op.name == "cumsum":
-            seen = seen | {"vals", "order"} if "vals" in seen else seen
+        if not _is_alive(op, seen):
+            return True
+        seen = _observed_before(op, seen)
     return False
 
-_RETURN_ALL: Step = (OPS["ret_list"], 0)  # observes everything: the most lenient return
+
+def _distinct(ret: Op, states: list[list[int]]) -> int:
+    """Number of distinct outputs of return form ``ret`` over ``states``."""
+    return len({repr(ret.fn(s, 0)) for s in states})
 
 
 @dataclass(frozen=True)
@@ -486,7 +505,7 @@ class PipelinesSuite(TaskSuite):
         n = rng0.randint(self.min_steps, self.max_steps)
         while n == 1 and not one_step:
             n = rng0.randint(self.min_steps, self.max_steps)
-        pool = _make_pool(rng0, self.pool_size)
+        pool = _make_pool(rng0, self.pool_size, grow=n // 3)
         sim = pool[:16]
         pool.insert(rng0.randint(0, len(pool)), [])  # the empty list is always a candidate
         self.stats["tasks"] += 1
@@ -523,16 +542,6 @@ class PipelinesSuite(TaskSuite):
                 return None
         return s[rng.randrange(len(s))]
 
-    def _propose_op(
-        self, rng: random.Random, prev: Op | None, states: list[list[int]]
-    ) -> Step | None:
-        """A random operation (and parameter) that does not merge with ``prev``."""
-        op = self.transforms[rng.randrange(len(self.transforms))]
-        if prev is not None and _merge_group(prev) == _merge_group(op):
-            return None  # same operation (or add/sub, or two reorders) in a row: merges
-        k = self._draw_param(rng, op, states)
-        return None if k is None else (op, k)
-
     @staticmethod
     def _apply_checked(step: Step, states: list[list[int]]) -> list[list[int]] | None:
         """``states`` after ``step``, or None if the step is (nearly) a no-op on them, empties
@@ -545,55 +554,98 @@ class PipelinesSuite(TaskSuite):
         if sum(len(s) >= 2 for s in new) * 3 < total * 2:
             return None  # empties too many lists or leaves too little to work on
         if op.category == "map" and max(abs(x) for s in new for x in s) > _MAX_ABS_VALUE:
-            return None
+            return None  # (inputs hold values up to ~30: room for a few products)
         return new
 
     def _draw_steps(
         self, rng: random.Random, n: int, states: list[list[int]], split: str
     ) -> list[Step] | None:
-        """Draw ``n - 1`` operations and a return form in ``split``, simulating them on
-        ``states`` so that every step changes something and the list rarely empties. The
-        last (up to) two operations and the return form are redrawn until the sequence
-        hashes to ``split`` (cheap checks first, simulation last)."""
-        steps: list[Step] = []
-        for _ in range(n - 2):
-            for _try in range(30):
-                step = self._propose_op(rng, steps[-1][0] if steps else None, states)
-                if step is None or _has_dead_line([*steps, step, _RETURN_ALL]):
-                    continue  # dead whatever comes next (e.g. a reorder before a sort)
-                new = self._apply_checked(step, states)
-                if new is not None:
-                    break
-            else:
+        """Draw ``n - 1`` operations and a return form whose sequence lies in ``split``.
+
+        1. The return form is drawn first (uniformly), then the operations *backwards*,
+           each one that can matter given what the rest of the program observes of the
+           list (no reordering before an order-blind return, no map before ``len``, ...)
+           and that does not merge with its successor: every step matters by construction.
+        2. Parameters are drawn *forwards*, simulating the pipeline on ``states`` so that
+           each step changes typical inputs and the list rarely empties; thresholds are
+           values the list holds at that point.
+        3. Until the sequence hashes to ``split``, the parameter of one of the last two
+           parametrised steps is redrawn (and the steps after it re-simulated).
+        """
+        if n == 1:
+            order = list(self.returns)
+            rng.shuffle(order)
+            for ret_op in order:
+                if split_of([(ret_op, 0)]) == split and _distinct(ret_op, states) >= 3:
+                    return [(ret_op, 0)]
+            return None
+        ret: Step = (self.returns[rng.randrange(len(self.returns))], 0)
+        ops: list[Op] = []
+        seen = _observed_by_return(ret[0])
+        for _ in range(n - 1):
+            nxt = _merge_group(ops[-1]) if ops else None
+            cands = [o for o in self.transforms if _is_alive(o, seen) and _merge_group(o) != nxt]
+            if not cands:
                 return None
-            steps.append(step)
-            states = new
-        prefix_key = "|".join(step_key(s) for s in steps)
-        returns = list(self.returns)
-        for _try in range(300):
-            tail: list[Step] = []
-            if n >= 2:
-                step = self._propose_op(rng, steps[-1][0] if steps else None, states)
-                if step is None:
-                    continue
-                tail.append(step)
-            rng.shuffle(returns)
-            last_states: list[list[int]] | None = None
-            for ret_op in returns:
-                ret = (ret_op, 0)
-                key = "|".join([*([prefix_key] if steps else []), *map(step_key, tail), step_key(ret)])
-                if _split_of_key(key) != split:
-                    continue
-                cand = [*steps, *tail, ret]
-                if _has_dead_line(cand):
-                    continue
-                if last_states is None:
-                    last_states = self._apply_checked(tail[0], states) if tail else states
-                    if last_states is None:
+            ops.append(cands[rng.randrange(len(cands))])
+            seen = _observed_before(ops[-1], seen)
+        ops.reverse()
+        trace = [states]  # trace[i]: states before step i
+        steps: list[Step] = []
+        for i, planned in enumerate(ops):
+            drawn = self._draw_feasible(rng, planned, trace[-1])
+            op = planned
+            if drawn is None:  # e.g. a filter on lists already short: substitute an operation
+                others = [o for o in self.transforms if o is not planned]
+                rng.shuffle(others)
+                rest = [(o, 0) for o in ops[i + 1 :]]
+                for op in others:
+                    prev = _merge_group(steps[-1][0]) if steps else None
+                    nxt = _merge_group(ops[i + 1]) if i + 1 < len(ops) else None
+                    if _merge_group(op) in (prev, nxt):
+                        continue
+                    if _has_dead_line([*steps, (op, 0), *rest, ret]):
+                        continue
+                    drawn = self._draw_feasible(rng, op, trace[-1], tries=3)
+                    if drawn is not None:
                         break
-                if len({repr(ret_op.fn(s, 0)) for s in last_states}) < 3:
-                    continue
-                return cand
+                if drawn is None:
+                    return None
+            steps.append((op, drawn[0]))
+            trace.append(drawn[1])
+        params = [i for i, (op, _) in enumerate(steps) if op.param != "none"]
+        for _try in range(48):
+            if split_of([*steps, ret]) == split:
+                return [*steps, ret] if _distinct(ret[0], trace[-1]) >= 3 else None
+            if not params:
+                return None
+            j = params[-1] if len(params) == 1 or rng.random() < 0.6 else params[-2]
+            drawn = self._draw_feasible(rng, steps[j][0], trace[j], tries=1)
+            if drawn is None:
+                continue
+            new_steps = [*steps[:j], (steps[j][0], drawn[0]), *steps[j + 1 :]]
+            new_trace = [*trace[: j + 1], drawn[1]]
+            for step in new_steps[j + 1 :]:
+                nxt_states = self._apply_checked(step, new_trace[-1])
+                if nxt_states is None:
+                    break
+                new_trace.append(nxt_states)
+            else:
+                steps, trace = new_steps, new_trace
+        return None
+
+    def _draw_feasible(
+        self, rng: random.Random, op: Op, states: list[list[int]], tries: int = 8
+    ) -> tuple[int, list[list[int]]] | None:
+        """A parameter for ``op`` under which it passes :meth:`_apply_checked` on ``states``,
+        with the resulting states."""
+        for _try in range(tries):
+            k = self._draw_param(rng, op, states)
+            if k is None:
+                continue
+            new = self._apply_checked((op, k), states)
+            if new is not None:
+                return k, new
         return None
 
     def _mutants(self, rng: random.Random, steps: list[Step]) -> list[_Mutant]:
@@ -667,7 +719,10 @@ class PipelinesSuite(TaskSuite):
             self.stats["few_outputs"] += 1
             return None
 
+        prog = [(op.fn, k, op.is_return) for op, k in steps]
+
         def kills(m: _Mutant, i: int) -> bool:
+            """Whether mutant ``m`` returns something else than the reference on input i."""
             st = traces[i]
             cur = st[m.start]
             for op, k in m.head:
@@ -675,12 +730,12 @@ class PipelinesSuite(TaskSuite):
                     return op.fn(cur, k) != outs[i]
                 cur = op.fn(cur, k)
             for r in range(m.resume, n):
-                if r < len(st) and cur == st[r]:
-                    return False
-                op, k = steps[r]
-                if op.is_return:
-                    return op.fn(cur, k) != outs[i]
-                cur = op.fn(cur, k)
+                if cur == st[r]:
+                    return False  # back on the reference's track: same result
+                fn, k, is_ret = prog[r]
+                if is_ret:
+                    return fn(cur, k) != outs[i]
+                cur = fn(cur, k)
             return outs[i] is not None  # no return reached: None
 
         order = list(range(len(pool)))

@@ -403,3 +403,22 @@ def test_suite_pickles_by_arguments() -> None:
     clone = pickle.loads(pickle.dumps(suite))
     assert repr(clone) == repr(suite)
     assert clone.get("test", 3) == task
+
+
+def test_every_step_matters_and_long_tasks_are_varied() -> None:
+    """Deleting any one line of a reference fails its tests, and long tasks use the whole
+    operation set and most return forms (not just maps and ``return xs``)."""
+    suite = PipelinesSuite(seed=8, min_steps=10, max_steps=12)
+    op_counts: Counter[str] = Counter()
+    returns: Counter[str] = Counter()
+    for split in suite.splits:
+        for i in range(25):
+            task = suite.get(split, i)
+            lines = task.solution_lines
+            for j in range(len(lines)):
+                assert not _passes(task, lines[:j] + lines[j + 1 :], chained=True), (task.task_id, j)
+            op_counts.update(k.split(":")[0] for k in task.metadata["ops"][:-1])
+            returns[task.metadata["ops"][-1]] += 1
+    assert set(op_counts) == set(OP_SETS["basic"][:12])
+    assert max(op_counts.values()) < 0.25 * sum(op_counts.values())  # maps lead: ~20 %
+    assert len(returns) >= 4 and max(returns.values()) < 0.6 * sum(returns.values())
