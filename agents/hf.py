@@ -16,6 +16,7 @@ import torch
 
 from agents.base import Agent, Observation
 from codegym.constants import SUBMIT
+from codegym.envs.charset import LINE_CHARSET
 from codegym.tokenization import join_context, task_context
 
 
@@ -32,6 +33,7 @@ class HFAgent(Agent):
         max_line_tokens: A line is cut after this many tokens.
         device: Torch device (``"cpu"``, ``"cuda"``).
         seed: Seed of the agent's torch generator.
+        max_line_chars: Lines are cut to this many characters (the env's limit).
     """
 
     name = "hf"
@@ -46,6 +48,7 @@ class HFAgent(Agent):
         max_line_tokens: int = 64,
         device: str = "cpu",
         seed: int | None = 0,
+        max_line_chars: int = 256,
         **_: Any,
     ) -> None:
         from codegym.sampling import LineSampler
@@ -65,6 +68,8 @@ class HFAgent(Agent):
             greedy=bool(greedy), max_line_tokens=int(max_line_tokens), generator=gen,
         )  # fmt: skip
         self._contexts: list[str] = []
+        self._charset = frozenset(LINE_CHARSET) - {SUBMIT}
+        self.max_line_chars = int(max_line_chars)
 
     # ---------------------------------------------------------------- single
     def reset(self, obs: Observation, info: dict[str, Any]) -> None:
@@ -107,4 +112,18 @@ class HFAgent(Agent):
             if obs.get("code", "") != expected:  # the env changed the program: re-encode it
                 self._resync(b, obs)
         out = self.sampler.next_lines([obs is not None for obs in observations])
+        for b, line in enumerate(out):
+            if line is None or line == SUBMIT:
+                continue
+            clean = self._sanitize(line)
+            if clean != line:  # keep the cache equal to the program the env will hold
+                self.sampler.set_slot(b, self._contexts[b], self.sampler.lines[b][:-1] + [clean], keep_flags=True)
+                out[b] = clean
         return [None if obs is None else (SUBMIT if o is None else o) for obs, o in zip(observations, out)]
+
+    def _sanitize(self, line: str) -> str:
+        """Fit a sampled line to the env's action space: characters outside the charset
+        (e.g. a broken UTF-8 byte from byte-level BPE) become ``?``; cut at ``max_line_chars``.
+        The program then fails its tests as it should, instead of the action being refused."""
+        clean = "".join(c if c in self._charset else "?" for c in line)
+        return clean[: self.max_line_chars]

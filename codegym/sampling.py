@@ -98,9 +98,14 @@ class LineSampler:
         if contexts:
             self._append([encode_context(self.tokenizer, c) for c in contexts])
 
-    def set_slot(self, slot: int, context: str, lines: Sequence[str] = ()) -> None:
-        """Replace slot ``slot`` by a program of ``context`` + ``lines`` (history masked out)."""
+    def set_slot(self, slot: int, context: str, lines: Sequence[str] = (), keep_flags: bool = False) -> None:
+        """Replace slot ``slot`` by a program of ``context`` + ``lines`` (history masked out).
+
+        With ``keep_flags`` the slot keeps its finished / pending-submit state (used when a
+        caller edits the line just sampled, e.g. to fit an env's charset).
+        """
         self._check_slot(slot)
+        flags = (self.finished[slot], self._pending_submit[slot])
         self.mask[slot] = 0
         self.next_pos[slot] = 0
         ids = encode_context(self.tokenizer, context)
@@ -108,8 +113,7 @@ class LineSampler:
             ids.extend(piece)
         self.valid_ids[slot] = []
         self.lines[slot] = list(lines)
-        self.finished[slot] = False
-        self._pending_submit[slot] = False
+        self.finished[slot], self._pending_submit[slot] = flags if keep_flags else (False, False)
         new: list[list[int]] = [[] for _ in range(self.batch_size)]
         new[slot] = ids
         self._append(new)

@@ -1,0 +1,70 @@
+"""SFT warm start: loss on solution tokens, save_pretrained output, resume, default policy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from agents.sft import (
+    SFTConfig,
+    bucket_of,
+    collate_sft,
+    default_policy,
+    encode_sft_rows,
+    parse_buckets,
+    train_sft,
+)
+from codegym.lm import train_bpe_tokenizer
+
+TINY = dict(train_tasks=24, min_steps=1, max_steps=3, n_layer=1, n_embd=32, n_head=2, n_positions=512,
+            batch_size=4, eval_tasks=4, eval_batch_size=4, buckets="1-1,2-3", sandbox_workers=1,
+            threads=1, progress=False, warmup_steps=2)  # fmt: skip
+
+
+def test_loss_only_on_solution_tokens_and_eos() -> None:
+    rows = [{"context": "def solve(xs):\n", "lines": ["    return sum(xs)"]}]
+    tok = train_bpe_tokenizer([rows[0]["context"] + rows[0]["lines"][0] + "\n"] * 10, vocab_size=300)
+    (ids, plen), = encode_sft_rows(tok, rows, 512)
+    batch = collate_sft([(ids, plen), (ids[:-2], plen)], tok.pad_token_id)
+    assert batch.input_ids.shape == (2, len(ids))
+    assert (batch.labels[0, :plen] == -100).all()
+    assert batch.labels[0, -1] == tok.eos_token_id
+    assert tok.decode(batch.labels[0, plen:-1].tolist()) == "    return sum(xs)\n"
+    assert (batch.labels[1, len(ids) - 2 :] == -100).all() and batch.attention_mask[1, -1] == 0
+
+
+def test_buckets() -> None:
+    b = parse_buckets("1-3,4-6")
+    assert b == [(1, 3), (4, 6)] and bucket_of(5, b) == "4-6" and bucket_of(9, b) is None
+    with pytest.raises(ValueError, match="bucket"):
+        parse_buckets("3-1")
+
+
+def test_train_save_resume_and_evaluate(tmp_path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "sft"
+    first = train_sft(SFTConfig(out=str(out), steps=4, checkpoint_every=2, **TINY))
+    assert first["steps"] == 4 and set(first["buckets"]) == {"1-1", "2-3"}
+    model = AutoModelForCausalLM.from_pretrained(str(out))
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert model.config.n_layer == 1 and tok.eos_token_id is not None
+    state = torch.load(out / "checkpoint" / "sft_state.pt", weights_only=False)
+    assert state["step"] == 4
+    # a longer run with the same --out resumes at step 4
+    again = train_sft(SFTConfig(out=str(out), steps=6, checkpoint_every=2, **TINY))
+    assert again["steps"] == 6
+    log = [json.loads(x) for x in (out / "sft_log.jsonl").read_text().splitlines()]
+    assert log[-1]["eval"] == "test"
+    assert json.loads((out / "eval.json").read_text())["n"] == first["n"]
+
+
+def test_default_policy_trains_once_then_caches(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CODEGYM_CACHE", str(tmp_path))
+    path = default_policy(steps=2, checkpoint_every=2, **TINY)
+    assert path == tmp_path / "default-policy" and (path / "config.json").is_file()
+    stamp = (path / "config.json").stat().st_mtime_ns
+    assert default_policy() == path  # cached: not retrained
+    assert (path / "config.json").stat().st_mtime_ns == stamp
