@@ -155,6 +155,19 @@ def test_memory_limit(sb: DockerSandbox) -> None:
 
 
 @needs_engine
+def test_more_cpus_than_the_engine_has_is_value_error() -> None:
+    client = engine_client()
+    try:
+        ncpu = int(client.info()["NCPU"])
+    finally:
+        client.close()
+    if ncpu >= 64:
+        pytest.skip("the engine has 64 CPUs or more")
+    with pytest.raises(ValueError, match="exceeds the engine"):
+        DockerSandbox(workers=1, cpus=float(ncpu + 1))
+
+
+@needs_engine
 def test_job_memory_over_container_limit_is_value_error(sb: DockerSandbox) -> None:
     with pytest.raises(ValueError, match="container_memory_mb"):
         sb.run(ADD, IO, memory_mb=sb.container_memory_mb)
