@@ -55,6 +55,7 @@ PREIMPORT = (
 ).split()
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 1
@@ -69,6 +70,10 @@ MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+USERNS_UID = 1000  # the candidates' uid inside a user namespace (non-root hosts)
 _PIVOT_ROOT_NR = {"x86_64": 155, "aarch64": 41, "arm64": 41}
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -146,11 +151,15 @@ def _recv_frame(fd: int) -> Any:
 class ForkServer:
     """Clean process that forks one candidate child per job (runs as ``F``)."""
 
-    def __init__(self, cfg: dict[str, Any], sock: socket.socket, pid_ns: bool) -> None:
+    def __init__(self, cfg: dict[str, Any], sock: socket.socket, pid_ns: bool,
+                 userns: bool) -> None:
         self.cfg = cfg
         self.sock = sock
         self.pid_ns = pid_ns
-        self.root = os.geteuid() == 0
+        self.userns = userns  # unprivileged host: namespaces through a user namespace
+        self.root = os.geteuid() == 0 and not userns  # real root: candidates get their own uid
+        if userns:
+            cfg["uid"] = cfg["gid"] = USERNS_UID
         self.net_ns = False
         self.mount_ns = False
         self.private_root = False
@@ -172,7 +181,8 @@ class ForkServer:
                 self.base_vsize = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:
             self.base_vsize = 64 << 20
-        if self.root and cfg["namespaces"]:
+        why = "namespaces=False" if not cfg["namespaces"] else "not root, no user namespaces"
+        if (self.root or self.userns) and cfg["namespaces"]:
             try:
                 _unshare(CLONE_NEWNET)
                 self.net_ns = True
@@ -191,18 +201,16 @@ class ForkServer:
                 except OSError as e:
                     self.missing.append(f"private read-only root ({e})")
         else:
-            why = "not root" if not self.root else "namespaces=False"
             self.missing += [f"network namespace ({why})", f"mount namespace ({why})",
                              f"private read-only root ({why})"]
         if not self.pid_ns:
-            why = "not root" if not self.root else "namespaces=False"
             self.missing.append(f"pid namespace ({why})")
             try:
                 _prctl(PR_SET_CHILD_SUBREAPER, 1)
             except OSError:
                 pass
-        if not self.root:
-            self.missing.append("dedicated sandbox uid (not root)")
+        if not self.root and not self.userns:
+            self.missing.append("dedicated sandbox uid (not root, no user namespaces)")
         if self.mount_ns:
             # one tmpfs per worker for the per-job work dirs (jobs of a worker are serial)
             _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
@@ -220,6 +228,9 @@ class ForkServer:
             self.applied.append("pid namespace")
         if self.root:
             self.applied.append(f"uid {cfg['uid']}")
+        if self.userns:
+            _drop_capabilities()  # nothing privileged is left to do: children get no caps
+            self.applied.append(f"user namespace (uid {USERNS_UID} inside, no capabilities)")
         self.applied += ["process group", "rlimits", "clean environment", "no_new_privs"]
 
     def _build_root(self) -> None:
@@ -266,8 +277,11 @@ class ForkServer:
                 open(dst, "w").close()
                 _mount(src, dst, None, MS_BIND)
         if self.pid_ns:
-            _mount("proc", os.path.join(new, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                   "hidepid=2")
+            try:
+                _mount("proc", os.path.join(new, "proc"), "proc",
+                       MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+            except OSError:
+                pass  # e.g. a user namespace under a masked /proc: candidates go without
         os.chdir(base)
         nr = _PIVOT_ROOT_NR.get(os.uname().machine)
         if nr is not None and _libc.syscall(nr, b".", b".") == 0:
@@ -417,6 +431,8 @@ class ForkServer:
                 os.setgroups([])
                 os.setresgid(gid, gid, gid)
                 os.setresuid(uid, uid, uid)
+            elif self.userns:  # counted per user namespace: our tree only
+                resource.setrlimit(resource.RLIMIT_NPROC, (cfg["max_procs"] + 4,) * 2)
             else:
                 _soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
                 want = cfg["max_procs"] + _count_user_procs()
@@ -435,6 +451,49 @@ class ForkServer:
                 os._exit(70)
         _runner(cfg["max_result_bytes"], self.base_vsize)
         os._exit(0)
+
+
+def _enter_user_namespace() -> bool:
+    """Unprivileged host: become uid USERNS_UID with capabilities in a new user namespace.
+
+    The capabilities only reach namespaces owned by it (mounts, network, pids); the fork
+    server drops them all once its namespaces are set up.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        _unshare(CLONE_NEWUSER)
+    except OSError:
+        return False
+    try:
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"{USERNS_UID} {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"{USERNS_UID} {gid} 1")
+    except OSError:
+        return False  # unusable namespace: the fallback (no namespaces) still works
+    return True
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_capabilities() -> None:
+    """Empty the bounding, ambient, effective, permitted and inheritable capability sets."""
+    cap = 0
+    while _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+        cap += 1
+    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    hdr = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    _check(_libc.capset(ctypes.byref(hdr), data), "capset")
 
 
 def _format_exc() -> str:
@@ -798,8 +857,10 @@ class Judge:
 
     def start_fork_server(self) -> None:
         cfg = self.cfg
-        pid_ns = False
-        if os.geteuid() == 0 and cfg["namespaces"]:
+        pid_ns = userns = False
+        if os.geteuid() != 0 and cfg["namespaces"]:
+            userns = _enter_user_namespace()
+        if (os.geteuid() == 0 or userns) and cfg["namespaces"]:
             try:
                 _unshare(CLONE_NEWPID)
                 pid_ns = True
@@ -818,7 +879,7 @@ class Judge:
                     os._exit(0)
                 for fd in (self.cfg["_in"], self.cfg["_out"]):
                     os.close(fd)
-                fs = ForkServer(cfg, theirs, pid_ns)
+                fs = ForkServer(cfg, theirs, pid_ns, userns)
                 fs.setup()
                 fs.serve()
             except BaseException:  # noqa: BLE001

@@ -554,43 +554,73 @@ def test_full_isolation_reports_nothing_missing(sb: LocalSandbox) -> None:
     LocalSandbox(workers=1, strict=True).close()  # strict passes where nothing is missing
 
 
+_NON_ROOT_SCRIPT = """
+import json, sys, warnings
+sys.path.insert(0, {root!r})
+from sandboxes import IOCase, TestSuite, SandboxUnavailable
+from sandboxes.local import LocalSandbox
+suite = TestSuite(kind="io", entry_point="f", cases=(IOCase((1,), 2),))
+probe = ("import os, socket\\ndef f(x):\\n    try:\\n"
+         "        socket.create_connection(('127.0.0.1', {port}), timeout=1)\\n"
+         "        net = 'connected'\\n    except OSError:\\n        net = 'refused'\\n"
+         "    return [net, os.path.exists({root!r})]\\n")
+out = {{}}
+for namespaces in (True, False):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        with LocalSandbox(workers=1, namespaces=namespaces) as box:
+            ok = box.run("def f(x):\\n    return x + 1\\n", suite)
+            loop = box.run("def f(x):\\n    while True: pass\\n", suite, timeout=1)
+            seen = box.run(probe, suite)
+    try:
+        LocalSandbox(strict=True, namespaces=namespaces).close()
+        strict = "ran"
+    except SandboxUnavailable:
+        strict = "refused"
+    out[str(namespaces)] = dict(ok=ok.status.value, loop=loop.status.value, strict=strict,
+                                warned=len(w), missing=ok.metadata["missing_protections"],
+                                applied=ok.metadata["isolation"], seen=seen.error)
+print(json.dumps(out))
+"""
+
+
 @needs_root
-def test_non_root_user_gets_a_working_sandbox_with_warnings() -> None:
-    """Run the sandbox as an unprivileged user: it works and says what is missing."""
+def test_non_root_user_gets_a_working_sandbox() -> None:
+    """As an unprivileged user: full isolation through a user namespace where the host allows
+    one; otherwise (and with ``namespaces=False``) it still runs, warns, and names what is
+    missing, and ``strict=True`` refuses."""
+    import json
+
     pkg_root = Path(__file__).resolve().parents[2]
-    script = textwrap.dedent(
-        f"""
-        import sys, warnings
-        sys.path.insert(0, {str(pkg_root)!r})
-        from sandboxes import IOCase, TestSuite, SandboxUnavailable
-        from sandboxes.local import LocalSandbox
-        suite = TestSuite(kind="io", entry_point="f", cases=(IOCase((1,), 2),))
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            with LocalSandbox(workers=1) as box:
-                ok = box.run("def f(x):\\n    return x + 1\\n", suite)
-                bad = box.run("def f(x):\\n    while True: pass\\n", suite, timeout=1)
-        try:
-            LocalSandbox(strict=True)
-            strict = "ran"
-        except SandboxUnavailable:
-            strict = "refused"
-        print(ok.status.value, bad.status.value, strict, len(w),
-              "|".join(ok.metadata["missing_protections"]))
-        """
-    )
     if not all(os.stat(p).st_mode & 0o005 for p in [pkg_root, pkg_root / "sandboxes"]):
         pytest.skip("the checkout is not readable by an unprivileged user")
-    proc = subprocess.run(
-        [sys.executable if not os.path.exists("/usr/bin/python3") else "/usr/bin/python3",
-         "-I", "-c", script],
-        user=65534, group=65534, capture_output=True, text=True, timeout=120, cwd="/",
-        env={"PATH": "/usr/bin:/bin", "HOME": "/"},
-    )
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    script = _NON_ROOT_SCRIPT.format(root=str(pkg_root), port=srv.getsockname()[1])
+    try:
+        proc = subprocess.run(
+            ["/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable,
+             "-I", "-c", script],
+            user=65534, group=65534, capture_output=True, text=True, timeout=180, cwd="/",
+            env={"PATH": "/usr/bin:/bin", "HOME": "/"},
+        )
+    finally:
+        srv.close()
     assert proc.returncode == 0, proc.stderr
-    ok, bad, strict, nwarn, missing = proc.stdout.split(maxsplit=4)
-    assert (ok, bad, strict) == ("passed", "timeout", "refused")
-    assert int(nwarn) >= 1 and "network namespace" in missing and "uid" in missing
+    out = json.loads(proc.stdout)
+    for mode in out.values():
+        assert (mode["ok"], mode["loop"]) == ("passed", "timeout"), mode
+    plain = out["False"]
+    assert plain["strict"] == "refused" and plain["warned"] >= 1
+    missing = " ".join(plain["missing"])
+    assert "network namespace" in missing and "uid" in missing
+    userns = out["True"]
+    if any("user namespace" in a for a in userns["applied"]):
+        assert userns["missing"] == [] and userns["strict"] == "ran", userns
+        assert "['refused', False]" in userns["seen"], userns  # no network, no host files
+    else:
+        assert userns["strict"] == "refused" and userns["missing"], userns
 
 
 # --------------------------------------------------------------------------- speculation
