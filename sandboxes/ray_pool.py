@@ -142,6 +142,12 @@ class RaySandboxPool(Sandbox):
             self.close()
             if isinstance(e, SandboxUnavailable):
                 raise
+            if isinstance(e, ray.exceptions.GetTimeoutError):
+                cpus = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else "?"
+                raise SandboxUnavailable(
+                    f"the Ray pool's {actors} actors (num_cpus={num_cpus} each) were not all "
+                    f"scheduled within 120 s on a cluster with {cpus} CPUs: pass fewer actors, "
+                    "a smaller num_cpus (0 is allowed), or add nodes") from e
             raise SandboxUnavailable(f"the Ray pool's actors could not start a {backend!r} "
                                      f"sandbox: {type(e).__name__}: {e}") from e
         for i in range(actors):
