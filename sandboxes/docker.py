@@ -271,8 +271,10 @@ def list_containers(client: Any | None = None, **labels: str) -> dict[str, str]:
     client = client or engine_client(timeout=10)
     try:
         filters = [f"{LABEL}=1"] + [f"{k}={v}" for k, v in labels.items() if k != LABEL]
-        return {c.id: c.status
-                for c in client.containers.list(all=True, filters={"label": filters})}
+        # The low-level listing: ``containers.list`` inspects each container afterwards and
+        # fails on one that was auto-removed in between.
+        return {c["Id"]: c["State"]
+                for c in client.api.containers(all=True, filters={"label": filters})}
     finally:
         if own:
             client.close()
@@ -290,17 +292,17 @@ def cleanup_containers(*, all_owners: bool = False, client: Any | None = None) -
     client = client or engine_client(timeout=30)
     removed = []
     try:
-        for c in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-            if not all_owners and _owner_alive(c.labels):
+        for c in client.api.containers(all=True, filters={"label": f"{LABEL}=1"}):
+            if not all_owners and _owner_alive(c.get("Labels") or {}):
                 continue
             try:
-                c.remove(force=True)
+                client.api.remove_container(c["Id"], force=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as e:
                 if e.status_code != 409:  # 409: removal already in progress
                     raise
-            removed.append(c.id)
+            removed.append(c["Id"])
     finally:
         if own:
             client.close()
