@@ -68,6 +68,7 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 PR_CAPBSET_DROP = 24
@@ -294,6 +295,11 @@ class ForkServer:
 
     # -- loop ----------------------------------------------------------------
     def serve(self) -> None:
+        # Candidates share this server's pid namespace (it is pid 1) and, on non-root hosts,
+        # its uid: make it immune to their signals (pid 1 ignores default-action signals from
+        # inside its namespace) and to ptrace (not dumpable, and they have no capabilities).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _prctl(PR_SET_DUMPABLE, 0)
         self.sock.send(json.dumps({"applied": self.applied, "missing": self.missing}).encode())
         gc.collect()
         gc.freeze()
@@ -440,6 +446,8 @@ class ForkServer:
                     resource.setrlimit(resource.RLIMIT_NPROC, (want, hard))
             _prctl(PR_SET_NO_NEW_PRIVS, 1)
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            _prctl(PR_SET_DUMPABLE, 1)  # its own /proc/self; only its own job can see it
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             if os.getppid() != parent:
                 os._exit(71)  # the fork server died before the death signal was armed
             os.environ["HOME"] = os.environ["TMPDIR"] = workdir  # the rest is set in setup()
@@ -1169,7 +1177,11 @@ class Judge:
                 except enc.EncodingError as e:
                     first_exc = first_exc or ["BadResult", f"case {i}: {e}"]
                     continue
-                if enc.values_equal(got, expected, tol):
+                try:
+                    same = enc.values_equal(got, expected, tol)
+                except Exception:  # noqa: BLE001 - e.g. RecursionError on a deep value
+                    same = False
+                if same:
                     passed += 1
                     ch.passed = passed
                 elif not first_wrong:
@@ -1287,7 +1299,10 @@ def _parse_exc(payload: bytes) -> tuple[str, str]:
 
 
 def _short(x: Any, n: int = 200) -> str:
-    r = repr(x)
+    try:
+        r = repr(x)
+    except Exception:  # noqa: BLE001 - e.g. an int over the str conversion limit
+        return f"<{type(x).__name__} too large to show>"
     return r if len(r) <= n else r[: n - 3] + "..."
 
 

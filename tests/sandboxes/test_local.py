@@ -367,6 +367,17 @@ def test_eq_always_true_cannot_forge_a_pass(sb: LocalSandbox) -> None:
             assert not r.ok and r.error_type == "UnencodableResult", r
 
 
+def test_awkward_results_do_not_break_the_judge(sb: LocalSandbox) -> None:
+    progs = ["def f(x):\n    return 10 ** 6000\n",
+             "def f(x):\n    a = []\n    for _ in range(150):\n        a = [a]\n    return a\n",
+             "def f(x):\n    return {1: [2.5, float('nan')], (1,): b'x'}\n"]
+    for prog in progs:
+        for suite in (INC, INC_CHECK):
+            r = sb.run(prog, suite)
+            assert r.status is Status.FAILED and r.error_type == "WrongAnswer", r
+    assert sb.run(GOOD, INC).ok
+
+
 def test_patching_builtins_in_the_candidate_cannot_forge_a_pass(sb: LocalSandbox) -> None:
     prog = textwrap.dedent(
         """
@@ -572,6 +583,12 @@ for namespaces in (True, False):
             ok = box.run("def f(x):\\n    return x + 1\\n", suite)
             loop = box.run("def f(x):\\n    while True: pass\\n", suite, timeout=1)
             seen = box.run(probe, suite)
+            pid = box._pool.workers()[0].pid
+            box.run("import os\\ndef f(x):\\n    for s in (2, 10, 12, 15, 19):\\n        try:\\n"
+                    "            os.kill(1, s)\\n        except OSError:\\n            pass\\n"
+                    "    return 0\\n", suite)
+            after = box.run("def f(x):\\n    return x + 1\\n", suite)
+            same_worker = after.ok and box._pool.workers()[0].pid == pid
     try:
         LocalSandbox(strict=True, namespaces=namespaces).close()
         strict = "ran"
@@ -579,7 +596,8 @@ for namespaces in (True, False):
         strict = "refused"
     out[str(namespaces)] = dict(ok=ok.status.value, loop=loop.status.value, strict=strict,
                                 warned=len(w), missing=ok.metadata["missing_protections"],
-                                applied=ok.metadata["isolation"], seen=seen.error)
+                                applied=ok.metadata["isolation"], seen=seen.error,
+                                same_worker=same_worker)
 print(json.dumps(out))
 """
 
@@ -611,6 +629,7 @@ def test_non_root_user_gets_a_working_sandbox() -> None:
     out = json.loads(proc.stdout)
     for mode in out.values():
         assert (mode["ok"], mode["loop"]) == ("passed", "timeout"), mode
+        assert mode["same_worker"], mode  # signals to pid 1 did not break the worker
     plain = out["False"]
     assert plain["strict"] == "refused" and plain["warned"] >= 1
     missing = " ".join(plain["missing"])
