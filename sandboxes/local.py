@@ -222,7 +222,9 @@ def _close_worker(worker: _Zygote) -> None:
     worker.close()  # dispatches: subclasses' workers (e.g. containers) close their own way
 
 
-def _shutdown(pool: WorkerPool[_Zygote], temp_root: list[str]) -> None:
+def _shutdown(pool: WorkerPool[_Zygote], temp_root: list[str], owner_pid: int = -1) -> None:
+    if owner_pid not in (-1, os.getpid()):
+        return  # a forked copy of the owner: the workers and dirs are not ours to remove
     pool.close()
     for path in temp_root:
         shutil.rmtree(path, ignore_errors=True)
@@ -310,13 +312,32 @@ class LocalSandbox(Sandbox):
             "max_result_bytes": max_result_bytes,
             "temp_root": self._temp_root[0] if self._temp_root else None,
         }
-        self._pool: WorkerPool[_Zygote] = WorkerPool(workers, self._start_worker, _close_worker)
-        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._temp_root)
+        self._workers = workers
+        self._make_pool()
         self.missing_protections: list[str] | None = None
         self.applied_protections: list[str] | None = None
         if self.strict:  # fail fast
             slot, w = self._pool.acquire()
             self._pool.release(slot, w)
+
+    def _make_pool(self) -> None:
+        self._owner_pid = os.getpid()
+        self._pool: WorkerPool[_Zygote] = WorkerPool(self._workers, self._start_worker,
+                                                      _close_worker)
+        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._temp_root,
+                                           self._owner_pid)
+
+    def _check_fork(self) -> None:
+        """In a forked child (e.g. a multiprocessing vector env) start workers of its own:
+        the inherited pipes belong to the parent's workers, which the child must not touch."""
+        if os.getpid() != self._owner_pid and type(self) is LocalSandbox:
+            self._finalizer.detach()
+            if self._temp_root:  # the parent's dir stays the parent's
+                self._temp_root = [tempfile.mkdtemp(prefix="codegym-sbx-",
+                                                    dir=_default_temp_parent())]
+                os.chmod(self._temp_root[0], 0o711)
+                self._config = dict(self._config, temp_root=self._temp_root[0])
+            self._make_pool()
 
     @property
     def workers(self) -> int:
@@ -360,11 +381,13 @@ class LocalSandbox(Sandbox):
         memory_mb: int | None = None,
     ) -> ExecResult:
         """Execute ``program`` against ``tests`` in a fresh sandboxed child. Thread-safe."""
+        self._check_fork()
         payload, total, timeout = self._payload(program, tests, timeout, memory_mb)
         return self._run_payload(payload, total, timeout)
 
     def run_many(self, jobs: Iterable[Job]) -> list[ExecResult]:
         """Run jobs over all workers in parallel; results in input order."""
+        self._check_fork()
         jobs = list(jobs)
         check_jobs(jobs)
         prepared = [self._payload(j.program, j.tests, j.timeout, j.memory_mb) for j in jobs]

@@ -726,3 +726,26 @@ def test_candidates_cannot_create_user_namespaces(sb: LocalSandbox) -> None:
         """
     )
     assert sb.run(prog, _io([-1, -1, -1], 0)).ok
+
+
+def test_a_forked_copy_gets_workers_of_its_own(sb: LocalSandbox) -> None:
+    """multiprocessing (fork) copies of a sandbox must not share the parent's workers."""
+    import multiprocessing
+
+    assert sb.run(GOOD, INC).ok
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+
+    def child() -> None:
+        r = sb.run(GOOD, INC)
+        q.put((r.ok, r.metadata["worker_pid"]))
+        sb.close()
+
+    parent_pids = {w.pid for w in sb._pool.workers()}
+    p = ctx.Process(target=child)
+    p.start()
+    ok, worker_pid = q.get(timeout=60)
+    p.join(60)
+    assert ok and worker_pid not in parent_pids
+    assert {w.pid for w in sb._pool.workers()} == parent_pids
+    assert all(r.ok for r in sb.run_many([Job(GOOD, INC)] * 4))  # the parent's still work
