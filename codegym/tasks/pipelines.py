@@ -45,6 +45,7 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import operator
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -303,6 +304,21 @@ def _make_pool(rng: random.Random, n: int, grow: int = 0) -> list[list[int]]:
     return [_random_input(rng, styles[i % len(styles)], grow) for i in range(n)]
 
 
+def _make_wide_pool(rng: random.Random, n: int, grow: int = 0) -> list[list[int]]:
+    """Second-line candidate inputs (wider values, any length, many duplicates): tried only
+    for mutants that no ordinary candidate kills (boundary cases such as ``x > k + 1``)."""
+    pool = []
+    for i in range(n):
+        lo = rng.randint(-40, 20)
+        hi = lo + rng.randint(4, 50)
+        length = rng.randint(0, 20 + grow)
+        if i % 3 == 0:  # duplicates
+            pool.append(rng.choices(rng.choices(range(lo, hi + 1), k=rng.randint(1, 4)), k=length))
+        else:
+            pool.append(rng.choices(range(lo, hi + 1), k=length))
+    return pool
+
+
 def _merge_group(op: Op) -> str:
     """Operations of one group merge or override each other when adjacent."""
     if op.name in ("add", "sub"):
@@ -518,6 +534,7 @@ class PipelinesSuite(TaskSuite):
         pool = _make_pool(rng0, self.pool_size, grow=n // 3)
         sim = pool[:16]
         pool.insert(rng0.randint(0, len(pool)), [])  # the empty list is always a candidate
+        wide = _make_wide_pool(rng0, self.pool_size, grow=n // 3)
         self.stats["tasks"] += 1
         for attempt in range(_MAX_ATTEMPTS):
             rng = self._rng(split, index, attempt)
@@ -530,7 +547,7 @@ class PipelinesSuite(TaskSuite):
             if steps is None:
                 self.stats["draw_failed"] += 1
                 continue
-            cases = self._select_cases(rng, steps, pool)
+            cases = self._select_cases(rng, steps, pool, wide)
             if cases is None:
                 continue
             return self._make_task(rng, split, index, steps, cases)
@@ -557,14 +574,19 @@ class PipelinesSuite(TaskSuite):
         """``states`` after ``step``, or None if the step is (nearly) a no-op on them, empties
         too many lists or lets values grow past the bound."""
         op, k = step
+        fn = op.fn
         total = len(states)
-        new = [op.fn(s, k) for s in states]
-        if sum(a != b for a, b in zip(new, states)) * 3 < total:
+        new = [fn(s, k) for s in states]
+        changed = list(map(operator.ne, new, states)).count(True)
+        if changed * 3 < total:
             return None  # (nearly) a no-op on typical inputs
-        if sum(len(s) >= 2 for s in new) * 3 < total * 2:
+        if [len(s) >= 2 for s in new].count(True) * 3 < total * 2:
             return None  # empties too many lists or leaves too little to work on
-        if op.category == "map" and max(abs(x) for s in new for x in s) > _MAX_ABS_VALUE:
-            return None  # (inputs hold values up to ~30: room for a few products)
+        if op.category == "map":
+            hi = max(map(max, filter(None, new)), default=0)
+            lo = min(map(min, filter(None, new)), default=0)
+            if max(hi, -lo) > _MAX_ABS_VALUE:
+                return None  # (inputs hold values up to ~30: room for a few products)
         return new
 
     def _draw_steps(
@@ -701,30 +723,41 @@ class PipelinesSuite(TaskSuite):
         return out
 
     def _select_cases(
-        self, rng: random.Random, steps: list[Step], pool: list[list[int]]
+        self,
+        rng: random.Random,
+        steps: list[Step],
+        pool: list[list[int]],
+        wide: Sequence[list[int]] = (),
     ) -> list[IOCase] | None:
+        """Greedily choose test inputs from ``pool`` (then ``wide``, for mutants no input of
+        ``pool`` kills) until every behaviour-changing mutant fails some case; None if the
+        task must be regenerated (see the module docstring)."""
         n = len(steps)
-        # reference states before each line, and outputs
-        traces: list[list[list[int]]] = []
-        outs: list[Any] = []
-        for xs in pool:
-            states = [xs]
-            cur = xs
-            out: Any = None
+        n_main = len(pool)
+        pool = [*pool, *wide]
+        # reference states before each line, and outputs (for `wide` inputs: on demand)
+        traces: list[list[list[int]]] = [[] for _ in pool]
+        outs: list[Any] = [None] * len(pool)
+
+        def trace(i: int) -> None:
+            states = [pool[i]]
+            cur = pool[i]
             for op, k in steps:
                 if op.is_return:
-                    out = op.fn(cur, k)
+                    outs[i] = op.fn(cur, k)
                     break
                 cur = op.fn(cur, k)
                 states.append(cur)
-            traces.append(states)
-            outs.append(out)
-        nonempty_inputs = [i for i, xs in enumerate(pool) if xs]
+            traces[i] = states
+
+        for i in range(n_main):
+            trace(i)
+        nonempty_inputs = [i for i, xs in enumerate(pool[:n_main]) if xs]
         empties = sum(1 for i in nonempty_inputs if not traces[i][-1])
         if empties * 4 > len(nonempty_inputs):
             self.stats["too_empty"] += 1
             return None  # the pipeline empties the list too often
-        keys = [repr(o) for o in outs]
+        keys = [repr(o) for o in outs[:n_main]]
         if len(set(keys)) < 3:
             self.stats["few_outputs"] += 1
             return None
@@ -734,6 +767,9 @@ class PipelinesSuite(TaskSuite):
         def kills(m: _Mutant, i: int) -> bool:
             """Whether mutant ``m`` returns something else than the reference on input i."""
             st = traces[i]
+            if not st:
+                trace(i)
+                st = traces[i]
             cur = st[m.start]
             for op, k in m.head:
                 if op.is_return:
@@ -748,11 +784,12 @@ class PipelinesSuite(TaskSuite):
                 cur = fn(cur, k)
             return outs[i] is not None  # no return reached: None
 
-        order = list(range(len(pool)))
+        order = list(range(n_main))
         rng.shuffle(order)
+        order += range(n_main, len(pool))
         chosen: list[int] = []
         seen: set[str] = set()
-        for i in order:  # >= 3 distinct expected outputs first, from typical inputs
+        for i in order[:n_main]:  # >= 3 distinct expected outputs first, from typical inputs
             if keys[i] not in seen and len(pool[i]) >= 3:
                 chosen.append(i)
                 seen.add(keys[i])
@@ -773,13 +810,14 @@ class PipelinesSuite(TaskSuite):
             if len(chosen) > self.max_cases:
                 self.stats["too_many_cases"] += 1
                 return None
-        for i in order:  # pad, preferring new outputs
+        main = order[:n_main]
+        for i in main:  # pad, preferring new outputs
             if len(chosen) >= self.min_cases:
                 break
             if i not in chosen and keys[i] not in seen:
                 chosen.append(i)
                 seen.add(keys[i])
-        for i in order:
+        for i in main:
             if len(chosen) >= self.min_cases:
                 break
             if i not in chosen:
