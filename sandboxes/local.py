@@ -1,14 +1,30 @@
 """The ``local`` sandbox backend: warm fork-server workers with namespaces and rlimits.
 
 Each worker ("zygote", see :mod:`sandboxes._zygote`) is a separate single-threaded process
-started with ``python -I -S`` (the system Python when running as root, so the dedicated
-non-root sandbox uid can read it); the caller is never forked, so it may hold threads (torch).
-A worker pre-imports the common standard library, then forks one child per execution, which
-gets a new session, fresh namespaces (network, mount, pid) and a private tmpfs work dir, a
-read-only view of the system dirs only, rlimits, a dedicated non-root uid, ``no_new_privs``
-and a clean environment. The trusted judge runs in the worker, outside the candidate's
-process: arguments go in and results come back as tagged JSON (:mod:`sandboxes.encoding`),
-expected values and ``check`` code never enter the candidate's process.
+started with ``python -I -S`` (the system Python when present, so the non-root sandbox uid can
+read it); the caller is never forked, so it may hold threads (torch). A worker pre-imports the
+common standard library and keeps one candidate child prepared; per execution that child gets
+its job. Layers (each listed in ``ExecResult.metadata["isolation"]``):
+
+* namespaces, one set per worker, entered before any job: network (no interface up), mount
+  (a tmpfs root holding read-only binds of ``/usr`` and the library dirs only, ``pivot_root``
+  then ``chroot``: host files are unreachable and candidates cannot create user namespaces),
+  pid (the fork server is pid 1 and SIGKILLs every other process of the namespace after each
+  job, whatever sessions they made);
+* per execution: a new session, a fresh private work dir on a tmpfs, rlimits (address space
+  relative to the worker's own size, CPU time, processes, file size, open files, no core
+  files), a dedicated non-root uid/gid with no groups (root hosts) or uid 1000 with no
+  capabilities in a user namespace (non-root hosts that allow one), ``no_new_privs``, a
+  parent-death signal, a clean environment, capped stdout/stderr, a wall-clock timeout;
+* a trusted judge in the worker, outside the candidate's process: arguments go in and results
+  come back as tagged JSON (:mod:`sandboxes.encoding`, never pickle); expected values and the
+  ``check`` code never enter the candidate's process. For ``assert`` suites the judge predicts
+  the check's calls and pipelines them (verified call by call; a misprediction reruns the job
+  call by call in a fresh child, so verdicts never depend on it).
+
+Where a layer cannot be applied (no root and no user namespaces, or ``namespaces=False``) the
+sandbox warns once naming it, lists it in ``metadata["missing_protections"]``, and
+``strict=True`` raises :class:`~sandboxes.base.SandboxUnavailable` instead.
 
 Example:
     >>> from sandboxes import make_sandbox, TestSuite, IOCase
