@@ -65,7 +65,7 @@ def docker_run_argv(sb: DockerSandbox) -> list[str]:
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "--user", f"{CONTAINER_UID}:{CONTAINER_UID}", "--memory", mem, "--memory-swap", mem,
         "--pids-limit", str(sb.pids_limit), "--cpus", "1", "--cpu-shares", "4096",
-        "--ipc", "none",
+        *(["--cgroup-parent", sb.cgroup_parent] if sb.cgroup_parent else []), "--ipc", "none",
         "--log-driver", "none", "--label", "codegym.sandbox=1",
         "--label", "codegym.sandbox.id=bench-fresh",
         sb.image, "python3", "-I", "-S", "-c", BOOT,
