@@ -749,3 +749,41 @@ def test_a_forked_copy_gets_workers_of_its_own(sb: LocalSandbox) -> None:
     assert ok and worker_pid not in parent_pids
     assert {w.pid for w in sb._pool.workers()} == parent_pids
     assert all(r.ok for r in sb.run_many([Job(GOOD, INC)] * 4))  # the parent's still work
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from sandboxes import IOCase, TestSuite
+from sandboxes.local import LocalSandbox
+box = LocalSandbox(workers=2)
+suite = TestSuite(kind="io", entry_point="f", cases=(IOCase((1,), 2),))
+assert all(r.ok for r in box.run_many([__import__("sandboxes").Job("def f(x):\\n    return x + 1\\n", suite)] * 4))
+print(" ".join(str(w.pid) for w in box._pool.workers()), flush=True)
+sys.stdin.readline()  # the test looks at the process tree, then lets us exit (or kills us)
+"""
+
+
+@pytest.mark.parametrize("mode", ["exit", "hang"], ids=["exit-without-close", "killed-owner"])
+def test_workers_die_with_their_owner(mode: str) -> None:
+    """Workers go away when the owner exits without close() (finalizer) or is SIGKILLed
+    (the worker sees its pipe close; its fork server and candidates die with it)."""
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT.format(root=root)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdin is not None
+    line = proc.stdout.readline()
+    judges = [int(p) for p in line.split()]
+    assert len(judges) == 2, line
+    tree = set().union(*(_descendants(p) for p in judges))
+    assert len(tree) >= 4
+    if mode == "hang":
+        proc.kill()
+    else:
+        proc.stdin.write("exit\n")
+        proc.stdin.flush()
+    proc.wait(60)
+    deadline = time.monotonic() + 15
+    while not all(_is_zombie_or_gone(p) for p in tree) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_is_zombie_or_gone(p) for p in tree), [p for p in tree if not _is_zombie_or_gone(p)]
