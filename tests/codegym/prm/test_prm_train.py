@@ -102,3 +102,18 @@ def test_bce_objective_trains(setup) -> None:
     res = train_prm(PRMTrainConfig(data=str(root / "labels.jsonl"), base=str(base), out=str(root / "bce"),
                                    objective="bce", steps=3, batch_size=4, eval_every=3, progress=False))  # fmt: skip
     assert np.isfinite(res["val/mse"]) and 0.0 <= res["val/auc"] <= 1.0
+
+
+def test_train_prm_command(setup, tmp_path) -> None:
+    from codegym.cli import main
+
+    root, base = setup
+    rc = main(["train-prm", "--data", str(root / "labels.jsonl"), "--base", str(base),
+               "--out", str(tmp_path / "prm"), "--steps", "2", "--batch-size", "4", "--no-progress"])  # fmt: skip
+    assert rc == 0
+    assert json.loads((tmp_path / "prm" / "final_metrics.json").read_text())["step"] == 2
+    # a bad label file is a clear error (exit code 2), not a traceback
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "x", "completions": ["a"], "labels": [5]}\n')
+    rc = main(["train-prm", "--data", str(tmp_path / "bad.jsonl"), "--base", str(base),
+               "--out", str(tmp_path / "prm2"), "--no-progress"])  # fmt: skip
+    assert rc == 2
