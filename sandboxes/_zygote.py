@@ -168,6 +168,7 @@ class ForkServer:
         self.work_parent = ""
         self.jobs = 0
         self.dirs: dict[int, str] = {}
+        self.doomed: dict[int, str | None] = {}  # killed job children not yet reaped -> dir
         self.applied: list[str] = []
         self.missing: list[str] = []
 
@@ -304,6 +305,8 @@ class ForkServer:
         gc.collect()
         gc.freeze()
         while True:
+            while self.doomed and not select.select([self.sock], [], [], 0.005)[0]:
+                self._reap_doomed()
             try:
                 msg, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 8)
             except OSError:
@@ -313,9 +316,30 @@ class ForkServer:
                 os._exit(0)
             req = json.loads(msg)
             op = req["op"]
-            if op == "spawn":
+            if op == "recycle":  # kill the last job's tree, prepare the next child
+                old = req.get("pid")
+                if old is not None:
+                    if self.pid_ns:
+                        # SIGKILL reaches every process of the namespace at once; they exit
+                        # while the next child is prepared and are reaped afterwards
+                        try:
+                            os.kill(-1, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                        self.doomed[old] = self.dirs.pop(old, None)
+                    else:
+                        self._reap(old, 0.0)
                 try:
                     reply: dict[str, Any] = {"pid": self._spawn(fds)}
+                except OSError as e:
+                    for fd in fds:
+                        os.close(fd)
+                    reply = {"error": f"fork failed: {e}"}
+                self.sock.send(json.dumps(reply).encode())
+                self._reap_doomed()
+            elif op == "spawn":
+                try:
+                    reply = {"pid": self._spawn(fds)}
                 except OSError as e:
                     for fd in fds:
                         os.close(fd)
@@ -327,6 +351,24 @@ class ForkServer:
             else:
                 self._kill_all(None)
                 os._exit(0)
+
+    def _reap_doomed(self) -> None:
+        """Collect exited processes (non-blocking); drop the job dirs of reaped job children."""
+        while True:
+            try:
+                wpid, _st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:  # no child at all: every doomed one is gone
+                for pid in list(self.doomed):
+                    self._reaped(pid)
+                return
+            if wpid == 0:
+                return
+            self._reaped(wpid)
+
+    def _reaped(self, pid: int) -> None:
+        workdir = self.doomed.pop(pid, None)
+        if workdir:
+            _rmtree(workdir)
 
     def _spawn(self, fds: list[int]) -> int:
         """Fork a prepared candidate child that waits for its job on fd 3."""
@@ -395,6 +437,7 @@ class ForkServer:
             if box is not None and box[0] is None and pgid is not None:
                 try:  # SIGKILLed above: it dies promptly
                     box[0] = os.waitpid(pgid, 0)[1]
+                    self._reaped(pgid)
                 except ChildProcessError:
                     pass
             try:
@@ -402,9 +445,12 @@ class ForkServer:
                     wpid, st = os.waitpid(-1, os.WNOHANG)
                     if wpid == 0:
                         break
+                    self._reaped(wpid)
                     if wpid == pgid and box is not None:
                         box[0] = st
             except ChildProcessError:
+                for pid in list(self.doomed):
+                    self._reaped(pid)
                 return
             time.sleep(0.0005)
 
@@ -933,7 +979,7 @@ class Judge:
             if not reply:
                 raise RuntimeError("the fork server died")
             r = json.loads(reply)
-            if op == "spawn":
+            if op == "recycle":
                 if "error" in r:
                     raise RuntimeError(r["error"])
                 assert self._next is not None
@@ -941,13 +987,14 @@ class Judge:
             out.append(r)
         return out
 
-    def _request_spawn(self) -> None:
-        """Ask the fork server to prepare the child for the next job (asynchronously)."""
+    def _request_spawn(self, old_pid: int | None = None) -> None:
+        """Ask the fork server to prepare the child for the next job (asynchronously),
+        killing the tree of the job of ``old_pid`` first."""
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
-            self._fs_send({"op": "spawn"}, [req_r, rep_w, out_w])
+            self._fs_send({"op": "recycle", "pid": old_pid}, [req_r, rep_w, out_w])
         except OSError:
             for fd in (req_w, rep_r, out_r):
                 os.close(fd)
@@ -962,11 +1009,12 @@ class Judge:
 
         Both requests run in the fork server while this process waits for the next job.
         """
-        if self._cur_pid is not None:
+        if self._next is None:
+            self._request_spawn(self._cur_pid)
+            self._cur_pid = None
+        elif self._cur_pid is not None:
             self._fs_send({"op": "reap", "pid": self._cur_pid, "grace": 0.0})
             self._cur_pid = None
-        if self._next is None:
-            self._request_spawn()
 
     def shutdown(self) -> None:
         if self.sock is not None:
