@@ -254,8 +254,16 @@ class HostGuard:
 
     # -- containers ------------------------------------------------------------------------
     def container_problems(self) -> list[str]:
-        """Stopped/dead containers of the backend, or more running than its pool size."""
+        """Stopped/dead containers of the backend, or more running than its pool size.
+
+        A container whose judge exited on its own (e.g. after its fork server was killed) is
+        auto-removed by the engine: states ``exited``/``removing`` count only if they last.
+        """
         now = self.view.containers()
+        deadline = time.monotonic() + 10.0
+        while any(st != "running" for st in now.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.view.containers()
         problems = [f"container {cid[:12]} left in state {st!r}" for cid, st in now.items() if st != "running"]
         running = [cid for cid, st in now.items() if st == "running"]
         if self.view.max_containers and len(running) > self.view.max_containers:
