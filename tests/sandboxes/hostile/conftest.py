@@ -170,16 +170,9 @@ class Servers:
 
 def docker_containers_of(sandbox: Sandbox) -> dict[str, str]:
     """``{id: status}`` of the containers a docker sandbox owns (found by its labels)."""
-    import docker
+    from sandboxes.docker import list_containers  # low-level listing: no auto-removal race
 
-    labels = getattr(sandbox, "labels", None) or {}
-    client = docker.from_env(timeout=10)
-    try:
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]} if labels else {
-            "label": ["codegym.sandbox"]}
-        return {c.id: c.status for c in client.containers.list(all=True, filters=filters)}
-    finally:
-        client.close()
+    return list_containers(**(getattr(sandbox, "labels", None) or {}))
 
 
 @dataclass
