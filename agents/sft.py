@@ -490,8 +490,14 @@ def default_policy(cache_dir: str | os.PathLike[str] | None = None, **overrides:
     Returns:
         The directory to pass to ``AutoModelForCausalLM.from_pretrained`` / ``--model``.
     """
+    import fcntl
+
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if (path / DONE_NAME).is_file() and (path / "config.json").is_file():
         return path
-    train_sft(SFTConfig(out=str(path), **overrides))
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be training it: wait for it
+        if not (path / DONE_NAME).is_file():
+            train_sft(SFTConfig(out=str(path), **overrides))
     return path
