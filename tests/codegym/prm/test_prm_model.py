@@ -74,3 +74,12 @@ def test_missing_directory_is_a_clear_error(tmp_path) -> None:
         ProcessRewardModel.from_pretrained(tmp_path / "nope")
     with pytest.raises(ValueError, match="does not exist"):
         ProcessRewardModel.from_base(tmp_path / "nope")
+
+
+def test_from_base_reuses_the_language_model_backbone(base) -> None:
+    from transformers import AutoModelForCausalLM
+
+    lm = AutoModelForCausalLM.from_pretrained(str(base))
+    prm = ProcessRewardModel.from_base(base)
+    assert torch.equal(lm.transformer.h[1].mlp.c_fc.weight, prm.backbone.h[1].mlp.c_fc.weight)
+    assert torch.equal(lm.transformer.wte.weight, prm.backbone.wte.weight)
