@@ -131,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         step = max(1, len(jobs) // args.fresh)
         sample = jobs[::step][: args.fresh]
         run_argv = docker_run_argv(sb)
-        cfg = dict(sb._config)
-        cfg.update(uid=CONTAINER_UID, gid=CONTAINER_UID, slot=0, namespaces=False,
-                   temp_root=WORK_DIR)
-        boot = json.dumps({"modules": _module_sources(), "config": cfg}).encode()
+        boot = json.dumps({"modules": _module_sources(), "config": sb.worker_config(0)}).encode()
         payloads = [sb._payload(j.program, j.tests, j.timeout, j.memory_mb) for j in sample]
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.workers) as ex:

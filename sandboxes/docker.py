@@ -680,12 +680,20 @@ class DockerSandbox(LocalSandbox):
         if errors:
             raise errors[0]
 
-    def _start_worker(self, slot: int) -> _ContainerWorker:  # type: ignore[override]
+    def worker_config(self, slot: int) -> dict[str, Any]:
+        """The judge's boot config for the container in ``slot``."""
         cfg = dict(self._config)
+        # One fork server per container: with two, one's pre-forked (dumpable) child waits
+        # while the other's candidate runs, in the same pid namespace and uid here, so a
+        # candidate could ptrace the next job's process. More parallelism = more containers.
         cfg.update(uid=CONTAINER_UID, gid=CONTAINER_UID, slot=slot, namespaces=False,
-                   temp_root=WORK_DIR)
+                   temp_root=WORK_DIR, fork_servers=1)
+        return cfg
+
+    def _start_worker(self, slot: int) -> _ContainerWorker:  # type: ignore[override]
         w = _ContainerWorker(self._client, slot, self.image, self._host_config,
-                             self._container_labels, cfg, self.start_timeout)
+                             self._container_labels, self.worker_config(slot),
+                             self.start_timeout)
         missing = [m for m in w.missing if not m.startswith(_PROVIDED_BY_CONTAINER)]
         w.missing = self.engine_missing + missing
         w.applied = _DOCKER_ISOLATION + w.applied

@@ -195,11 +195,21 @@ def test_container_hardening(sb: DockerSandbox) -> None:
                     return "denied"  # delivered nowhere: the judge is the namespace's init
                 elif what == "uid":
                     return "denied" if os.getuid() != 0 and os.geteuid() != 0 else "root"
+                elif what == "ptrace_any":  # the judge, fork server, any other job's process
+                    import ctypes
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
+                                            ctypes.c_void_p]
+                    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+                        if pid != os.getpid() and libc.ptrace(16, pid, None, None) == 0:
+                            return f"attached to {pid}"
+                    return "denied"
                 return "pwned"
             except OSError:
                 return "denied"
     """)
-    whats = ["net", "rootfs", "judge_mem", "judge_fds", "judge_environ", "kill_judge", "uid"]
+    whats = ["net", "rootfs", "judge_mem", "judge_fds", "judge_environ", "kill_judge", "uid",
+             "ptrace_any"]
     suite = TestSuite(kind="io", entry_point="probe",
                       cases=tuple(IOCase((w,), "denied") for w in whats))
     r = sb.run(prog, suite, timeout=5)
