@@ -47,6 +47,7 @@ import functools
 import hashlib
 import operator
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -316,6 +317,14 @@ def _make_wide_pool(rng: random.Random, n: int, grow: int = 0) -> list[list[int]
             pool.append(rng.choices(rng.choices(range(lo, hi + 1), k=rng.randint(1, 4)), k=length))
         else:
             pool.append(rng.choices(range(lo, hi + 1), k=length))
+    # dense runs: after maps such as "multiply by 3" only these are sure to hold a value at
+    # each side of a threshold
+    for lo, hi in ((-60, 60), (-25, 25), (-10, 40)):
+        run = list(range(lo, hi + 1))
+        pool.append(run)
+        pool.append(run[::-1])
+        rng.shuffle(run)
+        pool.append(run)
     return pool
 
 
@@ -384,6 +393,16 @@ def _has_dead_line(steps: Sequence[Step]) -> bool:
     return False
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of equal types (a mutant may turn the list into something else)."""
+    return type(a) is type(b) and a == b
+
+
+def _differs(out: Any, expected: Any) -> bool:
+    """Whether a returned value fails a test expecting ``expected`` (types compared too)."""
+    return not (type(out) is type(expected) and out == expected)
+
+
 def _distinct(ret: Op, states: list[list[int]]) -> int:
     """Number of distinct outputs of return form ``ret`` over ``states``."""
     return len({repr(ret.fn(s, 0)) for s in states})
@@ -391,13 +410,59 @@ def _distinct(ret: Op, states: list[list[int]]) -> int:
 
 @dataclass(frozen=True)
 class _Mutant:
-    """A single-line mutant: start from the reference state before line ``start``, apply
-    ``head``, then the reference lines from ``resume`` on."""
+    """A single-line mutant: start from the reference state before line ``start``, run the
+    source lines ``head``, then the reference lines from ``resume`` on."""
 
     start: int
-    head: tuple[Step, ...]
+    head: tuple[str, ...]
     resume: int
     is_delete: bool = False
+
+
+@functools.lru_cache(maxsize=65536)
+def _line_fn(line: str) -> tuple[Callable[[Any], Any], bool] | None:
+    """One body line compiled on its own as a function of ``xs`` (``(fn, is_return)``), or
+    None if it does not compile. Every pipelines line reads and writes only ``xs``, so a
+    program is the composition of its lines. Only our own generated lines (and their
+    mutants) come here: trusted code, run in-process."""
+    body = line.strip()
+    is_return = body.startswith("return")
+    src = f"def _line(xs):\n    {body}\n" + ("" if is_return else "    return xs\n")
+    try:
+        code = compile(src, "<pipelines-line>", "exec")
+    except SyntaxError:
+        return None
+    ns: dict[str, Any] = {}
+    exec(code, ns)
+    return ns["_line"], is_return
+
+
+#: Operator and call flips applied to a line's text (first occurrence) to build mutants.
+_FLIPS: tuple[tuple[str, str], ...] = (
+    (" + ", " - "), (" - ", " + "), (" * ", " + "), (" > ", " < "), (" < ", " > "),
+    (" > ", " >= "), (" < ", " <= "), (" == ", " != "), (" != ", " == "), ("sum(", "len("),
+    ("len(", "sum("), ("max(", "min("), ("min(", "max("), ("[::-1]", ""),
+    (", reverse=True", ""), ("sorted(xs)", "sorted(xs, reverse=True)"), ("xs[", "xs[::-1]["),
+)
+_NEG_LITERAL = re.compile(r"-(?=\d)")
+_POS_LITERAL = re.compile(r"(?<=[ (\[:=])(?=\d)")
+
+
+def textual_variants(line: str) -> list[str]:
+    """Edits of one source line: every other digit at each digit position, a sign flip on
+    each number, and operator/call flips (see ``_FLIPS``). The line itself is excluded."""
+    out: list[str] = []
+    for p, c in enumerate(line):
+        if c.isdigit():
+            out.extend(line[:p] + d + line[p + 1 :] for d in "0123456789" if d != c)
+    for m in _NEG_LITERAL.finditer(line):
+        out.append(line[: m.start()] + line[m.end() :])
+    for m in _POS_LITERAL.finditer(line):
+        out.append(line[: m.start()] + "-" + line[m.start() :])
+    for a, b in _FLIPS:
+        if a in line:
+            out.append(line.replace(a, b, 1))
+    return [v for v in dict.fromkeys(out) if v != line]
 
 
 class PipelinesSuite(TaskSuite):
@@ -616,7 +681,14 @@ class PipelinesSuite(TaskSuite):
         seen = _observed_by_return(ret[0])
         for _ in range(n - 1):
             nxt = _merge_group(ops[-1]) if ops else None
-            cands = [o for o in self.transforms if _is_alive(o, seen) and _merge_group(o) != nxt]
+            # the next step that is not an element-wise map: a reordering there overrides
+            # (or undoes) one here ("reverse, add 3, reverse" is just "add 3")
+            after = next((_merge_group(o) for o in reversed(ops) if o.name not in _ELEMENTWISE), None)
+            cands = [
+                o for o in self.transforms
+                if _is_alive(o, seen) and _merge_group(o) != nxt
+                and not (after == "order" and _merge_group(o) == "order")
+            ]
             if not cands:
                 return None
             ops.append(cands[rng.randrange(len(cands))])
@@ -681,20 +753,27 @@ class PipelinesSuite(TaskSuite):
         return None
 
     def _mutants(self, rng: random.Random, steps: list[Step]) -> list[_Mutant]:
-        """Single-line mutants of the reference (see the module docstring)."""
+        """Single-line mutants of the reference (see the module docstring): delete,
+        duplicate, swap with the next line, replace by another operation or parameter, by an
+        edit of the line's text (digits, signs, operators), by a copy of another line, or by
+        an early return; plus "skip every step" programs."""
         n = len(steps)
+        code = [step_code(s) for s in steps]
         muts: list[_Mutant] = []
         for j in range(n):
             muts.append(_Mutant(j, (), j + 1, is_delete=True))
             if j < n - 1:
-                muts.append(_Mutant(j + 1, (steps[j],), j + 1))  # duplicate
-                muts.append(_Mutant(j, (steps[j + 1], steps[j]), j + 2))  # swap
-            for alt in self._replacements(rng, steps, j):
-                muts.append(_Mutant(j, (alt,), j + 1))
-        ret = steps[-1]
+                muts.append(_Mutant(j + 1, (code[j],), j + 1))  # duplicate
+                muts.append(_Mutant(j, (code[j + 1], code[j]), j + 2))  # swap
+            alts = [step_code(a) for a in self._replacements(rng, steps, j)]
+            alts += textual_variants(code[j])
+            alts += code  # a copy of another line
+            for alt in dict.fromkeys(alts):
+                if alt != code[j]:
+                    muts.append(_Mutant(j, (alt,), j + 1))
         for r in self.returns:  # skip every step
-            if n > 1 or r is not ret[0]:
-                muts.append(_Mutant(0, ((r, 0),), 1))
+            if n > 1 or r is not steps[-1][0]:
+                muts.append(_Mutant(0, (step_code((r, 0)),), 1))
         return muts
 
     def _replacements(self, rng: random.Random, steps: list[Step], j: int) -> list[Step]:
@@ -765,23 +844,30 @@ class PipelinesSuite(TaskSuite):
         prog = [(op.fn, k, op.is_return) for op, k in steps]
 
         def kills(m: _Mutant, i: int) -> bool:
-            """Whether mutant ``m`` returns something else than the reference on input i."""
+            """Whether mutant ``m`` returns something else than the reference on input i
+            (or raises, or does not compile)."""
             st = traces[i]
             if not st:
                 trace(i)
                 st = traces[i]
-            cur = st[m.start]
-            for op, k in m.head:
-                if op.is_return:
-                    return op.fn(cur, k) != outs[i]
-                cur = op.fn(cur, k)
-            for r in range(m.resume, n):
-                if cur == st[r]:
-                    return False  # back on the reference's track: same result
-                fn, k, is_ret = prog[r]
-                if is_ret:
-                    return fn(cur, k) != outs[i]
-                cur = fn(cur, k)
+            cur: Any = st[m.start]
+            try:
+                for line in m.head:
+                    compiled = _line_fn(line)
+                    if compiled is None:
+                        return True
+                    if compiled[1]:
+                        return _differs(compiled[0](cur), outs[i])
+                    cur = compiled[0](cur)
+                for r in range(m.resume, n):
+                    if _same(cur, st[r]):
+                        return False  # back on the reference's track: same result
+                    fn, k, is_ret = prog[r]
+                    if is_ret:
+                        return _differs(fn(cur, k), outs[i])
+                    cur = fn(cur, k)
+            except Exception:  # noqa: BLE001 - a mutant that raises fails the test
+                return True
             return outs[i] is not None  # no return reached: None
 
         order = list(range(n_main))

@@ -41,20 +41,22 @@ def _compile(task: Task, lines: list[str], full: bool = False) -> Callable[..., 
     return ns.get(task.entry_point)
 
 
-_LINE_CACHE: dict[str, tuple[bool, Callable[[list[int]], Any]]] = {}
+_LINE_CACHE: dict[str, tuple[bool, Callable[[list[int]], Any]] | None] = {}
 
 
-def _line_fn(line: str) -> tuple[bool, Callable[[list[int]], Any]]:
-    """One source line (``    xs = EXPR`` or ``    return EXPR``) compiled on its own as a
-    function of ``xs``; cached, since mutants share almost all of their lines."""
+def _line_fn(line: str) -> tuple[bool, Callable[[list[int]], Any]] | None:
+    """One 4-space-indented body line compiled on its own as a function of ``xs`` (pipelines
+    lines read and write only ``xs``); None if it does not compile. Cached: mutants share
+    their lines."""
     if line not in _LINE_CACHE:
-        is_return = line.startswith("    return ")
-        if not is_return and not line.startswith("    xs = "):
-            raise ValueError(f"not a pipelines line: {line!r}")
+        is_return = line.startswith("    return")
         src = f"def f(xs):\n{line}\n" + ("" if is_return else "    return xs\n")
         ns: dict[str, Any] = {}
-        exec(compile(src, "<line>", "exec"), ns)
-        _LINE_CACHE[line] = (is_return, ns["f"])
+        try:
+            exec(compile(src, "<line>", "exec"), ns)
+            _LINE_CACHE[line] = (is_return, ns["f"])
+        except SyntaxError:
+            _LINE_CACHE[line] = None
     return _LINE_CACHE[line]
 
 
@@ -62,9 +64,10 @@ def _chain(lines: list[str]) -> Callable[[list[int]], Any] | None:
     """A function equal to ``def solve(xs): <lines>`` (every line reads and writes only
     ``xs``, so the body is the composition of its lines), without compiling it whole.
     None for an empty body (a syntax error, like the whole program)."""
-    if not lines:
-        return None
-    fns = [_line_fn(line) for line in lines]
+    compiled = [_line_fn(line) for line in lines]
+    if not lines or None in compiled:
+        return None  # an empty body or a line that does not compile: a syntax error
+    fns = [c for c in compiled if c is not None]
 
     def solve(xs: list[int]) -> Any:
         for is_return, f in fns:
@@ -152,6 +155,25 @@ def _replacement_lines(suite: PipelinesSuite, task: Task, j: int, rng: np.random
     return lines
 
 
+def _edits(line: str, rng: np.random.Generator) -> list[str]:
+    """Text edits of a line, drawn here (not the generator's list): a random other digit at
+    each digit position, sign flips, and operator/call swaps like the ``reference`` agent's
+    ``corrupt_line``."""
+    out = []
+    for p, c in enumerate(line):
+        if c.isdigit():
+            for _ in range(3):
+                out.append(line[:p] + str((int(c) + int(rng.integers(1, 10))) % 10) + line[p + 1 :])
+    out += [line[: m.start()] + line[m.end() :] for m in re.finditer(r"-(?=\d)", line)]
+    out += [line[: m.start()] + "-" + line[m.start() :] for m in re.finditer(r"(?<=[ (\[:=])(?=\d)", line)]
+    for a, b in ((" + ", " - "), (" > ", " < "), (" * ", " + "), ("sum(", "len("), ("[::-1]", ""),
+                 (" < ", " <= "), (" == ", " != "), ("max(", "min("), ("min(", "max("),
+                 (", reverse=True", ""), ("len(", "sum(")):
+        if a in line:
+            out.append(line.replace(a, b, 1))
+    return out
+
+
 def _mutants(suite: PipelinesSuite, task: Task, rng: np.random.Generator) -> list[list[str]]:
     """Single-line mutants of the reference, built from its source lines."""
     ref = task.solution_lines
@@ -162,8 +184,10 @@ def _mutants(suite: PipelinesSuite, task: Task, rng: np.random.Generator) -> lis
         muts.append(ref[: j + 1] + ref[j:])  # duplicate
         if j + 1 < n:
             muts.append(ref[:j] + [ref[j + 1], ref[j]] + ref[j + 2 :])  # swap adjacent
-        for line in _replacement_lines(suite, task, j, rng):
-            muts.append(ref[:j] + [line] + ref[j + 1 :])
+        alts = _replacement_lines(suite, task, j, rng) + _edits(ref[j], rng) + ref
+        for line in dict.fromkeys(alts):
+            if line != ref[j]:
+                muts.append(ref[:j] + [line] + ref[j + 1 :])
     muts.extend(["    " + r.code] for r in suite.returns)  # skip every step
     return muts
 
