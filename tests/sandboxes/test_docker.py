@@ -212,8 +212,9 @@ def test_container_hardening(sb: DockerSandbox) -> None:
              "ptrace_any"]
     suite = TestSuite(kind="io", entry_point="probe",
                       cases=tuple(IOCase((w,), "denied") for w in whats))
-    r = sb.run(prog, suite, timeout=5)
-    assert r.ok, r
+    for _ in range(3):  # later jobs too: a container's next candidate process may be waiting
+        r = sb.run(prog, suite, timeout=5)
+        assert r.ok, r
     iso = r.metadata["isolation"]
     assert "network none" in iso and "judge is pid 1 and non-dumpable" in iso
     assert r.metadata["missing_protections"] == []
