@@ -259,7 +259,8 @@ def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
     for start in range(0, n, 1000):
         results += sandbox.run_many(batch[start:start + 1000])
     elapsed = time.perf_counter() - t0
-    bad = sum(r.status is not w for r, w in zip(results, want))
+    bad = [(i, w.value, r.status.value, f"{r.error_type}: {r.error[:80]}")
+           for i, (r, w) in enumerate(zip(results, want)) if r.status is not w]
     marked_alive = [p for p, (_, c, cmd, _) in _procs().items() if comm in c or comm in cmd]
     containers = getattr(sandbox, "labels", None)
     sandbox.close()
@@ -279,8 +280,6 @@ def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
 
         left_containers = list(list_containers(**containers))
     problems = []
-    if bad:
-        problems.append(f"{bad} wrong statuses")
     if marked_alive:
         problems.append(f"{len(marked_alive)} marked processes alive between jobs")
     if left_tree or left_marked:
@@ -289,7 +288,10 @@ def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
         problems.append(f"temp entries left: {(left_shm + left_tmp)[:5]}")
     if left_containers:
         problems.append(f"{len(left_containers)} containers left")
-    verdict = "clean" if not problems else "LEAKS: " + "; ".join(problems)
+    verdict = "no leftovers" if not problems else "LEAKS: " + "; ".join(problems)
+    if bad:
+        verdict += (f"; {len(bad)} unexpected statuses (index, wanted, got, error): "
+                    f"{bad[:3]}")
     return f"{n} executions in {elapsed:.1f} s ({n / elapsed:.0f}/s): {verdict}"
 
 
@@ -382,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
     bad = [r for r in rows if not r.skipped and r.passed != r.total]
-    leaks = [r for r in rows if r.leak_check and "LEAKS" in r.leak_check]
+    leaks = [r for r in rows if r.leak_check and "no leftovers" not in r.leak_check]
     return 1 if bad or leaks else 0
 
 
