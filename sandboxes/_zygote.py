@@ -169,6 +169,9 @@ class ForkServer:
         self.jobs = 0
         self.dirs: dict[int, str] = {}
         self.doomed: dict[int, str | None] = {}  # killed job children not yet reaped -> dir
+        self.dying = False  # killed processes may still await reaping (they count as procs)
+        self.current = 0  # the newest child (prepared, or running a job)
+        self.exited: dict[int, int] = {}  # wait status of the newest child, if reaped early
         self.applied: list[str] = []
         self.missing: list[str] = []
 
@@ -305,7 +308,7 @@ class ForkServer:
         gc.collect()
         gc.freeze()
         while True:
-            while self.doomed and not select.select([self.sock], [], [], 0.005)[0]:
+            while (self.doomed or self.dying) and not select.select([self.sock], [], [], 0.005)[0]:
                 self._reap_doomed()
             try:
                 msg, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 8)
@@ -319,6 +322,7 @@ class ForkServer:
             if op == "recycle":  # kill the last job's tree, prepare the next child
                 old = req.get("pid")
                 if old is not None:
+                    self.exited.pop(old, None)
                     if self.pid_ns:
                         # SIGKILL reaches every process of the namespace at once; they exit
                         # while the next child is prepared and are reaped afterwards
@@ -327,6 +331,7 @@ class ForkServer:
                         except ProcessLookupError:
                             pass
                         self.doomed[old] = self.dirs.pop(old, None)
+                        self.dying = True
                     else:
                         self._reap(old, 0.0)
                 try:
@@ -356,16 +361,30 @@ class ForkServer:
         """Collect exited processes (non-blocking); drop the job dirs of reaped job children."""
         while True:
             try:
-                wpid, _st = os.waitpid(-1, os.WNOHANG)
+                wpid, st = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:  # no child at all: every doomed one is gone
                 for pid in list(self.doomed):
                     self._reaped(pid)
+                self.dying = False
                 return
             if wpid == 0:
+                if self.dying and not self.doomed:
+                    self.dying = self._others_alive()
                 return
-            self._reaped(wpid)
+            self._reaped(wpid, st)
 
-    def _reaped(self, pid: int) -> None:
+    def _others_alive(self) -> bool:
+        """Any process of this pid namespace but us and the newest child (zombies count)?"""
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return False
+        mine = {"1", str(self.current), "self", "thread-self"}
+        return any(n.isdigit() and n not in mine for n in names)
+
+    def _reaped(self, pid: int, status: int | None = None) -> None:
+        if pid == self.current and status is not None:
+            self.exited[pid] = status  # a job child that ended early: keep how, for the judge
         workdir = self.doomed.pop(pid, None)
         if workdir:
             _rmtree(workdir)
@@ -373,7 +392,7 @@ class ForkServer:
     def _spawn(self, fds: list[int]) -> int:
         """Fork a prepared candidate child that waits for its job on fd 3."""
         self.jobs += 1
-        workdir = os.path.join(self.work_parent, f"job-{self.jobs}")
+        workdir = os.path.join(self.work_parent, f"job-{self.cfg.get('fs_index', 0)}-{self.jobs}")
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
@@ -382,15 +401,16 @@ class ForkServer:
             finally:
                 os._exit(70)
         self.dirs[pid] = workdir
+        self.current = pid
         for fd in fds:
             os.close(fd)
         return pid
 
     def _reap(self, pid: int, grace: float) -> tuple[int | None, bool]:
         """Kill the whole candidate tree; return (wait status of the child, killed by us)."""
-        status = None
+        status = self.exited.pop(pid, None)
         end = time.monotonic() + grace
-        while True:
+        while status is None:
             try:
                 wpid, st = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
@@ -437,7 +457,7 @@ class ForkServer:
             if box is not None and box[0] is None and pgid is not None:
                 try:  # SIGKILLed above: it dies promptly
                     box[0] = os.waitpid(pgid, 0)[1]
-                    self._reaped(pgid)
+                    self._reaped(pgid, box[0])
                 except ChildProcessError:
                     pass
             try:
@@ -445,7 +465,7 @@ class ForkServer:
                     wpid, st = os.waitpid(-1, os.WNOHANG)
                     if wpid == 0:
                         break
-                    self._reaped(wpid)
+                    self._reaped(wpid, st)
                     if wpid == pgid and box is not None:
                         box[0] = st
             except ChildProcessError:
@@ -891,14 +911,81 @@ class _Channel:
                     self.rep_open = False
 
 
+class _ServerLink:
+    """The judge's end of one fork server: requests, replies, its prepared child."""
+
+    def __init__(self, sock: socket.socket, pid: int) -> None:
+        self.sock = sock
+        self.pid = pid
+        self.pending: list[str] = []  # ops sent, replies not yet read
+        self.next: dict[str, Any] | None = None  # the prepared child for the next job
+        self.cur_pid: int | None = None  # the child of the last job, not yet killed
+
+    def send(self, req: dict[str, Any], fds: list[int] | None = None) -> None:
+        data = json.dumps(req).encode()
+        if fds:
+            socket.send_fds(self.sock, [data], fds)
+        else:
+            self.sock.send(data)
+        self.pending.append(req["op"])
+
+    def collect(self) -> list[dict[str, Any]]:
+        """Read the replies of every request sent, in order."""
+        out = []
+        while self.pending:
+            op = self.pending.pop(0)
+            reply = self.sock.recv(1 << 16)
+            if not reply:
+                raise RuntimeError("the fork server died")
+            r = json.loads(reply)
+            if op == "recycle":
+                if "error" in r:
+                    raise RuntimeError(r["error"])
+                assert self.next is not None
+                self.next["pid"] = r["pid"]
+            out.append(r)
+        return out
+
+    def request_spawn(self) -> None:
+        """Ask for the next prepared child (asynchronously), killing the last job's tree."""
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            self.send({"op": "recycle", "pid": self.cur_pid}, [req_r, rep_w, out_w])
+        except OSError:
+            for fd in (req_w, rep_r, out_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (req_r, rep_w, out_w):
+                os.close(fd)
+        self.cur_pid = None
+        self.next = {"pid": None, "fds": (req_w, rep_r, out_r)}
+
+    def shutdown(self) -> None:
+        try:
+            self.collect()
+        except (OSError, RuntimeError, ValueError):
+            pass
+        try:
+            self.sock.send(b'{"op": "exit"}')
+        except OSError:
+            pass
+        self.sock.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
 class Judge:
     """The trusted side (``J``): owns the fork server and runs the tests of each job."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
         self.jobs = 0
-        self.fs_pid = 0
-        self.sock: socket.socket | None = None
+        self.links: list[_ServerLink] = []
         self.applied: list[str] = []
         self.missing: list[str] = []
         self._armed = False
@@ -907,52 +994,78 @@ class Judge:
         self._no_spec: set[str] = set()  # checks whose calls depend on results (or randomness)
         # predicted calls per (helpers, check, entry): tasks repeat across executions
         self._predictions: dict[tuple[str, str, str], list[bytes]] = {}
-        self._pending: list[str] = []  # ops sent to the fork server, replies not yet read
-        self._next: dict[str, Any] | None = None  # the prepared child for the next job
-        self._cur_pid: int | None = None  # the child of the job just finished, not yet reaped
 
-    def start_fork_server(self) -> None:
+    def start_fork_servers(self) -> None:
+        """Start ``cfg["fork_servers"]`` fork servers, each pid 1 of its own pid namespace.
+
+        Jobs alternate between them, so one prepares its next child (and reaps the last
+        job's tree) while the other's child runs a job. Each server is forked through a
+        short-lived intermediate that unshares the pid namespace; this process is a child
+        subreaper, so the servers become its children.
+        """
         cfg = self.cfg
-        pid_ns = userns = False
+        userns = False
         if os.geteuid() != 0 and cfg["namespaces"]:
             userns = _enter_user_namespace()
-        if (os.geteuid() == 0 or userns) and cfg["namespaces"]:
-            try:
-                _unshare(CLONE_NEWPID)
-                pid_ns = True
-            except OSError:
-                pid_ns = False
+        want_pid_ns = (os.geteuid() == 0 or userns) and cfg["namespaces"]
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        for index in range(int(cfg.get("fork_servers", 2))):
+            self.links.append(self._start_one(index, want_pid_ns, userns))
+        signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def _start_one(self, index: int, want_pid_ns: bool, userns: bool) -> _ServerLink:
+        cfg = self.cfg
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        jpid = os.getpid()
+        info_r, info_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
+        mid = os.fork()
+        if mid == 0:  # the intermediate
             try:
                 mine.close()
-                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-                if os.getppid() != jpid and not pid_ns:
+                os.close(info_r)
+                pid_ns = False
+                if want_pid_ns:
+                    try:
+                        _unshare(CLONE_NEWPID)
+                        pid_ns = True
+                    except OSError:
+                        pid_ns = False
+                pid = os.fork()
+                if pid == 0:  # the fork server
+                    os.close(info_w)
+                    try:
+                        for fd in (cfg["_in"], cfg["_out"]):
+                            os.close(fd)
+                        if theirs.recv(16) != b"go":  # the judge adopted us (or died)
+                            os._exit(0)
+                        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                        fs = ForkServer(dict(cfg, fs_index=index), theirs, pid_ns, userns)
+                        fs.setup()
+                        fs.serve()
+                    except BaseException:  # noqa: BLE001
+                        try:
+                            theirs.send(json.dumps({"fatal": _format_exc()}).encode())
+                        finally:
+                            os._exit(1)
                     os._exit(0)
-                for fd in (self.cfg["_in"], self.cfg["_out"]):
-                    os.close(fd)
-                fs = ForkServer(cfg, theirs, pid_ns, userns)
-                fs.setup()
-                fs.serve()
-            except BaseException:  # noqa: BLE001
-                try:
-                    theirs.send(json.dumps({"fatal": _format_exc()}).encode())
-                finally:
-                    os._exit(1)
-            os._exit(0)
+                os.write(info_w, str(pid).encode())
+            finally:
+                os._exit(0)
         theirs.close()
-        self.fs_pid = pid
-        self.sock = mine
+        os.close(info_w)
+        pid = int(os.read(info_r, 32) or b"0")
+        os.close(info_r)
+        os.waitpid(mid, 0)  # the server is now our child (subreaper)
+        if not pid:
+            raise RuntimeError("could not fork a fork server")
+        mine.send(b"go")
         hello = json.loads(mine.recv(1 << 20) or b'{"fatal": "fork server died at start"}')
         if "fatal" in hello:
             raise RuntimeError("fork server failed to start:\n" + hello["fatal"])
         self.applied = hello["applied"]
         self.missing = hello["missing"]
-        signal.signal(signal.SIGALRM, self._on_alarm)
+        return _ServerLink(mine, pid)
 
     def _on_alarm(self, signum: int, frame: object) -> None:
         if self._recording:
@@ -960,93 +1073,32 @@ class Judge:
         if self._armed:
             raise _Fault("timeout", "judge deadline")
 
-    def _fs_send(self, req: dict[str, Any], fds: list[int] | None = None) -> None:
-        assert self.sock is not None
-        data = json.dumps(req).encode()
-        if fds:
-            socket.send_fds(self.sock, [data], fds)
-        else:
-            self.sock.send(data)
-        self._pending.append(req["op"])
-
-    def _fs_collect(self) -> list[dict[str, Any]]:
-        """Read the replies of every request sent to the fork server, in order."""
-        assert self.sock is not None
-        out = []
-        while self._pending:
-            op = self._pending.pop(0)
-            reply = self.sock.recv(1 << 16)
-            if not reply:
-                raise RuntimeError("the fork server died")
-            r = json.loads(reply)
-            if op == "recycle":
-                if "error" in r:
-                    raise RuntimeError(r["error"])
-                assert self._next is not None
-                self._next["pid"] = r["pid"]
-            out.append(r)
-        return out
-
-    def _request_spawn(self, old_pid: int | None = None) -> None:
-        """Ask the fork server to prepare the child for the next job (asynchronously),
-        killing the tree of the job of ``old_pid`` first."""
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        out_r, out_w = os.pipe()
-        try:
-            self._fs_send({"op": "recycle", "pid": old_pid}, [req_r, rep_w, out_w])
-        except OSError:
-            for fd in (req_w, rep_r, out_r):
-                os.close(fd)
-            raise
-        finally:
-            for fd in (req_r, rep_w, out_w):
-                os.close(fd)
-        self._next = {"pid": None, "fds": (req_w, rep_r, out_r)}
-
     def recycle(self) -> None:
-        """After a verdict went out: kill + reap the last tree and prepare the next child.
-
-        Both requests run in the fork server while this process waits for the next job.
-        """
-        if self._next is None:
-            self._request_spawn(self._cur_pid)
-            self._cur_pid = None
-        elif self._cur_pid is not None:
-            self._fs_send({"op": "reap", "pid": self._cur_pid, "grace": 0.0})
-            self._cur_pid = None
+        """After a verdict went out: the server that ran the job kills its tree and prepares
+        its next child, while the other server's prepared child takes the next job."""
+        for link in self.links:
+            if link.next is None:
+                link.request_spawn()
 
     def shutdown(self) -> None:
-        if self.sock is not None:
-            try:
-                self._fs_collect()
-            except (OSError, RuntimeError, ValueError):
-                pass
-            try:
-                self.sock.send(b'{"op": "exit"}')
-            except OSError:
-                pass
-            self.sock.close()
-        if self.fs_pid:
-            try:
-                os.waitpid(self.fs_pid, 0)
-            except ChildProcessError:
-                pass
+        for link in self.links:
+            link.shutdown()
 
     # -- one job -------------------------------------------------------------
     def run_job(self, job: dict[str, Any]) -> dict[str, Any]:
         cfg = self.cfg
+        link = self.links[self.jobs % len(self.links)]
         self.jobs += 1
-        self._fs_collect()
-        if self._next is None:
-            self._request_spawn()
-            self._fs_collect()
+        link.collect()
+        if link.next is None:
+            link.request_spawn()
+            link.collect()
         timeout = float(job["timeout"])
         total = len(job["cases"]) if job["kind"] == "io" else 1
         while True:
-            nxt, self._next = self._next, None
+            nxt, link.next = link.next, None
             assert nxt is not None and nxt["pid"] is not None
-            pid = self._cur_pid = nxt["pid"]
+            pid = link.cur_pid = nxt["pid"]
             t0 = time.monotonic()
             ch = _Channel(*nxt["fds"], t0 + timeout, cfg)
             verdict: dict[str, Any] = {}
@@ -1065,10 +1117,8 @@ class Judge:
                 # speculation mispredicted: a fresh child runs the job call by call
                 self._no_spec.add(job["check"])
                 ch.close()
-                self._fs_send({"op": "reap", "pid": pid, "grace": 0})
-                self._cur_pid = None
-                self._request_spawn()
-                self._fs_collect()
+                link.request_spawn()  # kills this tree, prepares a fresh child
+                link.collect()
                 continue
             break
         duration = time.monotonic() - t0
@@ -1078,9 +1128,9 @@ class Judge:
         tail = bytes(ch.tail[-cfg["output_tail"]:]).decode("utf-8", "replace")
         if fault is not None and not verdict.get("complete"):
             # the verdict depends on how the child ended: reap it now
-            self._fs_send({"op": "reap", "pid": pid, "grace": 0.1 if fault.kind == "eof" else 0})
-            self._cur_pid = None
-            reap = self._fs_collect()[-1]
+            link.send({"op": "reap", "pid": pid, "grace": 0.1 if fault.kind == "eof" else 0})
+            link.cur_pid = None
+            reap = link.collect()[-1]
             verdict = self._fault_verdict(fault, reap, tail, ch.passed)
         verdict.pop("complete", None)
         verdict.update(total=total, stdout_tail=tail, duration=duration)
@@ -1395,7 +1445,7 @@ def main(cfg: dict[str, Any]) -> None:
             pass
     judge = Judge(cfg)
     try:
-        judge.start_fork_server()
+        judge.start_fork_servers()
     except BaseException:  # noqa: BLE001
         _send_frame(proto_out, {"fatal": _format_exc()})
         raise SystemExit(1) from None

@@ -70,6 +70,8 @@ __all__ = ["LocalSandbox", "DEFAULT_UID_BASE", "SYSTEM_PYTHON"]
 log = logging.getLogger(__name__)
 
 DEFAULT_UID_BASE = 2_100_000_000  #: worker i runs candidates as uid/gid DEFAULT_UID_BASE + i
+#: fork servers per worker: jobs alternate, so one prepares its next child while the other runs
+FORK_SERVERS = 2
 SYSTEM_PYTHON = "/usr/bin/python3"
 _HERE = Path(__file__).resolve().parent
 _MODULES = ("sandboxes.encoding", "sandboxes._zygote")
@@ -316,6 +318,7 @@ class LocalSandbox(Sandbox):
             os.chmod(self._temp_root[0], 0o711)
         self._config = {
             "namespaces": bool(namespaces),
+            "fork_servers": FORK_SERVERS,
             "uid": uid_base,
             "gid": uid_base,
             "max_procs": max_procs,

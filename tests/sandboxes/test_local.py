@@ -202,12 +202,17 @@ def _sandbox_processes(box: LocalSandbox) -> list[int]:
     return pids
 
 
+def _spares(box: LocalSandbox) -> int:
+    """Idle prepared children a sandbox may keep: one per fork server of each worker."""
+    return box.workers * box._config["fork_servers"]
+
+
 def _settled(box: LocalSandbox, timeout: float = 10.0) -> list[int]:
-    """Sandbox processes once the last job was reaped: only each worker's prepared child."""
+    """Sandbox processes once the last job was reaped: only the prepared children."""
     deadline = time.monotonic() + timeout
     while True:
         procs = _sandbox_processes(box)
-        if len(procs) <= box.workers or time.monotonic() > deadline:
+        if len(procs) <= _spares(box) or time.monotonic() > deadline:
             return procs
         time.sleep(0.05)
 
@@ -241,8 +246,8 @@ def test_fork_bomb_is_contained(sb: LocalSandbox) -> None:
     r = sb.run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
                "        pass\n", INC, timeout=1.0)
     assert r.status is Status.TIMEOUT
-    # one prepared (idle) child per worker may wait for the next job; nothing else survives
-    assert len(_settled(sb)) <= sb.workers
+    # prepared (idle) children may wait for the next jobs; nothing else survives
+    assert len(_settled(sb)) <= _spares(sb)
 
 
 def test_cannot_write_outside_the_work_dir(sb: LocalSandbox, tmp_path: Path) -> None:
@@ -528,7 +533,7 @@ def test_thousand_executions_leave_nothing_behind() -> None:
         results = box.run_many(jobs)
         assert sum(r.ok for r in results) == 1000
         if ROOT:
-            assert len(_settled(box)) <= box.workers  # the daemons died with their jobs
+            assert len(_settled(box)) <= _spares(box)  # the daemons died with their jobs
         tree = set().union(*(_descendants(w.pid) for w in box._pool.workers()))
         assert len(tree) >= 2 * box.workers  # judge + fork server (+ prepared child) each
     assert all(_is_zombie_or_gone(pid) for pid in tree)
