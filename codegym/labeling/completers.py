@@ -128,6 +128,9 @@ class HFCompleter:
 
         if self.threads is not None:
             torch.set_num_threads(self.threads)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar inside the rich progress
         self._model, self._tok = load_causal_lm(self.policy, self.device)
         # transformers >= 5 names the KV cache argument ``cache``; older versions ``past_key_values``
         params = inspect.signature(self._model.forward).parameters
