@@ -360,7 +360,8 @@ class _ContainerWorker:
         except Exception as e:
             self.kill()
             raise SandboxUnavailable(
-                f"could not start a sandbox container from {image}: {type(e).__name__}: {e}"
+                f"could not start a sandbox container from {image}: {type(e).__name__}: "
+                f"{str(e)[:300]} (is the Docker engine still running? `docker info`)"
             ) from None
         if "fatal" in hello:
             self.kill()

@@ -292,6 +292,29 @@ def test_dead_container_is_replaced() -> None:
 
 
 @needs_engine
+def test_engine_lost_mid_run_gives_clear_error_not_hang(tmp_path: Path) -> None:
+    """The container dies and the engine no longer answers: run() raises SandboxUnavailable
+    (after one retry) instead of hanging."""
+    import docker
+
+    sandbox = DockerSandbox(workers=1)
+    real = sandbox._client
+    try:
+        sandbox._client = docker.DockerClient(base_url=f"unix://{tmp_path}/gone.sock",
+                                               version="1.41", timeout=5)
+        real.api.kill(sandbox.container_ids()[0])
+        t0 = time.monotonic()
+        with pytest.raises(SandboxUnavailable, match="engine still running"):
+            sandbox.run(ADD, IO)
+        assert time.monotonic() - t0 < 30
+    finally:
+        sandbox._client = real
+        labels = dict(sandbox.labels)
+        sandbox.close()
+    assert not wait_gone(labels, 10.0)
+
+
+@needs_engine
 def test_no_container_left_after_close_and_many_runs() -> None:
     sandbox = DockerSandbox(workers=2)
     labels = dict(sandbox.labels)
