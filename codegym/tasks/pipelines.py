@@ -16,12 +16,15 @@ computed by the trusted reference. They are strong by construction (see the weak
 finding in DESIGN.md):
 
 * the expected outputs take at least 3 distinct values, so no constant answer passes;
-* every single-line mutant of the reference that changes its behaviour on a pool of ~50
-  candidate inputs (random and adversarial: empty, negatives, duplicates, long lists) fails
-  at least one test. Mutants: delete a line, duplicate a line, swap adjacent lines, replace a
-  line by another operation or parameter (including an early ``return``), and "skip every
-  step" programs (a return form applied to the raw input). Inputs are added greedily until
-  every such mutant is killed;
+* every single-line mutant of the reference that changes its behaviour on ~100 candidate
+  inputs (random and adversarial: empty, negatives, duplicates, long lists; then wider
+  values and dense integer runs for mutants no ordinary input separates) fails at least one
+  test. Mutants: delete a line, duplicate a line, swap adjacent lines, replace a line by
+  another operation or parameter, by a text edit of it (any other digit, a sign flip,
+  operator and call flips such as ``sum``/``len``), by a copy of another line or by an early
+  ``return``, and "skip every step" programs (a return form applied to the raw input).
+  Mutated lines are compiled one at a time (cached) and evaluated in-process: they are our
+  own generated code. Inputs are added greedily until every such mutant is killed;
 * every step matters: a task where deleting some line leaves the behaviour unchanged is
   regenerated, and so is a pipeline that empties the list on too many inputs.
 
