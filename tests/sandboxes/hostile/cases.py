@@ -43,7 +43,8 @@ class HostileCase:
             would hurt the host otherwise), ``"not_child_of_test"`` (the candidate's parent
             and process group must not be the test process), ``"victim"`` (run a benign job
             beside it that must still pass), ``"servers"`` (the loopback/Unix servers), and
-            ``"shadow"`` (the host has a readable /etc/shadow).
+            ``"shadow"`` (the host has a readable /etc/shadow), ``"persist_writer"`` (run
+            ``persist_state_writer`` a few times first, with the same ``persist_token``).
         timeout: Per-run timeout in seconds.
         memory_mb: Memory limit for the run (None: the backend's default).
     """
@@ -145,7 +146,15 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("user_namespace", expect="pwned"),
     HostileCase("raise_rlimits", expect="pwned"),
     HostileCase("rmtree_workdir"),
+    HostileCase("evil_exception", statuses=_ERR),
+    HostileCase("binary_output", statuses=frozenset({Status.FAILED})),
+    HostileCase("unencodable_return", statuses=_FAILED_OR_ERROR),
+    HostileCase("unencodable_return", kind="assert", statuses=_FAILED_OR_ERROR),
+    HostileCase("persist_state_reader", expect="pwned", needs=("persist_writer",)),
 )
+
+#: programs that are not cases themselves (run by another case first)
+HELPERS = frozenset({"persist_state_writer"})
 
 
 def case_id(case: HostileCase) -> str:

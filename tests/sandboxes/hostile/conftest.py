@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 import sandboxes
-from sandboxes import ExecResult, Sandbox
+from sandboxes import ExecResult, Job, Sandbox
 
-from .cases import HostileCase
+from .cases import PROGRAMS, HostileCase
 from .hostcheck import (
     HostGuard,
     HostView,
@@ -220,6 +220,7 @@ class HostileEnv:
                 "tmp": f"/tmp/{name}",
                 "tmp_link": f"/tmp/{name}-link",
                 "tmp_sh": f"/tmp/{name}-sh",
+                "tmp_reduce": f"/tmp/{name}-reduce",
                 "vartmp": f"/var/tmp/{name}",
                 "shm": f"/dev/shm/{name}",
                 "project": str(PROJECT_DIR / name),
@@ -236,6 +237,7 @@ class HostileEnv:
             "udp_port": self.servers.udp_port,
             "unix_path": self.servers.unix_path,
             "abstract_name": self.servers.abstract_name,
+            "persist_token": token,
         }
 
     def forbidden_paths(self, ctx: dict[str, Any]) -> list[str]:
@@ -247,6 +249,9 @@ class HostileEnv:
         paths += [os.path.join(d, name) for d in sorted(stdlibs)]
         paths += [os.path.join(d, f"{name}-up") for d in ("/", "/tmp", "/var/tmp", "/dev/shm",
                                                           self.private_tmp)]
+        persist = f"cgh-persist-{ctx['persist_token']}"
+        paths += [os.path.join(d, persist) for d in ("/", "/tmp", "/var/tmp", "/dev/shm",
+                                                     os.path.expanduser("~"), self.private_tmp)]
         return paths
 
     def watched_files(self, ctx: dict[str, Any]) -> list[str]:
@@ -382,7 +387,15 @@ def run_hostile(env: HostileEnv, case: HostileCase) -> tuple[ExecResult, ExecRes
         victim_thread.start()
         time.sleep(0.4)  # let the victim start before the attack
     try:
+        if "persist_writer" in case.needs:  # plant state on every worker first
+            writer = with_prelude(ctx, (PROGRAMS / "persist_state_writer.py").read_text())
+            planted = env.sandbox.run_many([Job(writer, suite_for("io", "planted"), timeout=5.0)]
+                                           * (2 * WORKERS))
+            assert all(r.ok for r in planted), f"the writer half did not run: {planted[0]}"
         result = env.sandbox.run(program, suite, timeout=case.timeout, memory_mb=case.memory_mb)
+        if "persist_writer" in case.needs:  # the reader on every worker: any pass is a hole
+            more = env.sandbox.run_many([Job(program, suite, timeout=case.timeout)] * (2 * WORKERS))
+            result = next((r for r in more if r.ok), result)
         if victim_thread is not None:
             victim_thread.join(30)
         problems = guard.problems()
