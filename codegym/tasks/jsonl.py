@@ -186,7 +186,7 @@ def parse_task(row: Any, path: str = "<row>", lineno: int = 1, default_split: st
         raise _err(path, lineno, "entry_point", f"must be a Python identifier, got {entry_point!r}")
     solution = _typed(row, "solution", str, path, lineno)
     code_prefix = _typed(row, "code_prefix", str, path, lineno) if "code_prefix" in row else ""
-    metadata = dict(_typed(row, "metadata", dict, path, lineno)) if "metadata" in row else {}
+    metadata = decode_value(_typed(row, "metadata", dict, path, lineno)) if "metadata" in row else {}
     split = _typed(row, "split", str, path, lineno) if "split" in row else default_split
     if not split.strip():
         raise _err(path, lineno, "split", "must not be empty")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -118,6 +119,7 @@ def test_crlf_tabs_helpers_and_tuples_taken_as_they_are(tmp_path: Path) -> None:
 def test_round_trip_pipelines_and_humaneval(tmp_path: Path) -> None:
     pipe = PipelinesSuite(seed=2).take(20, "validation")
     he = HumanEvalSuite().take(10)
+    he[0] = dataclasses.replace(he[0], metadata={"suite": "humaneval", "pair": (1, 2)})
     path = tmp_path / "rt.jsonl"
     assert write_jsonl([("validation", t) for t in pipe] + he, path) == 30
     suite = JsonlSuite(path)
