@@ -46,6 +46,7 @@ MAX_DEPTH = 200  #: default cap on container nesting
 MAX_ITEMS = 1_000_000  #: default cap on the number of encoded values
 _INT_DIGITS = 4000  # ints with more decimal digits travel as hex (no str->int digit limit)
 _INT_BOUND = 10**_INT_DIGITS
+_FAST_INT = 2**62
 
 
 class EncodingError(ValueError):
@@ -76,7 +77,7 @@ def to_jsonable(
         if budget[0] < 0:
             raise EncodingError(f"value has more than {max_items} items")
         t = type(x)
-        if x is None or t is bool or t is str:
+        if t is str or x is None or t is bool:
             return x
         if t is int:
             if -_INT_BOUND < x < _INT_BOUND:
@@ -88,10 +89,15 @@ def to_jsonable(
             return {"x": "nan" if x != x else ("inf" if x > 0 else "-inf")}
         if depth >= max_depth:
             raise EncodingError(f"value nested deeper than {max_depth} (or cyclic)")
-        if t is list:
-            return [conv(v, depth + 1) for v in x]
-        if t is tuple:
-            return {"t": [conv(v, depth + 1) for v in x]}
+        if t is list or t is tuple:
+            # fast path: flat sequences of strings / small ints (the common case)
+            if all(type(v) is str or (type(v) is int and -_FAST_INT < v < _FAST_INT) for v in x):
+                budget[0] -= len(x)
+                if budget[0] < 0:
+                    raise EncodingError(f"value has more than {max_items} items")
+                return list(x) if t is list else {"t": list(x)}
+            items = [conv(v, depth + 1) for v in x]
+            return items if t is list else {"t": items}
         if t is dict:
             return {"d": [[conv(k, depth + 1), conv(v, depth + 1)] for k, v in x.items()]}
         if t is set:
@@ -152,6 +158,11 @@ def _reject_constant(name: str) -> Any:
     raise EncodingError(f"bare {name} is not allowed (use the 'x' tag)")
 
 
+# built once: json.dumps/json.loads with options build a new coder on every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+_DECODER = json.JSONDecoder(object_pairs_hook=_tag_hook, parse_constant=_reject_constant)
+
+
 def from_jsonable(tree: Any) -> Any:
     """Inverse of :func:`to_jsonable` for a tree already parsed by ``json`` (slow path)."""
     return decode(json.dumps(tree, allow_nan=False))
@@ -169,12 +180,7 @@ def encode(
     Raises:
         EncodingError: See :func:`to_jsonable`; or the text would exceed ``max_bytes``.
     """
-    text = json.dumps(
-        to_jsonable(obj, max_depth=max_depth, max_items=max_items),
-        separators=(",", ":"),
-        allow_nan=False,
-        ensure_ascii=False,
-    )
+    text = _ENCODER.encode(to_jsonable(obj, max_depth=max_depth, max_items=max_items))
     if len(text) > max_bytes:
         raise EncodingError(f"encoded value is {len(text)} characters, over the {max_bytes} cap")
     return text
@@ -189,9 +195,9 @@ def decode(text: str | bytes, *, max_bytes: int = MAX_BYTES) -> Any:
     if len(text) > max_bytes:
         raise EncodingError(f"encoded value is {len(text)} bytes, over the {max_bytes} cap")
     try:
-        return json.loads(
-            text, object_pairs_hook=_tag_hook, parse_constant=_reject_constant
-        )
+        if not isinstance(text, str):
+            text = text.decode("utf-8")
+        return _DECODER.decode(text)
     except EncodingError:
         raise
     except RecursionError:
