@@ -222,7 +222,10 @@ class ForkServer:
                    f"size={cfg['tmpfs_mb']}m,nr_inodes={cfg['tmpfs_inodes']},mode=0711")
             self.work_parent = "/tmp"
         else:
-            self.work_parent = cfg.get("temp_root") or _mkdtemp()
+            # a dir per fork server: the two servers of a worker never touch each other's jobs
+            base = cfg.get("temp_root") or _mkdtemp()
+            self.work_parent = os.path.join(base, f"fs{cfg.get('fs_index', 0)}")
+            os.makedirs(self.work_parent, mode=0o711, exist_ok=True)
         if self.net_ns:
             self.applied.append("network namespace")
         if self.mount_ns:
@@ -427,7 +430,9 @@ class ForkServer:
         workdir = self.dirs.pop(pid, None)
         if workdir:
             _rmtree(workdir)
-        return box[0], killed
+        if self.cfg.get("wipe_work_parent"):  # this worker owns work_parent alone (a container
+            _clear_dir(self.work_parent)      # where candidates share its uid): nothing a job
+        return box[0], killed                 # wrote beside its own dir reaches the next one
 
     def _kill_all(self, pgid: int | None, box: list[Any] | None = None) -> None:
         """SIGKILL every descendant and reap them all; record ``pgid``'s status in box.
@@ -609,6 +614,22 @@ def _rmtree(path: str) -> None:
                     os.unlink(e.path)
             except OSError:
                 pass
+
+
+def _clear_dir(path: str) -> None:
+    """Remove everything inside ``path`` (not ``path`` itself)."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                _rmtree(e.path)
+            else:
+                os.unlink(e.path)
+        except OSError:
+            pass
 
 
 def _mkdtemp() -> str:

@@ -687,8 +687,10 @@ class DockerSandbox(LocalSandbox):
         # One fork server per container: with two, one's pre-forked (dumpable) child waits
         # while the other's candidate runs, in the same pid namespace and uid here, so a
         # candidate could ptrace the next job's process. More parallelism = more containers.
+        # The container's tmpfs is this worker's alone: clear it between jobs (a candidate
+        # shares the fork server's uid and can write beside its job dir).
         cfg.update(uid=CONTAINER_UID, gid=CONTAINER_UID, slot=slot, namespaces=False,
-                   temp_root=WORK_DIR, fork_servers=1)
+                   temp_root=WORK_DIR, fork_servers=1, wipe_work_parent=True)
         return cfg
 
     def _start_worker(self, slot: int) -> _ContainerWorker:  # type: ignore[override]
