@@ -1,29 +1,35 @@
-"""Sandbox worker ("zygote"): trusted judge + clean fork server + candidate runner.
+"""Sandbox worker ("zygote"): trusted judge + clean fork servers + candidate runner.
 
 This module is *not* imported by the host. :mod:`sandboxes.local` starts it as a separate,
-single-threaded process (``python -I -S -c BOOT``; the system Python when running as root so a
-non-root uid can read it) and sends it this source plus :mod:`sandboxes.encoding`. Three roles:
+single-threaded process (``python -I -S -c BOOT``; the system Python when present, so a
+non-root uid can read it) and sends it this source plus :mod:`sandboxes.encoding`. Roles:
 
 * **Judge** (``J``, the process the host talks to, trusted): receives jobs (program + trusted
   tests) over framed stdin/stdout, runs the tests, returns verdicts. For ``io`` suites it sends
-  arguments to the candidate and compares the decoded results with expected values that never
+  all arguments at once and compares the decoded results with expected values that never
   leave this process; for ``assert`` suites it execs the trusted ``helpers`` and ``check`` here
-  and calls ``check(proxy)``, the proxy forwarding each call *by value* to the candidate.
-* **Fork server** (``F``, forked by ``J`` before it sees any job, so its memory holds no test
-  data): when running as root it is pid 1 of its own PID namespace, in its own network
-  namespace (no interfaces up) and mount namespace whose root is a tmpfs holding read-only
-  binds of ``/usr`` and the library dirs only (``pivot_root``: host files are not reachable).
-  Per job it forks one candidate child; afterwards it SIGKILLs every other process of its
-  namespace (``kill(-1)`` from pid 1) and reaps them, so nothing survives a job.
-* **Candidate child** (``C``): new session; private mount namespace with a fresh tmpfs work
-  dir; rlimits (address space relative to the worker's own size, CPU, processes, file size,
-  open files, no core); a dedicated non-root uid/gid with no supplementary groups;
+  and calls ``check(proxy)``, the proxy forwarding each call *by value* to the candidate. The
+  check's calls are first predicted by a run against stand-in results and pipelined; the real
+  run verifies each call against the prediction and a mismatch reruns the job call by call in
+  a fresh child, so verdicts never depend on the prediction.
+* **Fork servers** (``F``, two per judge, forked before any job, so their memory holds no test
+  data): each is pid 1 of its own PID namespace, in its own network namespace (no interface
+  up) and mount namespace whose root is a tmpfs holding read-only binds of ``/usr`` and the
+  library dirs only (``pivot_root``, then a chroot: host files are unreachable and candidates
+  cannot create user namespaces). Each keeps one candidate child prepared; jobs alternate
+  between the servers, so while one job runs the other server SIGKILLs every other process of
+  its namespace (``kill(-1)`` from pid 1: nothing of a job survives it) and prepares its next
+  child. On hosts without root, a user namespace provides the same (uid 1000 inside, all
+  capabilities dropped by the fork server once its namespaces are set up).
+* **Candidate child** (``C``): new session; a fresh work dir on the server's tmpfs; rlimits
+  (address space relative to the worker's own size, CPU, processes, file size, open files, no
+  core); a dedicated non-root uid/gid with no supplementary groups (root hosts);
   ``no_new_privs``; parent-death signal; clean environment; stdout/stderr to a capped pipe.
   It execs the program and serves calls; results travel back as tagged JSON (never pickle).
 
-Without root (or with ``namespaces=False``) the namespace layers are skipped, a per-job temp
-dir is used instead of a tmpfs, the fork server becomes a child subreaper that kills every
-descendant after each job, and the missing protections are reported to the host.
+Without root and user namespaces (or with ``namespaces=False``) the namespace layers are
+skipped, per-job dirs live under the host's temp root, the fork server is a child subreaper
+that kills every descendant after each job, and the missing protections are reported.
 """
 
 from __future__ import annotations
