@@ -436,9 +436,12 @@ class ForkServer:
         workdir = self.dirs.pop(pid, None)
         if workdir:
             _rmtree(workdir)
-        if self.cfg.get("wipe_work_parent"):  # this worker owns work_parent alone (a container
-            _clear_dir(self.work_parent)      # where candidates share its uid): nothing a job
-        return box[0], killed                 # wrote beside its own dir reaches the next one
+        if self.cfg.get("wipe_temp_root"):
+            # This worker owns temp_root alone (a container, where candidates share its uid):
+            # nothing a job wrote beside its own dir reaches the next job.
+            _clear_dir(self.cfg.get("temp_root") or self.work_parent, keep=self.work_parent)
+            _clear_dir(self.work_parent)
+        return box[0], killed
 
     def _kill_all(self, pgid: int | None, box: list[Any] | None = None) -> None:
         """SIGKILL every descendant and reap them all; record ``pgid``'s status in box.
@@ -622,13 +625,15 @@ def _rmtree(path: str) -> None:
                 pass
 
 
-def _clear_dir(path: str) -> None:
-    """Remove everything inside ``path`` (not ``path`` itself)."""
+def _clear_dir(path: str, keep: str = "") -> None:
+    """Remove everything inside ``path`` (not ``path`` itself) but the entry ``keep``."""
     try:
         entries = list(os.scandir(path))
     except OSError:
         return
     for e in entries:
+        if e.path == keep:
+            continue
         try:
             if e.is_dir(follow_symlinks=False):
                 _rmtree(e.path)

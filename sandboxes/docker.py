@@ -690,7 +690,7 @@ class DockerSandbox(LocalSandbox):
         # The container's tmpfs is this worker's alone: clear it between jobs (a candidate
         # shares the fork server's uid and can write beside its job dir).
         cfg.update(uid=CONTAINER_UID, gid=CONTAINER_UID, slot=slot, namespaces=False,
-                   temp_root=WORK_DIR, fork_servers=1, wipe_work_parent=True)
+                   temp_root=WORK_DIR, fork_servers=1, wipe_temp_root=True)
         return cfg
 
     def _start_worker(self, slot: int) -> _ContainerWorker:  # type: ignore[override]

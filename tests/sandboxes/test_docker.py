@@ -221,6 +221,36 @@ def test_container_hardening(sb: DockerSandbox) -> None:
 
 
 @needs_engine
+def test_nothing_a_job_writes_reaches_the_next_job(sb: DockerSandbox) -> None:
+    """Every writable place a candidate can reach (its dir, the dirs above it on the tmpfs)
+    is empty again for the next job on the same container."""
+    plant = textwrap.dedent("""
+        import os
+        def add(a, b):
+            d = os.getcwd()
+            while d != "/":
+                try:
+                    open(os.path.join(d, "cgd-planted"), "w").write("x")
+                except OSError:
+                    pass
+                d = os.path.dirname(d)
+            return a + b
+    """)
+    look = textwrap.dedent("""
+        import os
+        def add(a, b):
+            for root, dirs, files in os.walk("/work"):
+                if "cgd-planted" in files:
+                    return "found in " + root
+            return a + b
+    """)
+    for _ in range(2):
+        assert all(r.ok for r in sb.run_many([Job(plant, IO)] * 4))
+        found = sb.run_many([Job(look, IO)] * 4)
+        assert all(r.ok for r in found), [r.error for r in found if not r.ok]
+
+
+@needs_engine
 def test_run_many_order_and_parallel_containers(sb: DockerSandbox) -> None:
     progs = [ADD if i % 3 else "def add(a, b):\n    return 0\n" for i in range(24)]
     results = sb.run_many([Job(p, IO) for p in progs])
