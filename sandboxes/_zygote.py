@@ -316,6 +316,7 @@ class ForkServer:
         self.sock.send(json.dumps({"applied": self.applied, "missing": self.missing}).encode())
         gc.collect()
         gc.freeze()
+        _libc.malloc_trim(0)  # fewer resident pages: every fork copies their page tables
         while True:
             while (self.doomed or self.dying) and not select.select([self.sock], [], [], 0.005)[0]:
                 self._reap_doomed()
