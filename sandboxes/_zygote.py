@@ -61,6 +61,7 @@ PREIMPORT = (
 ).split()
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
@@ -168,6 +169,7 @@ class ForkServer:
         if userns:
             cfg["uid"] = cfg["gid"] = USERNS_UID
         self.net_ns = False
+        self.ipc_ns = False
         self.mount_ns = False
         self.private_root = False
         self.base_vsize = 0
@@ -199,6 +201,11 @@ class ForkServer:
                 self.net_ns = True
             except OSError as e:
                 self.missing.append(f"network namespace ({e})")
+            try:  # SysV shared memory, queues, semaphores outlive processes: keep them here
+                _unshare(CLONE_NEWIPC)
+                self.ipc_ns = True
+            except OSError as e:
+                self.missing.append(f"ipc namespace ({e})")
             try:
                 _unshare(CLONE_NEWNS)
                 _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -212,8 +219,8 @@ class ForkServer:
                 except OSError as e:
                     self.missing.append(f"private read-only root ({e})")
         else:
-            self.missing += [f"network namespace ({why})", f"mount namespace ({why})",
-                             f"private read-only root ({why})"]
+            self.missing += [f"network namespace ({why})", f"ipc namespace ({why})",
+                             f"mount namespace ({why})", f"private read-only root ({why})"]
         if not self.pid_ns:
             self.missing.append(f"pid namespace ({why})")
             try:
@@ -234,6 +241,8 @@ class ForkServer:
             os.makedirs(self.work_parent, mode=0o711, exist_ok=True)
         if self.net_ns:
             self.applied.append("network namespace")
+        if self.ipc_ns:
+            self.applied.append("ipc namespace (SysV objects removed after each job)")
         if self.mount_ns:
             self.applied.append("mount namespace + private tmpfs work dir")
         if self.private_root:
@@ -342,6 +351,7 @@ class ForkServer:
                             pass
                         self.doomed[old] = self.dirs.pop(old, None)
                         self.dying = True
+                        self._clear_ipc()
                     else:
                         self._reap(old, 0.0)
                 try:
@@ -382,6 +392,21 @@ class ForkServer:
                     self.dying = self._others_alive()
                 return
             self._reaped(wpid, st)
+
+    def _clear_ipc(self) -> None:
+        """Remove every SysV object of this server's ipc namespace (a job may leave some)."""
+        if not self.ipc_ns:
+            return
+        for kind, rm in (("shm", _libc.shmctl), ("msg", _libc.msgctl), ("sem", _libc.semctl)):
+            try:
+                with open(f"/proc/sysvipc/{kind}") as f:
+                    rows = f.read().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                if len(fields) > 1 and fields[1].isdigit():
+                    rm(int(fields[1]), 0, None)  # IPC_RMID (== 0); for semctl semnum 0, cmd 0
 
     def _others_alive(self) -> bool:
         """Any process of this pid namespace but us and the newest child (zombies count)?"""
@@ -434,6 +459,7 @@ class ForkServer:
         killed = status is None
         box: list[Any] = [status]
         self._kill_all(pid, None if status is not None else box)
+        self._clear_ipc()
         workdir = self.dirs.pop(pid, None)
         if workdir:
             _rmtree(workdir)

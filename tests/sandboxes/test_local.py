@@ -792,3 +792,16 @@ def test_workers_die_with_their_owner(mode: str) -> None:
     while not all(_is_zombie_or_gone(p) for p in tree) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(_is_zombie_or_gone(p) for p in tree), [p for p in tree if not _is_zombie_or_gone(p)]
+
+
+@needs_root
+def test_sysv_ipc_objects_stay_inside_and_die_with_the_job(sb: LocalSandbox) -> None:
+    key = 0x5000 + secrets.randbelow(0x1000)
+    make = ("import ctypes\ndef f(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+            f"    return libc.shmget({key}, 4096, 0o1666) >= 0\n")
+    find = ("import ctypes\ndef f(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+            f"    return libc.shmget({key}, 0, 0o666) >= 0\n")
+    assert sb.run(make, _io(True, 0)).ok  # created, inside the worker's ipc namespace
+    assert all(r.ok for r in sb.run_many([Job(find, _io(False, 0))] * 4))  # gone afterwards
+    host = Path("/proc/sysvipc/shm").read_text().split()
+    assert str(key) not in host  # never reached the host's ipc namespace
