@@ -351,7 +351,8 @@ def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
             break
         time.sleep(0.2)
     left_shm = [x for x in set(os.listdir("/dev/shm")) - shm_before if x.startswith("codegym")]
-    left_tmp = os.listdir(tempfile.gettempdir()) if os.environ.get("CGB_PRIVATE_TMP") else []
+    left_tmp = ([x for x in os.listdir(tempfile.gettempdir()) if x != "ray"]
+                if os.environ.get("CGB_PRIVATE_TMP") else [])
     left_containers: list[str] = []
     if containers:
         from sandboxes.docker import list_containers
