@@ -83,6 +83,13 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 USERNS_UID = 1000  # the candidates' uid inside a user namespace (non-root hosts)
 _PIVOT_ROOT_NR = {"x86_64": 155, "aarch64": 41, "arm64": 41}
+_KEYCTL_NR = {"x86_64": 250, "aarch64": 219, "arm64": 219}.get(os.uname().machine)
+KEYCTL_JOIN_SESSION_KEYRING = 1
+KEYCTL_CLEAR = 7
+KEYCTL_GET_PERSISTENT = 22
+KEY_SPEC_SESSION_KEYRING = -3
+KEY_SPEC_USER_KEYRING = -4
+KEY_SPEC_USER_SESSION_KEYRING = -5
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
@@ -111,6 +118,23 @@ def _mount(src: str | None, target: str, fstype: str | None, flags: int,
                     data.encode() if data else None),
         f"mount {target}",
     )
+
+
+def _keyctl(op: int, *args: int) -> int:
+    if _KEYCTL_NR is None:
+        return -1
+    return int(_libc.syscall(_KEYCTL_NR, op, *(ctypes.c_long(a) for a in args)))
+
+
+def _reset_keyrings() -> None:
+    """Empty the kernel keyrings a uid keeps across processes (user, user-session,
+    persistent): candidates of one worker share a uid, so keys would carry over to the
+    next job."""
+    _keyctl(KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING)
+    _keyctl(KEYCTL_CLEAR, KEY_SPEC_USER_SESSION_KEYRING)
+    persistent = _keyctl(KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_SESSION_KEYRING)
+    if persistent > 0:
+        _keyctl(KEYCTL_CLEAR, persistent)
 
 
 def _prctl(option: int, arg: int) -> None:
@@ -554,6 +578,7 @@ class ForkServer:
             _prctl(PR_SET_NO_NEW_PRIVS, 1)
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             _prctl(PR_SET_DUMPABLE, 1)  # its own /proc/self; only its own job can see it
+            _keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0)  # a session keyring of its own
             signal.signal(signal.SIGINT, signal.default_int_handler)
             if os.getppid() != parent:
                 os._exit(71)  # the fork server died before the death signal was armed
@@ -753,6 +778,7 @@ def _runner(max_result: int, base_vsize: int) -> None:
         return
     try:
         head = json.loads(line)
+        _reset_keyrings()  # whatever an earlier job of this uid stored is gone
         cpu = int(head["timeout"]) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         if head["memory_mb"] > 0:

@@ -805,3 +805,35 @@ def test_sysv_ipc_objects_stay_inside_and_die_with_the_job(sb: LocalSandbox) -> 
     assert all(r.ok for r in sb.run_many([Job(find, _io(False, 0))] * 4))  # gone afterwards
     host = Path("/proc/sysvipc/shm").read_text().split()
     assert str(key) not in host  # never reached the host's ipc namespace
+
+
+def test_kernel_keyrings_do_not_carry_over_between_jobs(sb: LocalSandbox) -> None:
+    tag = secrets.token_hex(6).encode()
+    add = textwrap.dedent(
+        f"""
+        import ctypes
+        def f(x):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.syscall.restype = ctypes.c_long
+            return [libc.syscall(248, b"user", b"{tag.decode()}" + d, b"v", 1, ctypes.c_long(k)) > 0
+                    for d, k in ((b"u", -4), (b"s", -3), (b"us", -5))]
+        """
+    )
+    find = textwrap.dedent(
+        f"""
+        import ctypes
+        def f(x):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.syscall.restype = ctypes.c_long
+            return [libc.syscall(249, b"user", b"{tag.decode()}" + d, None, ctypes.c_long(0)) > 0
+                    for d in (b"u", b"s", b"us")]
+        """
+    )
+    import platform
+
+    if platform.machine() != "x86_64":
+        pytest.skip("syscall numbers in this test are x86_64's")
+    r = sb.run(add, _io([True, True, True], 0))
+    if not r.ok:
+        pytest.skip(f"keyrings unavailable here: {r.error}")
+    assert all(x.ok for x in sb.run_many([Job(find, _io([False, False, False], 0))] * 4))
