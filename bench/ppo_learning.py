@@ -1,0 +1,188 @@
+"""Does PPO learn on this CPU? Greedy pass@1 before/after a fixed PPO budget, paired.
+
+Pipeline (each stage cached in ``--work`` and resumed when re-run):
+
+1. **SFT policy** — ``agents.sft.train_sft`` with the 2-layer x 128 GPT-2 default, ``basic``
+   pipelines with 1-6 steps, stopped *early* at ``--sft-steps`` (a documented stop step
+   where greedy pass@1 on 2-4-step tasks leaves RL room; DESIGN.md calibration: ~36 %).
+2. **Before** — greedy pass@1 and line-prefix accuracy on ``--eval-tasks`` fixed
+   validation tasks with 2-4 steps (the first N of the split: the same tasks every run).
+3. **PPO** — ``PPOTrainer`` with the ``PPOConfig`` defaults (sparse unit-test reward unless
+   ``--dense-reward``) for ``--iterations`` iterations or ``--minutes`` of wall clock,
+   whichever comes first; checkpoints every iteration (re-running resumes).
+4. **After** — the same evaluation; the paired difference per task with its 95 % interval.
+
+Prints a table and writes ``WORK/result-<run>.json`` with pass@1 before/after, the paired
+difference and interval, prefix accuracy, rollout pass rate (first/last 10 iterations), KL,
+and tokens/s of rollout, scoring and update.
+
+    python bench/ppo_learning.py                        # defaults (<= ~30 min on 2 cores)
+    python bench/ppo_learning.py --dense-reward delta --prm DIR --value-init prm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+#: SFT stop step of the default policy (measured; see the report in the module docstring).
+SFT_STEPS = 600
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", default="runs/bench-ppo", help="work directory (cached stages)")
+    p.add_argument("--policy", default=None, help="use this SFT policy dir instead of training one")
+    p.add_argument("--sft-steps", type=int, default=SFT_STEPS, help="SFT stop step")
+    p.add_argument("--iterations", type=int, default=400, help="PPO iterations (upper bound)")
+    p.add_argument("--minutes", type=float, default=20.0, help="PPO wall-clock budget (upper bound)")
+    p.add_argument("--eval-tasks", type=int, default=400, help="fixed validation tasks")
+    p.add_argument("--eval-min-steps", type=int, default=2, help="fewest steps of eval tasks")
+    p.add_argument("--eval-max-steps", type=int, default=4, help="most steps of eval tasks")
+    p.add_argument("--dense-reward", default="none", choices=["none", "delta", "paper"])
+    p.add_argument("--value-init", default="policy", choices=["prm", "policy"])
+    p.add_argument("--prm", default=None, help="PRM dir (dense rewards / value init)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="PPOConfig override (repeatable), e.g. --set policy_lr=3e-5")
+    p.add_argument("--run-name", default=None, help="name of the PPO run dir in --work")
+    p.add_argument("--seed", type=int, default=0, help="PPO seed")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a shared 2-core machine 2 threads stall each op)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    return p.parse_args(argv)
+
+
+def build_sft(work: Path, steps: int, threads: int, device: str) -> Path:
+    """The early-stopped SFT policy (cached in ``work/sft-<steps>``)."""
+    from agents.sft import DONE_NAME, SFTConfig, train_sft
+
+    out = work / f"sft-{steps}"
+    if not (out / DONE_NAME).is_file():
+        train_sft(SFTConfig(out=str(out), min_steps=1, max_steps=6, steps=steps, eval_tasks=48,
+                            buckets="1-3,4-6", threads=threads, device=device, progress=False))
+    return out
+
+
+def evaluate(policy_dir: Path, tasks: list[Any], device: str) -> Any:
+    from agents.ppo.evaluation import evaluate_greedy
+    from codegym.lm import load_causal_lm
+    from sandboxes import make_sandbox
+
+    model, tok = load_causal_lm(policy_dir, device=device)
+    with make_sandbox("local", workers=2) as box:
+        return evaluate_greedy(model, tok, tasks, box, batch_size=100)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.table import Table
+
+    from agents.ppo.config import PPOConfig
+    from agents.ppo.evaluation import paired_difference
+    from agents.ppo.trainer import PPOTrainer
+    from codegym.plugins import parse_kv
+    from codegym.tasks import load_suite
+
+    args = parse_args(argv)
+    console = Console()
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    policy_dir = Path(args.policy) if args.policy else build_sft(work, args.sft_steps, args.threads, args.device)
+    t_sft = time.perf_counter() - t0
+    console.print(f"SFT policy: {policy_dir} ({t_sft:.0f} s)")
+
+    suite = load_suite("pipelines", min_steps=args.eval_min_steps, max_steps=args.eval_max_steps, seed=0)
+    tasks = suite.take(args.eval_tasks, "validation")
+    before = evaluate(policy_dir, tasks, args.device)
+    console.print(f"before: greedy pass@1 {before.pass_at_1:.3f} on {len(tasks)} tasks ({before.seconds:.0f} s)")
+
+    overrides = parse_kv(args.set)
+    cfg = PPOConfig.from_dict({
+        "seed": args.seed, "iterations": args.iterations, "device": args.device,
+        "torch_threads": args.threads, "dense_reward": args.dense_reward,
+        "value_init": args.value_init, **overrides,
+    })  # fmt: skip
+    name = args.run_name or f"ppo-{args.dense_reward}-{args.value_init}-s{args.seed}"
+    run_dir = work / name
+    trainer = PPOTrainer(cfg, policy_dir, run_dir, prm_dir=args.prm)
+    t_ppo = time.perf_counter()
+    deadline = t_ppo + 60.0 * args.minutes
+    try:
+        while trainer.iteration < cfg.iterations and time.perf_counter() < deadline:
+            row = trainer.train_iteration()
+            if row["iteration"] % 10 == 0:
+                console.print(
+                    f"it {row['iteration']:4d}  pass {row['charts/pass_rate']:.3f}  "
+                    f"kl {row['charts/kl']:.3f}  ev {row['charts/explained_variance']:.2f}  "
+                    f"{time.perf_counter() - t_ppo:.0f} s", highlight=False,
+                )
+        trainer.save_checkpoint()
+        trainer.save_final()
+    finally:
+        trainer.close()
+    t_ppo = time.perf_counter() - t_ppo
+    after = evaluate(run_dir / "policy", tasks, args.device)
+    diff = paired_difference(before.passed.astype(float), after.passed.astype(float))
+    pdiff = paired_difference(before.prefix_accuracy, after.prefix_accuracy)
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+
+    def mean(key: str, part: slice) -> float:
+        vals = [r[key] for r in rows[part] if r.get(key) == r.get(key)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    result = {
+        "run": name, "policy": str(policy_dir), "eval_tasks": len(tasks),
+        "iterations": trainer.iteration, "ppo_seconds": t_ppo,
+        "seconds_per_iteration": t_ppo / max(1, len(rows)),
+        "pass@1_before": before.pass_at_1, "pass@1_after": after.pass_at_1,
+        "pass@1_diff": diff.mean, "pass@1_diff_ci95": [diff.low, diff.high],
+        "prefix_acc_before": float(before.prefix_accuracy.mean()),
+        "prefix_acc_after": float(after.prefix_accuracy.mean()),
+        "prefix_acc_diff_ci95": [pdiff.low, pdiff.high],
+        "rollout_pass_first10": mean("charts/pass_rate", slice(0, 10)),
+        "rollout_pass_last10": mean("charts/pass_rate", slice(-10, None)),
+        "kl_last10": mean("charts/kl", slice(-10, None)),
+        "rollout_tokens_per_s": mean("charts/rollout_tokens_per_s", slice(None)),
+        "score_tokens_per_s": mean("charts/score_tokens_per_s", slice(None)),
+        "update_tokens_per_s": mean("charts/update_tokens_per_s", slice(None)),
+        "time_rollout_s": mean("time/rollout", slice(None)),
+        "time_score_s": mean("time/score", slice(None)),
+        "time_update_s": mean("time/update", slice(None)),
+        "total_seconds": time.perf_counter() - t0,
+        "config": cfg.to_dict(), "device": args.device, "threads": args.threads,
+    }  # fmt: skip
+    (work / f"result-{name}.json").write_text(json.dumps(result, indent=2))
+
+    table = Table(title=f"PPO learning ({name}, {trainer.iteration} iterations, {t_ppo / 60:.1f} min)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("greedy pass@1 before", f"{before.pass_at_1:.3f}")
+    table.add_row("greedy pass@1 after", f"{after.pass_at_1:.3f}")
+    table.add_row("paired diff [95% CI]", f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}]")
+    table.add_row("prefix accuracy before -> after",
+                  f"{result['prefix_acc_before']:.3f} -> {result['prefix_acc_after']:.3f}")
+    table.add_row("rollout pass rate first/last 10 it",
+                  f"{result['rollout_pass_first10']:.3f} / {result['rollout_pass_last10']:.3f}")
+    table.add_row("KL per sequence (last 10 it)", f"{result['kl_last10']:.3f}")
+    table.add_row("tokens/s rollout / score / update",
+                  f"{result['rollout_tokens_per_s']:.0f} / {result['score_tokens_per_s']:.0f} / "
+                  f"{result['update_tokens_per_s']:.0f}")
+    table.add_row("s per iteration (rollout/score/update)",
+                  f"{result['seconds_per_iteration']:.2f} ({result['time_rollout_s']:.2f}/"
+                  f"{result['time_score_s']:.2f}/{result['time_update_s']:.2f})")
+    table.add_row("total wall clock", f"{result['total_seconds'] / 60:.1f} min")
+    console.print(table)
+    return result
+
+
+if __name__ == "__main__":
+    main()
