@@ -317,6 +317,13 @@ class ForkServer:
                     "::/tmp:/bin/false\n")
         with open(os.path.join(new, "etc", "group"), "w") as f:
             f.write(f"root:x:0:\nsandbox:x:{self.cfg['gid']}:\n")
+        if self.ipc_ns:  # POSIX message queues of this ipc namespace, to remove after each job
+            try:
+                os.mkdir(os.path.join(new, "dev", "mqueue"), 0o755)
+                _mount("mqueue", os.path.join(new, "dev", "mqueue"), "mqueue",
+                       MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            except OSError:
+                pass
         for dev in ("null", "zero", "full", "random", "urandom"):
             src = "/dev/" + dev
             if os.path.exists(src):
@@ -376,6 +383,8 @@ class ForkServer:
                         self.doomed[old] = self.dirs.pop(old, None)
                         self.dying = True
                         self._clear_ipc()
+                        if self.userns:  # candidates own the work tmpfs: empty it now
+                            _clear_dir(self.work_parent)  # (and again once they are reaped)
                     else:
                         self._reap(old, 0.0)
                 try:
@@ -421,6 +430,15 @@ class ForkServer:
         """Remove every SysV object of this server's ipc namespace (a job may leave some)."""
         if not self.ipc_ns:
             return
+        try:
+            queues = os.listdir("/dev/mqueue")
+        except OSError:
+            queues = []
+        for q in queues:
+            try:
+                os.unlink(os.path.join("/dev/mqueue", q))
+            except OSError:
+                pass
         for kind, rm in (("shm", _libc.shmctl), ("msg", _libc.msgctl), ("sem", _libc.semctl)):
             try:
                 with open(f"/proc/sysvipc/{kind}") as f:
@@ -447,6 +465,8 @@ class ForkServer:
         workdir = self.doomed.pop(pid, None)
         if workdir:
             _rmtree(workdir)
+            if self.userns:  # candidates own the work tmpfs here: drop anything left beside
+                _clear_dir(self.work_parent, keep=self.dirs.get(self.current, ""))
 
     def _spawn(self, fds: list[int]) -> int:
         """Fork a prepared candidate child that waits for its job on fd 3."""

@@ -594,6 +594,10 @@ for namespaces in (True, False):
                     "    return 0\\n", suite)
             after = box.run("def f(x):\\n    return x + 1\\n", suite)
             same_worker = after.ok and box._pool.workers()[0].pid == pid
+            box.run("def f(x):\\n    try:\\n        open('/tmp/stash', 'w').write('x')\\n"
+                    "    except OSError:\\n        pass\\n    return 0\\n", suite)
+            stash = [box.run("import os\\ndef f(x):\\n    return os.path.exists('/tmp/stash')\\n",
+                             suite).error for _ in range(3)]
     try:
         LocalSandbox(strict=True, namespaces=namespaces).close()
         strict = "ran"
@@ -602,7 +606,7 @@ for namespaces in (True, False):
     out[str(namespaces)] = dict(ok=ok.status.value, loop=loop.status.value, strict=strict,
                                 warned=len(w), missing=ok.metadata["missing_protections"],
                                 applied=ok.metadata["isolation"], seen=seen.error,
-                                same_worker=same_worker)
+                                same_worker=same_worker, stash=stash)
 print(json.dumps(out))
 """
 
@@ -642,6 +646,9 @@ def test_non_root_user_gets_a_working_sandbox() -> None:
     userns = out["True"]
     if any("user namespace" in a for a in userns["applied"]):
         assert userns["missing"] == [] and userns["strict"] == "ran", userns
+        # candidates own the work tmpfs in a user namespace: nothing left beside a job dir
+        # reaches a later job
+        assert all(e.endswith("got False") for e in userns["stash"]), userns
         assert "['refused', False]" in userns["seen"], userns  # no network, no host files
     else:
         assert userns["strict"] == "refused" and userns["missing"], userns
@@ -837,3 +844,15 @@ def test_kernel_keyrings_do_not_carry_over_between_jobs(sb: LocalSandbox) -> Non
     if not r.ok:
         pytest.skip(f"keyrings unavailable here: {r.error}")
     assert all(x.ok for x in sb.run_many([Job(find, _io([False, False, False], 0))] * 4))
+
+
+@needs_root
+def test_posix_message_queues_do_not_carry_over(sb: LocalSandbox) -> None:
+    name = b"/q" + secrets.token_hex(4).encode()
+    make = ("import ctypes, os\ndef f(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+            f"    return libc.mq_open({name!r}, os.O_CREAT | os.O_RDWR, 0o600, None) >= 0\n")
+    find = ("import ctypes, os\ndef f(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+            f"    return libc.mq_open({name!r}, os.O_RDWR) >= 0\n")
+    if not sb.run(make, _io(True, 0)).ok:
+        pytest.skip("POSIX message queues unavailable here")
+    assert all(r.ok for r in sb.run_many([Job(find, _io(False, 0))] * 4))
