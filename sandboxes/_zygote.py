@@ -198,6 +198,7 @@ class ForkServer:
         self.private_root = False
         self.base_vsize = 0
         self.work_parent = ""
+        self.own_tmp = ""  # a temp dir this server created (removed when it exits)
         self.jobs = 0
         self.dirs: dict[int, str] = {}
         self.doomed: dict[int, str | None] = {}  # killed job children not yet reaped -> dir
@@ -260,7 +261,9 @@ class ForkServer:
             self.work_parent = "/tmp"
         else:
             # a dir per fork server: the two servers of a worker never touch each other's jobs
-            base = cfg.get("temp_root") or _mkdtemp()
+            base = cfg.get("temp_root")
+            if not base:  # namespaces were asked for but failed: no host temp root was made
+                base = self.own_tmp = _mkdtemp()
             self.work_parent = os.path.join(base, f"fs{cfg.get('fs_index', 0)}")
             os.makedirs(self.work_parent, mode=0o711, exist_ok=True)
         if self.net_ns:
@@ -365,8 +368,7 @@ class ForkServer:
             except OSError:
                 msg, fds = b"", []
             if not msg:
-                self._kill_all(None)
-                os._exit(0)
+                self._exit()
             req = json.loads(msg)
             op = req["op"]
             if op == "recycle":  # kill the last job's tree, prepare the next child
@@ -407,8 +409,14 @@ class ForkServer:
                 status, killed = self._reap(req["pid"], req.get("grace", 0.0))
                 self.sock.send(json.dumps({"status": status, "killed": killed}).encode())
             else:
-                self._kill_all(None)
-                os._exit(0)
+                self._exit()
+
+    def _exit(self) -> None:
+        """Kill every candidate, remove a temp dir this server made itself, exit."""
+        self._kill_all(None)
+        if self.own_tmp:
+            _rmtree(self.own_tmp)
+        os._exit(0)
 
     def _reap_doomed(self) -> None:
         """Collect exited processes (non-blocking); drop the job dirs of reaped job children."""
