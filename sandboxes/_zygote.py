@@ -305,6 +305,17 @@ class ForkServer:
                 os.mkdir(dst)
                 _mount(src, dst, None, MS_BIND | MS_REC)
                 _mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        # the worker's own interpreter when it lives elsewhere (pyenv, conda, ...): its stdlib
+        # must stay importable for candidates
+        system = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "tmp", "proc", "dev")
+        for src in sorted({os.path.realpath(sys.base_prefix),
+                           os.path.realpath(sys.base_exec_prefix)}):
+            if not os.path.isdir(src) or src.strip("/").split("/", 1)[0] in system:
+                continue
+            dst = new + src
+            os.makedirs(dst, 0o755, exist_ok=True)
+            _mount(src, dst, None, MS_BIND | MS_REC)
+            _mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
         for name in ("etc", "dev", "proc", "tmp"):
             os.mkdir(os.path.join(new, name), 0o755)
         for name in ("ld.so.cache", "localtime"):

@@ -856,3 +856,14 @@ def test_posix_message_queues_do_not_carry_over(sb: LocalSandbox) -> None:
     if not sb.run(make, _io(True, 0)).ok:
         pytest.skip("POSIX message queues unavailable here")
     assert all(r.ok for r in sb.run_many([Job(find, _io(False, 0))] * 4))
+
+
+def test_the_callers_interpreter_works_too() -> None:
+    """``python=`` another interpreter (here this one, e.g. under pyenv): its stdlib stays
+    importable inside the private root, also for modules the worker did not pre-import."""
+    prog = ("import csv, hashlib, sys\ndef f(x):\n"
+            "    return [hashlib.md5(b'a').hexdigest()[:4], sys.version_info[:2]]\n")
+    suite = _io(["0cc1", tuple(sys.version_info[:2])], 0)
+    with LocalSandbox(workers=1, python=sys.executable) as box:
+        r = box.run(prog, suite)
+    assert r.ok, r
