@@ -35,6 +35,7 @@ def main() -> int:
     p.add_argument("--chunk", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--corrupt-rate", type=float, default=None, help="completer 'reference' only")
     p.add_argument("--prefetch", action="store_true", help="sample K completions per prefix at once")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default="label_cost")
@@ -56,6 +57,8 @@ def main() -> int:
                 argv += ["--policy", args.policy]
             if args.prefetch:
                 argv.append("--prefetch")
+            if args.corrupt_rate is not None:
+                argv += ["--corrupt-rate", str(args.corrupt_rate)]
             if args.threads:
                 argv += ["--threads", str(args.threads)]
             if mode == "linear":
