@@ -34,9 +34,13 @@ from sandboxes.base import (
     check_jobs,
 )
 
-__all__ = ["RaySandboxPool", "import_ray"]
+__all__ = ["ACTOR_UID_OFFSET", "RaySandboxPool", "import_ray"]
 
 log = logging.getLogger(__name__)
+
+#: actor ``i`` of a local-backend pool runs candidates as uid ``DEFAULT_UID_BASE + 1024 + i``
+#: (apart from the uids of plain local sandboxes, ``DEFAULT_UID_BASE + slot``)
+ACTOR_UID_OFFSET = 1024
 
 _INSTALL_HINT = "the Ray sandbox pool needs Ray: pip install 'codegym[ray]' (or pip install ray)"
 
@@ -135,7 +139,7 @@ class RaySandboxPool(Sandbox):
         self._executor: ThreadPoolExecutor | None = None
         try:
             for i in range(actors):
-                self._actors[i] = self._new_actor()
+                self._actors[i] = self._new_actor(i)
             # Fail fast (and clearly) if an actor cannot build its sandbox.
             ray.get([a.ping.remote() for a in self._actors], timeout=120)
         except Exception as e:
@@ -153,8 +157,15 @@ class RaySandboxPool(Sandbox):
         for i in range(actors):
             self._free.put(i)
 
-    def _new_actor(self) -> Any:
-        return self._actor_cls.remote(self.backend, self._sandbox_kwargs)
+    def _new_actor(self, slot: int) -> Any:
+        kwargs = dict(self._sandbox_kwargs)
+        if self.backend == "local" and "uid_base" not in kwargs:
+            # Actors on one node must not share a sandbox uid: RLIMIT_NPROC counts every
+            # process of a uid on the host, so one actor's fork-heavy job would starve another.
+            from sandboxes.local import DEFAULT_UID_BASE
+
+            kwargs["uid_base"] = DEFAULT_UID_BASE + ACTOR_UID_OFFSET + slot
+        return self._actor_cls.remote(self.backend, kwargs)
 
     @property
     def actors(self) -> int:
@@ -264,6 +275,6 @@ class RaySandboxPool(Sandbox):
             pass
         try:
             if not self._closed:
-                self._actors[slot] = self._new_actor()
+                self._actors[slot] = self._new_actor(slot)
         finally:
             self._free.put(slot)

@@ -81,6 +81,9 @@ def test_run_many_spreads_over_actors_and_keeps_order(ray_pool: RaySandboxPool) 
     assert all(r.ok for r in results), results  # each result belongs to its own job
     assert {r.metadata["ray_actor"] for r in results} == {0, 1}
     assert len(set(ray_pool.actor_pids())) == 2
+    # each actor runs its candidates as its own uid (RLIMIT_NPROC is per uid and host-wide)
+    isolation = {r.metadata["ray_actor"]: " ".join(r.metadata["isolation"]) for r in results}
+    assert isolation[0] != isolation[1], isolation
 
 
 def test_limits_still_apply_inside_ray_actors(ray_pool: RaySandboxPool) -> None:
