@@ -53,6 +53,9 @@ class PPOConfig:
     """``pipelines`` only: the suite's generator seed (the same one the SFT policy used)."""
     split: str = "train"
     """Split the rollout tasks are drawn from (evaluation uses ``validation``)."""
+    task_pool: int = 0
+    """0: draw tasks from the whole split (a fresh stream); N > 0: draw only from the first N
+    tasks of the split (a fixed training set, e.g. a benchmark's train tasks)."""
     sandbox: str = "local"
     """Sandbox backend name for ``make_sandbox`` (``"local"`` or ``"docker"``)."""
     sandbox_workers: int = 2
@@ -175,6 +178,8 @@ class PPOConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.task_pool < 0:
+            raise ValueError(f"task_pool must be >= 0 (0 = whole split), got {self.task_pool}")
         if self.critic_warmup_iterations < 0:
             raise ValueError(
                 f"critic_warmup_iterations must be >= 0, got {self.critic_warmup_iterations}"

@@ -240,7 +240,11 @@ class PPOTrainer:
         """The iteration's tasks: ``num_prompts`` distinct draws, each repeated per sample."""
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, iteration, self.rank])
-        tasks = [self.suite.sample(rng, cfg.split) for _ in range(cfg.num_prompts)]
+        if cfg.task_pool:
+            idx = rng.choice(cfg.task_pool, size=cfg.num_prompts, replace=cfg.num_prompts > cfg.task_pool)
+            tasks = [self.suite.get(cfg.split, int(i)) for i in idx]
+        else:
+            tasks = [self.suite.sample(rng, cfg.split) for _ in range(cfg.num_prompts)]
         return [t for t in tasks for _ in range(cfg.samples_per_prompt)]
 
     @torch.no_grad()
