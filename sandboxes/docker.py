@@ -97,6 +97,7 @@ BOOT = _PRELUDE + _BOOT
 #: protections the local judge reports missing inside a container that the container provides
 _PROVIDED_BY_CONTAINER = (
     "network namespace",
+    "ipc namespace",
     "mount namespace",
     "private read-only root",
     "pid namespace",
