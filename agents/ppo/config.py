@@ -59,7 +59,10 @@ class PPOConfig:
     sandbox: str = "local"
     """Sandbox backend name for ``make_sandbox`` (``"local"`` or ``"docker"``)."""
     sandbox_workers: int = 2
-    """Parallel workers of the sandbox that runs the unit tests."""
+    """Parallel executions of the unit tests (sandbox workers, or Ray actors with a pool)."""
+    sandbox_pool: str | None = None
+    """``None``: the backend's own workers; ``"ray"``: spread executions over a Ray cluster
+    (:class:`sandboxes.ray_pool.RaySandboxPool`, one sandbox per actor)."""
     max_lines: int = 16
     """Episode truncation in lines (the program still runs and gets its unit-test reward)."""
 
@@ -178,6 +181,8 @@ class PPOConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.sandbox_pool not in (None, "ray"):
+            raise ValueError(f"sandbox_pool must be None or 'ray', got {self.sandbox_pool!r}")
         if self.task_pool < 0:
             raise ValueError(f"task_pool must be >= 0 (0 = whole split), got {self.task_pool}")
         if self.critic_warmup_iterations < 0:

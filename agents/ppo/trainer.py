@@ -204,7 +204,8 @@ class PPOTrainer:
         if self._given_sandbox is not None:
             self.sandbox = self._given_sandbox
         else:
-            self.sandbox = make_sandbox(cfg.sandbox, workers=cfg.sandbox_workers)
+            kwargs = {"pool": cfg.sandbox_pool} if cfg.sandbox_pool else {}
+            self.sandbox = make_sandbox(cfg.sandbox, workers=cfg.sandbox_workers, **kwargs)
         self.pool = ThreadPoolExecutor(max_workers=cfg.sandbox_workers)
         first = self.suite.get(self.suite.check_split(cfg.split), 0)
         scorers = self._line_scorers(cfg.batch_size)

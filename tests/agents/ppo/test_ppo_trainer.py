@@ -140,3 +140,4 @@ def test_kill_9_and_resume_continues_iterations_and_metrics(
     for got, want in zip(rows, ref_rows):
         for key in ("charts/tokens", "charts/lines", "charts/pass_rate"):
             assert got[key] == pytest.approx(want[key], abs=1e-9), (got["iteration"], key, resumed_from)
+

@@ -1,0 +1,101 @@
+"""Rollouts through CodePRM-v0: episodes, rewards and the token layout PPO trains on.
+
+A replay sampler writes known programs (the reference solution, or a corrupted one), so the
+env, the sandbox verdicts and the token bookkeeping are checked against known outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import pytest
+import torch
+
+import codegym  # noqa: F401
+from agents.ppo.rollout import (
+    collect_episodes,
+    episodes_to_batch,
+    paper_line_rewards,
+    prefix_accuracy,
+)
+from codegym.constants import SUBMIT
+from codegym.tasks import load_suite
+from sandboxes import make_sandbox
+
+
+class ReplaySampler:
+    """Writes fixed programs line by line (the LineSampler interface used by rollouts)."""
+
+    def __init__(self, tokenizer: Any, programs: Sequence[Sequence[str]]) -> None:
+        self.tokenizer = tokenizer
+        self.programs = programs
+
+    def start(self, contexts: Sequence[str]) -> None:
+        self.pos = [0] * len(contexts)
+
+    def next_lines(self, active: Sequence[bool]) -> list[str | None]:
+        out: list[str | None] = []
+        for b, live in enumerate(active):
+            if not live:
+                out.append(None)
+                continue
+            lines, i = self.programs[b], self.pos[b]
+            self.pos[b] += 1
+            out.append(lines[i] if i < len(lines) else SUBMIT)
+        return out
+
+
+def _run(tiny_policy_dir: Path, sandbox: Any) -> tuple[list, Any, Any, list]:
+    from codegym.lm import load_tokenizer
+
+    tok = load_tokenizer(tiny_policy_dir)
+    tasks = load_suite("pipelines", min_steps=2, max_steps=3, seed=0).take(4, "train")
+    programs = [t.solution_lines for t in tasks]
+    programs[1] = ["    return 12345"]  # a constant answer never passes
+    programs[2] = programs[2] + ["# done", "    return xs"]  # unreachable extra lines still pass
+    envs = [gym.make("CodePRM-v0", tasks=[tasks[0]], sandbox=sandbox, reward_mode="none",
+                     max_lines=8, disable_env_checker=True) for _ in tasks]  # fmt: skip
+    try:
+        episodes = collect_episodes(ReplaySampler(tok, programs), envs, tasks, max_new_tokens=200)
+    finally:
+        for env in envs:
+            env.close()
+    return episodes, tok, tasks, programs
+
+
+def test_known_programs_get_the_harness_verdict_and_token_layout(tiny_policy_dir: Path) -> None:
+    with make_sandbox("local", workers=2) as box:
+        episodes, tok, tasks, programs = _run(tiny_policy_dir, box)
+    assert [e.passed for e in episodes] == [True, False, True, True]
+    assert [e.test_reward for e in episodes] == [1.0, 0.0, 1.0, 1.0]
+    assert all(e.eos and not e.truncated and not e.invalid for e in episodes)
+    assert [e.lines for e in episodes] == [list(p) for p in programs]
+    assert prefix_accuracy(episodes[0]) == 1.0 and prefix_accuracy(episodes[1]) == 0.0
+
+    batch = episodes_to_batch(episodes, tok)
+    nl = tok.encode("\n", add_special_tokens=False)
+    assert len(nl) == 1
+    for b, ep in enumerate(episodes):
+        ends = batch.line_end[b][batch.line_end[b] >= 0]
+        assert len(ends) == ep.num_lines
+        assert torch.all(batch.targets[b, ends] == nl[0])  # line rewards sit on "\n" tokens
+        last = int(batch.action_mask[b].nonzero().max())
+        assert int(batch.targets[b, last]) == tok.eos_token_id  # the final token is EOS
+        assert int(batch.action_mask[b].sum()) == ep.gen_tokens
+    assert torch.equal(batch.final_reward, torch.tensor([1.0, 0.0, 1.0, 1.0]))
+
+
+def test_paper_reward_divides_scores_by_the_number_of_lines() -> None:
+    assert paper_line_rewards([0.5, None, -1.0, 1.0]) == [0.125, 0.0, -0.25, 0.25]
+    assert paper_line_rewards([]) == []
+
+
+@pytest.mark.slow
+def test_executions_through_the_ray_sandbox_pool(tiny_policy_dir: Path) -> None:
+    with make_sandbox("local", workers=2, pool="ray", ray_init={"num_cpus": 2}) as box:
+        assert box.name == "ray"
+        episodes, *_ = _run(tiny_policy_dir, box)
+    assert [e.passed for e in episodes] == [True, False, True, True]
