@@ -29,15 +29,21 @@ def resolve(spec: str) -> type:
     if target is None:
         names = ", ".join(sorted(agent_names())) or "(none installed: pip install -e .)"
         raise ValueError(f"unknown agent {spec!r}: use one of {names} or 'module:Class'")
+    return resolve_object(target, what=f"agent {spec!r}")
+
+
+def resolve_object(target: str, what: str | None = None) -> Any:
+    """The object named by ``"module:attr"`` (imported lazily)."""
+    what = what or repr(target)
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"agent {spec!r}: cannot import module {module_name!r}: {exc}") from exc
+        raise ValueError(f"{what}: cannot import module {module_name!r}: {exc}") from exc
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise ValueError(f"agent {spec!r}: module {module_name!r} has no {attr!r}") from None
+        raise ValueError(f"{what}: module {module_name!r} has no {attr!r}") from None
 
 
 def load_agent(spec: str, **kwargs: Any) -> Any:

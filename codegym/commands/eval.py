@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_suite_args(p)
     p.add_argument("--agent", default="reference",
                    help="registered name (reference, random, hf, ppo) or module:Class")
-    p.add_argument("--model", default=None, help="model directory for hf/ppo agents")
+    p.add_argument("--model", default=None,
+                   help="model directory for hf/ppo agents; 'default' = the embedded default SFT "
+                        "policy (trained locally on first use, then cached)")
     p.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra agent constructor argument (repeatable), e.g. corrupt=0.2")
     p.add_argument("--episodes", type=int, default=None,
@@ -53,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
 
     agent_kwargs = parse_kv(args.agent_arg)
     agent_kwargs.setdefault("seed", args.seed)
-    if args.model is not None:
+    if args.model == "default":
+        # Resolved by string: codegym never imports agents statically.
+        from codegym.plugins import resolve_object
+
+        agent_kwargs["model"] = str(resolve_object("agents.sft:default_policy")())
+    elif args.model is not None:
         agent_kwargs["model"] = args.model
     agent = load_agent(args.agent, **agent_kwargs)
 
