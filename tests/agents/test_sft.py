@@ -68,3 +68,15 @@ def test_default_policy_trains_once_then_caches(tmp_path, monkeypatch) -> None:
     stamp = (path / "config.json").stat().st_mtime_ns
     assert default_policy() == path  # cached: not retrained
     assert (path / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_step_based_schedule() -> None:
+    from agents.sft import _lr_at
+
+    cfg = SFTConfig(out="x", steps=1000, lr=1e-3, warmup_steps=100, decay_steps=200)
+    assert _lr_at(0, cfg) == pytest.approx(1e-5)
+    assert _lr_at(500, cfg) == 1e-3  # constant between warm-up and decay
+    assert _lr_at(999, cfg) == pytest.approx(1e-4)  # decays to 10 % at the stop step
+    assert _lr_at(900, cfg) < 1e-3
+    with pytest.raises(ValueError, match="decay_steps"):
+        SFTConfig(out="x", steps=10, decay_steps=20).validate()
