@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-tasks", type=int, default=None, help="training tasks")
     p.add_argument("--batch-size", type=int, default=None, help="sequences per step")
     p.add_argument("--lr", type=float, default=None, help="learning rate after warm-up")
+    p.add_argument("--decay-steps", type=int, default=None,
+                   help="final steps of linear learning-rate decay (0: constant)")
     p.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size")
     p.add_argument("--n-layer", type=int, default=None, help="transformer blocks")
     p.add_argument("--n-embd", type=int, default=None, help="hidden size")
