@@ -109,7 +109,7 @@ class SFTConfig:
     """Linear warm-up steps."""
     decay_steps: int = 250
     """Final steps over which the learning rate decays linearly to 10 % (0: constant to the
-    end). Set by the stop step, so a run with decay is no longer a prefix of a longer run."""
+    end; capped at ``steps``). With decay a run is no longer a prefix of a longer run."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
     grad_clip: float = 1.0
@@ -147,8 +147,8 @@ class SFTConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.decay_steps <= self.steps:
-            raise ValueError(f"decay_steps must be in [0, steps={self.steps}], got {self.decay_steps}")
+        if self.decay_steps < 0:
+            raise ValueError(f"decay_steps must be >= 0, got {self.decay_steps}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         parse_buckets(self.buckets)
@@ -334,9 +334,10 @@ def collate_sft(items: Sequence[tuple[list[int], int]], pad_id: int) -> SFTBatch
 def _lr_at(step: int, cfg: SFTConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    start = cfg.steps - cfg.decay_steps
-    if cfg.decay_steps > 0 and step >= start:
-        return cfg.lr * (1.0 - 0.9 * (step - start + 1) / cfg.decay_steps)
+    decay = min(cfg.decay_steps, cfg.steps)  # a short run decays over all its steps
+    start = cfg.steps - decay
+    if decay > 0 and step >= start:
+        return cfg.lr * (1.0 - 0.9 * (step - start + 1) / decay)
     return cfg.lr
 
 

@@ -78,5 +78,7 @@ def test_step_based_schedule() -> None:
     assert _lr_at(500, cfg) == 1e-3  # constant between warm-up and decay
     assert _lr_at(999, cfg) == pytest.approx(1e-4)  # decays to 10 % at the stop step
     assert _lr_at(900, cfg) < 1e-3
+    short = SFTConfig(out="x", steps=10, lr=1e-3, warmup_steps=0, decay_steps=250)
+    assert _lr_at(9, short) == pytest.approx(1e-4)  # decay capped at the run's length
     with pytest.raises(ValueError, match="decay_steps"):
-        SFTConfig(out="x", steps=10, decay_steps=20).validate()
+        SFTConfig(out="x", decay_steps=-1).validate()
