@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dense-reward", default=None, choices=["none", "delta", "paper"],
                    help="per-line reward: none (sparse), delta (potential-based), paper (score/T)")
     p.add_argument("--value-init", default=None, choices=["prm", "policy"],
-                   help="critic start: prm (plain load of the PRM) or policy (backbone + new head)")
+                   help="critic start: prm (plain load of the PRM) or policy (backbone + new "
+                        "head); default: prm when --prm is given, else policy")
     p.add_argument("--iterations", type=int, default=None, help="PPO iterations")
     p.add_argument("--out", required=True, help="run directory (resumes when it has a checkpoint)")
     p.add_argument("--config", default=None, help="JSON file of config fields")
