@@ -8,6 +8,15 @@ from ``tok(line + "\\n")`` (e.g. a token that merged the newline with more text,
 at ``max_line_tokens``), the generated positions are masked out and the canonical ids are
 appended instead, so the cache always equals a full encoding of the program.
 
+With ``reencode=False`` (what RL uses) every line is kept *as drawn*, whatever its
+tokenisation: PPO must train on the ids the policy sampled, or probability leaks into
+tokenisations no gradient ever sees (measured: re-encoded, loss-masked lines grew from 5 % to
+100 % of a collapsing run's tokens). A line cut at ``max_line_tokens`` gets a forced newline
+(:attr:`LineSampler.line_forced` counts such ids; they are not actions); a newline token that
+carries more text ends the line, the env seeing the text up to the newline.
+:attr:`LineSampler.line_ids` holds each line's ids as they are in the cache and
+:attr:`LineSampler.line_exact` whether they are the drawn ones (always, in this mode).
+
 Holes (masked positions) are handled with an explicit 2-D attention mask and per-slot
 position ids; when holes make up most of the cache it is rebuilt from the valid ids.
 """
@@ -35,6 +44,8 @@ class LineSampler:
         greedy: Take the argmax token (temperature/top-p ignored).
         max_line_tokens: A line is cut after this many tokens.
         generator: The torch generator for sampling (pass one for reproducible draws).
+        reencode: Re-encode every line by the rule (True, the default: the cache equals
+            ``encode_program``), or keep every line as drawn (False, for RL).
     """
 
     def __init__(
@@ -47,6 +58,7 @@ class LineSampler:
         greedy: bool = False,
         max_line_tokens: int = 64,
         generator: torch.Generator | None = None,
+        reencode: bool = True,
     ) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
@@ -63,6 +75,7 @@ class LineSampler:
         self.greedy = bool(greedy)
         self.max_line_tokens = int(max_line_tokens)
         self.generator = generator
+        self.reencode = bool(reencode)
         self.device = next(model.parameters()).device
         self.eos_id = int(tokenizer.eos_token_id)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
@@ -73,6 +86,7 @@ class LineSampler:
             if "\n" in tokenizer.decode([i]):
                 nl[i] = True
         self._newline = nl
+        self._newline_ids = encode_lines(tokenizer, [""])[0]  # tok("\n")
         self.batch_size = 0
         self._clear(0)
 
@@ -87,6 +101,18 @@ class LineSampler:
         self.lines: list[list[str]] = [[] for _ in range(batch)]
         self.finished: list[bool] = [False] * batch
         self._pending_submit: list[bool] = [False] * batch
+        # Per slot and line: the sampled tokens were exactly tok(line + "\n") (the line ended
+        # with a newline token and needed no re-encoding), so the cached ids are the ones the
+        # model drew. Only such lines are on-policy actions for RL.
+        self.line_exact: list[list[bool]] = [[] for _ in range(batch)]
+        # Per slot and line: the ids the cache holds for the line (drawn or re-encoded).
+        self.line_ids: list[list[list[int]]] = [[] for _ in range(batch)]
+        # Per slot and line: how many trailing ids of line_ids were forced, not drawn (the
+        # newline after a line cut at max_line_tokens, in reencode=False mode).
+        self.line_forced: list[list[int]] = [[] for _ in range(batch)]
+        # Per slot: the EOS that ended the program was drawn right after a canonical line end
+        # (not mid-line, where the rule inserts a newline the model never sampled).
+        self.eos_exact: list[bool] = [False] * batch
 
     def start(self, contexts: Sequence[str]) -> None:
         """Start ``len(contexts)`` new programs (drops any previous state)."""
@@ -113,6 +139,10 @@ class LineSampler:
             ids.extend(piece)
         self.valid_ids[slot] = []
         self.lines[slot] = list(lines)
+        self.line_exact[slot] = [False] * len(lines)
+        self.line_ids[slot] = encode_lines(self.tokenizer, lines)
+        self.line_forced[slot] = [0] * len(lines)
+        self.eos_exact[slot] = False
         self.finished[slot], self._pending_submit[slot] = flags if keep_flags else (False, False)
         new: list[list[int]] = [[] for _ in range(self.batch_size)]
         new[slot] = ids
@@ -212,7 +242,7 @@ class LineSampler:
                 continue
             if self._pending_submit[b]:
                 self.finished[b] = True
-                result[b] = SUBMIT
+                result[b] = SUBMIT  # EOS drawn mid-line: eos_exact stays False
             elif int(self.next_pos[b]) + 2 > self.max_positions:
                 self.finished[b] = True
                 result[b] = SUBMIT
@@ -251,18 +281,33 @@ class LineSampler:
             line = text.split("\n", 1)[0].rstrip("\r")
             if ended[b] == "eos" and not gen[b]:
                 self.finished[b] = True
+                self.eos_exact[b] = True
                 result[b] = SUBMIT
                 continue
             if ended[b] == "eos":
                 self._pending_submit[b] = True
-            canonical = encode_lines(self.tokenizer, [line])[0]
-            if canonical != gen[b]:
-                # Replace the generated tokens by tok(line + "\n") (the tokenisation rule).
-                for c in cols[b]:
-                    self.mask[b, c] = 0
-                self.next_pos[b] -= len(cols[b])
-                del self.valid_ids[b][len(self.valid_ids[b]) - len(cols[b]) :]
-                fixes[b] = canonical
+            if not self.reencode:
+                # RL: every drawn token stands; a cut line gets a forced newline (not drawn).
+                forced = self._newline_ids if ended[b] == "max" else []
+                self.line_exact[b].append(True)
+                self.line_ids[b].append(list(gen[b]) + forced)
+                self.line_forced[b].append(len(forced))
+                if ended[b] == "eos":
+                    self.eos_exact[b] = True  # drawn right after the line's drawn tokens
+                fixes[b] = list(forced)
+            else:
+                canonical = encode_lines(self.tokenizer, [line])[0]
+                keep = canonical == gen[b] and ended[b] == "nl"
+                self.line_exact[b].append(keep)
+                self.line_ids[b].append(list(gen[b]) if keep else canonical)
+                self.line_forced[b].append(0)
+                if not keep:
+                    # Replace the generated tokens by tok(line + "\n") (the tokenisation rule).
+                    for c in cols[b]:
+                        self.mask[b, c] = 0
+                    self.next_pos[b] -= len(cols[b])
+                    del self.valid_ids[b][len(self.valid_ids[b]) - len(cols[b]) :]
+                    fixes[b] = canonical
             self.lines[b].append(line)
             result[b] = line
         if any(fixes):

@@ -18,18 +18,22 @@ from sandboxes import Sandbox
 
 
 class EvalResult(NamedTuple):
-    """Per-task outcomes of one greedy evaluation (aligned with the task list)."""
+    """Per-task outcomes of one evaluation (aligned with the task list).
+
+    Greedy: ``passed`` is bool and ``num_lines`` int per task. Sampled (n programs per task):
+    both are per-task means over the n samples (float).
+    """
 
     task_ids: list[str]
-    passed: np.ndarray  # [N] bool
+    passed: np.ndarray  # [N] bool (greedy) or float in [0, 1] (sampled: fraction of n)
     prefix_accuracy: np.ndarray  # [N] float
-    num_lines: np.ndarray  # [N] int
+    num_lines: np.ndarray  # [N] int (greedy) or float (sampled mean)
     tokens: int
     seconds: float
 
     @property
     def pass_at_1(self) -> float:
-        """Greedy pass@1."""
+        """pass@1: greedy, or the mean of the per-task sampled pass fractions."""
         return float(self.passed.mean()) if len(self.passed) else float("nan")
 
 
@@ -88,11 +92,71 @@ def evaluate_greedy(
         max_line_tokens: Longest line in tokens.
         workers: Threads stepping the envs.
     """
+    sampler = LineSampler(policy, tokenizer, greedy=True, max_line_tokens=max_line_tokens)
+    return _evaluate(sampler, tasks, sandbox, 1, batch_size, max_new_tokens, max_lines, workers)
+
+
+@torch.no_grad()
+def evaluate_sampled(
+    policy: Any,
+    tokenizer: Any,
+    tasks: Sequence[Task],
+    sandbox: Sandbox,
+    *,
+    samples: int = 8,
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 100,
+    max_new_tokens: int = 96,
+    max_lines: int = 16,
+    max_line_tokens: int = 48,
+    workers: int = 2,
+) -> EvalResult:
+    """Sampled pass@1 (Codex's estimator c/n with n = ``samples`` per task) of ``policy``.
+
+    ``passed`` and ``prefix_accuracy`` of the result are per-task means over the samples
+    (floats in [0, 1]); ``pass_at_1`` is their mean. Far less noisy than greedy pass@1 on a
+    small task set, and it is the quantity RL optimises directly.
+
+    Args:
+        policy: Causal LM (put in eval mode here).
+        tokenizer: Its tokenizer.
+        tasks: Fixed evaluation tasks.
+        sandbox: Shared sandbox (not closed).
+        samples: Programs sampled per task (n >= 1).
+        temperature: Sampling temperature (> 0).
+        seed: Seed of the sampling generator (same seed, same draws).
+        batch_size: Programs decoded together.
+        max_new_tokens: Token budget per program.
+        max_lines: Line limit per program.
+        max_line_tokens: Longest line in tokens.
+        workers: Threads stepping the envs.
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(int(seed))
+    sampler = LineSampler(
+        policy, tokenizer, temperature=temperature, max_line_tokens=max_line_tokens, generator=gen
+    )
+    return _evaluate(sampler, tasks, sandbox, samples, batch_size, max_new_tokens, max_lines, workers)
+
+
+def _evaluate(
+    sampler: LineSampler,
+    tasks: Sequence[Task],
+    sandbox: Sandbox,
+    samples: int,
+    batch_size: int,
+    max_new_tokens: int,
+    max_lines: int,
+    workers: int,
+) -> EvalResult:
+    """Run ``samples`` episodes per task; per-task means of pass and prefix accuracy."""
     import time
 
-    policy.eval()
-    sampler = LineSampler(policy, tokenizer, greedy=True, max_line_tokens=max_line_tokens)
-    n_envs = min(batch_size, len(tasks))
+    sampler.model.eval()
+    jobs = [t for t in tasks for _ in range(samples)]  # task i -> jobs [i*samples, (i+1)*samples)
+    n_envs = min(batch_size, len(jobs))
     envs = [
         gym.make(
             "CodePRM-v0", tasks=[tasks[0]], sandbox=sandbox, reward_mode="none",
@@ -105,11 +169,9 @@ def evaluate_greedy(
     start = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for lo in range(0, len(tasks), batch_size):
-                chunk = list(tasks[lo : lo + batch_size])
-                episodes = collect_episodes(
-                    sampler, envs, chunk, max_new_tokens=max_new_tokens, pool=pool
-                )
+            for lo in range(0, len(jobs), batch_size):
+                chunk = jobs[lo : lo + batch_size]
+                episodes = collect_episodes(sampler, envs, chunk, max_new_tokens=max_new_tokens, pool=pool)
                 for ep in episodes:
                     passed.append(ep.passed)
                     prefix.append(prefix_accuracy(ep))
@@ -118,11 +180,15 @@ def evaluate_greedy(
     finally:
         for env in envs:
             env.close()
+    shape = (len(tasks), samples)
+    passed_arr = np.array(passed, dtype=float).reshape(shape)  # (N, n)
+    prefix_arr = np.array(prefix, dtype=float).reshape(shape)  # (N, n)
+    lines_arr = np.array(lines, dtype=float).reshape(shape)  # (N, n)
     return EvalResult(
         task_ids=[t.task_id for t in tasks],
-        passed=np.array(passed, dtype=bool),
-        prefix_accuracy=np.array(prefix, dtype=float),
-        num_lines=np.array(lines, dtype=int),
+        passed=passed_arr[:, 0].astype(bool) if samples == 1 else passed_arr.mean(axis=1),
+        prefix_accuracy=prefix_arr.mean(axis=1),
+        num_lines=lines_arr[:, 0].astype(int) if samples == 1 else lines_arr.mean(axis=1),
         tokens=tokens,
         seconds=time.perf_counter() - start,
     )

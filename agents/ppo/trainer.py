@@ -75,6 +75,7 @@ def _index(batch: RolloutBatch, idx: torch.Tensor) -> RolloutBatch:
         attention_mask=rows.attention_mask[:, :length],
         targets=rows.targets[:, : length - 1],
         action_mask=rows.action_mask[:, : length - 1],
+        policy_mask=rows.policy_mask[:, : length - 1],
     )
 
 
@@ -260,7 +261,7 @@ class PPOTrainer:
         )
         sampler = LineSampler(
             self._unwrap(self.policy), self.tokenizer, temperature=cfg.temperature,
-            max_line_tokens=cfg.max_line_tokens, generator=gen,
+            max_line_tokens=cfg.max_line_tokens, generator=gen, reencode=False,
         )  # fmt: skip
         episodes = collect_episodes(
             sampler, self.envs, self._draw_tasks(iteration), max_new_tokens=cfg.max_new_tokens,
@@ -279,7 +280,8 @@ class PPOTrainer:
         values = critic_values(self._unwrap(self.critic), batch.input_ids, batch.attention_mask)
         values = values[:, :-1]  # [B, S-1]: value of the state each token was chosen in
         mask = batch.action_mask
-        kl = torch.where(mask, old_lp - ref_lp, torch.zeros_like(old_lp))  # [B, S-1]
+        # KL only where the policy drew the token (a re-encoded token's log-ratio is no estimate)
+        kl = torch.where(batch.policy_mask, old_lp - ref_lp, torch.zeros_like(old_lp))  # [B, S-1]
         rewards = place_rewards(
             mask, batch.line_end, batch.line_rewards, batch.final_reward, kl, self.kl_ctl.value
         )
@@ -315,8 +317,9 @@ class PPOTrainer:
                     adv = masked_whiten(adv, mask)
                 if train_policy:
                     new_lp, ent = _policy_logprobs(self.policy, mb, cfg.temperature, True)
-                    pl = clipped_policy_loss(new_lp, old_lp, adv, mask, cfg.clip_coef)
-                    ent_mean = masked_mean(ent, mask)
+                    pmask = mb.policy_mask  # tokens drawn as they stand (see agents.ppo.rollout)
+                    pl = clipped_policy_loss(new_lp, old_lp, adv, pmask, cfg.clip_coef)
+                    ent_mean = masked_mean(ent, pmask)
                     loss = pl.loss - cfg.ent_coef * ent_mean
                     self.opt_policy.zero_grad(set_to_none=True)
                     self._backward(loss)
@@ -383,6 +386,8 @@ class PPOTrainer:
             "prefix_accuracy": float(np.mean([prefix_accuracy(e) for e in episodes])),
             "invalid_rate": float(np.mean([e.invalid for e in episodes])),
             "truncated_rate": float(np.mean([e.truncated for e in episodes])),
+            # action tokens re-encoded by the tokenisation rule (left out of the policy loss)
+            "reencoded_rate": 1.0 - float(batch.policy_mask.sum()) / max(n_tokens, 1),
         }
         stats = {k: self._mean_across(v) for k, v in stats.items()}
         if self.world > 1:  # DDP keeps replicas identical: the spread of a checksum must be 0

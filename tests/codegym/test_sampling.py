@@ -95,3 +95,44 @@ def test_bad_arguments_raise_value_error(lm) -> None:
         LineSampler(model, tok, temperature=0.0)
     with pytest.raises(ValueError, match="top_p"):
         LineSampler(model, tok, top_p=1.5)
+
+
+def test_reencode_false_keeps_the_drawn_ids(lm) -> None:
+    """RL mode: the cache holds exactly the drawn ids (+ a forced newline after a cut line)."""
+    from codegym.tokenization import encode_context, encode_lines
+
+    model, tok = lm
+    contexts = [TEXTS[0], "short\n", TEXTS[1]] * 3
+    nl = encode_lines(tok, [""])[0]
+    sampler = LineSampler(model, tok, max_line_tokens=6, reencode=False, generator=torch.Generator().manual_seed(1))
+    sampler.sample_programs(contexts, max_lines=6)
+    non_canonical = cut = 0
+    for b, ctx in enumerate(contexts):
+        ids = encode_context(tok, ctx)
+        assert len(sampler.line_ids[b]) == len(sampler.lines[b]) == len(sampler.line_forced[b])
+        for line, piece, forced in zip(sampler.lines[b], sampler.line_ids[b], sampler.line_forced[b]):
+            drawn = piece[: len(piece) - forced]
+            assert piece[len(piece) - forced :] == (nl if forced else [])
+            assert tok.decode(drawn).split("\n", 1)[0].rstrip("\r") == line
+            non_canonical += piece != encode_lines(tok, [line])[0]
+            cut += forced > 0
+            ids += piece
+        assert all(sampler.line_exact[b])
+        assert sampler.valid_ids[b] == ids  # nothing re-encoded, nothing dropped
+        if not sampler.finished[b]:
+            with torch.no_grad():
+                full = model(torch.tensor([ids])).logits[0, -1]
+            assert torch.allclose(full, sampler.last_logits[b], atol=1e-4)
+    assert non_canonical > 0 and cut > 0  # the untrained model exercises both cases
+
+
+def test_reencode_true_flags_replaced_lines(lm) -> None:
+    from codegym.tokenization import encode_lines
+
+    model, tok = lm
+    sampler = LineSampler(model, tok, max_line_tokens=6, generator=torch.Generator().manual_seed(1))
+    sampler.sample_programs([TEXTS[0], TEXTS[1]] * 3, max_lines=6)
+    flags = [f for fl in sampler.line_exact for f in fl]
+    assert flags and not all(flags)
+    for b in range(len(sampler.lines)):
+        assert sampler.line_ids[b] == encode_lines(tok, sampler.lines[b])  # the rule, always

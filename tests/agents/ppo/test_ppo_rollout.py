@@ -99,3 +99,35 @@ def test_executions_through_the_ray_sandbox_pool(tiny_policy_dir: Path) -> None:
         assert box.name == "ray"
         episodes, *_ = _run(tiny_policy_dir, box)
     assert [e.passed for e in episodes] == [True, False, True, True]
+
+
+def test_policy_mask_leaves_out_ids_the_policy_did_not_draw(tiny_policy_dir: Path) -> None:
+    """Drawn ids are trained as they stand; a forced newline, a re-encoded line and an EOS
+    drawn mid-line are kept in the sequence but left out of the policy loss."""
+    from agents.ppo.rollout import Episode
+    from codegym.lm import load_tokenizer
+    from codegym.tokenization import encode_context, encode_lines
+
+    tok = load_tokenizer(tiny_policy_dir)
+    task = load_suite("pipelines", min_steps=2, max_steps=3, seed=0).take(1, "train")[0]
+    ctx = "def f(xs):\n"
+    nl = encode_lines(tok, [""])[0]
+    drawn = [tok.encode("    re", add_special_tokens=False) + tok.encode("turn xs", add_special_tokens=False) + nl,
+             tok.encode("    xs", add_special_tokens=False)]  # fmt: skip
+    ep = Episode(task=task, context=ctx, lines=["    return xs", "    xs", "    pass"], eos=True)
+    ep.line_ids = [drawn[0], drawn[1] + nl, encode_lines(tok, ["    pass"])[0]]
+    ep.line_forced = [0, len(nl), 0]
+    ep.line_exact = [True, True, False]
+    ep.eos_exact = False
+    batch = episodes_to_batch([ep], tok)
+    prompt = encode_context(tok, ctx)
+    ids = prompt + ep.line_ids[0] + ep.line_ids[1] + ep.line_ids[2] + [tok.eos_token_id]
+    assert batch.input_ids[0, : len(ids)].tolist() == ids
+    p = len(prompt) - 1  # shifted index of the first action
+    a, b, c = (len(x) for x in ep.line_ids)
+    want = [True] * a + [True] * len(drawn[1]) + [False] * len(nl) + [False] * c + [False]
+    assert batch.action_mask[0, p : p + len(want)].all()
+    assert batch.policy_mask[0, p : p + len(want)].tolist() == want
+    assert int(batch.policy_mask.sum()) == sum(want)
+    ep.eos_exact = True
+    assert bool(episodes_to_batch([ep], tok).policy_mask[0, p + len(want) - 1])
