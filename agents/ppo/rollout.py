@@ -5,8 +5,9 @@ episode's lines, one shared cache for the whole batch) until each line ends; eve
 line is one env step. The env returns the line's dense reward (PRM), and on the final step the
 unit-test reward. After the episode the program is rebuilt from the ids the sampler's cache
 held: the prompt by the tokenisation rule, each line as the policy drew it (the sampler runs
-with ``reencode=False``; a line that could not stand as drawn is re-encoded by the rule), and
-the EOS token when the policy chose to submit; these ids are what PPO trains on.
+with ``reencode=False``; a line cut at ``max_line_tokens`` gets a forced newline), and the EOS
+token when the policy chose to submit; these ids are what PPO trains on. For a line the
+policy drew in the canonical tokenisation they are exactly the rule's ids.
 
 Token layout of a :class:`RolloutBatch` ("shifted" coordinates): position ``j`` of every
 per-action tensor is the prediction of token ``j + 1`` from the prefix ``ids[: j + 1]``.
@@ -71,11 +72,11 @@ class Episode:
     """Per line: trailing ids of ``line_ids`` the sampler forced (a newline after a cut line);
     they are not actions. ``None``: none."""
     line_exact: list[bool] | None = None
-    """Per line: the policy drew exactly ``tok(line + "\\n")`` (see
-    :attr:`codegym.sampling.LineSampler.line_exact`). Lines it drew in another tokenisation
-    (or cut without a newline) are re-encoded by the rule, so their tokens are *not* what the
-    policy sampled: they stay in the sequence (context, rewards, values) but are left out of
-    the policy loss and the KL. ``None``: every line counts as drawn as is."""
+    """Per line: ``line_ids`` are the ids the policy drew (see
+    :attr:`codegym.sampling.LineSampler.line_exact`). A re-encoding sampler replaces lines drawn
+    in another tokenisation by the rule's ids, which the policy did *not* sample: they stay in
+    the sequence (context, rewards, values) but are left out of the policy loss and the KL.
+    ``None``: every line counts as drawn as is."""
     eos_exact: bool = True
     """The EOS was drawn right after a line's newline (False: drawn mid-line, where the rule
     inserts a newline the policy never drew; it is then left out of the policy loss)."""
@@ -239,7 +240,8 @@ def collect_episodes(
 
 
 def episodes_to_batch(episodes: Sequence[Episode], tokenizer: Any) -> RolloutBatch:
-    """Encode episodes by the tokenisation rule into a right-padded :class:`RolloutBatch`."""
+    """Episodes as a right-padded :class:`RolloutBatch`: the prompt by the tokenisation rule,
+    the lines as the sampler's cache held them (``line_ids``; by the rule when absent)."""
     if not episodes:
         raise ValueError("episodes_to_batch needs at least one episode")
     eos = int(tokenizer.eos_token_id)

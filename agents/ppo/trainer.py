@@ -6,9 +6,10 @@ Reads like CleanRL's ``ppo.py``; one iteration is
    line by line through ``CodePRM-v0`` envs (:mod:`agents.ppo.rollout`); the env gives each
    line's dense reward and the unit-test reward;
 2. **advantages** — one no-grad pass of policy, frozen reference and critic over the
-   re-encoded programs gives old log-probs, the per-token KL and values; rewards are placed on
-   tokens (line rewards on line ends, unit-test reward on the final token, −β·KL on every
-   token) and GAE runs over tokens (:func:`agents.ppo.gae.compute_gae`);
+   programs *as drawn* (the sampler keeps the policy's own token ids) gives old log-probs, the
+   per-token KL and values; rewards are placed on tokens (line rewards on line ends,
+   unit-test reward on the final token, −β·KL on every drawn token) and GAE runs over tokens
+   (:func:`agents.ppo.gae.compute_gae`);
 3. **flatten / minibatch epochs** — ``update_epochs`` passes over shuffled minibatches of
    episodes: clipped policy loss on whitened advantages (after the critic warm-up), clipped
    value loss, gradient clipping, separate Adam optimisers;
@@ -386,7 +387,7 @@ class PPOTrainer:
             "prefix_accuracy": float(np.mean([prefix_accuracy(e) for e in episodes])),
             "invalid_rate": float(np.mean([e.invalid for e in episodes])),
             "truncated_rate": float(np.mean([e.truncated for e in episodes])),
-            # action tokens re-encoded by the tokenisation rule (left out of the policy loss)
+            # action tokens the policy did not draw (forced newlines; left out of the policy loss)
             "reencoded_rate": 1.0 - float(batch.policy_mask.sum()) / max(n_tokens, 1),
         }
         stats = {k: self._mean_across(v) for k, v in stats.items()}
