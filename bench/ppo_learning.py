@@ -19,24 +19,26 @@ and tokens/s of rollout, scoring and update.
     python bench/ppo_learning.py                        # defaults (<= ~30 min on 2 cores)
     python bench/ppo_learning.py --dense-reward delta --prm DIR --value-init prm
 
-Measured (2-core machine shared with ~5 other jobs, load average 8-17, 1 torch thread):
+Measured on an idle 2-core machine (1 torch thread), 2026-11-26, after PPO was changed to
+train on the token ids the policy drew (``LineSampler(reencode=False)``):
 
-* SFT stop step: ``agents.sft`` defaults (2 x 128, vocabulary 512, batch 16, lr 2e-3 after
-  100 warm-up steps) on 1-6-step tasks; greedy pass@1 on 100 validation 2-4-step tasks at
-  steps 250/300/350/500/550/600: 0.14/0.10/0.18/0.24/0.33/0.30; at 600 on the 400 fixed
-  tasks: 0.285 (line-prefix accuracy 0.37). Token entropy of rollouts ~0.1 nat: confident.
-* Sparse PPO with the ``PPOConfig`` defaults, ``--minutes 40`` (142 iterations; 16.9 s per
-  iteration under that load: rollout 5.0 s, scoring 2.9 s, update 8.8 s; the calibration
-  machine did 1.45 s): greedy pass@1 0.285 -> 0.345, paired +6.0 points [95 % CI +3.0,
-  +9.0] on 400 tasks; prefix accuracy 0.369 -> 0.427 [+3.1, +8.7]; rollout pass rate 0.31
-  (first 10 iterations) -> 0.44 (last 10); KL 0.31 nats per program; tokens/s rollout 786,
-  scoring 3,486, update 850 (2 epochs counted).
-* The defaults (``--minutes 20``) on the same cached SFT policy (``--policy``), load ~8:
-  168 iterations, 7.2 s each (rollout 2.1 / scoring 1.2 / update 3.8 s): greedy pass@1
-  0.285 -> 0.350, paired +6.5 points [95 % CI +3.3, +9.7]; prefix accuracy 0.369 -> 0.436;
-  KL 0.41 nats per program; tokens/s rollout 1,137, scoring 4,938, update 1,237; 21.0 min
-  for evaluations + PPO. Same seeds gave the same first 140 iterations as the 40-minute
-  run (the run is deterministic on CPU). The SFT stage took ~13 min at load ~12.
+* ``python bench/ppo_learning.py`` with the current defaults (16 tasks x 8 samples, policy
+  lr 1e-4, 2 epochs x 4 minibatches; run here as ``--policy WORK/sft-600 --set
+  policy_lr=1e-4 --set samples_per_prompt=8 --set num_minibatches=4`` before they became the
+  defaults): 120 iterations in 20 min, 10.0 s each (rollout 2.5 / scoring 2.1 / update
+  5.4 s); greedy pass@1 **0.280 -> 0.485, paired +20.5 points [95 % CI +16.2, +24.8]** on 400
+  tasks; sampled pass@1 (n = 8) 0.175 -> 0.308, +13.3 [+11.2, +15.5]; prefix accuracy 0.374
+  -> 0.561; rollout pass rate 0.27 -> 0.37 (first/last 10 iterations); KL 0.94 nats per
+  program; tokens/s rollout 1,796, scoring 5,745, update 1,694; 22.5 min in all (SFT cached;
+  the SFT stage takes 160 s on this machine).
+* The previous defaults (16 x 4 samples, lr 2e-5, 2 x 2 minibatches) on the same SFT policy:
+  240 iterations, 5.0 s each; greedy 0.280 -> 0.287, +0.7 [-2.2, +3.7] — no measurable gain
+  (they had shown +5.5 to +6.5 points in the previous session, when PPO still trained on the
+  rule's re-encoding of the lines, on other SFT runs).
+
+Earlier (previous session, 2-core machine shared with other jobs, 1 torch thread): SFT stop
+step on 1-6-step tasks, greedy pass@1 on 100 validation 2-4-step tasks at steps
+250/300/350/500/550/600: 0.14/0.10/0.18/0.24/0.33/0.30 (hence ``SFT_STEPS`` = 600).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=400, help="PPO iterations (upper bound)")
     p.add_argument("--minutes", type=float, default=20.0, help="PPO wall-clock budget (upper bound)")
     p.add_argument("--eval-tasks", type=int, default=400, help="fixed validation tasks")
+    p.add_argument("--samples", type=int, default=8,
+                   help="programs per task for sampled pass@1 (temperature 1; 0: greedy only)")
     p.add_argument("--eval-min-steps", type=int, default=2, help="fewest steps of eval tasks")
     p.add_argument("--eval-max-steps", type=int, default=4, help="most steps of eval tasks")
     p.add_argument("--dense-reward", default="none", choices=["none", "delta", "paper"])
@@ -88,14 +92,17 @@ def build_sft(work: Path, steps: int, threads: int, device: str) -> Path:
     return out
 
 
-def evaluate(policy_dir: Path, tasks: list[Any], device: str) -> Any:
-    from agents.ppo.evaluation import evaluate_greedy
+def evaluate(policy_dir: Path, tasks: list[Any], device: str, samples: int = 0) -> tuple[Any, Any]:
+    """Greedy evaluation, and sampled pass@1 with ``samples`` programs per task (None if 0)."""
+    from agents.ppo.evaluation import evaluate_greedy, evaluate_sampled
     from codegym.lm import load_causal_lm
     from sandboxes import make_sandbox
 
     model, tok = load_causal_lm(policy_dir, device=device)
     with make_sandbox("local", workers=2) as box:
-        return evaluate_greedy(model, tok, tasks, box, batch_size=100)
+        greedy = evaluate_greedy(model, tok, tasks, box, batch_size=100)
+        sampled = evaluate_sampled(model, tok, tasks, box, samples=samples, seed=1234, batch_size=128) if samples else None
+    return greedy, sampled
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -121,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     suite = load_suite("pipelines", min_steps=args.eval_min_steps, max_steps=args.eval_max_steps, seed=0)
     tasks = suite.take(args.eval_tasks, "validation")
-    before = evaluate(policy_dir, tasks, args.device)
+    before, s_before = evaluate(policy_dir, tasks, args.device, args.samples)
     console.print(f"before: greedy pass@1 {before.pass_at_1:.3f} on {len(tasks)} tasks ({before.seconds:.0f} s)")
 
     overrides = parse_kv(args.set)
@@ -149,8 +156,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         trainer.close()
     t_ppo = time.perf_counter() - t_ppo
-    after = evaluate(run_dir / "policy", tasks, args.device)
+    after, s_after = evaluate(run_dir / "policy", tasks, args.device, args.samples)
     diff = paired_difference(before.passed.astype(float), after.passed.astype(float))
+    sdiff = paired_difference(s_before.passed, s_after.passed) if args.samples else None
     pdiff = paired_difference(before.prefix_accuracy, after.prefix_accuracy)
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
 
@@ -164,6 +172,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seconds_per_iteration": t_ppo / max(1, len(rows)),
         "pass@1_before": before.pass_at_1, "pass@1_after": after.pass_at_1,
         "pass@1_diff": diff.mean, "pass@1_diff_ci95": [diff.low, diff.high],
+        "sampled_samples": args.samples,
+        "sampled_pass@1_before": s_before.pass_at_1 if sdiff else None,
+        "sampled_pass@1_after": s_after.pass_at_1 if sdiff else None,
+        "sampled_pass@1_diff": sdiff.mean if sdiff else None,
+        "sampled_pass@1_diff_ci95": [sdiff.low, sdiff.high] if sdiff else None,
         "prefix_acc_before": float(before.prefix_accuracy.mean()),
         "prefix_acc_after": float(after.prefix_accuracy.mean()),
         "prefix_acc_diff_ci95": [pdiff.low, pdiff.high],
@@ -187,6 +200,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table.add_row("greedy pass@1 before", f"{before.pass_at_1:.3f}")
     table.add_row("greedy pass@1 after", f"{after.pass_at_1:.3f}")
     table.add_row("paired diff [95% CI]", f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}]")
+    if sdiff is not None:
+        table.add_row(f"sampled pass@1 (n={args.samples}) before -> after",
+                      f"{s_before.pass_at_1:.3f} -> {s_after.pass_at_1:.3f}")
+        table.add_row("sampled paired diff [95% CI]", f"{sdiff.mean:+.3f} [{sdiff.low:+.3f}, {sdiff.high:+.3f}]")
     table.add_row("prefix accuracy before -> after",
                   f"{result['prefix_acc_before']:.3f} -> {result['prefix_acc_after']:.3f}")
     table.add_row("rollout pass rate first/last 10 it",

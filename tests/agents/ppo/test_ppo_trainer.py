@@ -34,7 +34,7 @@ def test_config_validation_names_the_field() -> None:
     with pytest.raises(ValueError, match="unknown PPOConfig fields"):
         PPOConfig.from_dict({"lr": 1.0})
     cfg = PPOConfig()
-    assert cfg.batch_size == 64 and cfg.minibatch_size == 32
+    assert cfg.batch_size == 128 and cfg.minibatch_size == 32
     assert PPOConfig.from_dict(cfg.to_dict()) == cfg
 
 
