@@ -101,17 +101,17 @@ class LineSampler:
         self.lines: list[list[str]] = [[] for _ in range(batch)]
         self.finished: list[bool] = [False] * batch
         self._pending_submit: list[bool] = [False] * batch
-        # Per slot and line: the sampled tokens were exactly tok(line + "\n") (the line ended
-        # with a newline token and needed no re-encoding), so the cached ids are the ones the
-        # model drew. Only such lines are on-policy actions for RL.
+        # Per slot and line: the cached ids are the ones the model drew (always with
+        # reencode=False; with the rule, only when the draw was exactly tok(line + "\n")).
+        # Only such lines are on-policy actions for RL.
         self.line_exact: list[list[bool]] = [[] for _ in range(batch)]
         # Per slot and line: the ids the cache holds for the line (drawn or re-encoded).
         self.line_ids: list[list[list[int]]] = [[] for _ in range(batch)]
         # Per slot and line: how many trailing ids of line_ids were forced, not drawn (the
         # newline after a line cut at max_line_tokens, in reencode=False mode).
         self.line_forced: list[list[int]] = [[] for _ in range(batch)]
-        # Per slot: the EOS that ended the program was drawn right after a canonical line end
-        # (not mid-line, where the rule inserts a newline the model never sampled).
+        # Per slot: the EOS that ended the program follows the cached ids as drawn (False when
+        # drawn mid-line and the rule inserted a newline the model never sampled).
         self.eos_exact: list[bool] = [False] * batch
 
     def start(self, contexts: Sequence[str]) -> None:

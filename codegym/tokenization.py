@@ -103,12 +103,21 @@ def encode_lines(tokenizer: Any, lines: Sequence[str]) -> list[list[int]]:
     return _ids(tokenizer, [line + "\n" for line in lines], False)
 
 
-def encode_program(tokenizer: Any, context: str, lines: Sequence[str]) -> EncodedProgram:
-    """Token ids of ``context`` + ``lines`` by the rule, with each line's last-token index."""
-    ids = encode_context(tokenizer, context)
+def join_pieces(prompt_ids: Sequence[int], pieces: Sequence[Sequence[int]]) -> EncodedProgram:
+    """Prompt ids followed by one id list per line, with each line's last-token index.
+
+    :func:`encode_program` joins the rule's pieces; a caller holding other per-line ids (e.g.
+    the ids a policy drew, :attr:`codegym.sampling.LineSampler.line_ids`) joins those.
+    """
+    ids = list(prompt_ids)
     prompt_len = len(ids)
     ends: list[int] = []
-    for piece in encode_lines(tokenizer, lines):
+    for piece in pieces:
         ids.extend(piece)
         ends.append(len(ids) - 1)
     return EncodedProgram(ids, ends, prompt_len)
+
+
+def encode_program(tokenizer: Any, context: str, lines: Sequence[str]) -> EncodedProgram:
+    """Token ids of ``context`` + ``lines`` by the rule, with each line's last-token index."""
+    return join_pieces(encode_context(tokenizer, context), encode_lines(tokenizer, lines))

@@ -36,7 +36,7 @@ import torch
 from codegym.constants import SUBMIT
 from codegym.envs.code_prm import CodePRMEnv
 from codegym.tasks.base import Task
-from codegym.tokenization import encode_context, encode_lines, encode_program, task_context
+from codegym.tokenization import encode_context, encode_lines, join_pieces, task_context
 
 
 @dataclass
@@ -64,7 +64,8 @@ class Episode:
     status: str = ""
     """Execution status (``passed``, ``failed``, ``error``, ...)."""
     gen_tokens: int = 0
-    """Tokens generated for the program (line tokens by the rule, + EOS)."""
+    """Tokens of the program's lines as the sampler's cache held them (by the rule for a
+    sampler that does not track them), + EOS."""
     line_ids: list[list[int]] | None = None
     """Per line: the token ids the sampler's cache held (the drawn ids, or the rule's for a
     re-encoded line). ``None``: encode ``lines`` by the tokenisation rule."""
@@ -156,6 +157,10 @@ def collect_episodes(
     for env, task in zip(envs, tasks):
         env.reset(options={"task": task})
     sampler.start([e.context for e in episodes])
+    # What the sampler's cache held and which ids the policy drew (samplers that track it).
+    exact, eos_exact, line_ids, line_forced = (
+        getattr(sampler, a, None) for a in ("line_exact", "eos_exact", "line_ids", "line_forced")
+    )
     active = [True] * n
 
     def step(i: int, action: str) -> tuple[Any, ...] | ValueError:
@@ -176,9 +181,8 @@ def collect_episodes(
                 episodes[i].gen_tokens += 1
             else:
                 episodes[i].lines.append(action)
-                drawn = getattr(sampler, "line_ids", None)
-                drawn = drawn[i] if drawn is not None else None
-                episodes[i].gen_tokens += len(drawn[-1]) if drawn else len(encode_lines(tok, [action])[0])
+                piece = line_ids[i][-1] if line_ids is not None else encode_lines(tok, [action])[0]
+                episodes[i].gen_tokens += len(piece)
         mapper = pool.map if pool is not None else map
         results = list(mapper(lambda i, a=actions: step(i, a[i]), live))
         forced: list[int] = []
@@ -221,16 +225,14 @@ def collect_episodes(
                 ep.test_reward = _test_reward(info, unit_test_reward)
                 ep.passed = bool(info["passed"])
                 ep.status = str(info["exec"]["status"])
-    exact, eos_exact, line_ids = (getattr(sampler, a, None) for a in ("line_exact", "eos_exact", "line_ids"))
-    for i, ep in enumerate(episodes):  # which tokens the policy drew (samplers that track it)
+    for i, ep in enumerate(episodes):
         if exact is not None and eos_exact is not None:
             ep.line_exact = list(exact[i][: len(ep.lines)])
             ep.line_exact += [False] * (len(ep.lines) - len(ep.line_exact))
             ep.eos_exact = bool(eos_exact[i])
         if line_ids is not None and len(line_ids[i]) >= len(ep.lines):
             ep.line_ids = [list(x) for x in line_ids[i][: len(ep.lines)]]
-            forced = getattr(sampler, "line_forced", None)
-            ep.line_forced = list(forced[i][: len(ep.lines)]) if forced is not None else None
+            ep.line_forced = list(line_forced[i][: len(ep.lines)]) if line_forced is not None else None
     if dense_reward == "paper":
         for ep in episodes:
             if ep.lines:
@@ -248,19 +250,11 @@ def episodes_to_batch(episodes: Sequence[Episode], tokenizer: Any) -> RolloutBat
     pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos)
     encoded = []
     for ep in episodes:
-        if ep.line_ids is not None:  # the ids the sampler's cache held (drawn or re-encoded)
-            ids = encode_context(tokenizer, ep.context)
-            prompt_len = len(ids)
-            ends = []
-            for piece in ep.line_ids:
-                ids.extend(piece)
-                ends.append(len(ids) - 1)
-        else:
-            enc = encode_program(tokenizer, ep.context, ep.lines)
-            ids, prompt_len, ends = list(enc.input_ids), enc.prompt_len, list(enc.line_ends)
-        if ep.eos:
-            ids.append(eos)
-        encoded.append((ids, prompt_len, ends))
+        # the ids the sampler's cache held (drawn or re-encoded), else the rule's
+        pieces = ep.line_ids if ep.line_ids is not None else encode_lines(tokenizer, ep.lines)
+        enc = join_pieces(encode_context(tokenizer, ep.context), pieces)
+        ids = enc.input_ids + ([eos] if ep.eos else [])
+        encoded.append((ids, enc.prompt_len, enc.line_ends))
     batch = len(episodes)
     length = max(len(ids) for ids, _, _ in encoded)
     n_lines = max(1, max(len(ep.lines) for ep in episodes))

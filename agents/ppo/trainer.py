@@ -388,7 +388,7 @@ class PPOTrainer:
             "invalid_rate": float(np.mean([e.invalid for e in episodes])),
             "truncated_rate": float(np.mean([e.truncated for e in episodes])),
             # action tokens the policy did not draw (forced newlines; left out of the policy loss)
-            "reencoded_rate": 1.0 - float(batch.policy_mask.sum()) / max(n_tokens, 1),
+            "undrawn_rate": 1.0 - float(batch.policy_mask.sum()) / max(n_tokens, 1),
         }
         stats = {k: self._mean_across(v) for k, v in stats.items()}
         if self.world > 1:  # DDP keeps replicas identical: the spread of a checksum must be 0
