@@ -40,7 +40,6 @@ import fcntl
 import gc
 import json
 import os
-import random
 import resource
 import select
 import signal
@@ -76,11 +75,13 @@ MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+_JOB_FDS = 3  # fds a recycle request carries: the child's job, reply and output pipes
 USERNS_UID = 1000  # the candidates' uid inside a user namespace (non-root hosts)
 _PIVOT_ROOT_NR = {"x86_64": 155, "aarch64": 41, "arm64": 41}
 _KEYCTL_NR = {"x86_64": 250, "aarch64": 219, "arm64": 219}.get(os.uname().machine)
@@ -123,7 +124,7 @@ def _mount(src: str | None, target: str, fstype: str | None, flags: int,
 def _keyctl(op: int, *args: int) -> int:
     if _KEYCTL_NR is None:
         return -1
-    return int(_libc.syscall(_KEYCTL_NR, op, *(ctypes.c_long(a) for a in args)))
+    return int(_libc.syscall(_KEYCTL_NR, op, *[ctypes.c_long(a) for a in args]))
 
 
 def _reset_keyrings() -> None:
@@ -137,11 +138,28 @@ def _reset_keyrings() -> None:
         _keyctl(KEYCTL_CLEAR, persistent)
 
 
+def _set_name(name: bytes) -> None:
+    """Name this process for ``ps``/``top``/``perf`` (``PR_SET_NAME``; best effort)."""
+    _libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(name), ctypes.c_void_p).value or 0,
+                0, 0, 0)
+
+
 def _prctl(option: int, arg: int) -> None:
     _check(_libc.prctl(option, arg, 0, 0, 0), f"prctl({option})")
 
 
 # --------------------------------------------------------------------------- framing
+
+
+def _received_fds(anc: list[tuple[int, int, bytes]]) -> list[int]:
+    """The file descriptors of an ``SCM_RIGHTS`` message (``socket.recv_fds`` without its
+    per-call ``import array``)."""
+    fds: list[int] = []
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            for i in range(0, len(data) - len(data) % 4, 4):
+                fds.append(int.from_bytes(data[i:i + 4], sys.byteorder, signed=True))
+    return fds
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -201,8 +219,7 @@ class ForkServer:
         self.own_tmp = ""  # a temp dir this server created (removed when it exits)
         self.jobs = 0
         self.dirs: dict[int, str] = {}
-        self.doomed: dict[int, str | None] = {}  # killed job children not yet reaped -> dir
-        self.dying = False  # killed processes may still await reaping (they count as procs)
+        self.workdir = ""  # the job dir of this server (one child at a time): made before fork
         self.current = 0  # the newest child (prepared, or running a job)
         self.exited: dict[int, int] = {}  # wait status of the newest child, if reaped early
         self.applied: list[str] = []
@@ -266,6 +283,14 @@ class ForkServer:
                 base = self.own_tmp = _mkdtemp()
             self.work_parent = os.path.join(base, f"fs{cfg.get('fs_index', 0)}")
             os.makedirs(self.work_parent, mode=0o711, exist_ok=True)
+        # Per-child state that is the same for every child is set here, once: work done
+        # before a fork is cheap, work in the child pays a page fault per page it touches.
+        self.workdir = os.path.join(self.work_parent, f"job-{cfg.get('fs_index', 0)}")
+        os.environ["HOME"] = os.environ["TMPDIR"] = self.workdir
+        resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["max_file_mb"] << 20,) * 2)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (cfg["max_open_files"],) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)  # this server never execs: nothing it needs is lost
         if self.net_ns:
             self.applied.append("network namespace")
         if self.ipc_ns:
@@ -371,54 +396,40 @@ class ForkServer:
         gc.collect()
         gc.freeze()
         _libc.malloc_trim(0)  # fewer resident pages: every fork copies their page tables
+        # The hot request (recycle) and its reply are plain bytes, parsed without json or
+        # exceptions: every page the loop touches costs a page fault per job (fork write-
+        # protects them all), so the loop touches few.
+        sock = self.sock
+        anc_size = socket.CMSG_SPACE(_JOB_FDS * 4)
         while True:
-            while (self.doomed or self.dying) and not select.select([self.sock], [], [], 0.005)[0]:
-                self._reap_doomed()
             try:
-                msg, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 8)
+                msg, anc, _flags, _addr = sock.recvmsg(1 << 12, anc_size)
             except OSError:
-                msg, fds = b"", []
+                msg, anc = b"", []
+            fds = _received_fds(anc)
             if not msg:
                 self._exit()
-            req = json.loads(msg)
-            op = req["op"]
-            if op == "recycle":  # kill the last job's tree, prepare the next child
-                old = req.get("pid")
-                if old is not None:
+            if msg[0] == 114:  # b"r" [pid]: kill the last job's tree, prepare the next child
+                # Everything is cleaned up *before* the next fork, so the server does as
+                # little as possible while a child is alive (its writes would copy pages).
+                if len(msg) > 1:
+                    old = int(msg[1:])
                     self.exited.pop(old, None)
-                    if self.pid_ns:
-                        # SIGKILL reaches every process of the namespace at once; they exit
-                        # while the next child is prepared and are reaped afterwards
-                        try:
-                            os.kill(-1, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-                        self.doomed[old] = self.dirs.pop(old, None)
-                        self.dying = True
-                        self._clear_ipc()
-                        if self.userns:  # candidates own the work tmpfs: empty it now
-                            _clear_dir(self.work_parent)  # (and again once they are reaped)
-                    else:
-                        self._reap(old, 0.0)
+                    self._reap(old, 0.0)
                 try:
-                    reply: dict[str, Any] = {"pid": self._spawn(fds)}
+                    reply = b"p%d" % self._spawn(fds)
                 except OSError as e:
                     for fd in fds:
                         os.close(fd)
-                    reply = {"error": f"fork failed: {e}"}
-                self.sock.send(json.dumps(reply).encode())
-                self._reap_doomed()
-            elif op == "spawn":
-                try:
-                    reply = {"pid": self._spawn(fds)}
-                except OSError as e:
-                    for fd in fds:
-                        os.close(fd)
-                    reply = {"error": f"fork failed: {e}"}
-                self.sock.send(json.dumps(reply).encode())
-            elif op == "reap":
+                    reply = b"e" + f"fork failed: {e}".encode()
+                sock.send(reply)
+                continue
+            for fd in fds:
+                os.close(fd)
+            req = json.loads(msg)
+            if req["op"] == "reap":
                 status, killed = self._reap(req["pid"], req.get("grace", 0.0))
-                self.sock.send(json.dumps({"status": status, "killed": killed}).encode())
+                sock.send(json.dumps({"status": status, "killed": killed}).encode())
             else:
                 self._exit()
 
@@ -428,22 +439,6 @@ class ForkServer:
         if self.own_tmp:
             _rmtree(self.own_tmp)
         os._exit(0)
-
-    def _reap_doomed(self) -> None:
-        """Collect exited processes (non-blocking); drop the job dirs of reaped job children."""
-        while True:
-            try:
-                wpid, st = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:  # no child at all: every doomed one is gone
-                for pid in list(self.doomed):
-                    self._reaped(pid)
-                self.dying = False
-                return
-            if wpid == 0:
-                if self.dying and not self.doomed:
-                    self.dying = self._others_alive()
-                return
-            self._reaped(wpid, st)
 
     def _clear_ipc(self) -> None:
         """Remove every SysV object of this server's ipc namespace (a job may leave some)."""
@@ -469,28 +464,21 @@ class ForkServer:
                 if len(fields) > 1 and fields[1].isdigit():
                     rm(int(fields[1]), 0, None)  # IPC_RMID (== 0); for semctl semnum 0, cmd 0
 
-    def _others_alive(self) -> bool:
-        """Any process of this pid namespace but us and the newest child (zombies count)?"""
-        try:
-            names = os.listdir("/proc")
-        except OSError:
-            return False
-        mine = {"1", str(self.current), "self", "thread-self"}
-        return any(n.isdigit() and n not in mine for n in names)
-
     def _reaped(self, pid: int, status: int | None = None) -> None:
         if pid == self.current and status is not None:
             self.exited[pid] = status  # a job child that ended early: keep how, for the judge
-        workdir = self.doomed.pop(pid, None)
-        if workdir:
-            _rmtree(workdir)
-            if self.userns:  # candidates own the work tmpfs here: drop anything left beside
-                _clear_dir(self.work_parent, keep=self.dirs.get(self.current, ""))
 
     def _spawn(self, fds: list[int]) -> int:
         """Fork a prepared candidate child that waits for its job on fd 3."""
         self.jobs += 1
-        workdir = os.path.join(self.work_parent, f"job-{self.cfg.get('fs_index', 0)}-{self.jobs}")
+        workdir = self.workdir
+        try:
+            os.mkdir(workdir, 0o700)
+        except FileExistsError:  # the last job's dir could not be removed: use a fresh one
+            workdir = f"{self.workdir}-{self.jobs}"
+            os.mkdir(workdir, 0o700)
+        if self.root:
+            os.chown(workdir, self.cfg["uid"], self.cfg["gid"])
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
@@ -526,6 +514,8 @@ class ForkServer:
         workdir = self.dirs.pop(pid, None)
         if workdir:
             _rmtree(workdir)
+        if self.userns:  # candidates own the work tmpfs here: drop anything left beside
+            _clear_dir(self.work_parent)  # (no other child of this server is alive now)
         if self.cfg.get("wipe_temp_root"):
             # This worker owns temp_root alone (a container, where candidates share its uid):
             # nothing a job wrote beside its own dir reaches the next job.
@@ -541,23 +531,33 @@ class ForkServer:
         subreaper: orphans are re-parented to it, so killing its children until none is left
         reaches every descendant.
         """
-        for _ in range(100000):
-            if self.pid_ns:
+        if self.pid_ns:
+            # Every process alive at a kill(-1) dies; each blocking wait reaps one of them
+            # (orphans are re-parented to us). Killing again before each wait reaches anything
+            # forked in between, so no wait can block on a live process.
+            while True:
                 try:
                     os.kill(-1, signal.SIGKILL)  # from pid 1: every other process in the ns
                 except ProcessLookupError:
                     pass
-            else:
-                if pgid is not None:
-                    try:
-                        os.killpg(pgid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-                for k in _children_of(os.getpid()):
-                    try:
-                        os.kill(k, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+                try:
+                    wpid, st = os.waitpid(-1, 0)
+                except ChildProcessError:
+                    return
+                self._reaped(wpid, st)
+                if wpid == pgid and box is not None and box[0] is None:
+                    box[0] = st
+        for _ in range(100000):
+            if pgid is not None:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            for k in _children_of(os.getpid()):
+                try:
+                    os.kill(k, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             if box is not None and box[0] is None and pgid is not None:
                 try:  # SIGKILLed above: it dies promptly
                     box[0] = os.waitpid(pgid, 0)[1]
@@ -573,8 +573,6 @@ class ForkServer:
                     if wpid == pgid and box is not None:
                         box[0] = st
             except ChildProcessError:
-                for pid in list(self.doomed):
-                    self._reaped(pid)
                 return
             time.sleep(0.0005)
 
@@ -587,10 +585,9 @@ class ForkServer:
         try:
             os.setsid()
             uid, gid = cfg["uid"], cfg["gid"]
-            os.mkdir(workdir, 0o700)
-            if self.root:
-                os.chown(workdir, uid, gid)
             os.chdir(workdir)
+            if workdir != self.workdir:
+                os.environ["HOME"] = os.environ["TMPDIR"] = workdir
             devnull = os.open("/dev/null", os.O_RDWR)
             os.dup2(devnull, 0)
             os.dup2(out_w, 1)
@@ -599,9 +596,7 @@ class ForkServer:
             os.dup2(rep_w, 4)
             report_fd = 4
             os.closerange(5, 1 << 16)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["max_file_mb"] << 20,) * 2)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (cfg["max_open_files"],) * 2)
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            # RLIMIT_FSIZE/NOFILE/CORE and no_new_privs are inherited from the server
             if self.root:
                 resource.setrlimit(resource.RLIMIT_NPROC, (cfg["max_procs"],) * 2)
                 os.setgroups([])
@@ -614,15 +609,13 @@ class ForkServer:
                 want = cfg["max_procs"] + _count_user_procs()
                 if hard == resource.RLIM_INFINITY or want <= hard:
                     resource.setrlimit(resource.RLIMIT_NPROC, (want, hard))
-            _prctl(PR_SET_NO_NEW_PRIVS, 1)
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             _prctl(PR_SET_DUMPABLE, 1)  # its own /proc/self; only its own job can see it
             _keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0)  # a session keyring of its own
             signal.signal(signal.SIGINT, signal.default_int_handler)
             if os.getppid() != parent:
                 os._exit(71)  # the fork server died before the death signal was armed
-            os.environ["HOME"] = os.environ["TMPDIR"] = workdir  # the rest is set in setup()
-            random.seed()
+            # (``random`` re-seeds itself in a forked child: os.register_at_fork)
         except BaseException as e:  # noqa: BLE001 - report any setup failure to the judge
             try:
                 _write_all(report_fd, b"S" + json.dumps(_exc_info(e)).encode() + b"\n")
@@ -812,26 +805,29 @@ def _runner(max_result: int, base_vsize: int) -> None:
                 pass
         _write_all(4, data)
 
-    line = rf.readline()
+    line = rf.readline()  # b"<cpu s> <memory MiB> <entry bytes> <program bytes>\n", then both
     if not line:
         return
     try:
-        head = json.loads(line)
+        cpu, memory_mb, n_entry, n_program = [int(x) for x in line.split()]
+        body = rf.read(n_entry + n_program)
+        entry = body[:n_entry].decode("utf-8", "surrogatepass")
+        program = body[n_entry:].decode("utf-8", "surrogatepass")
+        del body
         _reset_keyrings()  # whatever an earlier job of this uid stored is gone
-        cpu = int(head["timeout"]) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        if head["memory_mb"] > 0:
-            lim = base_vsize + (int(head["memory_mb"]) << 20)
+        if memory_mb > 0:
+            lim = base_vsize + (memory_mb << 20)
             resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
         g: dict[str, Any] = {"__name__": "__candidate__", "__builtins__": builtins}
-        code = compile(head["program"], "<candidate>", "exec")
+        code = compile(program, "<candidate>", "exec")
         exec(code, g)
-        fn = g.get(head["entry"])
+        fn = g.get(entry)
         if fn is None:
-            raise NameError(f"the program does not define {head['entry']!r}")
+            raise NameError(f"the program does not define {entry!r}")
         if not callable(fn):
-            raise TypeError(f"{head['entry']!r} is not callable")
-        del code, head
+            raise TypeError(f"{entry!r} is not callable")
+        del code, program
     except MemoryError:
         send(mem_msg)
         return
@@ -1045,12 +1041,8 @@ class _ServerLink:
         self.next: dict[str, Any] | None = None  # the prepared child for the next job
         self.cur_pid: int | None = None  # the child of the last job, not yet killed
 
-    def send(self, req: dict[str, Any], fds: list[int] | None = None) -> None:
-        data = json.dumps(req).encode()
-        if fds:
-            socket.send_fds(self.sock, [data], fds)
-        else:
-            self.sock.send(data)
+    def send(self, req: dict[str, Any]) -> None:
+        self.sock.send(json.dumps(req).encode())
         self.pending.append(req["op"])
 
     def collect(self) -> list[dict[str, Any]]:
@@ -1061,12 +1053,14 @@ class _ServerLink:
             reply = self.sock.recv(1 << 16)
             if not reply:
                 raise RuntimeError("the fork server died")
-            r = json.loads(reply)
             if op == "recycle":
-                if "error" in r:
-                    raise RuntimeError(r["error"])
+                if reply[:1] != b"p":
+                    raise RuntimeError(reply[1:].decode("utf-8", "replace"))
                 assert self.next is not None
+                r: dict[str, Any] = {"pid": int(reply[1:])}
                 self.next["pid"] = r["pid"]
+            else:
+                r = json.loads(reply)
             out.append(r)
         return out
 
@@ -1076,7 +1070,9 @@ class _ServerLink:
         rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
-            self.send({"op": "recycle", "pid": self.cur_pid}, [req_r, rep_w, out_w])
+            msg = b"r" if self.cur_pid is None else b"r%d" % self.cur_pid
+            socket.send_fds(self.sock, [msg], [req_r, rep_w, out_w])
+            self.pending.append("recycle")
         except OSError:
             for fd in (req_w, rep_r, out_r):
                 os.close(fd)
@@ -1164,6 +1160,7 @@ class Judge:
                         if theirs.recv(16) != b"go":  # the judge adopted us (or died)
                             os._exit(0)
                         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                        _set_name(b"codegym-sbx")  # its candidates inherit the name
                         fs = ForkServer(dict(cfg, fs_index=index), theirs, pid_ns, userns)
                         fs.setup()
                         fs.serve()
@@ -1375,15 +1372,17 @@ class Judge:
         raise ch.fail("protocol", f"unexpected reply {kind!r} to the program")
 
     def _judge(self, job: dict[str, Any], ch: _Channel, total: int) -> dict[str, Any]:
-        head = json.dumps({"program": job["program"], "entry": job["entry"],
-                           "timeout": job["timeout"], "memory_mb": job["memory_mb"]}).encode()
+        entry = str(job["entry"]).encode("utf-8", "surrogatepass")
+        program = str(job["program"]).encode("utf-8", "surrogatepass")
+        head = b"%d %d %d %d\n" % (int(job["timeout"]) + 1, int(job["memory_mb"]), len(entry),
+                                    len(program)) + entry + program
         if job["kind"] == "io":
-            out = bytearray(head + b"\n")
+            out = bytearray(head)
             for args, _expected in job["cases"]:  # pipelined behind the program
                 out += enc.encode([list(args), {}], max_bytes=1 << 30).encode() + b"\n"
             ch.send(bytes(out))
             return self._await_ready(ch) or self._judge_io(job, ch, total)
-        ch.send(head + b"\n")
+        ch.send(head)
         return self._judge_assert(job, ch)
 
     def _judge_io(self, job: dict[str, Any], ch: _Channel, total: int) -> dict[str, Any]:
@@ -1562,6 +1561,7 @@ def main(cfg: dict[str, Any]) -> None:
     os.dup2(2, 1)
     os.close(devnull)
     cfg["_in"], cfg["_out"] = proto_in, proto_out
+    _set_name(b"codegym-judge")
     for name in cfg.get("preimport", PREIMPORT):
         try:
             __import__(name)
