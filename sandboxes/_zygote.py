@@ -26,6 +26,12 @@ non-root uid can read it) and sends it this source plus :mod:`sandboxes.encoding
   core); a dedicated non-root uid/gid with no supplementary groups (root hosts);
   ``no_new_privs``; parent-death signal; clean environment; stdout/stderr to a capped pipe.
   It execs the program and serves calls; results travel back as tagged JSON (never pickle).
+  Whatever is the same for every child (its work dir path, ``HOME``/``TMPDIR``, the file
+  rlimits, ``no_new_privs``) is set once in the fork server, and the last job's tree is
+  killed and reaped and its dir removed and made anew *before* the next fork: on hosts where
+  page faults are dear, every page a freshly forked process writes costs one.
+
+Processes are named ``codegym-judge`` (J) and ``codegym-sbx`` (F and C) for ``ps``/``top``.
 
 Without root and user namespaces (or with ``namespaces=False``) the namespace layers are
 skipped, per-job dirs live under the host's temp root, the fork server is a child subreaper
