@@ -459,13 +459,25 @@ class ForkServer:
                 os.unlink(os.path.join("/dev/mqueue", q))
             except OSError:
                 pass
-        for kind, rm in (("shm", _libc.shmctl), ("msg", _libc.msgctl), ("sem", _libc.semctl)):
+        for path, rm in (("/proc/sysvipc/shm", _libc.shmctl), ("/proc/sysvipc/msg", _libc.msgctl),
+                         ("/proc/sysvipc/sem", _libc.semctl)):
+            # raw reads, not open(): this runs after every job, and each page of the io
+            # stack it would touch costs a page fault (the server forked since)
             try:
-                with open(f"/proc/sysvipc/{kind}") as f:
-                    rows = f.read().splitlines()[1:]
+                fd = os.open(path, os.O_RDONLY)
             except OSError:
                 continue
-            for row in rows:
+            try:
+                chunks = [os.read(fd, 1 << 16)]
+                if chunks[0].count(b"\n") <= 1:  # the header line only: no object (usual)
+                    continue
+                while chunks[-1]:
+                    chunks.append(os.read(fd, 1 << 16))
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+            for row in b"".join(chunks).splitlines()[1:]:
                 fields = row.split()
                 if len(fields) > 1 and fields[1].isdigit():
                     rm(int(fields[1]), 0, None)  # IPC_RMID (== 0); for semctl semnum 0, cmd 0
@@ -685,6 +697,11 @@ def _rmtree(path: str) -> None:
 
     No shutil: importing it would pull compression modules into every fork.
     """
+    try:  # the usual case: the job wrote nothing
+        os.rmdir(path)
+        return
+    except OSError:
+        pass
     stack: list[tuple[str, bool]] = [(path, False)]
     while stack:
         p, emptied = stack.pop()
