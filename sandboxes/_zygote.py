@@ -226,6 +226,8 @@ class ForkServer:
         self.jobs = 0
         self.dirs: dict[int, str] = {}
         self.workdir = ""  # the job dir of this server (one child at a time): made before fork
+        self.devnull = -1  # /dev/null, kept open at a high fd for the children's stdin
+        self.nproc: int | None = None  # the children's RLIMIT_NPROC (None: counted per child)
         self.current = 0  # the newest child (prepared, or running a job)
         self.exited: dict[int, int] = {}  # wait status of the newest child, if reaped early
         self.applied: list[str] = []
@@ -297,6 +299,10 @@ class ForkServer:
         resource.setrlimit(resource.RLIMIT_NOFILE, (cfg["max_open_files"],) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         _prctl(PR_SET_NO_NEW_PRIVS, 1)  # this server never execs: nothing it needs is lost
+        if self.root:
+            self.nproc = cfg["max_procs"]
+        elif self.userns:  # counted per user namespace: our tree only
+            self.nproc = cfg["max_procs"] + 4
         if self.net_ns:
             self.applied.append("network namespace")
         if self.ipc_ns:
@@ -407,6 +413,16 @@ class ForkServer:
         # protects them all), so the loop touches few.
         sock = self.sock
         anc_size = socket.CMSG_SPACE(_JOB_FDS * 4)
+        # fds 0-4 stay taken here, so the pipes a request brings arrive at 5 or above and a
+        # child moves them to 1-4 with plain dup2 calls
+        devnull = os.open("/dev/null", os.O_RDWR)
+        self.devnull = fcntl.fcntl(devnull, fcntl.F_DUPFD_CLOEXEC, 100)
+        os.close(devnull)
+        for fd in range(5):
+            try:
+                os.fstat(fd)
+            except OSError:
+                os.dup2(self.devnull, fd, inheritable=False)
         while True:
             try:
                 msg, anc, _flags, _addr = sock.recvmsg(1 << 12, anc_size)
@@ -415,7 +431,11 @@ class ForkServer:
             fds = _received_fds(anc)
             if not msg:
                 self._exit()
-            if msg[0] == 114:  # b"r" [pid]: kill the last job's tree, prepare the next child
+            if msg[0] == 114 and len(fds) != _JOB_FDS:
+                for fd in fds:
+                    os.close(fd)
+                sock.send(b"e" + f"a recycle request needs {_JOB_FDS} fds".encode())
+            elif msg[0] == 114:  # b"r" [pid]: kill the last job's tree, prepare the next child
                 # Everything is cleaned up *before* the next fork, so the server does as
                 # little as possible while a child is alive (its writes would copy pages).
                 if len(msg) > 1:
@@ -597,17 +617,14 @@ class ForkServer:
     # -- the candidate child -------------------------------------------------
     def _child(self, fds: list[int], workdir: str, parent: int) -> None:
         """Prepare a candidate child (runs after fork), then serve the job as the runner."""
-        cfg = self.cfg
-        req_r, rep_w, out_w = [_dup_high(fd) for fd in fds]
+        req_r, rep_w, out_w = fds  # all >= 5 (see serve)
         report_fd = rep_w
         try:
             os.setsid()
-            uid, gid = cfg["uid"], cfg["gid"]
             os.chdir(workdir)
             if workdir != self.workdir:
                 os.environ["HOME"] = os.environ["TMPDIR"] = workdir
-            devnull = os.open("/dev/null", os.O_RDWR)
-            os.dup2(devnull, 0)
+            os.dup2(self.devnull, 0)
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
             os.dup2(req_r, 3)
@@ -615,18 +632,19 @@ class ForkServer:
             report_fd = 4
             os.closerange(5, 1 << 16)
             # RLIMIT_FSIZE/NOFILE/CORE and no_new_privs are inherited from the server
+            nproc = self.nproc
+            if nproc is None:
+                _soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+                want = self.cfg["max_procs"] + _count_user_procs()
+                if hard == resource.RLIM_INFINITY or want <= hard:
+                    resource.setrlimit(resource.RLIMIT_NPROC, (want, hard))
+            else:
+                resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
             if self.root:
-                resource.setrlimit(resource.RLIMIT_NPROC, (cfg["max_procs"],) * 2)
+                uid, gid = self.cfg["uid"], self.cfg["gid"]
                 os.setgroups([])
                 os.setresgid(gid, gid, gid)
                 os.setresuid(uid, uid, uid)
-            elif self.userns:  # counted per user namespace: our tree only
-                resource.setrlimit(resource.RLIMIT_NPROC, (cfg["max_procs"] + 4,) * 2)
-            else:
-                _soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
-                want = cfg["max_procs"] + _count_user_procs()
-                if hard == resource.RLIM_INFINITY or want <= hard:
-                    resource.setrlimit(resource.RLIMIT_NPROC, (want, hard))
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             _prctl(PR_SET_DUMPABLE, 1)  # its own /proc/self; only its own job can see it
             _keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0)  # a session keyring of its own
@@ -639,7 +657,7 @@ class ForkServer:
                 _write_all(report_fd, b"S" + json.dumps(_exc_info(e)).encode() + b"\n")
             finally:
                 os._exit(70)
-        _runner(cfg["max_result_bytes"], self.base_vsize)
+        _runner(self.cfg["max_result_bytes"], self.base_vsize)
         os._exit(0)
 
 
@@ -754,10 +772,6 @@ def _mkdtemp() -> str:
     import tempfile
 
     return tempfile.mkdtemp(prefix="codegym-fs-")
-
-
-def _dup_high(fd: int) -> int:
-    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100)
 
 
 def _children_of(ppid: int) -> list[int]:
