@@ -1,0 +1,51 @@
+"""The candidate runner's fd reader (``sandboxes._zygote._Lines``) against a real pipe."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from sandboxes._zygote import _Lines
+
+
+def _feed(data: bytes) -> int:
+    """A pipe whose write end a thread fills with ``data`` in uneven pieces, then closes."""
+    r, w = os.pipe()
+
+    def writer() -> None:
+        view, step = memoryview(data), 1
+        while view:
+            n = os.write(w, view[:step])
+            view = view[n:]
+            step = step * 7 % 100_003 + 1  # pieces of every size, across read boundaries
+        os.close(w)
+
+    threading.Thread(target=writer, daemon=True).start()
+    return r
+
+
+def test_lines_and_counted_bytes_round_trip_across_chunk_boundaries() -> None:
+    big = bytes(range(256)) * 1024  # 256 KiB: spans several os.read chunks
+    long_line = b"x" * 200_000 + b"\n"
+    data = b"3 0 1 4\n" + b"fabc" + b"first\n" + long_line + big + b"tail-no-newline"
+    r = _feed(data)
+    try:
+        rd = _Lines(r)
+        assert rd.readline() == b"3 0 1 4\n"
+        assert rd.read(4) == b"fabc"
+        assert rd.readline() == b"first\n"
+        assert rd.readline() == long_line
+        assert rd.read(len(big)) == big
+        assert rd.readline() == b"tail-no-newline"  # EOF ends the last line
+        assert rd.readline() == b""
+        assert rd.read(10) == b""
+    finally:
+        os.close(r)
+
+
+def test_read_stops_short_at_eof() -> None:
+    r = _feed(b"abc")
+    try:
+        assert _Lines(r).read(10) == b"abc"
+    finally:
+        os.close(r)
