@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-from sandbox_throughput import humaneval_jobs, tree_cpu  # noqa: E402
+from sandbox_throughput import humaneval_jobs, proc_stats, tree_cpu  # noqa: E402
 
 import sandboxes.local as local  # noqa: E402
 from sandboxes.local import LocalSandbox  # noqa: E402
@@ -59,18 +59,9 @@ def worker_sources(rev: str | None) -> list[list[str]]:
 
 def role_counters(judge: int) -> dict[str, float]:
     """CPU ms and minor faults so far of one worker's judge, fork servers and candidates."""
-    stats: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                raw = fh.read()
-        except OSError:
-            continue
-        f = raw[raw.rfind(b")") + 2:].split()
-        # ppid, minflt, cminflt, utime, stime, cutime, cstime
-        stats[int(name)] = [int(f[1]), int(f[7]), int(f[8])] + [int(x) for x in f[11:15]]
+    # ppid, minflt, cminflt, utime, stime, cutime, cstime
+    stats = {pid: [int(f[1]), int(f[7]), int(f[8])] + [int(x) for x in f[11:15]]
+             for pid, f in proc_stats().items()}
     ms = 1000 / _TICK
     servers = [pid for pid, s in stats.items() if s[0] == judge]
     j = stats.get(judge, [0] * 7)

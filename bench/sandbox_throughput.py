@@ -89,8 +89,9 @@ class Row:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_table() -> dict[int, tuple[int, float]]:
-    """pid -> (ppid, CPU seconds incl. reaped children) for every readable process."""
+def proc_stats() -> dict[int, list[bytes]]:
+    """pid -> the fields of ``/proc/PID/stat`` after the command name (``state`` first), for
+    every readable process."""
     out = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -100,9 +101,14 @@ def _cpu_table() -> dict[int, tuple[int, float]]:
                 stat = fh.read()
         except OSError:
             continue
-        f = stat[stat.rfind(b")") + 2:].split()
-        out[int(name)] = (int(f[1]), sum(int(x) for x in f[11:15]) / _TICK)
+        out[int(name)] = stat[stat.rfind(b")") + 2:].split()
     return out
+
+
+def _cpu_table() -> dict[int, tuple[int, float]]:
+    """pid -> (ppid, CPU seconds incl. reaped children) for every readable process."""
+    return {pid: (int(f[1]), sum(int(x) for x in f[11:15]) / _TICK)
+            for pid, f in proc_stats().items()}
 
 
 def tree_cpu(roots: list[int]) -> float:
