@@ -431,11 +431,12 @@ class ForkServer:
             fds = _received_fds(anc)
             if not msg:
                 self._exit()
-            if msg[0] == 114 and len(fds) != _JOB_FDS:
-                for fd in fds:
-                    os.close(fd)
-                sock.send(b"e" + f"a recycle request needs {_JOB_FDS} fds".encode())
-            elif msg[0] == 114:  # b"r" [pid]: kill the last job's tree, prepare the next child
+            if msg[0] == 114:  # b"r" [pid]: kill the last job's tree, prepare the next child
+                if len(fds) != _JOB_FDS:
+                    for fd in fds:
+                        os.close(fd)
+                    sock.send(b"e" + f"a recycle request needs {_JOB_FDS} fds".encode())
+                    continue
                 # Everything is cleaned up *before* the next fork, so the server does as
                 # little as possible while a child is alive (its writes would copy pages).
                 if len(msg) > 1:
