@@ -30,7 +30,7 @@ import torch
 
 from codegym.constants import SUBMIT
 from codegym.lm import forward_cached
-from codegym.tokenization import encode_context, encode_lines
+from codegym.tokenization import encode_context, encode_lines, join_pieces
 
 
 class LineSampler:
@@ -134,13 +134,12 @@ class LineSampler:
         flags = (self.finished[slot], self._pending_submit[slot])
         self.mask[slot] = 0
         self.next_pos[slot] = 0
-        ids = encode_context(self.tokenizer, context)
-        for piece in encode_lines(self.tokenizer, lines):
-            ids.extend(piece)
+        pieces = encode_lines(self.tokenizer, lines)
+        ids = join_pieces(encode_context(self.tokenizer, context), pieces).input_ids
         self.valid_ids[slot] = []
         self.lines[slot] = list(lines)
         self.line_exact[slot] = [False] * len(lines)
-        self.line_ids[slot] = encode_lines(self.tokenizer, lines)
+        self.line_ids[slot] = pieces
         self.line_forced[slot] = [0] * len(lines)
         self.eos_exact[slot] = False
         self.finished[slot], self._pending_submit[slot] = flags if keep_flags else (False, False)
