@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="programs per task for sampled pass@1 (temperature 1; 0: greedy only)")
     p.add_argument("--eval-min-steps", type=int, default=2, help="fewest steps of eval tasks")
     p.add_argument("--eval-max-steps", type=int, default=4, help="most steps of eval tasks")
-    p.add_argument("--dense-reward", default="none", choices=["none", "delta", "paper"])
+    p.add_argument("--dense-reward", default="none", choices=["none", "delta", "delta_open", "paper"])
     p.add_argument("--value-init", default="policy", choices=["prm", "policy"])
     p.add_argument("--prm", default=None, help="PRM dir (dense rewards / value init)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

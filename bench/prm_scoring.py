@@ -3,7 +3,7 @@
 Both scorers run side by side in one process, on the same 40-line programs, interleaved
 round by round so that load on a shared machine hits both alike. Reported:
 
-* env steps/s of ``CodePRM-v0`` with each scorer attached (a reference agent replays the
+* env steps/s of ``CodePRM-v1`` with each scorer attached (a reference agent replays the
   40-line solution; the final unit-test execution is included in both);
 * scorer-only lines/s (the PRM part of a step alone);
 * the maximum |score difference| between the two (they must agree, < 1e-4).
@@ -87,7 +87,7 @@ def run_env(env: Any, task: Any) -> tuple[int, float, list[float]]:
 def main(argv: list[str] | None = None) -> int:
     import gymnasium as gym
 
-    import codegym  # noqa: F401  (registers CodePRM-v0)
+    import codegym  # noqa: F401  (registers CodePRM-v1)
     from codegym.prm import FullRescoringScorer, IncrementalScorer, ProcessRewardModel
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         prm = ProcessRewardModel.from_pretrained(prm_dir, device=args.device)
         scorers = {"incremental": IncrementalScorer(prm), "full": FullRescoringScorer(prm)}
         envs = {
-            name: gym.make("CodePRM-v0", tasks=[task], prm=s, reward_mode="delta", max_lines=args.lines + 8,
+            name: gym.make("CodePRM-v1", tasks=[task], prm=s, reward_mode="delta", max_lines=args.lines + 8,
                            disable_env_checker=True)
             for name, s in scorers.items()
         }  # fmt: skip

@@ -7,7 +7,7 @@ import gymnasium as gym
 
 import codegym
 
-env = gym.make("CodePRM-v0", suite="pipelines", render_mode="ansi")
+env = gym.make("CodePRM-v1", suite="pipelines", render_mode="ansi")
 for seed in range(3):
     obs, info = env.reset(seed=seed)
     lines = list(info["task"].solution_lines)

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-DenseReward = Literal["none", "delta", "paper"]
+DenseReward = Literal["none", "delta", "delta_open", "paper"]
+Potential = Literal["prm", "oracle"]
 ValueInit = Literal["prm", "policy"]
 
-_DENSE = ("none", "delta", "paper")
+_DENSE = ("none", "delta", "delta_open", "paper")
+_POTENTIAL = ("prm", "oracle")
 _VALUE_INIT = ("prm", "policy")
 
 
@@ -71,9 +73,17 @@ class PPOConfig:
 
     # --- rewards --------------------------------------------------------------------------
     dense_reward: DenseReward = "none"
-    """Per-line reward: ``"none"`` (sparse, unit tests only), ``"delta"`` (the env's
-    potential-based PRM reward Φ_m − Φ_{m−1}) or ``"paper"`` (PRM score of line m × 1/T, T the
-    number of lines, computed from the per-step ``prm_score`` in info)."""
+    """Per-line reward: ``"none"`` (sparse, unit tests only), ``"delta"`` (the env's closed
+    potential-based reward Φ_m − Φ_{m−1}, with −Φ(last) on the final token, so every episode's
+    dense return is the constant −Φ(empty) and the best policy is unchanged), ``"delta_open"``
+    (the same without the closing term: gameable, for ablations) or ``"paper"`` (PRM score of
+    line m × 1/T, T the number of lines, from the per-step ``prm_score`` in info; it changes
+    the objective)."""
+    potential: Potential = "prm"
+    """Where Φ of the dense reward comes from: ``"prm"`` (the PRM checkpoint) or ``"oracle"``
+    (exact prefix correctness: the reference's remaining lines complete the prefix to a
+    passing program, one sandboxed execution per line; a diagnostic for suites with
+    one-step-per-line references such as ``pipelines``)."""
     dense_coef: float = 1.0
     """Multiplier of the dense line reward (the unit-test reward is not scaled)."""
     unit_test_reward: Literal["binary", "fraction"] = "binary"
@@ -163,14 +173,17 @@ class PPOConfig:
 
     @property
     def uses_prm(self) -> bool:
-        """Whether a PRM checkpoint is needed (dense reward or PRM-initialised critic)."""
-        return self.dense_reward != "none" or self.value_init == "prm"
+        """Whether a PRM checkpoint is needed (PRM dense reward or PRM-initialised critic)."""
+        prm_dense = self.dense_reward != "none" and self.potential == "prm"
+        return prm_dense or self.value_init == "prm"
 
     # --- validation / IO ------------------------------------------------------------------
     def validate(self) -> PPOConfig:
         """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
         if self.dense_reward not in _DENSE:
             raise ValueError(f"dense_reward must be one of {_DENSE}, got {self.dense_reward!r}")
+        if self.potential not in _POTENTIAL:
+            raise ValueError(f"potential must be one of {_POTENTIAL}, got {self.potential!r}")
         if self.value_init not in _VALUE_INIT:
             raise ValueError(f"value_init must be one of {_VALUE_INIT}, got {self.value_init!r}")
         if self.unit_test_reward not in ("binary", "fraction"):

@@ -1,4 +1,4 @@
-"""Rollouts for LLM-PPO: sample programs line by line through ``CodePRM-v0`` envs.
+"""Rollouts for LLM-PPO: sample programs line by line through ``CodePRM-v1`` envs.
 
 The policy samples tokens with :class:`codegym.sampling.LineSampler` (KV cache kept across an
 episode's lines, one shared cache for the whole batch) until each line ends; every finished
@@ -51,6 +51,10 @@ class Episode:
     """Dense reward of each line (env step reward minus any unit-test part, × dense_coef)."""
     prm_scores: list[float | None] = field(default_factory=list)
     """Per-line PRM score from info (``None`` for neutral lines or without a PRM)."""
+    final_dense: float = 0.0
+    """Dense reward of the episode's end, × dense_coef: the closing term ``−Φ(last)`` of the
+    env's closed shaping (``reward_mode="delta"``), placed on the final token with the
+    unit-test reward."""
     test_reward: float = 0.0
     """Unit-test reward (binary or fraction)."""
     passed: bool = False
@@ -60,7 +64,7 @@ class Episode:
     truncated: bool = False
     """The env truncated at ``max_lines`` or the token budget ran out."""
     invalid: bool = False
-    """The last line was rejected by the env (counts as a failure, reward 0)."""
+    """The last line was rejected by the env (counts as a failure, unit-test reward 0)."""
     status: str = ""
     """Execution status (``passed``, ``failed``, ``error``, ...)."""
     gen_tokens: int = 0
@@ -101,7 +105,7 @@ class RolloutBatch(NamedTuple):
     policy_mask: torch.Tensor  # [B, S-1] bool, action tokens the policy drew exactly as they stand
     line_end: torch.Tensor  # [B, L] long, shifted index of each line's last token (-1 pad)
     line_rewards: torch.Tensor  # [B, L] float, dense reward per line
-    final_reward: torch.Tensor  # [B] float, unit-test reward (on the last action token)
+    final_reward: torch.Tensor  # [B] float, unit-test reward + closing dense term (last action token)
     passed: torch.Tensor  # [B] bool
 
 
@@ -122,6 +126,21 @@ def _test_reward(info: dict[str, Any], kind: str) -> float:
     return result.get("passed", 0) / total if total else 0.0
 
 
+#: ``dense_reward`` values whose line rewards come from the env's step rewards.
+ENV_DENSE = ("delta", "delta_open")
+
+
+def _finish(ep: Episode, info: dict[str, Any], test: float, final_dense: float, truncated: bool) -> None:
+    """Record the end of ``ep`` from the final step's ``info``."""
+    ep.test_reward = test
+    ep.final_dense = final_dense
+    ep.passed = bool(info["passed"])
+    ep.status = str(info["exec"]["status"])
+    ep.truncated = ep.truncated or truncated
+    if "invalid_action" in info:  # an env with invalid_action="end" ended the episode
+        ep.invalid, ep.eos = True, False
+
+
 def collect_episodes(
     sampler: Any,
     envs: Sequence[CodePRMEnv],
@@ -138,10 +157,12 @@ def collect_episodes(
     Args:
         sampler: A :class:`codegym.sampling.LineSampler` wrapping the policy (sampling or
             greedy; its generator makes the draw reproducible).
-        envs: ``CodePRM-v0`` envs (sharing a sandbox); env ``i`` runs task ``i``.
+        envs: ``CodePRM-v1`` envs (sharing a sandbox); env ``i`` runs task ``i``.
         tasks: One task per episode (repeat a task for several samples).
         max_new_tokens: Token budget per program; when it runs out the program is submitted.
-        dense_reward: ``"none"``, ``"delta"`` (env reward) or ``"paper"`` (score / T).
+        dense_reward: ``"none"``, ``"delta"`` / ``"delta_open"`` (the env's step rewards; the
+            closing term of closed shaping goes to :attr:`Episode.final_dense`) or
+            ``"paper"`` (PRM score / T from ``info["prm_score"]``).
         dense_coef: Multiplier of the dense part.
         unit_test_reward: ``"binary"`` or ``"fraction"`` (must match the envs').
         pool: Threads that step the envs (program executions in parallel); serial if None.
@@ -188,10 +209,8 @@ def collect_episodes(
         forced: list[int] = []
         for i, res in zip(live, results):
             ep = episodes[i]
-            if isinstance(res, ValueError):
-                ep.invalid = True
-                ep.status = "invalid_action"
-                ep.eos = False
+            if isinstance(res, ValueError):  # an env with invalid_action="raise"
+                ep.invalid, ep.status, ep.eos = True, "invalid_action", False
                 if actions[i] != SUBMIT:
                     ep.line_rewards.append(0.0)
                     ep.prm_scores.append(None)
@@ -200,15 +219,13 @@ def collect_episodes(
             _, reward, terminated, truncated, info = res
             done = terminated or truncated
             test = _test_reward(info, unit_test_reward) if done else 0.0
+            close = float(info.get("shaping_close", 0.0)) if done else 0.0
             if actions[i] != SUBMIT:
                 ep.prm_scores.append(info.get("prm_score"))
-                dense = (reward - test) if dense_reward == "delta" else 0.0
+                dense = (reward - test - close) if dense_reward in ENV_DENSE else 0.0
                 ep.line_rewards.append(dense_coef * dense)
             if done:
-                ep.test_reward = test
-                ep.passed = bool(info["passed"])
-                ep.status = str(info["exec"]["status"])
-                ep.truncated = bool(truncated)
+                _finish(ep, info, test, dense_coef * close, truncated=bool(truncated))
                 active[i] = False
             elif ep.gen_tokens >= max_new_tokens:
                 forced.append(i)
@@ -222,9 +239,8 @@ def collect_episodes(
                     ep.invalid, ep.status = True, "invalid_action"
                     continue
                 info = res[4]
-                ep.test_reward = _test_reward(info, unit_test_reward)
-                ep.passed = bool(info["passed"])
-                ep.status = str(info["exec"]["status"])
+                close = float(info.get("shaping_close", 0.0))
+                _finish(ep, info, _test_reward(info, unit_test_reward), dense_coef * close, truncated=True)
     for i, ep in enumerate(episodes):
         if exact is not None and eos_exact is not None:
             ep.line_exact = list(exact[i][: len(ep.lines)])
@@ -290,7 +306,7 @@ def episodes_to_batch(episodes: Sequence[Episode], tokenizer: Any) -> RolloutBat
         policy_mask=policy_mask,
         line_end=line_end,
         line_rewards=line_rewards,
-        final_reward=torch.tensor([ep.test_reward for ep in episodes], dtype=torch.float32),
+        final_reward=torch.tensor([ep.test_reward + ep.final_dense for ep in episodes], dtype=torch.float32),
         passed=torch.tensor([ep.passed for ep in episodes], dtype=torch.bool),
     )
 

@@ -3,7 +3,7 @@
 Reads like CleanRL's ``ppo.py``; one iteration is
 
 1. **rollout** — ``num_prompts`` training tasks × ``samples_per_prompt`` programs sampled
-   line by line through ``CodePRM-v0`` envs (:mod:`agents.ppo.rollout`); the env gives each
+   line by line through ``CodePRM-v1`` envs (:mod:`agents.ppo.rollout`); the env gives each
    line's dense reward and the unit-test reward;
 2. **advantages** — one no-grad pass of policy, frozen reference and critic over the
    programs *as drawn* (the sampler keeps the policy's own token ids) gives old log-probs, the
@@ -81,7 +81,7 @@ def _index(batch: RolloutBatch, idx: torch.Tensor) -> RolloutBatch:
 
 
 class PPOTrainer:
-    """Trains a causal-LM policy with PPO in ``CodePRM-v0``.
+    """Trains a causal-LM policy with PPO in ``CodePRM-v1``.
 
     Args:
         config: The :class:`PPOConfig`.
@@ -115,8 +115,9 @@ class PPOTrainer:
         self.policy_dir = check_model_dir(policy_dir, "policy")
         if config.uses_prm and prm_dir is None:
             raise ValueError(
-                f"dense_reward={config.dense_reward!r} / value_init={config.value_init!r} need a "
-                "PRM: pass prm_dir (--prm DIR), or use dense_reward='none' and value_init='policy'"
+                f"dense_reward={config.dense_reward!r} (potential={config.potential!r}) / "
+                f"value_init={config.value_init!r} need a PRM: pass prm_dir (--prm DIR), or use "
+                "dense_reward='none' (or potential='oracle') and value_init='policy'"
             )
         self.prm_dir = Path(prm_dir) if prm_dir is not None else None
         if self.prm_dir is not None:
@@ -196,7 +197,7 @@ class PPOTrainer:
     def _setup_envs(self) -> None:
         import gymnasium as gym
 
-        import codegym  # noqa: F401  (registers CodePRM-v0)
+        import codegym  # noqa: F401  (registers CodePRM-v1)
         from codegym.tasks import load_suite
         from sandboxes import make_sandbox
 
@@ -211,20 +212,27 @@ class PPOTrainer:
         self.pool = ThreadPoolExecutor(max_workers=cfg.sandbox_workers)
         first = self.suite.get(self.suite.check_split(cfg.split), 0)
         scorers = self._line_scorers(cfg.batch_size)
-        env_mode = {"none": "none", "delta": "delta", "paper": "none"}[cfg.dense_reward]
+        env_mode = {"none": "none", "delta": "delta", "delta_open": "delta_open", "paper": "none"}
         self.envs = [
             gym.make(
-                "CodePRM-v0", tasks=[first], sandbox=self.sandbox, prm=scorers[i],
-                reward_mode=env_mode, test_reward=cfg.unit_test_reward,
-                max_lines=cfg.max_lines, disable_env_checker=True,
+                "CodePRM-v1", tasks=[first], sandbox=self.sandbox, prm=scorers[i],
+                reward_mode=env_mode[cfg.dense_reward], test_reward=cfg.unit_test_reward,
+                max_lines=cfg.max_lines, invalid_action="end", disable_env_checker=True,
             )
             for i in range(cfg.batch_size)
         ]  # fmt: skip
 
     def _line_scorers(self, n: int) -> list[Any]:
-        """One PRM line scorer per env (sharing one model), or ``None`` without dense reward."""
-        if self.config.dense_reward == "none":
+        """One line scorer per env (PRM scorers share one model; oracle scorers one verdict
+        cache), or ``None`` without dense reward."""
+        cfg = self.config
+        if cfg.dense_reward == "none":
             return [None] * n
+        if cfg.potential == "oracle":
+            from codegym.envs.oracle import ReferenceCompletionScorer, VerdictCache
+
+            cache = VerdictCache()
+            return [ReferenceCompletionScorer(self.sandbox, cache=cache) for _ in range(n)]
         from codegym.prm import load_line_scorers
 
         return load_line_scorers(str(self.prm_dir), n, device=str(self.device))

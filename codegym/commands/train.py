@@ -40,8 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agent", default="ppo", help="trainer name (ppo) or module:Class")
     p.add_argument("--policy", required=True, help="starting policy dir (save_pretrained)")
     p.add_argument("--prm", default=None, help="PRM dir (dense reward and/or value init)")
-    p.add_argument("--dense-reward", default=None, choices=["none", "delta", "paper"],
-                   help="per-line reward: none (sparse), delta (potential-based), paper (score/T)")
+    p.add_argument("--dense-reward", default=None, choices=["none", "delta", "delta_open", "paper"],
+                   help="per-line reward: none (sparse), delta (closed potential-based shaping: "
+                        "the best policy is unchanged), delta_open (unclosed, for ablations), "
+                        "paper (score/T)")
     p.add_argument("--value-init", default=None, choices=["prm", "policy"],
                    help="critic start: prm (plain load of the PRM) or policy (backbone + new "
                         "head); default: prm when --prm is given, else policy")

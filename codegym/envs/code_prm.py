@@ -1,4 +1,4 @@
-"""``CodePRM-v0``: write a program one line per step, rewarded per line and by unit tests."""
+"""``CodePRM-v1``: write a program one line per step, rewarded per line and by unit tests."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from codegym.tasks.base import Task
 from codegym.tasks.registry import TaskSuite, load_suite
 from sandboxes import ExecResult, Sandbox, make_sandbox
 
-REWARD_MODES = ("delta", "score", "none")
+REWARD_MODES = ("delta", "delta_open", "score", "none")
 TEST_REWARDS = ("binary", "fraction")
+INVALID_ACTIONS = ("raise", "end")
 
 
 def is_neutral_line(line: str) -> bool:
@@ -50,7 +51,9 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     :data:`codegym.SUBMIT` (``"\\x04"``, which can never be a line of code) ends the episode;
     an LLM agent maps its EOS token to it. An invalid action (not a ``str``, contains a line
     break, too long, a character outside the charset) raises ``ValueError`` naming the problem
-    and leaves the episode unchanged.
+    and leaves the episode unchanged (``invalid_action="raise"``, the default); with
+    ``invalid_action="end"`` it ends the episode instead, scored as a failed program that was
+    never run (an RL learner's sampled line can be invalid; the learner keeps running).
 
     ## Observation Space
 
@@ -67,15 +70,24 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     or comment lines, which are never scored):
 
     * ``reward_mode="delta"`` (default): potential-based shaping
-      ``r_m = Φ(prefix_m) − Φ(prefix_{m−1})`` with Φ the PRM score; the sum telescopes to
-      ``Φ(last) − Φ(empty)``, so writing more lines cannot inflate the return.
+      ``r_m = Φ(prefix_m) − Φ(prefix_{m−1})`` with Φ the PRM score, **closed** at the end:
+      the terminal state has potential 0 on every way an episode ends (submission,
+      truncation, an invalid action under ``invalid_action="end"``), so the final step also
+      carries ``−Φ(last prefix)``. The dense return of every episode is then the constant
+      ``−Φ(empty)``: the PRM cannot change which programs are best (Ng et al., 1999), it
+      only moves credit between lines. ``info["shaping_close"]`` holds the closing term.
+    * ``"delta_open"``: the same differences without the closing term (the behaviour of
+      ``CodePRM-v0``). The dense return is ``Φ(last) − Φ(empty)``: the PRM's opinion of the
+      final program becomes part of the objective, and an agent can gain by ending episodes
+      early. For ablations only.
     * ``"score"``: the raw per-line score Φ(prefix_m) (the exploitable scheme, for ablations;
       the paper's 1/T normalisation is applied by the agent from ``info["prm_score"]``).
     * ``"none"``: no dense reward.
 
     On the final step (submission or truncation) the unit-test reward is added:
     ``test_reward="binary"`` gives 1 for a pass and 0 otherwise, ``"fraction"`` gives the
-    fraction of tests passed. Only the sandbox's harness declares a pass.
+    fraction of tests passed. Only the sandbox's harness declares a pass. An episode ended by
+    an invalid action gets unit-test reward 0, the same as a program that fails every test.
 
     ## Starting State
 
@@ -84,7 +96,10 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
 
     ## Episode End
 
-    * Termination: the agent sends :data:`codegym.SUBMIT`; the program is executed.
+    * Termination: the agent sends :data:`codegym.SUBMIT`; the program is executed. With
+      ``invalid_action="end"`` an invalid action terminates too (the program is not run;
+      ``info["invalid_action"]`` holds the reason and ``info["exec"]["status"]`` is
+      ``"invalid_action"``).
     * Truncation: the program reached ``max_lines`` lines; the program **is still executed**
       so the agent gets its unit-test outcome. The spec's ``max_episode_steps`` is
       ``max_lines + 1`` (a safety net that never fires first); when you raise ``max_lines``
@@ -106,7 +121,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     | ``tasks``        | ``None``      | an explicit list of ``Task`` (overrides ``suite``)             |
     | ``prm``          | ``None``      | PRM checkpoint directory, or any ``LineScorer``                |
     | ``prm_device``   | ``"cpu"``     | torch device of a PRM loaded from a directory                  |
-    | ``reward_mode``  | ``"delta"``   | ``delta`` / ``score`` / ``none``                               |
+    | ``reward_mode``  | ``"delta"``   | ``delta`` / ``delta_open`` / ``score`` / ``none``              |
     | ``test_reward``  | ``"binary"``  | ``binary`` / ``fraction``                                      |
     | ``sandbox``      | ``"local"``   | ``local`` / ``docker`` or a ``Sandbox`` instance (shared, not closed) |
     | ``timeout``      | ``5.0``       | seconds per program execution                                  |
@@ -114,10 +129,15 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     | ``max_lines``    | ``64``        | truncation: lines per program                                  |
     | ``max_line_chars`` | ``256``     | longest accepted line                                          |
     | ``max_prompt_chars`` | ``8192``  | longest accepted prompt                                        |
+    | ``invalid_action`` | ``"raise"`` | ``raise`` (``ValueError``, episode unchanged) / ``end`` (fails the episode) |
     | ``render_mode``  | ``None``      | ``"ansi"`` (returns text) or ``"human"`` (prints)              |
 
     ## Version History
 
+    * v1: ``reward_mode="delta"`` is closed (Φ of the terminal state is 0, so the dense
+      return is a constant and shaping cannot be gamed by ending episodes early);
+      ``invalid_action`` added. ``CodePRM-v0`` stays registered with
+      ``reward_mode="delta_open"`` as its default.
     * v0: initial version.
     """
 
@@ -139,10 +159,13 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         max_lines: int = 64,
         max_line_chars: int = 256,
         max_prompt_chars: int = 8192,
+        invalid_action: str = "raise",
         render_mode: str | None = None,
     ) -> None:
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode={reward_mode!r} is not one of {REWARD_MODES}")
+        if invalid_action not in INVALID_ACTIONS:
+            raise ValueError(f"invalid_action={invalid_action!r} is not one of {INVALID_ACTIONS}")
         if test_reward not in TEST_REWARDS:
             raise ValueError(f"test_reward={test_reward!r} is not one of {TEST_REWARDS}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -171,6 +194,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
             self.split = self.suite.check_split(split or self.suite.default_split())
 
         self.reward_mode = reward_mode
+        self.invalid_action = invalid_action
         self.test_reward = test_reward
         self.timeout = float(timeout)
         self.memory_mb = int(memory_mb)
@@ -309,16 +333,50 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         info = {"task_id": task.task_id, "task": task, "prm_score": self._phi if self.scorer else None}
         return self._obs(), info
 
+    def _closing_term(self) -> float:
+        """−Φ(current prefix) under closed shaping (``reward_mode="delta"``), else 0."""
+        if self.reward_mode != "delta" or self.scorer is None:
+            return 0.0
+        return -self._phi
+
+    def _end_invalid(self, reason: str) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
+        """``invalid_action="end"``: the episode fails without running the program."""
+        assert self.task is not None
+        self._done = True
+        close = self._closing_term()
+        total = self.task.tests.total
+        info: dict[str, Any] = {
+            "line_index": -1,
+            "prm_score": None,
+            "neutral": True,
+            "invalid_action": reason,
+            "exec": {
+                "status": "invalid_action", "passed": 0, "total": total, "error_type": "InvalidAction",
+                "error": reason, "stdout_tail": "", "duration": 0.0, "metadata": {},
+            },
+            "passed": False,
+            "task_id": self.task.task_id,
+            "num_lines": len(self.lines),
+            "shaping_close": close,
+        }  # fmt: skip
+        return self._obs(), float(close), True, False, info
+
     def step(self, action: str) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
         if self._done or self.task is None:
             raise RuntimeError("step() called on a finished episode: call reset() first")
-        line = self._check_action(action)
+        try:
+            line = self._check_action(action)
+        except ValueError as exc:
+            if self.invalid_action == "raise":
+                raise
+            return self._end_invalid(str(exc))
 
         if line == SUBMIT:
             self._done = True
+            close = self._closing_term()
             reward, info = self._execute()
-            info.update(line_index=-1, prm_score=None, neutral=True)
-            return self._obs(), reward, True, False, info
+            info.update(line_index=-1, prm_score=None, neutral=True, shaping_close=close)
+            return self._obs(), reward + close, True, False, info
 
         self.lines.append(line)
         score: float | None = None
@@ -333,7 +391,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
                 score = float(self.scorer.score(line))
                 if not math.isfinite(score):
                     raise RuntimeError(f"the line scorer returned a non-finite score {score}")
-                if self.reward_mode == "delta":
+                if self.reward_mode in ("delta", "delta_open"):
                     reward = score - self._phi
                 elif self.reward_mode == "score":
                     reward = score
@@ -347,9 +405,11 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         truncated = len(self.lines) >= self.max_lines
         if truncated:
             self._done = True
+            close = self._closing_term()
             test_reward, exec_info = self._execute()
-            reward += test_reward
+            reward += close + test_reward
             info.update(exec_info)
+            info["shaping_close"] = close
         if self.render_mode == "human":
             self.render()
         return self._obs(), float(reward), False, truncated, info
@@ -380,4 +440,4 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         super().close()
 
 
-__all__ = ["REWARD_MODES", "TEST_REWARDS", "CodePRMEnv", "is_neutral_line"]
+__all__ = ["INVALID_ACTIONS", "REWARD_MODES", "TEST_REWARDS", "CodePRMEnv", "is_neutral_line"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+#: The current version of the line-by-line code environment.
+ENV_ID = "CodePRM-v1"
+
 #: Default line limit. The env truncates at ``max_lines`` itself and still executes the
 #: program; the spec's ``max_episode_steps`` is one more, so that Gymnasium's ``TimeLimit``
 #: (which would cut without executing) is only a safety net.
@@ -11,11 +14,24 @@ DEFAULT_MAX_LINES = 64
 
 
 def register_envs() -> None:
-    """Register ``CodePRM-v0`` (idempotent)."""
+    """Register ``CodePRM-v1`` and the previous ``CodePRM-v0`` (idempotent).
+
+    * ``CodePRM-v1``: closed potential-based shaping by default (``reward_mode="delta"``).
+    * ``CodePRM-v0``: the first version, whose ``delta`` shaping was not closed at the end of
+      an episode (``reward_mode="delta_open"`` in v1 terms); kept so old code still runs.
+      Gymnasium warns that a newer version exists when it is made.
+    """
+    if "CodePRM-v1" not in gym.registry:
+        gym.register(
+            id="CodePRM-v1",
+            entry_point="codegym.envs.code_prm:CodePRMEnv",
+            max_episode_steps=DEFAULT_MAX_LINES + 1,
+            kwargs={"max_lines": DEFAULT_MAX_LINES},
+        )
     if "CodePRM-v0" not in gym.registry:
         gym.register(
             id="CodePRM-v0",
             entry_point="codegym.envs.code_prm:CodePRMEnv",
             max_episode_steps=DEFAULT_MAX_LINES + 1,
-            kwargs={"max_lines": DEFAULT_MAX_LINES},
+            kwargs={"max_lines": DEFAULT_MAX_LINES, "reward_mode": "delta_open"},
         )

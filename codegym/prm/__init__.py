@@ -3,7 +3,7 @@
 * :class:`ProcessRewardModel` — ``save_pretrained``/``from_pretrained`` with its tokenizer.
 * :func:`score_programs` — batched full scoring; :class:`IncrementalScorer` — KV-cached
   per-episode scoring (a :class:`codegym.envs.scoring.LineScorer`).
-* :func:`load_line_scorer` — what ``gym.make("CodePRM-v0", prm=DIR)`` calls.
+* :func:`load_line_scorer` — what ``gym.make("CodePRM-v1", prm=DIR)`` calls.
 * :mod:`codegym.prm.data` — the stepwise JSONL format; :mod:`codegym.prm.train` — training.
 """
 

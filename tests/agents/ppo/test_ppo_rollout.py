@@ -1,4 +1,4 @@
-"""Rollouts through CodePRM-v0: episodes, rewards and the token layout PPO trains on.
+"""Rollouts through CodePRM-v1: episodes, rewards and the token layout PPO trains on.
 
 A replay sampler writes known programs (the reference solution, or a corrupted one), so the
 env, the sandbox verdicts and the token bookkeeping are checked against known outcomes.
@@ -23,6 +23,7 @@ from agents.ppo.rollout import (
 )
 from codegym.constants import SUBMIT
 from codegym.tasks import load_suite
+from codegym.tokenization import encode_lines
 from sandboxes import make_sandbox
 
 
@@ -56,7 +57,7 @@ def _run(tiny_policy_dir: Path, sandbox: Any) -> tuple[list, Any, Any, list]:
     programs = [t.solution_lines for t in tasks]
     programs[1] = ["    return 12345"]  # a constant answer never passes
     programs[2] = programs[2] + ["# done", "    return xs"]  # unreachable extra lines still pass
-    envs = [gym.make("CodePRM-v0", tasks=[tasks[0]], sandbox=sandbox, reward_mode="none",
+    envs = [gym.make("CodePRM-v1", tasks=[tasks[0]], sandbox=sandbox, reward_mode="none",
                      max_lines=8, disable_env_checker=True) for _ in tasks]  # fmt: skip
     try:
         episodes = collect_episodes(ReplaySampler(tok, programs), envs, tasks, max_new_tokens=200)
@@ -131,3 +132,41 @@ def test_policy_mask_leaves_out_ids_the_policy_did_not_draw(tiny_policy_dir: Pat
     assert int(batch.policy_mask.sum()) == sum(want)
     ep.eos_exact = True
     assert bool(episodes_to_batch([ep], tok).policy_mask[0, p + len(want) - 1])
+
+
+def test_closed_shaping_puts_the_closing_term_on_the_final_token(tiny_policy_dir: Path) -> None:
+    """With ``dense_reward="delta"`` every episode's dense return is −Φ(empty), whatever its
+    ending (pass, fail, an invalid line, the token budget), and the closing term sits on the
+    final token together with the unit-test reward."""
+    from codegym.envs.oracle import ReferenceCompletionScorer, VerdictCache
+    from codegym.lm import load_tokenizer
+
+    tok = load_tokenizer(tiny_policy_dir)
+    tasks = load_suite("pipelines", min_steps=3, max_steps=3, seed=0).take(4, "train")
+    programs = [list(t.solution_lines) for t in tasks]
+    programs[1] = [programs[1][0], "    return 12345"]  # right first step, then a wrong answer
+    programs[2] = [programs[2][0], "    s = '\u4e2d'"]  # an invalid line ends the episode
+    programs[3] = programs[3][:2]  # the token budget runs out before the return line
+    with make_sandbox("local", workers=2) as box:
+        cache = VerdictCache()
+        envs = [gym.make("CodePRM-v1", tasks=[tasks[0]], sandbox=box, reward_mode="delta",
+                         prm=ReferenceCompletionScorer(box, cache=cache), invalid_action="end",
+                         max_lines=8, disable_env_checker=True) for _ in tasks]  # fmt: skip
+        budget = sum(len(x) for x in encode_lines(tok, programs[3]))
+        try:
+            episodes = collect_episodes(ReplaySampler(tok, programs[:3]), envs[:3], tasks[:3],
+                                        max_new_tokens=200, dense_reward="delta", dense_coef=0.5)
+            episodes += collect_episodes(ReplaySampler(tok, programs[3:]), envs[3:], tasks[3:],
+                                         max_new_tokens=budget, dense_reward="delta", dense_coef=0.5)
+        finally:
+            for env in envs:
+                env.close()
+    assert [e.passed for e in episodes] == [True, False, False, False]
+    assert [e.invalid for e in episodes] == [False, False, True, False]
+    assert episodes[3].truncated and not episodes[3].eos
+    for ep in episodes:  # Φ(empty) = +1 for every pipelines task: dense return 0.5 * −1
+        assert sum(ep.line_rewards) + ep.final_dense == pytest.approx(-0.5)
+    assert episodes[1].line_rewards == pytest.approx([0.0, -1.0])  # +1 -> +1 -> -1 (× 0.5)
+    batch = episodes_to_batch(episodes, tok)
+    expected = [1.0 + e.final_dense for e in episodes[:1]] + [e.final_dense for e in episodes[1:]]
+    assert batch.final_reward.tolist() == pytest.approx(expected)

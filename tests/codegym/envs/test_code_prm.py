@@ -1,4 +1,4 @@
-"""CodePRM-v0: the env contract of DESIGN.md, against the real local sandbox."""
+"""CodePRM-v1: the env contract of DESIGN.md, against the real local sandbox."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _replay(env: gym.Env, lines: list[str]) -> tuple[float, dict, bool, bool]:
 
 @pytest.fixture(scope="module")
 def pipelines_env():
-    env = gym.make("CodePRM-v0", suite="pipelines")
+    env = gym.make("CodePRM-v1", suite="pipelines")
     yield env
     env.close()
 
@@ -131,8 +131,8 @@ def test_truncation_still_executes_the_program():
 
 
 def test_spec_time_limit_is_only_a_safety_net():
-    assert gym.spec("CodePRM-v0").max_episode_steps == gym.spec("CodePRM-v0").kwargs["max_lines"] + 1
-    env = gym.make("CodePRM-v0", tasks=[_square_task()], max_lines=2, max_episode_steps=3)
+    assert gym.spec("CodePRM-v1").max_episode_steps == gym.spec("CodePRM-v1").kwargs["max_lines"] + 1
+    env = gym.make("CodePRM-v1", tasks=[_square_task()], max_lines=2, max_episode_steps=3)
     env.reset(seed=0)
     env.step("    y = x * x")
     _, reward, terminated, truncated, info = env.step("    return y")
@@ -140,7 +140,7 @@ def test_spec_time_limit_is_only_a_safety_net():
     env.close()
 
 
-@pytest.mark.parametrize("mode", ["delta", "score", "none"])
+@pytest.mark.parametrize("mode", ["delta", "delta_open", "score", "none"])
 def test_dense_reward_modes_and_neutral_lines(mode):
     scorer = LengthScorer()
     env = CodePRMEnv(tasks=[_square_task()], prm=scorer, reward_mode=mode)
@@ -156,13 +156,82 @@ def test_dense_reward_modes_and_neutral_lines(mode):
     assert scorer.appended == ["    # a comment", ""]  # but they still extend the scorer's state
     phi1, phi2 = len("y = x * x") / 100, (len("y = x * x") + len("return y")) / 100
     assert scores[0] == pytest.approx(phi1) and scores[3] == pytest.approx(phi2)
-    expected = {"delta": [phi1, phi2 - phi1], "score": [phi1, phi2], "none": [0.0, 0.0]}[mode]
+    expected = {"delta": [phi1, phi2 - phi1], "delta_open": [phi1, phi2 - phi1],
+                "score": [phi1, phi2], "none": [0.0, 0.0]}[mode]  # fmt: skip
     assert [rewards[0], rewards[3]] == pytest.approx(expected)
-    _, final, terminated, _, _ = env.step(SUBMIT)
-    assert terminated and final == 1.0  # the unit-test reward only on the final step
-    if mode == "delta":  # potential-based: the dense part telescopes to Φ(last) − Φ(empty)
+    _, final, terminated, _, info = env.step(SUBMIT)
+    close = -phi2 if mode == "delta" else 0.0  # closed shaping: Φ(terminal) = 0
+    assert terminated and final == pytest.approx(1.0 + close)
+    assert info["shaping_close"] == pytest.approx(close)
+    if mode == "delta_open":  # the open form telescopes to Φ(last) − Φ(empty)
         assert sum(rewards) == pytest.approx(phi2)
+    if mode == "delta":  # the closed form's dense return is −Φ(empty) = 0 here
+        assert sum(rewards) + close == pytest.approx(0.0)
     env.close()
+
+
+class PrefixScorer:
+    """A LineScorer with an arbitrary, non-zero Φ(empty): Φ = hash-like score of the prefix."""
+
+    def reset(self, task: Task) -> float:
+        self.lines: list[str] = []
+        return 0.37
+
+    def score(self, line: str) -> float:
+        self.lines.append(line)
+        return ((sum(map(len, self.lines)) * 7919) % 101) / 50.0 - 1.0
+
+
+_ENDINGS = {
+    "submit-pass": (["    y = x * x", "    return y", SUBMIT], {}),
+    "submit-fail": (["    y = x + x", "    return y", SUBMIT], {}),
+    "submit-empty": ([SUBMIT], {}),
+    "truncated": (["    y = x * x", "    y = y + 1", "    return y"], {"max_lines": 3}),
+    "truncated-pass": (["    y = x * x", "    return y"], {"max_lines": 2}),
+    "invalid-first": (["    s = '\u4e2d'"], {"invalid_action": "end"}),
+    "invalid-later": (["    y = x * x", "    a = 1\n    b = 2"], {"invalid_action": "end"}),
+    "invalid-type": (["    y = x * x", "    return y", 42], {"invalid_action": "end"}),
+    "too-long": (["    y = x * x", "x" * 300], {"invalid_action": "end"}),
+}
+
+
+@pytest.mark.parametrize("ending", sorted(_ENDINGS))
+def test_closed_shaping_dense_return_is_constant_on_every_ending(ending):
+    """Φ(terminal) = 0 on every way an episode ends: the dense return is always −Φ(empty),
+    so no ending (giving up with an invalid line included) can be better than another
+    through the PRM; only the unit-test reward tells programs apart."""
+    actions, kwargs = _ENDINGS[ending]
+    env = CodePRMEnv(tasks=[_square_task()], prm=PrefixScorer(), reward_mode="delta", **kwargs)
+    env.reset(seed=0)
+    total, info = 0.0, {}
+    for action in actions:
+        _, reward, terminated, truncated, info = env.step(action)
+        total += reward
+        if terminated or truncated:
+            break
+    assert terminated or truncated
+    test_reward = 1.0 if info["passed"] else 0.0
+    assert total - test_reward == pytest.approx(-0.37)
+    if ending.startswith(("invalid", "too-long")):
+        assert info["exec"]["status"] == "invalid_action" and not info["passed"]
+        assert info["invalid_action"]
+    env.close()
+
+
+def test_invalid_action_end_is_never_better_than_a_wrong_program():
+    returns = {}
+    for name, actions in (("invalid", ["    y = x * x", "\t\x00"]), ("wrong", ["    return 0", SUBMIT])):
+        env = CodePRMEnv(tasks=[_square_task()], prm=PrefixScorer(), invalid_action="end")
+        env.reset(seed=0)
+        returns[name] = sum(env.step(a)[1] for a in actions)
+        env.close()
+    assert returns["invalid"] <= returns["wrong"]
+
+
+def test_v0_keeps_the_open_shaping_and_v1_is_closed():
+    assert gym.spec("CodePRM-v0").kwargs["reward_mode"] == "delta_open"
+    assert gym.spec("CodePRM-v1").kwargs.get("reward_mode", "delta") == "delta"
+    assert codegym.ENV_ID == "CodePRM-v1"
 
 
 @pytest.mark.parametrize(
@@ -208,7 +277,7 @@ def test_submit_is_in_the_action_space_and_never_code():
 
 
 def test_check_env_passes():
-    env = gym.make("CodePRM-v0", suite="pipelines")
+    env = gym.make("CodePRM-v1", suite="pipelines")
     check_env(env.unwrapped, skip_render_check=False)
     env.close()
 
@@ -238,7 +307,7 @@ def test_make_vec(mode):
     # Gymnasium's shared-memory buffers cannot carry Text observations (the parent reads the
     # buffer once, as fixed strings), so async vector envs use pipes: shared_memory=False.
     vector_kwargs = {"shared_memory": False} if mode == "async" else {}
-    envs = gym.make_vec("CodePRM-v0", num_envs=2, vectorization_mode=mode,
+    envs = gym.make_vec("CodePRM-v1", num_envs=2, vectorization_mode=mode,
                         vector_kwargs=vector_kwargs, suite="pipelines", max_lines=8)
     obs, infos = envs.reset(seed=3)
     assert len(obs["prompt"]) == 2 and all(p.startswith("def solve") for p in obs["prompt"])
