@@ -9,6 +9,7 @@ them like any Hugging Face checkpoint.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,21 @@ class TinyLMConfig:
     """Seed of the random init (a private RNG; the global torch RNG is left untouched)."""
 
 
+#: GPT-2's tanh-approximated GELU as one fused torch op. ``"gelu_new"`` computes the same
+#: function (max |diff| ~2e-7) from five elementwise ops: about 3x slower on CPU, where it was
+#: ~15 % of a tiny model's PPO iteration.
+FAST_GELU = "gelu_pytorch_tanh"
+
+
+def fast_activation_kwargs(path: str | Path) -> dict[str, Any]:
+    """``from_pretrained`` overrides that swap ``gelu_new`` for :data:`FAST_GELU` (same math)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {"activation_function": FAST_GELU} if config.get("activation_function") == "gelu_new" else {}
+
+
 def build_causal_lm(tokenizer: Any, config: TinyLMConfig | None = None) -> Any:
     """A randomly initialised ``GPT2LMHeadModel`` sized for ``tokenizer``.
 
@@ -115,6 +131,7 @@ def build_causal_lm(tokenizer: Any, config: TinyLMConfig | None = None) -> Any:
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        activation_function=FAST_GELU,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
@@ -168,7 +185,7 @@ def load_causal_lm(path: str | Path, device: str | torch.device = "cpu") -> tupl
 
     p = check_model_dir(path)
     tok = load_tokenizer(p)
-    model = AutoModelForCausalLM.from_pretrained(str(p)).to(device)
+    model = AutoModelForCausalLM.from_pretrained(str(p), **fast_activation_kwargs(p)).to(device)
     model.eval()
     if model.get_input_embeddings().num_embeddings < len(tok):
         raise ValueError(

@@ -28,7 +28,7 @@ from sandboxes import Sandbox
 #: Keys of a row's ``"run"`` dict that must match for a run to resume into a file.
 RUN_KEYS = (
     "suite", "split", "suite_kwargs", "seed", "samples_per_task", "k", "chunk", "prefetch", "mode",
-    "completer",
+    "completer", "first_task",
 )
 
 
@@ -42,12 +42,15 @@ class LabelRunConfig:
             the suite's default split).
         responses: Number of responses to label (response indices ``0 .. responses - 1``).
         samples_per_task: Responses per task (response ``r`` answers task
-            ``r // samples_per_task``); with more than one, prefix verdicts are shared.
+            ``first_task + r // samples_per_task``); with more than one, prefix verdicts are
+            shared.
         seed: Seed of every response's generator (``default_rng([seed, r])``).
         suite_kwargs: Constructor arguments of the suite (e.g. ``min_steps``/``max_steps``).
         label: Labeler settings (``k``, ``chunk``, ``mode``, limits).
         completer_id: A description of the completer (recorded in rows; a resume with a
             different one is refused).
+        first_task: Index of the first task of the split to answer (label files from
+            several policies can cover different tasks).
     """
 
     suite: str = "pipelines"
@@ -58,8 +61,11 @@ class LabelRunConfig:
     suite_kwargs: dict[str, Any] = field(default_factory=dict)
     label: LabelConfig = field(default_factory=LabelConfig)
     completer_id: str = ""
+    first_task: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.first_task, int) or self.first_task < 0:
+            raise ValueError(f"first_task must be an int >= 0, got {self.first_task!r}")
         if not isinstance(self.responses, int) or self.responses < 0:
             raise ValueError(f"responses must be an int >= 0, got {self.responses!r}")
         if not isinstance(self.samples_per_task, int) or self.samples_per_task < 1:
@@ -150,11 +156,12 @@ class LabelRun:
         self.suite = suite if suite is not None else load_suite(config.suite, **config.suite_kwargs)
         self.split = self.suite.check_split(config.split or _default_split(self.suite))
         size = self.suite.size(self.split)
-        if size is not None and config.responses > size * config.samples_per_task:
+        needed = config.first_task + -(-config.responses // config.samples_per_task)
+        if size is not None and needed > size:
             raise ValueError(
-                f"--responses {config.responses} exceeds split {self.split!r} of suite "
-                f"{config.suite!r} ({size} tasks x {config.samples_per_task} per task); "
-                "lower --responses or raise --samples-per-task"
+                f"--responses {config.responses} from task {config.first_task} exceeds split "
+                f"{self.split!r} of suite {config.suite!r} ({size} tasks, "
+                f"{config.samples_per_task} per task); lower --responses or raise --samples-per-task"
             )
         self.completer = completer
         self.labeler = Labeler(completer, sandbox, config.label)
@@ -169,15 +176,16 @@ class LabelRun:
             "prefetch": config.label.prefetch,
             "mode": config.label.mode,
             "completer": config.completer_id or repr(completer),
+            "first_task": config.first_task,
         }
         self.rows: list[dict[str, Any]] = []
 
     def task_for(self, index: int) -> Task:
         """The task answered by response ``index``."""
-        return self.suite.get(self.split, index // self.config.samples_per_task)
+        return self.suite.get(self.split, self.config.first_task + index // self.config.samples_per_task)
 
     def _check_run(self, row: dict[str, Any], lineno: int) -> None:
-        theirs = row.get("run", {})
+        theirs = {"first_task": 0, **row.get("run", {})}  # files from before first_task existed
         diff = [k for k in RUN_KEYS if json.dumps(theirs.get(k)) != json.dumps(self.run_info[k])]
         if diff:
             details = ", ".join(f"{k}: file has {theirs.get(k)!r}, now {self.run_info[k]!r}" for k in diff)

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from codegym.lm import check_model_dir, forward_cached, load_tokenizer
+from codegym.lm import check_model_dir, fast_activation_kwargs, forward_cached, load_tokenizer
 
 PRM_CONFIG_NAME = "prm_config.json"
 HEAD_WEIGHTS_NAME = "score_head.safetensors"
@@ -92,7 +92,7 @@ class ProcessRewardModel(nn.Module):
                 )
             return prm
         tok = load_tokenizer(path)
-        backbone = AutoModel.from_pretrained(str(path))
+        backbone = AutoModel.from_pretrained(str(path), **fast_activation_kwargs(path))
         _check_vocab(backbone, tok, path)
         return cls(backbone, tok, objective=objective, seed=seed).to(device)
 
@@ -204,7 +204,7 @@ class ProcessRewardModel(nn.Module):
                 f"one the PRM was trained with ({meta.get('vocab_size')} tokens, fingerprint "
                 f"{str(meta.get('tokenizer_sha256'))[:12]}); restore the original tokenizer files"
             )
-        backbone = AutoModel.from_pretrained(str(p))
+        backbone = AutoModel.from_pretrained(str(p), **fast_activation_kwargs(p))
         _check_vocab(backbone, tok, p)
         head = load_file(str(head_path))
         hidden = int(backbone.config.hidden_size)

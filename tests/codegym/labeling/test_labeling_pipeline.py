@@ -182,3 +182,27 @@ def test_bad_settings_raise_value_error(tmp_path, sandbox, suite) -> None:
         config(3, samples_per_task=0)
     with pytest.raises(ValueError, match="split"):
         LabelRun(tmp_path / "x.jsonl", ReferenceCompleter(), sandbox, config(3, split="nope"), suite=suite)
+
+
+def test_first_task_offsets_the_answered_tasks_and_is_checked_on_resume(tmp_path, sandbox, suite) -> None:
+    base = LabelRun("unused.jsonl", ReferenceCompleter(0.3), sandbox, config(4), suite=suite)
+    shifted = LabelRun("unused.jsonl", ReferenceCompleter(0.3), sandbox, config(4, first_task=10), suite=suite)
+    assert shifted.task_for(0).task_id == base.task_for(10).task_id == suite.get("train", 10).task_id
+    out = tmp_path / "labels.jsonl"
+    run(out, sandbox, suite, 2, first_task=5)
+    assert [r["task_id"] for r in read_rows(out)] == [suite.get("train", i).task_id for i in (5, 6)]
+    with pytest.raises(ValueError, match="first_task: file has 5, now 0"):
+        run(out, sandbox, suite, 3)
+    with pytest.raises(ValueError, match="first_task"):
+        config(3, first_task=-1)
+
+
+def test_files_written_before_first_task_existed_still_resume(tmp_path, sandbox, suite) -> None:
+    out = tmp_path / "labels.jsonl"
+    run(out, sandbox, suite, 2)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    for r in rows:
+        del r["run"]["first_task"]
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run(out, sandbox, suite, 3)
+    assert len(read_rows(out)) == 3

@@ -1,0 +1,262 @@
+"""``ReproduceConfig``: every knob of ``codegym reproduce``, and the named presets.
+
+The pipeline (see :mod:`agents.reproduce.pipeline`) trains an SFT policy, runs PPO arms from
+it, labels policy responses by binary search, trains a PRM and compares the arms on held-out
+tasks by horizon bucket. A preset fixes the sizes; ``--set key=value`` overrides any field,
+and the nested ``sft`` / ``ppo`` / ``prm`` dicts override fields of
+:class:`agents.sft.SFTConfig`, :class:`agents.ppo.config.PPOConfig` and
+:class:`codegym.prm.train.PRMTrainConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The arms: PPO settings that differ between them (every other setting is shared).
+#: ``sparse``, ``dense``, ``value-init`` and ``dense+value-init`` are the four compared by the
+#: method; ``paper`` uses the dense reward of the original write-up (PRM score / number of
+#: lines, which changes the objective) with the PRM-initialised critic; ``oracle-dense`` uses
+#: the closed shaping of ``dense`` with an exact potential (prefix completable by the
+#: reference) instead of the learned PRM: what dense rewards give when the PRM is perfect.
+ARMS: dict[str, dict[str, Any]] = {
+    "sparse": {"dense_reward": "none", "value_init": "policy"},
+    "dense": {"dense_reward": "delta", "value_init": "policy"},
+    "value-init": {"dense_reward": "none", "value_init": "prm"},
+    "dense+value-init": {"dense_reward": "delta", "value_init": "prm"},
+    "paper": {"dense_reward": "paper", "value_init": "prm"},
+    "oracle-dense": {"dense_reward": "delta", "potential": "oracle", "value_init": "policy"},
+}
+
+#: What each arm is, for tables and docs.
+ARM_DESCRIPTIONS: dict[str, str] = {
+    "sparse": "unit-test reward only; critic from the policy (zero head)",
+    "dense": "+ closed PRM shaping Φ(m) − Φ(m−1), −Φ(last) at the end",
+    "value-init": "unit-test reward only; critic = the PRM (plain load)",
+    "dense+value-init": "closed PRM shaping + critic = the PRM",
+    "paper": "PRM score / T per line (changes the objective) + critic = the PRM",
+    "oracle-dense": "closed shaping with an exact potential (reference completion)",
+}
+
+
+def _arm_needs_prm(arm: str) -> bool:
+    spec = ARMS[arm]
+    dense_prm = spec["dense_reward"] != "none" and spec.get("potential", "prm") == "prm"
+    return dense_prm or spec["value_init"] == "prm"
+
+
+@dataclass
+class ReproduceConfig:
+    """Settings of ``codegym reproduce`` (build one with :func:`preset_config`)."""
+
+    preset: str = "quick"
+    """Name of the preset the other defaults came from (recorded; informational)."""
+    seeds: int = 3
+    """PPO seeds per arm (seeds 0 .. seeds-1; arm runs with the same seed draw the same tasks)."""
+    arms: tuple[str, ...] = tuple(ARMS)
+    """Arms to run (names of :data:`ARMS`); ``sparse`` is always run (it is the baseline and
+    its seed-0 run provides the RL checkpoints whose responses are labeled)."""
+    device: str = "cpu"
+    """Torch device of every stage (``cpu``, ``cuda``, ``cuda:N``)."""
+    jobs: int = 1
+    """Stages run in parallel processes (PPO arms, labeling); on CPU each gets
+    ``threads // jobs`` torch threads."""
+    threads: int = 2
+    """Torch threads in all (CPU)."""
+
+    # --- tasks -----------------------------------------------------------------------------
+    min_steps: int = 2
+    """Fewest steps of a ``pipelines`` task in RL, labeling and evaluation."""
+    max_steps: int = 8
+    """Most steps of a ``pipelines`` task in RL, labeling and evaluation (the horizon sweep:
+    evaluation reports every bucket of ``buckets``)."""
+    buckets: str = "2-3,4-5,6-8"
+    """Horizon buckets of the evaluation (``lo-hi`` ranges of a task's steps)."""
+    suite_seed: int = 0
+    """Seed of the ``pipelines`` generator (splits are disjoint whatever the seed)."""
+
+    # --- stages ----------------------------------------------------------------------------
+    sft: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`agents.sft.SFTConfig` (model size, steps, task range, ...)."""
+    ppo: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`agents.ppo.config.PPOConfig` shared by every arm."""
+    iterations: int = 60
+    """PPO iterations of every arm (equal budgets)."""
+    label_snapshots: tuple[int, ...] = (20, 40)
+    """Iterations of the ``sparse`` seed-0 run whose policies also answer labeling prompts
+    (besides the SFT policy): responses from RL checkpoints cover what later policies write."""
+    label_responses: int = 400
+    """Responses labeled per policy (SFT and each snapshot), from the train split."""
+    heldout_responses: int = 150
+    """Responses per policy labeled on the validation split: the PRM's held-out test set."""
+    label_k: int = 8
+    """Completions per prefix in the binary search (a prefix is correct if one passes)."""
+    prm: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`codegym.prm.train.PRMTrainConfig` (steps, lr, objective, ...)."""
+
+    # --- evaluation ------------------------------------------------------------------------
+    eval_tasks_per_bucket: int = 200
+    """Held-out test tasks per horizon bucket (the same tasks for every arm: paired)."""
+    eval_samples: int = 4
+    """Programs sampled per task for sampled pass@1 (0: greedy only)."""
+    bootstrap: int = 2000
+    """Bootstrap resamples (over tasks and seeds) of the 95 % intervals."""
+
+    # --- derived ---------------------------------------------------------------------------
+    @property
+    def seed_list(self) -> list[int]:
+        """The PPO seeds: ``0 .. seeds - 1``."""
+        return list(range(self.seeds))
+
+    @property
+    def arm_list(self) -> list[str]:
+        """Arms in run order: ``sparse`` first (the label snapshots come from it)."""
+        return ["sparse"] + [a for a in ARMS if a in self.arms and a != "sparse"]
+
+    @property
+    def needs_prm(self) -> bool:
+        """Whether any arm needs the learned PRM (then labeling and PRM training run)."""
+        return any(_arm_needs_prm(a) for a in self.arm_list)
+
+    @property
+    def threads_per_job(self) -> int:
+        """Torch threads of each parallel stage."""
+        return max(1, self.threads // self.jobs)
+
+    # --- validation / IO -------------------------------------------------------------------
+    def validate(self) -> ReproduceConfig:
+        """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown:
+            raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
+        for name in ("seeds", "jobs", "threads", "iterations", "label_k", "eval_tasks_per_bucket",
+                     "bootstrap", "min_steps"):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("label_responses", "heldout_responses", "eval_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.max_steps < self.min_steps:
+            raise ValueError(
+                f"need min_steps <= max_steps, got min_steps={self.min_steps}, max_steps={self.max_steps}"
+            )
+        bad = [s for s in self.label_snapshots if not 1 <= s < self.iterations]
+        if bad:
+            raise ValueError(
+                f"label_snapshots {bad} must be iterations in [1, iterations={self.iterations})"
+            )
+        if self.needs_prm and self.label_responses < 1:
+            raise ValueError("arms that use the PRM need label_responses >= 1")
+        from agents.sft import parse_buckets
+
+        for lo, hi in parse_buckets(self.buckets):
+            if lo < self.min_steps or hi > self.max_steps:
+                raise ValueError(
+                    f"bucket {lo}-{hi} of buckets={self.buckets!r} lies outside the task range "
+                    f"[{self.min_steps}, {self.max_steps}]"
+                )
+        for name, value in (("sft", self.sft), ("ppo", self.ppo), ("prm", self.prm)):
+            if not isinstance(value, dict):
+                raise ValueError(f"{name} must be a dict of overrides, got {type(value).__name__}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of all fields."""
+        data = dataclasses.asdict(self)
+        data["arms"] = list(self.arms)
+        data["label_snapshots"] = list(self.label_snapshots)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReproduceConfig:
+        """Build from a dict; unknown keys raise ``ValueError`` listing the valid ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown ReproduceConfig fields {unknown}; valid fields: {sorted(names)}")
+        data = dict(data)
+        for key in ("arms", "label_snapshots"):
+            if key in data:
+                value = data[key]
+                data[key] = tuple(value.split(",")) if isinstance(value, str) else tuple(value)
+        if "label_snapshots" in data:
+            data["label_snapshots"] = tuple(int(x) for x in data["label_snapshots"] if str(x).strip())
+        return cls(**data).validate()
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReproduceConfig:
+        """Read a config written by :meth:`save`."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read reproduce config {path}: {exc}") from exc
+        return cls.from_dict(data)
+
+
+#: Named presets: overrides of the :class:`ReproduceConfig` defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Plumbing only (< 3 min on 2 cores): a tiny model, a few iterations, a few tasks.
+    "smoke": {
+        "seeds": 1,
+        "min_steps": 2,
+        "max_steps": 4,
+        "buckets": "2-3,4-4",
+        "sft": {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 300, "train_tasks": 200,
+                "steps": 30, "warmup_steps": 5, "decay_steps": 0, "eval_tasks": 8},
+        "ppo": {"num_prompts": 2, "samples_per_prompt": 2, "num_minibatches": 1,
+                "critic_warmup_iterations": 1, "max_new_tokens": 48, "max_line_tokens": 24},
+        "iterations": 3,
+        "label_snapshots": (2,),
+        "label_responses": 4,
+        "heldout_responses": 3,
+        "label_k": 2,
+        "prm": {"steps": 4, "batch_size": 4, "eval_every": 4, "checkpoint_every": 4,
+                "warmup_steps": 1},
+        "eval_tasks_per_bucket": 3,
+        "eval_samples": 2,
+        "bootstrap": 200,
+    },
+    # The CPU study (2 cores, <= 2 h with 3 seeds).
+    "quick": {},
+    # Sized for one GPU: a larger policy, more tasks, iterations and evaluation tasks.
+    "full": {
+        "device": "cuda",
+        "seeds": 3,
+        "min_steps": 2,
+        "max_steps": 12,
+        "buckets": "2-4,5-8,9-12",
+        "sft": {"n_layer": 6, "n_embd": 384, "n_head": 6, "vocab_size": 1024, "train_tasks": 20000,
+                "steps": 4000, "batch_size": 64, "lr": 6e-4, "decay_steps": 0},
+        "ppo": {"num_prompts": 64, "samples_per_prompt": 8, "num_minibatches": 8,
+                "max_new_tokens": 256, "policy_lr": 2e-5, "critic_lr": 5e-5},
+        "iterations": 300,
+        "label_snapshots": (100, 200),
+        "label_responses": 4000,
+        "heldout_responses": 500,
+        "prm": {"steps": 3000, "batch_size": 64, "lr": 3e-4},
+        "eval_tasks_per_bucket": 500,
+        "eval_samples": 8,
+    },
+}
+
+
+def preset_config(name: str, **overrides: Any) -> ReproduceConfig:
+    """The config of preset ``name`` with ``overrides`` (fields of :class:`ReproduceConfig`)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}")
+    data: dict[str, Any] = {"preset": name, **PRESETS[name]}
+    for key, value in overrides.items():
+        if key in ("sft", "ppo", "prm") and isinstance(value, dict):
+            data[key] = {**data.get(key, {}), **value}
+        else:
+            data[key] = value
+    return ReproduceConfig.from_dict(data)

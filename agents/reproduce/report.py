@@ -1,0 +1,292 @@
+"""Results of a ``codegym reproduce`` run: ``results.json``, a rich table and PNG plots.
+
+Everything here reads the run directory only (the per-task evaluation files, the PPO metrics,
+the PRM's figures), so a report can be rebuilt at any time, also from a partial run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.reproduce.config import ARM_DESCRIPTIONS, ReproduceConfig
+from agents.reproduce.pipeline import DONE, Layout, arm_runs, label_sources, read_metrics
+from agents.reproduce.stats import Estimate, bootstrap_mean, paired_difference
+
+MEASURES = ("greedy", "sampled")
+
+
+def _load_eval(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _bucket_masks(steps: list[int], buckets: str) -> dict[str, np.ndarray]:
+    from agents.sft import parse_buckets
+
+    s = np.asarray(steps)
+    masks = {f"{lo}-{hi}": (s >= lo) & (s <= hi) for lo, hi in parse_buckets(buckets)}
+    masks["all"] = np.ones(len(s), dtype=bool)
+    return masks
+
+
+def _matrix(evals: list[dict[str, Any]], measure: str) -> np.ndarray | None:
+    """[S, T] outcomes of one arm (None when a seed is missing or has no such measure)."""
+    rows = [e.get(measure) for e in evals]
+    if not rows or any(r is None for r in rows):
+        return None
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _diagnostics(runs: list[Path]) -> dict[str, float | None]:
+    """Hacking symptoms and cost per arm, averaged over seeds (last 10 iterations)."""
+
+    def mean_of(key: str, part: slice) -> float | None:
+        vals = []
+        for run in runs:
+            rows = read_metrics(run)[part]
+            vals += [float(r[key]) for r in rows if key in r and r[key] is not None and np.isfinite(r[key])]
+        return float(np.mean(vals)) if vals else None
+
+    secs = []
+    for run in runs:
+        rows = read_metrics(run)
+        if rows:
+            secs.append(np.mean([r["time/rollout"] + r["time/score"] + r["time/update"] for r in rows]))
+    last = slice(-10, None)
+    return {
+        "invalid_rate_last10": mean_of("charts/invalid_rate", last),
+        "lines_last10": mean_of("charts/lines", last),
+        "kl_last10": mean_of("charts/kl", last),
+        "rollout_pass_first10": mean_of("charts/pass_rate", slice(0, 10)),
+        "rollout_pass_last10": mean_of("charts/pass_rate", last),
+        "explained_variance_last10": mean_of("charts/explained_variance", last),
+        "seconds_per_iteration": float(np.mean(secs)) if secs else None,
+    }
+
+
+def build_results(cfg: ReproduceConfig, layout: Layout, wall_seconds: float | None = None) -> dict[str, Any]:
+    """Every figure of the run as a JSON-ready dict (see the module docstring)."""
+    sft = _load_eval(layout.sft_eval)
+    out: dict[str, Any] = {"config": cfg.to_dict(), "wall_seconds": wall_seconds, "arms": {}}
+    if layout.prm_quality.is_file():
+        out["prm"] = json.loads(layout.prm_quality.read_text())
+    labels = {}
+    for src in label_sources(cfg):
+        marker = layout.labels / f"{src}.{DONE}"
+        if marker.is_file():
+            labels[src] = json.loads(marker.read_text())
+    out["labels"] = labels
+    masks = _bucket_masks(sft["steps"], cfg.buckets) if sft else {}
+    if sft:
+        out["sft"] = {
+            b: {m: bootstrap_mean(np.asarray([sft[m]])[:, mask], cfg.bootstrap).to_dict()
+                for m in MEASURES if sft.get(m) is not None}
+            for b, mask in masks.items()
+        }  # fmt: skip
+    evals = {arm: [_load_eval(r / "eval.json") for r in runs] for arm, runs in arm_runs(cfg, layout).items()}
+    base = evals.get("sparse")
+    for arm, runs in arm_runs(cfg, layout).items():
+        arm_evals = evals[arm]
+        entry: dict[str, Any] = {"description": ARM_DESCRIPTIONS[arm], "diagnostics": _diagnostics(runs)}
+        done = [e for e in arm_evals if e is not None]
+        entry["seeds_done"] = len(done)
+        if len(done) == len(arm_evals) and masks:
+            per_bucket: dict[str, Any] = {}
+            for b, mask in masks.items():
+                cell: dict[str, Any] = {}
+                for m in MEASURES:
+                    y = _matrix(arm_evals, m)
+                    if y is None:
+                        continue
+                    y = y[:, mask]
+                    cell[m] = bootstrap_mean(y, cfg.bootstrap).to_dict()
+                    if sft and sft.get(m) is not None:
+                        before = np.broadcast_to(np.asarray(sft[m])[mask], y.shape)
+                        cell[f"{m}_vs_sft"] = paired_difference(y, before, cfg.bootstrap).to_dict()
+                    if arm != "sparse" and base and all(e is not None for e in base):
+                        yb = _matrix(base, m)
+                        if yb is not None:
+                            cell[f"{m}_vs_sparse"] = paired_difference(y, yb[:, mask], cfg.bootstrap).to_dict()
+                per_bucket[b] = cell
+            entry["buckets"] = per_bucket
+        out["arms"][arm] = entry
+    return out
+
+
+def write_results(results: dict[str, Any], layout: Layout) -> Path:
+    """Write ``results.json`` (strict JSON: no NaN)."""
+    path = layout.root / "results.json"
+    tmp = path.with_name("results.json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _num(value: float | None, fmt: str = "{:.3f}") -> str:
+    """A number, or a dash when it is undefined (e.g. AUC with one class only)."""
+    return "—" if value is None else fmt.format(value)
+
+
+def _fmt(est: dict[str, Any] | None, signed: bool = False) -> str:
+    if not est:
+        return "—"
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f"{f.format(100 * est['mean'])} [{f.format(100 * est['low'])}, {f.format(100 * est['high'])}]"
+
+
+def results_tables(results: dict[str, Any], measure: str = "sampled") -> list[Any]:
+    """Rich tables of one measure: pass@1 by bucket per arm, the paired difference to
+    ``sparse`` by bucket, and the hacking symptoms and cost per arm."""
+    from rich.table import Table
+
+    cfg = results["config"]
+    buckets = [b.strip() for b in cfg["buckets"].split(",")] + ["all"]
+    note = f"{cfg['seeds']} seed(s), {cfg['iterations']} PPO iterations per arm; 95 % CI over tasks × seeds"
+    tables = []
+    for key, title, signed in ((measure, f"{measure} pass@1 (%) on held-out test tasks", False),
+                               (f"{measure}_vs_sparse", f"{measure} pass@1: arm − sparse (points, paired)", True)):  # fmt: skip
+        table = Table(title=title, caption=note)
+        table.add_column("arm")
+        for b in buckets:
+            table.add_column(f"{b} steps" if b != "all" else "all", justify="right")
+        if not signed and results.get("sft"):
+            table.add_row("SFT (start)", *[_fmt(results["sft"].get(b, {}).get(measure)) for b in buckets])
+        for arm, entry in results["arms"].items():
+            if signed and arm == "sparse":
+                continue
+            cells = entry.get("buckets", {})
+            table.add_row(arm, *[_fmt(cells.get(b, {}).get(key), signed=signed) for b in buckets])
+        tables.append(table)
+    diag = Table(title="training diagnostics (mean over seeds; last 10 iterations)")
+    for col in ("arm", "rollout pass first/last 10", "invalid lines", "lines", "KL", "expl. var", "s / it"):
+        diag.add_column(col, justify="left" if col == "arm" else "right")
+    for arm, entry in results["arms"].items():
+        d = entry["diagnostics"]
+        diag.add_row(
+            arm, f"{_num(d['rollout_pass_first10'], '{:.2f}')} / {_num(d['rollout_pass_last10'], '{:.2f}')}",
+            _num(d["invalid_rate_last10"]), _num(d["lines_last10"], "{:.2f}"), _num(d["kl_last10"], "{:.2f}"),
+            _num(d["explained_variance_last10"], "{:.2f}"), _num(d["seconds_per_iteration"], "{:.1f}"),
+        )  # fmt: skip
+    tables.append(diag)
+    return tables
+
+
+def prm_table(results: dict[str, Any]) -> Any:
+    """The PRM's held-out figures per source policy."""
+    from rich.table import Table
+
+    table = Table(title="PRM on held-out policy responses (validation split)")
+    for col in ("responses from", "programs", "AUC", "first-error acc", "MSE", "ECE", "+1 share"):
+        table.add_column(col, justify="right" if col != "responses from" else "left")
+    for src, m in results.get("prm", {}).get("heldout", {}).items():
+        table.add_row(src, str(m["n"]), _num(m.get("auc")), _num(m.get("first_error_acc")),
+                      _num(m.get("mse")), _num(m.get("ece")), _num(m.get("positive_fraction"), "{:.2f}"))  # fmt: skip
+    return table
+
+
+# ------------------------------------------------------------------------------ plots
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_rollout_curves(cfg: ReproduceConfig, layout: Layout, path: Path, window: int = 5) -> Path:
+    """Rollout pass rate (and KL) per arm over PPO iterations: mean over seeds, smoothed."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for arm, runs in arm_runs(cfg, layout).items():
+        curves = [np.asarray([[r["iteration"], r["charts/pass_rate"], r["charts/kl"]] for r in read_metrics(run)])
+                  for run in runs]  # fmt: skip
+        curves = [c for c in curves if len(c)]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        stack = np.stack([c[:n] for c in curves])  # (S, n, 3)
+        it = stack[0, :, 0]
+        for ax, col in ((axes[0], 1), (axes[1], 2)):
+            y = stack[:, :, col].mean(axis=0)
+            k = max(1, min(window, n))
+            smooth = np.convolve(y, np.ones(k) / k, mode="valid")
+            ax.plot(it[k - 1 :], smooth, label=arm)
+    axes[0].set(xlabel="PPO iteration", ylabel=f"rollout pass rate (mean of seeds, {window}-it avg)")
+    axes[1].set(xlabel="PPO iteration", ylabel="KL to the SFT policy (nats / program)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Training curves per arm")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_buckets(results: dict[str, Any], path: Path, measure: str = "sampled") -> Path:
+    """Test pass@1 by horizon bucket per arm with 95 % intervals (and the SFT start)."""
+    plt = _plt()
+    cfg = results["config"]
+    buckets = [b.strip() for b in cfg["buckets"].split(",")]
+    arms = [a for a, e in results["arms"].items() if e.get("buckets")]
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(buckets) * (len(arms) + 1) / 3), 4.5))
+    width = 0.8 / max(1, len(arms) + 1)
+    x = np.arange(len(buckets))
+    series = [("SFT", results.get("sft", {}))] + [(a, results["arms"][a]["buckets"]) for a in arms]
+    for i, (name, cells) in enumerate(series):
+        ests = [cells.get(b, {}).get(measure) for b in buckets]
+        mean = np.array([e["mean"] if e else np.nan for e in ests])
+        err = np.array([[e["mean"] - e["low"], e["high"] - e["mean"]] if e else [0, 0] for e in ests]).T
+        ax.bar(x + (i - len(series) / 2 + 0.5) * width, 100 * mean, width, yerr=100 * err, capsize=2, label=name)
+    ax.set_xticks(x, [f"{b} steps" for b in buckets])
+    ax.set_ylabel(f"{measure} pass@1 (%) — 95 % CI over tasks × seeds")
+    ax.set_title("Held-out test pass@1 by horizon")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_calibration(results: dict[str, Any], path: Path) -> Path | None:
+    """Reliability diagram of the PRM on held-out policy responses."""
+    heldout = results.get("prm", {}).get("heldout", {})
+    if "all" not in heldout:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    for src, m in heldout.items():
+        table = m["calibration"]
+        ax.plot([b["predicted"] for b in table], [b["observed"] for b in table], "o-",
+                label=f"{src}: AUC {_num(m.get('auc'))}, ECE {_num(m.get('ece'))}",
+                alpha=1.0 if src == "all" else 0.5)  # fmt: skip
+    ax.set(xlabel="PRM score mapped to [0, 1]", ylabel="fraction of lines labeled +1",
+           title="PRM calibration (held-out responses)", xlim=(0, 1), ylim=(0, 1))  # fmt: skip
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def make_report(cfg: ReproduceConfig, layout: Layout, wall_seconds: float | None = None) -> dict[str, Any]:
+    """Build and write ``results.json`` and the plots; returns the results."""
+    results = build_results(cfg, layout, wall_seconds)
+    plots = {
+        "rollout_curves": plot_rollout_curves(cfg, layout, layout.plots / "rollout_curves.png"),
+        "pass_at_1_sampled": plot_buckets(results, layout.plots / "pass_at_1_sampled.png", "sampled"),
+        "pass_at_1_greedy": plot_buckets(results, layout.plots / "pass_at_1_greedy.png", "greedy"),
+        "prm_calibration": plot_calibration(results, layout.plots / "prm_calibration.png"),
+    }
+    results["plots"] = {k: str(v) for k, v in plots.items() if v is not None}
+    write_results(results, layout)
+    return results
+
+
+__all__ = ["Estimate", "build_results", "make_report", "prm_table", "results_tables", "write_results"]
