@@ -1,0 +1,128 @@
+"""``codegym reproduce``: presets, the job plan, and the smoke preset end to end (real SFT,
+PPO, sandbox, labels, PRM) with resume and refusal of changed settings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from agents.reproduce import ARMS, PRESETS, Layout, plan, preset_config, run_pipeline
+from agents.reproduce.pipeline import check_or_write_config
+from codegym.cli import main
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_build_and_validate(name: str) -> None:
+    cfg = preset_config(name)
+    assert cfg.preset == name and cfg.arm_list[0] == "sparse"
+    assert set(cfg.arm_list) == set(ARMS)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"arms": ("sparse", "nope")}, "unknown arms"),
+        ({"buckets": "2-3,4-9"}, "outside the task range"),
+        ({"label_snapshots": (99,)}, "label_snapshots"),
+        ({"seeds": 0}, "seeds"),
+        ({"min_steps": 5, "max_steps": 4}, "min_steps <= max_steps"),
+        ({"bogus": 1}, "unknown ReproduceConfig fields"),
+    ],
+)
+def test_bad_settings_name_the_field(overrides: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        preset_config("smoke", **overrides)
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_config("medium")
+
+
+def test_plan_orders_jobs_after_their_dependencies() -> None:
+    cfg = preset_config("quick", seeds=2)
+    jobs = plan(cfg)
+    names = [j.name for j in jobs]
+    assert len(names) == len(set(names))
+    for i, job in enumerate(jobs):
+        assert all(names.index(d) < i for d in job.deps), job
+    deps = {j.name: j.deps for j in jobs}
+    assert "prm" in deps["arm:dense+value-init:1"] and "prm" not in deps["arm:oracle-dense:1"]
+    assert deps["label:it0040"] == ["arm:sparse:0"] and deps["label:sft"] == ["sft"]
+    assert "arm:sparse:0" in names and names.count("arm:sparse:0") == 1
+    sparse_only = [j.name for j in plan(preset_config("quick", arms=("sparse", "oracle-dense")))]
+    assert not any(n.startswith(("label", "prm")) for n in sparse_only)
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("repro") / "smoke"
+    assert main(["reproduce", "--preset", "smoke", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_smoke_preset_runs_end_to_end(smoke_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = json.loads((smoke_run / "results.json").read_text())
+    cfg = preset_config("smoke")
+    assert set(results["arms"]) == set(ARMS)
+    for arm, entry in results["arms"].items():
+        assert entry["seeds_done"] == cfg.seeds, arm
+        cells = entry["buckets"]
+        assert set(cells) == {"2-3", "4-4", "all"}
+        for cell in cells.values():
+            assert 0.0 <= cell["greedy"]["low"] <= cell["greedy"]["mean"] <= cell["greedy"]["high"] <= 1.0
+            assert "sampled_vs_sft" in cell
+            assert ("sampled_vs_sparse" in cell) == (arm != "sparse")
+        d = entry["diagnostics"]
+        assert d["seconds_per_iteration"] > 0 and d["lines_last10"] is not None
+        rows = (smoke_run / "arms" / f"{arm}-s0" / "metrics.jsonl").read_text().splitlines()
+        assert len(rows) == cfg.iterations
+    # the PRM was trained on labels of the SFT policy and of the sparse run's snapshot
+    assert (smoke_run / "arms" / "sparse-s0" / "snapshots" / "it0002" / "model.safetensors").is_file()
+    prm = results["prm"]
+    assert set(prm["heldout"]) == {"sft", "it0002", "all"}
+    assert prm["heldout"]["all"]["n"] == 2 * cfg.heldout_responses
+    assert set(results["labels"]) == {"sft", "it0002"}
+    # the paper arm's critic started as the PRM; the dense arm's as the policy with a zero head
+    config = json.loads((smoke_run / "arms" / "paper-s0" / "config.json").read_text())
+    assert config["value_init"] == "prm" and config["dense_reward"] == "paper"
+    for name in ("rollout_curves", "pass_at_1_sampled", "pass_at_1_greedy", "prm_calibration"):
+        width, height = _png_size(Path(results["plots"][name]))
+        assert 300 < width < 4000 and 200 < height < 3000
+    text = (smoke_run / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+
+
+@pytest.mark.slow
+def test_rerun_resumes_and_changed_settings_are_refused(smoke_run: Path) -> None:
+    cfg = preset_config("smoke")
+    assert run_pipeline(cfg, smoke_run) == []  # everything is cached
+    # a lost arm (its evaluation and done marker) is the only job re-run
+    arm_dir = Layout(smoke_run).arm("dense", 0)
+    (arm_dir / "done.json").unlink()
+    (arm_dir / "eval.json").unlink()
+    assert run_pipeline(cfg, smoke_run) == ["arm:dense:0"]
+    assert (arm_dir / "eval.json").is_file()
+    with pytest.raises(ValueError, match="iterations: was 3, now 4"):
+        check_or_write_config(preset_config("smoke", iterations=4), Layout(smoke_run), overwrite=False)
+    copy = smoke_run.parent / "copy"
+    shutil.copytree(smoke_run / "arms" / "dense-s0", copy / "x")
+    check_or_write_config(preset_config("smoke", iterations=4), Layout(copy), overwrite=True)
+    assert not (copy / "x").exists()
+    assert main(["reproduce", "--preset", "smoke", "--out", str(smoke_run), "--report-only"]) == 0
+
+
+def test_cli_reports_bad_settings_as_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["reproduce", "--preset", "smoke", "--out", str(tmp_path / "r"), "--set", "ppo.nope=1"])
+    assert code == 2
+    assert "nope" in capsys.readouterr().err
+    code = main(["reproduce", "--out", str(tmp_path / "none"), "--report-only"])
+    assert code == 2 and "holds no reproduce run" in " ".join(capsys.readouterr().err.split())
