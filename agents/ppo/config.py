@@ -137,6 +137,10 @@ class PPOConfig:
     """Clip range of the value prediction when ``clip_vloss`` is on."""
     vf_coef: float = 0.5
     """Weight of the value loss (the critic has its own optimiser; kept for logging parity)."""
+    shared_prompt: bool = True
+    """Encode each prompt once per group of samples in scoring and updates (the same per-token
+    results as encoding every sequence whole, in far fewer tokens), with minibatches made of
+    whole prompt groups. Single-process only (data-parallel runs encode sequences whole)."""
     ent_coef: float = 0.0
     """Entropy bonus weight (the entropy is always logged)."""
     norm_adv: bool = True

@@ -107,6 +107,8 @@ class RolloutBatch(NamedTuple):
     line_rewards: torch.Tensor  # [B, L] float, dense reward per line
     final_reward: torch.Tensor  # [B] float, unit-test reward + closing dense term (last action token)
     passed: torch.Tensor  # [B] bool
+    prompt_len: torch.Tensor  # [B] long, tokens of the row's prompt (its context)
+    group: torch.Tensor  # [B] long, equal for rows with the same context (samples of one task)
 
 
 def paper_line_rewards(scores: Sequence[float | None]) -> list[float]:
@@ -280,6 +282,8 @@ def episodes_to_batch(episodes: Sequence[Episode], tokenizer: Any) -> RolloutBat
     policy_mask = torch.zeros(batch, length - 1, dtype=torch.bool)
     line_end = torch.full((batch, n_lines), -1, dtype=torch.long)
     line_rewards = torch.zeros(batch, n_lines)
+    groups: dict[str, int] = {}
+    group = torch.tensor([groups.setdefault(ep.context, len(groups)) for ep in episodes], dtype=torch.long)
     for b, ((ids, prompt_len, ends), ep) in enumerate(zip(encoded, episodes)):
         input_ids[b, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention[b, : len(ids)] = 1
@@ -308,6 +312,8 @@ def episodes_to_batch(episodes: Sequence[Episode], tokenizer: Any) -> RolloutBat
         line_rewards=line_rewards,
         final_reward=torch.tensor([ep.test_reward + ep.final_dense for ep in episodes], dtype=torch.float32),
         passed=torch.tensor([ep.passed for ep in episodes], dtype=torch.bool),
+        prompt_len=torch.tensor([p for _, p, _ in encoded], dtype=torch.long),
+        group=group,
     )
 
 

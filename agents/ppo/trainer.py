@@ -53,15 +53,31 @@ from agents.ppo.rollout import (
     episodes_to_batch,
     prefix_accuracy,
 )
+from agents.ppo.shared_prompt import (
+    SplitBatch,
+    shared_prompt_logits,
+    shared_prompt_values,
+    split_by_prompt,
+    to_full,
+)
 
 CHECKPOINT = "checkpoint"
 METRICS = "metrics.jsonl"
 
 
 def _policy_logprobs(
-    model: Any, batch: RolloutBatch, temperature: float, entropy: bool
+    model: Any, batch: RolloutBatch, temperature: float, entropy: bool, split: SplitBatch | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probs [B, S-1] of the batch's targets (and entropy) under ``model``."""
+    """Log-probs [B, S-1] of the batch's targets (and entropy) under ``model``.
+
+    With ``split`` each group's prompt is encoded once (:mod:`agents.ppo.shared_prompt`); the
+    result is the same at the action positions and 0 elsewhere.
+    """
+    if split is not None:
+        logits = shared_prompt_logits(model, split)  # [B, C, V]
+        stats = token_logprobs(logits, split.comp_ids, temperature, entropy=entropy)
+        length = batch.input_ids.shape[1]
+        return to_full(stats.logprobs, split, length), to_full(stats.entropy, split, length)
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     stats = token_logprobs(logits[:, :-1], batch.targets, temperature, entropy=entropy)
     return stats.logprobs, stats.entropy
@@ -284,10 +300,10 @@ class PPOTrainer:
     def score(self, batch: RolloutBatch) -> dict[str, torch.Tensor]:
         """Old log-probs, reference log-probs, values, rewards, advantages and returns."""
         cfg = self.config
-        old_lp, entropy = _policy_logprobs(self._unwrap(self.policy), batch, cfg.temperature, True)
-        ref_lp, _ = _policy_logprobs(self.ref, batch, cfg.temperature, False)
-        values = critic_values(self._unwrap(self.critic), batch.input_ids, batch.attention_mask)
-        values = values[:, :-1]  # [B, S-1]: value of the state each token was chosen in
+        split = self._split(batch)
+        old_lp, entropy = _policy_logprobs(self._unwrap(self.policy), batch, cfg.temperature, True, split)
+        ref_lp, _ = _policy_logprobs(self.ref, batch, cfg.temperature, False, split)
+        values = self._values(self._unwrap(self.critic), batch, split)  # [B, S-1]
         mask = batch.action_mask
         # KL only where the policy drew the token (a re-encoded token's log-ratio is no estimate)
         kl = torch.where(batch.policy_mask, old_lp - ref_lp, torch.zeros_like(old_lp))  # [B, S-1]
@@ -300,22 +316,51 @@ class PPOTrainer:
             "rewards": rewards, "advantages": gae.advantages, "returns": gae.returns,
         }  # fmt: skip
 
+    # ------------------------------------------------------- shared prompts
+    def _split(self, batch: RolloutBatch) -> SplitBatch | None:
+        """The batch split by prompt group (``shared_prompt`` on, single process), else None."""
+        if not self._split_active():
+            return None
+        pad = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id)
+        return split_by_prompt(batch.input_ids, batch.attention_mask, batch.prompt_len, batch.group, pad)
+
+    def _values(self, critic: Any, batch: RolloutBatch, split: SplitBatch | None) -> torch.Tensor:
+        """Values [B, S-1]: the value of the state in which each token was chosen."""
+        if split is not None:
+            return shared_prompt_values(self._unwrap(critic).prm, split, batch.input_ids.shape[1])
+        return critic_values(critic, batch.input_ids, batch.attention_mask)[:, :-1]
+
+    def _minibatches(self, batch: RolloutBatch, gen: torch.Generator) -> list[torch.Tensor]:
+        """Row indices of one epoch's minibatches: shuffled rows, or with ``shared_prompt``
+        shuffled whole prompt groups (so each minibatch encodes few prompts)."""
+        cfg = self.config
+        n = batch.input_ids.shape[0]
+        if self._split_active():
+            groups = torch.unique(batch.group.cpu())
+            order = groups[torch.randperm(len(groups), generator=gen)]
+            chunks = torch.tensor_split(order, min(cfg.num_minibatches, len(order)))
+            rows = batch.group.cpu()
+            return [torch.nonzero(torch.isin(rows, c)).squeeze(1) for c in chunks if len(c)]
+        mb_size = max(1, n // cfg.num_minibatches)
+        perm = torch.randperm(n, generator=gen)
+        return [perm[lo : lo + mb_size] for lo in range(0, n - mb_size + 1, mb_size)]
+
+    def _split_active(self) -> bool:
+        return self.config.shared_prompt and self.world == 1
+
     # ----------------------------------------------------------------- update
     def update(self, batch: RolloutBatch, scored: dict[str, torch.Tensor], train_policy: bool) -> dict[str, float]:
         """Minibatch epochs of clipped policy and value losses; returns mean diagnostics."""
         cfg = self.config
-        n = batch.input_ids.shape[0]
-        mb_size = max(1, n // cfg.num_minibatches)
         gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + self.iteration * 31 + self.rank)
         logs: dict[str, list[float]] = {
             k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac", "grad_norm", "value_grad_norm")
         }
         self.policy.train(False)
         for _ in range(cfg.update_epochs):
-            perm = torch.randperm(n, generator=gen)
-            for lo in range(0, n - mb_size + 1, mb_size):
-                idx = perm[lo : lo + mb_size]
-                mb = _index(batch, idx)
+            for idx in self._minibatches(batch, gen):
+                mb = _index(batch, idx.to(batch.input_ids.device))
+                split = self._split(mb)
                 length = mb.action_mask.shape[1]
                 mask = mb.action_mask
                 old_lp = scored["old_logprobs"][idx][:, :length]
@@ -325,7 +370,7 @@ class PPOTrainer:
                 if cfg.norm_adv:
                     adv = masked_whiten(adv, mask)
                 if train_policy:
-                    new_lp, ent = _policy_logprobs(self.policy, mb, cfg.temperature, True)
+                    new_lp, ent = _policy_logprobs(self.policy, mb, cfg.temperature, True, split)
                     pmask = mb.policy_mask  # tokens drawn as they stand (see agents.ppo.rollout)
                     pl = clipped_policy_loss(new_lp, old_lp, adv, pmask, cfg.clip_coef)
                     ent_mean = masked_mean(ent, pmask)
@@ -338,7 +383,7 @@ class PPOTrainer:
                     logs["entropy"].append(ent_mean.item())
                     logs["approx_kl"].append(pl.approx_kl.item())
                     logs["clipfrac"].append(pl.clipfrac.item())
-                new_v = critic_values(self.critic, mb.input_ids, mb.attention_mask)[:, :-1]
+                new_v = self._values(self.critic, mb, split)
                 vclip = cfg.vf_clip_coef if cfg.clip_vloss else None
                 vloss = clipped_value_loss(new_v, old_v, ret, mask, vclip)
                 self.opt_critic.zero_grad(set_to_none=True)
