@@ -10,7 +10,12 @@ import torch
 from agents.ppo.critic import build_critic, critic_values
 from agents.ppo.losses import token_logprobs
 from agents.ppo.rollout import Episode, episodes_to_batch
-from agents.ppo.shared_prompt import shared_prompt_logits, shared_prompt_values, split_by_prompt, to_full
+from agents.ppo.shared_prompt import (
+    shared_prompt_logits,
+    shared_prompt_values,
+    split_by_prompt,
+    to_full,
+)
 from codegym.lm import load_causal_lm
 from codegym.tasks import load_suite
 from codegym.tokenization import task_context
