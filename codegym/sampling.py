@@ -33,6 +33,39 @@ from codegym.lm import forward_cached
 from codegym.tokenization import encode_context, encode_lines, join_pieces
 
 
+def _growing_cache() -> Any:
+    """A ``DynamicCache`` whose layers append in amortised O(new tokens) (buffers that double)
+    instead of re-concatenating the whole cache at every decoding step."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                self._length = 0
+                self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+            end = self._length + key_states.shape[-2]
+            buffers = self._buffers
+            if buffers is None or end > buffers[0].shape[-2] or buffers[0].shape[:-2] != key_states.shape[:-2]:
+                cap = max(64, 2 * end)
+                new = tuple(x.new_empty((*x.shape[:-2], cap, x.shape[-1])) for x in (key_states, value_states))
+                if self._length:
+                    new[0][..., : self._length, :] = self.keys
+                    new[1][..., : self._length, :] = self.values
+                buffers = self._buffers = (new[0], new[1])
+            buffers[0][..., self._length : end, :] = key_states
+            buffers[1][..., self._length : end, :] = value_states
+            self._length = end
+            self.keys, self.values = buffers[0][..., :end, :], buffers[1][..., :end, :]
+            return self.keys, self.values
+
+    cache = DynamicCache()
+    if getattr(cache, "layer_class_to_replicate", None) is DynamicLayer and not cache.layers:
+        cache.layer_class_to_replicate = GrowingLayer  # layers are made on first use
+    return cache
+
+
 class LineSampler:
     """Samples programs line by line for a batch of contexts.
 
@@ -46,6 +79,9 @@ class LineSampler:
         generator: The torch generator for sampling (pass one for reproducible draws).
         reencode: Re-encode every line by the rule (True, the default: the cache equals
             ``encode_program``), or keep every line as drawn (False, for RL).
+        growing_cache: Keep the KV cache in buffers that double when full (True, the
+            default) instead of concatenating the whole cache at every decoding step; the
+            samples are the same.
     """
 
     def __init__(
@@ -59,6 +95,7 @@ class LineSampler:
         max_line_tokens: int = 64,
         generator: torch.Generator | None = None,
         reencode: bool = True,
+        growing_cache: bool = True,
     ) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
@@ -76,6 +113,7 @@ class LineSampler:
         self.max_line_tokens = int(max_line_tokens)
         self.generator = generator
         self.reencode = bool(reencode)
+        self.growing_cache = bool(growing_cache)
         self.device = next(model.parameters()).device
         self.eos_id = int(tokenizer.eos_token_id)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
@@ -91,6 +129,11 @@ class LineSampler:
         self._clear(0)
 
     # ------------------------------------------------------------------ state
+    def _new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        return _growing_cache() if self.growing_cache else DynamicCache()
+
     def _clear(self, batch: int) -> None:
         self.batch_size = batch
         self.cache: Any = None
@@ -116,10 +159,8 @@ class LineSampler:
 
     def start(self, contexts: Sequence[str]) -> None:
         """Start ``len(contexts)`` new programs (drops any previous state)."""
-        from transformers import DynamicCache
-
         self._clear(len(contexts))
-        self.cache = DynamicCache()
+        self.cache = self._new_cache()
         self.last_logits = None
         if contexts:
             self._append([encode_context(self.tokenizer, c) for c in contexts])
@@ -200,13 +241,11 @@ class LineSampler:
         longest = max((len(v) for v in self.valid_ids), default=0)
         if total <= 2 * longest + 128:
             return
-        from transformers import DynamicCache
-
         valid = [list(v) for v in self.valid_ids]
         lines, finished, pending = self.lines, self.finished, self._pending_submit
         self._clear(len(valid))
         self.lines, self.finished, self._pending_submit = lines, finished, pending
-        self.cache = DynamicCache()
+        self.cache = self._new_cache()
         self._append(valid)
 
     # --------------------------------------------------------------- sampling

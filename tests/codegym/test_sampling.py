@@ -136,3 +136,18 @@ def test_reencode_true_flags_replaced_lines(lm) -> None:
     assert flags and not all(flags)
     for b in range(len(sampler.lines)):
         assert sampler.line_ids[b] == encode_lines(tok, sampler.lines[b])  # the rule, always
+
+
+def test_growing_cache_samples_what_the_concatenating_cache_samples(lm) -> None:
+    """The doubling-buffer cache (default) is a faster store of the same keys and values:
+    sampled programs, drawn ids and rebuilds are identical to HF's concatenating cache."""
+    model, tok = lm
+    contexts = [TEXTS[0], TEXTS[0][:40], TEXTS[0] + "    xs = xs\n"] * 3
+    out = []
+    for growing in (True, False):
+        gen = torch.Generator().manual_seed(5)
+        sampler = LineSampler(model, tok, max_line_tokens=12, generator=gen, reencode=False, growing_cache=growing)
+        programs = sampler.sample_programs(contexts, max_lines=6)
+        out.append((programs, [[list(x) for x in s] for s in sampler.line_ids]))
+    assert out[0] == out[1]
+    assert any(len(p) > 1 for p in out[0][0])  # several lines: the buffers grew
