@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 DenseReward = Literal["none", "delta", "delta_open", "paper"]
-Potential = Literal["prm", "oracle"]
+DenseSource = Literal["prm", "oracle"]
+PotentialScale = Literal["probability", "score"]
 ValueInit = Literal["prm", "policy"]
 
 _DENSE = ("none", "delta", "delta_open", "paper")
-_POTENTIAL = ("prm", "oracle")
+_DENSE_SOURCE = ("prm", "oracle")
+_POTENTIAL_SCALE = ("probability", "score")
 _VALUE_INIT = ("prm", "policy")
 
 
@@ -79,11 +81,16 @@ class PPOConfig:
     (the same without the closing term: gameable, for ablations) or ``"paper"`` (PRM score of
     line m × 1/T, T the number of lines, from the per-step ``prm_score`` in info; it changes
     the objective)."""
-    potential: Potential = "prm"
-    """Where Φ of the dense reward comes from: ``"prm"`` (the PRM checkpoint) or ``"oracle"``
-    (exact prefix correctness: the reference's remaining lines complete the prefix to a
-    passing program, one sandboxed execution per line; a diagnostic for suites with
-    one-step-per-line references such as ``pipelines``)."""
+    dense_source: DenseSource = "prm"
+    """Where the line scores of the dense reward come from: ``"prm"`` (the PRM checkpoint) or
+    ``"oracle"`` (exact prefix correctness, +1/−1: the reference's remaining lines complete the
+    prefix to a passing program, one sandboxed execution per line; a diagnostic for suites
+    with one-step-per-line references such as ``pipelines``)."""
+    potential_scale: PotentialScale = "probability"
+    """Φ of ``delta`` shaping: ``"probability"`` (score in [−1, 1] read as the probability that
+    the prefix is correct, (score + 1) / 2, the unit-test reward's scale: a wrong prefix is
+    worth what a failed program is) or ``"score"`` (the raw score; with closed shaping a
+    learner then gains +1 at once by ending an episode on a wrong prefix)."""
     dense_coef: float = 1.0
     """Multiplier of the dense line reward (the unit-test reward is not scaled)."""
     unit_test_reward: Literal["binary", "fraction"] = "binary"
@@ -178,7 +185,7 @@ class PPOConfig:
     @property
     def uses_prm(self) -> bool:
         """Whether a PRM checkpoint is needed (PRM dense reward or PRM-initialised critic)."""
-        prm_dense = self.dense_reward != "none" and self.potential == "prm"
+        prm_dense = self.dense_reward != "none" and self.dense_source == "prm"
         return prm_dense or self.value_init == "prm"
 
     # --- validation / IO ------------------------------------------------------------------
@@ -186,8 +193,10 @@ class PPOConfig:
         """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
         if self.dense_reward not in _DENSE:
             raise ValueError(f"dense_reward must be one of {_DENSE}, got {self.dense_reward!r}")
-        if self.potential not in _POTENTIAL:
-            raise ValueError(f"potential must be one of {_POTENTIAL}, got {self.potential!r}")
+        if self.dense_source not in _DENSE_SOURCE:
+            raise ValueError(f"dense_source must be one of {_DENSE_SOURCE}, got {self.dense_source!r}")
+        if self.potential_scale not in _POTENTIAL_SCALE:
+            raise ValueError(f"potential_scale must be one of {_POTENTIAL_SCALE}, got {self.potential_scale!r}")
         if self.value_init not in _VALUE_INIT:
             raise ValueError(f"value_init must be one of {_VALUE_INIT}, got {self.value_init!r}")
         if self.unit_test_reward not in ("binary", "fraction"):

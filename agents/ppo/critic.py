@@ -5,9 +5,13 @@ linear ``score`` head read at every token), wrapped in :class:`Critic` whose ``f
 returns one value per token so that DDP sees the whole computation. Hence:
 
 * ``value_init="prm"``: ``ProcessRewardModel.from_pretrained(PRM_DIR)`` — a plain load of the
-  PRM's weights, head included; the critic's initial parameters equal the PRM's exactly, and
-  its values are the PRM's scores (``to_score`` of the head output: identity for an
-  ``mse`` PRM, ``2·sigmoid − 1`` for a ``bce`` one).
+  PRM's weights, head included; the critic's initial parameters equal the PRM's exactly.
+  Its values are the PRM's scores read as probabilities, ``(s + 1) / 2`` with ``s`` the
+  score on the label scale [−1, 1] (``to_score`` of the head output: identity for an ``mse``
+  PRM, ``2·sigmoid − 1`` for a ``bce`` one): the PRM estimates whether a prefix is correct,
+  and the return it starts as an estimate of is the unit-test reward in [0, 1]. The map is a
+  fixed output transform (``Critic.value_scale`` / ``value_shift``, saved with the critic),
+  not a change of weights.
   The PRM reads a line's score at the line's last token, which is where the critic reads the
   value of the state after that line (see :mod:`agents.ppo.rollout`), so the PRM's line
   scores are the critic's starting values at line boundaries.
@@ -18,6 +22,7 @@ returns one value per token so that DDP sees the whole computation. Hence:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,22 +30,32 @@ from typing import Any
 import torch
 from torch import nn
 
+CRITIC_CONFIG = "critic.json"
+
 
 class Critic(nn.Module):
     """Per-token values from a PRM-architecture model (backbone + ``score`` head).
 
     Args:
         prm: A :class:`codegym.prm.ProcessRewardModel`.
+        value_scale: Values are ``value_scale * score + value_shift``.
+        value_shift: See ``value_scale``.
     """
 
-    def __init__(self, prm: Any) -> None:
+    def __init__(self, prm: Any, value_scale: float = 1.0, value_shift: float = 0.0) -> None:
         super().__init__()
         self.prm = prm
+        self.value_scale = float(value_scale)
+        self.value_shift = float(value_shift)
+
+    def values_from_raw(self, raw: torch.Tensor) -> torch.Tensor:
+        """Values from the head's raw outputs (any shape)."""
+        return self.value_scale * self.prm.to_score(raw) + self.value_shift
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Values [B, S] at every position of ``input_ids`` [B, S] (on the PRM's score scale)."""
+        """Values [B, S] at every position of ``input_ids`` [B, S]."""
         raw, _ = self.prm(input_ids=input_ids, attention_mask=attention_mask)
-        return self.prm.to_score(raw)
+        return self.values_from_raw(raw)
 
 
 def critic_values(critic: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -74,7 +89,12 @@ def build_critic(
             raise ValueError(f"value_init={value_init!r} needs a PRM/critic directory (--prm DIR)")
         if not (Path(prm_dir) / "config.json").is_file():
             raise ValueError(f"{value_init} directory {str(prm_dir)!r} has no config.json")
-        return Critic(ProcessRewardModel.from_pretrained(str(prm_dir)))
+        prm = ProcessRewardModel.from_pretrained(str(prm_dir))
+        if value_init == "prm":
+            return Critic(prm, value_scale=0.5, value_shift=0.5)
+        saved = Path(prm_dir) / CRITIC_CONFIG
+        meta = json.loads(saved.read_text()) if saved.is_file() else {}
+        return Critic(prm, meta.get("value_scale", 1.0), meta.get("value_shift", 0.0))
     if value_init == "policy":
         if policy_dir is None:
             raise ValueError("value_init='policy' needs the policy directory")
@@ -92,3 +112,5 @@ def save_critic(critic: Critic, path: str | os.PathLike[str], tokenizer: Any = N
     critic.prm.save_pretrained(str(path))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(path))
+    meta = {"value_scale": critic.value_scale, "value_shift": critic.value_shift}
+    (Path(path) / CRITIC_CONFIG).write_text(json.dumps(meta) + "\n")

@@ -123,9 +123,10 @@ def shared_prompt_logits(model: Any, sb: SplitBatch) -> torch.Tensor:
     return torch.cat([last.index_select(0, sb.row_group)[:, None], prog.logits[:, :-1]], dim=1)  # [B, C, V]
 
 
-def shared_prompt_values(prm: Any, sb: SplitBatch, full_len: int) -> torch.Tensor:
-    """Critic values (a :class:`codegym.prm.ProcessRewardModel`) in the shifted full layout
+def shared_prompt_values(critic: Any, sb: SplitBatch, full_len: int) -> torch.Tensor:
+    """Critic values (an :class:`agents.ppo.critic.Critic`) in the shifted full layout
     [B, S−1]: the value of the state in which each action token was chosen."""
+    prm = critic.prm
     raw_p, cache = prm(input_ids=sb.prompt_ids, attention_mask=sb.prompt_mask, use_cache=True)
     groups = torch.arange(len(sb.prompt_len), device=sb.prompt_ids.device)
     last = raw_p[groups, sb.prompt_len - 1]  # [G]: the state before the first action
@@ -133,7 +134,7 @@ def shared_prompt_values(prm: Any, sb: SplitBatch, full_len: int) -> torch.Tenso
     raw_c, _ = prm(inputs["input_ids"], attention_mask=inputs["attention_mask"],
                    position_ids=inputs["position_ids"], cache=_expand_cache(cache, sb.row_group))  # fmt: skip
     aligned = torch.cat([last.index_select(0, sb.row_group)[:, None], raw_c[:, :-1]], dim=1)  # [B, C]
-    return to_full(prm.to_score(aligned).float(), sb, full_len)
+    return to_full(critic.values_from_raw(aligned).float(), sb, full_len)
 
 
 __all__ = ["SplitBatch", "shared_prompt_logits", "shared_prompt_values", "split_by_prompt", "to_full"]

@@ -131,9 +131,9 @@ class PPOTrainer:
         self.policy_dir = check_model_dir(policy_dir, "policy")
         if config.uses_prm and prm_dir is None:
             raise ValueError(
-                f"dense_reward={config.dense_reward!r} (potential={config.potential!r}) / "
+                f"dense_reward={config.dense_reward!r} (dense_source={config.dense_source!r}) / "
                 f"value_init={config.value_init!r} need a PRM: pass prm_dir (--prm DIR), or use "
-                "dense_reward='none' (or potential='oracle') and value_init='policy'"
+                "dense_reward='none' (or dense_source='oracle') and value_init='policy'"
             )
         self.prm_dir = Path(prm_dir) if prm_dir is not None else None
         if self.prm_dir is not None:
@@ -233,7 +233,8 @@ class PPOTrainer:
             gym.make(
                 "CodePRM-v1", tasks=[first], sandbox=self.sandbox, prm=scorers[i],
                 reward_mode=env_mode[cfg.dense_reward], test_reward=cfg.unit_test_reward,
-                max_lines=cfg.max_lines, invalid_action="end", disable_env_checker=True,
+                max_lines=cfg.max_lines, invalid_action="end", potential=cfg.potential_scale,
+                disable_env_checker=True,
             )
             for i in range(cfg.batch_size)
         ]  # fmt: skip
@@ -244,7 +245,7 @@ class PPOTrainer:
         cfg = self.config
         if cfg.dense_reward == "none":
             return [None] * n
-        if cfg.potential == "oracle":
+        if cfg.dense_source == "oracle":
             from codegym.envs.oracle import ReferenceCompletionScorer, VerdictCache
 
             cache = VerdictCache()
@@ -327,7 +328,7 @@ class PPOTrainer:
     def _values(self, critic: Any, batch: RolloutBatch, split: SplitBatch | None) -> torch.Tensor:
         """Values [B, S-1]: the value of the state in which each token was chosen."""
         if split is not None:
-            return shared_prompt_values(self._unwrap(critic).prm, split, batch.input_ids.shape[1])
+            return shared_prompt_values(self._unwrap(critic), split, batch.input_ids.shape[1])
         return critic_values(critic, batch.input_ids, batch.attention_mask)[:, :-1]
 
     def _minibatches(self, batch: RolloutBatch, gen: torch.Generator) -> list[torch.Tensor]:

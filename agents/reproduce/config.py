@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "value-init": {"dense_reward": "none", "value_init": "prm"},
     "dense+value-init": {"dense_reward": "delta", "value_init": "prm"},
     "paper": {"dense_reward": "paper", "value_init": "prm"},
-    "oracle-dense": {"dense_reward": "delta", "potential": "oracle", "value_init": "policy"},
+    "oracle-dense": {"dense_reward": "delta", "dense_source": "oracle", "value_init": "policy"},
 }
 
 #: What each arm is, for tables and docs.
@@ -44,7 +45,7 @@ ARM_DESCRIPTIONS: dict[str, str] = {
 
 def _arm_needs_prm(arm: str) -> bool:
     spec = ARMS[arm]
-    dense_prm = spec["dense_reward"] != "none" and spec.get("potential", "prm") == "prm"
+    dense_prm = spec["dense_reward"] != "none" and spec.get("dense_source", "prm") == "prm"
     return dense_prm or spec["value_init"] == "prm"
 
 
@@ -64,8 +65,8 @@ class ReproduceConfig:
     jobs: int = 1
     """Stages run in parallel processes (PPO arms, labeling); on CPU each gets
     ``threads // jobs`` torch threads."""
-    threads: int = 2
-    """Torch threads in all (CPU)."""
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    """Torch threads in all (CPU; default: every core)."""
 
     # --- tasks -----------------------------------------------------------------------------
     min_steps: int = 2
@@ -164,7 +165,7 @@ class ReproduceConfig:
         from agents.sft import SFTConfig
         from codegym.prm.train import PRMTrainConfig
 
-        owned = {"sft": {"out"}, "ppo": {"seed", "dense_reward", "value_init", "potential"},
+        owned = {"sft": {"out"}, "ppo": {"seed", "dense_reward", "value_init", "dense_source"},
                  "prm": {"data", "base", "out"}}  # set by the pipeline  # fmt: skip
         for name, value, target in (("sft", self.sft, SFTConfig), ("ppo", self.ppo, PPOConfig),
                                     ("prm", self.prm, PRMTrainConfig)):  # fmt: skip
@@ -244,6 +245,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # validation tasks per bucket 1-3 / 4-5 / 6-8: step 700: 82 / 26 / 0 %, 800: 90 / 36 /
     # 4 %, 900: 98 / 52 / 8 %).
     "quick": {
+        "jobs": 2,
         "sft": {"steps": 800, "decay_steps": 0, "train_tasks": 3000},
         "ppo": {"max_new_tokens": 160},
     },

@@ -19,6 +19,20 @@ from sandboxes import ExecResult, Sandbox, make_sandbox
 REWARD_MODES = ("delta", "delta_open", "score", "none")
 TEST_REWARDS = ("binary", "fraction")
 INVALID_ACTIONS = ("raise", "end")
+POTENTIALS = ("probability", "score")
+
+
+def potential_of(score: float, potential: str) -> float:
+    """The shaping potential Φ of a line score.
+
+    ``"probability"``: a PRM's score on its label scale [−1, 1] read as the probability that
+    the prefix is correct, ``(score + 1) / 2`` clipped to [0, 1] — the scale of the binary
+    unit-test reward, so a prefix the PRM calls wrong has the potential of a failed program
+    (0) and a sure one that of a pass (1). ``"score"``: the raw score.
+    """
+    if potential == "probability":
+        return min(1.0, max(0.0, (score + 1.0) / 2.0))
+    return score
 
 
 def is_neutral_line(line: str) -> bool:
@@ -70,12 +84,17 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     or comment lines, which are never scored):
 
     * ``reward_mode="delta"`` (default): potential-based shaping
-      ``r_m = Φ(prefix_m) − Φ(prefix_{m−1})`` with Φ the PRM score, **closed** at the end:
+      ``r_m = Φ(prefix_m) − Φ(prefix_{m−1})`` with Φ the PRM's estimate that the prefix is
+      correct (``potential="probability"``, the default: ``(score + 1) / 2`` in [0, 1], the
+      unit-test reward's scale; ``potential="score"``: the raw score), **closed** at the end:
       the terminal state has potential 0 on every way an episode ends (submission,
       truncation, an invalid action under ``invalid_action="end"``), so the final step also
       carries ``−Φ(last prefix)``. The dense return of every episode is then the constant
       ``−Φ(empty)``: the PRM cannot change which programs are best (Ng et al., 1999), it
       only moves credit between lines. ``info["shaping_close"]`` holds the closing term.
+      On the probability scale a prefix the PRM calls wrong has Φ = 0, so ending an episode
+      there earns nothing; with raw scores in [−1, 1] it would earn +1 at once, which an RL
+      learner that cannot see correctness exploits by ending episodes early.
     * ``"delta_open"``: the same differences without the closing term (the behaviour of
       ``CodePRM-v0``). The dense return is ``Φ(last) − Φ(empty)``: the PRM's opinion of the
       final program becomes part of the objective, and an agent can gain by ending episodes
@@ -129,6 +148,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     | ``max_lines``    | ``64``        | truncation: lines per program                                  |
     | ``max_line_chars`` | ``256``     | longest accepted line                                          |
     | ``max_prompt_chars`` | ``8192``  | longest accepted prompt                                        |
+    | ``potential``    | ``"probability"`` | Φ of ``delta`` shaping: ``probability`` ((score + 1) / 2) / ``score`` (raw) |
     | ``invalid_action`` | ``"raise"`` | ``raise`` (``ValueError``, episode unchanged) / ``end`` (fails the episode) |
     | ``render_mode``  | ``None``      | ``"ansi"`` (returns text) or ``"human"`` (prints)              |
 
@@ -136,8 +156,9 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
 
     * v1: ``reward_mode="delta"`` is closed (Φ of the terminal state is 0, so the dense
       return is a constant and shaping cannot be gamed by ending episodes early);
-      ``invalid_action`` added. ``CodePRM-v0`` stays registered with
-      ``reward_mode="delta_open"`` as its default.
+      Φ is the probability-scale PRM score (``potential``); ``invalid_action`` added.
+      ``CodePRM-v0`` stays registered with ``reward_mode="delta_open"`` and
+      ``potential="score"`` as its defaults.
     * v0: initial version.
     """
 
@@ -160,10 +181,13 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         max_line_chars: int = 256,
         max_prompt_chars: int = 8192,
         invalid_action: str = "raise",
+        potential: str = "probability",
         render_mode: str | None = None,
     ) -> None:
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode={reward_mode!r} is not one of {REWARD_MODES}")
+        if potential not in POTENTIALS:
+            raise ValueError(f"potential={potential!r} is not one of {POTENTIALS}")
         if invalid_action not in INVALID_ACTIONS:
             raise ValueError(f"invalid_action={invalid_action!r} is not one of {INVALID_ACTIONS}")
         if test_reward not in TEST_REWARDS:
@@ -195,6 +219,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
 
         self.reward_mode = reward_mode
         self.invalid_action = invalid_action
+        self.potential = potential
         self.test_reward = test_reward
         self.timeout = float(timeout)
         self.memory_mb = int(memory_mb)
@@ -328,9 +353,10 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         self.lines = []
         self.scores = []
         self.last_result = None
-        self._phi = float(self.scorer.reset(task)) if self.scorer is not None else 0.0
+        empty = float(self.scorer.reset(task)) if self.scorer is not None else None
+        self._phi = potential_of(empty, self.potential) if empty is not None else 0.0
         self._done = False
-        info = {"task_id": task.task_id, "task": task, "prm_score": self._phi if self.scorer else None}
+        info = {"task_id": task.task_id, "task": task, "prm_score": empty}
         return self._obs(), info
 
     def _closing_term(self) -> float:
@@ -391,15 +417,17 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
                 score = float(self.scorer.score(line))
                 if not math.isfinite(score):
                     raise RuntimeError(f"the line scorer returned a non-finite score {score}")
+                phi = potential_of(score, self.potential)
                 if self.reward_mode in ("delta", "delta_open"):
-                    reward = score - self._phi
+                    reward = phi - self._phi
                 elif self.reward_mode == "score":
                     reward = score
-                self._phi = score
+                self._phi = phi
         self.scores.append(score)
         info: dict[str, Any] = {
             "line_index": len(self.lines) - 1,
             "prm_score": score,
+            "potential": self._phi if self.scorer is not None else None,
             "neutral": neutral,
         }
         truncated = len(self.lines) >= self.max_lines
@@ -440,4 +468,4 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         super().close()
 
 
-__all__ = ["INVALID_ACTIONS", "REWARD_MODES", "TEST_REWARDS", "CodePRMEnv", "is_neutral_line"]
+__all__ = ["INVALID_ACTIONS", "POTENTIALS", "REWARD_MODES", "potential_of", "TEST_REWARDS", "CodePRMEnv", "is_neutral_line"]

@@ -16,7 +16,8 @@ DEFAULT_MAX_LINES = 64
 def register_envs() -> None:
     """Register ``CodePRM-v1`` and the previous ``CodePRM-v0`` (idempotent).
 
-    * ``CodePRM-v1``: closed potential-based shaping by default (``reward_mode="delta"``).
+    * ``CodePRM-v1``: closed potential-based shaping by default (``reward_mode="delta"``) with
+      the PRM score read as a probability (``potential="probability"``).
     * ``CodePRM-v0``: the first version, whose ``delta`` shaping was not closed at the end of
       an episode (``reward_mode="delta_open"`` in v1 terms); kept so old code still runs.
       Gymnasium warns that a newer version exists when it is made.
@@ -33,5 +34,5 @@ def register_envs() -> None:
             id="CodePRM-v0",
             entry_point="codegym.envs.code_prm:CodePRMEnv",
             max_episode_steps=DEFAULT_MAX_LINES + 1,
-            kwargs={"max_lines": DEFAULT_MAX_LINES, "reward_mode": "delta_open"},
+            kwargs={"max_lines": DEFAULT_MAX_LINES, "reward_mode": "delta_open", "potential": "score"},
         )

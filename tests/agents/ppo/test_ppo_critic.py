@@ -21,11 +21,11 @@ def test_prm_init_equals_prm_parameters_exactly(tiny_prm_dir: Path) -> None:
     for name, tensor in want.items():
         assert torch.equal(got[name], tensor), name
     assert critic.prm.score.bias.detach().item() == pytest.approx(0.25)
-    # Values are the PRM's scores at every token.
+    # Values are the PRM's scores at every token, read as probabilities: (score + 1) / 2.
     ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0]])
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
     raw, _ = prm(input_ids=ids, attention_mask=mask)
-    torch.testing.assert_close(critic_values(critic, ids, mask), prm.to_score(raw))
+    torch.testing.assert_close(critic_values(critic, ids, mask), (prm.to_score(raw) + 1) / 2)
 
 
 def test_policy_init_uses_policy_backbone_and_zero_head(tiny_policy_dir: Path) -> None:
@@ -49,6 +49,8 @@ def test_save_and_reload_round_trip(tiny_prm_dir: Path, tmp_path: Path) -> None:
     again = build_critic("checkpoint", tmp_path / "critic", None)
     for (n1, p1), (n2, p2) in zip(critic.named_parameters(), again.named_parameters()):
         assert n1 == n2 and torch.equal(p1, p2)
+    ids, mask = torch.tensor([[5, 6, 7]]), torch.ones(1, 3, dtype=torch.long)
+    torch.testing.assert_close(critic_values(again, ids, mask), critic_values(critic, ids, mask))
 
 
 def test_bad_value_init_and_missing_dirs_raise(tmp_path: Path) -> None:

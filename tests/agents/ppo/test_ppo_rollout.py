@@ -164,9 +164,9 @@ def test_closed_shaping_puts_the_closing_term_on_the_final_token(tiny_policy_dir
     assert [e.passed for e in episodes] == [True, False, False, False]
     assert [e.invalid for e in episodes] == [False, False, True, False]
     assert episodes[3].truncated and not episodes[3].eos
-    for ep in episodes:  # Φ(empty) = +1 for every pipelines task: dense return 0.5 * −1
+    for ep in episodes:  # Φ(empty) = 1 for every pipelines task: dense return 0.5 * −1
         assert sum(ep.line_rewards) + ep.final_dense == pytest.approx(-0.5)
-    assert episodes[1].line_rewards == pytest.approx([0.0, -1.0])  # +1 -> +1 -> -1 (× 0.5)
+    assert episodes[1].line_rewards == pytest.approx([0.0, -0.5])  # Φ 1 -> 1 -> 0 (× 0.5)
     batch = episodes_to_batch(episodes, tok)
     expected = [1.0 + e.final_dense for e in episodes[:1]] + [e.final_dense for e in episodes[1:]]
     assert batch.final_reward.tolist() == pytest.approx(expected)

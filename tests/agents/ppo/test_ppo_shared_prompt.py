@@ -79,7 +79,7 @@ def test_critic_values_match_the_full_pass(tiny_policy_dir: Path, tiny_prm_dir: 
     full[mask].sum().backward()
     grads_full = [p.grad.clone() for p in critic.parameters()]
     critic.zero_grad()
-    shared = shared_prompt_values(critic.prm, split, batch.input_ids.shape[1])
+    shared = shared_prompt_values(critic, split, batch.input_ids.shape[1])
     shared[mask].sum().backward()
     assert torch.allclose(shared[mask], full[mask], atol=1e-5)
     for g_full, p in zip(grads_full, critic.parameters()):

@@ -143,7 +143,7 @@ def test_spec_time_limit_is_only_a_safety_net():
 @pytest.mark.parametrize("mode", ["delta", "delta_open", "score", "none"])
 def test_dense_reward_modes_and_neutral_lines(mode):
     scorer = LengthScorer()
-    env = CodePRMEnv(tasks=[_square_task()], prm=scorer, reward_mode=mode)
+    env = CodePRMEnv(tasks=[_square_task()], prm=scorer, reward_mode=mode, potential="score")
     env.reset(seed=0)
     lines = ["    y = x * x", "    # a comment", "", "    return y"]
     rewards, scores = [], []
@@ -211,10 +211,38 @@ def test_closed_shaping_dense_return_is_constant_on_every_ending(ending):
             break
     assert terminated or truncated
     test_reward = 1.0 if info["passed"] else 0.0
-    assert total - test_reward == pytest.approx(-0.37)
+    assert total - test_reward == pytest.approx(-(0.37 + 1) / 2)  # −Φ(empty), probability scale
     if ending.startswith(("invalid", "too-long")):
         assert info["exec"]["status"] == "invalid_action" and not info["passed"]
         assert info["invalid_action"]
+    env.close()
+
+
+@pytest.mark.parametrize("potential", ["probability", "score"])
+def test_potential_scale(potential):
+    """On the probability scale a line the PRM calls certainly wrong (score −1) has Φ = 0, so
+    ending the episode right after it earns nothing; on the raw scale it earns +1 at once."""
+
+    class Certain:
+        def reset(self, task):
+            return 1.0
+
+        def score(self, line):
+            return 1.0 if "*" in line else -1.0
+
+    env = CodePRMEnv(tasks=[_square_task()], prm=Certain(), potential=potential)
+    env.reset(seed=0)
+    _, r1, _, _, info1 = env.step("    y = x * x")
+    _, r2, _, _, info2 = env.step("    return 0")
+    _, r3, terminated, _, info3 = env.step(SUBMIT)
+    assert terminated and not info3["passed"]
+    assert info2["prm_score"] == -1.0
+    if potential == "probability":
+        assert (r1, r2, r3) == (0.0, -1.0, 0.0) and info2["potential"] == 0.0
+    else:
+        assert (r1, r2, r3) == (0.0, -2.0, 1.0) and info2["potential"] == -1.0
+    with pytest.raises(ValueError, match="potential"):
+        CodePRMEnv(tasks=[_square_task()], potential="logit")
     env.close()
 
 
@@ -230,6 +258,7 @@ def test_invalid_action_end_is_never_better_than_a_wrong_program():
 
 def test_v0_keeps_the_open_shaping_and_v1_is_closed():
     assert gym.spec("CodePRM-v0").kwargs["reward_mode"] == "delta_open"
+    assert gym.spec("CodePRM-v0").kwargs["potential"] == "score"
     assert gym.spec("CodePRM-v1").kwargs.get("reward_mode", "delta") == "delta"
     assert codegym.ENV_ID == "CodePRM-v1"
 

@@ -63,8 +63,8 @@ def test_oracle_drives_closed_shaping_in_the_env(box, task):
     ref = task.solution_lines
     rewards = [env.step(ref[0])[1], env.step("    return 0")[1]]
     _, final, terminated, _, info = env.step(SUBMIT)
-    assert rewards == [0.0, -2.0]  # +1 -> +1, then +1 -> -1
+    assert rewards == [0.0, -1.0]  # Φ 1 -> 1, then 1 -> 0 (probability scale)
     assert terminated and not info["passed"]
-    assert final == pytest.approx(1.0)  # closing term −Φ(last) = +1, unit tests 0
+    assert final == pytest.approx(0.0)  # closing term −Φ(last) = 0, unit tests 0
     assert sum(rewards) + final == pytest.approx(-1.0)  # −Φ(empty)
     env.close()
