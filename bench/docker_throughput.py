@@ -36,11 +36,10 @@ from sandboxes import encoding as enc  # noqa: E402
 from sandboxes.docker import (  # noqa: E402
     BOOT,
     CONTAINER_UID,
-    WORK_DIR,
     DockerSandbox,
     list_containers,
 )
-from sandboxes.local import _module_sources  # noqa: E402
+from sandboxes.pooled import boot_message  # noqa: E402
 
 
 def sandbox_uid_processes() -> list[int]:
@@ -73,12 +72,11 @@ def docker_run_argv(sb: DockerSandbox) -> list[str]:
     mem = f"{sb.container_memory_mb}m"
     return [
         "docker", "run", "--rm", "-i", "--network", "none", "--read-only",
-        "--tmpfs", f"{WORK_DIR}:rw,nosuid,nodev,size=64m,uid={CONTAINER_UID},"
-                   f"gid={CONTAINER_UID},mode=0700",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--security-opt", "seccomp=unconfined",
         "--user", f"{CONTAINER_UID}:{CONTAINER_UID}", "--memory", mem, "--memory-swap", mem,
         "--pids-limit", str(sb.pids_limit), "--cpus", "1", "--cpu-shares", "4096",
-        *(["--cgroup-parent", sb.cgroup_parent] if sb.cgroup_parent else []), "--ipc", "none",
+        *(["--cgroup-parent", sb.cgroup_parent] if sb.cgroup_parent else []), "--ipc", "private",
         "--log-driver", "none", "--label", "codegym.sandbox=1",
         "--label", "codegym.sandbox.id=bench-fresh",
         sb.image, "python3", "-I", "-S", "-c", BOOT,
@@ -87,7 +85,7 @@ def docker_run_argv(sb: DockerSandbox) -> list[str]:
 
 def fresh_run(argv: list[str], boot: bytes, payload: bytes, total: int) -> str:
     """One execution in a fresh container; returns the verdict's status."""
-    data = len(boot).to_bytes(4, "big") + boot + len(payload).to_bytes(4, "big") + payload
+    data = boot + len(payload).to_bytes(4, "big") + payload
     proc = subprocess.run(argv, input=data, capture_output=True, timeout=120, check=False)
     out = proc.stdout
     frames = []
@@ -144,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         step = max(1, len(jobs) // args.fresh)
         sample = jobs[::step][: args.fresh]
         run_argv = docker_run_argv(sb)
-        boot = json.dumps({"modules": _module_sources(), "config": sb.worker_config(0)}).encode()
+        boot = boot_message(sb.worker_config(0))
         payloads = [sb._payload(j.program, j.tests, j.timeout, j.memory_mb) for j in sample]
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.workers) as ex:

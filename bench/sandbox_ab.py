@@ -1,8 +1,8 @@
 """A/B of the local sandbox worker: a git revision's worker against the working tree's.
 
-The worker (``sandboxes/_zygote.py`` + ``sandboxes/encoding.py``) is sent to each worker
-process as source at start-up, so two pools built from two sources can run side by side in one
-process. Both run the 164 HumanEval canonical solutions; rounds alternate (A B, B A, ...), so a
+The worker (the modules of ``sandboxes.worker.MODULES``) is sent to each worker process as
+source at start-up, so two pools built from two sources can run side by side in one process
+(both revisions must speak the same host protocol: compare revisions of this layout). Both run the 164 HumanEval canonical solutions; rounds alternate (A B, B A, ...), so a
 drift of the host's speed hits both alike. Per side the script prints the median CPU
 milliseconds per execution by role -- judge, fork servers, candidates (reaped by the fork
 servers) -- their page faults, the best throughput, and the median pairwise CPU ratio B/A.
@@ -31,29 +31,33 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sandbox_throughput import humaneval_jobs, proc_stats, tree_cpu  # noqa: E402
 
-import sandboxes.local as local  # noqa: E402
+import sandboxes.pooled as pooled  # noqa: E402
 from sandboxes.local import LocalSandbox  # noqa: E402
+from sandboxes.worker import MODULES  # noqa: E402
 
 console = Console()
-_WORKER_FILES = ("sandboxes/encoding.py", "sandboxes/_zygote.py")
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def worker_sources(rev: str | None) -> list[list[str]]:
-    """The worker modules as ``[name, source]`` pairs, at git ``rev`` (None: working tree)."""
+def worker_sources(rev: str | None) -> list[list[object]]:
+    """The worker modules as ``[name, source, is package]``, at git ``rev`` (None: the
+    working tree)."""
+    if rev is None:
+        return pooled.module_sources()
     root = Path(__file__).resolve().parents[1]
-    out = []
-    for path in _WORKER_FILES:
-        if rev is None:
-            text = (root / path).read_text(encoding="utf-8")
-        else:
-            try:
-                text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:{path}"],
-                                      check=True, capture_output=True, text=True).stdout
-            except subprocess.CalledProcessError as e:
-                raise SystemExit(f"--base {rev!r}: git cannot show {path}: "
-                                 f"{e.stderr.strip()}") from None
-        out.append([path.removesuffix(".py").replace("/", "."), text])
+    out: list[list[object]] = []
+    for name, is_pkg in MODULES:
+        if name == "sandboxes":
+            out.append([name, "", True])
+            continue
+        path = "/".join(name.split(".")) + ("/__init__.py" if is_pkg else ".py")
+        try:
+            text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:{path}"],
+                                  check=True, capture_output=True, text=True).stdout
+        except subprocess.CalledProcessError as e:
+            raise SystemExit(f"--base {rev!r}: git cannot show {path} (a revision before the "
+                             f"worker package?): {e.stderr.strip()}") from None
+        out.append([name, text, is_pkg])
     return out
 
 
@@ -87,16 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     jobs = humaneval_jobs(list(read_problems().values()))
     sides = [(f"A: {args.base}", worker_sources(args.base)), ("B: working tree", worker_sources(None))]
     pools: list[LocalSandbox] = []
-    real = local._module_sources
+    real = pooled.module_sources
     try:
         for _, sources in sides:
             # the pool's workers read their source when they start: during the warm-up pass
-            local._module_sources = lambda s=sources: s  # type: ignore[assignment]
+            pooled.module_sources = lambda s=sources: s  # type: ignore[assignment]
             pool = LocalSandbox(workers=args.workers)
             pools.append(pool)
             if sum(r.ok for r in pool.run_many(jobs)) != len(jobs):
                 raise SystemExit("a side fails canonical solutions: fix it before timing it")
-        local._module_sources = real  # type: ignore[assignment]
+        pooled.module_sources = real  # type: ignore[assignment]
         judges = [[w.pid for w in pool._pool.workers()] for pool in pools]
         cpu: list[list[float]] = [[], []]
         best = [float("inf"), float("inf")]
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"  pair {i + 1}/{args.pairs}: A {cpu[0][-1]:.2f}, B {cpu[1][-1]:.2f} "
                           "CPU ms/exec")
     finally:
-        local._module_sources = real  # type: ignore[assignment]
+        pooled.module_sources = real  # type: ignore[assignment]
         for pool in pools:
             pool.close()
     table = Table(title=f"local worker A/B, {len(jobs)} HumanEval solutions, "

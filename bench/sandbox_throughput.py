@@ -298,7 +298,7 @@ class FloorContestant(Contestant):
 
     def start(self) -> None:
         import sandboxes.local
-        from sandboxes._zygote import PREIMPORT  # stdlib-only; the host never runs it otherwise
+        from sandboxes.worker.main import PREIMPORT  # the host never runs the worker itself
 
         python = sandboxes.local._default_python()
         t0 = time.perf_counter()

@@ -17,21 +17,14 @@ A pass is declared only by the harness, after every test ran.
 from __future__ import annotations
 
 import abc
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sandboxes.status import Status
 
-class Status(str, enum.Enum):
-    """Outcome of one execution."""
-
-    PASSED = "passed"  #: every test ran and every test passed
-    FAILED = "failed"  #: the program ran, at least one test failed
-    ERROR = "error"  #: the program or a test raised (syntax error, exception, bad output)
-    TIMEOUT = "timeout"  #: wall-clock or CPU limit hit; the whole process group was killed
-    MEMORY = "memory"  #: the memory limit was hit
-    KILLED = "killed"  #: killed by a signal / sandbox fault (worker died, output flood, ...)
+__all__ = ["ExecResult", "IOCase", "Job", "Sandbox", "SandboxUnavailable", "Status",
+           "TestSuite", "check_jobs"]
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,34 @@
 """The ``docker`` sandbox backend: a pool of warm, locked-down containers.
 
-Each container runs the *same* judge + fork server as the local backend
-(:mod:`sandboxes._zygote`, booted with the same loader and sent the same source over stdin), so
-an execution is one fork inside an already running container, not a container start:
+Each container runs the *same* worker as the local backend (:mod:`sandboxes.worker`, booted
+with the same loader and sent the same source over stdin), so an execution is one clone inside
+an already running container, not a container start. Two boundaries:
 
-* ``--network none``, read-only root, a tmpfs work dir (``/work``), ``cap_drop=ALL``,
-  ``no-new-privileges``, a non-root uid, memory / pids / CPU limits, no IPC mounts, no logs;
-* the host talks to the judge over the container's stdin/stdout (a Docker attach socket),
-  framed tagged JSON (:mod:`sandboxes.encoding`, never pickle);
-* the judge (trusted) is PID 1 of the container and non-dumpable: a candidate, which runs as
-  the same uid in a forked child, can neither signal it (the kernel shields a namespace's
-  init) nor ptrace it or read its memory (``PR_SET_DUMPABLE=0``). Expected values and
-  ``check`` code live only there; the candidate answers calls by value;
-* after each job the fork server kills every process the candidate left and removes its work
-  dir; a container whose judge died or hung is removed and replaced;
-* every container carries the labels ``codegym.sandbox=1``, ``codegym.sandbox.id=<uuid>``
-  and its owner (host, pid, process start time). Containers are created with
-  ``AutoRemove`` and ``StdinOnce``: when the owner exits -- even by SIGKILL -- its attach
-  socket closes, the judge reads EOF and exits, and the engine removes the container.
-  :func:`cleanup_containers` (``codegym sandbox cleanup``) removes any that remain.
+* the container: ``--network none``, read-only root, ``cap_drop=ALL``, ``no-new-privileges``,
+  a non-root uid, memory (swap included) / pids / CPU limits, a private IPC namespace, no logs;
+* inside it, the local backend's sandbox, built by the worker in a user namespace it creates
+  (uid 1000 inside, capabilities only over its own namespaces): per job a fresh PID namespace
+  (the candidate is its pid 1; it never sees the judge or the fork servers), a fresh tmpfs
+  work dir, a private read-only root without ``/proc``, the candidates' seccomp filter (no
+  keyrings, namespaces, mounts, inotify, io_uring, SysV IPC, vsock/netlink sockets, tracing),
+  no capabilities. Building those namespaces needs ``unshare``/``mount``, which Docker's
+  default seccomp profile refuses to unprivileged containers, so the containers run with
+  Docker's profile off (``seccomp=unconfined``) and every candidate under codegym's own filter.
+
+The host talks to the judge over the container's stdin/stdout (a Docker attach socket),
+framed tagged JSON (:mod:`sandboxes.encoding`, never pickle). The judge, pid 1 of the
+container and non-dumpable, holds the expected values and ``check`` code; the candidate
+answers calls by value. A container whose judge died or hung is removed and replaced.
+
+Memory: a container's cgroup limit (``container_memory_mb``, default ``memory_mb + 256``)
+bounds everything in it -- judge, fork servers and the job's processes, page cache and shared
+memory; inside, a job's address space is capped at ``memory_mb`` above the worker's size.
+
+Every container carries the labels ``codegym.sandbox=1``, ``codegym.sandbox.id=<uuid>`` and its
+owner (host, pid, process start time). Containers are created with ``AutoRemove`` and
+``StdinOnce``: when the owner exits -- even by SIGKILL -- its attach socket closes, the judge
+reads EOF and exits, and the engine removes the container. :func:`cleanup_containers`
+(``codegym sandbox cleanup``) removes any that remain.
 
 The image (:func:`image_ref`) is built offline by ``sandboxes/images/python/build.sh``
 (``codegym sandbox build``): ``debootstrap`` + ``docker import`` for the base, then the
@@ -34,7 +44,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -43,21 +52,21 @@ import subprocess
 import threading
 import time
 import uuid
-import warnings
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sandboxes import encoding as enc
 from sandboxes.base import SandboxUnavailable
-from sandboxes.local import (
-    _BOOT,
-    LocalSandbox,
-    _module_sources,
-    _positive_int,
-    _WorkerDied,
-    _WorkerHung,
+from sandboxes.limits import Limits
+from sandboxes.pooled import (
+    BOOT as _LOCAL_BOOT,
+)
+from sandboxes.pooled import (
+    FramedWorker,
+    PooledSandbox,
+    WorkerDied,
+    WorkerHung,
+    boot_message,
 )
 
 __all__ = [
@@ -81,37 +90,26 @@ LABEL = "codegym.sandbox"  #: every sandbox container has ``LABEL=1``
 ID_LABEL = "codegym.sandbox.id"  #: one value per DockerSandbox instance
 OWNER_LABELS = ("codegym.owner.host", "codegym.owner.pid", "codegym.owner.start")
 CONTAINER_UID = 10001  #: uid:gid of every process in the containers (no host account)
-WORK_DIR = "/work"  #: the tmpfs work dir inside the container
 
-# Before the shared boot loader: make the judge non-dumpable (no ptrace, no /proc/1/mem, no
-# /proc/1/fd for same-uid processes; inherited by the fork server) and leave SIGINT at its
-# default action, which the kernel ignores for a namespace's init when sent from inside.
+# Before the shared boot loader: leave SIGINT at its default action, which the kernel ignores
+# for a namespace's init when sent from inside (the worker makes itself non-dumpable once its
+# user namespace is set up: no ptrace, no /proc/1/mem for processes of the same uid).
 _PRELUDE = r"""
-import ctypes, signal
-if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0:
-    raise SystemExit("prctl(PR_SET_DUMPABLE, 0) failed")
+import signal
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 """
-BOOT = _PRELUDE + _BOOT
+BOOT = _PRELUDE + _LOCAL_BOOT
 
-#: protections the local judge reports missing inside a container that the container provides
-_PROVIDED_BY_CONTAINER = (
-    "network namespace",
-    "ipc namespace",
-    "mount namespace",
-    "private read-only root",
-    "pid namespace",
-    "dedicated sandbox uid",
-)
+#: protections the worker reports missing inside a container that the container provides
+_PROVIDED_BY_CONTAINER = ("per-job memory cgroup",)
 _DOCKER_ISOLATION = [
-    "container (docker): own pid/mount/ipc/uts namespaces",
+    "container (docker): own pid/mount/ipc/uts/network namespaces",
     "network none",
     "read-only root filesystem",
-    "tmpfs work dir",
     "cap_drop ALL",
     "no-new-privileges",
     f"non-root uid {CONTAINER_UID}",
-    "memory limit (cgroup)",
+    "container memory limit incl. page cache and shared memory (cgroup, no swap)",
     "pids limit (cgroup)",
     "cpu limit (cgroup)",
     "judge is pid 1 and non-dumpable",
@@ -229,8 +227,6 @@ def _engine_missing(info: dict[str, Any]) -> list[str]:
                       ("CpuCfsQuota", "cpu limit (CFS quota)")):
         if info.get(key) is False:
             missing.append(f"{what}: not supported by this engine")
-    if not any("seccomp" in s for s in info.get("SecurityOptions") or []):
-        missing.append("seccomp profile: not enabled on this engine")
     return missing
 
 
@@ -313,12 +309,11 @@ def cleanup_containers(*, all_owners: bool = False, client: Any | None = None) -
 # --------------------------------------------------------------------------- one container
 
 
-class _ContainerWorker:
-    """Host-side handle of one container running the judge + fork server.
+class _ContainerWorker(FramedWorker):
+    """Host-side handle of one container running the worker.
 
-    Same interface as ``sandboxes.local._Zygote`` (``execute``/``alive``/``kill``/``close``),
-    over the container's attach socket: stdin carries frames to the judge; stdout comes back
-    in Docker's multiplexed stream format (8-byte headers), which is demultiplexed here.
+    Frames go to the judge over the container's attach socket (stdin); stdout comes back in
+    Docker's multiplexed stream format (8-byte headers), demultiplexed here.
     """
 
     def __init__(self, client: Any, slot: int, image: str, host_config: dict[str, Any],
@@ -338,7 +333,7 @@ class _ContainerWorker:
                 user=f"{CONTAINER_UID}:{CONTAINER_UID}",
                 stdin_open=True,  # with detach=False the SDK also sets StdinOnce
                 environment={"LANG": "C.UTF-8"},
-                working_dir=WORK_DIR,
+                working_dir="/",
                 hostname="sandbox",
                 network_disabled=True,
                 labels=labels,
@@ -348,10 +343,8 @@ class _ContainerWorker:
                 self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             self.sock = self._resp._sock
             self.api.start(self.container_id)
-            boot = json.dumps({"modules": _module_sources(), "config": config}).encode()
-            self._write(len(boot).to_bytes(4, "big") + boot)
-            hello = self._read_frame(time.monotonic() + start_timeout)
-        except (_WorkerDied, _WorkerHung) as e:
+            hello = self._hello(boot_message(config), start_timeout)
+        except (WorkerDied, WorkerHung) as e:
             self.kill()
             raise SandboxUnavailable(
                 f"a sandbox container ({image}) failed to start: {e}"
@@ -368,39 +361,36 @@ class _ContainerWorker:
             self.kill()
             raise SandboxUnavailable("the sandbox container's judge failed to start:\n"
                                      + str(hello["fatal"]))
-        self.pid: int = int(hello["pid"])
-        self.applied: list[str] = list(hello["applied"])
-        self.missing: list[str] = list(hello["missing"])
-        self.python_version: str = str(hello["python"])
+        self.pid = int(hello["pid"])
 
     # -- transport ----------------------------------------------------------------
     def _write(self, data: bytes) -> None:
         if self.dead or self.sock is None:
-            raise _WorkerDied("the container's stdin is closed")
+            raise WorkerDied("the container's stdin is closed")
         try:
             self.sock.settimeout(30.0)
             self.sock.sendall(data)
         except OSError as e:
             self.dead = True
-            raise _WorkerDied(f"the container's stdin closed ({e})") from None
+            raise WorkerDied(f"the container's stdin closed ({e})") from None
 
     def _pump(self, deadline: float) -> None:
         """Receive once from the attach socket and demultiplex into ``buf``/``err``."""
         assert self.sock is not None
         left = deadline - time.monotonic()
         if left <= 0:
-            raise _WorkerHung("the container's judge did not answer in time")
+            raise WorkerHung("the container's judge did not answer in time")
         self.sock.settimeout(left)
         try:
             data = self.sock.recv(1 << 20)
         except TimeoutError:
-            raise _WorkerHung("the container's judge did not answer in time") from None
+            raise WorkerHung("the container's judge did not answer in time") from None
         except OSError as e:
             self.dead = True
-            raise _WorkerDied(f"the container's attach stream broke ({e})") from None
+            raise WorkerDied(f"the container's attach stream broke ({e})") from None
         if not data:
             self.dead = True
-            raise _WorkerDied("the container exited")
+            raise WorkerDied("the container exited")
         p = self.pending
         p += data
         while len(p) >= 8:
@@ -415,34 +405,21 @@ class _ContainerWorker:
                 del self.err[:-4096]
             del p[:8 + size]
 
-    def _read_exact(self, n: int, deadline: float) -> bytes:
-        while len(self.buf) < n:
+    def _read_some(self, n: int, deadline: float) -> bytes:
+        if self.dead or self.sock is None:
+            raise WorkerDied("the container is gone")
+        while not self.buf:
             self._pump(deadline)
         out = bytes(self.buf[:n])
         del self.buf[:n]
         return out
 
-    def _read_frame(self, deadline: float) -> dict[str, Any]:
-        n = int.from_bytes(self._read_exact(4, deadline), "big")
-        return enc.decode(self._read_exact(n, deadline), max_bytes=1 << 30)
-
     def execute(self, payload: bytes, deadline: float) -> dict[str, Any]:
-        """Send one job frame; return the judge's verdict frame.
-
-        Raises:
-            _WorkerDied: The container is gone, or its judge reported a harness failure and
-                exits (in a container the candidate shares the fork server's uid and can kill
-                it, which the judge may only notice at the next job): the pool replaces the
-                container and the job is retried once on a fresh one, so a job never pays
-                for its predecessor; a job that breaks the harness twice is scored KILLED.
-        """
-        self._write(len(payload).to_bytes(4, "big") + payload)
-        out = self._read_frame(deadline)
-        if out.get("error_type") == "HarnessError" and out.get("status") == "killed":
+        try:
+            return super().execute(payload, deadline)
+        except WorkerDied:
             self._close_socket()
-            raise _WorkerDied("the judge reported a harness failure: "
-                              + str(out.get("error", ""))[-300:])
-        return out
+            raise
 
     def alive(self) -> bool:
         return not self.dead
@@ -511,32 +488,27 @@ class _ContainerWorker:
         self.kill()
 
 
-def _shutdown(pool: Any, client: Any) -> None:
-    pool.close()
-    client.close()
-
-
 # --------------------------------------------------------------------------- the backend
 
 
-class DockerSandbox(LocalSandbox):
+class DockerSandbox(PooledSandbox):
     """Sandbox backend running each execution in a pool of warm Docker containers.
 
-    The execution protocol, judge, limits inside the container and result handling are the
-    local backend's (this class reuses :class:`~sandboxes.local.LocalSandbox`'s ``run``,
-    ``run_many`` and job validation); only the worker lives in a container.
+    The worker inside each container is the local backend's (:mod:`sandboxes.worker`); this
+    class manages the containers.
 
     Args:
         workers: Parallel containers; all are started (warm) by the constructor.
         timeout: Default wall-clock limit in seconds per execution.
-        memory_mb: Default address-space budget in MiB for a candidate (``RLIMIT_AS`` on top of
-            the worker's own size); a job may ask for at most ``container_memory_mb - 128``.
-        strict: Refuse to run (``SandboxUnavailable``) when the engine cannot apply a
-            protection (memory/pids/cpu limits, seccomp) instead of warning once.
+        memory_mb: Default memory budget in MiB for a job (its address space on top of the
+            worker's own size); a job may ask for at most ``container_memory_mb - 128``.
+        strict: Refuse to run (``SandboxUnavailable``) when the engine or the worker cannot
+            apply a protection, instead of warning once.
         image: Image to run (default: :func:`image_ref`, built automatically from its base).
         auto_build: Build the sandbox image when it is missing and its base image exists.
-        container_memory_mb: Memory cgroup limit of each container (judge + fork server +
-            candidates; swap disabled). Default ``memory_mb + 256``.
+        container_memory_mb: Memory cgroup limit of each container (judge + fork servers +
+            the job's processes, page cache and shared memory; swap disabled). Default
+            ``memory_mb + 256``.
         cpus: CPUs each container may use (CFS quota: a hard cap).
         cpu_shares: CFS weight of each container. A container's processes compete for CPU
             as *one* group against each host process; 4096 weighs it like the few processes
@@ -547,10 +519,10 @@ class DockerSandbox(LocalSandbox):
             which starves them on a busy host (fork + exit measured 6-12 ms there vs ~1 ms
             directly under the root cgroup, on 2 loaded cores).
         pids_limit: Processes + threads per container (cgroup). Default ``max_procs + 16``.
-        max_procs: ``RLIMIT_NPROC`` headroom for a candidate.
+        max_procs: ``RLIMIT_NPROC`` of a job (counted in the container's user namespace).
         max_file_mb: ``RLIMIT_FSIZE`` in MiB.
         max_open_files: ``RLIMIT_NOFILE``.
-        tmpfs_mb: Size of the container's tmpfs work dir in MiB.
+        tmpfs_mb: Size of a job's tmpfs work dir in MiB.
         output_tail: Bytes of stdout/stderr kept (the tail) in results.
         output_limit: Total output bytes after which the execution is killed.
         max_result_bytes: Cap on one encoded return value.
@@ -582,12 +554,16 @@ class DockerSandbox(LocalSandbox):
         max_result_bytes: int = 8 << 20,
         start_timeout: float = 60.0,
     ) -> None:
-        _positive_int("memory_mb", memory_mb)
-        _positive_int("max_procs", max_procs)
-        _positive_int("tmpfs_mb", tmpfs_mb)
+        limits = Limits(timeout=timeout, memory_mb=memory_mb, max_procs=max_procs,
+                        max_file_mb=max_file_mb, max_open_files=max_open_files,
+                        tmpfs_mb=tmpfs_mb, output_tail=output_tail, output_limit=output_limit,
+                        max_result_bytes=max_result_bytes)
         self.container_memory_mb = (memory_mb + 256 if container_memory_mb is None
                                     else container_memory_mb)
-        _positive_int("container_memory_mb", self.container_memory_mb)
+        if isinstance(self.container_memory_mb, bool) or not isinstance(
+                self.container_memory_mb, int) or self.container_memory_mb <= 0:
+            raise ValueError(f"container_memory_mb must be an int > 0, got "
+                             f"{self.container_memory_mb!r}")
         if self.container_memory_mb < memory_mb + 128:
             raise ValueError(
                 f"container_memory_mb={self.container_memory_mb} leaves no room for the judge: "
@@ -598,10 +574,12 @@ class DockerSandbox(LocalSandbox):
                 2 <= cpu_shares <= 262144):
             raise ValueError(f"cpu_shares must be an int in [2, 262144], got {cpu_shares!r}")
         self.pids_limit = max_procs + 16 if pids_limit is None else pids_limit
-        _positive_int("pids_limit", self.pids_limit)
+        if isinstance(self.pids_limit, bool) or not isinstance(self.pids_limit, int) or \
+                self.pids_limit <= 0:
+            raise ValueError(f"pids_limit must be an int > 0, got {self.pids_limit!r}")
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
-        # Engine, image and labels first: LocalSandbox.__init__ may start a worker (strict).
+        self.start_timeout = float(start_timeout)
         self._client = engine_client(pool_size=workers + 4)
         try:
             info = self._client.info()
@@ -613,6 +591,9 @@ class DockerSandbox(LocalSandbox):
                     "CgroupDriver") == "cgroupfs":
                 cgroup_parent = "/"
             self.cgroup_parent = cgroup_parent
+            security = ["no-new-privileges", "seccomp=unconfined"]
+            if any("apparmor" in str(o) for o in info.get("SecurityOptions") or []):
+                security.append("apparmor=unconfined")  # docker-default denies mount
         except BaseException:
             self._client.close()
             raise
@@ -621,40 +602,33 @@ class DockerSandbox(LocalSandbox):
         self._host_config = self._client.api.create_host_config(
             network_mode="none",
             read_only=True,
-            tmpfs={WORK_DIR: f"rw,nosuid,nodev,size={tmpfs_mb}m,nr_inodes=16384,"
-                             f"uid={CONTAINER_UID},gid={CONTAINER_UID},mode=0700"},
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=security,
             mem_limit=f"{self.container_memory_mb}m",
             memswap_limit=f"{self.container_memory_mb}m",
             pids_limit=self.pids_limit,
             nano_cpus=int(cpus * 1e9),
             cpu_shares=cpu_shares,
             cgroup_parent=cgroup_parent,
-            ipc_mode="none",
+            ipc_mode="private",
             auto_remove=True,
             log_config={"Type": "none", "Config": {}},
             ulimits=[{"Name": "core", "Soft": 0, "Hard": 0}],
         )
-        super().__init__(
-            workers, timeout=timeout, memory_mb=memory_mb, strict=strict, namespaces=True,
-            max_procs=max_procs, max_file_mb=max_file_mb, max_open_files=max_open_files,
-            tmpfs_mb=tmpfs_mb, output_tail=output_tail, output_limit=output_limit,
-            max_result_bytes=max_result_bytes, start_timeout=start_timeout,
-        )
-        # The host needs no temp dir: the work dirs are in the containers' tmpfs.
-        for path in self._temp_root:
-            shutil.rmtree(path, ignore_errors=True)
-        self._temp_root.clear()
-        # One finalizer (close(), garbage collection, interpreter exit) for the containers,
-        # then the engine client.
-        self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._client)
+        super().__init__(workers, limits, strict)
+        self._cleanups.append(self._client.close)
         try:
             self._warm()
         except BaseException:
             self.close()
             raise
+
+    def _forked(self) -> None:
+        """A forked copy of the owner gets an engine client and containers of its own (the
+        parent's attach sockets and client connections are not the child's to use)."""
+        self._client = engine_client(pool_size=self._size + 4)
+        self._container_labels = {**self.labels, **_owner_labels()}
+        self._cleanups.append(self._client.close)
 
     def _warm(self) -> None:
         """Start every container now, in parallel, so the first executions are warm."""
@@ -683,59 +657,37 @@ class DockerSandbox(LocalSandbox):
             raise errors[0]
 
     def worker_config(self, slot: int) -> dict[str, Any]:
-        """The judge's boot config for the container in ``slot``."""
-        cfg = dict(self._config)
-        # One fork server per container: with two, one's pre-forked (dumpable) child waits
-        # while the other's candidate runs, in the same pid namespace and uid here, so a
-        # candidate could ptrace the next job's process. More parallelism = more containers.
-        # The container's tmpfs is this worker's alone: clear it between jobs (a candidate
-        # shares the fork server's uid and can write beside its job dir).
-        cfg.update(uid=CONTAINER_UID, gid=CONTAINER_UID, slot=slot, namespaces=False,
-                   temp_root=WORK_DIR, fork_servers=1, wipe_temp_root=True)
+        """The worker's boot config for the container in ``slot``."""
+        cfg = self.limits.worker_config()
+        # The judge builds the inner sandbox in a user namespace (uid 1000 inside).
+        cfg.update(namespaces=True, fork_servers=2, uid=CONTAINER_UID, slot=slot,
+                   temp_root=None)
         return cfg
 
-    def _start_worker(self, slot: int) -> _ContainerWorker:  # type: ignore[override]
+    def _start_worker(self, slot: int) -> _ContainerWorker:
         w = _ContainerWorker(self._client, slot, self.image, self._host_config,
                              self._container_labels, self.worker_config(slot),
                              self.start_timeout)
         missing = [m for m in w.missing if not m.startswith(_PROVIDED_BY_CONTAINER)]
         w.missing = self.engine_missing + missing
         w.applied = _DOCKER_ISOLATION + w.applied
-        self.missing_protections = w.missing
-        self.applied_protections = w.applied
-        if w.missing:
-            if self.strict:
-                w.kill()
-                raise SandboxUnavailable(
-                    "DockerSandbox(strict=True): these protections cannot be applied: "
-                    + "; ".join(w.missing) + ". Pass strict=False to run without them.")
-            msg = ("codegym docker sandbox runs WITHOUT these protections: "
-                   + "; ".join(w.missing) + ". Use strict=True to refuse.")
-            if not getattr(self, "_warned", False):
-                self._warned = True
-                log.warning(msg)
-                warnings.warn(msg, RuntimeWarning, stacklevel=4)
         return w
 
-    def _payload(self, program: str, tests: Any, timeout: float | None,
-                 memory_mb: int | None) -> tuple[bytes, int, float]:
-        if memory_mb is not None and not isinstance(memory_mb, bool) and isinstance(
-                memory_mb, int) and memory_mb > self.container_memory_mb - 128:
+    def _check_job(self, memory_mb: int) -> None:
+        if memory_mb > self.container_memory_mb - 128:
             raise ValueError(
                 f"memory_mb={memory_mb} does not fit the containers' memory limit "
                 f"({self.container_memory_mb} MiB incl. 128 MiB for the judge): build the "
                 f"DockerSandbox with container_memory_mb >= {memory_mb + 128}")
-        return super()._payload(program, tests, timeout, memory_mb)
 
-    @staticmethod
-    def _meta(slot: int, z: Any, attempt: int) -> dict[str, Any]:
+    def _meta(self, slot: int, worker: Any, attempt: int) -> dict[str, Any]:
         return {
             "backend": "docker",
             "worker": slot,
-            "container": z.container_id[:12],
-            "isolation": list(z.applied),
-            "missing_protections": list(z.missing),
-            "python": z.python_version,
+            "container": worker.container_id[:12],
+            "isolation": list(worker.applied),
+            "missing_protections": list(worker.missing),
+            "python": worker.python_version,
             "attempts": attempt,
         }
 

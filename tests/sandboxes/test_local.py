@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from sandboxes import IOCase, Job, SandboxUnavailable, Status, TestSuite, make_sandbox
-from sandboxes.local import DEFAULT_UID_BASE, LocalSandbox
+from sandboxes.local import DEFAULT_UID_BASE, FORK_SERVERS, LocalSandbox
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="namespaces and the sandbox uid need root")
@@ -187,9 +187,9 @@ def test_memory_bomb_is_contained(sb: LocalSandbox) -> None:
     assert sb.run(GOOD, INC).ok  # the worker survived
 
 
-def _sandbox_processes(box: LocalSandbox) -> list[int]:
+def _sandbox_processes(box: LocalSandbox, uids: list[int] | None = None) -> list[int]:
     """Processes on this host that run as one of ``box``'s sandbox uids."""
-    lo = box._config["uid"]
+    wanted = set(box.sandbox_uids() if uids is None else uids)
     pids = []
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -197,14 +197,14 @@ def _sandbox_processes(box: LocalSandbox) -> list[int]:
                 uid = os.stat(f"/proc/{name}").st_uid
             except OSError:
                 continue
-            if lo <= uid < lo + box.workers:
+            if uid in wanted:
                 pids.append(int(name))
     return pids
 
 
 def _spares(box: LocalSandbox) -> int:
     """Idle prepared children a sandbox may keep: one per fork server of each worker."""
-    return box.workers * box._config["fork_servers"]
+    return box.workers * FORK_SERVERS
 
 
 def _settled(box: LocalSandbox, timeout: float = 10.0) -> list[int]:
@@ -258,7 +258,7 @@ def test_cannot_write_outside_the_work_dir(sb: LocalSandbox, tmp_path: Path) -> 
         import os
         def f(x):
             wrote = []
-            for p in [{str(target)!r}, "/tmp/pwned", "/pwned", "/usr/pwned", "/etc/pwned",
+            for p in [{str(target)!r}, "/pwned", "/usr/pwned", "/etc/pwned",
                       os.path.expanduser("~/../pwned"), "/dev/shm/pwned", "/root/pwned",
                       {str(Path.cwd() / "pwned")!r}]:
                 try:
@@ -269,6 +269,8 @@ def test_cannot_write_outside_the_work_dir(sb: LocalSandbox, tmp_path: Path) -> 
                     pass
             with open("scratch.txt", "w") as fh:  # the private work dir is writable
                 fh.write("ok")
+            with open("/tmp/pwned-private", "w") as fh:  # /tmp is that work dir
+                fh.write("ok")
             return [wrote, open("scratch.txt").read()]
         """
     )
@@ -276,6 +278,7 @@ def test_cannot_write_outside_the_work_dir(sb: LocalSandbox, tmp_path: Path) -> 
     assert r.ok, r
     assert not target.exists()
     assert not (Path.cwd() / "pwned").exists()
+    assert not Path("/tmp/pwned-private").exists()
 
 
 @needs_root
@@ -369,7 +372,9 @@ def test_eq_always_true_cannot_forge_a_pass(sb: LocalSandbox) -> None:
     for prog in progs:
         for suite in (_io(secret, 1), check):
             r = sb.run(prog, suite)
-            assert not r.ok and r.error_type == "UnencodableResult", r
+            # the object stays in the candidate (its view is compared), the str/list
+            # subclasses travel as their plain value: no __eq__ of the program ever runs
+            assert r.status is Status.FAILED and r.error_type == "WrongAnswer", r
 
 
 def test_awkward_results_do_not_break_the_judge(sb: LocalSandbox) -> None:
@@ -401,11 +406,16 @@ def test_patching_builtins_in_the_candidate_cannot_forge_a_pass(sb: LocalSandbox
 @needs_root
 def test_children_run_as_a_non_root_uid(sb: LocalSandbox) -> None:
     prog = "import os\ndef f(x):\n    return [os.getuid(), os.geteuid(), os.getgid(), os.getgroups()]\n"
-    r = sb.run(prog, _io(None, 0))
-    got = r.error.split("got ", 1)[1]
-    uid = eval(got)[0]  # noqa: S307 - test-side inspection of our own error message
-    assert uid >= DEFAULT_UID_BASE
-    assert sb.run(prog, _io([uid, uid, uid, []], 0)).ok
+    seen = set()
+    for _ in range(4):  # both fork servers of the worker that takes them
+        r = sb.run(prog, _io(None, 0))
+        got = eval(r.error.split("got ", 1)[1])  # noqa: S307 - our own error message
+        uid = got[0]
+        assert got == [uid, uid, uid, []] and uid >= DEFAULT_UID_BASE, got
+        seen.add(uid)
+    # each fork server has a uid of its own, claimed for as long as its worker lives
+    assert seen <= set(sb.sandbox_uids()) and len(sb.sandbox_uids()) == len(
+        set(sb.sandbox_uids()))
 
 
 def test_environment_is_clean(sb: LocalSandbox) -> None:
@@ -532,13 +542,14 @@ def test_thousand_executions_leave_nothing_behind() -> None:
         jobs = [Job(prog, _io(i, i)) for i in range(1000)]
         results = box.run_many(jobs)
         assert sum(r.ok for r in results) == 1000
+        uids = box.sandbox_uids()
         if ROOT:
             assert len(_settled(box)) <= _spares(box)  # the daemons died with their jobs
         tree = set().union(*(_descendants(w.pid) for w in box._pool.workers()))
         assert len(tree) >= 2 * box.workers  # judge + fork server (+ prepared child) each
     assert all(_is_zombie_or_gone(pid) for pid in tree)
     if ROOT:
-        assert _sandbox_processes(box) == []
+        assert uids and _sandbox_processes(box, uids) == []
     for root in temp_roots:
         assert not os.path.exists(root)
     leftovers = [p for p in os.listdir("/dev/shm") + os.listdir("/tmp")
@@ -645,7 +656,9 @@ def test_non_root_user_gets_a_working_sandbox() -> None:
     assert "network namespace" in missing and "uid" in missing
     userns = out["True"]
     if any("user namespace" in a for a in userns["applied"]):
-        assert userns["missing"] == [] and userns["strict"] == "ran", userns
+        # an unprivileged user cannot make memory cgroups here: said, and strict refuses
+        assert all(m.startswith("per-job memory cgroup") for m in userns["missing"]), userns
+        assert userns["strict"] == ("refused" if userns["missing"] else "ran"), userns
         # candidates own the work tmpfs in a user namespace: nothing left beside a job dir
         # reaches a later job
         assert all(e.endswith("got False") for e in userns["stash"]), userns
@@ -713,7 +726,10 @@ def test_stateful_candidate_sees_calls_in_order(sb: LocalSandbox) -> None:
     assert sb.run(prog, counting).ok
 
 
-def test_a_failed_assert_ends_the_run_before_later_slow_calls(sb: LocalSandbox) -> None:
+def test_a_failed_assert_does_not_end_the_run_early(sb: LocalSandbox) -> None:
+    """The judge collects every answer before it judges any: a wrong first answer must not
+    make the run end sooner (when it ends would tell the candidate it was wrong). The verdict
+    is still the first failed assert's."""
     suite = _check(
         """
         def check(candidate):
@@ -722,9 +738,9 @@ def test_a_failed_assert_ends_the_run_before_later_slow_calls(sb: LocalSandbox) 
         """
     )
     prog = "import time\ndef f(x):\n    if x > 10:\n        time.sleep(30)\n    return x\n"
-    t0 = time.monotonic()
-    r = sb.run(prog, suite, timeout=10)
-    assert r.status is Status.FAILED and time.monotonic() - t0 < 8, r
+    r = sb.run(prog, suite, timeout=1.5)
+    assert r.status is Status.FAILED and r.error_type == "WrongAnswer", r
+    assert r.duration >= 1.4, r.duration
 
 
 @needs_root
@@ -801,17 +817,15 @@ def test_workers_die_with_their_owner(mode: str) -> None:
     assert all(_is_zombie_or_gone(p) for p in tree), [p for p in tree if not _is_zombie_or_gone(p)]
 
 
-@needs_root
-def test_sysv_ipc_objects_stay_inside_and_die_with_the_job(sb: LocalSandbox) -> None:
+def test_sysv_ipc_is_refused(sb: LocalSandbox) -> None:
+    """SysV objects have id counters and outlive processes: the seccomp filter refuses them."""
     key = 0x5000 + secrets.randbelow(0x1000)
     make = ("import ctypes\ndef f(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
-            f"    return libc.shmget({key}, 4096, 0o1666) >= 0\n")
-    find = ("import ctypes\ndef f(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
-            f"    return libc.shmget({key}, 0, 0o666) >= 0\n")
-    assert sb.run(make, _io(True, 0)).ok  # created, inside the worker's ipc namespace
-    assert all(r.ok for r in sb.run_many([Job(find, _io(False, 0))] * 4))  # gone afterwards
+            f"    return [libc.shmget({key}, 4096, 0o1666), libc.msgget({key}, 0o1666),"
+            f" libc.semget({key}, 1, 0o1666), ctypes.get_errno()]\n")
+    assert sb.run(make, _io([-1, -1, -1, 1], 0)).ok, sb.run(make, _io(None, 0))
     host = Path("/proc/sysvipc/shm").read_text().split()
-    assert str(key) not in host  # never reached the host's ipc namespace
+    assert str(key) not in host
 
 
 def test_kernel_keyrings_do_not_carry_over_between_jobs(sb: LocalSandbox) -> None:
@@ -840,22 +854,17 @@ def test_kernel_keyrings_do_not_carry_over_between_jobs(sb: LocalSandbox) -> Non
 
     if platform.machine() != "x86_64":
         pytest.skip("syscall numbers in this test are x86_64's")
-    r = sb.run(add, _io([True, True, True], 0))
-    if not r.ok:
-        pytest.skip(f"keyrings unavailable here: {r.error}")
+    # the seccomp filter refuses keyrings outright (they are not namespaced)
+    assert sb.run(add, _io([False, False, False], 0)).ok
     assert all(x.ok for x in sb.run_many([Job(find, _io([False, False, False], 0))] * 4))
 
 
 @needs_root
-def test_posix_message_queues_do_not_carry_over(sb: LocalSandbox) -> None:
+def test_posix_message_queues_are_refused(sb: LocalSandbox) -> None:
     name = b"/q" + secrets.token_hex(4).encode()
     make = ("import ctypes, os\ndef f(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
             f"    return libc.mq_open({name!r}, os.O_CREAT | os.O_RDWR, 0o600, None) >= 0\n")
-    find = ("import ctypes, os\ndef f(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
-            f"    return libc.mq_open({name!r}, os.O_RDWR) >= 0\n")
-    if not sb.run(make, _io(True, 0)).ok:
-        pytest.skip("POSIX message queues unavailable here")
-    assert all(r.ok for r in sb.run_many([Job(find, _io(False, 0))] * 4))
+    assert sb.run(make, _io(False, 0)).ok
 
 
 def test_the_callers_interpreter_works_too() -> None:

@@ -31,7 +31,7 @@ WRONG = "def add(a, b):\n    return b + a\n"  # right on numbers, wrong on strin
 
 
 def zygote_pids(parents: set[int]) -> set[int]:
-    """Local-sandbox workers (their command line boots sandboxes._zygote) whose parent is one
+    """Local-sandbox workers (their command line boots sandboxes.worker.main) whose parent is one
     of ``parents`` (other sessions may run sandboxes on the same host at the same time)."""
     pids = set()
     for name in os.listdir("/proc"):
@@ -45,7 +45,7 @@ def zygote_pids(parents: set[int]) -> set[int]:
         except OSError:
             continue
         ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
-        if b"sandboxes._zygote" in cmdline and ppid in parents:
+        if b"sandboxes.worker.main" in cmdline and ppid in parents:
             pids.add(int(name))
     return pids
 

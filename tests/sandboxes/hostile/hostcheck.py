@@ -159,7 +159,7 @@ class HostView:
     shared_temp_dirs: list[str] = field(default_factory=lambda: ["/tmp", "/dev/shm", "/var/tmp"])
     containers: Callable[[], dict[str, str]] = dict
     max_containers: int = 0
-    spare_cmdline: str = "sandboxes._zygote"
+    spare_cmdline: str = "sandboxes.worker.main"
 
 
 class HostGuard:

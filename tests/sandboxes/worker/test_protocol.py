@@ -1,11 +1,11 @@
-"""The candidate runner's fd reader (``sandboxes._zygote._Lines``) against a real pipe."""
+"""The candidate runner's fd reader (``sandboxes.worker.protocol.LineReader``) against a real pipe."""
 
 from __future__ import annotations
 
 import os
 import threading
 
-from sandboxes._zygote import _Lines
+from sandboxes.worker.protocol import LineReader
 
 
 def _feed(data: bytes) -> int:
@@ -30,7 +30,7 @@ def test_lines_and_counted_bytes_round_trip_across_chunk_boundaries() -> None:
     data = b"3 0 1 4\n" + b"fabc" + b"first\n" + long_line + big + b"tail-no-newline"
     r = _feed(data)
     try:
-        rd = _Lines(r)
+        rd = LineReader(r)
         assert rd.readline() == b"3 0 1 4\n"
         assert rd.read(4) == b"fabc"
         assert rd.readline() == b"first\n"
@@ -46,6 +46,6 @@ def test_lines_and_counted_bytes_round_trip_across_chunk_boundaries() -> None:
 def test_read_stops_short_at_eof() -> None:
     r = _feed(b"abc")
     try:
-        assert _Lines(r).read(10) == b"abc"
+        assert LineReader(r).read(10) == b"abc"
     finally:
         os.close(r)

@@ -1,0 +1,747 @@
+"""The judge (``J``): the trusted side of a worker. It owns the fork servers and scores jobs.
+
+Per job, in this order:
+
+1. **Send everything at once.** For an ``io`` suite, a call per case. For an ``assert`` suite,
+   the calls the trusted ``check`` will make: predicted by running it once against stand-in
+   results (:class:`_Unknown`, which behave like the results of a correct program: every
+   comparison holds, every ``assert`` is taken as passed) with ``random`` seeded the same way
+   as in the real run. Predictions depend on trusted code only and are cached per task.
+2. **Collect every answer** (raw bytes, not decoded) until all are in, the candidate died, or
+   the time is up; then the by-value views of any program objects it returned.
+3. **Kill the candidate's whole tree** (its PID namespace) and wait until it is gone.
+4. **Only then judge:** decode the answers (bounded cost, :mod:`sandboxes.encoding`) and
+   compare them with the expected values, or run the real ``check`` against them, each call it
+   makes checked against the prediction (a call on a result that came back by value and that
+   the check made locally is skipped).
+
+So nothing the judge does while the candidate lives depends on the verdict: not when it
+stops sending, not when it closes a pipe, not how long it takes. Where the real ``check``
+makes a call the prediction did not (its calls depend on the answers, or its randomness is
+not ours to seed), the job runs again in a fresh child, call by call ("live"): that child sees
+each call as the check makes it, and the job is held until its deadline before the child is
+killed, so what it learns cannot leave through time; nothing else outlives a job.
+
+Checks may use the program's own top-level names (``root = Node(1)``, ``sys.getsizeof(...)``):
+a name the trusted code reads but does not define is a standard-library module the judge
+imports itself (:data:`JUDGE_MODULES`), or a proxy (:class:`_Ref`) whose calls, attribute
+reads and writes run in the candidate and come back by value. Results that are not data
+(objects of the program's classes) stay in the candidate as handles (:class:`_Remote`) and are
+compared by value through their views (class name and attributes, never the program's
+``__eq__``).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dis
+import json
+import os
+import random
+import select
+import signal
+import socket
+import time
+from typing import Any
+
+from sandboxes import encoding as enc
+from sandboxes.status import Status
+from sandboxes.worker import protocol as proto
+from sandboxes.worker.calls import (
+    CandidateError,
+    Diverged,
+    Fault,
+    StopRecording,
+    WorkerBroken,
+    _Ops,
+    _Ref,
+    request_bytes,
+)
+
+#: standard-library modules a check may use without importing them (as the program did): the
+#: judge imports its own copy, so the program's names never stand in for them
+JUDGE_MODULES = frozenset(
+    "array bisect calendar cmath collections copy datetime decimal fractions functools heapq "
+    "itertools json math numbers operator random re statistics string struct sys textwrap "
+    "typing unicodedata".split())
+_RECORD_BUDGET = 0.05  # seconds the prediction run of a check may take
+_SEED = 20240917  # ``random`` state of every run of a check (prediction and real)
+_JOB_FDS = 3
+
+
+# --------------------------------------------------------------------------- channel
+
+
+class Channel:
+    """Judge side of one candidate: non-blocking request writes, reply lines, capped output."""
+
+    def __init__(self, req_w: int, rep_r: int, out_r: int, deadline: float,
+                 cfg: dict[str, Any]) -> None:
+        self.req_w, self.rep_r, self.out_r = req_w, rep_r, out_r
+        for fd in (req_w, rep_r, out_r):
+            os.set_blocking(fd, False)
+        self.deadline = deadline
+        self.tail_cap = cfg["output_tail"]
+        self.out_limit = cfg["output_limit"]
+        self.max_line = cfg["max_result_bytes"] + 64
+        self.wbuf = bytearray()
+        self.rbuf = bytearray()
+        self.tail = bytearray()
+        self.out_total = 0
+        self.rep_open = True
+        self.out_open = True
+        self.fault: Fault | None = None
+
+    def close(self) -> None:
+        for fd in (self.req_w, self.rep_r, self.out_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def fail(self, kind: str, detail: str = "") -> Fault:
+        if self.fault is None:
+            self.fault = Fault(kind, detail)
+        return self.fault
+
+    def send(self, data: bytes) -> None:
+        if self.fault is not None:
+            raise self.fault
+        self.wbuf += data
+        self._flush()
+
+    def _flush(self) -> None:
+        while self.wbuf:
+            try:
+                n = os.write(self.req_w, self.wbuf[: 1 << 16])
+            except BlockingIOError:
+                return
+            except OSError:  # broken pipe: the candidate is gone
+                self.wbuf.clear()
+                return
+            del self.wbuf[:n]
+
+    def _read_out(self) -> None:
+        try:
+            data = os.read(self.out_r, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.out_open = False
+            return
+        self.out_total += len(data)
+        self.tail += data
+        if len(self.tail) > 2 * self.tail_cap:
+            del self.tail[: len(self.tail) - self.tail_cap]
+        if self.out_total > self.out_limit:
+            raise self.fail("output", f"more than {self.out_limit} bytes of output")
+
+    def drain_output(self) -> None:
+        """Read what is left in the output pipe (non-blocking) for the tail."""
+        for _ in range(64):
+            if not self.out_open:
+                return
+            before = self.out_total
+            try:
+                self._read_out()
+            except Fault:
+                return
+            if self.out_total == before:
+                return
+
+    def tail_text(self) -> str:
+        return bytes(self.tail[-self.tail_cap:]).decode("utf-8", "replace")
+
+    def recv(self) -> tuple[int, bytes]:
+        """Next reply line as (tag byte, payload)."""
+        if self.fault is not None:
+            raise self.fault
+        while True:
+            nl = self.rbuf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self.rbuf[:nl])
+                del self.rbuf[: nl + 1]
+                if not line:
+                    raise self.fail("protocol", "an empty reply")
+                return line[0], line[1:]
+            if len(self.rbuf) > self.max_line:
+                raise self.fail("too_large", f"a reply over {self.max_line} bytes")
+            if not self.rep_open:
+                raise self.fail("eof")
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise self.fail("timeout")
+            rl = [self.rep_r] + ([self.out_r] if self.out_open else [])
+            wl = [self.req_w] if self.wbuf else []
+            r, w, _ = select.select(rl, wl, [], remaining)
+            if w:
+                self._flush()
+            if self.out_r in r:
+                self._read_out()
+            if self.rep_r in r:
+                try:
+                    data = os.read(self.rep_r, 1 << 20)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if data:
+                    self.rbuf += data
+                else:
+                    self.rep_open = False
+
+
+# --------------------------------------------------------------------------- fork servers
+
+
+class ServerLink:
+    """The judge's end of one fork server: its prepared child and the running one."""
+
+    def __init__(self, sock: socket.socket, pid: int, index: int) -> None:
+        self.sock = sock
+        self.pid = pid
+        self.index = index
+        self.pending = 0  # prepare replies not yet read
+        self.next_fds: tuple[int, int, int] | None = None  # pipes of the prepared child
+        self.next_pid: int | None = None
+        self.running: int | None = None  # the child of the current job (not yet killed)
+
+    def _pipes(self) -> tuple[list[int], tuple[int, int, int]]:
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        out_r, out_w = os.pipe()
+        return [req_r, rep_w, out_w], (req_w, rep_r, out_r)
+
+    def _request(self, msg: bytes) -> None:
+        theirs, mine = self._pipes()
+        try:
+            socket.send_fds(self.sock, [msg], theirs)
+        except OSError as e:
+            for fd in mine:
+                os.close(fd)
+            raise WorkerBroken(f"cannot reach fork server {self.index}: {e}") from None
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        self.next_fds = mine
+        self.next_pid = None
+        self.pending += 1
+
+    def _reply(self) -> bytes:
+        try:
+            reply = self.sock.recv(1 << 16)
+        except OSError as e:
+            raise WorkerBroken(f"fork server {self.index}: {e}") from None
+        if not reply:
+            raise WorkerBroken(f"fork server {self.index} died")
+        return reply
+
+    def prepare(self) -> None:
+        """Ask for the next child (asynchronously)."""
+        self._request(b"r")
+
+    def collect(self) -> None:
+        """Read the prepare reply, if one is pending."""
+        while self.pending:
+            reply = self._reply()
+            self.pending -= 1
+            if reply[:1] != b"p":
+                raise WorkerBroken(reply[1:].decode("utf-8", "replace"))
+            self.next_pid = int(reply[1:])
+
+    def take(self) -> tuple[int, tuple[int, int, int]]:
+        """The prepared child (pid, its pipes), now running a job."""
+        self.collect()
+        if self.next_pid is None or self.next_fds is None:
+            self.prepare()
+            self.collect()
+        assert self.next_pid is not None and self.next_fds is not None
+        pid, fds = self.next_pid, self.next_fds
+        self.next_pid = self.next_fds = None
+        self.running = pid
+        return pid, fds
+
+    def kill(self, grace: float = 0.0) -> tuple[int, bool, float]:
+        """Kill the running child's whole tree (it is gone when this returns): (its wait
+        status, whether it was still alive, its CPU seconds). ``grace``: seconds a child that
+        is exiting by itself gets first. The server prepares the next child right after (that
+        reply is read later)."""
+        pid, self.running = self.running, None
+        self.collect()
+        self._request(b"k%d %d" % (pid or 0, int(grace * 1000)))
+        reply = self._reply()
+        if reply[:1] != b"d":
+            raise WorkerBroken(reply[1:].decode("utf-8", "replace"))
+        status, alive, cpu = reply[1:].split()
+        return int(status), alive == b"1", float(cpu)
+
+    def shutdown(self) -> None:
+        try:
+            self.collect()
+        except (OSError, RuntimeError, ValueError):
+            pass
+        if self.next_fds is not None:
+            for fd in self.next_fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+# --------------------------------------------------------------------------- trusted code
+
+
+class _AssertsHold(ast.NodeTransformer):
+    """For the prediction run: ``assert test, msg`` evaluates ``test`` and goes on."""
+
+    def visit_Assert(self, node: ast.Assert) -> ast.AST:
+        return ast.copy_location(ast.Expr(value=node.test), node)
+
+
+def _names(code: Any) -> tuple[set[str], set[str]]:
+    """(global names read, names stored) by a code object and the ones inside it."""
+    loads: set[str] = set()
+    stores: set[str] = set()
+    stack = [code]
+    while stack:
+        co = stack.pop()
+        for ins in dis.get_instructions(co):
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                loads.add(str(ins.argval))
+            elif ins.opname in ("STORE_NAME", "STORE_GLOBAL", "DELETE_NAME", "DELETE_GLOBAL"):
+                stores.add(str(ins.argval))
+        stack.extend(c for c in co.co_consts if hasattr(c, "co_code"))
+    return loads, stores
+
+
+class _Trusted:
+    """The compiled test code of one task: real and prediction variants, and the names it
+    needs from the program."""
+
+    def __init__(self, helpers: str, check: str, entry: str) -> None:
+        self.helpers = compile(helpers, "<helpers>", "exec") if helpers else None
+        self.check = compile(check, "<check>", "exec")
+        tree = ast.parse(check, "<check>")
+        self.check_rec = compile(ast.fix_missing_locations(_AssertsHold().visit(tree)),
+                                 "<check>", "exec")
+        self.helpers_rec = None
+        if helpers:
+            htree = ast.parse(helpers, "<helpers>")
+            self.helpers_rec = compile(ast.fix_missing_locations(_AssertsHold().visit(htree)),
+                                       "<helpers>", "exec")
+        loads, stores = _names(self.check)
+        if self.helpers is not None:
+            hl, hs = _names(self.helpers)
+            loads |= hl
+            stores |= hs
+        skip = stores | set(vars(builtins)) | {entry, "check", "candidate"}
+        self.program_names = sorted(loads - skip)
+        self.prediction: tuple[list[tuple[bytes, Any]], bool] | None = None
+
+
+# --------------------------------------------------------------------------- the judge
+
+
+class Judge:
+    """The trusted side: runs the tests of each job against a child of its fork servers."""
+
+    def __init__(self, cfg: dict[str, Any], links: list[ServerLink], cgroups: Any) -> None:
+        self.cfg = cfg
+        self.links = links
+        self.cgroups = cgroups
+        self.jobs = 0
+        self._armed = False
+        self._recording = False
+        self._trusted: dict[tuple[str, str, str], _Trusted] = {}
+        self._cpu_limit = 0
+        self._oom: list[int] = [cgroups.oom_kills(i) for i in range(len(links))] \
+            if cgroups is not None else []
+        signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def _on_alarm(self, signum: int, frame: object) -> None:
+        if self._recording:
+            self._recording = False  # the prediction is over, even if the check swallows this
+            raise StopRecording
+        if self._armed:
+            raise Fault("timeout", "judge deadline")
+
+    def prepare_all(self) -> None:
+        for link in self.links:
+            link.prepare()
+
+    def shutdown(self) -> None:
+        for link in self.links:
+            link.shutdown()
+        if self.cgroups is not None:
+            self.cgroups.remove()
+
+    # -- one job ------------------------------------------------------------------------
+    def run_job(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Score one job; a verdict for every outcome that candidate data can cause.
+
+        Raises:
+            WorkerBroken: A fork server died (the only way a job ends the worker).
+        """
+        link = self.links[self.jobs % len(self.links)]
+        self.jobs += 1
+        self._cpu_limit = int(job["timeout"]) + 1
+        total = len(job["cases"]) if job["kind"] == "io" else 1
+        try:
+            if self.cgroups is not None:
+                self.cgroups.set_limit(link.index, int(job["memory_mb"]))
+        except OSError as e:
+            return proto.verdict(Status.KILLED, total=total, error_type="SandboxSetupError",
+                                 error=f"cannot set the job's memory limit: {e}")
+        trusted = None
+        if job["kind"] == "io":
+            entry = {"g": str(job["entry"])}
+            requests = [(proto.CALL, [entry, [], enc.to_jsonable(list(args)), {"d": []}])
+                        for args, _ in job["cases"]]
+            complete = True
+        else:
+            try:
+                trusted = self._trusted_code(job)
+            except Exception as e:  # noqa: BLE001 - the trusted test code is broken
+                return proto.verdict(Status.ERROR, total=total, error_type="HarnessError",
+                                     error=f"the trusted test code failed to load: "
+                                           f"{type(e).__name__}: {e}")
+            requests, complete = self._predict(job, trusted)
+        t0 = time.monotonic()
+        try:
+            out = None
+            if complete:
+                out = self._collected(job, link, requests, total, trusted)
+            if out is None:  # unpredictable calls, or the check diverged: live, fresh child
+                out = self._live(job, link, requests if not complete else [], total, trusted)
+        finally:
+            self._armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if link.running is not None:  # never leave a child alive into the next job
+                link.kill()
+        out["duration"] = time.monotonic() - t0
+        return out
+
+    def _start(self, job: dict[str, Any], link: ServerLink, requests: list[tuple[bytes, Any]],
+               timeout: float) -> Channel:
+        _pid, fds = link.take()
+        deadline = time.monotonic() + timeout
+        ch = Channel(*fds, deadline, self.cfg)
+        self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, timeout + 2.0)
+        entry = str(job["entry"]).encode("utf-8", "surrogatepass")
+        program = str(job["program"]).encode("utf-8", "surrogatepass")
+        head = b"%d %d %d %d\n" % (int(job["timeout"]) + 1, int(job["memory_mb"]), len(entry),
+                                    len(program)) + entry + program
+        ch.send(head + b"".join(request_bytes(tag, tree) for tag, tree in requests))
+        return ch
+
+    def _loaded(self, ch: Channel) -> tuple[str, str] | None:
+        """Wait for the program to load: None, or (kind, detail) of why it did not."""
+        kind, payload = ch.recv()
+        if kind == proto.SETUP_FAILED:
+            return "setup", "{}: {}".format(*proto.parse_exception(payload))
+        if kind != proto.READY:
+            raise ch.fail("protocol", f"unexpected first reply {chr(kind)!r}")
+        kind, payload = ch.recv()
+        if kind == proto.LOADED:
+            return None
+        if kind == proto.RAISED:
+            return "raised", "{}\0{}".format(*proto.parse_exception(payload))
+        raise ch.fail("protocol", f"unexpected reply {chr(kind)!r} to the program")
+
+    def _finish(self, ch: Channel, link: ServerLink) -> tuple[int, bool, float]:
+        """Kill the candidate's tree (it is gone when this returns), then drain its output."""
+        exiting = ch.fault is not None and ch.fault.kind == "eof"
+        died = link.kill(0.1 if exiting else 0.0)
+        ch.drain_output()
+        ch.close()
+        return died
+
+    def _collected(self, job: dict[str, Any], link: ServerLink,
+                   requests: list[tuple[bytes, Any]], total: int,
+                   trusted: _Trusted | None) -> dict[str, Any] | None:
+        """Send all, collect all, kill, then judge. None: the check diverged."""
+        ch = self._start(job, link, requests, float(job["timeout"]))
+        ops = _Ops("replay", None, requests, [], cfg_max(self.cfg))
+        failed: tuple[str, str] | None = None
+        try:
+            failed = self._loaded(ch)
+            if failed is None:
+                while len(ops.answers) < len(requests):
+                    ops.answers.append(ch.recv())
+                handles = ops.handles()
+                if handles:
+                    ch.send(proto.VIEWS + json.dumps(handles).encode() + b"\n")
+                    ops.store_views(handles, *ch.recv())
+        except Fault as f:
+            ops.fault = f
+        died = self._finish(ch, link)
+        tail = ch.tail_text()
+        if failed is not None:
+            return self._not_loaded(failed, total, tail)
+        if job["kind"] == "io":
+            return self._score_io(job, ops, died, link, total, tail)
+        assert trusted is not None
+        try:
+            out = self._score_assert(job, trusted, ops)
+        except Diverged:
+            return None
+        except Fault as f:
+            return self._fault_verdict(f, died, link, tail, 0, total)
+        out.update(total=total, stdout_tail=tail)
+        return out
+
+    def _live(self, job: dict[str, Any], link: ServerLink, requests: list[tuple[bytes, Any]],
+              total: int, trusted: _Trusted | None) -> dict[str, Any]:
+        """Call by call in a fresh child; held until its deadline, then killed and judged."""
+        assert trusted is not None
+        ch = self._start(job, link, requests, float(job["timeout"]))
+        ops = _Ops("live", ch, requests, [], cfg_max(self.cfg))
+        out: dict[str, Any] | None = None
+        fault: Fault | None = None
+        failed: tuple[str, str] | None = None
+        try:
+            failed = self._loaded(ch)
+            if failed is None:
+                out = self._score_assert(job, trusted, ops)
+        except Fault as f:
+            fault = f
+        except Diverged:  # a live run has no prediction left to diverge from
+            fault = Fault("protocol", "the check's calls could not be followed")
+        # Hold the child until its deadline, whatever happened: when it dies (and so when
+        # the next job starts) says nothing about what the check did with its answers.
+        self._armed = False
+        while (left := ch.deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.25))
+        died = self._finish(ch, link)
+        tail = ch.tail_text()
+        if failed is not None:
+            return self._not_loaded(failed, total, tail)
+        if out is None:
+            assert fault is not None
+            return self._fault_verdict(fault, died, link, tail, 0, total, mode="live")
+        out.update(total=total, stdout_tail=tail, mode="live")
+        return out
+
+    def _not_loaded(self, failed: tuple[str, str], total: int, tail: str) -> dict[str, Any]:
+        kind, detail = failed
+        if kind == "setup":
+            return proto.verdict(Status.KILLED, total=total, error_type="SandboxSetupError",
+                                 error=detail, stdout_tail=tail)
+        etype, _, msg = detail.partition("\0")
+        return proto.verdict(Status.MEMORY if etype == "MemoryError" else Status.ERROR,
+                             total=total, error_type=etype, error=msg, stdout_tail=tail)
+
+    # -- scoring ------------------------------------------------------------------------
+    def _score_io(self, job: dict[str, Any], ops: _Ops, died: tuple[int, bool, float],
+                  link: ServerLink, total: int, tail: str) -> dict[str, Any]:
+        tol = float(job["tol"])
+        passed = 0
+        first_exc: tuple[str, str] | None = None
+        first_wrong = ""
+        for i, (args, expected) in enumerate(job["cases"]):
+            if i >= len(ops.answers):
+                break
+            kind, payload = ops.answers[i]
+            if kind == proto.VALUE:
+                try:
+                    got = enc.decode(payload, max_bytes=cfg_max(self.cfg))
+                except enc.EncodingError as e:
+                    first_exc = first_exc or ("BadResult", f"case {i}: {e}")
+                    continue
+                try:
+                    same = enc.values_equal(got, expected, float(tol))
+                except Exception:  # noqa: BLE001 - e.g. RecursionError on a deep value
+                    same = False
+                if same:
+                    passed += 1
+                elif not first_wrong:
+                    first_wrong = (f"case {i}: {enc.render(args)} -> expected "
+                                   f"{enc.render(expected)}, got {enc.render(got)}")
+            elif kind == proto.HANDLE:
+                if not first_wrong:
+                    first_wrong = (f"case {i}: {enc.render(args)} -> expected "
+                                   f"{enc.render(expected)}, got a "
+                                   f"{payload[:100].decode('utf-8', 'replace')} object")
+            elif kind in (proto.RAISED, proto.UNENCODABLE):
+                et, msg = proto.parse_exception(payload)
+                if kind == proto.UNENCODABLE:
+                    et, msg = "UnencodableResult", f"{et}: {msg}"
+                first_exc = first_exc or (et, f"case {i}: {msg}")
+            else:
+                ops.fault = ops.fault or Fault("protocol", f"unexpected reply {chr(kind)!r}")
+                break
+        if len(ops.answers) < total or (ops.fault is not None and ops.fault.kind != "eof"):
+            fault = ops.fault or Fault("eof")
+            return self._fault_verdict(fault, died, link, tail, passed, total)
+        if passed == total:
+            return proto.verdict(Status.PASSED, passed=total, total=total, stdout_tail=tail)
+        if first_exc is not None:
+            return proto.verdict(Status.MEMORY if first_exc[0] == "MemoryError" else Status.ERROR,
+                                 passed=passed, total=total, error_type=first_exc[0],
+                                 error=first_exc[1], stdout_tail=tail)
+        return proto.verdict(Status.FAILED, passed=passed, total=total, error_type="WrongAnswer",
+                             error=first_wrong, stdout_tail=tail)
+
+    def _namespace(self, job: dict[str, Any], trusted: _Trusted, ops: _Ops,
+                   record: bool) -> dict[str, Any]:
+        ns: dict[str, Any] = {"__name__": "__judge__", "__builtins__": builtins}
+        for name in trusted.program_names:
+            if name in JUDGE_MODULES:
+                try:
+                    ns[name] = __import__(name)
+                    continue
+                except ImportError:
+                    pass
+            ns[name] = _Ref(ops, {"g": name})
+        random.seed(_SEED)
+        helpers = trusted.helpers_rec if record else trusted.helpers
+        if helpers is not None:
+            exec(helpers, ns)
+        exec(trusted.check_rec if record else trusted.check, ns)
+        return ns
+
+    def _score_assert(self, job: dict[str, Any], trusted: _Trusted, ops: _Ops) -> dict[str, Any]:
+        entry = _Ref(ops, {"g": str(job["entry"])})
+        try:
+            ns = self._namespace(job, trusted, ops, record=False)
+            # check code may call the function by its name (HumanEval/33 calls sort_third):
+            # that name must reach the candidate too, not the helpers' stub
+            ns[str(job["entry"])] = entry
+            ns["check"](entry)
+            if ops.raised is not None:  # the check swallowed a fault or a divergence
+                raise ops.raised
+            if ops.errors:  # the check swallowed a candidate error: still not a pass
+                raise ops.errors[0]
+        except CandidateError as e:
+            return proto.verdict(Status.MEMORY if e.etype == "MemoryError" else Status.ERROR,
+                                 error_type=e.etype, error=e.msg)
+        except (Fault, Diverged):
+            raise
+        except AssertionError as e:
+            return proto.verdict(Status.FAILED, error_type="WrongAnswer",
+                                 error=f"assertion failed {_where(e)}".strip())
+        except Exception as e:  # noqa: BLE001 - the check raised on the candidate's value
+            return proto.verdict(Status.FAILED, error_type="WrongAnswer",
+                                 error=f"check raised {type(e).__name__}: {_safe_str(e)}")
+        if ops.fault is not None and ops.fault.kind != "eof":
+            raise ops.fault
+        return proto.verdict(Status.PASSED, passed=1)
+
+    def _trusted_code(self, job: dict[str, Any]) -> _Trusted:
+        key = (str(job["helpers"]), str(job["check"]), str(job["entry"]))
+        trusted = self._trusted.get(key)
+        if trusted is None:
+            trusted = _Trusted(*key)
+            if len(self._trusted) >= 2048:
+                self._trusted.clear()
+            self._trusted[key] = trusted
+        return trusted
+
+    def _predict(self, job: dict[str, Any], trusted: _Trusted) -> tuple[list[tuple[bytes, Any]], bool]:
+        """The calls the check makes on a correct program (cached per task)."""
+        if trusted.prediction is None:
+            ops = _Ops("record")
+            complete = False
+            self._recording = True
+            signal.setitimer(signal.ITIMER_REAL, _RECORD_BUDGET)
+            try:
+                ns = self._namespace(job, trusted, ops, record=True)
+                entry = _Ref(ops, {"g": str(job["entry"])})
+                ns[str(job["entry"])] = entry
+                ns["check"](entry)
+                complete = self._recording and ops.raised is None
+            except StopRecording:
+                pass
+            except BaseException:  # noqa: BLE001 - anything else just ends the prediction
+                pass
+            finally:
+                self._recording = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            trusted.prediction = (ops.requests, complete)
+        return trusted.prediction
+
+    def _fault_verdict(self, fault: Fault, died: tuple[int, bool, float], link: ServerLink,
+                       tail: str, passed: int, total: int, **extra: Any) -> dict[str, Any]:
+        st, alive, cpu = died
+        kw = dict(passed=passed, total=total, stdout_tail=tail, **extra)
+        oom = False
+        if self.cgroups is not None:
+            now = self.cgroups.oom_kills(link.index)
+            oom, self._oom[link.index] = now > self._oom[link.index], now
+        if fault.kind == "timeout":
+            return proto.verdict(Status.TIMEOUT, error_type="Timeout",
+                                 error="wall-clock time limit exceeded; the process tree was "
+                                       "killed", **kw)
+        if fault.kind == "output":
+            return proto.verdict(Status.KILLED, error_type="OutputLimit", error=fault.detail, **kw)
+        if fault.kind == "too_large":
+            return proto.verdict(Status.ERROR, error_type="ResultTooLarge", error=fault.detail,
+                                 **kw)
+        if fault.kind == "harness":
+            return proto.verdict(Status.ERROR, error_type="HarnessError", error=fault.detail,
+                                 **kw)
+        if fault.kind == "protocol":
+            return proto.verdict(Status.ERROR, error_type="ProtocolError", error=fault.detail,
+                                 **kw)
+        # eof: the candidate went away before the tests finished
+        if oom:
+            return proto.verdict(Status.MEMORY, error_type="MemoryLimit",
+                                 error="the job's processes went over its memory limit "
+                                       "(cgroup) and were killed", **kw)
+        if not alive and st > 0 and os.WIFSIGNALED(st):
+            sig = os.WTERMSIG(st)
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= self._cpu_limit - 0.05):
+                return proto.verdict(Status.TIMEOUT, error_type="CPUTimeLimit",
+                                     error=f"CPU time limit exceeded ({name})", **kw)
+            if "MemoryError" in tail or "Cannot allocate memory" in tail:
+                return proto.verdict(Status.MEMORY, error_type="MemoryError",
+                                     error=f"killed by {name} while out of memory", **kw)
+            return proto.verdict(Status.KILLED, error_type=name,
+                                 error=f"the candidate was killed by {name} before the tests "
+                                       "finished", **kw)
+        if not alive and st >= 0 and os.WIFEXITED(st):
+            return proto.verdict(Status.ERROR, error_type="EarlyExit",
+                                 error=f"the candidate exited with code {os.WEXITSTATUS(st)} "
+                                       "before the tests finished", **kw)
+        return proto.verdict(Status.ERROR, error_type="EarlyExit",
+                             error="the candidate closed its result channel before the tests "
+                                   "finished", **kw)
+
+
+def cfg_max(cfg: dict[str, Any]) -> int:
+    return int(cfg["max_result_bytes"]) + 64
+
+
+def _safe_str(e: BaseException) -> str:
+    try:
+        return proto.clean(str(e), 500)
+    except BaseException:  # noqa: BLE001
+        return "<unprintable>"
+
+
+def _where(e: BaseException) -> str:
+    tb = e.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<check>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    msg = _safe_str(e)
+    return (f"at check line {line}" if line else "") + (f": {msg}" if msg else "")
