@@ -58,6 +58,7 @@ __all__ = [
     "decode",
     "encode",
     "from_jsonable",
+    "make_decoder",
     "render",
     "to_jsonable",
     "values_equal",
@@ -420,6 +421,19 @@ def encode(
     return text
 
 
+def make_decoder(refs: Any = None, objects: bool = False) -> Any:
+    """A ``decode(text, max_bytes=...)`` function with references/views resolved as in
+    :func:`decode`, its JSON decoder built once (for a process that decodes many values)."""
+    decoder = json.JSONDecoder(object_pairs_hook=_make_hook(refs, objects),
+                               parse_constant=_reject_constant)
+
+    def run(text: str | bytes, *, max_bytes: int = MAX_BYTES,
+            max_depth: int = MAX_DEPTH) -> Any:
+        return decode(text, max_bytes=max_bytes, max_depth=max_depth, _decoder=decoder)
+
+    return run
+
+
 def _walk(value: Any, max_depth: int) -> None:
     """Depth cap and hash-flooding check of lists and tuples (sets and dicts were checked
     before they were built), iteratively."""
@@ -456,6 +470,7 @@ def decode(
     max_depth: int = MAX_DEPTH,
     refs: Any = None,
     objects: bool = False,
+    _decoder: Any = None,
 ) -> Any:
     """Decode tagged JSON text into plain values. Safe on untrusted input.
 
@@ -480,7 +495,9 @@ def decode(
     try:
         if not isinstance(text, str):
             text = text.decode("utf-8", "surrogatepass")
-        if refs is not None:
+        if _decoder is not None:
+            decoder = _decoder
+        elif refs is not None:
             decoder = json.JSONDecoder(object_pairs_hook=_make_hook(refs, objects),
                                        parse_constant=_reject_constant)
         else:

@@ -401,7 +401,7 @@ class _Ops:
             raise self._remember(Diverged())
         self.requests.append((tag, tree))
         self.pos += 1
-        self.ch.send(request_bytes(tag, tree))
+        self.ch.send(request_bytes(tag, tree, keep=True))
         return self.pos - 1
 
     def _skippable(self, ptree: Any) -> bool:
@@ -502,7 +502,7 @@ class _Ops:
     def fetch_views(self, ks: list[int]) -> None:
         """Ask the (live) candidate for by-value views of results ``ks``."""
         assert self.ch is not None
-        self.ch.send(proto.VIEWS + json.dumps(ks).encode() + b"\n")
+        self.ch.send(proto.VIEWS + json.dumps(ks).encode() + b"\n")  # views: never kept
         kind, payload = self.ch.recv()
         self.store_views(ks, kind, payload)
 
@@ -554,8 +554,27 @@ def _set_refs(view: Any, k: int) -> None:
             stack.extend((x, path + [["i", i]]) for i, x in enumerate(v))
 
 
-def request_bytes(tag: bytes, tree: Any) -> bytes:
-    return tag + json.dumps(tree, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8", "surrogatepass") + b"\n"
+def request_bytes(tag: bytes, tree: Any, keep: bool = True) -> bytes:
+    """One request line. ``keep``: the candidate keeps the result for later references (its
+    lowercase tag); results nothing refers to are dropped at once (fewer pages touched)."""
+    return (tag.lower() if keep else tag) + json.dumps(
+        tree, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
+
+
+def referenced(requests: list[tuple[bytes, Any]]) -> set[int]:
+    """Indices of the results that later requests refer to (``{"r": k}``)."""
+    out: set[int] = set()
+    stack = [tree for _, tree in requests]
+    while stack:
+        t = stack.pop()
+        if type(t) is list:
+            stack.extend(t)
+        elif type(t) is dict:
+            if len(t) == 1 and "r" in t:
+                ref = t["r"]
+                out.add(ref if type(ref) is int else ref[0])
+            else:
+                stack.extend(t.values())
+    return out
 
 

@@ -13,7 +13,6 @@ exits; leaves of judges that died (SIGKILL) are removed by the next judge in the
 from __future__ import annotations
 
 import os
-import secrets
 
 __all__ = ["CgroupUnavailable", "JobCgroups", "MARGIN_MB"]
 
@@ -95,7 +94,7 @@ class JobCgroups:
 
     def __init__(self, n: int) -> None:
         self.version, self.parent = self._choose()
-        self.root = os.path.join(self.parent, f"{_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+        self.root = os.path.join(self.parent, f"{_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
         self._remove_stale()
         self.leaves: list[_Leaf] = []
         try:

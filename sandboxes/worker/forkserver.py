@@ -12,8 +12,9 @@ a job writes, not even an inode number, reaches the next), and the child is crea
 even this server), its pid counter starts afresh, and when it is killed the kernel kills
 everything it started. The child goes into this server's memory cgroup leaf, gets a new
 session, rlimits, the sandbox uid with no groups (root hosts; each fork server has a uid no
-other live sandbox on the host uses) or no capabilities (user-namespace hosts), a parent-death
-signal and the seccomp filter, writes READY and runs the candidate runner.
+other live sandbox on the host uses) or no capabilities (user-namespace hosts) and a
+parent-death signal, writes READY and runs the candidate runner. The seccomp filter is the fork
+server's own, installed once at the end of its setup and inherited by every child.
 
 Requests from the judge (a SOCK_SEQPACKET socket, plain bytes):
 
@@ -172,6 +173,8 @@ class ForkServer:
             self.nproc = cfg["max_procs"] + 4
         if self.userns or self.root:
             sc.drop_inheritable_capabilities()
+        if self.seccomp is not None:
+            self.seccomp.install()  # inherited by every child
         self.applied += done
         if self.mount_ns:
             self.applied.append("mount namespace + fresh tmpfs work dir per job")
@@ -445,8 +448,6 @@ class ForkServer:
             sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
             if not self.pid_ns and os.getppid() != parent:
                 os._exit(71)  # the fork server died before the death signal was armed
-            if self.seccomp is not None:
-                self.seccomp.install()
             random = sys.modules.get("random")
             if random is not None:  # what os.fork's at-fork hook would have done
                 random.seed()

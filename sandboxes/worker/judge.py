@@ -33,9 +33,7 @@ compared by value through their views (class name and attributes, never the prog
 
 from __future__ import annotations
 
-import ast
 import builtins
-import dis
 import json
 import os
 import random
@@ -56,6 +54,7 @@ from sandboxes.worker.calls import (
     WorkerBroken,
     _Ops,
     _Ref,
+    referenced,
     request_bytes,
 )
 
@@ -265,13 +264,21 @@ class ServerLink:
         return pid, fds
 
     def kill(self, grace: float = 0.0) -> tuple[int, bool, float]:
-        """Kill the running child's whole tree (it is gone when this returns): (its wait
-        status, whether it was still alive, its CPU seconds). ``grace``: seconds a child that
-        is exiting by itself gets first. The server prepares the next child right after (that
+        """Kill the running child's whole tree; see :meth:`kill_begin`/:meth:`kill_end`."""
+        self.kill_begin(grace)
+        return self.kill_end()
+
+    def kill_begin(self, grace: float = 0.0) -> None:
+        """Ask the server to kill the running child's whole tree (``grace``: seconds a child
+        that is exiting by itself gets first); it prepares the next child right after (that
         reply is read later)."""
         pid, self.running = self.running, None
         self.collect()
         self._request(b"k%d %d" % (pid or 0, int(grace * 1000)))
+
+    def kill_end(self) -> tuple[int, bool, float]:
+        """Wait until the child's tree is gone: (its wait status, whether it was still alive
+        when killed, its CPU seconds)."""
         reply = self._reply()
         if reply[:1] != b"d":
             raise WorkerBroken(reply[1:].decode("utf-8", "replace"))
@@ -303,15 +310,24 @@ class ServerLink:
 # --------------------------------------------------------------------------- trusted code
 
 
-class _AssertsHold(ast.NodeTransformer):
-    """For the prediction run: ``assert test, msg`` evaluates ``test`` and goes on."""
+def _asserts_hold(src: str, filename: str) -> Any:
+    """For the prediction run: the code with each ``assert test, msg`` evaluating ``test``
+    and going on (``ast`` is imported here, after the fork servers were forked: every module
+    the judge holds before that is copied into each fork)."""
+    import ast
 
-    def visit_Assert(self, node: ast.Assert) -> ast.AST:
-        return ast.copy_location(ast.Expr(value=node.test), node)
+    class AssertsHold(ast.NodeTransformer):
+        def visit_Assert(self, node: ast.Assert) -> ast.AST:
+            return ast.copy_location(ast.Expr(value=node.test), node)
+
+    tree = AssertsHold().visit(ast.parse(src, filename))
+    return compile(ast.fix_missing_locations(tree), filename, "exec")
 
 
 def _names(code: Any) -> tuple[set[str], set[str]]:
     """(global names read, names stored) by a code object and the ones inside it."""
+    import dis
+
     loads: set[str] = set()
     stores: set[str] = set()
     stack = [code]
@@ -333,14 +349,8 @@ class _Trusted:
     def __init__(self, helpers: str, check: str, entry: str) -> None:
         self.helpers = compile(helpers, "<helpers>", "exec") if helpers else None
         self.check = compile(check, "<check>", "exec")
-        tree = ast.parse(check, "<check>")
-        self.check_rec = compile(ast.fix_missing_locations(_AssertsHold().visit(tree)),
-                                 "<check>", "exec")
-        self.helpers_rec = None
-        if helpers:
-            htree = ast.parse(helpers, "<helpers>")
-            self.helpers_rec = compile(ast.fix_missing_locations(_AssertsHold().visit(htree)),
-                                       "<helpers>", "exec")
+        self.check_rec = _asserts_hold(check, "<check>")
+        self.helpers_rec = _asserts_hold(helpers, "<helpers>") if helpers else None
         loads, stores = _names(self.check)
         if self.helpers is not None:
             hl, hs = _names(self.helpers)
@@ -349,6 +359,7 @@ class _Trusted:
         skip = stores | set(vars(builtins)) | {entry, "check", "candidate"}
         self.program_names = sorted(loads - skip)
         self.prediction: tuple[list[tuple[bytes, Any]], bool] | None = None
+        self.request_bytes = b""  # the predicted requests, as sent
 
 
 # --------------------------------------------------------------------------- the judge
@@ -422,7 +433,8 @@ class Judge:
         try:
             out = None
             if complete:
-                out = self._collected(job, link, requests, total, trusted)
+                out = self._collected(job, link, requests, total, trusted,
+                                      trusted.request_bytes if trusted is not None else None)
             if out is None:  # unpredictable calls, or the check diverged: live, fresh child
                 out = self._live(job, link, requests if not complete else [], total, trusted)
         finally:
@@ -434,7 +446,7 @@ class Judge:
         return out
 
     def _start(self, job: dict[str, Any], link: ServerLink, requests: list[tuple[bytes, Any]],
-               timeout: float) -> Channel:
+               timeout: float, sent: bytes | None = None) -> Channel:
         _pid, fds = link.take()
         deadline = time.monotonic() + timeout
         ch = Channel(*fds, deadline, self.cfg)
@@ -444,7 +456,10 @@ class Judge:
         program = str(job["program"]).encode("utf-8", "surrogatepass")
         head = b"%d %d %d %d\n" % (int(job["timeout"]) + 1, int(job["memory_mb"]), len(entry),
                                     len(program)) + entry + program
-        ch.send(head + b"".join(request_bytes(tag, tree) for tag, tree in requests))
+        if sent is None:  # io cases (nothing refers to their results), or a live run
+            keep = job["kind"] != "io"
+            sent = b"".join(request_bytes(tag, tree, keep) for tag, tree in requests)
+        ch.send(head + sent)
         return ch
 
     def _loaded(self, ch: Channel) -> tuple[str, str] | None:
@@ -461,19 +476,24 @@ class Judge:
             return "raised", "{}\0{}".format(*proto.parse_exception(payload))
         raise ch.fail("protocol", f"unexpected reply {chr(kind)!r} to the program")
 
-    def _finish(self, ch: Channel, link: ServerLink) -> tuple[int, bool, float]:
+    def _finish(self, ch: Channel, link: ServerLink, begun: bool = False) -> tuple[int, bool, float]:
         """Kill the candidate's tree (it is gone when this returns), then drain its output."""
-        exiting = ch.fault is not None and ch.fault.kind == "eof"
-        died = link.kill(0.1 if exiting else 0.0)
+        if not begun:
+            self._kill_begin(ch, link)
+        died = link.kill_end()
         ch.drain_output()
         ch.close()
         return died
 
+    def _kill_begin(self, ch: Channel, link: ServerLink) -> None:
+        exiting = ch.fault is not None and ch.fault.kind == "eof"
+        link.kill_begin(0.1 if exiting else 0.0)
+
     def _collected(self, job: dict[str, Any], link: ServerLink,
-                   requests: list[tuple[bytes, Any]], total: int,
-                   trusted: _Trusted | None) -> dict[str, Any] | None:
+                   requests: list[tuple[bytes, Any]], total: int, trusted: _Trusted | None,
+                   sent: bytes | None) -> dict[str, Any] | None:
         """Send all, collect all, kill, then judge. None: the check diverged."""
-        ch = self._start(job, link, requests, float(job["timeout"]))
+        ch = self._start(job, link, requests, float(job["timeout"]), sent)
         ops = _Ops("replay", None, requests, [], cfg_max(self.cfg))
         failed: tuple[str, str] | None = None
         try:
@@ -487,19 +507,32 @@ class Judge:
                     ops.store_views(handles, *ch.recv())
         except Fault as f:
             ops.fault = f
-        died = self._finish(ch, link)
+        # The kill is on its way (SIGKILL cannot be caught); judging overlaps with the
+        # tree's teardown but does nothing the candidate could see: no pipe is closed and
+        # no byte written until the server confirms that every process of the job is gone.
+        self._kill_begin(ch, link)
+        out: dict[str, Any] | None = None
+        late: BaseException | None = None
+        if failed is None:
+            try:
+                if job["kind"] == "io":
+                    out = self._score_io(job, ops)
+                else:
+                    assert trusted is not None
+                    out = self._score_assert(job, trusted, ops)
+            except (Diverged, Fault) as e:
+                late = e
+        died = self._finish(ch, link, begun=True)
         tail = ch.tail_text()
         if failed is not None:
             return self._not_loaded(failed, total, tail)
-        if job["kind"] == "io":
-            return self._score_io(job, ops, died, link, total, tail)
-        assert trusted is not None
-        try:
-            out = self._score_assert(job, trusted, ops)
-        except Diverged:
+        if isinstance(late, Diverged):
             return None
-        except Fault as f:
-            return self._fault_verdict(f, died, link, tail, 0, total)
+        if isinstance(late, Fault):
+            return self._fault_verdict(late, died, link, tail, 0, total)
+        assert out is not None
+        if "fault" in out:  # io: answers stopped early; how the candidate ended decides
+            return self._fault_verdict(out["fault"], died, link, tail, out["passed"], total)
         out.update(total=total, stdout_tail=tail)
         return out
 
@@ -545,8 +578,10 @@ class Judge:
                              total=total, error_type=etype, error=msg, stdout_tail=tail)
 
     # -- scoring ------------------------------------------------------------------------
-    def _score_io(self, job: dict[str, Any], ops: _Ops, died: tuple[int, bool, float],
-                  link: ServerLink, total: int, tail: str) -> dict[str, Any]:
+    def _score_io(self, job: dict[str, Any], ops: _Ops) -> dict[str, Any]:
+        """The verdict of an io job from its answers (``{"fault": ..., "passed": n}`` when
+        they stopped early: the caller decides with how the candidate ended)."""
+        total = len(job["cases"])
         tol = float(job["tol"])
         passed = 0
         first_exc: tuple[str, str] | None = None
@@ -562,7 +597,7 @@ class Judge:
                     first_exc = first_exc or ("BadResult", f"case {i}: {e}")
                     continue
                 try:
-                    same = enc.values_equal(got, expected, float(tol))
+                    same = enc.values_equal(got, expected, tol)
                 except Exception:  # noqa: BLE001 - e.g. RecursionError on a deep value
                     same = False
                 if same:
@@ -584,16 +619,14 @@ class Judge:
                 ops.fault = ops.fault or Fault("protocol", f"unexpected reply {chr(kind)!r}")
                 break
         if len(ops.answers) < total or (ops.fault is not None and ops.fault.kind != "eof"):
-            fault = ops.fault or Fault("eof")
-            return self._fault_verdict(fault, died, link, tail, passed, total)
+            return {"fault": ops.fault or Fault("eof"), "passed": passed}
         if passed == total:
-            return proto.verdict(Status.PASSED, passed=total, total=total, stdout_tail=tail)
+            return proto.verdict(Status.PASSED, passed=total)
         if first_exc is not None:
             return proto.verdict(Status.MEMORY if first_exc[0] == "MemoryError" else Status.ERROR,
-                                 passed=passed, total=total, error_type=first_exc[0],
-                                 error=first_exc[1], stdout_tail=tail)
-        return proto.verdict(Status.FAILED, passed=passed, total=total, error_type="WrongAnswer",
-                             error=first_wrong, stdout_tail=tail)
+                                 passed=passed, error_type=first_exc[0], error=first_exc[1])
+        return proto.verdict(Status.FAILED, passed=passed, error_type="WrongAnswer",
+                             error=first_wrong)
 
     def _namespace(self, job: dict[str, Any], trusted: _Trusted, ops: _Ops,
                    record: bool) -> dict[str, Any]:
@@ -671,6 +704,9 @@ class Judge:
                 self._recording = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
             trusted.prediction = (ops.requests, complete)
+            keep = referenced(ops.requests)
+            trusted.request_bytes = b"".join(request_bytes(t, tree, k in keep)
+                                             for k, (t, tree) in enumerate(ops.requests))
         return trusted.prediction
 
     def _fault_verdict(self, fault: Fault, died: tuple[int, bool, float], link: ServerLink,

@@ -24,7 +24,6 @@ import os
 import signal
 import socket
 import sys
-import traceback
 from typing import Any
 
 from sandboxes import encoding as enc
@@ -44,6 +43,12 @@ PREIMPORT = (
     "struct textwrap typing"
 ).split()
 _UID_CLAIMS = 65536  # uids tried above uid_base before giving up
+
+
+def _format_exc() -> str:
+    import traceback  # lazily: every module the judge holds is copied into each fork
+
+    return traceback.format_exc()
 
 
 def claim_uids(base: int, n: int) -> tuple[list[int], list[socket.socket]]:
@@ -139,7 +144,7 @@ def _start_one(cfg: dict[str, Any], index: int, want_pid_ns: bool, userns: bool,
                     fs.serve()
                 except BaseException:  # noqa: BLE001
                     try:
-                        theirs.send(json.dumps({"fatal": traceback.format_exc()}).encode())
+                        theirs.send(json.dumps({"fatal": _format_exc()}).encode())
                     finally:
                         os._exit(1)
                 os._exit(0)
@@ -178,7 +183,7 @@ def main(cfg: dict[str, Any]) -> None:
     try:
         links, cgroups, applied, missing, held = start_fork_servers(cfg)
     except BaseException:  # noqa: BLE001
-        proto.send_frame(proto_out, {"fatal": traceback.format_exc()})
+        proto.send_frame(proto_out, {"fatal": _format_exc()})
         raise SystemExit(1) from None
     judge = Judge(cfg, links, cgroups)
     judge.prepare_all()  # the first children
@@ -207,11 +212,11 @@ def serve(judge: Judge, proto_in: int, proto_out: int) -> None:
             result = judge.run_job(job)
         except (RuntimeError, OSError):  # a fork server died: this worker cannot go on
             proto.send_frame(proto_out, proto.verdict(
-                Status.KILLED, error_type="HarnessError", error=traceback.format_exc()[-2000:]))
+                Status.KILLED, error_type="HarnessError", error=_format_exc()[-2000:]))
             raise SystemExit(1) from None
         except BaseException:  # noqa: BLE001 - the judge failed on this job's data
             result = proto.verdict(Status.ERROR, error_type="JudgeError",
-                                   error=traceback.format_exc()[-2000:])
+                                   error=_format_exc()[-2000:])
         try:
             proto.send_frame(proto_out, result)
         except (enc.EncodingError, UnicodeError, ValueError):

@@ -26,6 +26,34 @@ from typing import Any
 from sandboxes import encoding as enc
 from sandboxes.worker import protocol as proto
 
+MEM_MSG = proto.exception_line(proto.RAISED, "MemoryError", "")  # made before any fork
+#: the job's program globals and kept results (one job per process)
+_STATE: dict[str, Any] = {"g": {}, "results": {}}
+
+
+def _resolve(tag: str, value: Any) -> Any:
+    """A reference in a request: ``{"g": name}`` or ``{"r": k}`` / ``{"r": [k, path]}``."""
+    if tag == "r":
+        path: Any = []
+        if type(value) is list and len(value) == 2:
+            value, path = value
+        results = _STATE["results"]
+        if type(value) is not int or value not in results or type(path) is not list:
+            raise LookupError(f"no result #{value!r} to refer to")
+        obj = results[value]
+        for step in path:
+            kind, key = step
+            obj = getattr(obj, str(key)) if kind == "a" else obj[key]
+        return obj
+    g = _STATE["g"]
+    if type(value) is str and value in g:
+        return g[value]
+    raise NameError(f"name {value!r} is not defined by the program")
+
+
+# built before any fork: a decoder made in the child costs it dozens of page faults
+_decode = enc.make_decoder(refs=_resolve)
+
 
 class _NotData(Exception):
     """A result that has no by-value encoding: it becomes a handle."""
@@ -64,7 +92,7 @@ def _view_of(seen: set[int]) -> Any:
 
 def serve(max_result: int, base_vsize: int) -> None:
     """Serve one job (returns when the judge closes fd 3 or the job cannot go on)."""
-    mem_msg = proto.exception_line(proto.RAISED, "MemoryError", "")
+    mem_msg = MEM_MSG
     rf = proto.LineReader(3)
 
     def send(data: bytes) -> None:
@@ -109,22 +137,8 @@ def serve(max_result: int, base_vsize: int) -> None:
         return
     send(b"Y\n")
     results: dict[int, Any] = {}
-
-    def resolve(tag: str, value: Any) -> Any:
-        if tag == "r":
-            path: Any = []
-            if type(value) is list and len(value) == 2:
-                value, path = value
-            if type(value) is not int or value not in results or type(path) is not list:
-                raise LookupError(f"no result #{value!r} to refer to")
-            obj = results[value]
-            for step in path:
-                kind, key = step
-                obj = getattr(obj, str(key)) if kind == "a" else obj[key]
-            return obj
-        if type(value) is str and value in g:
-            return g[value]
-        raise NameError(f"name {value!r} is not defined by the program")
+    _STATE["g"], _STATE["results"] = g, results
+    decode = _decode
 
     def follow(obj: Any, attrs: Any) -> Any:
         if type(attrs) is not list:
@@ -133,12 +147,14 @@ def serve(max_result: int, base_vsize: int) -> None:
             obj = getattr(obj, str(name))
         return obj
 
-    def reply_for(k: int, result: Any) -> bytes:
-        results[k] = result
+    def reply_for(k: int, result: Any, keep: bool) -> bytes:
+        if keep:
+            results[k] = result
         try:
             return b"V" + enc.encode(result, max_bytes=max_result, objects=_not_data).encode(
                 "utf-8", "surrogatepass") + b"\n"
         except _NotData:
+            results[k] = result  # an object: the judge may ask for its view, or refer to it
             name = getattr(type(result), "__qualname__", "object")
             return b"H" + str(name)[:100].encode("utf-8", "backslashreplace") + b"\n"
 
@@ -148,6 +164,8 @@ def serve(max_result: int, base_vsize: int) -> None:
         if not line:
             return
         tag = line[:1]
+        keep = tag.islower()
+        tag = tag.upper()
         if tag == proto.VIEWS:
             try:
                 ids = enc.decode(line[1:])
@@ -164,7 +182,7 @@ def serve(max_result: int, base_vsize: int) -> None:
             continue
         this, k = k, k + 1
         try:
-            req = enc.decode(line[1:], max_bytes=1 << 30, refs=resolve)
+            req = decode(line[1:], max_bytes=1 << 30)
             if tag == proto.CALL:
                 target, attrs, args, kwargs = req
                 result = follow(target, attrs)(*args, **kwargs)
@@ -186,7 +204,7 @@ def serve(max_result: int, base_vsize: int) -> None:
             send(raised(e))
             continue
         try:
-            out = reply_for(this, result)
+            out = reply_for(this, result, keep)
         except MemoryError:
             out = mem_msg
         except BaseException as e:  # noqa: BLE001

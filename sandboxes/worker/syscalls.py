@@ -74,13 +74,16 @@ _TABLES: dict[str, dict[str, int]] = {
 _TABLES["arm64"] = _TABLES["aarch64"]
 NR: dict[str, int] = _TABLES.get(MACHINE, {})
 
-#: calls a candidate never needs, each denied with EPERM: namespaces and mounts (the door to
-#: everything else), kernel keyrings (not namespaced: they outlive jobs and can hold host
-#: secrets), inotify/fanotify (would watch the host files bound read-only into the sandbox),
-#: io_uring (runs socket and file operations past this filter), SysV IPC and POSIX message
-#: queues (kernel objects with their own id counters), tracing and kernel administration.
+#: calls a candidate never needs, each denied with EPERM: namespaces (the door to everything
+#: else), kernel keyrings (not namespaced: they outlive jobs and can hold host secrets),
+#: inotify/fanotify (would watch the host files bound read-only into the sandbox), io_uring
+#: (runs socket and file operations past this filter), SysV IPC and POSIX message queues
+#: (kernel objects with their own id counters), tracing and kernel administration.
+#: ``mount``/``umount2`` and ``clone(CLONE_NEWPID)`` pass: the fork server, which installs the
+#: filter on itself once (its children inherit it), needs them for every job; a candidate has
+#: no capability, so the kernel refuses them to it.
 DENIED = (
-    "unshare", "setns", "mount", "umount2", "pivot_root", "open_tree", "move_mount", "fsopen",
+    "unshare", "setns", "pivot_root", "open_tree", "move_mount", "fsopen",
     "fsconfig", "fsmount", "fspick", "mount_setattr", "keyctl", "add_key", "request_key",
     "inotify_init", "inotify_init1", "fanotify_init", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "userfaultfd", "perf_event_open", "bpf", "kexec_load",
@@ -241,7 +244,8 @@ def build_filter(table: dict[str, int]) -> list[tuple[int, int, int, int]]:
 
     A call from another architecture (e.g. the 32-bit ``int 0x80`` entry) kills the process;
     x32 calls, ``clone3`` (whose flags a filter cannot read) and the calls in :data:`DENIED`
-    fail; ``clone`` with a namespace flag fails with EPERM; ``socket`` only opens the families
+    fail; ``clone`` with a namespace flag other than ``CLONE_NEWPID`` fails with EPERM;
+    ``socket`` only opens the families
     in :data:`ALLOWED_FAMILIES`; everything else is allowed.
     """
     prog: list[list[object]] = []  # [code, jt-label, jf-label, k]
@@ -265,7 +269,7 @@ def build_filter(table: dict[str, int]) -> list[tuple[int, int, int, int]]:
     labels: dict[str, int] = {}
     labels["clone"] = len(prog)
     emit(_BPF_LD_W_ABS, 16)  # low 32 bits of args[0]: the flags
-    emit(_BPF_JSET_K, NAMESPACE_FLAGS, jt="eperm")
+    emit(_BPF_JSET_K, NAMESPACE_FLAGS & ~CLONE_NEWPID, jt="eperm")
     emit(_BPF_RET_K, _RET_ALLOW)
     labels["socket"] = len(prog)
     emit(_BPF_LD_W_ABS, 16)  # the family
@@ -291,8 +295,8 @@ def build_filter(table: dict[str, int]) -> list[tuple[int, int, int, int]]:
 
 
 class CandidateFilter:
-    """The seccomp filter, built once (in the fork server) and installed in each child with
-    one system call (the child touches no new memory for it)."""
+    """The seccomp filter; the fork server installs it on itself, so every child inherits it
+    (one install per fork server: the kernel's per-syscall verdict cache is built once)."""
 
     def __init__(self) -> None:
         if not NR:
