@@ -396,7 +396,15 @@ def _hf_mbpp(row: Mapping[str, Any]) -> dict[str, Any]:
     code = row["code"]
     names = [n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)]
     tests = list(row["test_list"])
-    entry = next((n for n in names if any(f"{n}(" in t for t in tests)), names[-1] if names else "f")
+    called = set()  # names the tests call (`last` is not called by `sort_list_last(...)`)
+    for t in tests:
+        try:
+            tree = ast.parse(t)
+        except SyntaxError:
+            continue
+        called |= {n.func.id for n in ast.walk(tree)
+                   if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    entry = next((n for n in names if n in called), names[-1] if names else "f")
     body = "\n".join("    " + t for t in tests)
     setup = row.get("test_setup_code") or ""
     check = f"def check(candidate):\n    {entry} = candidate\n{body}\n"

@@ -254,31 +254,45 @@ class _Ref:
 
 
 class _Remote:
-    """A result that is not data: it stays in the candidate; the judge sees it by value."""
+    """A result that is not data (or an object reached from one through attributes): it stays
+    in the candidate; the judge reads it through its by-value view, and calls, attribute
+    writes and references go to the candidate."""
 
-    __slots__ = ("_ops", "_k", "_type")
+    __slots__ = ("_ops", "_k", "_path", "_type")
 
-    def __init__(self, ops: Any, k: int, type_name: str) -> None:
+    def __init__(self, ops: Any, k: int, type_name: str, path: tuple[Any, ...] = ()) -> None:
         object.__setattr__(self, "_ops", ops)
         object.__setattr__(self, "_k", k)
+        object.__setattr__(self, "_path", path)
         object.__setattr__(self, "_type", type_name)
 
+    def _tree(self) -> Any:
+        return {"r": [self._k, [list(step) for step in self._path]] if self._path else self._k}
+
     def _view(self) -> Any:
-        return self._ops.view(self._k)
+        view = self._ops.view(self._k)
+        for _, name in self._path:
+            if type(view) is not enc.RemoteObject or view.attrs is None:
+                raise AttributeError(name)
+            view = view.attrs[name]
+        return view
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._ops.call({"r": self._k}, [], args, kwargs)
+        return self._ops.call(self._tree(), [], args, kwargs)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         view = self._view()
         if type(view) is enc.RemoteObject and view.attrs is not None and name in view.attrs:
-            return view.attrs[name]
-        return _Ref(self._ops, {"r": self._k}, (name,))
+            value = view.attrs[name]
+            if type(value) is enc.RemoteObject:  # another program object: a handle too
+                return _Remote(self._ops, self._k, value.type_name, self._path + (("a", name),))
+            return value
+        return _Ref(self._ops, self._tree(), (name,))
 
     def __setattr__(self, name: str, value: Any) -> None:
-        self._ops.setattr({"r": self._k}, [], name, value)
+        self._ops.setattr(self._tree(), [], name, value)
 
     def __eq__(self, other: object) -> bool:
         return _canon(self) == _canon(other)
@@ -317,7 +331,7 @@ def _ref_of(x: Any) -> Any:
     if t is _Unknown or t is _UnknownAttr:
         return x._ref_tree()
     if t is _Remote:
-        return {"r": x._k}
+        return x._tree()
     if t is _Ref:
         if x._attrs:
             raise enc.EncodingError("an attribute of a program name cannot be an argument")
