@@ -17,11 +17,8 @@ Example:
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sandboxes.base import (
@@ -33,6 +30,7 @@ from sandboxes.base import (
     TestSuite,
     check_jobs,
 )
+from sandboxes.pool import PoolClosed, WorkerPool
 
 __all__ = ["ACTOR_UID_OFFSET", "RaySandboxPool", "import_ray"]
 
@@ -79,6 +77,10 @@ class _SandboxActor:
 
 class RaySandboxPool(Sandbox):
     """Runs executions as Ray tasks on actors, each actor holding its own sandbox.
+
+    The actors are the workers of a :class:`~sandboxes.pool.WorkerPool` (the same fan-out as
+    the local and Docker backends): a call checks an idle actor out, a dead actor is replaced
+    when its slot is next used, and :meth:`run_many` keeps the input order.
 
     Args:
         backend: Sandbox backend each actor builds (``"local"`` or ``"docker"``).
@@ -132,16 +134,14 @@ class RaySandboxPool(Sandbox):
             actors = max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1e-9)))
         self._actor_cls = ray.remote(num_cpus=num_cpus, max_restarts=0)(_SandboxActor)
         self._sandbox_kwargs = {**sandbox_kwargs, "workers": 1}
-        self._lock = threading.Lock()
         self._closed = False
-        self._actors: list[Any] = [None] * actors
-        self._free: queue.Queue[int] = queue.Queue()
-        self._executor: ThreadPoolExecutor | None = None
+        self._pool: WorkerPool[Any] = WorkerPool(actors, self._new_actor, self._kill_actor)
         try:
-            for i in range(actors):
-                self._actors[i] = self._new_actor(i)
-            # Fail fast (and clearly) if an actor cannot build its sandbox.
-            ray.get([a.ping.remote() for a in self._actors], timeout=120)
+            # start every actor now and fail fast (and clearly) if one cannot build its sandbox
+            held = [self._pool.acquire() for _ in range(actors)]
+            ray.get([a.ping.remote() for _, a in held], timeout=120)
+            for slot, actor in held:
+                self._pool.release(slot, actor)
         except Exception as e:
             self.close()
             if isinstance(e, SandboxUnavailable):
@@ -154,27 +154,36 @@ class RaySandboxPool(Sandbox):
                     "a smaller num_cpus (0 is allowed), or add nodes") from e
             raise SandboxUnavailable(f"the Ray pool's actors could not start a {backend!r} "
                                      f"sandbox: {type(e).__name__}: {e}") from e
-        for i in range(actors):
-            self._free.put(i)
 
     def _new_actor(self, slot: int) -> Any:
         kwargs = dict(self._sandbox_kwargs)
         if self.backend == "local" and "uid_base" not in kwargs:
-            # Actors on one node must not share a sandbox uid: RLIMIT_NPROC counts every
-            # process of a uid on the host, so one actor's fork-heavy job would starve another.
+            # apart from the uids plain local sandboxes try first (each fork server claims a
+            # free one from here up anyway)
             from sandboxes.local import DEFAULT_UID_BASE
 
-            kwargs["uid_base"] = DEFAULT_UID_BASE + ACTOR_UID_OFFSET + slot
+            kwargs["uid_base"] = DEFAULT_UID_BASE + ACTOR_UID_OFFSET + 2 * slot
         return self._actor_cls.remote(self.backend, kwargs)
+
+    def _kill_actor(self, actor: Any) -> None:
+        try:
+            self._ray.kill(actor)
+        except Exception:  # noqa: BLE001 - already dead
+            pass
 
     @property
     def actors(self) -> int:
         """Number of actors (parallel executions)."""
-        return len(self._actors)
+        return self._pool.size
+
+    @property
+    def _actors(self) -> list[Any]:
+        """The actor of each slot (None where a dead one awaits its replacement)."""
+        return list(self._pool._workers)
 
     def actor_pids(self) -> list[int]:
         """Process ids of the live actors (Ray worker processes)."""
-        return self._ray.get([a.ping.remote() for a in self._actors if a is not None], timeout=60)
+        return self._ray.get([a.ping.remote() for a in self._pool.workers()], timeout=60)
 
     # -- API ----------------------------------------------------------------------------
     def run(
@@ -198,19 +207,18 @@ class RaySandboxPool(Sandbox):
         t0 = time.monotonic()
         last = ""
         for attempt in (1, 2):
-            slot = self._acquire()
-            actor = self._actors[slot]
+            slot, actor = self._acquire()
             try:
                 result: ExecResult = ray.get(actor.run.remote(program, tests, timeout, memory_mb))
             except ray.exceptions.RayActorError as e:
                 last = f"Ray actor {slot} died during the execution ({type(e).__name__})"
                 log.warning("%s; attempt %d", last, attempt)
-                self._replace(slot, actor)
+                self._pool.release(slot, actor, broken=True)
                 continue
             except BaseException:
-                self._free.put(slot)
+                self._pool.release(slot, actor)
                 raise
-            self._free.put(slot)
+            self._pool.release(slot, actor)
             meta = {**result.metadata, "pool": "ray", "ray_actor": slot, "ray_attempts": attempt}
             return ExecResult(result.status, result.passed, result.total, result.error_type,
                               result.error, result.stdout_tail, result.duration, meta)
@@ -218,63 +226,34 @@ class RaySandboxPool(Sandbox):
                           time.monotonic() - t0, {"pool": "ray", "backend": self.backend})
 
     def run_many(self, jobs: Iterable[Job]) -> list[ExecResult]:
-        """Run jobs on all actors in parallel; results in input order."""
+        """Run jobs on all actors in parallel (the pool's fan-out); results in input order."""
         jobs = list(jobs)
         check_jobs(jobs)
-        if len(jobs) <= 1 or self.actors == 1:
-            return [self.run(j.program, j.tests, timeout=j.timeout, memory_mb=j.memory_mb)
-                    for j in jobs]
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the Ray sandbox pool is closed")
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.actors, thread_name_prefix="ray-sandbox")
-            ex = self._executor
-        return list(ex.map(
-            lambda j: self.run(j.program, j.tests, timeout=j.timeout, memory_mb=j.memory_mb), jobs))
+        return self._pool.map(
+            lambda j: self.run(j.program, j.tests, timeout=j.timeout, memory_mb=j.memory_mb), jobs)
 
     def close(self) -> None:
         """Close every actor's sandbox, kill the actors, and shut Ray down if this pool
         started it. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            actors, self._actors = [a for a in self._actors if a is not None], []
-            ex, self._executor = self._executor, None
-        if ex is not None:
-            ex.shutdown(wait=False, cancel_futures=True)
+        if self._closed:
+            return
+        self._closed = True
+        pool = getattr(self, "_pool", None)
         ray = self._ray
+        actors = pool.workers() if pool is not None else []
         if actors:
             try:
                 ray.get([a.close.remote() for a in actors], timeout=60)
             except Exception as e:  # noqa: BLE001 - a dead actor has nothing left to close
                 log.warning("closing Ray sandbox actors: %s", e)
-        for a in actors:
-            try:
-                ray.kill(a)
-            except Exception:  # noqa: BLE001
-                pass
+        if pool is not None:
+            pool.close()  # kills the actors
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
 
     # -- internals ------------------------------------------------------------------------
-    def _acquire(self) -> int:
-        while True:
-            if self._closed:
-                raise RuntimeError("the Ray sandbox pool is closed")
-            try:
-                return self._free.get(timeout=0.5)
-            except queue.Empty:
-                continue
-
-    def _replace(self, slot: int, dead: Any) -> None:
+    def _acquire(self) -> tuple[int, Any]:
         try:
-            self._ray.kill(dead)
-        except Exception:  # noqa: BLE001
-            pass
-        try:
-            if not self._closed:
-                self._actors[slot] = self._new_actor(slot)
-        finally:
-            self._free.put(slot)
+            return self._pool.acquire()
+        except PoolClosed:
+            raise RuntimeError("the Ray sandbox pool is closed") from None
