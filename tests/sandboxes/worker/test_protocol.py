@@ -49,3 +49,30 @@ def test_read_stops_short_at_eof() -> None:
         assert LineReader(r).read(10) == b"abc"
     finally:
         os.close(r)
+
+
+def test_the_verdict_constructor_needs_a_status_and_cleans_strings() -> None:
+    import pytest
+
+    from sandboxes.status import Status
+    from sandboxes.worker import protocol as proto
+
+    v = proto.verdict(Status.ERROR, error_type="Val\udcffue", error="x\ud800" * 5000,
+                      stdout_tail="\udfff", mode="live")
+    assert v["status"] == "error" and v["mode"] == "live"
+    for key in ("error_type", "error", "stdout_tail"):
+        v[key].encode("utf-8")  # never a lone surrogate
+    assert len(v["error"]) <= proto.MAX_ERROR
+    with pytest.raises(TypeError, match="Status"):
+        proto.verdict("passed")  # type: ignore[arg-type]
+
+
+def test_exception_lines_round_trip_and_junk_is_a_protocol_error() -> None:
+    from sandboxes.worker import protocol as proto
+
+    line = proto.exception_line(proto.RAISED, "ValueError", "bad\nvalue \ud800")
+    assert line.endswith(b"\n") and line.count(b"\n") == 1 and line[0] == proto.RAISED
+    etype, msg = proto.parse_exception(line[1:-1])
+    assert etype == "ValueError" and msg.startswith("bad\nvalue ")
+    assert proto.parse_exception(b"[[[[" * 1000) == ("ProtocolError", "malformed exception report")
+    assert proto.parse_exception(b"Name zz")[0] == "ProtocolError"
