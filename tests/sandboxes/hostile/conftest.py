@@ -330,9 +330,7 @@ def hostile_env(sandbox_backend: str, make_sandbox_or_skip: Any) -> Iterator[Hos
         probe = _probe(sandbox)
         uids = {probe.uid} if probe is not None else set()
         if sandbox_backend == "local":
-            from sandboxes.local import DEFAULT_UID_BASE
-
-            uids |= {DEFAULT_UID_BASE + i for i in range(WORKERS)}
+            uids |= set(sandbox.sandbox_uids())  # type: ignore[attr-defined]
         uids -= {0, os.getuid()}
         view = HostView(sandbox_uids=uids, temp_dirs=[private_tmp])
         if sandbox_backend == "docker":
