@@ -295,6 +295,8 @@ def test_humaneval_canonical_solutions_all_pass(sb: DockerSandbox) -> None:
     failed = [(p["task_id"], r.status.value, r.error[:100])
               for p, r in zip(problems, results) if not r.ok]
     assert failed == []
+    # every check's calls were predicted and sent as one batch (no call-by-call run)
+    assert {r.metadata.get("judge_mode", "collected") for r in results} == {"collected"}
     wrong = sb.run(problems[0]["prompt"] + "    return None\n", jobs[0].tests)
     assert wrong.status is not Status.PASSED
 

