@@ -596,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_floor:
         contestants.append(FloorContestant(problems, w))
     for b in backends:
-        label = "local (warm zygotes)" if b == "local" else "docker (warm pool)"
+        label = "local (warm fork servers)" if b == "local" else "docker (warm pool)"
         if b == "docker":
             from importlib.util import find_spec
 
