@@ -113,10 +113,15 @@ class JobCgroups:
                 from None
 
     @staticmethod
-    def _choose() -> tuple[int, str]:
-        """(version, parent dir) of the hierarchy to use."""
+    def _choose(mounts: list[tuple[str, str, str]] | None = None,
+                own: dict[str, str] | None = None) -> tuple[int, str]:
+        """(version, parent dir) of the hierarchy to use: cgroup v2 where an ancestor of this
+        process's cgroup hands the memory controller down (its ``cgroup.subtree_control``
+        lists it), else the v1 memory hierarchy. ``mounts``/``own`` default to this
+        process's (``/proc/self/mountinfo``, ``/proc/self/cgroup``)."""
         try:
-            mounts, own = _mounts(), _own_paths()
+            mounts = _mounts() if mounts is None else mounts
+            own = _own_paths() if own is None else own
         except OSError as e:
             raise CgroupUnavailable(f"cannot read this process's cgroups: {e}") from None
         why = []

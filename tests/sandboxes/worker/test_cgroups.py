@@ -46,3 +46,33 @@ def test_leaves_of_a_dead_judge_are_removed(cgroups: JobCgroups) -> None:
         assert os.path.exists(cgroups.root)  # a live judge's leaves stay
     finally:
         fresh.remove()
+
+
+def _tree(root: str, controllers: dict[str, str]) -> None:
+    for rel, subtree in controllers.items():
+        d = os.path.join(root, rel)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+            f.write(subtree)
+
+
+def test_the_v2_parent_is_the_nearest_ancestor_that_hands_memory_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Hierarchy selection only (this host's v2 hierarchy has no memory controller): a cgroup
+    with processes cannot enable controllers for its children, so the leaves go beside it,
+    under the nearest ancestor whose subtree_control lists memory."""
+    point = str(tmp_path / "cg")
+    _tree(point, {"": "cpu memory pids", "user.slice": "memory pids",
+                  "user.slice/session-1.scope": ""})
+    mounts = [(point, "cgroup2", "rw")]
+    assert JobCgroups._choose(mounts, {"": "/user.slice/session-1.scope"}) == (
+        2, os.path.join(point, "user.slice"))
+    _tree(point, {"user.slice": "pids"})
+    assert JobCgroups._choose(mounts, {"": "/user.slice/session-1.scope"}) == (2, point)
+    _tree(point, {"": "cpu"})
+    v1 = str(tmp_path / "memory")
+    os.makedirs(os.path.join(v1, "job"))
+    with pytest.raises(CgroupUnavailable, match="no memory controller"):
+        JobCgroups._choose(mounts, {"": "/user.slice/session-1.scope"})
+    assert JobCgroups._choose(mounts + [(v1, "cgroup", "rw,memory")],
+                              {"": "/user.slice/session-1.scope", "memory": "/job"}) == (
+        1, os.path.join(v1, "job"))
