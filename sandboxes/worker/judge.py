@@ -377,6 +377,7 @@ class Judge:
         self._recording = False
         self._trusted: dict[tuple[str, str, str], _Trusted] = {}
         self._cpu_limit = 0
+        self._ch: Channel | None = None  # the running job's channel (closed at its end)
         self._oom: list[int] = [cgroups.oom_kills(i) for i in range(len(links))] \
             if cgroups is not None else []
         signal.signal(signal.SIGALRM, self._on_alarm)
@@ -438,20 +439,30 @@ class Judge:
             if out is None:  # unpredictable calls, or the check diverged: live, fresh child
                 out = self._live(job, link, requests if not complete else [], total, trusted)
         finally:
-            self._armed = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._disarm()
             if link.running is not None:  # never leave a child alive into the next job
                 link.kill()
+            if self._ch is not None:
+                self._ch.close()
+                self._ch = None
         out["duration"] = time.monotonic() - t0
         return out
+
+    def _arm(self, seconds: float) -> None:
+        """Bound trusted code running on candidate data (the check) to ``seconds``: the
+        alarm raises a timeout fault between its bytecodes."""
+        self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, max(0.01, seconds))
+
+    def _disarm(self) -> None:
+        self._armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
     def _start(self, job: dict[str, Any], link: ServerLink, requests: list[tuple[bytes, Any]],
                timeout: float, sent: bytes | None = None) -> Channel:
         _pid, fds = link.take()
         deadline = time.monotonic() + timeout
-        ch = Channel(*fds, deadline, self.cfg)
-        self._armed = True
-        signal.setitimer(signal.ITIMER_REAL, timeout + 2.0)
+        ch = self._ch = Channel(*fds, deadline, self.cfg)
         entry = str(job["entry"]).encode("utf-8", "surrogatepass")
         program = str(job["program"]).encode("utf-8", "surrogatepass")
         head = b"%d %d %d %d\n" % (int(job["timeout"]) + 1, int(job["memory_mb"]), len(entry),
@@ -483,6 +494,7 @@ class Judge:
         died = link.kill_end()
         ch.drain_output()
         ch.close()
+        self._ch = None
         return died
 
     def _kill_begin(self, ch: Channel, link: ServerLink) -> None:
@@ -515,6 +527,7 @@ class Judge:
         late: BaseException | None = None
         if failed is None:
             try:
+                self._arm(float(job["timeout"]) + 1.0)
                 if job["kind"] == "io":
                     out = self._score_io(job, ops)
                 else:
@@ -522,6 +535,8 @@ class Judge:
                     out = self._score_assert(job, trusted, ops)
             except (Diverged, Fault) as e:
                 late = e
+            finally:
+                self._disarm()
         died = self._finish(ch, link, begun=True)
         tail = ch.tail_text()
         if failed is not None:
@@ -546,6 +561,7 @@ class Judge:
         fault: Fault | None = None
         failed: tuple[str, str] | None = None
         try:
+            self._arm(float(job["timeout"]) + 1.0)
             failed = self._loaded(ch)
             if failed is None:
                 out = self._score_assert(job, trusted, ops)
@@ -553,9 +569,10 @@ class Judge:
             fault = f
         except Diverged:  # a live run has no prediction left to diverge from
             fault = Fault("protocol", "the check's calls could not be followed")
+        finally:
+            self._disarm()
         # Hold the child until its deadline, whatever happened: when it dies (and so when
         # the next job starts) says nothing about what the check did with its answers.
-        self._armed = False
         while (left := ch.deadline - time.monotonic()) > 0:
             time.sleep(min(left, 0.25))
         died = self._finish(ch, link)
