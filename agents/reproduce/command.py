@@ -111,9 +111,10 @@ def run(args: argparse.Namespace) -> int:
     results = make_report(cfg, layout, wall_seconds=previous + time.perf_counter() - start)
     if "prm" in results:
         console.print(prm_table(results))
-    for measure in ("sampled", "greedy"):
-        if cfg.eval_samples or measure == "greedy":
-            for table in results_tables(results, measure)[: 3 if measure == "sampled" else 2]:
-                console.print(table)
+    measures = ["sampled", "greedy", "sampled_prefix_accuracy"] if cfg.eval_samples else ["greedy", "greedy_prefix_accuracy"]
+    for i, measure in enumerate(measures):
+        tables = results_tables(results, measure)
+        for table in tables if i == 0 else tables[:2]:  # the diagnostics table once
+            console.print(table)
     console.print(f"results: {layout.root / 'results.json'}; plots: {layout.plots}")
     return 0

@@ -16,7 +16,10 @@ from agents.reproduce.config import ARM_DESCRIPTIONS, ReproduceConfig
 from agents.reproduce.pipeline import DONE, Layout, arm_runs, label_sources, read_metrics
 from agents.reproduce.stats import Estimate, bootstrap_mean, paired_difference
 
-MEASURES = ("greedy", "sampled")
+#: Per-task outcomes compared across arms: pass@1 (greedy; sampled = fraction of the samples
+#: that pass) and line-prefix accuracy (fraction of the reference's lines reproduced before
+#: the first difference; far more sensitive than pass@1 where programs rarely pass).
+MEASURES = ("greedy", "sampled", "greedy_prefix_accuracy", "sampled_prefix_accuracy")
 
 
 def _load_eval(path: Path) -> dict[str, Any] | None:
@@ -146,8 +149,10 @@ def results_tables(results: dict[str, Any], measure: str = "sampled") -> list[An
     buckets = [b.strip() for b in cfg["buckets"].split(",")] + ["all"]
     note = f"{cfg['seeds']} seed(s), {cfg['iterations']} PPO iterations per arm; 95 % CI over tasks × seeds"
     tables = []
-    for key, title, signed in ((measure, f"{measure} pass@1 (%) on held-out test tasks", False),
-                               (f"{measure}_vs_sparse", f"{measure} pass@1: arm − sparse (points, paired)", True)):  # fmt: skip
+    what = "pass@1" if "prefix" not in measure else "line-prefix accuracy"
+    name = measure.replace("_prefix_accuracy", "")
+    for key, title, signed in ((measure, f"{name} {what} (%) on held-out test tasks", False),
+                               (f"{measure}_vs_sparse", f"{name} {what}: arm − sparse (points, paired)", True)):  # fmt: skip
         table = Table(title=title, caption=note)
         table.add_column("arm")
         for b in buckets:
