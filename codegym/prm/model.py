@@ -7,13 +7,30 @@ the same architecture (backbone + ``score`` head), so initialising the critic fr
 
     critic = ProcessRewardModel.from_pretrained(prm_dir)   # backbone + score head, as trained
 
-Checkpoint layout (``save_pretrained(DIR)``)::
+Checkpoint layout (``save_pretrained(DIR)``): a standard transformers **token-classification**
+checkpoint with one label, so any transformers user loads the PRM, head included, with a
+stock Auto class::
 
-    DIR/config.json, DIR/model.safetensors   the backbone (``AutoModel.from_pretrained(DIR)``)
+    from transformers import AutoModelForTokenClassification
+    model = AutoModelForTokenClassification.from_pretrained(DIR)   # e.g. GPT2ForTokenClassification
+    raw = model(input_ids).logits[..., 0]   # [B, T]: the PRM's head output at every token
+
+``raw`` is the score itself for an ``mse`` PRM and the logit of P(line correct) for a ``bce``
+one (score = 2·sigmoid(raw) − 1); ``prm_config.json`` says which. Files::
+
+    DIR/config.json, DIR/model.safetensors   backbone + head (``architectures``:
+                                              ``<Model>ForTokenClassification``, ``num_labels`` 1)
     DIR/tokenizer.json, ...                   its tokenizer
-    DIR/score_head.safetensors                the head: ``weight`` [1, hidden], ``bias`` [1]
-    DIR/prm_config.json                       format, objective, hidden size, vocabulary size
-                                              and a fingerprint of the tokenizer's vocabulary
+    DIR/prm_config.json                       format, objective, hidden size, vocabulary size,
+                                              the head's module name and a fingerprint of the
+                                              tokenizer's vocabulary
+    DIR/README.md                             a model card (written by the trainers)
+
+``AutoModel.from_pretrained(DIR)`` still gives the bare backbone. Checkpoints in the first
+layout (``version`` 1: a bare ``AutoModel`` backbone plus the head in
+``score_head.safetensors``) still load; ``save_pretrained`` rewrites them in the new layout.
+A backbone type that transformers has no token-classification class for is saved in that
+first layout.
 
 ``from_pretrained`` refuses a checkpoint whose tokenizer or head does not match the backbone
 (another tokenizer copied in, a head of another hidden size, a plain LM directory) with a
@@ -22,6 +39,7 @@ Checkpoint layout (``save_pretrained(DIR)``)::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -33,8 +51,13 @@ from torch import nn
 from codegym.lm import check_model_dir, fast_activation_kwargs, forward_cached, load_tokenizer
 
 PRM_CONFIG_NAME = "prm_config.json"
+#: The head of a version-1 checkpoint (read for compatibility; no longer written).
 HEAD_WEIGHTS_NAME = "score_head.safetensors"
 PRM_FORMAT = "codegym-prm"
+#: Current checkpoint layout: a token-classification model with one label.
+PRM_VERSION = 2
+#: ``id2label`` of the saved token-classification config.
+LABEL_NAME = "line_score"
 Objective = Literal["mse", "bce"]
 OBJECTIVES = ("mse", "bce")
 
@@ -137,24 +160,45 @@ class ProcessRewardModel(nn.Module):
         return raw
 
     # ----------------------------------------------------------------- saving
-    def save_pretrained(self, out: str | Path) -> Path:
-        """Save backbone, tokenizer, head and ``prm_config.json`` to ``out``."""
-        from safetensors.torch import save_file
+    def to_token_classification(self) -> Any:
+        """This PRM as a transformers ``<Model>ForTokenClassification`` with one label.
 
+        The returned model *shares* this PRM's modules (backbone and ``score`` head; nothing
+        is copied): its ``logits[..., 0]`` are this PRM's raw head outputs.
+
+        Raises:
+            ValueError: transformers has no token-classification class for the backbone type.
+        """
+        from transformers import AutoModelForTokenClassification
+
+        cfg = copy.deepcopy(self.backbone.config)
+        cfg.num_labels = 1
+        cfg.id2label = {0: LABEL_NAME}
+        cfg.label2id = {LABEL_NAME: 0}
+        cfg.architectures = None
+        try:
+            with torch.device("meta"):  # the shell only: its modules are replaced below
+                model = AutoModelForTokenClassification.from_config(cfg)
+        except ValueError as e:
+            raise ValueError(
+                f"transformers has no token-classification model for backbone type "
+                f"{cfg.model_type!r} ({e})"
+            ) from e
+        setattr(model, model.base_model_prefix, self.backbone)
+        setattr(model, _head_name(model), self.score)
+        return model
+
+    def save_pretrained(self, out: str | Path) -> Path:
+        """Save the PRM (token-classification checkpoint), tokenizer and ``prm_config.json``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(out)
-        self.tokenizer.save_pretrained(out)
-        save_file(
-            {
-                "weight": self.score.weight.detach().cpu().contiguous(),
-                "bias": self.score.bias.detach().cpu().contiguous(),
-            },
-            str(out / HEAD_WEIGHTS_NAME),
-        )
-        meta = {
+        try:
+            model = self.to_token_classification()
+        except ValueError:
+            model = None
+        meta: dict[str, Any] = {
             "format": PRM_FORMAT,
-            "version": 1,
+            "version": PRM_VERSION,
             "head": "score",
             "objective": self.objective,
             "hidden_size": int(self.score.in_features),
@@ -162,6 +206,24 @@ class ProcessRewardModel(nn.Module):
             "tokenizer_sha256": tokenizer_fingerprint(self.tokenizer),
             "tokenisation_rule": "tok(prompt) + sum(tok(line + '\\n')); score at each line's last token",
         }
+        if model is not None:
+            model.save_pretrained(out)
+            meta["head_module"] = _head_name(model)
+            meta["auto_class"] = "AutoModelForTokenClassification"
+            (out / HEAD_WEIGHTS_NAME).unlink(missing_ok=True)  # a stale version-1 head
+        else:  # no token-classification class for this backbone: the version-1 layout
+            from safetensors.torch import save_file
+
+            self.backbone.save_pretrained(out)
+            save_file(
+                {
+                    "weight": self.score.weight.detach().cpu().contiguous(),
+                    "bias": self.score.bias.detach().cpu().contiguous(),
+                },
+                str(out / HEAD_WEIGHTS_NAME),
+            )
+            meta["version"] = 1
+        self.tokenizer.save_pretrained(out)
         (out / PRM_CONFIG_NAME).write_text(json.dumps(meta, indent=2))
         return out
 
@@ -169,13 +231,13 @@ class ProcessRewardModel(nn.Module):
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> ProcessRewardModel:
         """Load a checkpoint written by :meth:`save_pretrained` (eval mode, on ``device``).
 
+        Both layouts load: the current token-classification checkpoint and the version-1
+        layout (bare backbone + ``score_head.safetensors``).
+
         Raises:
             ValueError: Missing files, a tokenizer that is not the one the PRM was trained
                 with, or a head that does not fit the backbone.
         """
-        from safetensors.torch import load_file
-        from transformers import AutoModel
-
         p = check_model_dir(path, "PRM")
         cfg_path = p / PRM_CONFIG_NAME
         if not cfg_path.is_file():
@@ -189,12 +251,15 @@ class ProcessRewardModel(nn.Module):
             raise ValueError(f"{cfg_path}: corrupt JSON ({e})") from e
         if meta.get("format") != PRM_FORMAT or meta.get("head") != "score":
             raise ValueError(f"{cfg_path}: unknown PRM format {meta.get('format')!r}")
+        version = meta.get("version", 1)
+        if version not in (1, PRM_VERSION):
+            raise ValueError(
+                f"{cfg_path}: PRM checkpoint version {version!r} is newer than this codegym "
+                f"reads (1 or {PRM_VERSION}); upgrade codegym"
+            )
         objective = meta.get("objective", "mse")
         if objective not in OBJECTIVES:
             raise ValueError(f"{cfg_path}: unknown objective {objective!r}")
-        head_path = p / HEAD_WEIGHTS_NAME
-        if not head_path.is_file():
-            raise ValueError(f"PRM {str(p)!r} has no head weights ({HEAD_WEIGHTS_NAME})")
         tok = load_tokenizer(p)
         if len(tok) != meta.get("vocab_size") or tokenizer_fingerprint(tok) != meta.get(
             "tokenizer_sha256"
@@ -204,11 +269,12 @@ class ProcessRewardModel(nn.Module):
                 f"one the PRM was trained with ({meta.get('vocab_size')} tokens, fingerprint "
                 f"{str(meta.get('tokenizer_sha256'))[:12]}); restore the original tokenizer files"
             )
-        backbone = AutoModel.from_pretrained(str(p), **fast_activation_kwargs(p))
+        if version == 1:
+            backbone, w, b = _load_v1(p)
+        else:
+            backbone, w, b = _load_v2(p)
         _check_vocab(backbone, tok, p)
-        head = load_file(str(head_path))
         hidden = int(backbone.config.hidden_size)
-        w, b = head.get("weight"), head.get("bias")
         if w is None or b is None or tuple(w.shape) != (1, hidden) or tuple(b.shape) != (1,):
             got = None if w is None else tuple(w.shape)
             raise ValueError(
@@ -222,6 +288,57 @@ class ProcessRewardModel(nn.Module):
         model.to(device)
         model.eval()
         return model
+
+
+def _head_name(model: nn.Module) -> str:
+    """Attribute name of a token-classification model's head (``classifier``, ``score``, ...):
+    its only direct child that is a ``Linear`` with ``num_labels`` outputs."""
+    n = int(model.config.num_labels)
+    names = [
+        name for name, child in model.named_children()
+        if isinstance(child, nn.Linear) and child.out_features == n
+    ]  # fmt: skip
+    if len(names) != 1:
+        raise ValueError(
+            f"cannot tell the head of {type(model).__name__} (linear children with {n} outputs: "
+            f"{names})"
+        )
+    return names[0]
+
+
+def _load_v1(p: Path) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | None]:
+    """Version-1 layout: a bare ``AutoModel`` backbone and ``score_head.safetensors``."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    head_path = p / HEAD_WEIGHTS_NAME
+    if not head_path.is_file():
+        raise ValueError(f"PRM {str(p)!r} has no head weights ({HEAD_WEIGHTS_NAME})")
+    backbone = AutoModel.from_pretrained(str(p), **fast_activation_kwargs(p))
+    head = load_file(str(head_path))
+    return backbone, head.get("weight"), head.get("bias")
+
+
+def _load_v2(p: Path) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | None]:
+    """Current layout: ``AutoModelForTokenClassification`` with one label."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    cfg = AutoConfig.from_pretrained(str(p))
+    if int(getattr(cfg, "num_labels", 0)) != 1:
+        raise ValueError(
+            f"PRM {str(p)!r}: config.json has num_labels={getattr(cfg, 'num_labels', None)}, "
+            "expected 1 (the scalar score head); the directory holds another model"
+        )
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(str(p), **fast_activation_kwargs(p))
+    except (RuntimeError, OSError, ValueError) as e:
+        raise ValueError(
+            f"PRM {str(p)!r}: cannot load the token-classification checkpoint ({e}); the "
+            "score head and backbone do not belong together or a weights file is damaged"
+        ) from e
+    head = getattr(model, _head_name(model))
+    backbone = model.base_model
+    return backbone, head.weight.detach(), head.bias.detach() if head.bias is not None else None
 
 
 def _check_vocab(backbone: nn.Module, tok: Any, path: Path) -> None:

@@ -10,7 +10,8 @@ from safetensors.torch import save_file
 
 from codegym.lm import TinyLMConfig, build_tiny_lm_dir
 from codegym.prm import ProcessRewardModel, score_programs
-from codegym.prm.model import HEAD_WEIGHTS_NAME, PRM_CONFIG_NAME
+from codegym.prm.model import HEAD_WEIGHTS_NAME, PRM_CONFIG_NAME, PRM_FORMAT, tokenizer_fingerprint
+from codegym.tokenization import encode_program
 
 TEXTS = ['def solve(xs):\n    """Return the sum."""\n', "    xs = [x + 3 for x in xs]\n    return sum(xs)\n"] * 20
 TINY = TinyLMConfig(n_layer=2, n_embd=64, n_head=4, n_positions=256)
@@ -26,7 +27,7 @@ def test_roundtrip_keeps_scores_and_head_name(base, tmp_path) -> None:
     prm = ProcessRewardModel.from_base(base, seed=3)
     assert isinstance(prm.score, torch.nn.Linear) and prm.score.out_features == 1
     out = prm.save_pretrained(tmp_path / "prm")
-    assert (out / PRM_CONFIG_NAME).is_file() and (out / HEAD_WEIGHTS_NAME).is_file()
+    assert (out / PRM_CONFIG_NAME).is_file() and not (out / HEAD_WEIGHTS_NAME).exists()
     loaded = ProcessRewardModel.from_pretrained(out)
     ctx, lines = [TEXTS[0]], [["    return sum(xs)", "    xs = xs"]]
     a = score_programs(prm.eval(), ctx, lines)[0]
@@ -59,13 +60,94 @@ def test_refuses_a_swapped_tokenizer(base, tmp_path) -> None:
         ProcessRewardModel.from_pretrained(out)
 
 
+def _legacy_checkpoint(prm: ProcessRewardModel, out) -> None:
+    """Write ``prm`` in the version-1 layout by hand: bare backbone + score_head.safetensors."""
+    import json
+
+    prm.backbone.save_pretrained(out)
+    prm.tokenizer.save_pretrained(out)
+    save_file({"weight": prm.score.weight.detach().contiguous(), "bias": prm.score.bias.detach().contiguous()},
+              str(out / HEAD_WEIGHTS_NAME))  # fmt: skip
+    meta = {"format": PRM_FORMAT, "version": 1, "head": "score", "objective": prm.objective,
+            "hidden_size": 64, "vocab_size": len(prm.tokenizer),
+            "tokenizer_sha256": tokenizer_fingerprint(prm.tokenizer)}  # fmt: skip
+    (out / PRM_CONFIG_NAME).write_text(json.dumps(meta))
+
+
+def test_loads_with_a_stock_auto_class_head_included(base, tmp_path) -> None:
+    from transformers import AutoModelForTokenClassification
+
+    prm = ProcessRewardModel.from_base(base, seed=5)
+    with torch.no_grad():
+        prm.score.bias.fill_(0.3)  # a head that is not the default init
+    out = prm.save_pretrained(tmp_path / "prm")
+    stock = AutoModelForTokenClassification.from_pretrained(str(out)).eval()
+    assert type(stock).__name__ == "GPT2ForTokenClassification" and stock.config.num_labels == 1
+    assert torch.equal(stock.classifier.bias, prm.score.bias)
+    enc = encode_program(prm.tokenizer, TEXTS[0], ["    xs = [x + 3 for x in xs]", "    return sum(xs)"])
+    ids = torch.tensor([enc.input_ids])
+    raw = stock(input_ids=ids).logits[0, :, 0]  # [T]
+    ours = score_programs(ProcessRewardModel.from_pretrained(out), [TEXTS[0]],
+                          [["    xs = [x + 3 for x in xs]", "    return sum(xs)"]])[0]  # fmt: skip
+    assert abs(raw[enc.line_ends].detach().numpy() - ours).max() < 1e-5
+    # the stock model is the PRM's computation (not the same numbers by luck of the init)
+    assert raw.std() > 0
+
+
+def test_bce_prm_through_the_auto_class(base, tmp_path) -> None:
+    from transformers import AutoModelForTokenClassification
+
+    prm = ProcessRewardModel.from_base(base, objective="bce", seed=1)
+    out = prm.save_pretrained(tmp_path / "prm")
+    stock = AutoModelForTokenClassification.from_pretrained(str(out)).eval()
+    enc = encode_program(prm.tokenizer, TEXTS[0], ["    return sum(xs)"])
+    logit = stock(input_ids=torch.tensor([enc.input_ids])).logits[0, enc.line_ends, 0]
+    ours = score_programs(ProcessRewardModel.from_pretrained(out), [TEXTS[0]], [["    return sum(xs)"]])[0]
+    assert abs((2 * torch.sigmoid(logit) - 1).detach().numpy() - ours).max() < 1e-5
+
+
+def test_version1_checkpoints_still_load(base, tmp_path) -> None:
+    prm = ProcessRewardModel.from_base(base, seed=7).eval()
+    _legacy_checkpoint(prm, tmp_path / "v1")
+    old = ProcessRewardModel.from_pretrained(tmp_path / "v1")
+    lines = [["    xs = xs[::-1]", "    return sum(xs)"]]
+    a = score_programs(prm, [TEXTS[0]], lines)[0]
+    assert abs(score_programs(old, [TEXTS[0]], lines)[0] - a).max() < 1e-6
+    # re-saving writes the current layout, same scores
+    out = old.save_pretrained(tmp_path / "v2")
+    assert not (out / HEAD_WEIGHTS_NAME).exists()
+    assert abs(score_programs(ProcessRewardModel.from_pretrained(out), [TEXTS[0]], lines)[0] - a).max() < 1e-6
+
+
 def test_refuses_a_head_of_the_wrong_size(base, tmp_path) -> None:
-    out = ProcessRewardModel.from_base(base).save_pretrained(tmp_path / "prm")
+    out = tmp_path / "v1"
+    _legacy_checkpoint(ProcessRewardModel.from_base(base), out)
     save_file({"weight": torch.zeros(1, 32), "bias": torch.zeros(1)}, str(out / HEAD_WEIGHTS_NAME))
     with pytest.raises(ValueError, match="hidden size is 64"):
         ProcessRewardModel.from_pretrained(out)
     (out / HEAD_WEIGHTS_NAME).unlink()
     with pytest.raises(ValueError, match="head weights"):
+        ProcessRewardModel.from_pretrained(out)
+    # the current layout: a classifier of the wrong size in model.safetensors
+    from safetensors.torch import load_file
+
+    out2 = ProcessRewardModel.from_base(base).save_pretrained(tmp_path / "v2")
+    weights = load_file(str(out2 / "model.safetensors"))
+    weights["classifier.weight"] = torch.zeros(1, 32)
+    save_file(weights, str(out2 / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="do not belong together|hidden size"):
+        ProcessRewardModel.from_pretrained(out2)
+
+
+def test_refuses_a_classifier_with_other_labels(base, tmp_path) -> None:
+    import json
+
+    out = ProcessRewardModel.from_base(base).save_pretrained(tmp_path / "prm")
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["id2label"] = {"0": "a", "1": "b"}
+    cfg["label2id"] = {"a": 0, "b": 1}
+    (out / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="num_labels=2"):
         ProcessRewardModel.from_pretrained(out)
 
 
