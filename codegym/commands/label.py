@@ -66,6 +66,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="seconds per execution")
     p.add_argument("--seed", type=int, default=0, help="seed of the response generators")
     p.add_argument("--out", required=True, help="output JSONL (appended; resumes)")
+    p.add_argument("--format", default="codegym", choices=["codegym", "trl"],
+                   help="row format: codegym (labels +1/-1/0 per line; default) or trl (boolean "
+                   "labels per step, read as is by TRL's PRMTrainer; codegym train-prm reads both)")
     p.set_defaults(run=run)
     return p
 
@@ -142,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         suite_kwargs=suite_kwargs(args),
         label=label_cfg,
         completer_id=ident,
+        format=args.format,
     )
     with make_sandbox(args.sandbox, workers=args.workers) as sandbox:
         job = LabelRun(args.out, completer, sandbox, cfg)

@@ -250,7 +250,7 @@ class Labeler:
 
     def remember_row(self, row: dict[str, Any]) -> None:
         """Restore the prefix verdicts recorded in a finished row (see :meth:`LabeledResponse.to_row`)."""
-        lines = row["completions"]
+        lines = row["lines"] if "line_labels" in row else row["completions"]  # either row format
         for check in row.get("checks", [])[1:]:  # the first check is the whole response
             self.remember(row["task_id"], lines[: check["num_lines"]], check["ok"])
 

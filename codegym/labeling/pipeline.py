@@ -28,8 +28,19 @@ from sandboxes import Sandbox
 #: Keys of a row's ``"run"`` dict that must match for a run to resume into a file.
 RUN_KEYS = (
     "suite", "split", "suite_kwargs", "seed", "samples_per_task", "k", "chunk", "prefetch", "mode",
-    "completer", "first_task",
+    "completer", "first_task", "format",
 )
+#: Row formats of a label file (see :class:`LabelRunConfig`).
+ROW_FORMATS = ("codegym", "trl")
+#: Values that rows written before a run key existed are taken to have.
+_RUN_KEY_DEFAULTS: dict[str, Any] = {"first_task": 0, "format": "codegym"}
+
+
+def row_lines(row: dict[str, Any]) -> tuple[list[str], list[int]]:
+    """codegym's lines and labels of a label row in either format."""
+    if "line_labels" in row:
+        return list(row["lines"]), list(row["line_labels"])
+    return list(row["completions"]), list(row["labels"])
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,9 @@ class LabelRunConfig:
             different one is refused).
         first_task: Index of the first task of the split to answer (label files from
             several policies can cover different tasks).
+        format: Row format: ``"codegym"`` (labels +1/-1/0, one per line) or ``"trl"`` (what
+            TRL's ``PRMTrainer`` reads as it is: boolean labels per step, codegym's lines and
+            labels kept in ``lines``/``line_labels``; see :func:`codegym.prm.data.trl_row`).
     """
 
     suite: str = "pipelines"
@@ -62,10 +76,13 @@ class LabelRunConfig:
     label: LabelConfig = field(default_factory=LabelConfig)
     completer_id: str = ""
     first_task: int = 0
+    format: str = "codegym"
 
     def __post_init__(self) -> None:
         if not isinstance(self.first_task, int) or self.first_task < 0:
             raise ValueError(f"first_task must be an int >= 0, got {self.first_task!r}")
+        if self.format not in ROW_FORMATS:
+            raise ValueError(f"format must be one of {ROW_FORMATS}, got {self.format!r}")
         if not isinstance(self.responses, int) or self.responses < 0:
             raise ValueError(f"responses must be an int >= 0, got {self.responses!r}")
         if not isinstance(self.samples_per_task, int) or self.samples_per_task < 1:
@@ -177,6 +194,7 @@ class LabelRun:
             "mode": config.label.mode,
             "completer": config.completer_id or repr(completer),
             "first_task": config.first_task,
+            "format": config.format,
         }
         self.rows: list[dict[str, Any]] = []
 
@@ -185,7 +203,7 @@ class LabelRun:
         return self.suite.get(self.split, self.config.first_task + index // self.config.samples_per_task)
 
     def _check_run(self, row: dict[str, Any], lineno: int) -> None:
-        theirs = {"first_task": 0, **row.get("run", {})}  # files from before first_task existed
+        theirs = {**_RUN_KEY_DEFAULTS, **row.get("run", {})}  # files from before a key existed
         diff = [k for k in RUN_KEYS if json.dumps(theirs.get(k)) != json.dumps(self.run_info[k])]
         if diff:
             details = ", ".join(f"{k}: file has {theirs.get(k)!r}, now {self.run_info[k]!r}" for k in diff)
@@ -215,12 +233,17 @@ class LabelRun:
         rng = response_rng(self.config.seed, index)
         response = self.completer.complete(task, [], 1, rng)[0]
         labeled = self.labeler.label(task, response, rng)
-        return labeled.to_row(
+        row = labeled.to_row(
             response_index=index,
             horizon=task.horizon,
             bound_prefix_checks=max_prefix_checks(len(labeled.lines)),
             run=self.run_info,
         )
+        if self.config.format == "trl":
+            from codegym.prm.data import trl_row
+
+            row = trl_row(row)
+        return row
 
     def iter_run(self) -> Iterator[dict[str, Any]]:
         """Resume, then label the missing responses in order, appending each row; yields rows."""
@@ -293,7 +316,7 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     """Statistics of a label file: label balance, revised fraction, cost per response, and
     the cost of a linear scan for the same responses (computed, not run)."""
     n = len(rows)
-    labels = [lab for r in rows for lab in r["labels"]]
+    labels = [lab for r in rows for lab in row_lines(r)[1]]
     pos, neg, neu = labels.count(1), labels.count(-1), labels.count(0)
     failed = [r for r in rows if not r["passed"]]
     ok_checks = [c for r in rows for c in r["checks"][1:] if not c["cached"] and c["ok"]]
@@ -336,7 +359,7 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
             "-1": neg / len(labels) if labels else 0.0,
             "0": neu / len(labels) if labels else 0.0,
         },
-        "mean_lines": avg([float(len(r["completions"])) for r in rows]),
+        "mean_lines": avg([float(len(row_lines(r)[0])) for r in rows]),
         "mean_code_lines": avg([float(r["code_lines"]) for r in rows]),
         "completions_per_response": avg(comps),
         "executions_per_response": avg(execs),
