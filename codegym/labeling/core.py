@@ -193,7 +193,8 @@ class LabeledResponse:
         return 1 + min(self.correct_code_lines + 1, max(c - 1, 0))
 
     def to_row(self, **extra: Any) -> dict[str, Any]:
-        """The stepwise JSONL row (TRL PRM format plus codegym fields).
+        """The stepwise JSONL row (TRL's stepwise layout with labels +1/-1/0, plus codegym fields;
+        :func:`codegym.prm.data.trl_row` turns it into what TRL reads).
 
         ``prompt`` is the task's context (:func:`codegym.tokenization.task_context`: the
         prompt, plus the code prefix when the prompt does not contain it), the text the PRM
