@@ -11,8 +11,13 @@
    of a **step-based** schedule (linear warm-up, then constant learning rate), writing a
    resumable ``DIR/checkpoint/`` every ``checkpoint_every`` steps;
 5. saves model and tokenizer with ``save_pretrained`` to ``DIR`` (so
-   ``AutoModelForCausalLM.from_pretrained(DIR)`` loads it) and evaluates greedy pass@1 by
-   horizon bucket on the test split in the sandbox (``DIR/eval.json``).
+   ``AutoModelForCausalLM.from_pretrained(DIR)`` loads it), evaluates greedy pass@1 by
+   horizon bucket on the test split in the sandbox (``DIR/eval.json``) and writes a model
+   card (``DIR/README.md``).
+
+Metric rows go to ``DIR/sft_log.jsonl`` every ``log_every`` steps (``losses/lm``,
+``charts/learning_rate``, ``charts/tokens_per_s``; evaluations as ``val/*`` and ``test/*``),
+and to TensorBoard under the same names with ``report_to="tensorboard"``.
 
 **The default stop step.** RL needs a policy that is good but imperfect, and imperfect where
 the horizon is long. The defaults (2 layers x 128, vocabulary 512, batch 16, 3000 ``basic``
@@ -142,12 +147,16 @@ class SFTConfig:
     """``torch.set_num_threads`` for the run (None: leave as is)."""
     progress: bool = True
     """Show rich progress bars."""
+    log_every: int = 50
+    """Steps between rows of ``sft_log.jsonl``."""
+    report_to: str = "none"
+    """Also log the metric rows to ``"tensorboard"`` (``out/tensorboard``), or ``"none"``."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form facts recorded with the run."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming a bad setting."""
-        for name in ("train_tasks", "steps", "batch_size", "checkpoint_every", "eval_tasks", "eval_batch_size"):
+        for name in ("train_tasks", "steps", "batch_size", "checkpoint_every", "eval_tasks", "eval_batch_size", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
@@ -157,6 +166,9 @@ class SFTConfig:
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         parse_buckets(self.buckets)
+        from codegym.tracking import check_report_to
+
+        check_report_to(self.report_to)
 
 
 class SFTBatch(NamedTuple):
@@ -402,10 +414,14 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
         f"({n_params / 1e6:.2f} M params), {cfg.steps} steps of {cfg.batch_size}"
     )
     log_path = out / "sft_log.jsonl"
+    from codegym.tracking import Tracker
+
+    tracker = Tracker(out, cfg.report_to, "step", resume_step=step or None, config=asdict(cfg))
 
     def log(row: dict[str, Any]) -> None:
         with log_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+        tracker.log(row)
 
     def save_checkpoint() -> None:
         import shutil
@@ -461,12 +477,14 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
                 tokens_seen += int(batch.attention_mask.sum())
                 tps = tokens_seen / max(1e-9, time.perf_counter() - t_train)
                 progress.update(bar, completed=step, info=f"loss {outputs.loss.item():.3f} {tps:,.0f} tok/s")
-                if step % 50 == 0:
-                    log({"step": step, "loss": outputs.loss.item(), "tok_per_s": tps, "elapsed": time.perf_counter() - t_start})
+                if step % cfg.log_every == 0:
+                    log({"step": step, "losses/lm": outputs.loss.item(), "charts/learning_rate": opt.param_groups[0]["lr"],
+                         "charts/tokens_per_s": tps, "time/elapsed": time.perf_counter() - t_start})  # fmt: skip
                 if cfg.eval_every and step % cfg.eval_every == 0:
                     res = evaluate_policy(model, tok, val_tasks, get_sandbox(), buckets, cfg.eval_batch_size)
                     model.train()
-                    log({"step": step, "eval": "validation", **res, "elapsed": time.perf_counter() - t_start})
+                    log({"step": step, "eval": "validation", **{f"val/{k}": v for k, v in res.items()},
+                         "time/elapsed": time.perf_counter() - t_start})  # fmt: skip
                     progress.console.print(f"step {step}: val pass@1 " + _fmt(res))
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     save_checkpoint()
@@ -483,10 +501,58 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
             sandbox.close()
     result = {"steps": step, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start, **res}
     (out / "eval.json").write_text(json.dumps(result, indent=2))
+    log({"step": step, "eval": "test", **{f"test/{k}": v for k, v in res.items()}})
+    tracker.close()
+    _model_card(cfg, model, tok, result, n_programs=len(data), split=suite.default_split())
     (out / DONE_NAME).write_text(json.dumps({"steps": step, "config": asdict(cfg)}, indent=2))
-    log({"step": step, "eval": "test", **res})
     console.print(results_table(result))
     return result
+
+
+def _model_card(cfg: SFTConfig, model: Any, tok: Any, result: dict[str, Any], n_programs: int, split: str) -> None:
+    from codegym.modelcard import config_call, write_model_card
+
+    metrics = {"pass@1 (all)": result["pass@1"], "tasks": result["n"], "line accuracy": result["line_acc"]}
+    metrics.update({f"pass@1 ({k} steps)": v["pass@1"] for k, v in result["buckets"].items()})
+    usage = f"""
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained("{cfg.out}")
+tokenizer = AutoTokenizer.from_pretrained("{cfg.out}")
+
+# or as a codegym agent, e.g. greedy rollouts:
+#   codegym eval --suite {cfg.suite} --agent hf --model {cfg.out} --agent-arg greedy=true
+"""
+    write_model_card(
+        cfg.out,
+        title=f"codegym SFT policy ({cfg.n_layer} x {cfg.n_embd} GPT-2, {cfg.suite})",
+        summary=(
+            "A small causal language model trained from scratch by `codegym sft` (a byte-level BPE "
+            "tokenizer trained on the data, a randomly initialised GPT-2) on the reference "
+            f"solutions of the `{cfg.suite}` suite. It writes a program one line at a time after "
+            "the task's prompt and ends it with its EOS token; it is the warm start of RL in "
+            "codegym (`codegym label`, `codegym train`)."
+        ),
+        pipeline_tag="text-generation",
+        usage=usage,
+        training={
+            "steps": result["steps"], "batch size": cfg.batch_size, "learning rate": cfg.lr,
+            "warm-up / decay steps": f"{cfg.warmup_steps} / {cfg.decay_steps}",
+            "vocabulary": len(tok),
+            "parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+            "seed": cfg.seed, "training time (s)": result["train_seconds"],
+        },  # fmt: skip
+        reproduce=config_call(cfg, "from agents.sft import train_sft\ntrain_sft"),
+        data=(
+            f"{n_programs} tasks of the `{cfg.suite}` train split"
+            + (f" ({cfg.min_steps}-{cfg.max_steps} steps, suite seed {cfg.suite_seed})" if cfg.suite == "pipelines" else "")
+            + ": the context (prompt) and the reference solution, loss on the solution tokens and EOS."
+        ),
+        metrics=metrics,
+        tags=["code-generation", "sft"],
+        extra=f"Metrics: greedy pass@1 on {result['n']} tasks of the `{split}` split, run in the codegym "
+        "sandbox, by horizon bucket (steps of the task); line accuracy: the fraction of reference "
+        "lines reproduced exactly as a prefix.",
+    )
 
 
 def _fmt(res: dict[str, Any]) -> str:

@@ -168,6 +168,9 @@ class PPOConfig:
     """Save a resumable checkpoint every this many iterations (and at the end)."""
     log_every: int = 1
     """Write a metrics row every this many iterations."""
+    report_to: str = "none"
+    """Also log the metrics rows to ``"tensorboard"`` (``OUT/tensorboard``, same names), or
+    ``"none"``."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form facts recorded with the run (e.g. the policy/PRM directories)."""
 
@@ -212,6 +215,9 @@ class PPOConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        from codegym.tracking import check_report_to
+
+        check_report_to(self.report_to)
         if self.sandbox_pool not in (None, "ray"):
             raise ValueError(f"sandbox_pool must be None or 'ray', got {self.sandbox_pool!r}")
         if self.task_pool < 0:

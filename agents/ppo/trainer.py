@@ -13,8 +13,9 @@ Reads like CleanRL's ``ppo.py``; one iteration is
 3. **flatten / minibatch epochs** — ``update_epochs`` passes over shuffled minibatches of
    episodes: clipped policy loss on whitened advantages (after the critic warm-up), clipped
    value loss, gradient clipping, separate Adam optimisers;
-4. **logging** — a JSONL row of ``losses/*`` and ``charts/*`` per iteration, and a resumable
-   checkpoint.
+4. **logging** — a JSONL row of ``losses/*`` and ``charts/*`` per iteration (and TensorBoard
+   scalars of the same names with ``report_to="tensorboard"``), and a resumable checkpoint;
+   the final models get a model card (``OUT/README.md``).
 
 Data parallel: run under ``accelerate launch`` and each process rolls out its own tasks
 (seeded by rank); gradients are averaged by DDP (``torch.distributed``; gloo on CPU).
@@ -202,6 +203,12 @@ class PPOTrainer:
             }
             (self.out / "config.json").write_text(json.dumps(data, indent=2))
             self._trim_metrics()
+        from codegym.tracking import Tracker
+
+        self.tracker = Tracker(
+            self.out, config.report_to if self.is_main else "none", "iteration",
+            resume_step=self.iteration if resume else None, config=config.to_dict(),
+        )  # fmt: skip
         self._setup_envs()
 
     # ------------------------------------------------------------------ setup
@@ -255,7 +262,9 @@ class PPOTrainer:
         return load_line_scorers(str(self.prm_dir), n, device=str(self.device))
 
     def close(self) -> None:
-        """Close envs, the thread pool and the sandbox."""
+        """Close envs, the thread pool, the sandbox and the tracker."""
+        if hasattr(self, "tracker"):
+            self.tracker.close()
         for env in getattr(self, "envs", []):
             env.close()
         if hasattr(self, "pool"):
@@ -475,6 +484,7 @@ class PPOTrainer:
                     fh.write(json.dumps(row) + "\n")
                     fh.flush()
                     os.fsync(fh.fileno())
+                self.tracker.log(row, iteration)
         if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:
             self.save_checkpoint()
         if self.on_iteration is not None and self.is_main:
@@ -559,3 +569,6 @@ class PPOTrainer:
         self._unwrap(self.policy).save_pretrained(self.out / "policy")
         self.tokenizer.save_pretrained(self.out / "policy")
         save_critic(self._unwrap(self.critic), self.out / "critic", self.tokenizer)
+        from agents.ppo.modelcard import write_ppo_card
+
+        write_ppo_card(self.out, self.config, self.policy_dir, self.prm_dir)

@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--device", default=None, help="torch device (cpu, cuda)")
     p.add_argument("--seed", type=int, default=None, help="seed of init and batch order")
+    p.add_argument("--log-every", type=int, default=None, help="steps between metric rows")
+    p.add_argument("--report-to", default=None, choices=["none", "tensorboard"],
+                   help="also log metrics to TensorBoard (OUT/tensorboard; codegym[tensorboard])")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 

@@ -56,6 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: config's)")
     p.add_argument("--min-steps", type=int, default=None, help="pipelines: fewest steps")
     p.add_argument("--max-steps", type=int, default=None, help="pipelines: most steps")
+    p.add_argument("--report-to", default=None, choices=["none", "tensorboard"],
+                   help="also log metrics to TensorBoard (OUT/tensorboard, same names as "
+                   "metrics.jsonl; codegym[tensorboard])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -85,6 +88,7 @@ def build_config(args: argparse.Namespace, config_cls: Any) -> Any:
         "dense_reward": args.dense_reward, "value_init": args.value_init,
         "iterations": args.iterations, "seed": args.seed, "device": args.device,
         "min_steps": args.min_steps, "max_steps": args.max_steps,
+        "report_to": args.report_to,
     }  # fmt: skip
     data.update({k: v for k, v in flags.items() if v is not None})
     if "value_init" not in data and args.prm is not None:

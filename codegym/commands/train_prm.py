@@ -9,7 +9,9 @@ Example::
 scalar ``score`` head is added) or an existing PRM. Labels are read at each line's last
 token (MSE regression by default, ``--objective bce`` as an option). Re-running with the
 same ``--out`` resumes from ``OUT/checkpoint``. Validation metrics (MSE, AUC of line labels,
-first-error localisation accuracy) go to ``OUT/metrics.jsonl`` and ``OUT/final_metrics.json``.
+first-error localisation accuracy) go to ``OUT/metrics.jsonl`` and ``OUT/final_metrics.json``
+(``--report-to tensorboard``: also to ``OUT/tensorboard``, same names); the model card is
+``OUT/README.md``. The PRM loads with ``AutoModelForTokenClassification.from_pretrained(OUT)``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
     p.add_argument("--val-fraction", type=float, default=None, help="tasks held out for validation")
     p.add_argument("--eval-every", type=int, default=None, help="steps between validations")
+    p.add_argument("--log-every", type=int, default=None, help="steps between metric rows")
+    p.add_argument("--report-to", default=None, choices=["none", "tensorboard"],
+                   help="also log metrics to TensorBoard (OUT/tensorboard; codegym[tensorboard])")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--seed", type=int, default=None, help="seed of head init, split, batch order")
     p.add_argument("--device", default=None, help="torch device")

@@ -4,9 +4,13 @@
 (:mod:`codegym.prm.data`), splits it by task into train/validation, builds a
 :class:`~codegym.prm.model.ProcessRewardModel` from ``base`` (a causal-LM checkpoint such as
 the SFT policy, or an existing PRM), and trains it with AdamW for a fixed number of steps.
-Every ``eval_every`` steps it logs validation metrics to ``OUT/metrics.jsonl``; every
+Every ``log_every`` steps it writes a row to ``OUT/metrics.jsonl`` (``losses/prm``,
+``charts/learning_rate``, ``charts/grad_norm``; validation metrics ``val/*`` every
+``eval_every`` steps), mirrored to TensorBoard with ``report_to="tensorboard"``; every
 ``checkpoint_every`` steps it writes ``OUT/checkpoint/`` (model + optimiser + sampler state),
-from which a rerun resumes. The final model is saved to ``OUT`` with ``save_pretrained``.
+from which a rerun resumes. The final model is saved to ``OUT`` with ``save_pretrained`` (a
+standard token-classification checkpoint, see :mod:`codegym.prm.model`) with a model card
+``OUT/README.md``.
 
 Validation metrics:
 
@@ -73,6 +77,10 @@ class PRMTrainConfig:
     """Fraction of tasks held out for validation."""
     eval_every: int = 100
     """Steps between validation runs (and at the end)."""
+    log_every: int = 10
+    """Steps between rows of ``metrics.jsonl`` (validation steps always write one)."""
+    report_to: str = "none"
+    """Also log the metric rows to ``"tensorboard"`` (``OUT/tensorboard``), or ``"none"``."""
     checkpoint_every: int = 100
     """Steps between resumable checkpoints."""
     seed: int = 0
@@ -90,13 +98,16 @@ class PRMTrainConfig:
         """Raise ``ValueError`` naming a bad setting."""
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        from codegym.tracking import check_report_to
+
+        check_report_to(self.report_to)
 
 
 # --------------------------------------------------------------------- metrics
@@ -242,10 +253,14 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
     batches = _batches(len(train_enc), cfg.batch_size, rng)
     metrics_path = out / "metrics.jsonl"
     last: dict[str, Any] = {}
+    from codegym.tracking import Tracker
+
+    tracker = Tracker(out, cfg.report_to, "step", resume_step=step if resuming else None, config=asdict(cfg))
 
     def log(row: dict[str, Any]) -> None:
         with metrics_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+        tracker.log(row)
 
     def save_checkpoint() -> None:
         tmp = out / (CHECKPOINT_DIR + ".tmp")
@@ -284,18 +299,25 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
             loss = loss_fn(prm, raw, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(prm.parameters(), cfg.grad_clip)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(prm.parameters(), cfg.grad_clip))
             opt.step()
             step += 1
             info = f"loss {loss.item():.3f}"
+            row: dict[str, Any] = {
+                "step": step, "losses/prm": loss.item(),
+                "charts/learning_rate": opt.param_groups[0]["lr"], "charts/grad_norm": grad_norm,
+            }  # fmt: skip
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 last = evaluate_prm(prm, val_enc) if val_enc else {}
-                log({"step": step, "loss": loss.item(), **{f"val/{k}": v for k, v in last.items()}})
+                log({**row, **{f"val/{k}": v for k, v in last.items()}})
                 if last:
                     info += f" val auc {last['auc']:.3f} mse {last['mse']:.3f}"
+            elif step % cfg.log_every == 0:
+                log(row)
             progress.update(bar, completed=step, info=info)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save_checkpoint()
+    tracker.close()
     prm.eval()
     prm.save_pretrained(out)
     result = {
@@ -307,4 +329,57 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
         **{f"val/{k}": v for k, v in last.items()},
     }
     (out / "final_metrics.json").write_text(json.dumps(result, indent=2))
+    _model_card(cfg, prm, result, n_rows=len(examples))
     return result
+
+
+def _model_card(cfg: PRMTrainConfig, prm: ProcessRewardModel, result: dict[str, Any], n_rows: int) -> None:
+    from codegym.modelcard import config_call, write_model_card
+
+    bb = prm.backbone.config
+    try:
+        arch = f"a standard `{type(prm.to_token_classification()).__name__}` with one label"
+    except ValueError:  # no token-classification class for this backbone: version-1 layout
+        arch = "a backbone plus `score_head.safetensors` (load it with codegym)"
+    score = "the head output" if prm.objective == "mse" else "2 * sigmoid(head output) - 1"
+    usage = f"""
+# as a codegym PRM (dense rewards; scores on the label scale [-1, 1])
+import gymnasium as gym, codegym
+env = gym.make("CodePRM-v0", suite="pipelines", prm="{cfg.out}")
+
+# as a plain transformers model, head included
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+model = AutoModelForTokenClassification.from_pretrained("{cfg.out}")
+tokenizer = AutoTokenizer.from_pretrained("{cfg.out}")
+# ids = tok(prompt) + sum(tok(line + "\\n")); a line's score is {score} at its last token
+raw = model(input_ids).logits[..., 0]
+"""
+    write_model_card(
+        cfg.out,
+        title=f"codegym process reward model ({bb.model_type}, {prm.objective})",
+        summary=(
+            "A process reward model (PRM) trained by `codegym train-prm`: a transformer backbone "
+            "with a scalar `score` head that rates every line of a program as it is written "
+            f"(+1: the program so far can still be completed correctly, -1: it cannot). The score "
+            f"of a line is {score} at the line's last token. Saved as {arch}."
+        ),
+        pipeline_tag="token-classification",
+        usage=usage,
+        training={
+            "base": cfg.base, "objective": prm.objective, "steps": result["step"],
+            "batch size": cfg.batch_size, "learning rate": cfg.lr, "seed": cfg.seed,
+            "backbone": f"{bb.model_type}, {sum(p.numel() for p in prm.parameters()) / 1e6:.2f} M parameters",
+            "training time (s)": result["seconds"],
+        },  # fmt: skip
+        reproduce=config_call(cfg, "from codegym.prm.train import train_prm\ntrain_prm"),
+        data=(
+            f"`{cfg.data}`: {n_rows} labelled programs (stepwise JSONL, see `codegym label`), "
+            f"split by task into {result['train_rows']} training and {result['val_rows']} "
+            f"validation programs (validation fraction {cfg.val_fraction}); "
+            f"{result['dropped_too_long']} dropped as longer than the backbone's positions."
+        ),
+        metrics={k: v for k, v in result.items() if k.startswith("val/")},
+        tags=["process-reward-model", "code-generation", "reinforcement-learning"],
+        extra="Validation metrics: `val/mse` (scores vs labels), `val/auc` (ROC AUC of +1 vs -1 "
+        "lines), `val/first_error_acc` (programs whose first wrong line is found exactly).",
+    )
