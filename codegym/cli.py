@@ -7,7 +7,7 @@ import importlib
 import sys
 
 #: Sub-command modules under ``codegym.commands`` (each has ``add_parser`` and ``run``).
-COMMANDS: list[str] = ["eval", "show", "label", "sandbox", "sft", "train_prm", "train", "reproduce"]
+COMMANDS: list[str] = ["eval", "show", "label", "sandbox", "sft", "train_prm", "train", "reproduce", "plot"]
 
 
 def build_parser() -> argparse.ArgumentParser:

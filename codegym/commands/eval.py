@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="trajectories JSONL (one row per episode)")
     p.add_argument("--summary", default=None,
                    help="summary JSON path (default: next to --out as *.summary.json)")
+    p.add_argument("--plot", default=None, metavar="F.png",
+                   help="draw pass@1 by horizon bucket with 95 %% intervals to this image")
     p.set_defaults(run=run)
 
 
@@ -44,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from codegym.rollout import JsonlWriter, run_episodes, summarize
     from codegym.tasks import load_suite
 
+    if args.plot and not Path(args.plot).suffix:
+        raise ValueError(f"--plot {args.plot!r} needs an image suffix such as .png")
     suite = load_suite(args.suite, **suite_kwargs(args))
     split = suite.check_split(args.split or suite.default_split())
     n = args.episodes
@@ -93,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
 
     table = summarize(rows, by_horizon=args.suite == "pipelines")
     console.print(results_table(f"{args.agent} on {args.suite}/{split}", table))
+    if args.plot:
+        from codegym.plotting import rates_plot, save_figure
+        from codegym.stats import rates_by_horizon
+
+        fig = rates_plot({args.agent: rates_by_horizon(rows)},
+                         title=f"{args.agent} on {args.suite}/{split}: pass@1 by horizon (95 % intervals)")
+        console.print(f"plot: {save_figure(fig, args.plot)}")
     summary_path = args.summary or (str(Path(args.out).with_suffix("")) + ".summary.json" if args.out else None)
     if summary_path:
         Path(summary_path).write_text(json.dumps({"agent": args.agent, "suite": args.suite,
