@@ -10,6 +10,7 @@ global backend switch, no window — safe on a headless machine, in a thread or 
 * :func:`read_run` — the metric rows of a run directory (PPO ``metrics.jsonl``, PRM
   ``metrics.jsonl`` or SFT ``sft_log.jsonl``) or of a JSONL file.
 * :func:`save_figure` — write a PNG (or any format matplotlib knows by the suffix).
+* :func:`text_image` — text (an env's ANSI rendering) as an RGB array.
 """
 
 from __future__ import annotations
@@ -251,3 +252,19 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+def text_image(text: str, width: int = 640, height: int = 360) -> Any:
+    """``text`` drawn in a monospace font as a ``[height, width, 3]`` uint8 RGB array."""
+    import numpy as np
+
+    fig, (ax,) = _figure(1, width=width / 100, height=height / 100)
+    fig.set_layout_engine(None)
+    ax.set_axis_off()
+    ax.set_position((0, 0, 1, 1))
+    ax.text(0.01, 0.99, text, family="monospace", fontsize=7, va="top", ha="left",
+            transform=ax.transAxes)  # fmt: skip
+    fig.set_dpi(100)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    return np.ascontiguousarray(rgba[..., :3])

@@ -14,13 +14,17 @@ DEFAULT_MAX_LINES = 64
 
 
 def register_envs() -> None:
-    """Register ``CodePRM-v1`` and the previous ``CodePRM-v0`` (idempotent).
+    """Register ``CodePRM-v1``, the previous ``CodePRM-v0`` and ``CodePRMDiscrete-v1`` (idempotent).
 
     * ``CodePRM-v1``: closed potential-based shaping by default (``reward_mode="delta"``) with
       the PRM score read as a probability (``potential="probability"``).
     * ``CodePRM-v0``: the first version, whose ``delta`` shaping was not closed at the end of
       an episode (``reward_mode="delta_open"`` in v1 terms); kept so old code still runs.
       Gymnasium warns that a newer version exists when it is made.
+    * ``CodePRMDiscrete-v1``: ``CodePRM-v1`` behind :class:`codegym.wrappers.CandidateLineWrapper`
+      (K candidate lines from a proposer, a discrete action, a numeric observation) for
+      Stable-Baselines3 and other libraries that need standard spaces; its version follows
+      ``CodePRM``'s.
     """
     if "CodePRM-v1" not in gym.registry:
         gym.register(
@@ -35,4 +39,11 @@ def register_envs() -> None:
             entry_point="codegym.envs.code_prm:CodePRMEnv",
             max_episode_steps=DEFAULT_MAX_LINES + 1,
             kwargs={"max_lines": DEFAULT_MAX_LINES, "reward_mode": "delta_open", "potential": "score"},
+        )
+    if "CodePRMDiscrete-v1" not in gym.registry:
+        gym.register(
+            id="CodePRMDiscrete-v1",
+            entry_point="codegym.wrappers:make_discrete_env",
+            max_episode_steps=DEFAULT_MAX_LINES + 1,
+            kwargs={"max_lines": DEFAULT_MAX_LINES},
         )
