@@ -166,6 +166,11 @@ class CandidateLineWrapper(gym.Wrapper):
         return self.env.unwrapped
 
     @property
+    def proposal(self) -> Proposal | None:
+        """The candidates offered for the next step (``None`` before reset and after the end)."""
+        return self._proposal
+
+    @property
     def render_mode(self) -> str | None:  # type: ignore[override]
         return "rgb_array" if self._rgb else self.env.render_mode
 
