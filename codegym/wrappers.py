@@ -12,9 +12,9 @@ Proposers (anything with the :class:`Proposer` interface):
 * :class:`PipelinesTableProposer` — for the ``pipelines`` suite: candidate lines built from
   the suite's operation table (the task's next step, its neighbours — the step-tracking
   mistakes small policies make — a parameter off by one, other operations). Each
-  candidate's features say which docstring step(s) it implements, so the agent's problem is
-  pure credit assignment over a long horizon (which choice, many steps back, broke the
-  program), cheap enough for CPU experiments.
+  candidate's features say which docstring step it implements relative to the next one, so
+  the agent's problem is credit assignment over a long horizon (which choice, many steps
+  back, broke the program), cheap enough for CPU experiments.
 * :class:`LMProposer` — any causal-LM directory: ``K`` sampled next lines, with their
   log-probability, frequency among the samples and length; the state is the LM's hidden
   state at the end of the code so far (a frozen-LM embedding).
@@ -241,18 +241,24 @@ class PipelinesTableProposer:
     with its parameter off by one, then other table lines (random operations and
     parameters) up to ``K``.
 
-    Features per candidate (``F = max_steps + 1``): a multi-hot over docstring steps
-    ``1..max_steps`` marking the steps whose reference line the candidate is, and a last
-    entry 1 when it is none of them. Context (``C = 2 * max_steps + 1``): a one-hot of the
-    number of lines written (``0..max_steps``, capped) and one of ``N`` (``1..max_steps``).
-    The best policy writes the candidate marked ``m + 1`` after ``m`` lines and submits after
-    ``N``; a uniformly random one passes with probability about ``(K + 1) ** -(N + 1)``.
+    Features per candidate (``F = 7``): which docstring step ``j`` the candidate is the
+    reference line of, relative to the next step ``m + 1``, as a multi-hot over the offsets
+    ``j - (m + 1)`` in ``{<= -2, -1, 0, +1, +2, >= +3}`` plus a last entry for "no step"
+    (offset 0 is the right line, -1 repeats the step just written, +1 skips one). Context
+    (``C = 2 * max_steps + 1``): a one-hot of the number of lines written (``0..max_steps``,
+    capped) and one of ``N`` (``1..max_steps``). The best policy writes the offset-0
+    candidate and submits when none is offered; a uniformly random one passes with
+    probability about ``(K + 1) ** -(N + 1)``, so sparse rewards almost never reach a long
+    task's success while every line's PRM reward says at once whether it was right.
 
     Args:
         num_candidates: ``K`` (>= 2).
-        max_steps: Longest task supported (sizes the features).
+        max_steps: Longest task supported (sizes the context).
         ops: Operation names the distractors are drawn from (default: the ``basic`` set).
     """
+
+    #: Offset bins of the features: ``j - (m + 1)`` clipped to [-2, 3].
+    OFFSETS = (-2, -1, 0, 1, 2, 3)
 
     def __init__(self, num_candidates: int = 4, max_steps: int = 12, ops: Sequence[str] | str = "basic") -> None:
         from codegym.tasks.pipelines import OP_SETS, OPS
@@ -266,7 +272,7 @@ class PipelinesTableProposer:
             raise ValueError(f"ops must be 'basic', 'full' or a list of names from {sorted(OPS)}, got {ops!r}")
         self.num_candidates = num_candidates
         self.max_steps = max_steps
-        self.candidate_dim = max_steps + 1
+        self.candidate_dim = len(self.OFFSETS) + 1
         self.context_dim = 2 * max_steps + 1
         self.bounds = (0.0, 1.0)
         self._ops = [OPS[n] for n in names]
@@ -337,9 +343,10 @@ class PipelinesTableProposer:
         cands = [cands[i] for i in order]
         feats = np.zeros((self.num_candidates, self.candidate_dim), dtype=np.float32)
         for i, line in enumerate(cands):
-            hits = [j for j, r in enumerate(ref) if r == line]
+            hits = [j for j, r in enumerate(ref) if r == line]  # 0-based: step j + 1
             for j in hits:
-                feats[i, j] = 1.0
+                offset = min(max(j - m, self.OFFSETS[0]), self.OFFSETS[-1])
+                feats[i, self.OFFSETS.index(offset)] = 1.0
             if not hits:
                 feats[i, -1] = 1.0
         ctx = np.zeros(self.context_dim, dtype=np.float32)

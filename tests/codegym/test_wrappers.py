@@ -68,7 +68,7 @@ def test_gymnasium_and_sb3_check_env_pass() -> None:
     # the only remark: Gymnasium notes that a wrapper is checked, not a raw env
     assert [str(w.message) for w in caught if "unwrapped" not in str(w.message)] == []
     assert env.action_space == gym.spaces.Discrete(5)
-    assert env.observation_space.shape == (1 + 9 + 4 * 6,) and env.observation_space.dtype == np.float32
+    assert env.observation_space.shape == (1 + 9 + 4 * 8,) and env.observation_space.dtype == np.float32
     env.close()
 
 
@@ -129,7 +129,7 @@ def test_sb3_vec_envs_and_ppo() -> None:
     model.learn(128)
     obs = dummy.reset()
     action, _ = model.predict(obs, deterministic=True)
-    assert obs.shape == (2, 34) and action.shape == (2,)
+    assert obs.shape == (2, 42) and action.shape == (2,)
     dummy.close()
 
     sub = make_vec_env("codegym:CodePRMDiscrete-v1", n_envs=2, seed=0, env_kwargs=KW, vec_env_cls=SubprocVecEnv,
@@ -140,7 +140,7 @@ def test_sb3_vec_envs_and_ppo() -> None:
         for _ in range(30):
             obs, rewards, dones, infos = sub.step(np.array([4, 4]))  # submit: episodes end and reset
             ends += int(dones.sum())
-            assert obs.shape == (2, 34) and np.isfinite(obs).all()
+            assert obs.shape == (2, 42) and np.isfinite(obs).all()
         assert ends == 60 and all("exec" in i for i in infos)
     finally:
         sub.close()
