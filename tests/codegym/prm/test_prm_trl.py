@@ -131,11 +131,11 @@ def test_trl_tokenises_our_rows_like_codegym(labels) -> None:
 
 
 def test_trl_prm_trainer_trains_on_our_labels(labels, tmp_path) -> None:
+    PRMConfig, PRMTrainer = _prm_trainer()
     from datasets import load_dataset
     from transformers import AutoModelForTokenClassification
 
     _, trl, base = labels
-    PRMConfig, PRMTrainer = _prm_trainer()
     torch.manual_seed(0)
     dataset = load_dataset("json", data_files=str(trl), split="train")  # the file as it is
     model = AutoModelForTokenClassification.from_pretrained(str(base), num_labels=2)
