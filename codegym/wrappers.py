@@ -129,7 +129,8 @@ class CandidateLineWrapper(gym.Wrapper):
 
     ## Version History
 
-    * v0: initial version.
+    * v1: initial version, ``CodePRMDiscrete-v1`` (its version follows ``CodePRM``'s: it wraps
+      ``CodePRM-v1``, whose ``delta`` shaping is closed).
     """
 
     metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 4}
