@@ -232,7 +232,9 @@ class ProcessRewardModel(nn.Module):
         """Load a checkpoint written by :meth:`save_pretrained` (eval mode, on ``device``).
 
         Both layouts load: the current token-classification checkpoint and the version-1
-        layout (bare backbone + ``score_head.safetensors``).
+        layout (bare backbone + ``score_head.safetensors``). A token-classification checkpoint
+        that codegym did not write (no ``prm_config.json``, e.g. the output of TRL's
+        ``PRMTrainer``) goes to :meth:`from_token_classification`.
 
         Raises:
             ValueError: Missing files, a tokenizer that is not the one the PRM was trained
@@ -240,6 +242,8 @@ class ProcessRewardModel(nn.Module):
         """
         p = check_model_dir(path, "PRM")
         cfg_path = p / PRM_CONFIG_NAME
+        if not cfg_path.is_file() and _is_token_classifier(p):
+            return cls.from_token_classification(p, device=device)
         if not cfg_path.is_file():
             raise ValueError(
                 f"{str(p)!r} is not a PRM checkpoint (no {PRM_CONFIG_NAME}); train one with "
@@ -288,6 +292,54 @@ class ProcessRewardModel(nn.Module):
         model.to(device)
         model.eval()
         return model
+
+    @classmethod
+    def from_token_classification(cls, path: str | Path, device: str = "cpu") -> ProcessRewardModel:
+        """A PRM from any transformers token-classification checkpoint with 1 or 2 labels,
+        e.g. one trained by TRL's ``PRMTrainer`` on ``codegym label --format trl`` rows.
+
+        One label: the output is the score (``objective="mse"``). Two labels (TRL's
+        false/true classes): the head becomes ``logit_true − logit_false`` and
+        ``objective="bce"``, so a line's score ``2·sigmoid − 1`` is P(true) − P(false). The
+        score is read at each line's last token, where TRL puts a step's label when its
+        ``step_separator`` is ``"\\n"``.
+
+        Raises:
+            ValueError: Not a token-classification checkpoint, another number of labels, or
+                a tokenizer that does not fit the model.
+        """
+        from transformers import AutoConfig, AutoModelForTokenClassification
+
+        p = check_model_dir(path, "PRM")
+        if not _is_token_classifier(p):
+            raise ValueError(f"{str(p)!r} is not a token-classification checkpoint (config.json architectures)")
+        n = int(getattr(AutoConfig.from_pretrained(str(p)), "num_labels", 0))
+        if n not in (1, 2):
+            raise ValueError(
+                f"{str(p)!r} has {n} labels; a PRM needs 1 (a score) or 2 (TRL's false/true)"
+            )
+        tok = load_tokenizer(p)
+        tc = AutoModelForTokenClassification.from_pretrained(str(p), **fast_activation_kwargs(p))
+        head = getattr(tc, _head_name(tc))
+        w = head.weight.detach()
+        b = head.bias.detach() if head.bias is not None else torch.zeros(n)
+        backbone = tc.base_model
+        _check_vocab(backbone, tok, p)
+        model = cls(backbone, tok, objective="mse" if n == 1 else "bce")
+        with torch.no_grad():
+            model.score.weight.copy_(w if n == 1 else (w[1] - w[0])[None, :])
+            model.score.bias.copy_(b if n == 1 else (b[1] - b[0])[None])
+        model.to(device)
+        model.eval()
+        return model
+
+
+def _is_token_classifier(p: Path) -> bool:
+    try:
+        arch = json.loads((p / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        return False
+    return any(str(a).endswith("ForTokenClassification") for a in arch)
 
 
 def _head_name(model: nn.Module) -> str:

@@ -150,6 +150,29 @@ def test_trl_prm_trainer_trains_on_our_labels(labels, tmp_path) -> None:
     assert out.global_step == 4 and torch.isfinite(torch.tensor(out.training_loss))
     assert not torch.equal(model.classifier.weight.detach(), before)
 
+    # the TRL-trained model drops into codegym: a PRM whose line score is P(true) - P(false)
+    import gymnasium as gym
+
+    import codegym  # noqa: F401
+    from codegym.prm import ProcessRewardModel, score_programs
+
+    trainer.save_model(str(tmp_path / "trl-prm"))
+    load_tokenizer(base).save_pretrained(str(tmp_path / "trl-prm"))
+    prm = ProcessRewardModel.from_pretrained(tmp_path / "trl-prm")
+    assert prm.objective == "bce"
+    row = json.loads(trl.read_text().splitlines()[0])
+    enc = encode_program(prm.tokenizer, join_context(row["prompt"]), row["lines"])
+    stock = AutoModelForTokenClassification.from_pretrained(str(tmp_path / "trl-prm")).eval()
+    with torch.no_grad():
+        probs = stock(input_ids=torch.tensor([enc.input_ids])).logits.softmax(-1)[0, enc.line_ends]  # [L, 2]
+    ours = score_programs(prm, [join_context(row["prompt"])], [row["lines"]])[0]
+    assert abs((probs[:, 1] - probs[:, 0]).numpy() - ours).max() < 1e-5
+    env = gym.make("CodePRM-v1", prm=str(tmp_path / "trl-prm"), suite="pipelines")
+    obs, info = env.reset(seed=0)
+    _, reward, *_ = env.step(info["task"].solution_lines[0])
+    assert reward != 0.0  # a dense reward from the TRL-trained PRM
+    env.close()
+
 
 def test_train_prm_reads_trl_data(labels, tmp_path) -> None:
     from codegym.cli import main
