@@ -67,7 +67,7 @@ BUDGETS = {
     "smoke": Budget(sft_steps=20, sft_layers=1, sft_embd=64, sft_tasks=60, responses=40, prm_steps=10,
                     timesteps=512, n_envs=2, n_steps=128, seeds=(0,), eval_tasks=16),
     "full": Budget(sft_steps=1500, sft_layers=2, sft_embd=128, sft_tasks=3000, responses=3000,
-                   prm_steps=800, timesteps=60_000, n_envs=4, n_steps=256, seeds=(0, 1, 2),
+                   prm_steps=800, timesteps=30_000, n_envs=4, n_steps=128, seeds=(0, 1, 2),
                    eval_tasks=400),
 }  # fmt: skip
 
@@ -252,7 +252,9 @@ def train_arm(arm: str, seed: int, prm: Path | None, b: Budget, args: argparse.N
     start = time.perf_counter()
     with make_sandbox("local", workers=2) as box:
         venv = arm_envs(arm, b.n_envs, prm, box, args, seed)
-        model = PPO("MlpPolicy", venv, n_steps=b.n_steps, batch_size=min(256, b.n_steps * b.n_envs),
+        # the same settings for every arm: SB3's defaults but for more, smaller updates (lr 1e-3,
+        # 128 steps per env per rollout) and no discount (episodes are at most max_lines long)
+        model = PPO("MlpPolicy", venv, n_steps=b.n_steps, batch_size=128, learning_rate=1e-3,
                     gamma=1.0, gae_lambda=0.95, ent_coef=0.01, seed=seed, device="cpu", verbose=0)  # fmt: skip
         model.learn(b.timesteps, callback=metrics_callback(run / "metrics.jsonl"))
         model.save(str(model_path))
