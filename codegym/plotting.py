@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,7 +29,7 @@ LEARNING_CURVES: tuple[tuple[str, str], ...] = (
     ("charts/pass_rate", "pass rate (rollouts)"),
     ("charts/return", "return"),
     ("charts/kl", "KL to reference (nats / program)"),
-    ("charts/entropy", "entropy (nats / token)"),
+    ("charts/entropy", "entropy (nats)"),
     ("charts/explained_variance", "explained variance"),
 )
 #: Metric files looked for in a run directory, in order, with their step field.
@@ -155,7 +156,8 @@ def learning_curves(
             )  # fmt: skip
             panels = [(k, k) for k in keys[:9]]
     else:
-        panels = [(m, m) if isinstance(m, str) else (m[0], m[1]) for m in metrics]
+        titles = dict(LEARNING_CURVES)
+        panels = [(m, titles.get(m, m)) if isinstance(m, str) else (m[0], m[1]) for m in metrics]
     if not panels:
         raise ValueError(
             "nothing to plot: the runs have none of the metrics "
@@ -214,7 +216,7 @@ def rates_plot(
     has_all = any(r.group == "all" for rates in series.values() for r in rates)
     order = groups + (["all"] if has_all else [])
     pos = {g: float(i) + (0.5 if g == "all" and groups else 0.0) for i, g in enumerate(order)}
-    fig, (ax,) = _figure(1, width=max(5.0, 1.1 * len(order) + 2.5), height=3.8)
+    fig, (ax,) = _figure(1, width=max(6.0, 1.1 * len(order) + 2.5), height=4.2)
     n = len(series)
     width = 0.5 / max(n, 1)
     for i, (label, rates) in enumerate(series.items()):
@@ -233,9 +235,9 @@ def rates_plot(
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 70), fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(n, 5), fontsize=8)
     return fig
 
 
