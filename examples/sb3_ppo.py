@@ -255,7 +255,9 @@ def train_arm(arm: str, seed: int, prm: Path | None, b: Budget, args: argparse.N
     with make_sandbox("local", workers=2) as box:
         venv = arm_envs(arm, b.n_envs, prm, box, args, seed)
         # the same settings for every arm: SB3's defaults but for more, smaller updates (lr 1e-3,
-        # 128 steps per env per rollout) and no discount (episodes are at most max_lines long)
+        # 128 steps per env per rollout) and no discount (episodes are at most max_lines long).
+        # Chosen on the validation split with the oracle arm, seed 0, 30k steps: greedy pass@1
+        # 0.007 with SB3's defaults (lr 3e-4, 256 steps per env) and 1.0 with these.
         model = PPO("MlpPolicy", venv, n_steps=b.n_steps, batch_size=128, learning_rate=1e-3,
                     gamma=1.0, gae_lambda=0.95, ent_coef=0.01, seed=seed, device="cpu", verbose=0)  # fmt: skip
         model.learn(b.timesteps, callback=metrics_callback(run / "metrics.jsonl"))
