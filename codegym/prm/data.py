@@ -273,7 +273,7 @@ def split_by_task(
 def encode_examples(
     tokenizer: Any, examples: Sequence[StepwiseExample], max_length: int
 ) -> tuple[list[EncodedExample], int]:
-    """Tokenise examples by the rule; returns (encoded, number dropped as too long)."""
+    """Tokenise examples by the rule; returns (encoded, number dropped: too long or no lines)."""
     out, dropped = [], 0
     for e in examples:
         enc = encode_program(tokenizer, join_context(e.prompt), e.completions)

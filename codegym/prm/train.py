@@ -234,6 +234,7 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
         prm = ProcessRewardModel.from_base(cfg.base, objective=cfg.objective, seed=cfg.seed, device=cfg.device)  # type: ignore[arg-type]
     device = next(prm.parameters()).device
     limit = int(getattr(prm.backbone.config, "n_positions", None) or getattr(prm.backbone.config, "max_position_embeddings", 1 << 30))
+    empty = sum(1 for e in examples if not e.completions)  # encode_examples drops these too
     train_enc, dropped_t = encode_examples(prm.tokenizer, train_ex, limit)
     val_enc, dropped_v = encode_examples(prm.tokenizer, val_ex, limit)
     if not train_enc:
@@ -324,7 +325,8 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
         "step": step,
         "train_rows": len(train_enc),
         "val_rows": len(val_enc),
-        "dropped_too_long": dropped_t + dropped_v,
+        "dropped_too_long": dropped_t + dropped_v - empty,
+        "dropped_empty": empty,
         "seconds": time.perf_counter() - start,
         **{f"val/{k}": v for k, v in last.items()},
     }
@@ -376,7 +378,8 @@ raw = model(input_ids).logits[..., 0]
             f"`{cfg.data}`: {n_rows} labelled programs (stepwise JSONL, see `codegym label`), "
             f"split by task into {result['train_rows']} training and {result['val_rows']} "
             f"validation programs (validation fraction {cfg.val_fraction}); "
-            f"{result['dropped_too_long']} dropped as longer than the backbone's positions."
+            f"{result['dropped_too_long']} dropped as longer than the backbone's positions, "
+            f"{result['dropped_empty']} as empty programs."
         ),
         metrics={k: v for k, v in result.items() if k.startswith("val/")},
         tags=["process-reward-model", "code-generation", "reinforcement-learning"],
