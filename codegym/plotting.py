@@ -7,6 +7,8 @@ global backend switch, no window — safe on a headless machine, in a thread or 
   variance by default), one line per run, runs overlaid (``codegym plot``).
 * :func:`rates_plot` — pass@1 by horizon bucket with 95 % intervals, one line per series
   (``codegym eval --plot``; several series for an ablation).
+* :func:`reliability_plot` — a PRM's calibration: predicted vs observed fraction of correct
+  lines per score bin (:func:`codegym.stats.calibration_bins`).
 * :func:`read_run` — the metric rows of a run directory (PPO ``metrics.jsonl``, PRM
   ``metrics.jsonl`` or SFT ``sft_log.jsonl``) or of a JSONL file.
 * :func:`save_figure` — write a PNG (or any format matplotlib knows by the suffix).
@@ -238,6 +240,41 @@ def rates_plot(
     ax.set_title(textwrap.fill(title, 70), fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(n, 5), fontsize=8)
+    return fig
+
+
+def reliability_plot(
+    tables: Mapping[str, Sequence[Mapping[str, float]]],
+    title: str = "PRM calibration (held-out responses)",
+) -> Any:
+    """Reliability diagram: per series, the bins of :func:`codegym.stats.calibration_bins`
+    (``predicted`` on x, ``observed`` on y) and the diagonal of perfect calibration.
+
+    Args:
+        tables: Label -> calibration bins (each with ``predicted``, ``observed``, ``n``).
+        title: Figure title.
+
+    Returns:
+        The ``matplotlib.figure.Figure`` (the diagonal is the first line of the axes, then
+        one line per series).
+
+    Raises:
+        ValueError: No series.
+    """
+    if not tables:
+        raise ValueError("reliability_plot needs at least one calibration table")
+    fig, (ax,) = _figure(1, width=5.0, height=4.6)
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1.0, label="perfect calibration")
+    for i, (label, table) in enumerate(tables.items()):
+        ax.plot([b["predicted"] for b in table], [b["observed"] for b in table], "o-",
+                color=f"C{i % 10}", label=label, linewidth=1.4)  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("PRM score as a probability, (s + 1) / 2")
+    ax.set_ylabel("fraction of lines labeled +1")
+    ax.set_title(textwrap.fill(title, 60), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
     return fig
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from agents.reproduce.config import ARM_DESCRIPTIONS, ReproduceConfig
 from agents.reproduce.pipeline import DONE, Layout, arm_runs, label_sources, read_metrics
-from agents.reproduce.stats import Estimate, bootstrap_mean, paired_difference
+from codegym.stats import Estimate, bootstrap_mean, paired_difference
 
 #: Per-task outcomes compared across arms: pass@1 (greedy; sampled = fraction of the samples
 #: that pass) and line-prefix accuracy (fraction of the reference's lines reproduced before
@@ -193,91 +193,74 @@ def prm_table(results: dict[str, Any]) -> Any:
 
 
 # ------------------------------------------------------------------------------ plots
-def _plt() -> Any:
-    import matplotlib
+def _mean_run(label: str, runs: list[Path], keys: tuple[str, ...]) -> Any:
+    """A :class:`codegym.plotting.Run` whose rows are the seeds' mean per iteration."""
+    from codegym.plotting import Run
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_rollout_curves(cfg: ReproduceConfig, layout: Layout, path: Path, window: int = 5) -> Path:
-    """Rollout pass rate (and KL) per arm over PPO iterations: mean over seeds, smoothed."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for arm, runs in arm_runs(cfg, layout).items():
-        curves = [np.asarray([[r["iteration"], r["charts/pass_rate"], r["charts/kl"]] for r in read_metrics(run)])
-                  for run in runs]  # fmt: skip
-        curves = [c for c in curves if len(c)]
-        if not curves:
-            continue
-        n = min(len(c) for c in curves)
-        stack = np.stack([c[:n] for c in curves])  # (S, n, 3)
-        it = stack[0, :, 0]
-        for ax, col in ((axes[0], 1), (axes[1], 2)):
-            y = stack[:, :, col].mean(axis=0)
-            k = max(1, min(window, n))
-            smooth = np.convolve(y, np.ones(k) / k, mode="valid")
-            ax.plot(it[k - 1 :], smooth, label=arm)
-    axes[0].set(xlabel="PPO iteration", ylabel=f"rollout pass rate (mean of seeds, {window}-it avg)")
-    axes[1].set(xlabel="PPO iteration", ylabel="KL to the SFT policy (nats / program)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Training curves per arm")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    per_seed = [read_metrics(run) for run in runs]
+    per_seed = [rows for rows in per_seed if rows]
+    n = min((len(rows) for rows in per_seed), default=0)
+    rows = []
+    for i in range(n):
+        row: dict[str, Any] = {"iteration": per_seed[0][i]["iteration"]}
+        for key in keys:
+            vals = [r[i].get(key) for r in per_seed]
+            vals = [float(v) for v in vals if isinstance(v, (int, float)) and np.isfinite(v)]
+            if vals:
+                row[key] = float(np.mean(vals))
+        rows.append(row)
+    return Run(label, "iteration", rows)
 
 
-def plot_buckets(results: dict[str, Any], path: Path, measure: str = "sampled") -> Path:
-    """Test pass@1 by horizon bucket per arm with 95 % intervals (and the SFT start)."""
-    plt = _plt()
-    cfg = results["config"]
-    buckets = [b.strip() for b in cfg["buckets"].split(",")]
-    arms = [a for a, e in results["arms"].items() if e.get("buckets")]
-    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(buckets) * (len(arms) + 1) / 3), 4.5))
-    width = 0.8 / max(1, len(arms) + 1)
-    x = np.arange(len(buckets))
-    series = [("SFT", results.get("sft", {}))] + [(a, results["arms"][a]["buckets"]) for a in arms]
-    for i, (name, cells) in enumerate(series):
-        ests = [cells.get(b, {}).get(measure) for b in buckets]
-        mean = np.array([e["mean"] if e else np.nan for e in ests])
-        err = np.array([[e["mean"] - e["low"], e["high"] - e["mean"]] if e else [0, 0] for e in ests]).T
-        ax.bar(x + (i - len(series) / 2 + 0.5) * width, 100 * mean, width, yerr=100 * err, capsize=2, label=name)
-    ax.set_xticks(x, [f"{b} steps" for b in buckets])
-    ax.set_ylabel(f"{measure} pass@1 (%) — 95 % CI over tasks × seeds")
-    ax.set_title("Held-out test pass@1 by horizon")
-    ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def plot_rollout_curves(cfg: ReproduceConfig, layout: Layout, path: Path, window: int = 5) -> Path | None:
+    """Rollout pass rate, KL, explained variance and lines per program of each arm over PPO
+    iterations (mean over seeds, ``window``-iteration trailing average)."""
+    from codegym.plotting import learning_curves, save_figure
+
+    metrics = (("charts/pass_rate", "rollout pass rate"), ("charts/kl", "KL to the SFT policy (nats / program)"),
+               ("charts/explained_variance", "critic explained variance"), ("charts/lines", "lines per program"))  # fmt: skip
+    keys = tuple(k for k, _ in metrics)
+    runs = [_mean_run(arm, dirs, keys) for arm, dirs in arm_runs(cfg, layout).items()]
+    runs = [r for r in runs if r.rows]
+    if not runs:
+        return None
+    fig = learning_curves(runs, metrics=metrics, smooth=window,
+                          title=f"PPO arms (mean of {cfg.seeds} seed(s), {window}-iteration average)")  # fmt: skip
+    return save_figure(fig, path)
+
+
+def plot_buckets(results: dict[str, Any], path: Path, measure: str = "sampled") -> Path | None:
+    """Held-out pass@1 by horizon bucket per arm (and the SFT start) with 95 % intervals."""
+    from codegym.plotting import rates_plot, save_figure
+    from codegym.stats import Rate
+
+    buckets = [b.strip() for b in results["config"]["buckets"].split(",")] + ["all"]
+    tasks = results["config"]["eval_tasks_per_bucket"]
+    cells = {arm: e.get("buckets", {}) for arm, e in results["arms"].items()}
+    cells["SFT (start)"] = results.get("sft", {})  # last: arms keep the colours of the curves
+    series = {}
+    for label, by_bucket in cells.items():
+        rates = [Rate(b, e["mean"], e["low"], e["high"], e["tasks"], e["tasks"] * e["seeds"])
+                 for b in buckets if (e := by_bucket.get(b, {}).get(measure))]  # fmt: skip
+        if rates:
+            series[label] = rates
+    if not series:
+        return None
+    title = (f"held-out {measure} pass@1 by horizon ({tasks} tasks per bucket; 95 % CI over tasks × "
+             f"{results['config']['seeds']} seed(s))")  # fmt: skip
+    return save_figure(rates_plot(series, title=title, ylabel=f"{measure} pass@1"), path)
 
 
 def plot_calibration(results: dict[str, Any], path: Path) -> Path | None:
-    """Reliability diagram of the PRM on held-out policy responses."""
+    """Reliability diagram of the PRM on held-out responses of each source policy."""
+    from codegym.plotting import reliability_plot, save_figure
+
     heldout = results.get("prm", {}).get("heldout", {})
-    if "all" not in heldout:
+    tables = {f"{src}: AUC {_num(m.get('auc'), '{:.2f}')}, ECE {_num(m.get('ece'), '{:.2f}')}": m["calibration"]
+              for src, m in heldout.items() if m.get("calibration")}  # fmt: skip
+    if not tables:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    for src, m in heldout.items():
-        table = m["calibration"]
-        ax.plot([b["predicted"] for b in table], [b["observed"] for b in table], "o-",
-                label=f"{src}: AUC {_num(m.get('auc'))}, ECE {_num(m.get('ece'))}",
-                alpha=1.0 if src == "all" else 0.5)  # fmt: skip
-    ax.set(xlabel="PRM score mapped to [0, 1]", ylabel="fraction of lines labeled +1",
-           title="PRM calibration (held-out responses)", xlim=(0, 1), ylim=(0, 1))  # fmt: skip
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(reliability_plot(tables), path)
 
 
 def make_report(cfg: ReproduceConfig, layout: Layout, wall_seconds: float | None = None) -> dict[str, Any]:
@@ -289,7 +272,7 @@ def make_report(cfg: ReproduceConfig, layout: Layout, wall_seconds: float | None
         "pass_at_1_greedy": plot_buckets(results, layout.plots / "pass_at_1_greedy.png", "greedy"),
         "prm_calibration": plot_calibration(results, layout.plots / "prm_calibration.png"),
     }
-    results["plots"] = {k: str(v) for k, v in plots.items() if v is not None}
+    results["plots"] = {k: str(v) for k, v in plots.items() if v is not None}  # absent: nothing to draw yet
     write_results(results, layout)
     return results
 

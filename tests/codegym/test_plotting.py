@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from codegym.cli import main
@@ -100,3 +101,20 @@ def test_eval_plot_draws_pass_at_1_by_horizon(tmp_path: Path) -> None:
     groups = [r.group for r in rates_by_horizon(rows)]
     assert groups[0] == "all" and len(groups) >= 3  # several buckets, each drawn with its interval
     assert main(["eval", "--agent", "reference", "--episodes", "2", "--plot", str(tmp_path / "noext")]) == 2
+
+
+def test_reliability_plot_draws_the_diagonal_and_one_line_per_series(tmp_path) -> None:
+    from codegym.plotting import reliability_plot, save_figure
+    from codegym.stats import calibration_bins
+
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(-1, 1, 500)
+    table = calibration_bins(scores, rng.random(500) < (scores + 1) / 2)
+    fig = reliability_plot({"a": table, "b": table[:3]})
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 3 and list(lines[0].get_xdata()) == [0, 1]
+    assert len(lines[1].get_xdata()) == len(table)
+    path = save_figure(fig, tmp_path / "cal.png")
+    assert path.stat().st_size > 5000
+    with pytest.raises(ValueError, match="at least one"):
+        reliability_plot({})

@@ -1,11 +1,12 @@
-"""The two-way bootstrap and the calibration table, against hand-computed values."""
+"""codegym.stats: the two-way bootstrap over seeds and tasks and the calibration table, against
+hand-computed values."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from agents.reproduce.stats import (
+from codegym.stats import (
     bootstrap_mean,
     calibration_bins,
     expected_calibration_error,
