@@ -106,11 +106,13 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def _set_threads(cfg: ReproduceConfig) -> None:
+def _set_threads(cfg: ReproduceConfig, alone: bool = False) -> None:
+    """Torch threads of this process's next job: ``threads_per_job``, or every thread for a
+    job that always runs alone (the SFT stage: every other job waits for it)."""
     import torch
 
     if cfg.device == "cpu":
-        torch.set_num_threads(cfg.threads_per_job)
+        torch.set_num_threads(cfg.threads if alone else cfg.threads_per_job)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -203,8 +205,8 @@ def run_job(cfg_data: dict[str, Any], root: str, name: str) -> str:
     """Run job ``name`` (in this process or a worker process); returns ``name``."""
     cfg = ReproduceConfig.from_dict(cfg_data)
     layout = Layout(root)
-    _set_threads(cfg)
     kind, _, rest = name.partition(":")
+    _set_threads(cfg, alone=kind == "sft")
     if kind == "sft":
         train_policy(cfg, layout)
     elif kind == "eval":
@@ -229,7 +231,7 @@ def sft_config(cfg: ReproduceConfig, layout: Layout) -> Any:
     data: dict[str, Any] = {
         "out": str(layout.sft), "suite": "pipelines", "min_steps": 1, "max_steps": cfg.max_steps,
         "suite_seed": cfg.suite_seed, "eval_tasks": 48, "device": cfg.device,
-        "threads": cfg.threads_per_job if cfg.device == "cpu" else None, "progress": False,
+        "threads": cfg.threads if cfg.device == "cpu" else None, "progress": False,
         **cfg.sft,
     }  # fmt: skip
     data.setdefault("buckets", cfg.buckets)
