@@ -192,6 +192,53 @@ def prm_table(results: dict[str, Any]) -> Any:
     return table
 
 
+def markdown_report(results: dict[str, Any]) -> str:
+    """The run's tables as Markdown (written to ``results.md`` beside ``results.json``)."""
+    cfg = results["config"]
+    buckets = [b.strip() for b in cfg["buckets"].split(",")] + ["all"]
+    head = "| arm | " + " | ".join(f"{b} steps" if b != "all" else "all" for b in buckets) + " |"
+    rule = "|---" * (len(buckets) + 1) + "|"
+    out = [f"# codegym reproduce: preset `{cfg['preset']}`, {cfg['seeds']} seed(s), "
+           f"{cfg['iterations']} PPO iterations per arm", ""]  # fmt: skip
+    if results.get("wall_seconds"):
+        out += [f"Wall time: {results['wall_seconds'] / 60:.0f} min.", ""]
+    for measure in MEASURES:
+        what = "line-prefix accuracy" if "prefix" in measure else "pass@1"
+        name = measure.replace("_prefix_accuracy", "")
+        out += [f"## {name} {what} (%), held-out test tasks, 95 % CI over tasks × seeds", "", head, rule]
+        if results.get("sft") and measure in results["sft"].get("all", {}):
+            out.append("| SFT (start) | " + " | ".join(_fmt(results["sft"][b].get(measure)) for b in buckets) + " |")
+        for arm, entry in results["arms"].items():
+            cells = entry.get("buckets", {})
+            out.append(f"| {arm} | " + " | ".join(_fmt(cells.get(b, {}).get(measure)) for b in buckets) + " |")
+        out += ["", f"### {name} {what}: arm − sparse (points, paired)", "", head, rule]
+        for arm, entry in results["arms"].items():
+            if arm == "sparse":
+                continue
+            cells = entry.get("buckets", {})
+            out.append(f"| {arm} | " + " | ".join(_fmt(cells.get(b, {}).get(f"{measure}_vs_sparse"), signed=True)
+                                                for b in buckets) + " |")  # fmt: skip
+        out.append("")
+    out += ["## Training diagnostics (mean over seeds, last 10 iterations)", "",
+            "| arm | rollout pass first / last 10 | invalid lines | lines | KL | explained var. | s / iteration |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for arm, entry in results["arms"].items():
+        d = entry["diagnostics"]
+        out.append(
+            f"| {arm} | {_num(d['rollout_pass_first10'], '{:.2f}')} / {_num(d['rollout_pass_last10'], '{:.2f}')} | "
+            f"{_num(d['invalid_rate_last10'])} | {_num(d['lines_last10'], '{:.2f}')} | {_num(d['kl_last10'], '{:.2f}')} | "
+            f"{_num(d['explained_variance_last10'], '{:.2f}')} | {_num(d['seconds_per_iteration'], '{:.1f}')} |"
+        )
+    heldout = results.get("prm", {}).get("heldout", {})
+    if heldout:
+        out += ["", "## PRM on held-out policy responses (validation split)", "",
+                "| responses from | programs | AUC | first-error acc. | MSE | ECE | +1 share |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for src, m in heldout.items():
+            out.append(f"| {src} | {m['n']} | {_num(m.get('auc'))} | {_num(m.get('first_error_acc'))} | "
+                       f"{_num(m.get('mse'))} | {_num(m.get('ece'))} | {_num(m.get('positive_fraction'), '{:.2f}')} |")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
 # ------------------------------------------------------------------------------ plots
 def _mean_run(label: str, runs: list[Path], keys: tuple[str, ...]) -> Any:
     """A :class:`codegym.plotting.Run` whose rows are the seeds' mean per iteration."""
@@ -274,7 +321,8 @@ def make_report(cfg: ReproduceConfig, layout: Layout, wall_seconds: float | None
     }
     results["plots"] = {k: str(v) for k, v in plots.items() if v is not None}  # absent: nothing to draw yet
     write_results(results, layout)
+    (layout.root / "results.md").write_text(markdown_report(results), encoding="utf-8")
     return results
 
 
-__all__ = ["Estimate", "build_results", "make_report", "prm_table", "results_tables", "write_results"]
+__all__ = ["Estimate", "build_results", "make_report", "markdown_report", "prm_table", "results_tables", "write_results"]

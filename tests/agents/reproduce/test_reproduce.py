@@ -99,6 +99,8 @@ def test_smoke_preset_runs_end_to_end(smoke_run: Path, capsys: pytest.CaptureFix
         assert 300 < width < 4000 and 200 < height < 3000
     text = (smoke_run / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
+    md = (smoke_run / "results.md").read_text()
+    assert "| oracle-dense |" in md and "## PRM on held-out" in md and "Δ" not in md.split("arm − sparse")[0][:10]
 
 
 @pytest.mark.slow
