@@ -48,7 +48,6 @@ run stopped at ``s`` produces: measure with ``--eval-every`` and pick another st
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -81,6 +80,10 @@ CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "sft_state.pt"
 DATA_NAME = "sft_data.jsonl"
 DONE_NAME = "sft_done.json"
+CONFIG_NAME = "sft_config.json"
+#: Settings that may change between a run and its resumption.
+RESUMABLE_CHANGES = ("progress", "threads", "device", "overwrite", "sandbox", "sandbox_workers", "steps",
+                     "eval_batch_size", "extra")
 
 
 @dataclass
@@ -151,6 +154,9 @@ class SFTConfig:
     """Steps between rows of ``sft_log.jsonl``."""
     report_to: str = "none"
     """Also log the metric rows to ``"tensorboard"`` (``out/tensorboard``), or ``"none"``."""
+    overwrite: bool = False
+    """Delete a previous run in ``out`` and start anew (default: resume it; a run with
+    other settings is refused, listing the differences)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form facts recorded with the run."""
 
@@ -371,13 +377,25 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     )
     from transformers import AutoModelForCausalLM
 
-    from codegym.lm import TinyLMConfig, build_causal_lm, load_tokenizer, train_bpe_tokenizer
+    from codegym.jsonutil import dumps
+    from codegym.lm import (
+        TinyLMConfig,
+        build_causal_lm,
+        load_tokenizer,
+        quiet_hf,
+        train_bpe_tokenizer,
+    )
+    from codegym.runs import check_resume, clear_run_dir
 
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     console = Console(quiet=not cfg.progress)
     out = Path(cfg.out)
+    if cfg.overwrite:
+        clear_run_dir(out, markers=(CONFIG_NAME, CHECKPOINT_DIR, DATA_NAME))
+    else:
+        check_resume(out / CONFIG_NAME, asdict(cfg), ignore=RESUMABLE_CHANGES, what="SFT run")
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT_DIR
     t_start = time.perf_counter()
@@ -388,7 +406,8 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     rng = np.random.default_rng(cfg.seed)
     if (ckpt / STATE_NAME).is_file():
         tok = load_tokenizer(ckpt)
-        model = AutoModelForCausalLM.from_pretrained(str(ckpt)).to(cfg.device)
+        with quiet_hf():
+            model = AutoModelForCausalLM.from_pretrained(str(ckpt)).to(cfg.device)
         state = torch.load(ckpt / STATE_NAME, map_location="cpu", weights_only=False)
         step = int(state["step"])
         rng.bit_generator.state = state["rng"]
@@ -406,7 +425,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
-    (out / "sft_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (out / CONFIG_NAME).write_text(dumps(asdict(cfg), indent=2))
     pad = int(tok.pad_token_id)
     n_params = sum(p.numel() for p in model.parameters())
     console.print(
@@ -420,7 +439,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
 
     def log(row: dict[str, Any]) -> None:
         with log_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(dumps(row) + "\n")
         tracker.log(row)
 
     def save_checkpoint() -> None:
@@ -429,8 +448,9 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
         tmp = out / (CHECKPOINT_DIR + ".tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+        with quiet_hf():
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
         torch.save({"optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "step": step}, tmp / STATE_NAME)
         if ckpt.exists():
             shutil.rmtree(ckpt)
@@ -489,8 +509,9 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     save_checkpoint()
         model.eval()
-        model.save_pretrained(out)
-        tok.save_pretrained(out)
+        with quiet_hf():
+            model.save_pretrained(out)
+            tok.save_pretrained(out)
         train_seconds = time.perf_counter() - t_start
         suite = suite or _load_suite(cfg)
         test_tasks = eval_tasks_by_bucket(suite, suite.default_split(), cfg.eval_tasks, buckets)
@@ -500,11 +521,11 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
         if sandbox is not None:
             sandbox.close()
     result = {"steps": step, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start, **res}
-    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    (out / "eval.json").write_text(dumps(result, indent=2))
     log({"step": step, "eval": "test", **{f"test/{k}": v for k, v in res.items()}})
     tracker.close()
     _model_card(cfg, model, tok, result, n_programs=len(data), split=suite.default_split())
-    (out / DONE_NAME).write_text(json.dumps({"steps": step, "config": asdict(cfg)}, indent=2))
+    (out / DONE_NAME).write_text(dumps({"steps": step, "config": asdict(cfg)}, indent=2))
     console.print(results_table(result))
     return result
 
@@ -575,32 +596,15 @@ def results_table(result: dict[str, Any]) -> Any:
 
 
 # -------------------------------------------------------------- default policy
-def default_cache_dir() -> Path:
-    """``$CODEGYM_CACHE/default-policy`` or ``~/.cache/codegym/default-policy``."""
-    root = os.environ.get("CODEGYM_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "codegym"
-    return base / "default-policy"
+def default_policy() -> Path:
+    """The embedded default SFT policy, shipped inside the package (nothing is trained).
 
-
-def default_policy(cache_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> Path:
-    """The embedded default SFT policy: trained on first use (with progress), then cached.
-
-    Args:
-        cache_dir: Where to keep it (default: :func:`default_cache_dir`).
-        **overrides: :class:`SFTConfig` fields to change (changes the cached model only when
-            it is trained; a finished cache is returned as is).
+    It is this module's defaults (:class:`SFTConfig`, seed 0), built by
+    ``codegym defaults build`` together with the default PRM; see :mod:`codegym.defaults`.
 
     Returns:
         The directory to pass to ``AutoModelForCausalLM.from_pretrained`` / ``--model``.
     """
-    import fcntl
+    from codegym.defaults import policy_dir
 
-    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if (path / DONE_NAME).is_file() and (path / "config.json").is_file():
-        return path
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be training it: wait for it
-        if not (path / DONE_NAME).is_file():
-            train_sft(SFTConfig(out=str(path), **overrides))
-    return path
+    return policy_dir()

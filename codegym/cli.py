@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: Sub-command modules under ``codegym.commands`` (each has ``add_parser`` and ``run``).
-COMMANDS: list[str] = ["eval", "show", "label", "sandbox", "sft", "train_prm", "train", "reproduce", "plot"]
+COMMANDS: list[str] = ["eval", "show", "label", "sandbox", "sft", "train_prm", "train", "reproduce", "plot",
+                       "defaults"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``codegym`` console script."""
+    """Entry point of the ``codegym`` console script.
+
+    Errors a user can fix (bad input, a corrupt file, a missing Docker engine) print one line
+    and exit 2; Ctrl-C says what was saved and how to resume, and exits 130.
+    """
+    # One style of progress: rich. transformers' own tqdm bars and advisory warnings would
+    # interleave with it (these are read when transformers is first imported).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -36,14 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from rich.console import Console
+
+    from sandboxes.base import SandboxUnavailable
+
+    err = Console(stderr=True)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    except (ValueError, FileNotFoundError, SandboxUnavailable) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
+        hint = getattr(args, "on_interrupt", None)
+        message = hint(args) if callable(hint) else "nothing was saved"
+        err.print(f"[bold yellow]interrupted:[/] {message}", highlight=False, soft_wrap=True)
         return 130
 
 

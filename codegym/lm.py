@@ -9,8 +9,9 @@ them like any Hugging Face checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,23 +156,90 @@ def build_tiny_lm_dir(
     return out
 
 
+@contextlib.contextmanager
+def quiet_hf() -> Iterator[None]:
+    """Silence transformers' own tqdm bars and advisory warnings for the duration (codegym
+    shows one style of progress: rich); the previous settings are restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    level = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def check_model_dir(path: str | Path, what: str = "model") -> Path:
     """Return ``path`` as a Path if it holds a Hugging Face checkpoint, else ``ValueError``."""
     p = Path(path)
     if not p.is_dir():
         raise ValueError(f"{what} directory {str(p)!r} does not exist; pass a saved checkpoint dir")
-    if not (p / "config.json").is_file():
+    config = p / "config.json"
+    if not config.is_file():
         raise ValueError(
             f"{what} directory {str(p)!r} has no config.json: not a save_pretrained checkpoint"
         )
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{config}: corrupt JSON ({exc}); restore the file or re-save the model") from None
     return p
+
+
+#: What a broken checkpoint file raises inside ``from_pretrained`` (safetensors' header and
+#: size checks, tokenizers' JSON parser, config validation).
+_LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError)
+
+
+@contextlib.contextmanager
+def loading(path: str | Path, what: str = "model") -> Iterator[None]:
+    """Turn any error of ``from_pretrained`` on a local checkpoint into one ``ValueError``
+    naming the directory, the file at fault when known, and what to do."""
+    try:
+        with quiet_hf():
+            yield
+    except _LOAD_ERRORS as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+            raise  # already one of ours
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        culprit = _broken_file(Path(path))
+        where = f"{culprit}" if culprit else f"{what} directory {str(path)!r}"
+        raise ValueError(
+            f"{where}: cannot load the {what} ({type(exc).__name__}: {detail}); the checkpoint is "
+            "corrupt or incomplete: restore it, or save/train it again"
+        ) from None
+
+
+def _broken_file(path: Path) -> Path | None:
+    """The first checkpoint file that does not parse (safetensors header, JSON), or None."""
+    for p in sorted(path.glob("*.safetensors")):
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="pt") as f:
+                for key in f.keys():
+                    f.get_slice(key)
+        except Exception:  # noqa: BLE001 - any failure means this file is the broken one
+            return p
+    for p in sorted(path.glob("*.json")):
+        try:
+            json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return p
+    return None
 
 
 def load_tokenizer(path: str | Path) -> Any:
     """``AutoTokenizer.from_pretrained(path)`` with a pad token guaranteed (EOS if missing)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(path))
+    with loading(path, "tokenizer"):
+        tok = AutoTokenizer.from_pretrained(str(path))
     if tok.eos_token_id is None:
         raise ValueError(f"tokenizer at {str(path)!r} has no EOS token; it cannot end a program")
     if tok.pad_token_id is None:
@@ -185,7 +253,8 @@ def load_causal_lm(path: str | Path, device: str | torch.device = "cpu") -> tupl
 
     p = check_model_dir(path)
     tok = load_tokenizer(p)
-    model = AutoModelForCausalLM.from_pretrained(str(p), **fast_activation_kwargs(p)).to(device)
+    with loading(p, "model"):
+        model = AutoModelForCausalLM.from_pretrained(str(p), **fast_activation_kwargs(p)).to(device)
     model.eval()
     if model.get_input_embeddings().num_embeddings < len(tok):
         raise ValueError(

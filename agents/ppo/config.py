@@ -226,6 +226,14 @@ class PPOConfig:
             raise ValueError(
                 f"critic_warmup_iterations must be >= 0, got {self.critic_warmup_iterations}"
             )
+        if self.critic_warmup_iterations >= self.iterations:
+            raise ValueError(
+                f"critic_warmup_iterations={self.critic_warmup_iterations} >= iterations="
+                f"{self.iterations}: the first {self.critic_warmup_iterations} iterations train "
+                "only the critic, so the policy would never be updated and the run would save "
+                f"the starting policy; raise --iterations above {self.critic_warmup_iterations} "
+                "or lower the warm-up (--set critic_warmup_iterations=0)"
+            )
         if self.batch_size % self.num_minibatches:
             raise ValueError(
                 f"num_minibatches={self.num_minibatches} must divide batch_size="

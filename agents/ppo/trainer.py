@@ -61,6 +61,7 @@ from agents.ppo.shared_prompt import (
     split_by_prompt,
     to_full,
 )
+from codegym.jsonutil import dumps
 
 CHECKPOINT = "checkpoint"
 METRICS = "metrics.jsonl"
@@ -481,7 +482,7 @@ class PPOTrainer:
         if self.is_main:
             if iteration % cfg.log_every == 0 or iteration == cfg.iterations:
                 with (self.out / METRICS).open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row) + "\n")
+                    fh.write(dumps(row) + "\n")  # NaN (undefined metric) -> null
                     fh.flush()
                     os.fsync(fh.fileno())
                 self.tracker.log(row, iteration)

@@ -36,16 +36,28 @@ def suite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def results_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    """A rich table of :func:`codegym.rollout.summarize` rows."""
+    """A rich table of :func:`codegym.rollout.summarize` rows (pass@1, pass@5/10 when there
+    are enough samples, pass@k for the samples per task)."""
     table = Table(title=title)
-    has_k = any("pass@k" in r for r in rows)
-    for col in ("group", "tasks", "episodes", "passed", "pass@1", *(["pass@k"] if has_k else []),
+    ks = [c for c in ("pass@5", "pass@10") if any(c in r for r in rows)]
+    has_k = any("pass@k" in r and f"pass@{r['k']}" not in ks for r in rows)
+    for col in ("group", "tasks", "episodes", "passed", "pass@1", *ks, *(["pass@k"] if has_k else []),
                 "mean return", "mean lines"):
         table.add_column(col, justify="left" if col == "group" else "right")
     for r in rows:
         cells = [r["group"], str(r["tasks"]), str(r["episodes"]), str(r["passed"]), f"{r['pass@1']:.3f}"]
+        cells += [f"{r[c]:.3f}" if c in r else "" for c in ks]
         if has_k:
             cells.append(f"{r['pass@k']:.3f} (k={r['k']})" if "pass@k" in r else "")
         cells += [f"{r['mean_return']:.3f}", f"{r['mean_lines']:.1f}"]
         table.add_row(*cells)
     return table
+
+
+def resume_hint(args: argparse.Namespace) -> str:
+    """The Ctrl-C message of a command that writes ``--out`` and resumes from it."""
+    out = getattr(args, "out", None)
+    if not out:
+        return "nothing was saved"
+    return (f"finished work is saved in {out}; run the same command again to resume "
+            "(or add --overwrite to start over)")

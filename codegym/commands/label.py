@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from codegym.commands.common import add_suite_args, suite_kwargs
+from codegym.commands.common import add_suite_args, resume_hint, suite_kwargs
 
 console = Console()
 
@@ -38,7 +38,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     for action in p._actions:  # labels are training data: the default split differs from eval's
         if action.dest == "split":
             action.help = "split (default: train when the suite has one)"
-    p.add_argument("--policy", default=None, help="HF causal LM checkpoint dir (completer 'hf')")
+    p.add_argument("--policy", default=None,
+                   help="HF causal LM checkpoint dir (completer 'hf'); 'default' = the embedded policy")
     p.add_argument("--completer", default="hf",
                    help="hf (default: the --policy model) | reference (the reference solution "
                    "with seeded corruption; fast) | module:Class")
@@ -69,7 +70,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--format", default="codegym", choices=["codegym", "trl"],
                    help="row format: codegym (labels +1/-1/0 per line; default) or trl (boolean "
                    "labels per step, read as is by TRL's PRMTrainer; codegym train-prm reads both)")
-    p.set_defaults(run=run)
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete --out (and its summary) and start over (default: resume it)")
+    p.set_defaults(run=run, on_interrupt=resume_hint)
     return p
 
 
@@ -82,8 +85,8 @@ def _completer(args: argparse.Namespace) -> tuple[Any, str]:
     if args.completer == "hf":
         if args.policy is None:
             raise ValueError(
-                "--completer hf needs --policy DIR (a save_pretrained causal LM, e.g. the SFT "
-                "policy in ~/.cache/codegym/default-policy), or use --completer reference"
+                "--completer hf needs --policy DIR (a save_pretrained causal LM, e.g. "
+                "`--policy default`, the embedded default policy), or use --completer reference"
             )
         c = make_completer(
             "hf", args.policy, temperature=args.temperature, top_p=args.top_p,
@@ -126,11 +129,20 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codegym label``."""
+    from pathlib import Path
+
+    from codegym.defaults import resolve_model
     from codegym.labeling import LabelConfig, LabelRun, LabelRunConfig, summary_path
     from sandboxes import make_sandbox
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    args.policy = resolve_model(args.policy, "policy")
+    if args.overwrite:
+        for path in (Path(args.out), summary_path(args.out)):
+            if path.is_dir():
+                raise ValueError(f"--out {path} is a directory; pass a JSONL file path")
+            path.unlink(missing_ok=True)
     label_cfg = LabelConfig(
         k=args.k, chunk=args.chunk, mode="linear" if args.linear else "binary",
         prefetch=args.prefetch, timeout=args.timeout,

@@ -4,7 +4,8 @@ Example::
 
     codegym sft --suite pipelines --out runs/sft
 
-Re-running with the same ``--out`` resumes from ``OUT/checkpoint``. The default stop step
+Re-running with the same ``--out`` resumes from ``OUT/checkpoint``; with other settings it
+refuses and lists the differences (``--overwrite`` starts over). The default stop step
 (``--steps``) was chosen by measuring greedy pass@1 by horizon (see ``agents.sft``); use
 ``--eval-every N`` to measure a different setting. The trainer lives in ``agents.sft`` and
 is imported lazily (``codegym`` never imports ``agents`` statically).
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+
+from codegym.commands.common import resume_hint
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-to", default=None, choices=["none", "tensorboard"],
                    help="also log metrics to TensorBoard (OUT/tensorboard; codegym[tensorboard])")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run in --out and start over (default: resume it)")
+    p.set_defaults(run=run, on_interrupt=resume_hint)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,5 +63,6 @@ def run(args: argparse.Namespace) -> int:
     ):
         raise ValueError("--min-steps/--max-steps/--suite-seed apply only to --suite pipelines")
     kwargs["progress"] = not args.no_progress
+    kwargs["overwrite"] = args.overwrite
     train_sft(SFTConfig(**kwargs))
     return 0

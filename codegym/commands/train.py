@@ -11,7 +11,10 @@ Examples::
 (accelerate's CPU path is ``--multi_gpu``: it starts the processes with torchrun; on a
 machine without CUDA, or with ``--device cpu``, they train on CPU over gloo.)
 
-Re-running with the same ``--out`` resumes from the last checkpoint. The trainer is loaded
+``--policy default`` / ``--prm default`` name the embedded default policy and PRM. Re-running
+with the same ``--out`` resumes from the last checkpoint (``--iterations`` may grow); with
+other settings, another policy or PRM it refuses and lists the differences (``--overwrite``
+starts over). The trainer is loaded
 by string (``--agent ppo`` or ``module:Class``), so ``codegym`` never imports ``agents``
 statically.
 """
@@ -24,7 +27,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from codegym.commands.common import console
+from codegym.commands.common import console, resume_hint
+
+#: Config fields that may change when a run is resumed (everything else must match).
+RESUMABLE_CHANGES = ("iterations", "device", "torch_threads", "log_every", "checkpoint_every")
 
 #: Registered trainers: name -> ("module:TrainerClass", "module:ConfigClass"). The trainer
 #: takes ``(config, policy_dir, out_dir, prm_dir=, accelerator=, on_iteration=)`` and has
@@ -38,8 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an agent with RL (PPO with PRM rewards/critic)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--agent", default="ppo", help="trainer name (ppo) or module:Class")
-    p.add_argument("--policy", required=True, help="starting policy dir (save_pretrained)")
-    p.add_argument("--prm", default=None, help="PRM dir (dense reward and/or value init)")
+    p.add_argument("--policy", required=True,
+                   help="starting policy dir (save_pretrained); 'default' = the embedded policy")
+    p.add_argument("--prm", default=None,
+                   help="PRM dir (dense reward and/or value init); 'default' = the embedded PRM")
     p.add_argument("--dense-reward", default=None, choices=["none", "delta", "delta_open", "paper"],
                    help="per-line reward: none (sparse), delta (closed potential-based shaping: "
                         "the best policy is unchanged), delta_open (unclosed, for ablations), "
@@ -60,7 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also log metrics to TensorBoard (OUT/tensorboard, same names as "
                    "metrics.jsonl; codegym[tensorboard])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run in --out and start over (default: resume it)")
+    p.set_defaults(run=run, on_interrupt=resume_hint)
 
 
 def _load(spec: str) -> Any:
@@ -113,6 +123,35 @@ def _accelerator(device: str) -> Any:
     return Accelerator(cpu=device == "cpu" or not torch.cuda.is_available())
 
 
+def _inputs(args: argparse.Namespace, config: Any, main: bool) -> tuple[str, str | None]:
+    """Resolve ``default`` model names, record the inputs' digests in ``config.extra`` and
+    refuse to resume a run in ``--out`` made with other settings or inputs."""
+    from codegym.defaults import resolve_model
+    from codegym.runs import clear_run_dir, diff_settings, file_digest, read_record
+
+    policy = resolve_model(args.policy, "policy")
+    prm = resolve_model(args.prm, "prm")
+    out = Path(args.out)
+    if hasattr(config, "extra") and isinstance(config.extra, dict):
+        config.extra["inputs"] = {"policy": file_digest(policy), "prm": file_digest(prm) if prm else None}
+    if args.overwrite:
+        if main:
+            clear_run_dir(out, markers=("config.json", "checkpoint", "metrics.jsonl"))
+        return policy, prm
+    saved = read_record(out / "config.json")
+    if saved is not None and hasattr(config, "to_dict"):
+        new = config.to_dict()
+        new["extra"] = {**new.get("extra", {}), "policy_dir": str(Path(policy)), "prm_dir": str(Path(prm)) if prm else None,
+                        "world_size": int(os.environ.get("WORLD_SIZE", "1"))}
+        diff = diff_settings(saved, new, ignore=RESUMABLE_CHANGES)
+        if diff:
+            raise ValueError(
+                f"{out} holds a training run with other settings ({'; '.join(diff)}): run the "
+                "same command to resume it, add --overwrite to start over, or choose another --out"
+            )
+    return policy, prm
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -123,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args, config_cls)
     accelerator = _accelerator(config.device)
     main = accelerator is None or accelerator.is_main_process
+    policy, prm = _inputs(args, config, main)
 
     columns = (TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("pass {task.fields[pass_rate]:.2f} kl {task.fields[kl]:.3f}"),
@@ -134,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         progress.update(bar, completed=row["iteration"], pass_rate=row["charts/pass_rate"],
                         kl=row["charts/kl"])
 
-    trainer = trainer_cls(config, args.policy, args.out, prm_dir=args.prm,
+    trainer = trainer_cls(config, policy, args.out, prm_dir=prm,
                           accelerator=accelerator, on_iteration=on_iteration)
     try:
         start = trainer.iteration

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from codegym.jsonutil import dumps
 from codegym.labeling.core import Completer, LabelConfig, Labeler, max_prefix_checks
 from codegym.tasks.base import Task
 from codegym.tasks.registry import TaskSuite, load_suite
@@ -274,7 +275,7 @@ def write_summary(out: str | Path, summary: dict[str, Any]) -> Path:
     """Write ``summary`` to :func:`summary_path` of ``out`` (atomically)."""
     path = summary_path(out)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.write_text(dumps(summary, indent=2) + "\n")
     os.replace(tmp, path)
     return path
 

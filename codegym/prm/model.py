@@ -48,7 +48,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from codegym.lm import check_model_dir, fast_activation_kwargs, forward_cached, load_tokenizer
+from codegym.lm import (
+    check_model_dir,
+    fast_activation_kwargs,
+    forward_cached,
+    load_tokenizer,
+    loading,
+    quiet_hf,
+)
 
 PRM_CONFIG_NAME = "prm_config.json"
 #: The head of a version-1 checkpoint (read for compatibility; no longer written).
@@ -115,7 +122,8 @@ class ProcessRewardModel(nn.Module):
                 )
             return prm
         tok = load_tokenizer(path)
-        backbone = AutoModel.from_pretrained(str(path), **fast_activation_kwargs(path))
+        with loading(path, "base model"):
+            backbone = AutoModel.from_pretrained(str(path), **fast_activation_kwargs(path))
         _check_vocab(backbone, tok, path)
         return cls(backbone, tok, objective=objective, seed=seed).to(device)
 
@@ -207,14 +215,16 @@ class ProcessRewardModel(nn.Module):
             "tokenisation_rule": "tok(prompt) + sum(tok(line + '\\n')); score at each line's last token",
         }
         if model is not None:
-            model.save_pretrained(out)
+            with quiet_hf():
+                model.save_pretrained(out)
             meta["head_module"] = _head_name(model)
             meta["auto_class"] = "AutoModelForTokenClassification"
             (out / HEAD_WEIGHTS_NAME).unlink(missing_ok=True)  # a stale version-1 head
         else:  # no token-classification class for this backbone: the version-1 layout
             from safetensors.torch import save_file
 
-            self.backbone.save_pretrained(out)
+            with quiet_hf():
+                self.backbone.save_pretrained(out)
             save_file(
                 {
                     "weight": self.score.weight.detach().cpu().contiguous(),
@@ -223,7 +233,8 @@ class ProcessRewardModel(nn.Module):
                 str(out / HEAD_WEIGHTS_NAME),
             )
             meta["version"] = 1
-        self.tokenizer.save_pretrained(out)
+        with quiet_hf():
+            self.tokenizer.save_pretrained(out)
         (out / PRM_CONFIG_NAME).write_text(json.dumps(meta, indent=2))
         return out
 
@@ -273,10 +284,11 @@ class ProcessRewardModel(nn.Module):
                 f"one the PRM was trained with ({meta.get('vocab_size')} tokens, fingerprint "
                 f"{str(meta.get('tokenizer_sha256'))[:12]}); restore the original tokenizer files"
             )
-        if version == 1:
-            backbone, w, b = _load_v1(p)
-        else:
-            backbone, w, b = _load_v2(p)
+        with loading(p, "PRM"):
+            if version == 1:
+                backbone, w, b = _load_v1(p)
+            else:
+                backbone, w, b = _load_v2(p)
         _check_vocab(backbone, tok, p)
         hidden = int(backbone.config.hidden_size)
         if w is None or b is None or tuple(w.shape) != (1, hidden) or tuple(b.shape) != (1,):

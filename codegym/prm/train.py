@@ -23,7 +23,6 @@ Validation metrics:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from codegym.jsonutil import dumps
 from codegym.prm.data import (
     EncodedExample,
     PRMBatch,
@@ -47,6 +47,9 @@ from codegym.prm.model import OBJECTIVES, ProcessRewardModel
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "trainer_state.pt"
+CONFIG_NAME = "train_config.json"
+#: Settings that may change between a run and its resumption.
+RESUMABLE_CHANGES = ("resume", "progress", "threads", "device", "eval_every", "checkpoint_every")
 
 
 @dataclass
@@ -90,7 +93,8 @@ class PRMTrainConfig:
     threads: int | None = None
     """``torch.set_num_threads`` for this run (None: leave as is)."""
     resume: bool = True
-    """Resume from ``OUT/checkpoint`` when it exists."""
+    """Resume from ``OUT/checkpoint`` when it exists (refused if ``OUT`` holds a run with
+    other settings or other data); ``False`` deletes the old run in ``OUT`` and starts anew."""
     progress: bool = True
     """Show a rich progress bar."""
 
@@ -217,6 +221,13 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
         torch.set_num_threads(int(cfg.threads))
     out = Path(cfg.out)
     ckpt = out / CHECKPOINT_DIR
+    from codegym.runs import check_resume, clear_run_dir, file_digest
+
+    record = {**asdict(cfg), "data_sha256": file_digest(cfg.data), "base_sha256": file_digest(cfg.base)}
+    if cfg.resume:
+        check_resume(out / CONFIG_NAME, record, ignore=RESUMABLE_CHANGES, what="PRM training run")
+    else:
+        clear_run_dir(out, markers=(CONFIG_NAME, CHECKPOINT_DIR, "prm_config.json"))
     examples = read_stepwise_jsonl(cfg.data)
     train_ex, val_ex = split_by_task(examples, cfg.val_fraction, cfg.seed)
     if not train_ex:
@@ -250,7 +261,7 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
         rng.bit_generator.state = state["rng"]
         step = int(state["step"])
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (out / CONFIG_NAME).write_text(dumps(record, indent=2))
     batches = _batches(len(train_enc), cfg.batch_size, rng)
     metrics_path = out / "metrics.jsonl"
     last: dict[str, Any] = {}
@@ -260,7 +271,7 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
 
     def log(row: dict[str, Any]) -> None:
         with metrics_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(dumps(row) + "\n")
         tracker.log(row)
 
     def save_checkpoint() -> None:
@@ -330,7 +341,7 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
         "seconds": time.perf_counter() - start,
         **{f"val/{k}": v for k, v in last.items()},
     }
-    (out / "final_metrics.json").write_text(json.dumps(result, indent=2))
+    (out / "final_metrics.json").write_text(dumps(result, indent=2))
     _model_card(cfg, prm, result, n_rows=len(examples))
     return result
 

@@ -61,13 +61,14 @@ def test_train_save_resume_and_evaluate(tmp_path) -> None:
     assert json.loads((out / "eval.json").read_text())["n"] == first["n"]
 
 
-def test_default_policy_trains_once_then_caches(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("CODEGYM_CACHE", str(tmp_path))
-    path = default_policy(steps=2, checkpoint_every=2, **TINY)
-    assert path == tmp_path / "default-policy" and (path / "config.json").is_file()
-    stamp = (path / "config.json").stat().st_mtime_ns
-    assert default_policy() == path  # cached: not retrained
-    assert (path / "config.json").stat().st_mtime_ns == stamp
+def test_default_policy_is_the_shipped_one_and_trains_nothing(tmp_path, monkeypatch) -> None:
+    from codegym import defaults
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # an empty cache: nothing may be written there
+    path = default_policy()
+    assert path == defaults.policy_dir() and (path / "model.safetensors").is_file()
+    assert not any(tmp_path.iterdir())
+    assert not (path / "sft_state.pt").exists() and not (path / "checkpoint").exists()
 
 
 def test_step_based_schedule() -> None:

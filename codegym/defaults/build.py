@@ -1,0 +1,363 @@
+"""``codegym defaults build``: rebuild the embedded default policy and PRM, seeded.
+
+The project's own pipeline, end to end, in a work directory (every stage resumes when the
+command is run again after an interruption)::
+
+    1. SFT       codegym sft defaults (2 x 128 GPT-2, BPE 512, 3000 steps), seed S
+                 -> WORK/policy (+ its greedy pass@1 by horizon on 800 test tasks)
+    2. label     binary-search line labels of the policy's own sampled responses
+                 (temperature 1, K completions per prefix), pipelines train split
+                 -> WORK/labels.jsonl; and held-out labels on the validation split
+                 -> WORK/labels-heldout.jsonl
+    3. train-prm a PRM on the policy's backbone, trained on WORK/labels.jsonl -> WORK/prm
+    4. export    model, tokenizer and head files -> OUT/policy, OUT/prm; the held-out rows
+                 (trimmed to the stepwise fields) -> OUT/prm_heldout.jsonl
+    5. measure   greedy pass@1 by horizon of OUT/policy on a check set (50 test tasks per
+                 bucket), PRM AUC / first-error accuracy on OUT/prm_heldout.jsonl, and the
+                 README's main job (``codegym eval ... --model default``, 200 episodes)
+                 -> OUT/manifest.json with the configs, versions, timings and SHA-256s
+
+``OUT`` defaults to the package's ``codegym/defaults`` (so a rebuild replaces the shipped
+files; commit them) and ``WORK`` to ``runs/defaults-build``. The same seed, thread count and
+library versions give the same files byte for byte (tested on a tiny configuration); the
+build runs torch on one thread by default for that reason (other thread counts change float
+rounding, so figures then agree within noise, not bit for bit).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codegym.defaults import (
+    DEFAULTS_DIR,
+    HELDOUT_NAME,
+    MANIFEST_NAME,
+    POLICY_NAME,
+    PRM_NAME,
+    sha256_file,
+)
+from codegym.jsonutil import dumps
+
+#: Files of a checkpoint directory that are training records, not part of the model.
+_NOT_MODEL_FILES = frozenset(
+    {"sft_config.json", "eval.json", "sft_done.json", "train_config.json", "final_metrics.json",
+     "build_state.json"}
+)
+_MODEL_SUFFIXES = (".json", ".safetensors", ".txt", ".model")
+_STEPWISE_FIELDS = ("prompt", "completions", "labels", "task_id", "first_error")
+#: Horizon buckets of the check set.
+BUCKETS = "1-3,4-6,7-9,10-12"
+
+
+@dataclass
+class DefaultsBuildConfig:
+    """Settings of :func:`build_defaults` (``codegym defaults build``)."""
+
+    out: str = str(DEFAULTS_DIR)
+    """Where the exported files and ``manifest.json`` go (default: the package's defaults)."""
+    work: str = "runs/defaults-build"
+    """Work directory of the stages (resumable)."""
+    seed: int = 0
+    """Seed of every stage (SFT init and batches, response sampling, PRM head and batches)."""
+    threads: int | None = 1
+    """``torch.set_num_threads`` (default 1: one thread reproduces byte for byte and does not
+    stall on a busy machine; None: torch's default, all cores)."""
+    label_responses: int = 1000
+    """Responses of the policy labelled for PRM training (pipelines train split)."""
+    heldout_responses: int = 200
+    """Responses labelled on the validation split to measure the PRM (shipped)."""
+    k: int = 8
+    """Completions per prefix in labeling."""
+    temperature: float = 1.0
+    """Sampling temperature of responses and completions."""
+    workers: int = 2
+    """Parallel program executions."""
+    check_tasks: int = 200
+    """Test tasks of the policy check set (balanced over the horizon buckets)."""
+    main_job_episodes: int = 200
+    """Episodes of the README's main job measured into the manifest (0: skip)."""
+    sft: dict[str, Any] = field(default_factory=dict)
+    """Overrides of ``agents.sft.SFTConfig`` fields (none for the shipped defaults)."""
+    prm: dict[str, Any] = field(default_factory=dict)
+    """Overrides of ``codegym.prm.train.PRMTrainConfig`` fields (none for the shipped defaults)."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming a bad setting."""
+        for name in ("label_responses", "heldout_responses", "k", "workers", "check_tasks"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.main_job_episodes < 0:
+            raise ValueError(f"main_job_episodes must be >= 0, got {self.main_job_episodes}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        bad = {"out", "seed", "threads", "progress"} & set(self.sft)
+        bad |= {"data", "base", "out", "seed", "threads", "progress"} & set(self.prm)
+        if bad:
+            raise ValueError(f"set {sorted(bad)} with the build's own options, not as overrides")
+
+
+def _console(cfg: DefaultsBuildConfig) -> Any:
+    from rich.console import Console
+
+    return Console(quiet=not cfg.progress)
+
+
+def _sft(cfg: DefaultsBuildConfig, work: Path) -> dict[str, Any]:
+    from codegym.plugins import resolve_object
+
+    sft_mod_config = resolve_object("agents.sft:SFTConfig")
+    train_sft = resolve_object("agents.sft:train_sft")
+    out = work / POLICY_NAME
+    if (out / "sft_done.json").is_file() and (out / "eval.json").is_file():
+        return json.loads((out / "eval.json").read_text())
+    sft_cfg = sft_mod_config(out=str(out), seed=cfg.seed, threads=cfg.threads, progress=cfg.progress, **cfg.sft)
+    return train_sft(sft_cfg)
+
+
+def _label(cfg: DefaultsBuildConfig, work: Path, split: str, responses: int, seed: int, out: Path) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from codegym.labeling import HFCompleter, LabelConfig, LabelRun, LabelRunConfig
+    from sandboxes import make_sandbox
+
+    completer = HFCompleter(work / POLICY_NAME, temperature=cfg.temperature, threads=cfg.threads)
+    run_cfg = LabelRunConfig(
+        suite="pipelines", split=split, responses=responses, seed=seed,
+        label=LabelConfig(k=cfg.k, prefetch=True),
+        completer_id=f"hf:defaults-build/policy temperature={cfg.temperature}",
+    )  # fmt: skip
+    with make_sandbox("local", workers=cfg.workers) as sandbox:
+        job = LabelRun(out, completer, sandbox, run_cfg)
+        done = len(job.resume())
+        columns = (TextColumn(f"[bold]label {split}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=_console(cfg)) as progress:
+            bar = progress.add_task(split, total=responses, completed=done)
+            summary = job.run(on_row=lambda _row: progress.update(bar, advance=1))
+    return summary
+
+
+def _train_prm(cfg: DefaultsBuildConfig, work: Path) -> dict[str, Any]:
+    from codegym.prm.train import PRMTrainConfig, train_prm
+
+    out = work / PRM_NAME
+    final = out / "final_metrics.json"
+    if final.is_file() and (out / "prm_config.json").is_file():
+        return json.loads(final.read_text())
+    prm_cfg = PRMTrainConfig(
+        data=str(work / "labels.jsonl"), base=str(work / POLICY_NAME), out=str(out),
+        seed=cfg.seed, threads=cfg.threads, progress=cfg.progress, **cfg.prm,
+    )  # fmt: skip
+    return train_prm(prm_cfg)
+
+
+def _copy_model(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(dst.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for p in sorted(src.iterdir()):
+        if p.is_file() and p.suffix in _MODEL_SUFFIXES and p.name not in _NOT_MODEL_FILES:
+            shutil.copyfile(p, tmp / p.name)
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.rename(dst)
+
+
+def _export_heldout(src: Path, dst: Path) -> int:
+    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = "".join(dumps({k: r[k] for k in _STEPWISE_FIELDS}) + "\n" for r in rows)
+    dst.write_text(text, encoding="utf-8")
+    return len(rows)
+
+
+def measure_policy(policy: str | Path, tasks: int = 200, workers: int = 2) -> dict[str, Any]:
+    """Greedy pass@1 by horizon of ``policy`` on the check set (the first test tasks of each
+    bucket of :data:`BUCKETS`, ``tasks`` in all); what the shipped-files test re-measures."""
+    from codegym.lm import load_causal_lm
+    from codegym.plugins import resolve_object
+    from codegym.tasks import load_suite
+    from sandboxes import make_sandbox
+
+    sft = resolve_object("agents.sft:parse_buckets")
+    by_bucket = resolve_object("agents.sft:eval_tasks_by_bucket")
+    evaluate = resolve_object("agents.sft:evaluate_policy")
+    buckets = sft(BUCKETS)
+    suite = load_suite("pipelines")
+    check = by_bucket(suite, "test", tasks, buckets)
+    model, tok = load_causal_lm(policy)
+    with make_sandbox("local", workers=workers) as sandbox:
+        return evaluate(model, tok, check, sandbox, buckets)
+
+
+def measure_prm(prm_path: str | Path, heldout: str | Path) -> dict[str, Any]:
+    """AUC of +1 vs -1 lines, first-error accuracy and MSE of the PRM on held-out rows."""
+    from codegym.prm.data import encode_examples, read_stepwise_jsonl
+    from codegym.prm.model import ProcessRewardModel
+    from codegym.prm.train import evaluate_prm
+
+    prm = ProcessRewardModel.from_pretrained(prm_path)
+    limit = int(getattr(prm.backbone.config, "n_positions", 1024))
+    enc, dropped = encode_examples(prm.tokenizer, read_stepwise_jsonl(heldout), limit)
+    res = evaluate_prm(prm, enc)
+    res["dropped_too_long"] = dropped
+    return res
+
+
+def _main_job(out: Path, episodes: int, work: Path) -> list[dict[str, Any]]:
+    from codegym.cli import build_parser
+
+    summary = work / "main_job.summary.json"
+    args = build_parser().parse_args([
+        "eval", "--suite", "pipelines", "--agent", "hf", "--model", str(out / POLICY_NAME),
+        "--prm", str(out / PRM_NAME), "--agent-arg", "greedy=true", "--episodes", str(episodes),
+        "--out", str(work / "main_job.jsonl"), "--summary", str(summary), "--overwrite",
+    ])  # fmt: skip
+    args.run(args)
+    return json.loads(summary.read_text())["table"]
+
+
+def build_defaults(cfg: DefaultsBuildConfig) -> dict[str, Any]:
+    """Run the stages (see the module docstring); returns the manifest written to ``OUT``."""
+    import torch
+    import transformers
+
+    import codegym
+
+    cfg.validate()
+    console = _console(cfg)
+    work, out = Path(cfg.work), Path(cfg.out)
+    work.mkdir(parents=True, exist_ok=True)
+    state_path = work / "build_state.json"
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "progress", "main_job_episodes", "check_tasks")}
+    if state_path.is_file():
+        old = json.loads(state_path.read_text())
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if diff:
+            details = "; ".join(f"{k}: was {old.get(k)!r}, now {settings.get(k)!r}" for k in diff)
+            raise ValueError(
+                f"{work} holds a build with other settings ({details}); use the same settings "
+                "to resume, or another --work"
+            )
+    state_path.write_text(dumps(settings, indent=2))
+    seconds: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    console.rule("[bold]1/5 SFT policy")
+    sft_eval = _sft(cfg, work)
+    seconds["sft"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    console.rule("[bold]2/5 labels from the policy's responses")
+    label_summary = _label(cfg, work, "train", cfg.label_responses, cfg.seed, work / "labels.jsonl")
+    heldout_summary = _label(cfg, work, "validation", cfg.heldout_responses, cfg.seed + 1, work / "labels-heldout.jsonl")
+    seconds["label"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    console.rule("[bold]3/5 PRM")
+    prm_train = _train_prm(cfg, work)
+    seconds["train_prm"] = time.perf_counter() - t0
+
+    console.rule(f"[bold]4/5 export to {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    _copy_model(work / POLICY_NAME, out / POLICY_NAME)
+    _copy_model(work / PRM_NAME, out / PRM_NAME)
+    n_heldout = _export_heldout(work / "labels-heldout.jsonl", out / HELDOUT_NAME)
+
+    t0 = time.perf_counter()
+    console.rule("[bold]5/5 measure")
+    check = measure_policy(out / POLICY_NAME, cfg.check_tasks, cfg.workers)
+    prm_heldout = measure_prm(out / PRM_NAME, out / HELDOUT_NAME)
+    main_job = _main_job(out, cfg.main_job_episodes, work) if cfg.main_job_episodes else []
+    seconds["measure"] = time.perf_counter() - t0
+
+    files = {}
+    for p in sorted([*(out / POLICY_NAME).iterdir(), *(out / PRM_NAME).iterdir(), out / HELDOUT_NAME]):
+        rel = p.relative_to(out).as_posix()
+        files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+    sft_cfg = json.loads((work / POLICY_NAME / "sft_config.json").read_text())
+    prm_cfg = json.loads((work / PRM_NAME / "train_config.json").read_text())
+    command = "codegym defaults build" + (f" --seed {cfg.seed}" if cfg.seed else "") + (
+        f" --threads {cfg.threads}" if cfg.threads != 1 else "")
+    result = {
+        "format": 1,
+        "command": command,
+        "build": asdict(cfg) | {"out": "codegym/defaults" if out.resolve() == DEFAULTS_DIR else str(out)},
+        "versions": {"codegym": codegym.__version__, "torch": torch.__version__,
+                     "transformers": transformers.__version__, "python": platform.python_version()},
+        "threads": torch.get_num_threads(),
+        "seconds": seconds,
+        "policy": {
+            "sft_config": {k: v for k, v in sft_cfg.items() if k not in ("out", "progress", "extra")},
+            "test_eval": {k: sft_eval.get(k) for k in ("pass@1", "n", "line_acc", "buckets", "steps")},
+            "check": {"split": "test", "buckets": BUCKETS, "tasks": cfg.check_tasks, **check},
+            "main_job": {"episodes": cfg.main_job_episodes, "table": main_job},
+        },
+        "prm": {
+            "train_config": {k: v for k, v in prm_cfg.items() if k not in ("data", "base", "out", "progress")},
+            "labels": _label_facts(label_summary),
+            "heldout_labels": _label_facts(heldout_summary) | {"split": "validation", "rows": n_heldout},
+            "train_validation": {k: v for k, v in prm_train.items() if k.startswith("val/") or k in ("step", "train_rows", "val_rows")},
+            "heldout": prm_heldout,
+        },
+        "files": files,
+    }
+    (out / MANIFEST_NAME).write_text(dumps(result, indent=2) + "\n")
+    console.print(summary_table(result))
+    return result
+
+
+def _label_facts(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("responses", "fraction_passed", "fraction_revised", "label_balance", "mean_code_lines",
+            "executions_per_response", "k")
+    return {k: summary.get(k) for k in keys}
+
+
+def summary_table(man: dict[str, Any]) -> Any:
+    """A rich table of what the embedded defaults measure (from a manifest)."""
+    from rich.table import Table
+
+    t = Table(title="embedded defaults")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    check = man["policy"]["check"]
+    cells = ", ".join(f"{b} {v['pass@1']:.2f}" for b, v in check["buckets"].items())
+    t.add_row(f"policy: greedy pass@1, {check['n']} test tasks", f"{check['pass@1']:.3f} ({cells})")
+    test = man["policy"]["test_eval"]
+    if test.get("buckets"):
+        cells = ", ".join(f"{b} {v['pass@1']:.3f}" for b, v in test["buckets"].items())
+        t.add_row(f"policy: greedy pass@1, {test['n']} test tasks", f"{test['pass@1']:.3f} ({cells})")
+    h = man["prm"]["heldout"]
+    t.add_row(f"PRM: held-out AUC ({h['n']} responses, validation split)", f"{h['auc']:.3f}")
+    t.add_row("PRM: held-out first-error accuracy", f"{h['first_error_acc']:.3f}")
+    size = sum(f["bytes"] for f in man["files"].values())
+    t.add_row("files", f"{len(man['files'])} ({size / 1e6:.1f} MB)")
+    return t
+
+
+def main_args_to_config(ns: Any) -> DefaultsBuildConfig:
+    """A :class:`DefaultsBuildConfig` from ``codegym defaults build`` arguments."""
+    from codegym.plugins import parse_kv
+
+    kwargs: dict[str, Any] = {}
+    for name in ("out", "work", "seed", "threads", "label_responses", "heldout_responses", "k",
+                 "workers", "check_tasks", "main_job_episodes"):
+        value = getattr(ns, name, None)
+        if value is not None:
+            kwargs[name] = value
+    kwargs["sft"] = parse_kv(getattr(ns, "sft_set", None))
+    kwargs["prm"] = parse_kv(getattr(ns, "prm_set", None))
+    kwargs["progress"] = not getattr(ns, "no_progress", False)
+    return DefaultsBuildConfig(**kwargs)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run `codegym defaults build`")
