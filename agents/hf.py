@@ -9,6 +9,7 @@ Ids follow the tokenisation rule of :mod:`codegym.tokenization`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,11 @@ import torch
 
 from agents.base import Agent, Observation
 from codegym.constants import SUBMIT
-from codegym.envs.charset import LINE_CHARSET
 from codegym.tokenization import join_context, task_context
+
+
+#: Characters a sampled line cannot carry into the env (see ``_sanitize``).
+_UNFIT = re.compile("[\x00\r\n\ud800-\udfff" + re.escape(SUBMIT) + "]")
 
 
 class HFAgent(Agent):
@@ -49,7 +53,6 @@ class HFAgent(Agent):
         device: str = "cpu",
         seed: int | None = 0,
         max_line_chars: int = 256,
-        **_: Any,
     ) -> None:
         from codegym.sampling import LineSampler
 
@@ -68,7 +71,6 @@ class HFAgent(Agent):
             greedy=bool(greedy), max_line_tokens=int(max_line_tokens), generator=gen,
         )  # fmt: skip
         self._contexts: list[str] = []
-        self._charset = frozenset(LINE_CHARSET) - {SUBMIT}
         self.max_line_chars = int(max_line_chars)
 
     # ---------------------------------------------------------------- single
@@ -122,8 +124,8 @@ class HFAgent(Agent):
         return [None if obs is None else (SUBMIT if o is None else o) for obs, o in zip(observations, out)]
 
     def _sanitize(self, line: str) -> str:
-        """Fit a sampled line to the env's action space: characters outside the charset
-        (e.g. a broken UTF-8 byte from byte-level BPE) become ``?``; cut at ``max_line_chars``.
-        The program then fails its tests as it should, instead of the action being refused."""
-        clean = "".join(c if c in self._charset else "?" for c in line)
-        return clean[: self.max_line_chars]
+        """Fit a sampled line to the env's action space: characters no line can hold (NUL, a
+        lone surrogate, a stray ``\\r``) and the SUBMIT character become ``?``; cut at
+        ``max_line_chars``. The program then fails its tests as it should, instead of the
+        action being refused. Any other Unicode is kept."""
+        return _UNFIT.sub("?", line)[: self.max_line_chars]

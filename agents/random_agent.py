@@ -27,7 +27,7 @@ class RandomAgent(Agent):
 
     name = "random"
 
-    def __init__(self, max_lines: int = 6, seed: int | None = None, **_: Any) -> None:
+    def __init__(self, max_lines: int = 6, seed: int | None = None) -> None:
         max_lines = int(max_lines)
         if max_lines < 1:
             raise ValueError(f"max_lines must be >= 1, got {max_lines}")

@@ -46,7 +46,7 @@ class ReferenceAgent(Agent):
 
     name = "reference"
 
-    def __init__(self, corrupt: float = 0.0, seed: int | None = None, **_: Any) -> None:
+    def __init__(self, corrupt: float = 0.0, seed: int | None = None) -> None:
         corrupt = float(corrupt)
         if not 0.0 <= corrupt <= 1.0:
             raise ValueError(f"corrupt must be a probability in [0, 1], got {corrupt}")

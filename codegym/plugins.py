@@ -10,6 +10,9 @@ its own agent by declaring, in its ``pyproject.toml``::
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
+import sys
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -33,11 +36,16 @@ def resolve(spec: str) -> type:
 
 
 def resolve_object(target: str, what: str | None = None) -> Any:
-    """The object named by ``"module:attr"`` (imported lazily)."""
+    """The object named by ``"module:attr"`` (imported lazily).
+
+    A module that is not importable from ``sys.path`` is looked up in the current working
+    directory too (as ``python -m`` and uvicorn do), so ``codegym eval --agent
+    mypkg.agent:MyAgent`` finds ``./mypkg/agent.py`` without installing it.
+    """
     what = what or repr(target)
     module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ImportError as exc:
         raise ValueError(f"{what}: cannot import module {module_name!r}: {exc}") from exc
     try:
@@ -46,13 +54,78 @@ def resolve_object(target: str, what: str | None = None) -> Any:
         raise ValueError(f"{what}: module {module_name!r} has no {attr!r}") from None
 
 
-def load_agent(spec: str, **kwargs: Any) -> Any:
-    """Instantiate the agent named by ``spec`` with ``kwargs``."""
-    cls = resolve(spec)
+def _import(module_name: str) -> Any:
     try:
-        return cls(**kwargs)
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".")[0]
+        cwd = os.getcwd()
+        if exc.name != top or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.insert(0, cwd)
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            sys.path.remove(cwd)
+            raise exc from None
+
+
+def accepted_arguments(cls: type) -> tuple[set[str], bool]:
+    """Keyword arguments ``cls(...)`` accepts: ``(names, open)``.
+
+    Follows ``**kwargs`` that a constructor passes on to its parent's (walking the MRO);
+    ``open`` is True when some class takes arbitrary keywords that no parent names.
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is object:
+            return names, False
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):  # a builtin: nothing known
+            return names, True
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names, False
+    return names, True
+
+
+def build_agent(spec: str, kwargs: dict[str, Any], optional: dict[str, Any] | None = None) -> Any:
+    """Instantiate the agent named by ``spec``.
+
+    Args:
+        spec: A registered name or ``"module:Class"``.
+        kwargs: Arguments the user asked for (``--agent-arg``, ``--model``): a name the
+            constructor does not accept is refused with the accepted names.
+        optional: Arguments passed only when the constructor takes them (e.g. the CLI's
+            ``seed``), so an ``Agent`` subclass without a constructor works.
+
+    Raises:
+        ValueError: Unknown agent, unknown argument, or the constructor rejected a value.
+    """
+    cls = resolve(spec)
+    names, open_ = accepted_arguments(cls)
+    unknown = sorted(set(kwargs) - names) if not open_ else []
+    if unknown:
+        accepted = ", ".join(sorted(names)) if names else "no arguments"
+        flags = ", ".join("--model" if k == "model" else f"--agent-arg {k}=..." for k in unknown)
+        raise ValueError(f"agent {spec!r} does not take {flags}; it accepts: {accepted}")
+    call = dict(kwargs)
+    for key, value in (optional or {}).items():
+        if key not in call and (open_ or key in names):
+            call[key] = value
+    try:
+        return cls(**call)
     except TypeError as exc:
-        raise ValueError(f"agent {spec!r} rejected its arguments {sorted(kwargs)}: {exc}") from exc
+        raise ValueError(f"agent {spec!r} rejected its arguments {sorted(call)}: {exc}") from exc
+
+
+def load_agent(spec: str, **kwargs: Any) -> Any:
+    """Instantiate the agent named by ``spec`` with ``kwargs`` (see :func:`build_agent`)."""
+    return build_agent(spec, kwargs)
 
 
 def parse_kv(pairs: list[str] | None) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import defaultdict
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from codegym.envs.code_prm import CodePRMEnv
+from codegym.jsonutil import dumps
 from codegym.tasks.base import Task
 from sandboxes import Sandbox, make_sandbox
 
@@ -25,6 +25,10 @@ def horizon_bucket(steps: int) -> str:
         if lo <= steps <= hi:
             return f"{lo}-{hi}" if hi < 10**9 else f"{lo}+"
     return "0"
+
+
+#: The k of the pass@k columns reported when there are at least k samples per task.
+PASS_AT_K: tuple[int, ...] = (1, 5, 10)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -44,6 +48,7 @@ def run_episodes(
     sandbox: str | Sandbox = "local",
     env_kwargs: dict[str, Any] | None = None,
     on_episode: Callable[[dict[str, Any]], None] | None = None,
+    episodes: Sequence[tuple[int, int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Roll ``agent`` out on every task ``samples`` times and return one row per episode.
 
@@ -58,8 +63,11 @@ def run_episodes(
         workers: Parallel program executions.
         batch_size: Episodes per wave (the agent's batch).
         sandbox: Backend name or a shared ``Sandbox`` (not closed here).
-        env_kwargs: Extra :class:`CodePRMEnv` arguments (``prm``, ``reward_mode``, ...).
+        env_kwargs: Extra :class:`CodePRMEnv` arguments (``prm``, ``reward_mode``, ...). A
+            ``prm`` given by name or directory is loaded once and shared by every env.
         on_episode: Called with each row as soon as its episode ends.
+        episodes: Only these ``(task index, sample index)`` pairs (default: every task
+            ``samples`` times), e.g. the episodes a resumed evaluation still lacks.
 
     Returns:
         Rows with ``task_id``, ``sample``, ``steps``, ``lines``, ``rewards``, ``prm_scores``,
@@ -72,14 +80,29 @@ def run_episodes(
         raise ValueError(f"workers must be >= 1, got {workers}")
     if not tasks:
         return []
+    wave = max(batch_size, workers)
+    if episodes is None:
+        episodes = [(t, s) for t in range(len(tasks)) for s in range(samples)]
+    episodes = list(episodes)
+    if not episodes:
+        return []
+    kwargs = dict(env_kwargs or {})
+    n_envs = min(wave, len(episodes))
+    scorers: list[Any] = [kwargs.pop("prm", "auto")] * n_envs
+    if isinstance(scorers[0], (str, os.PathLike)):
+        from codegym.envs.code_prm import resolve_prm
+
+        suites = {str(t.metadata.get("suite", "")) for t in tasks}
+        path = resolve_prm(os.fspath(scorers[0]), suites, kwargs.get("reward_mode", "delta"))
+        if path is None:
+            scorers = [None] * n_envs
+        else:
+            from codegym.prm import load_line_scorers
+
+            scorers = list(load_line_scorers(path, n_envs, device=kwargs.pop("prm_device", "cpu")))
     owns = not isinstance(sandbox, Sandbox)
     box = make_sandbox(sandbox, workers=workers) if owns else sandbox
-    wave = max(batch_size, workers)
-    episodes = [(t, s) for t in range(len(tasks)) for s in range(samples)]
-    envs = [
-        CodePRMEnv(tasks=[tasks[0]], sandbox=box, **(env_kwargs or {}))
-        for _ in range(min(wave, len(episodes)))
-    ]
+    envs = [CodePRMEnv(tasks=[tasks[0]], sandbox=box, prm=scorers[i], **kwargs) for i in range(n_envs)]
     rows: list[dict[str, Any]] = []
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -149,7 +172,8 @@ def summarize(rows: Sequence[dict[str, Any]], by_horizon: bool = False) -> list[
     """Aggregate rows into table rows: overall, and per horizon bucket when asked.
 
     Each table row has ``group``, ``episodes``, ``tasks``, ``passed``, ``pass@1``,
-    ``pass@k`` (k = samples per task, when > 1), ``mean_return`` and ``mean_lines``.
+    ``pass@5`` and ``pass@10`` (when every task has at least that many samples), ``pass@k``
+    with ``k`` (k = samples per task, when > 1), ``mean_return`` and ``mean_lines``.
     """
     groups: dict[str, list[dict[str, Any]]] = {"all": list(rows)}
     if by_horizon:
@@ -173,6 +197,9 @@ def summarize(rows: Sequence[dict[str, Any]], by_horizon: bool = False) -> list[
             "mean_return": sum(r["return"] for r in group) / len(group),
             "mean_lines": sum(r["num_lines"] for r in group) / len(group),
         }
+        for kk in PASS_AT_K[1:]:
+            if kk <= k:
+                entry[f"pass@{kk}"] = sum(pass_at_k(len(v), sum(v), kk) for v in per_task.values()) / len(per_task)
         if k > 1:
             entry["k"] = k
             entry["pass@k"] = sum(pass_at_k(len(v), sum(v), k) for v in per_task.values()) / len(per_task)
@@ -194,7 +221,7 @@ class JsonlWriter:
         self._fh = self.path.open("a" if append else "w", encoding="utf-8")
 
     def __call__(self, row: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(row) + "\n")
+        self._fh.write(dumps(row) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
 
 from codegym.constants import SUBMIT
-from codegym.envs.charset import LINE_CHARSET, TEXT_CHARSET
 from codegym.envs.scoring import LineScorer
+from codegym.envs.spaces import CodeText, first_bad_char
 from codegym.tasks.base import Task
 from codegym.tasks.registry import TaskSuite, load_suite
 from sandboxes import ExecResult, Sandbox, make_sandbox
@@ -60,28 +61,37 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
 
     ## Action Space
 
-    ``Text(max_length=max_line_chars, min_length=0, charset=LINE_CHARSET)``: one line of code
-    without its newline (indentation included, e.g. ``"    return sum(xs)"``). The sentinel
+    ``CodeText(max_length=max_line_chars, min_length=0)`` (a Gymnasium ``Text`` space that holds
+    any Unicode; see :class:`codegym.envs.spaces.CodeText`): one line of code without its
+    newline (indentation included, e.g. ``"    return sum(xs)"``). The sentinel
     :data:`codegym.SUBMIT` (``"\\x04"``, which can never be a line of code) ends the episode;
     an LLM agent maps its EOS token to it. An invalid action (not a ``str``, contains a line
-    break, too long, a character outside the charset) raises ``ValueError`` naming the problem
+    break, too long, a NUL or a lone surrogate) raises ``ValueError`` naming the problem
     and leaves the episode unchanged (``invalid_action="raise"``, the default); with
     ``invalid_action="end"`` it ends the episode instead, scored as a failed program that was
     never run (an RL learner's sampled line can be invalid; the learner keeps running).
 
     ## Observation Space
 
-    ``Dict({"prompt": Text, "code": Text})`` with ``min_length=0`` and an explicit printable
-    charset (:data:`codegym.envs.charset.TEXT_CHARSET`): ``prompt`` is the task text the agent
+    ``Dict({"prompt": CodeText, "code": CodeText})`` with ``min_length=0``, any Unicode text
+    (prompts with emoji, CJK, typographic quotes work): ``prompt`` is the task text the agent
     reads; ``code`` is the lines written so far, each followed by ``"\\n"``. With
     ``gym.make_vec(..., vectorization_mode="async")`` pass
     ``vector_kwargs={"shared_memory": False}``: Gymnasium's shared-memory buffers cannot carry
-    ``Text`` observations.
+    text, so making the vector env with them raises ``ValueError`` saying so (they would
+    return stale observations).
 
     ## Rewards
 
     Per step, the dense reward of the new line (0 when no scorer is attached and for blank
-    or comment lines, which are never scored):
+    or comment lines, which are never scored). By default (``prm="auto"``) the scorer on the
+    ``pipelines`` suite is the **embedded default PRM** shipped with codegym
+    (:func:`codegym.defaults.prm_dir`, trained on the embedded default policy's own responses),
+    so ``gym.make("CodePRM-v1")`` gives dense rewards out of the box; ``prm=None`` turns them
+    off. No default PRM applies to other suites (``humaneval``, ``jsonl:...``): there
+    ``prm="auto"`` attaches none and warns once; pass ``prm=DIR`` (a PRM trained with
+    ``codegym train-prm``) or ``prm="default"`` to force the embedded one.
+    ``env.unwrapped.prm_source`` says which PRM is attached.
 
     * ``reward_mode="delta"`` (default): potential-based shaping
       ``r_m = Φ(prefix_m) − Φ(prefix_{m−1})`` with Φ the PRM's estimate that the prefix is
@@ -112,6 +122,9 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
 
     ``reset`` draws a task from the suite's ``split`` with the env's seeded generator (or
     takes ``options={"task": Task}`` / ``options={"task_index": i}``); the code is empty.
+    The default split is ``train`` when the suite has one (``gym.make`` builds training
+    envs; evaluate with ``split="test"`` or ``codegym eval``, whose default is the test
+    split), else the suite's only split (``test`` for ``humaneval``).
 
     ## Episode End
 
@@ -120,10 +133,10 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
       ``info["invalid_action"]`` holds the reason and ``info["exec"]["status"]`` is
       ``"invalid_action"``).
     * Truncation: the program reached ``max_lines`` lines; the program **is still executed**
-      so the agent gets its unit-test outcome. The spec's ``max_episode_steps`` is
-      ``max_lines + 1`` (a safety net that never fires first); when you raise ``max_lines``
-      through ``gym.make``, raise ``max_episode_steps`` with it, or Gymnasium's ``TimeLimit``
-      would cut the episode without executing the program.
+      so the agent gets its unit-test outcome. ``max_lines`` alone controls the episode:
+      ``CodePRM-v1`` is registered without ``max_episode_steps``, so no ``TimeLimit`` wrapper
+      can cut an episode without running its program. (Passing ``max_episode_steps`` to
+      ``gym.make`` adds one; keep it above ``max_lines``.)
 
     ``info`` at every step: ``line_index`` (0-based index of the line just written, -1 on a
     bare submission), ``prm_score`` (Φ after this line, ``None`` when not scored), ``neutral``.
@@ -135,10 +148,10 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     | Argument         | Default       | Meaning                                                        |
     |------------------|---------------|----------------------------------------------------------------|
     | ``suite``        | ``"pipelines"`` | suite spec (``pipelines``, ``humaneval``, ``jsonl:PATH``) or a ``TaskSuite`` |
-    | ``split``        | suite default | split to draw tasks from (``test`` when present)               |
+    | ``split``        | ``None``      | split to draw tasks from (``None``: ``train`` when present, else the suite's only split) |
     | ``suite_kwargs`` | ``None``      | constructor arguments of the suite (e.g. ``max_steps``)        |
     | ``tasks``        | ``None``      | an explicit list of ``Task`` (overrides ``suite``)             |
-    | ``prm``          | ``None``      | PRM checkpoint directory, or any ``LineScorer``                |
+    | ``prm``          | ``"auto"``    | ``"auto"`` (embedded PRM on ``pipelines``, none elsewhere), ``"default"``, a PRM checkpoint directory, any ``LineScorer``, or ``None`` |
     | ``prm_device``   | ``"cpu"``     | torch device of a PRM loaded from a directory                  |
     | ``reward_mode``  | ``"delta"``   | ``delta`` / ``delta_open`` / ``score`` / ``none``              |
     | ``test_reward``  | ``"binary"``  | ``binary`` / ``fraction``                                      |
@@ -150,15 +163,20 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     | ``max_prompt_chars`` | ``8192``  | longest accepted prompt                                        |
     | ``potential``    | ``"probability"`` | Φ of ``delta`` shaping: ``probability`` ((score + 1) / 2) / ``score`` (raw) |
     | ``invalid_action`` | ``"raise"`` | ``raise`` (``ValueError``, episode unchanged) / ``end`` (fails the episode) |
-    | ``render_mode``  | ``None``      | ``"ansi"`` (returns text) or ``"human"`` (prints)              |
+    | ``render_mode``  | ``None``      | ``"ansi"`` (returns text) or ``"human"`` (prints the prompt at reset, each line as it is written, the verdict at the end) |
 
     ## Version History
 
     * v1: ``reward_mode="delta"`` is closed (Φ of the terminal state is 0, so the dense
       return is a constant and shaping cannot be gamed by ending episodes early);
-      Φ is the probability-scale PRM score (``potential``); ``invalid_action`` added.
-      ``CodePRM-v0`` stays registered with ``reward_mode="delta_open"`` and
-      ``potential="score"`` as its defaults.
+      Φ is the probability-scale PRM score (``potential``); ``invalid_action`` added;
+      ``prm="auto"`` by default (the embedded default PRM on ``pipelines``: dense rewards out
+      of the box); the default split is ``train`` when the suite has one; registered without
+      ``max_episode_steps`` (``max_lines`` alone ends an episode, and the program always
+      runs); spaces hold any Unicode text (``CodeText``); ``render_mode="human"`` prints each
+      line once and the verdict. ``CodePRM-v0`` stays registered with its old defaults
+      (``reward_mode="delta_open"``, ``potential="score"``, ``prm=None``, the suite's test
+      split, ``max_episode_steps=65``).
     * v0: initial version.
     """
 
@@ -170,7 +188,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         split: str | None = None,
         suite_kwargs: dict[str, Any] | None = None,
         tasks: list[Task] | None = None,
-        prm: str | os.PathLike[str] | LineScorer | None = None,
+        prm: str | os.PathLike[str] | LineScorer | None = "auto",
         prm_device: str = "cpu",
         reward_mode: str = "delta",
         test_reward: str = "binary",
@@ -215,7 +233,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         else:
             self._tasks = None
             self.suite = load_suite(suite, **(suite_kwargs or {}))
-            self.split = self.suite.check_split(split or self.suite.default_split())
+            self.split = self.suite.check_split(split or self._default_split(self.suite))
 
         self.reward_mode = reward_mode
         self.invalid_action = invalid_action
@@ -233,27 +251,35 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         self._owns_sandbox = not isinstance(sandbox, Sandbox)
 
         self.scorer: LineScorer | None
+        #: Which PRM gives the dense reward: "none", "embedded default", a directory, or the
+        #: scorer's class name.
+        self.prm_source: str
         if prm is None or isinstance(prm, LineScorer):
             self.scorer = prm
+            self.prm_source = "none" if prm is None else type(prm).__name__
         elif isinstance(prm, (str, os.PathLike)):
-            from codegym.prm import load_line_scorer
+            path = self._resolve_prm(os.fspath(prm), reward_mode)
+            if path is None:
+                self.scorer, self.prm_source = None, "none"
+            else:
+                from codegym.prm import load_line_scorer
 
-            self.scorer = load_line_scorer(os.fspath(prm), device=prm_device)
+                self.scorer = load_line_scorer(path, device=prm_device)
+                self.prm_source = "embedded default" if prm in ("auto", "default") else path
         else:
             raise ValueError(
-                f"prm must be None, a checkpoint directory or a LineScorer, got {type(prm).__name__}"
+                "prm must be 'auto', 'default', None, a checkpoint directory or a LineScorer, "
+                f"got {type(prm).__name__}"
             )
 
-        self.action_space = spaces.Text(max_length=max_line_chars, min_length=0, charset=LINE_CHARSET)
+        self.action_space = CodeText(max_line_chars, min_length=0)
         self.observation_space = spaces.Dict(
             {
-                "prompt": spaces.Text(max_length=max_prompt_chars, min_length=0, charset=TEXT_CHARSET),
-                "code": spaces.Text(
-                    max_length=max_lines * (max_line_chars + 1), min_length=0, charset=TEXT_CHARSET
-                ),
+                "prompt": CodeText(max_prompt_chars, min_length=0, multiline=True),
+                "code": CodeText(max_lines * (max_line_chars + 1), min_length=0, multiline=True),
             }
         )
-        self._line_chars = frozenset(LINE_CHARSET)
+        self._rendered = -1  # human mode: lines already printed (-1: not even the prompt)
 
         self.task: Task | None = None
         self.lines: list[str] = []
@@ -263,6 +289,25 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         self.last_result: ExecResult | None = None
 
     # ------------------------------------------------------------------ helpers
+    #: ``split=None`` means ``train`` when the suite has one (``gym.make`` builds training
+    #: envs); ``None`` here means the suite's own default (its test split), as in v0.
+    _preferred_split: str | None = "train"
+
+    def _default_split(self, suite: TaskSuite) -> str:
+        if self._preferred_split is not None and self._preferred_split in suite.splits:
+            return self._preferred_split
+        return suite.default_split()
+
+    def _suite_names(self) -> set[str]:
+        if self._tasks is not None:
+            return {str(t.metadata.get("suite", "")) for t in self._tasks}
+        assert self.suite is not None
+        return {self.suite.name}
+
+    def _resolve_prm(self, prm: str, reward_mode: str) -> str | None:
+        """The PRM directory to load for ``prm`` (``"auto"``/``"default"``/a path), or None."""
+        return resolve_prm(prm, self._suite_names(), reward_mode)
+
     @property
     def sandbox(self) -> Sandbox:
         """The sandbox that executes programs (built on first use)."""
@@ -308,11 +353,11 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
                 f"action has {len(action)} characters, more than max_line_chars="
                 f"{self.max_line_chars}; shorten the line or raise max_line_chars"
             )
-        bad = next((c for c in action if c not in self._line_chars), None)
+        bad = first_bad_char(action, multiline=False)
         if bad is not None:
             raise ValueError(
-                f"action contains character {bad!r} (U+{ord(bad):04X}) outside the env's "
-                "charset (codegym.envs.charset.LINE_CHARSET)"
+                f"action contains character {bad!r} (U+{ord(bad):04X}), which no line of a "
+                "program can hold (NUL or a lone surrogate)"
             )
         return action
 
@@ -343,11 +388,11 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
                 f"task {task.task_id!r} has a {len(task.prompt)}-character prompt, more than "
                 f"max_prompt_chars={self.max_prompt_chars}; raise max_prompt_chars"
             )
-        bad = next((c for c in task.prompt if c not in self.observation_space["prompt"].character_set), None)
+        bad = first_bad_char(task.prompt, multiline=True)
         if bad is not None:
             raise ValueError(
-                f"task {task.task_id!r} prompt contains {bad!r} (U+{ord(bad):04X}) outside the "
-                "observation charset (codegym.envs.charset.TEXT_CHARSET)"
+                f"task {task.task_id!r} prompt contains {bad!r} (U+{ord(bad):04X}), which text "
+                "cannot hold (NUL or a lone surrogate); fix the task file"
             )
         self.task = task
         self.lines = []
@@ -356,7 +401,10 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         empty = float(self.scorer.reset(task)) if self.scorer is not None else None
         self._phi = potential_of(empty, self.potential) if empty is not None else 0.0
         self._done = False
+        self._rendered = -1
         info = {"task_id": task.task_id, "task": task, "prm_score": empty}
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), info
 
     def _closing_term(self) -> float:
@@ -385,6 +433,8 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
             "num_lines": len(self.lines),
             "shaping_close": close,
         }  # fmt: skip
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), float(close), True, False, info
 
     def step(self, action: str) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
@@ -402,6 +452,8 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
             close = self._closing_term()
             reward, info = self._execute()
             info.update(line_index=-1, prm_score=None, neutral=True, shaping_close=close)
+            if self.render_mode == "human":
+                self.render()
             return self._obs(), reward + close, True, False, info
 
         self.lines.append(line)
@@ -442,21 +494,35 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
             self.render()
         return self._obs(), float(reward), False, truncated, info
 
-    def render(self) -> str | None:
-        if self.render_mode is None or self.task is None:
-            return None
-        out = [self.task.prompt.rstrip("\n")]
+    def _render_lines(self) -> list[str]:
+        """The episode as text lines: the prompt's lines, ``[score] line`` per written line,
+        and ``-> verdict`` once the episode has ended."""
+        assert self.task is not None
+        out = self.task.prompt.rstrip("\n").split("\n")
         for line, score in zip(self.lines, self.scores):
             tag = "      " if score is None else f"{score:+.3f}"
             out.append(f"[{tag}] {line}")
-        if self.last_result is not None:
+        if self._done and self.last_result is not None:
             r = self.last_result
             out.append(f"-> {r.status.value}: {r.passed}/{r.total} tests {r.error_type}".rstrip())
-        text = "\n".join(out) + "\n"
-        if self.render_mode == "human":
-            print(text)
+        elif self._done:  # ended by an invalid action: the program never ran
+            out.append("-> invalid_action: the program was not run")
+        return out
+
+    def render(self) -> str | None:
+        """``"ansi"``: the whole episode so far as text. ``"human"``: print what is new since
+        the last call (the prompt after ``reset``, each line once, the verdict at the end)."""
+        if self.render_mode is None or self.task is None:
             return None
-        return text
+        if self.render_mode == "human":
+            n_prompt = len(self.task.prompt.rstrip("\n").split("\n"))
+            out = self._render_lines()
+            start = 0 if self._rendered < 0 else n_prompt + self._rendered
+            if start < len(out):
+                print("\n".join(out[start:]), flush=True)
+            self._rendered = len(out) - n_prompt
+            return None
+        return "\n".join(self._render_lines()) + "\n"
 
     def close(self) -> None:
         if self._owns_sandbox and self._sandbox is not None:
@@ -468,4 +534,54 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         super().close()
 
 
-__all__ = ["INVALID_ACTIONS", "POTENTIALS", "REWARD_MODES", "potential_of", "TEST_REWARDS", "CodePRMEnv", "is_neutral_line"]
+#: Suites for which "no default PRM applies" was already said (warn once per process).
+_WARNED_NO_PRM: set[str] = set()
+
+
+def resolve_prm(prm: str | None, suites: set[str], reward_mode: str = "delta") -> str | None:
+    """The PRM checkpoint directory that ``prm`` names for tasks of ``suites``, or ``None``.
+
+    ``"default"``: the embedded PRM. ``"auto"``: the embedded PRM when every suite is one it
+    was trained for (``pipelines``) and a dense reward is asked for (``reward_mode`` other
+    than ``"none"``), else none (with a one-time warning naming the suite). ``None`` or
+    ``"none"``: none. Anything else is a checkpoint directory, returned as is.
+    """
+    from codegym import defaults
+
+    if prm is None or prm == "none":
+        return None
+    if prm == "default":
+        return str(defaults.prm_dir())
+    if prm != "auto":
+        return prm
+    if reward_mode == "none":
+        return None  # no dense reward asked for: do not load a model for nothing
+    if suites and suites <= set(defaults.PRM_SUITES):
+        return str(defaults.prm_dir())
+    key = ",".join(sorted(suites)) or "custom tasks"
+    if key not in _WARNED_NO_PRM:
+        _WARNED_NO_PRM.add(key)
+        warnings.warn(
+            f"CodePRM: no default PRM applies to suite {key!r} (the embedded PRM is trained on "
+            f"{list(defaults.PRM_SUITES)} only): no dense reward. Pass prm=DIR (a PRM from "
+            "`codegym train-prm`), prm='default' to use the embedded one anyway, or prm=None "
+            "to silence this warning.",
+            stacklevel=4,
+        )
+    return None
+
+
+class CodePRMEnvV0(CodePRMEnv):
+    """``CodePRM-v0``: :class:`CodePRMEnv` with the first version's defaults (``prm=None``,
+    ``reward_mode="delta_open"`` from the registration, the suite's test split)."""
+
+    _preferred_split = None
+
+    def __init__(self, *args: Any, prm: str | os.PathLike[str] | LineScorer | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, prm=prm, **kwargs)
+
+
+__all__ = [
+    "INVALID_ACTIONS", "POTENTIALS", "REWARD_MODES", "TEST_REWARDS", "CodePRMEnv", "CodePRMEnvV0",
+    "is_neutral_line", "potential_of", "resolve_prm",
+]

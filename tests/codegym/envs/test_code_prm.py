@@ -59,7 +59,7 @@ def _replay(env: gym.Env, lines: list[str]) -> tuple[float, dict, bool, bool]:
 
 @pytest.fixture(scope="module")
 def pipelines_env():
-    env = gym.make("CodePRM-v1", suite="pipelines")
+    env = gym.make("CodePRM-v1", suite="pipelines", prm=None)  # unit-test reward only
     yield env
     env.close()
 
@@ -131,7 +131,8 @@ def test_truncation_still_executes_the_program():
 
 
 def test_spec_time_limit_is_only_a_safety_net():
-    assert gym.spec("CodePRM-v1").max_episode_steps == gym.spec("CodePRM-v1").kwargs["max_lines"] + 1
+    assert gym.spec("CodePRM-v1").max_episode_steps is None  # max_lines alone ends episodes
+    assert gym.spec("CodePRM-v0").max_episode_steps == gym.spec("CodePRM-v0").kwargs["max_lines"] + 1
     env = gym.make("CodePRM-v1", tasks=[_square_task()], max_lines=2, max_episode_steps=3)
     env.reset(seed=0)
     env.step("    y = x * x")
@@ -188,7 +189,7 @@ _ENDINGS = {
     "submit-empty": ([SUBMIT], {}),
     "truncated": (["    y = x * x", "    y = y + 1", "    return y"], {"max_lines": 3}),
     "truncated-pass": (["    y = x * x", "    return y"], {"max_lines": 2}),
-    "invalid-first": (["    s = '\u4e2d'"], {"invalid_action": "end"}),
+    "invalid-first": (["    s = '\x00'"], {"invalid_action": "end"}),
     "invalid-later": (["    y = x * x", "    a = 1\n    b = 2"], {"invalid_action": "end"}),
     "invalid-type": (["    y = x * x", "    return y", 42], {"invalid_action": "end"}),
     "too-long": (["    y = x * x", "x" * 300], {"invalid_action": "end"}),
@@ -270,7 +271,8 @@ def test_v0_keeps_the_open_shaping_and_v1_is_closed():
         ("    x = 1\r", "single line"),
         (42, "str"),
         ("x" * 300, "max_line_chars"),
-        ("    s = '\u4e2d'", "charset"),
+        ("    s = '\x00'", "NUL"),
+        ("    s = '\ud800'", "surrogate"),
     ],
 )
 def test_invalid_actions_raise_and_leave_state_unchanged(action, match):
@@ -336,7 +338,7 @@ def test_make_vec(mode):
     # Gymnasium's shared-memory buffers cannot carry Text observations (the parent reads the
     # buffer once, as fixed strings), so async vector envs use pipes: shared_memory=False.
     vector_kwargs = {"shared_memory": False} if mode == "async" else {}
-    envs = gym.make_vec("CodePRM-v1", num_envs=2, vectorization_mode=mode,
+    envs = gym.make_vec("CodePRM-v1", num_envs=2, vectorization_mode=mode, prm=None,
                         vector_kwargs=vector_kwargs, suite="pipelines", max_lines=8)
     obs, infos = envs.reset(seed=3)
     assert len(obs["prompt"]) == 2 and all(p.startswith("def solve") for p in obs["prompt"])
