@@ -19,7 +19,6 @@ from agents.base import Agent, Observation
 from codegym.constants import SUBMIT
 from codegym.tokenization import join_context, task_context
 
-
 #: Characters a sampled line cannot carry into the env (see ``_sanitize``).
 _UNFIT = re.compile("[\x00\r\n\ud800-\udfff" + re.escape(SUBMIT) + "]")
 

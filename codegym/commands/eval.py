@@ -145,8 +145,10 @@ def run(args: argparse.Namespace) -> int:
     from codegym.jsonutil import dumps
     from codegym.plugins import build_agent, parse_kv
     from codegym.rollout import JsonlWriter, run_episodes, summarize
+    from codegym.smoke import cap
     from codegym.tasks import load_suite
 
+    cap(args, {"episodes": 8, "max_lines": 8}, "eval")
     if args.plot and not Path(args.plot).suffix:
         raise ValueError(f"--plot {args.plot!r} needs an image suffix such as .png")
     skw = suite_kwargs(args)

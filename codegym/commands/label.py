@@ -138,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     args.policy = resolve_model(args.policy, "policy")
+    from codegym.smoke import cap
+
+    cap(args, {"responses": 4, "k": 2, "max_lines": 8, "max_new_tokens": 64}, "label")
     if args.overwrite:
         for path in (Path(args.out), summary_path(args.out)):
             if path.is_dir():

@@ -64,5 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--min-steps/--max-steps/--suite-seed apply only to --suite pipelines")
     kwargs["progress"] = not args.no_progress
     kwargs["overwrite"] = args.overwrite
+    from codegym.smoke import cap
+
+    cap(kwargs, {"steps": 20, "train_tasks": 64, "eval_tasks": 4, "checkpoint_every": 10}, "sft")
     train_sft(SFTConfig(**kwargs))
     return 0

@@ -160,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
     trainer_cls = _load(trainer_spec)
     config_cls = _load(config_spec) if config_spec else trainer_cls.config_class
     config = build_config(args, config_cls)
+    from codegym.smoke import cap
+
+    if cap(config, {"iterations": 2, "critic_warmup_iterations": 1, "num_prompts": 2, "samples_per_prompt": 2,
+                    "num_minibatches": 1, "max_new_tokens": 48, "max_lines": 8}, "train") and hasattr(config, "validate"):
+        config.validate()
     accelerator = _accelerator(config.device)
     main = accelerator is None or accelerator.is_main_process
     policy, prm = _inputs(args, config, main)

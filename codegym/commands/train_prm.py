@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {k: v for k, v in vars(args).items() if k in names and v is not None}
     kwargs["base"] = resolve_model(args.base, "policy")
     kwargs["resume"] = not args.overwrite
+    from codegym.smoke import cap
+
+    cap(kwargs, {"steps": 10, "eval_every": 5, "checkpoint_every": 5}, "train-prm")
     kwargs["progress"] = not args.no_progress
     result = train_prm(PRMTrainConfig(**kwargs))
     table = Table(title=f"PRM validation ({result['val_rows']} programs, step {result['step']})")

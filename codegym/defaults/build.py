@@ -228,11 +228,22 @@ def _main_job(out: Path, episodes: int, work: Path) -> list[dict[str, Any]]:
 def build_defaults(cfg: DefaultsBuildConfig) -> dict[str, Any]:
     """Run the stages (see the module docstring); returns the manifest written to ``OUT``."""
     import torch
+
+
+    cfg.validate()
+    threads = torch.get_num_threads()
+    try:
+        return _build(cfg)
+    finally:
+        torch.set_num_threads(threads)  # the stages set it for the build only
+
+
+def _build(cfg: DefaultsBuildConfig) -> dict[str, Any]:
+    import torch
     import transformers
 
     import codegym
 
-    cfg.validate()
     console = _console(cfg)
     work, out = Path(cfg.work), Path(cfg.out)
     work.mkdir(parents=True, exist_ok=True)
