@@ -6,7 +6,7 @@ identical responses), then prints executions / completions / prefix checks per r
 both, the linear cost computed from the binary run, and how often the two modes agree on
 every label (they must when correctness is monotone).
 
-    python bench/label_cost.py --policy ~/.cache/codegym/default-policy --horizons 4 8 12 \
+    python bench/label_cost.py --policy default --horizons 4 8 12 \
         --responses 100 --k 8 --out-dir /tmp/label_cost
     python bench/label_cost.py --completer reference --horizons 4 8 12   # no model needed
 """

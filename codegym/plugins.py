@@ -93,6 +93,27 @@ def accepted_arguments(cls: type) -> tuple[set[str], bool]:
     return names, True
 
 
+def agent_defaults(cls: type) -> dict[str, Any]:
+    """Constructor defaults of ``cls`` that are plain values (numbers, strings, booleans,
+    ``None``), following ``**kwargs`` to the parents like :func:`accepted_arguments`."""
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            break
+        for p in params:
+            plain = p.default is None or isinstance(p.default, (bool, int, float, str))
+            if p.name != "self" and p.default is not p.empty and plain and p.name not in out:
+                out[p.name] = p.default
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return out
+
+
 def build_agent(spec: str, kwargs: dict[str, Any], optional: dict[str, Any] | None = None) -> Any:
     """Instantiate the agent named by ``spec``.
 

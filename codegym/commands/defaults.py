@@ -41,7 +41,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--prm-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a PRMTrainConfig field (repeatable; changes the defaults)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
-    b.set_defaults(run=run)
+    b.set_defaults(run=run, on_interrupt=_interrupted)
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    work = args.work or "runs/defaults-build"
+    return (f"finished stages and partial progress are saved in {work}; run the same command "
+            "again to resume (the shipped files change only at the export stage)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from codegym.defaults import resolve_model
     from codegym.envs.code_prm import resolve_prm
     from codegym.jsonutil import dumps
-    from codegym.plugins import build_agent, parse_kv
+    from codegym.plugins import agent_defaults, build_agent, parse_kv, resolve
     from codegym.rollout import JsonlWriter, run_episodes, summarize
     from codegym.smoke import cap
     from codegym.tasks import load_suite
@@ -182,9 +182,13 @@ def run(args: argparse.Namespace) -> int:
     agent = build_agent(args.agent, requested, optional={"seed": args.seed})
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    decoding = {**agent_defaults(resolve(args.agent)), **agent_args}
+    if "seed" in decoding:
+        decoding["seed"] = agent_args.get("seed", args.seed)
+    decoding.pop("model", None)
     provenance = {
         "codegym": codegym.__version__, "python": platform.python_version(), "started": started,
-        "command": "codegym eval " + " ".join(_argv(args)),
+        "command": "codegym eval " + " ".join(_argv(args)), "agent_config": decoding,
     }  # fmt: skip
 
     def write_summary(table: list[dict[str, Any]] | None, complete: bool) -> None:

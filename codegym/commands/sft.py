@@ -66,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
     kwargs["overwrite"] = args.overwrite
     from codegym.smoke import cap
 
-    cap(kwargs, {"steps": 20, "train_tasks": 64, "eval_tasks": 4, "checkpoint_every": 10}, "sft")
+    cap(kwargs, {"steps": 20, "train_tasks": 64, "eval_tasks": 2, "checkpoint_every": 10, "max_steps": 3}, "sft")
     train_sft(SFTConfig(**kwargs))
     return 0

@@ -259,23 +259,30 @@ def _build(cfg: DefaultsBuildConfig) -> dict[str, Any]:
                 "to resume, or another --work"
             )
     state_path.write_text(dumps(settings, indent=2))
-    seconds: dict[str, float] = {}
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    # Wall seconds per stage, summed over every invocation (an interrupted build resumes).
+    timings_path = work / "stage_seconds.json"
+    seconds: dict[str, float] = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
 
-    t0 = time.perf_counter()
+    def timed(stage: str, fn: Any, *a: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*a)
+        finally:
+            seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t0
+            timings_path.write_text(dumps(seconds, indent=2))
+
     console.rule("[bold]1/5 SFT policy")
-    sft_eval = _sft(cfg, work)
-    seconds["sft"] = time.perf_counter() - t0
+    sft_eval = timed("sft", _sft, cfg, work)
 
-    t0 = time.perf_counter()
     console.rule("[bold]2/5 labels from the policy's responses")
-    label_summary = _label(cfg, work, "train", cfg.label_responses, cfg.seed, work / "labels.jsonl")
-    heldout_summary = _label(cfg, work, "validation", cfg.heldout_responses, cfg.seed + 1, work / "labels-heldout.jsonl")
-    seconds["label"] = time.perf_counter() - t0
+    label_summary = timed("label", _label, cfg, work, "train", cfg.label_responses, cfg.seed, work / "labels.jsonl")
+    heldout_summary = timed("label_heldout", _label, cfg, work, "validation", cfg.heldout_responses, cfg.seed + 1,
+                            work / "labels-heldout.jsonl")
 
-    t0 = time.perf_counter()
     console.rule("[bold]3/5 PRM")
-    prm_train = _train_prm(cfg, work)
-    seconds["train_prm"] = time.perf_counter() - t0
+    prm_train = timed("train_prm", _train_prm, cfg, work)
 
     console.rule(f"[bold]4/5 export to {out}")
     out.mkdir(parents=True, exist_ok=True)
@@ -283,12 +290,12 @@ def _build(cfg: DefaultsBuildConfig) -> dict[str, Any]:
     _copy_model(work / PRM_NAME, out / PRM_NAME)
     n_heldout = _export_heldout(work / "labels-heldout.jsonl", out / HELDOUT_NAME)
 
-    t0 = time.perf_counter()
     console.rule("[bold]5/5 measure")
+    t0 = time.perf_counter()
     check = measure_policy(out / POLICY_NAME, cfg.check_tasks, cfg.workers)
     prm_heldout = measure_prm(out / PRM_NAME, out / HELDOUT_NAME)
     main_job = _main_job(out, cfg.main_job_episodes, work) if cfg.main_job_episodes else []
-    seconds["measure"] = time.perf_counter() - t0
+    seconds["measure"] = time.perf_counter() - t0  # this invocation's (it always runs)
 
     files = {}
     for p in sorted([*(out / POLICY_NAME).iterdir(), *(out / PRM_NAME).iterdir(), out / HELDOUT_NAME]):
@@ -304,8 +311,8 @@ def _build(cfg: DefaultsBuildConfig) -> dict[str, Any]:
         "build": asdict(cfg) | {"out": "codegym/defaults" if out.resolve() == DEFAULTS_DIR else str(out)},
         "versions": {"codegym": codegym.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": platform.python_version()},
-        "threads": torch.get_num_threads(),
-        "seconds": seconds,
+        "threads": cfg.threads if cfg.threads else torch.get_num_threads(),
+        "seconds": seconds,  # wall, per stage, summed over the invocations of this build
         "policy": {
             "sft_config": {k: v for k, v in sft_cfg.items() if k not in ("out", "progress", "extra")},
             "test_eval": {k: sft_eval.get(k) for k in ("pass@1", "n", "line_acc", "buckets", "steps")},
@@ -332,6 +339,10 @@ def _label_facts(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary.get(k) for k in keys}
 
 
+def _f(value: Any, digits: int = 3) -> str:
+    return "n/a" if not isinstance(value, (int, float)) else f"{value:.{digits}f}"
+
+
 def summary_table(man: dict[str, Any]) -> Any:
     """A rich table of what the embedded defaults measure (from a manifest)."""
     from rich.table import Table
@@ -340,15 +351,15 @@ def summary_table(man: dict[str, Any]) -> Any:
     t.add_column("what")
     t.add_column("value", justify="right")
     check = man["policy"]["check"]
-    cells = ", ".join(f"{b} {v['pass@1']:.2f}" for b, v in check["buckets"].items())
-    t.add_row(f"policy: greedy pass@1, {check['n']} test tasks", f"{check['pass@1']:.3f} ({cells})")
+    cells = ", ".join(f"{b} {_f(v['pass@1'], 2)}" for b, v in check["buckets"].items())
+    t.add_row(f"policy: greedy pass@1, {check['n']} test tasks (check set)", f"{_f(check['pass@1'])} ({cells})")
     test = man["policy"]["test_eval"]
     if test.get("buckets"):
-        cells = ", ".join(f"{b} {v['pass@1']:.3f}" for b, v in test["buckets"].items())
-        t.add_row(f"policy: greedy pass@1, {test['n']} test tasks", f"{test['pass@1']:.3f} ({cells})")
+        cells = ", ".join(f"{b} {_f(v['pass@1'])}" for b, v in test["buckets"].items())
+        t.add_row(f"policy: greedy pass@1, {test['n']} test tasks", f"{_f(test['pass@1'])} ({cells})")
     h = man["prm"]["heldout"]
-    t.add_row(f"PRM: held-out AUC ({h['n']} responses, validation split)", f"{h['auc']:.3f}")
-    t.add_row("PRM: held-out first-error accuracy", f"{h['first_error_acc']:.3f}")
+    t.add_row(f"PRM: held-out AUC ({h['n']} responses, validation split)", _f(h["auc"]))
+    t.add_row("PRM: held-out first-error accuracy", _f(h["first_error_acc"]))
     size = sum(f["bytes"] for f in man["files"].values())
     t.add_row("files", f"{len(man['files'])} ({size / 1e6:.1f} MB)")
     return t
