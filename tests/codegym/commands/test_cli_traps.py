@@ -150,7 +150,7 @@ def test_emoji_prompt_does_not_abort_the_evaluation(tmp_path):
 def test_ctrl_c_says_what_was_saved_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "e.jsonl"
     args = ["eval", "--suite", "pipelines", "--agent", "hf", "--model", "default", "--agent-arg", "greedy=true",
-            "--episodes", "48", "--batch-size", "4", "--out", str(out), "--prm", "none"]
+            "--episodes", "24", "--batch-size", "2", "--out", str(out), "--prm", "none"]
     env = {**os.environ, "COLUMNS": "120"}
     env.pop("CODEGYM_SMOKE", None)
     proc = subprocess.Popen([CODEGYM, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -162,20 +162,20 @@ def test_ctrl_c_says_what_was_saved_and_a_rerun_resumes(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "saved in" in err and "again" in err, err
     kept = [json.loads(x) for x in out.read_text().splitlines()]
-    assert 4 <= len(kept) < 48
+    assert 4 <= len(kept) < 24
     again = cli(*args)
     assert again.returncode == 0, again.stderr
     assert f"{len(kept)} episodes done" in " ".join(again.stdout.split())
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(rows) == 48 and len({r["task_id"] for r in rows}) == 48
+    assert len(rows) == 24 and len({r["task_id"] for r in rows}) == 24
     assert rows[: len(kept)] == kept  # finished work kept as it was
     summary = strict_json((tmp_path / "e.summary.json").read_text())
-    assert summary["complete"] and summary["table"][0]["episodes"] == 48
+    assert summary["complete"] and summary["table"][0]["episodes"] == 24
 
 
 def test_eval_out_refuses_other_settings_and_overwrite_starts_anew(tmp_path):
     out = str(tmp_path / "e.jsonl")
-    base = ["eval", "--suite", "pipelines", "--agent", "reference", "--episodes", "4", "--out", out]
+    base = ["eval", "--suite", "pipelines", "--agent", "reference", "--prm", "none", "--episodes", "4", "--out", out]
     assert cli(*base).returncode == 0
     proc = cli(*base[:-4], "--episodes", "6", "--agent-arg", "corrupt=0.5", "--out", out)
     one_line_error(proc, "other settings", "episodes: was 4, now 6", "agent_args", "--overwrite")
