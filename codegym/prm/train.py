@@ -49,7 +49,7 @@ CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "trainer_state.pt"
 CONFIG_NAME = "train_config.json"
 #: Settings that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("resume", "progress", "threads", "device", "eval_every", "checkpoint_every")
+RESUMABLE_CHANGES = ("resume", "progress", "threads", "device", "eval_every", "checkpoint_every", "steps")
 
 
 @dataclass

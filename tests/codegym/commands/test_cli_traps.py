@@ -249,12 +249,13 @@ def test_train_prm_rerun_with_other_settings_or_data_is_refused(tmp_path, tiny_l
     out = str(tmp_path / "prm")
     base = ["train-prm", "--data", str(label_file), "--base", str(tiny_lm), "--out", out, "--no-progress"]
     assert cli(*base, "--steps", "2").returncode == 0
-    one_line_error(cli(*base, "--steps", "3", "--lr", "0.01"), "other settings", "steps: was 2, now 3", "lr:")
+    one_line_error(cli(*base, "--steps", "2", "--lr", "0.01", "--batch-size", "4"), "other settings",
+                   "lr: was 0.001, now 0.01", "batch_size: was 16, now 4")
     other = tmp_path / "labels2.jsonl"
     other.write_text(label_file.read_text().splitlines()[0] + "\n" + label_file.read_text())
     proc = cli("train-prm", "--data", str(other), "--base", str(tiny_lm), "--out", out, "--steps", "2", "--no-progress")
     one_line_error(proc, "data")
-    proc = cli(*base, "--steps", "3", "--lr", "0.01", "--overwrite")
+    proc = cli(*base, "--steps", "3", "--lr", "0.01", "--overwrite")  # a longer run alone would resume
     assert proc.returncode == 0, proc.stderr
     steps = [json.loads(x)["step"] for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3]  # a fresh run, not the old metrics plus new ones

@@ -40,7 +40,10 @@ def test_gym_make_gives_dense_prm_rewards_by_default_and_none_turns_them_off():
     off.close()
 
 
-def test_no_default_prm_on_other_suites_is_said_clearly():
+def test_no_default_prm_on_other_suites_is_said_clearly(monkeypatch):
+    from codegym.envs import code_prm
+
+    monkeypatch.setattr(code_prm, "_WARNED_NO_PRM", set())  # said once per process
     with pytest.warns(UserWarning, match="no default PRM applies to suite 'humaneval'"):
         env = gym.make(codegym.ENV_ID, suite="humaneval")
     assert env.unwrapped.scorer is None and env.unwrapped.prm_source == "none"
