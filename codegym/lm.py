@@ -201,6 +201,8 @@ def loading(path: str | Path, what: str = "model") -> Iterator[None]:
         with quiet_hf():
             yield
     except Exception as exc:  # noqa: BLE001 - safetensors, tokenizers and config errors share no base
+        if isinstance(exc, ValueError) and str(path) in str(exc):
+            raise  # already names the checkpoint and the fix
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         culprit = _broken_file(Path(path))
         where = f"{culprit}" if culprit else f"{what} directory {str(path)!r}"

@@ -38,6 +38,10 @@ NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(.+?)\s*-->$")
 FILE_HEADER = re.compile(r"^#\s*([\w./-]+\.py)\s*$")
 #: At most this many runnable-language blocks may be marked not-run (keep the list short).
 MAX_SKIPPED = 3
+#: README sections whose Python block a dedicated test runs as written (and checks its output):
+#: not run twice.
+TESTED_ELSEWHERE = {"Train from Python": "tests/test_readme_python.py",
+                    "Stable-Baselines3": "tests/test_readme_python.py"}
 BLOCK_TIMEOUT = 600
 
 
@@ -50,6 +54,7 @@ class Block:
     skip: str | None
     fresh_machine: bool = False
     output: str | None = None  # the text block right after it (README's main job table)
+    section: str = ""
 
     @property
     def id(self) -> str:
@@ -67,9 +72,12 @@ def parse_blocks(path: Path) -> list[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     in_test_command = False
+    section = ""
     i = 0
     while i < len(lines):
         text = lines[i]
+        if text.startswith("## "):
+            section = text[3:].strip()
         if text.strip() == "<!-- test-command:start -->":
             in_test_command = True
         elif text.strip() == "<!-- test-command:end -->":
@@ -86,7 +94,10 @@ def parse_blocks(path: Path) -> list[Block]:
         prev = next((lines[k].strip() for k in range(start - 1, -1, -1) if lines[k].strip()), "")
         mark = NOT_RUN.match(prev)
         skip = mark.group(1) if mark else ("the README's test command: this very suite" if in_test_command else None)
-        block = Block(path, start + 1, lang, code, skip)
+        block = Block(path, start + 1, lang, code, skip, section=section)
+        elsewhere = TESTED_ELSEWHERE.get(section) if path.name == "README.md" and lang == "python" else None
+        if elsewhere and not block.skip:
+            block.skip = f"run as written by {elsewhere}"
         block.fresh_machine = path.name == "README.md" and ".ci/setup.sh" in code and not in_test_command
         if blocks and lang == "text" and blocks[-1].fresh_machine and blocks[-1].output is None:
             blocks[-1].output = code
@@ -105,6 +116,7 @@ def _env(smoke: bool) -> dict[str, str]:
     env.pop("PYTHONPATH", None)
     if smoke:
         env["CODEGYM_SMOKE"] = "1"
+        env["CODEGYM_EXAMPLE_BUDGET"] = "smoke"
     else:
         env.pop("CODEGYM_SMOKE", None)
     env["COLUMNS"] = "120"
@@ -139,8 +151,10 @@ def test_the_harness_finds_the_blocks_and_few_are_skipped():
     readme = [b for b in RUN_BLOCKS if b.doc.name == "README.md"]
     assert sum(b.fresh_machine for b in readme) == 1, "README needs exactly one main-job block"
     assert any(b.skip and "test command" in b.skip for b in readme)
-    skipped = [b.id for b in RUN_BLOCKS if b.skip and "test command" not in b.skip]
+    skipped = [b.id for b in RUN_BLOCKS if b.skip and "test command" not in b.skip and "run as written by" not in b.skip]
     assert len(skipped) <= MAX_SKIPPED, f"too many not-run blocks: {skipped}"
+    for section, test in TESTED_ELSEWHERE.items():  # the dedicated test really runs that section
+        assert section in (ROOT / test).read_text(), (section, test)
     assert any(b.file_target for b in readme) and len(RUN_BLOCKS) >= 6
     assert EXAMPLES, "no examples/*.py found"
 
@@ -201,4 +215,7 @@ def test_readme_main_job_prints_the_documented_table() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(example: Path) -> None:
+    own = ROOT / "tests" / "examples" / f"test_{example.stem}.py"
+    if own.is_file():
+        pytest.skip(f"run with its smoke budget by {own.relative_to(ROOT)}")
     _run([sys.executable, str(example.relative_to(ROOT))], ROOT, smoke=True)

@@ -27,7 +27,7 @@ def manifest() -> dict:
 def test_shipped_files_match_the_manifest_and_are_small(manifest):
     files = defaults.verify()
     assert {"policy/model.safetensors", "policy/tokenizer.json", "policy/config.json",
-            "prm/model.safetensors", "prm/score_head.safetensors", "prm/prm_config.json",
+            "prm/model.safetensors", "prm/prm_config.json", "prm/config.json",
             "prm_heldout.jsonl"} <= set(files)
     total = sum(f["bytes"] for f in manifest["files"].values())
     assert total < 10e6, f"embedded defaults take {total / 1e6:.1f} MB"
