@@ -145,7 +145,7 @@ def test_closed_shaping_puts_the_closing_term_on_the_final_token(tiny_policy_dir
     tasks = load_suite("pipelines", min_steps=3, max_steps=3, seed=0).take(4, "train")
     programs = [list(t.solution_lines) for t in tasks]
     programs[1] = [programs[1][0], "    return 12345"]  # right first step, then a wrong answer
-    programs[2] = [programs[2][0], "    s = '\u4e2d'"]  # an invalid line ends the episode
+    programs[2] = [programs[2][0], "    s = '\x00'"]  # an invalid line (NUL) ends the episode
     programs[3] = programs[3][:2]  # the token budget runs out before the return line
     with make_sandbox("local", workers=2) as box:
         cache = VerdictCache()

@@ -1,5 +1,8 @@
-"""The CLI as a user meets it (subprocesses of the ``codegym`` script): each trap and rough
-error of the "new user's first hour" issue, closed.
+"""The CLI as a user meets it: each trap and rough error of the "new user's first hour"
+issue, closed. Subprocesses of the ``codegym`` script where the process itself matters (an
+import from the working directory, Ctrl-C, what the terminal shows, no traceback, an empty
+home); ``codegym.cli.main`` in this process otherwise (same exit codes and messages, without
+paying a Python start-up per call).
 
 Before the fix: an ``Agent`` subclass without a constructor was rejected (``seed``),
 misspelled ``--agent-arg`` keys were accepted silently, corrupt checkpoints and a missing
@@ -24,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from codegym import defaults
+from codegym.cli import main
 from codegym.lm import TinyLMConfig, build_tiny_lm_dir
 from codegym.prm.data import StepwiseExample, write_stepwise_jsonl
 from codegym.tasks import load_suite
@@ -36,6 +40,34 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: f
     full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
     full_env.pop("CODEGYM_SMOKE", None)
     return subprocess.run([CODEGYM, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """In-process runs (``--threads``, ``torch_threads``) must not change later tests' threads."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def run(capsys, monkeypatch):
+    """``codegym ARGS`` in this process: a CompletedProcess with the exit code and output."""
+
+    def call(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+        monkeypatch.delenv("CODEGYM_SMOKE", raising=False)
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        rc = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), rc, out, err)
+
+    return call
 
 
 def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -94,17 +126,17 @@ def test_agent_subclass_without_constructor_works_by_module_path(tmp_path):
     assert len(rows) == 5 and all(r["lines"] == ["    return 0"] for r in rows)
 
 
-def test_unknown_agent_arg_is_refused_with_the_accepted_names():
-    proc = cli("eval", "--suite", "pipelines", "--agent", "hf", "--model", "default", "--episodes", "1",
+def test_unknown_agent_arg_is_refused_with_the_accepted_names(run):
+    proc = run("eval", "--suite", "pipelines", "--agent", "hf", "--model", "default", "--episodes", "1",
                "--agent-arg", "temprature=0.5")
     one_line_error(proc, "temprature", "accepts:", "temperature")
-    proc = cli("eval", "--suite", "pipelines", "--agent", "reference", "--model", "default", "--episodes", "1")
+    proc = run("eval", "--suite", "pipelines", "--agent", "reference", "--model", "default", "--episodes", "1")
     one_line_error(proc, "does not take --model")
 
 
 # ------------------------------------------------------------ broken inputs
 @pytest.mark.parametrize("damage", ["truncated-weights", "bad-config"])
-def test_corrupt_checkpoint_is_a_one_line_error_naming_the_file(tmp_path, damage):
+def test_corrupt_checkpoint_is_a_one_line_error_naming_the_file(tmp_path, damage, run):
     import shutil
 
     model = tmp_path / "model"
@@ -116,12 +148,13 @@ def test_corrupt_checkpoint_is_a_one_line_error_naming_the_file(tmp_path, damage
     else:
         (model / "config.json").write_text('{"model_type": "gpt2", "n_layer": ')
         culprit = "config.json"
-    proc = cli("eval", "--suite", "pipelines", "--agent", "hf", "--model", str(model), "--episodes", "1")
+    call = cli if damage == "truncated-weights" else run  # one in a real process: no traceback
+    proc = call("eval", "--suite", "pipelines", "--agent", "hf", "--model", str(model), "--episodes", "1")
     one_line_error(proc, culprit, "corrupt")
     prm = tmp_path / "prm"
     shutil.copytree(defaults.prm_dir(), prm)
     (prm / "model.safetensors").write_bytes(b"\x00" * 64)
-    proc = cli("eval", "--suite", "pipelines", "--agent", "reference", "--episodes", "1", "--prm", str(prm))
+    proc = run("eval", "--suite", "pipelines", "--agent", "reference", "--episodes", "1", "--prm", str(prm))
     one_line_error(proc, "model.safetensors")
 
 
@@ -131,7 +164,7 @@ def test_missing_docker_engine_is_a_one_line_error():
     one_line_error(proc, "no Docker engine answers")
 
 
-def test_emoji_prompt_does_not_abort_the_evaluation(tmp_path):
+def test_emoji_prompt_does_not_abort_the_evaluation(tmp_path, run):
     task = {
         "task_id": "emoji/1", "prompt": "Return the number of 🚀 in s (naïve count, 数据).\n",
         "entry_point": "count", "solution": "def count(s):\n    return s.count('🚀')",
@@ -140,7 +173,7 @@ def test_emoji_prompt_does_not_abort_the_evaluation(tmp_path):
     }
     path = tmp_path / "tasks.jsonl"
     path.write_text(json.dumps(task, ensure_ascii=False) + "\n", encoding="utf-8")
-    proc = cli("eval", "--suite", f"jsonl:{path}", "--agent", "reference", "--out", str(tmp_path / "e.jsonl"))
+    proc = run("eval", "--suite", f"jsonl:{path}", "--agent", "reference", "--out", str(tmp_path / "e.jsonl"))
     assert proc.returncode == 0, proc.stderr
     (row,) = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert row["passed"] and "🚀" in row["lines"][-1]
@@ -150,43 +183,43 @@ def test_emoji_prompt_does_not_abort_the_evaluation(tmp_path):
 def test_ctrl_c_says_what_was_saved_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "e.jsonl"
     args = ["eval", "--suite", "pipelines", "--agent", "hf", "--model", "default", "--agent-arg", "greedy=true",
-            "--episodes", "24", "--batch-size", "2", "--out", str(out), "--prm", "none"]
+            "--episodes", "12", "--batch-size", "2", "--out", str(out), "--prm", "none"]
     env = {**os.environ, "COLUMNS": "120"}
     env.pop("CODEGYM_SMOKE", None)
     proc = subprocess.Popen([CODEGYM, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "saved in" in err and "again" in err, err
     kept = [json.loads(x) for x in out.read_text().splitlines()]
-    assert 4 <= len(kept) < 24
+    assert 2 <= len(kept) < 12
     again = cli(*args)
     assert again.returncode == 0, again.stderr
     assert f"{len(kept)} episodes done" in " ".join(again.stdout.split())
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(rows) == 24 and len({r["task_id"] for r in rows}) == 24
+    assert len(rows) == 12 and len({r["task_id"] for r in rows}) == 12
     assert rows[: len(kept)] == kept  # finished work kept as it was
     summary = strict_json((tmp_path / "e.summary.json").read_text())
-    assert summary["complete"] and summary["table"][0]["episodes"] == 24
+    assert summary["complete"] and summary["table"][0]["episodes"] == 12
 
 
-def test_eval_out_refuses_other_settings_and_overwrite_starts_anew(tmp_path):
+def test_eval_out_refuses_other_settings_and_overwrite_starts_anew(tmp_path, run):
     out = str(tmp_path / "e.jsonl")
     base = ["eval", "--suite", "pipelines", "--agent", "reference", "--prm", "none", "--episodes", "4", "--out", out]
-    assert cli(*base).returncode == 0
-    proc = cli(*base[:-4], "--episodes", "6", "--agent-arg", "corrupt=0.5", "--out", out)
+    assert run(*base).returncode == 0
+    proc = run(*base[:-4], "--episodes", "6", "--agent-arg", "corrupt=0.5", "--out", out)
     one_line_error(proc, "other settings", "episodes: was 4, now 6", "agent_args", "--overwrite")
-    proc = cli(*base[:-4], "--episodes", "6", "--agent-arg", "corrupt=0.5", "--out", out, "--overwrite")
+    proc = run(*base[:-4], "--episodes", "6", "--agent-arg", "corrupt=0.5", "--out", out, "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert len(Path(out).read_text().splitlines()) == 6
 
 
-def test_eval_summary_records_provenance_and_pass_at_k(tmp_path):
+def test_eval_summary_records_provenance_and_pass_at_k(tmp_path, run):
     out = tmp_path / "e.jsonl"
-    proc = cli("eval", "--suite", "pipelines", "--agent", "hf", "--model", "default", "--episodes", "3",
+    proc = run("eval", "--suite", "pipelines", "--agent", "hf", "--model", "default", "--episodes", "3",
                "--samples", "5", "--agent-arg", "temperature=1.0", "--seed", "7", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     summary = strict_json((tmp_path / "e.summary.json").read_text())
@@ -211,16 +244,16 @@ def test_no_transformers_tqdm_bars_in_cli_output(tiny_lm):
         assert "Loading weights" not in text and "it/s]" not in text, text[-2000:]
 
 
-def test_empty_buckets_and_splits_give_null_not_nan(tmp_path, tiny_lm, label_file):
+def test_empty_buckets_and_splits_give_null_not_nan(tmp_path, tiny_lm, label_file, run):
     out = tmp_path / "sft"
-    proc = cli("sft", "--out", str(out), "--steps", "2", "--train-tasks", "8", "--eval-tasks", "2",
+    proc = run("sft", "--out", str(out), "--steps", "2", "--train-tasks", "8", "--eval-tasks", "2",
                "--buckets", "1-3,20-30", "--max-steps", "3", "--n-layer", "1", "--n-embd", "32",
                "--vocab-size", "300", "--threads", "1", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     evaluation = strict_json((out / "eval.json").read_text())
     assert evaluation["buckets"]["20-30"] == {"pass@1": None, "n": 0}
     prm = tmp_path / "prm"
-    proc = cli("train-prm", "--data", str(label_file), "--base", str(tiny_lm), "--out", str(prm),
+    proc = run("train-prm", "--data", str(label_file), "--base", str(tiny_lm), "--out", str(prm),
                "--steps", "2", "--val-fraction", "0", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "n/a" in proc.stdout and "nan" not in proc.stdout.lower()
@@ -229,33 +262,33 @@ def test_empty_buckets_and_splits_give_null_not_nan(tmp_path, tiny_lm, label_fil
         strict_json(line)
 
 
-def test_show_reads_label_files(tmp_path, label_file):
-    proc = cli("show", str(label_file), "--index", "0")
+def test_show_reads_label_files(tmp_path, label_file, run):
+    proc = run("show", str(label_file), "--index", "0")
     assert proc.returncode == 0, proc.stderr
     assert "first error at line" in proc.stdout and "return 0" in proc.stdout
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"foo": 1}\n')
-    one_line_error(cli("show", str(bad)), "bad.jsonl:1", "neither a trajectory")
+    one_line_error(run("show", str(bad)), "bad.jsonl:1", "neither a trajectory")
 
 
 # -------------------------------------------------------- training runs
-def test_train_refuses_iterations_within_the_critic_warm_up(tmp_path):
-    proc = cli("train", "--policy", "default", "--iterations", "3", "--out", str(tmp_path / "run"))
+def test_train_refuses_iterations_within_the_critic_warm_up(tmp_path, run):
+    proc = run("train", "--policy", "default", "--iterations", "3", "--out", str(tmp_path / "run"))
     one_line_error(proc, "critic_warmup_iterations=5 >= iterations=3", "never be updated")
     assert not (tmp_path / "run" / "policy").exists()
 
 
-def test_train_prm_rerun_with_other_settings_or_data_is_refused(tmp_path, tiny_lm, label_file):
+def test_train_prm_rerun_with_other_settings_or_data_is_refused(tmp_path, tiny_lm, label_file, run):
     out = str(tmp_path / "prm")
     base = ["train-prm", "--data", str(label_file), "--base", str(tiny_lm), "--out", out, "--no-progress"]
-    assert cli(*base, "--steps", "2").returncode == 0
-    one_line_error(cli(*base, "--steps", "2", "--lr", "0.01", "--batch-size", "4"), "other settings",
+    assert run(*base, "--steps", "2").returncode == 0
+    one_line_error(run(*base, "--steps", "2", "--lr", "0.01", "--batch-size", "4"), "other settings",
                    "lr: was 0.001, now 0.01", "batch_size: was 16, now 4")
     other = tmp_path / "labels2.jsonl"
     other.write_text(label_file.read_text().splitlines()[0] + "\n" + label_file.read_text())
-    proc = cli("train-prm", "--data", str(other), "--base", str(tiny_lm), "--out", out, "--steps", "2", "--no-progress")
+    proc = run("train-prm", "--data", str(other), "--base", str(tiny_lm), "--out", out, "--steps", "2", "--no-progress")
     one_line_error(proc, "data")
-    proc = cli(*base, "--steps", "3", "--lr", "0.01", "--overwrite")  # a longer run alone would resume
+    proc = run(*base, "--steps", "3", "--lr", "0.01", "--overwrite")  # a longer run alone would resume
     assert proc.returncode == 0, proc.stderr
     steps = [json.loads(x)["step"] for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3]  # a fresh run, not the old metrics plus new ones
@@ -263,16 +296,16 @@ def test_train_prm_rerun_with_other_settings_or_data_is_refused(tmp_path, tiny_l
 
 
 @pytest.mark.slow
-def test_train_rerun_with_other_settings_is_refused_and_overwrite_starts_anew(tmp_path):
+def test_train_rerun_with_other_settings_is_refused_and_overwrite_starts_anew(tmp_path, run):
     out = str(tmp_path / "run")
     base = ["train", "--policy", "default", "--iterations", "2", "--out", out, "--quiet", "--max-steps", "2"]
     for kv in ("num_prompts=2", "samples_per_prompt=2", "max_new_tokens=24", "max_lines=4",
                "critic_warmup_iterations=1", "num_minibatches=1", "sandbox_workers=1", "torch_threads=1"):
         base += ["--set", kv]
-    assert cli(*base).returncode == 0
-    one_line_error(cli(*base, "--seed", "3"), "other settings", "seed: was 0, now 3")
-    one_line_error(cli(*base, "--prm", "default", "--dense-reward", "delta"), "dense_reward", "prm")
-    proc = cli(*base, "--seed", "3", "--overwrite")
+    assert run(*base).returncode == 0
+    one_line_error(run(*base, "--seed", "3"), "other settings", "seed: was 0, now 3")
+    one_line_error(run(*base, "--prm", "default", "--dense-reward", "delta"), "dense_reward", "prm")
+    proc = run(*base, "--seed", "3", "--overwrite")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2]
