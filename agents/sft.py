@@ -64,6 +64,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from codegym.config import Config
 from codegym.constants import SUBMIT
 from codegym.tokenization import encode_program, task_context
 
@@ -94,7 +95,7 @@ RESUMABLE_CHANGES = ("progress", "threads", "device", "overwrite", "sandbox", "s
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(Config):
     """Settings of :func:`train_sft`."""
 
     out: str
@@ -167,8 +168,8 @@ class SFTConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form facts recorded with the run."""
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming a bad setting."""
+    def validate(self) -> SFTConfig:
+        """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
         for name in ("train_tasks", "steps", "batch_size", "checkpoint_every", "eval_tasks", "eval_batch_size", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -182,6 +183,7 @@ class SFTConfig:
         from codegym.tracking import check_report_to
 
         check_report_to(self.report_to)
+        return self
 
 
 class SFTBatch(NamedTuple):

@@ -13,11 +13,10 @@ policy once PPO trained on the ids the policy drew (and +5.5 to +6.5 before that
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
+
+from codegym.config import Config
 
 DenseReward = Literal["none", "delta", "delta_open", "paper"]
 DenseSource = Literal["prm", "oracle"]
@@ -31,12 +30,13 @@ _VALUE_INIT = ("prm", "policy")
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(Config):
     """Configuration of :class:`agents.ppo.trainer.PPOTrainer` (token-level PPO, line rewards).
 
     Derived values (``batch_size``, ``minibatch_size``) are properties. Build one from
     keyword arguments, from a dict (:meth:`from_dict`) or from a saved ``config.json``
-    (:meth:`load`); :meth:`validate` raises ``ValueError`` naming any bad field.
+    (:meth:`load`); :meth:`validate` (run on construction) raises ``ValueError`` naming any
+    bad field.
     """
 
     # --- experiment -----------------------------------------------------------------------
@@ -193,19 +193,29 @@ class PPOConfig:
 
     # --- validation / IO ------------------------------------------------------------------
     def validate(self) -> PPOConfig:
-        """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
-        if self.dense_reward not in _DENSE:
-            raise ValueError(f"dense_reward must be one of {_DENSE}, got {self.dense_reward!r}")
-        if self.dense_source not in _DENSE_SOURCE:
-            raise ValueError(f"dense_source must be one of {_DENSE_SOURCE}, got {self.dense_source!r}")
-        if self.potential_scale not in _POTENTIAL_SCALE:
-            raise ValueError(f"potential_scale must be one of {_POTENTIAL_SCALE}, got {self.potential_scale!r}")
-        if self.value_init not in _VALUE_INIT:
-            raise ValueError(f"value_init must be one of {_VALUE_INIT}, got {self.value_init!r}")
-        if self.unit_test_reward not in ("binary", "fraction"):
-            raise ValueError(
-                f"unit_test_reward must be 'binary' or 'fraction', got {self.unit_test_reward!r}"
-            )
+        """Check every field; raise ``ValueError`` naming the field and the fix. Returns self.
+
+        Runs on construction; call it again after changing a field.
+        """
+        self._check_choices()
+        self._check_ranges()
+        self._check_schedule()
+        return self
+
+    def _check_choices(self) -> None:
+        """Fields that take one of a few names."""
+        choices = {"dense_reward": _DENSE, "dense_source": _DENSE_SOURCE,
+                   "potential_scale": _POTENTIAL_SCALE, "value_init": _VALUE_INIT,
+                   "unit_test_reward": ("binary", "fraction"), "sandbox_pool": (None, "ray")}  # fmt: skip
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        from codegym.tracking import check_report_to
+
+        check_report_to(self.report_to)
+
+    def _check_ranges(self) -> None:
+        """Counts, rates and coefficients within their ranges."""
         positive = (
             "iterations", "num_prompts", "samples_per_prompt", "max_new_tokens",
             "max_line_tokens", "update_epochs", "num_minibatches", "max_lines",
@@ -215,17 +225,27 @@ class PPOConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        from codegym.tracking import check_report_to
-
-        check_report_to(self.report_to)
-        if self.sandbox_pool not in (None, "ray"):
-            raise ValueError(f"sandbox_pool must be None or 'ray', got {self.sandbox_pool!r}")
-        if self.task_pool < 0:
-            raise ValueError(f"task_pool must be >= 0 (0 = whole split), got {self.task_pool}")
-        if self.critic_warmup_iterations < 0:
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("policy_lr", "critic_lr", "temperature", "clip_coef", "max_grad_norm"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("kl_coef", "ent_coef", "vf_coef", "vf_clip_coef", "weight_decay", "task_pool",
+                     "critic_warmup_iterations"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}"
+                                 + (" (0 = whole split)" if name == "task_pool" else ""))
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
+        if self.min_steps < 1 or self.max_steps < self.min_steps:
             raise ValueError(
-                f"critic_warmup_iterations must be >= 0, got {self.critic_warmup_iterations}"
+                f"need 1 <= min_steps <= max_steps (task lines), got min_steps={self.min_steps}, "
+                f"max_steps={self.max_steps}"
             )
+
+    def _check_schedule(self) -> None:
+        """Warm-up and minibatches that fit the run."""
         if self.critic_warmup_iterations >= self.iterations:
             raise ValueError(
                 f"critic_warmup_iterations={self.critic_warmup_iterations} >= iterations="
@@ -239,53 +259,3 @@ class PPOConfig:
                 f"num_minibatches={self.num_minibatches} must divide batch_size="
                 f"{self.batch_size} (num_prompts * samples_per_prompt)"
             )
-        for name in ("gamma", "gae_lambda"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-        for name in ("policy_lr", "critic_lr", "temperature", "clip_coef", "max_grad_norm"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("kl_coef", "ent_coef", "vf_coef", "vf_clip_coef", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
-            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
-        if self.min_steps < 1 or self.max_steps < self.min_steps:
-            raise ValueError(
-                f"need 1 <= min_steps <= max_steps, got min_steps={self.min_steps}, "
-                f"max_steps={self.max_steps}"
-            )
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of all fields."""
-        data = dataclasses.asdict(self)
-        data["adam_betas"] = list(self.adam_betas)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
-        """Build from a dict; unknown keys raise ``ValueError`` listing the valid ones."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown PPOConfig fields {unknown}; valid fields: {sorted(names)}")
-        data = dict(data)
-        if "adam_betas" in data:
-            data["adam_betas"] = tuple(data["adam_betas"])
-        return cls(**data).validate()
-
-    def save(self, path: str | Path) -> None:
-        """Write the config as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
-
-    @classmethod
-    def load(cls, path: str | Path) -> PPOConfig:
-        """Read a config written by :meth:`save`."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read PPO config {path}: {exc}") from exc
-        return cls.from_dict(data)

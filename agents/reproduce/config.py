@@ -11,11 +11,11 @@ and the nested ``sft`` / ``ppo`` / ``prm`` dicts override fields of
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from codegym.config import Config
 
 #: The arms: PPO settings that differ between them (every other setting is shared).
 #: ``sparse``, ``dense``, ``value-init`` and ``dense+value-init`` are the four compared by the
@@ -50,7 +50,7 @@ def _arm_needs_prm(arm: str) -> bool:
 
 
 @dataclass
-class ReproduceConfig:
+class ReproduceConfig(Config):
     """Settings of ``codegym reproduce`` (build one with :func:`preset_config`)."""
 
     preset: str = "quick"
@@ -178,42 +178,6 @@ class ReproduceConfig:
                     f"unknown {name} overrides {unknown} (fields of {target.__name__}); valid: {sorted(fields)}"
                 )
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of all fields."""
-        data = dataclasses.asdict(self)
-        data["arms"] = list(self.arms)
-        data["label_snapshots"] = list(self.label_snapshots)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ReproduceConfig:
-        """Build from a dict; unknown keys raise ``ValueError`` listing the valid ones."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown ReproduceConfig fields {unknown}; valid fields: {sorted(names)}")
-        data = dict(data)
-        for key in ("arms", "label_snapshots"):
-            if key in data:
-                value = data[key]
-                data[key] = tuple(value.split(",")) if isinstance(value, str) else tuple(value)
-        if "label_snapshots" in data:
-            data["label_snapshots"] = tuple(int(x) for x in data["label_snapshots"] if str(x).strip())
-        return cls(**data).validate()
-
-    def save(self, path: str | Path) -> None:
-        """Write the config as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> ReproduceConfig:
-        """Read a config written by :meth:`save`."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read reproduce config {path}: {exc}") from exc
-        return cls.from_dict(data)
 
 
 #: Named presets: overrides of the :class:`ReproduceConfig` defaults.

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codegym.config import Config
 from codegym.defaults import (
     DEFAULTS_DIR,
     HELDOUT_NAME,
@@ -57,7 +58,7 @@ BUCKETS = "1-3,4-6,7-9,10-12"
 
 
 @dataclass
-class DefaultsBuildConfig:
+class DefaultsBuildConfig(Config):
     """Settings of :func:`build_defaults` (``codegym defaults build``)."""
 
     out: str = str(DEFAULTS_DIR)
@@ -91,8 +92,8 @@ class DefaultsBuildConfig:
     progress: bool = True
     """Show progress bars."""
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming a bad setting."""
+    def validate(self) -> DefaultsBuildConfig:
+        """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
         for name in ("label_responses", "heldout_responses", "k", "workers", "check_tasks"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -104,6 +105,7 @@ class DefaultsBuildConfig:
         bad |= {"data", "base", "out", "seed", "threads", "progress"} & set(self.prm)
         if bad:
             raise ValueError(f"set {sorted(bad)} with the build's own options, not as overrides")
+        return self
 
 
 def _console(cfg: DefaultsBuildConfig) -> Any:

@@ -19,6 +19,7 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from codegym.config import Config
 from codegym.tasks.base import Task
 from codegym.tokenization import task_context
 from sandboxes import Job, Sandbox
@@ -72,7 +73,7 @@ def max_prefix_checks(num_lines: int) -> int:
 
 
 @dataclass(frozen=True)
-class LabelConfig:
+class LabelConfig(Config):
     """Settings of the labeler.
 
     Attributes:
@@ -97,7 +98,8 @@ class LabelConfig:
     timeout: float | None = None
     memory_mb: int | None = None
 
-    def __post_init__(self) -> None:
+    def validate(self) -> LabelConfig:
+        """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
         if not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k (completions per prefix) must be an int >= 1, got {self.k!r}")
         if not isinstance(self.chunk, int) or self.chunk < 1:
@@ -106,6 +108,7 @@ class LabelConfig:
             raise ValueError(f"mode must be 'binary' or 'linear', got {self.mode!r}")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {self.timeout}")
+        return self
 
 
 class PrefixCheck(NamedTuple):

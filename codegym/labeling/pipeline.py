@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from codegym.config import Config
 from codegym.jsonutil import dumps
 from codegym.labeling.core import Completer, LabelConfig, Labeler, max_prefix_checks
 from codegym.tasks.base import Task
@@ -45,7 +46,7 @@ def row_lines(row: dict[str, Any]) -> tuple[list[str], list[int]]:
 
 
 @dataclass(frozen=True)
-class LabelRunConfig:
+class LabelRunConfig(Config):
     """Settings of a labeling run (``codegym label``).
 
     Attributes:
@@ -79,7 +80,8 @@ class LabelRunConfig:
     first_task: int = 0
     format: str = "codegym"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> LabelRunConfig:
+        """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
         if not isinstance(self.first_task, int) or self.first_task < 0:
             raise ValueError(f"first_task must be an int >= 0, got {self.first_task!r}")
         if self.format not in ROW_FORMATS:
@@ -88,6 +90,7 @@ class LabelRunConfig:
             raise ValueError(f"responses must be an int >= 0, got {self.responses!r}")
         if not isinstance(self.samples_per_task, int) or self.samples_per_task < 1:
             raise ValueError(f"samples_per_task must be an int >= 1, got {self.samples_per_task!r}")
+        return self
 
 
 def response_rng(seed: int, index: int) -> np.random.Generator:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from codegym.config import Config
 from codegym.jsonutil import dumps
 from codegym.prm.data import (
     EncodedExample,
@@ -53,7 +54,7 @@ RESUMABLE_CHANGES = ("resume", "progress", "threads", "device", "eval_every", "c
 
 
 @dataclass
-class PRMTrainConfig:
+class PRMTrainConfig(Config):
     """Settings of :func:`train_prm`."""
 
     data: str
@@ -98,8 +99,8 @@ class PRMTrainConfig:
     progress: bool = True
     """Show a rich progress bar."""
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming a bad setting."""
+    def validate(self) -> PRMTrainConfig:
+        """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "log_every"):
@@ -112,6 +113,7 @@ class PRMTrainConfig:
         from codegym.tracking import check_report_to
 
         check_report_to(self.report_to)
+        return self
 
 
 # --------------------------------------------------------------------- metrics

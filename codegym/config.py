@@ -1,0 +1,311 @@
+"""One shape for every ``*Config`` dataclass and one way from the command line to it.
+
+:class:`Config` is the base of every config dataclass (SFT, PPO, PRM training, labeling,
+``reproduce``, ``defaults build``):
+
+* ``validate()`` checks every field and raises ``ValueError`` naming the field, the bad
+  value and the fix; it returns the config. It runs on construction (``__post_init__``), so
+  a config object that exists is a valid one; code that changes a field afterwards calls it
+  again.
+* ``from_dict(data)`` refuses unknown keys (naming them and the valid ones) and turns JSON
+  lists and comma-separated strings into the tuples that tuple fields hold;
+  ``to_dict()``, ``save(path)`` (atomic JSON) and ``load(path)`` round-trip it.
+
+:func:`add_config_args` turns the fields of such a class into ``argparse`` flags (the help
+of a flag is the docstring written under its field), plus ``--config FILE`` and ``--set
+KEY=VALUE``; :func:`config_data` reads them back, in the order defaults < ``--config`` <
+``--set`` < flags. A field that is not a flag is listed, with the reason, in the
+``not_exposed`` mapping given to :func:`add_config_args` (a test checks every command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import os
+import sys
+import textwrap
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+C = TypeVar("C", bound="Config")
+
+
+class Config:
+    """Base of the config dataclasses: validation on construction, dict/JSON round trips."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self: C) -> C:
+        """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of all fields (tuples become lists, nested configs dicts)."""
+        return _jsonable(dataclasses.asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+        """Build (and validate) from a dict; unknown keys raise ``ValueError`` listing the valid ones."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{cls.__name__} needs a mapping of fields, got {type(data).__name__}")
+        names = field_names(cls)
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {unknown}; valid fields: {sorted(names)}")
+        hints = _type_hints(cls)
+        return cls(**{k: coerce(hints.get(k, Any), v, k) for k, v in data.items()})
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as JSON (atomically: a crash leaves the old file or the new one)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls: type[C], path: str | Path) -> C:
+        """Read a config written by :meth:`save` (or any JSON object of its fields)."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read {cls.__name__} from {path}: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def field_names(cls: type) -> list[str]:
+    """The dataclass field names of ``cls``, in declaration order."""
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    module = sys.modules.get(cls.__module__)
+    return typing.get_type_hints(cls, globalns=vars(module) if module else None)
+
+
+def _strip_optional(tp: Any) -> Any:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def coerce(tp: Any, value: Any, name: str = "value") -> Any:
+    """``value`` turned into field type ``tp`` where a JSON or command-line value differs from it:
+    lists and comma-separated strings -> tuples, dicts -> nested configs. Anything else is
+    returned as is (``validate`` judges it)."""
+    tp = _strip_optional(tp)
+    if value is None:
+        return None
+    if get_origin(tp) is tuple:
+        items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            return value
+        elem = (get_args(tp) or (Any,))[0]
+        convert = elem if elem in (int, float) else None
+        try:
+            return tuple(convert(x) if convert else x for x in items)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a list of {elem.__name__}, got {value!r}") from None
+    if inspect.isclass(tp) and issubclass(tp, Config) and isinstance(value, Mapping):
+        return tp.from_dict(value)
+    return value
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name -> the docstring written under the field (or its ``Attributes:`` entry in
+    the class docstring), whitespace collapsed; read from the source of ``cls`` and its bases."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        docs.update(_attributes_section(klass.__doc__ or ""))
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):
+            continue
+        body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
+        for stmt, nxt in zip(body, body[1:]):
+            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                    and isinstance(nxt.value.value, str)):  # fmt: skip
+                docs[stmt.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _attributes_section(doc: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    lines = inspect.cleandoc(doc).splitlines()
+    if "Attributes:" not in lines:
+        return out
+    name = None
+    for line in lines[lines.index("Attributes:") + 1:]:
+        if line and not line.startswith(" "):
+            break
+        head, sep, rest = line.strip().partition(": ")
+        if line.startswith("    ") and not line.startswith("        ") and sep and head.isidentifier():
+            name = head
+            out[name] = rest.strip()
+        elif name and line.strip():
+            out[name] += " " + line.strip()
+    return out
+
+
+# --- command line ------------------------------------------------------------------------
+
+#: Fields whose flag is given as ``--set`` or ``--config`` only (no scalar type to parse).
+_NOT_SCALAR = (dict, list)
+
+
+class _Deprecated(argparse.Action):
+    """An old flag name: stores like the new one and says so on stderr."""
+
+    def __init__(self, *args: Any, new: str, kind: str = "store", **kwargs: Any) -> None:
+        self.new, self.kind = new, kind
+        if kind != "store":
+            kwargs["nargs"] = 0
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        print(f"note: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, {"true": True, "false": False}.get(self.kind, values))
+
+
+def add_config_args(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    not_exposed: Mapping[str, str],
+    flags: Mapping[str, str] | None = None,
+    deprecated: Mapping[str, str] | None = None,
+    options: Mapping[str, dict[str, Any]] | None = None,
+    prefix: str = "",
+) -> None:
+    """Add one flag per field of dataclass ``cls``, plus ``--config`` and ``--set``.
+
+    Args:
+        parser: The command's parser.
+        cls: The config dataclass; a field's flag is ``--name-with-dashes`` and its help the
+            field's docstring. ``int``/``float``/``str`` fields parse as such, ``Literal``
+            fields offer their choices, ``bool`` fields get ``--name``/``--no-name``, tuple
+            fields take comma-separated values.
+        not_exposed: Field -> why it is no flag (set by the command, or ``--set`` only).
+        flags: Field -> its flag when the field name does not say the unit (e.g.
+            ``{"steps": "--sft-steps"}``).
+        deprecated: Old flag -> field; the old name keeps working with a note on stderr.
+        options: Field -> extra ``add_argument`` keywords (``choices``, ``help``, ...).
+        prefix: Prefix of the ``dest`` of every field (for a nested config).
+    """
+    flags, deprecated, options = dict(flags or {}), dict(deprecated or {}), dict(options or {})
+    hints, docs = _type_hints(cls), field_docs(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in not_exposed:
+            continue
+        tp = _strip_optional(hints[f.name])
+        if get_origin(tp) in _NOT_SCALAR or tp in _NOT_SCALAR:
+            raise TypeError(f"{cls.__name__}.{f.name}: a {tp} field cannot be a flag; list it in not_exposed")
+        flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
+        kwargs: dict[str, Any] = {"dest": prefix + f.name, "default": argparse.SUPPRESS,
+                                  "help": docs.get(f.name, "").replace("%", "%%")}
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs.update(_value_kwargs(tp), required=required)
+        kwargs.update(options.get(f.name, {}))
+        parser.add_argument(flag, **kwargs)
+        for old, name in deprecated.items():
+            if name == f.name:
+                kind = "store"
+                if tp is bool:
+                    kind = "false" if old.startswith("--no-") else "true"
+                parser.add_argument(old, dest=prefix + f.name, default=argparse.SUPPRESS, new=flag,
+                                    kind=kind, type=kwargs.get("type"), action=_Deprecated,
+                                    help=argparse.SUPPRESS)
+    _add_file_args(parser, cls)
+    parser.set_defaults(config_class=cls, config_not_exposed=dict(not_exposed),
+                        config_prefix=prefix)
+
+
+def _value_kwargs(tp: Any) -> dict[str, Any]:
+    if get_origin(tp) is Literal:
+        choices = get_args(tp)
+        return {"type": type(choices[0]), "choices": choices}
+    if tp in (int, float, str):
+        return {"type": tp, "metavar": {int: "N", float: "X", str: "S"}[tp]}
+    if get_origin(tp) is tuple:
+        return {"type": str, "metavar": "A,B,..."}
+    return {"type": str}
+
+
+def _add_file_args(parser: argparse.ArgumentParser, cls: type) -> None:
+    if any(a.dest == "config_file" for a in parser._actions):
+        return
+    parser.add_argument("--config", dest="config_file", default=None, metavar="FILE",
+                        help=f"JSON file of {cls.__name__} fields (flags and --set override it)")
+    parser.add_argument("--set", dest="config_set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"any {cls.__name__} field, e.g. --set seed=1 (repeatable; flags override it)")
+
+
+def read_config_file(path: str | None) -> dict[str, Any]:
+    """The JSON object in ``--config FILE`` (empty without one)."""
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--config {path}: cannot read JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a JSON object of config fields")
+    return data
+
+
+def flag_values(args: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, Any]:
+    """The fields of ``cls`` given as flags (absent flags are absent, not None)."""
+    given = vars(args)
+    return {name: given[prefix + name] for name in field_names(cls) if prefix + name in given}
+
+
+def config_data(args: argparse.Namespace, cls: type, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Config fields from ``base`` < ``--config FILE`` < ``--set KEY=VALUE`` < flags."""
+    from codegym.plugins import parse_kv
+
+    data = dict(base or {})
+    data.update(read_config_file(getattr(args, "config_file", None)))
+    data.update(parse_kv(getattr(args, "config_set", None)))
+    data.update(flag_values(args, cls))
+    return data
+
+
+def config_from_args(args: argparse.Namespace, cls: type[C], base: Mapping[str, Any] | None = None) -> C:
+    """The validated config: :func:`config_data` through ``cls.from_dict``."""
+    return cls.from_dict(config_data(args, cls, base))
+
+
+__all__ = [
+    "Config",
+    "add_config_args",
+    "coerce",
+    "config_data",
+    "config_from_args",
+    "field_docs",
+    "field_names",
+    "flag_values",
+    "read_config_file",
+]
