@@ -1,4 +1,12 @@
-"""The ``codegym`` command line. Each sub-command lives in ``codegym/commands/<name>.py``."""
+"""The ``codegym`` command line.
+
+The sub-commands that need only ``codegym`` live in ``codegym/commands/<name>.py``; those
+that run agents (``sft``, ``train``, ``reproduce``) are registered by the ``agents`` package
+as ``codegym.commands`` entry points (see :mod:`codegym.entrypoints`), as a third-party
+package can register its own. A command module has ``NAME``, ``HELP``, ``add_parser`` and
+``run``; only the invoked command builds its full parser (the others are listed by ``HELP``),
+so ``codegym --help`` and light commands do not import torch.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +14,54 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from types import ModuleType
 
-#: Sub-command modules under ``codegym.commands`` (each has ``add_parser`` and ``run``).
-COMMANDS: list[str] = ["eval", "show", "label", "sandbox", "sft", "train_prm", "train", "reproduce", "plot",
-                       "defaults"]
+#: Commands in the order ``codegym --help`` lists them; ``None`` = a ``codegym.commands``
+#: entry point (installed by ``agents``), anything else = a module under ``codegym.commands``.
+ORDER: dict[str, str | None] = {
+    "eval": "eval", "show": "show", "label": "label", "sandbox": "sandbox", "sft": None,
+    "train-prm": "train_prm", "train": None, "reproduce": None, "plot": "plot", "defaults": "defaults",
+}  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every sub-command."""
+def command_loaders() -> dict[str, Callable[[], ModuleType]]:
+    """Command name -> a function importing its module (built-ins, then entry points)."""
+    from codegym.entrypoints import COMMANDS, registered
+
+    eps = registered(COMMANDS)
+    loaders: dict[str, Callable[[], ModuleType]] = {}
+    for name, module in ORDER.items():
+        if module is not None:
+            loaders[name] = lambda m=module: importlib.import_module(f"codegym.commands.{m}")
+        elif name in eps:
+            loaders[name] = eps[name].load
+    for name, ep in eps.items():  # commands of other packages
+        loaders.setdefault(name, ep.load)
+    return loaders
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command; with ``only``, the other commands are
+    listed by name and help but their options are not built (their modules may be heavy)."""
     parser = argparse.ArgumentParser(
         prog="codegym",
         description="RL environments for code generation with line-level process supervision.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        module = importlib.import_module(f"codegym.commands.{name}")
-        module.add_parser(sub)
+    for name, load in command_loaders().items():
+        module = load()
+        if only is None or only == name:
+            module.add_parser(sub)
+        else:
+            sub.add_parser(name, help=module.HELP)
     return parser
+
+
+def _invoked(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     # interleave with it (these are read when transformers is first imported).
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=_invoked(argv) or "")  # "": list every command by help only
     args = parser.parse_args(argv)
     if args.version:
         from codegym import __version__
@@ -46,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from sandboxes.base import SandboxUnavailable

@@ -176,15 +176,26 @@ _NOT_SCALAR = (dict, list)
 class _Deprecated(argparse.Action):
     """An old flag name: stores like the new one and says so on stderr."""
 
-    def __init__(self, *args: Any, new: str, kind: str = "store", **kwargs: Any) -> None:
-        self.new, self.kind = new, kind
-        if kind != "store":
+    def __init__(self, *args: Any, new: str, const_value: Any = None, **kwargs: Any) -> None:
+        self.new, self.const_value = new, const_value
+        if const_value is not None:
             kwargs["nargs"] = 0
         super().__init__(*args, **kwargs)
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
         print(f"note: {option_string} is deprecated; use {self.new}", file=sys.stderr)
-        setattr(namespace, self.dest, {"true": True, "false": False}.get(self.kind, values))
+        setattr(namespace, self.dest, values if self.const_value is None else self.const_value)
+
+
+def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str, type: Any = None,
+                   const: Any = None) -> None:
+    """Keep flag ``old`` working as ``new`` (same ``dest``), with a note on stderr when used.
+
+    ``const`` makes it a switch that stores that value (e.g. ``--linear`` = ``--mode linear``).
+    """
+    parser.add_argument(old, dest=dest, default=argparse.SUPPRESS, new=new, const_value=const,
+                        type=None if const is not None else type, action=_Deprecated,
+                        help=argparse.SUPPRESS)
 
 
 def add_config_args(
@@ -204,63 +215,70 @@ def add_config_args(
         cls: The config dataclass; a field's flag is ``--name-with-dashes`` and its help the
             field's docstring. ``int``/``float``/``str`` fields parse as such, ``Literal``
             fields offer their choices, ``bool`` fields get ``--name``/``--no-name``, tuple
-            fields take comma-separated values.
+            fields take comma-separated values. An absent flag leaves the field unset.
         not_exposed: Field -> why it is no flag (set by the command, or ``--set`` only).
         flags: Field -> its flag when the field name does not say the unit (e.g.
             ``{"steps": "--sft-steps"}``).
         deprecated: Old flag -> field; the old name keeps working with a note on stderr.
         options: Field -> extra ``add_argument`` keywords (``choices``, ``help``, ...).
-        prefix: Prefix of the ``dest`` of every field (for a nested config).
+        prefix: Field of the command's config that holds ``cls`` (a nested config): flags set
+            ``prefix.field``.
     """
     flags, deprecated, options = dict(flags or {}), dict(deprecated or {}), dict(options or {})
+    unknown = sorted((set(not_exposed) | set(flags) | set(deprecated.values()) | set(options))
+                     - set(field_names(cls)))
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no fields {unknown}")
     hints, docs = _type_hints(cls), field_docs(cls)
+    dest_prefix = prefix + "." if prefix else ""
+    dests = []
     for f in dataclasses.fields(cls):
         if f.name in not_exposed:
             continue
-        tp = _strip_optional(hints[f.name])
-        if get_origin(tp) in _NOT_SCALAR or tp in _NOT_SCALAR:
-            raise TypeError(f"{cls.__name__}.{f.name}: a {tp} field cannot be a flag; list it in not_exposed")
         flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
-        kwargs: dict[str, Any] = {"dest": prefix + f.name, "default": argparse.SUPPRESS,
-                                  "help": docs.get(f.name, "").replace("%", "%%")}
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if tp is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs.update(_value_kwargs(tp), required=required)
-        kwargs.update(options.get(f.name, {}))
+        kwargs = _flag_kwargs(cls, f, hints[f.name], docs.get(f.name, ""))
+        kwargs.update(dest=dest_prefix + f.name, **options.get(f.name, {}))
+        if "choices" not in kwargs and "action" not in kwargs:
+            kwargs.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
         parser.add_argument(flag, **kwargs)
-        for old, name in deprecated.items():
-            if name == f.name:
-                kind = "store"
-                if tp is bool:
-                    kind = "false" if old.startswith("--no-") else "true"
-                parser.add_argument(old, dest=prefix + f.name, default=argparse.SUPPRESS, new=flag,
-                                    kind=kind, type=kwargs.get("type"), action=_Deprecated,
-                                    help=argparse.SUPPRESS)
+        dests.append(kwargs["dest"])
+        for old in (o for o, name in deprecated.items() if name == f.name):
+            add_deprecated(parser, old, flag, kwargs["dest"], type=kwargs.get("type"))
     _add_file_args(parser, cls)
-    parser.set_defaults(config_class=cls, config_not_exposed=dict(not_exposed),
-                        config_prefix=prefix)
+    specs = [*(parser.get_default("config_specs") or []), (cls, prefix, dict(not_exposed))]
+    parser.set_defaults(config_specs=specs,
+                        config_dests=[*(parser.get_default("config_dests") or []), *dests])
 
 
-def _value_kwargs(tp: Any) -> dict[str, Any]:
+def _flag_kwargs(cls: type, f: dataclasses.Field, hint: Any, doc: str) -> dict[str, Any]:
+    tp = _strip_optional(hint)
+    if get_origin(tp) in _NOT_SCALAR or tp in _NOT_SCALAR:
+        raise TypeError(f"{cls.__name__}.{f.name}: a {tp} field cannot be a flag; list it in not_exposed")
+    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": doc.replace("%", "%%")}
+    if tp is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+        return kwargs
+    kwargs["required"] = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     if get_origin(tp) is Literal:
         choices = get_args(tp)
-        return {"type": type(choices[0]), "choices": choices}
-    if tp in (int, float, str):
-        return {"type": tp, "metavar": {int: "N", float: "X", str: "S"}[tp]}
-    if get_origin(tp) is tuple:
-        return {"type": str, "metavar": "A,B,..."}
-    return {"type": str}
+        kwargs.update(type=type(choices[0]), choices=choices)
+    elif tp in (int, float, str):
+        kwargs.update(type=tp)
+    elif get_origin(tp) is tuple:
+        kwargs.update(type=str, metavar="A,B,...")
+    else:
+        kwargs.update(type=str)
+    return kwargs
 
 
 def _add_file_args(parser: argparse.ArgumentParser, cls: type) -> None:
-    if any(a.dest == "config_file" for a in parser._actions):
+    if parser.get_default("config_file") is not None or any(a.dest == "config_file" for a in parser._actions):
         return
     parser.add_argument("--config", dest="config_file", default=None, metavar="FILE",
-                        help=f"JSON file of {cls.__name__} fields (flags and --set override it)")
+                        help=f"JSON file of {cls.__name__} fields (--set and flags override it)")
     parser.add_argument("--set", dest="config_set", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"any {cls.__name__} field, e.g. --set seed=1 (repeatable; flags override it)")
+                        help=f"a {cls.__name__} field, e.g. --set seed=1; KEY.SUB sets a field of a "
+                             "nested config (repeatable; flags override it)")
 
 
 def read_config_file(path: str | None) -> dict[str, Any]:
@@ -276,36 +294,53 @@ def read_config_file(path: str | None) -> dict[str, Any]:
     return data
 
 
-def flag_values(args: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, Any]:
-    """The fields of ``cls`` given as flags (absent flags are absent, not None)."""
+def merge(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data[key] = value``; ``key`` ``"a.b"`` sets ``data["a"]["b"]`` (keeping the rest
+    of ``data["a"]``), and a dict value is merged into a dict already there."""
+    head, dot, rest = key.partition(".")
+    if dot:
+        inner = data.get(head)
+        data[head] = inner = dict(inner) if isinstance(inner, Mapping) else {}
+        merge(inner, rest, value)
+    elif isinstance(value, Mapping) and isinstance(data.get(key), Mapping):
+        data[key] = {**data[key], **value}
+    else:
+        data[key] = value
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given as flags (``prefix.field`` for nested ones); absent flags are absent."""
     given = vars(args)
-    return {name: given[prefix + name] for name in field_names(cls) if prefix + name in given}
+    return {dest: given[dest] for dest in (getattr(args, "config_dests", None) or []) if dest in given}
 
 
-def config_data(args: argparse.Namespace, cls: type, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def config_data(args: argparse.Namespace, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Config fields from ``base`` < ``--config FILE`` < ``--set KEY=VALUE`` < flags."""
     from codegym.plugins import parse_kv
 
     data = dict(base or {})
-    data.update(read_config_file(getattr(args, "config_file", None)))
-    data.update(parse_kv(getattr(args, "config_set", None)))
-    data.update(flag_values(args, cls))
+    for layer in (read_config_file(getattr(args, "config_file", None)),
+                  parse_kv(getattr(args, "config_set", None)), flag_values(args)):  # fmt: skip
+        for key, value in layer.items():
+            merge(data, key, value)
     return data
 
 
 def config_from_args(args: argparse.Namespace, cls: type[C], base: Mapping[str, Any] | None = None) -> C:
     """The validated config: :func:`config_data` through ``cls.from_dict``."""
-    return cls.from_dict(config_data(args, cls, base))
+    return cls.from_dict(config_data(args, base))
 
 
 __all__ = [
     "Config",
     "add_config_args",
+    "add_deprecated",
     "coerce",
     "config_data",
     "config_from_args",
     "field_docs",
     "field_names",
     "flag_values",
+    "merge",
     "read_config_file",
 ]

@@ -11,28 +11,45 @@ from rich.table import Table
 console = Console()
 
 
-def add_suite_args(p: argparse.ArgumentParser, default_split: str | None = None) -> None:
-    """``--suite``, ``--split``, ``--min-steps``, ``--max-steps``, ``--suite-seed``."""
+#: The flags of the ``pipelines`` task-length fields (``min_steps``/``max_steps`` count the
+#: lines of a task, not optimiser steps).
+SUITE_KWARG_FLAGS = {"min_steps": "--min-task-lines", "max_steps": "--max-task-lines"}
+_SUITE_KWARGS = {"min_steps": "min_steps", "max_steps": "max_steps", "suite_seed": "seed"}
+
+
+def add_suite_args(p: argparse.ArgumentParser, split_help: str = "split (default: the suite's test split)") -> None:
+    """``--suite``, ``--split`` and the ``pipelines`` options of :func:`add_suite_kwarg_args`."""
     p.add_argument("--suite", default="pipelines",
                    help="pipelines | humaneval | jsonl:PATH | hf:NAME (default: pipelines)")
-    p.add_argument("--split", default=default_split, help="split (default: the suite's test split)")
-    p.add_argument("--min-steps", type=int, default=None, help="pipelines: fewest steps per task")
-    p.add_argument("--max-steps", type=int, default=None, help="pipelines: most steps per task")
+    p.add_argument("--split", default=None, help=split_help)
+    add_suite_kwarg_args(p)
+
+
+def add_suite_kwarg_args(p: argparse.ArgumentParser) -> None:
+    """``--min-task-lines``, ``--max-task-lines``, ``--suite-seed`` (``pipelines`` only; the
+    old ``--min-steps``/``--max-steps`` still work, with a note)."""
+    from codegym.config import add_deprecated
+
+    p.add_argument("--min-task-lines", dest="min_steps", type=int, default=None,
+                   help="pipelines: fewest lines (steps) per task")
+    p.add_argument("--max-task-lines", dest="max_steps", type=int, default=None,
+                   help="pipelines: most lines (steps) per task")
     p.add_argument("--suite-seed", type=int, default=None, help="pipelines: generator seed")
+    for name, flag in SUITE_KWARG_FLAGS.items():
+        add_deprecated(p, flag.replace("task-lines", "steps"), flag, name, type=int)
+
+
+def check_suite_kwargs(suite: str, given: dict[str, Any]) -> None:
+    """Refuse ``pipelines``-only options (set to a value in ``given``) for another suite."""
+    if suite != "pipelines" and any(given.get(n) is not None for n in _SUITE_KWARGS):
+        raise ValueError("--min-task-lines/--max-task-lines/--suite-seed apply only to --suite pipelines")
 
 
 def suite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Constructor kwargs for the suite from the parsed ``add_suite_args`` options."""
-    kwargs: dict[str, Any] = {}
-    if args.suite == "pipelines":
-        for name in ("min_steps", "max_steps"):
-            if getattr(args, name) is not None:
-                kwargs[name] = getattr(args, name)
-        if args.suite_seed is not None:
-            kwargs["seed"] = args.suite_seed
-    elif any(getattr(args, n) is not None for n in ("min_steps", "max_steps", "suite_seed")):
-        raise ValueError("--min-steps/--max-steps/--suite-seed apply only to --suite pipelines")
-    return kwargs
+    """Constructor kwargs for the suite from the parsed :func:`add_suite_kwarg_args` options."""
+    given = {name: getattr(args, name) for name in _SUITE_KWARGS}
+    check_suite_kwargs(args.suite, given)
+    return {_SUITE_KWARGS[k]: v for k, v in given.items() if v is not None}
 
 
 def results_table(title: str, rows: list[dict[str, Any]]) -> Table:

@@ -22,15 +22,25 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from codegym.commands.common import add_suite_args, console, results_table, suite_kwargs
+from codegym.commands.common import (
+    SUITE_KWARG_FLAGS,
+    add_suite_args,
+    console,
+    results_table,
+    suite_kwargs,
+)
 
 #: Settings that identify an evaluation (a resumed run must match them all).
 _RESUME_KEYS = ("agent", "agent_args", "model", "prm", "seed", "suite", "episodes", "samples",
                 "reward_mode", "max_lines", "timeout", "sandbox")
 
 
+NAME = "eval"
+HELP = "evaluate an agent: pass@k table + trajectories JSONL"
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate an agent: pass@k table + trajectories JSONL",
+    p = sub.add_parser(NAME, help=HELP,
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_suite_args(p)
     p.add_argument("--agent", default="reference",
@@ -138,17 +148,10 @@ def _resume(args: argparse.Namespace, summary_path: Path | None, settings: dict[
     return rows
 
 
-def run(args: argparse.Namespace) -> int:
-    import codegym
-    from codegym.defaults import resolve_model
-    from codegym.envs.code_prm import resolve_prm
-    from codegym.jsonutil import dumps
-    from codegym.plugins import agent_defaults, build_agent, parse_kv, resolve
-    from codegym.rollout import JsonlWriter, run_episodes, summarize
-    from codegym.smoke import cap
+def _tasks(args: argparse.Namespace) -> tuple[str, dict[str, Any], list[Any]]:
+    """The split, the suite's kwargs and the tasks to run (``--episodes`` of them)."""
     from codegym.tasks import load_suite
 
-    cap(args, {"episodes": 8, "max_lines": 8}, "eval")
     if args.plot and not Path(args.plot).suffix:
         raise ValueError(f"--plot {args.plot!r} needs an image suffix such as .png")
     skw = suite_kwargs(args)
@@ -161,13 +164,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes must be >= 1, got {n}")
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
-    tasks = suite.take(n, split)
+    return split, skw, suite.take(n, split)
 
-    agent_args = parse_kv(args.agent_arg)
-    model = resolve_model(args.model, "policy")
-    requested = dict(agent_args)
-    if model is not None:
-        requested["model"] = model
+
+def _prm(args: argparse.Namespace, tasks: list[Any]) -> str | None:
+    """The dense-reward PRM of ``--prm`` (with a note when ``auto`` finds none for the suite)."""
+    from codegym.defaults import resolve_model
+    from codegym.envs.code_prm import resolve_prm
+
     with warnings.catch_warnings(record=True) as caught:  # said once, as a note, below
         warnings.simplefilter("always")
         prm = resolve_prm(resolve_model(args.prm, "prm"), {str(t.metadata.get("suite", "")) for t in tasks},
@@ -175,47 +179,54 @@ def run(args: argparse.Namespace) -> int:
     if prm is None and args.prm == "auto" and args.reward_mode != "none" and caught:
         console.print(f"[dim]note: no default PRM applies to suite {args.suite!r} (the embedded PRM "
                       "is trained on pipelines): no dense reward; pass --prm DIR to add one[/]")
-    settings = _settings(args, split, skw, agent_args, model, prm, len(tasks))
-    summary_path = Path(args.summary) if args.summary else (
-        Path(str(Path(args.out).with_suffix("")) + ".summary.json") if args.out else None)
-    done_rows = _resume(args, summary_path, settings) if args.out else []
-    agent = build_agent(args.agent, requested, optional={"seed": args.seed})
+    return prm
 
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+def _provenance(args: argparse.Namespace, agent_args: dict[str, Any]) -> dict[str, Any]:
+    """Versions, start time, the command and the agent's effective decoding settings."""
+    import codegym
+    from codegym.plugins import agent_defaults, resolve
+
     decoding = {**agent_defaults(resolve(args.agent)), **agent_args}
     if "seed" in decoding:
         decoding["seed"] = agent_args.get("seed", args.seed)
     decoding.pop("model", None)
-    provenance = {
-        "codegym": codegym.__version__, "python": platform.python_version(), "started": started,
+    return {
+        "codegym": codegym.__version__, "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": "codegym eval " + " ".join(_argv(args)), "agent_config": decoding,
     }  # fmt: skip
 
-    def write_summary(table: list[dict[str, Any]] | None, complete: bool) -> None:
-        if summary_path is None:
-            return
-        summary_path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"agent": args.agent, "suite": args.suite, "split": split, "complete": complete,
-                "table": table or [], "settings": settings, "provenance": provenance}
-        tmp = summary_path.with_name(summary_path.name + ".tmp")
-        tmp.write_text(dumps(data, indent=2) + "\n")
-        tmp.replace(summary_path)
 
-    done = {(r.get("task_id"), r.get("sample")) for r in done_rows}
-    todo = [(t, s) for t in range(len(tasks)) for s in range(args.samples)
-            if (tasks[t].task_id, s) not in done]
+def _summary_path(args: argparse.Namespace) -> Path | None:
+    if args.summary:
+        return Path(args.summary)
+    return Path(str(Path(args.out).with_suffix("")) + ".summary.json") if args.out else None
+
+
+def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
+    """Write the summary JSON atomically (nothing without a path)."""
+    from codegym.jsonutil import dumps
+
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _run_with_progress(args: argparse.Namespace, agent: Any, tasks: list[Any], todo: list[tuple[int, int]],
+                       done_rows: list[dict], prm: str | None, title: str) -> list[dict]:
+    """Run the ``todo`` episodes under a progress bar, appending each row to ``--out`` at once."""
+    from codegym.rollout import JsonlWriter, run_episodes
+
     writer = JsonlWriter(args.out, append=bool(done_rows)) if args.out else None
-    write_summary(None, complete=False)
-    if done_rows:
-        console.print(f"resuming {args.out}: {len(done_rows)} episodes done, {len(todo)} to run")
-    total = len(tasks) * args.samples
     columns = (TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("pass {task.fields[passed]}"), TimeElapsedColumn())
-    t0 = time.perf_counter()
     with Progress(*columns, console=console, transient=False) as progress:
         passed = sum(bool(r.get("passed")) for r in done_rows)
-        bar = progress.add_task(f"{args.agent} on {args.suite}/{split}", total=total,
-                                completed=len(done_rows), passed=passed)
+        bar = progress.add_task(title, total=len(tasks) * args.samples, completed=len(done_rows), passed=passed)
 
         def on_episode(row: dict) -> None:
             nonlocal passed
@@ -226,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
             progress.update(bar, advance=1, passed=passed)
 
         try:
-            rows = run_episodes(
+            return run_episodes(
                 agent, tasks, samples=args.samples, workers=args.workers,
                 batch_size=args.batch_size, sandbox=args.sandbox, on_episode=on_episode,
                 env_kwargs={"prm": prm, "reward_mode": args.reward_mode,
@@ -237,19 +248,51 @@ def run(args: argparse.Namespace) -> int:
             if writer is not None:
                 writer.close()
 
-    rows = [*done_rows, *rows]
-    table = summarize(rows, by_horizon=args.suite == "pipelines")
-    console.print(results_table(f"{args.agent} on {args.suite}/{split}", table))
-    if args.plot:
-        from codegym.plotting import rates_plot, save_figure
-        from codegym.stats import rates_by_horizon
 
-        fig = rates_plot({args.agent: rates_by_horizon(rows)},
-                         title=f"{args.agent} on {args.suite}/{split}: pass@1 by horizon (95 % intervals)")
-        console.print(f"plot: {save_figure(fig, args.plot)}")
-    provenance["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    provenance["seconds"] = round(time.perf_counter() - t0, 3)
-    write_summary(table, complete=True)
+def _plot(args: argparse.Namespace, rows: list[dict], title: str) -> None:
+    from codegym.plotting import rates_plot, save_figure
+    from codegym.stats import rates_by_horizon
+
+    fig = rates_plot({args.agent: rates_by_horizon(rows)}, title=f"{title}: pass@1 by horizon (95 % intervals)")
+    console.print(f"plot: {save_figure(fig, args.plot)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from codegym.defaults import resolve_model
+    from codegym.plugins import build_agent, parse_kv
+    from codegym.rollout import summarize
+    from codegym.smoke import cap
+
+    cap(args, {"episodes": 8, "max_lines": 8}, "eval")
+    split, skw, tasks = _tasks(args)
+    agent_args = parse_kv(args.agent_arg)
+    model = resolve_model(args.model, "policy")
+    prm = _prm(args, tasks)
+    settings = _settings(args, split, skw, agent_args, model, prm, len(tasks))
+    summary_path = _summary_path(args)
+    done_rows = _resume(args, summary_path, settings) if args.out else []
+    agent = build_agent(args.agent, {**agent_args, **({"model": model} if model is not None else {})},
+                        optional={"seed": args.seed})
+    summary = {"agent": args.agent, "suite": args.suite, "split": split, "complete": False,
+               "table": [], "settings": settings, "provenance": _provenance(args, agent_args)}
+    _write_summary(summary_path, summary)
+
+    done = {(r.get("task_id"), r.get("sample")) for r in done_rows}
+    todo = [(t, s) for t in range(len(tasks)) for s in range(args.samples)
+            if (tasks[t].task_id, s) not in done]
+    if done_rows:
+        console.print(f"resuming {args.out}: {len(done_rows)} episodes done, {len(todo)} to run")
+    title = f"{args.agent} on {args.suite}/{split}"
+    t0 = time.perf_counter()
+    rows = [*done_rows, *_run_with_progress(args, agent, tasks, todo, done_rows, prm, title)]
+
+    table = summarize(rows, by_horizon=args.suite == "pipelines")
+    console.print(results_table(title, table))
+    if args.plot:
+        _plot(args, rows, title)
+    summary["provenance"].update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                 seconds=round(time.perf_counter() - t0, 3))
+    _write_summary(summary_path, {**summary, "table": table, "complete": True})
     if summary_path:
         console.print(f"trajectories: {args.out}\nsummary: {summary_path}")
     return 0
@@ -261,9 +304,10 @@ def _argv(args: argparse.Namespace) -> list[str]:
     if args.model:
         out.append(f"--model {args.model}")
     out += [f"--agent-arg {a}" for a in args.agent_arg]
-    for flag in ("split", "min_steps", "max_steps", "suite_seed", "episodes"):
-        value = getattr(args, flag)
+    flags = {"split": "--split", **SUITE_KWARG_FLAGS, "suite_seed": "--suite-seed", "episodes": "--episodes"}
+    for name, flag in flags.items():
+        value = getattr(args, name)
         if value is not None:
-            out.append(f"--{flag.replace('_', '-')} {value}")
+            out.append(f"{flag} {value}")
     out += [f"--samples {args.samples}", f"--seed {args.seed}", f"--prm {args.prm}"]
     return out

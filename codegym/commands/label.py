@@ -17,27 +17,59 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from codegym.commands.common import add_suite_args, resume_hint, suite_kwargs
+from codegym.commands.common import add_suite_kwarg_args, check_suite_kwargs, resume_hint
 
 console = Console()
+
+NAME = "label"
+HELP = "label sampled responses line by line (binary search over prefixes)"
+
+#: LabelRunConfig fields that are no flag, and why.
+NOT_EXPOSED = {
+    "suite_kwargs": "built from --min-task-lines/--max-task-lines/--suite-seed (or --set suite_kwargs.KEY=V)",
+    "label": "a nested LabelConfig: each of its fields is a flag (--k, --chunk, --mode, ...)",
+    "completer_id": "derived from --completer and its settings",
+}
+#: LabelConfig fields that are no flag, and why.
+LABEL_NOT_EXPOSED: dict[str, str] = {}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``label`` on the top-level sub-command parser."""
+    from codegym.config import add_config_args, add_deprecated
+    from codegym.labeling import LabelConfig, LabelRunConfig
+    from codegym.labeling.pipeline import ROW_FORMATS
+
     p = subparsers.add_parser(
-        "label",
-        help="label sampled responses line by line (binary search over prefixes)",
+        NAME, help=HELP,
         description=(
             "Sample one response per index from the completer, label each line +1/-1/0 by "
             "binary search for the longest prefix from which one of K completions passes "
             "every test, and append stepwise JSONL rows. Re-running the same command after "
-            "a crash continues where it stopped. A summary is written beside --out."
+            "a crash continues where it stopped. A summary is written beside --out. Every "
+            "field of LabelRunConfig and LabelConfig is a flag; --config FILE and --set "
+            "KEY=VALUE (label.KEY for LabelConfig) set any of them."
         ),
-    )
-    add_suite_args(p, default_split=None)
-    for action in p._actions:  # labels are training data: the default split differs from eval's
-        if action.dest == "split":
-            action.help = "split (default: train when the suite has one)"
+    )  # fmt: skip
+    add_config_args(p, LabelRunConfig, not_exposed=NOT_EXPOSED, options={
+        "format": {"choices": list(ROW_FORMATS), "help": "row format: codegym (labels +1/-1/0 per "
+                   "line; default) or trl (boolean labels per step, read as is by TRL's "
+                   "PRMTrainer; codegym train-prm reads both)"},
+    })  # fmt: skip
+    add_config_args(p, LabelConfig, not_exposed=LABEL_NOT_EXPOSED, prefix="label")
+    add_deprecated(p, "--linear", "--mode linear", "label.mode", const="linear")
+    add_suite_kwarg_args(p)
+    _add_completer_args(p)
+    p.add_argument("--sandbox", default="local", help="sandbox backend: local | docker")
+    p.add_argument("--workers", type=int, default=2, help="sandbox workers (parallel executions)")
+    p.add_argument("--out", required=True, help="output JSONL (appended; resumes)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete --out (and its summary) and start over (default: resume it)")
+    p.set_defaults(run=run, on_interrupt=resume_hint)
+    return p
+
+
+def _add_completer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default=None,
                    help="HF causal LM checkpoint dir (completer 'hf'); 'default' = the embedded policy")
     p.add_argument("--completer", default="hf",
@@ -51,29 +83,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256,
                    help="completer 'hf': token budget per completion")
     p.add_argument("--threads", type=int, default=None, help="torch threads (completer 'hf')")
-    p.add_argument("--responses", type=int, default=100, help="responses to label")
-    p.add_argument("--samples-per-task", type=int, default=1, help="responses per task")
-    p.add_argument("--k", type=int, default=8, help="completions per prefix (at most)")
-    p.add_argument("--chunk", type=int, default=2,
-                   help="completions sampled (and executed in parallel) at a time; sampling a "
-                   "prefix stops after the first chunk with a pass")
-    p.add_argument("--prefetch", action="store_true",
-                   help="sample all K completions of a prefix in one batch (faster for an LM), "
-                   "still executing --chunk at a time and stopping at the first pass")
-    p.add_argument("--linear", action="store_true",
-                   help="scan prefixes linearly instead of binary search (for comparison)")
-    p.add_argument("--sandbox", default="local", help="sandbox backend: local | docker")
-    p.add_argument("--workers", type=int, default=2, help="sandbox workers (parallel executions)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per execution")
-    p.add_argument("--seed", type=int, default=0, help="seed of the response generators")
-    p.add_argument("--out", required=True, help="output JSONL (appended; resumes)")
-    p.add_argument("--format", default="codegym", choices=["codegym", "trl"],
-                   help="row format: codegym (labels +1/-1/0 per line; default) or trl (boolean "
-                   "labels per step, read as is by TRL's PRMTrainer; codegym train-prm reads both)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="delete --out (and its summary) and start over (default: resume it)")
-    p.set_defaults(run=run, on_interrupt=resume_hint)
-    return p
 
 
 def _completer(args: argparse.Namespace) -> tuple[Any, str]:
@@ -127,66 +136,82 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return t
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``codegym label``."""
+def _run_config(args: argparse.Namespace, completer_id: str) -> Any:
+    """The :class:`LabelRunConfig` of the flags, ``--config`` and ``--set`` (smoke budgets applied)."""
+    from codegym.config import config_data
+    from codegym.labeling import LabelRunConfig
+    from codegym.smoke import cap
+
+    data = config_data(args)
+    suite_kwargs = {k: v for k, v in (("min_steps", args.min_steps), ("max_steps", args.max_steps),
+                                      ("seed", args.suite_seed)) if v is not None}  # fmt: skip
+    check_suite_kwargs(data.get("suite", "pipelines"), {**suite_kwargs, "suite_seed": args.suite_seed})
+    data["suite_kwargs"] = {**data.get("suite_kwargs", {}), **suite_kwargs}
+    data["completer_id"] = completer_id
+    label = data.setdefault("label", {})
+    budget = {"responses": data.get("responses", 100), "k": label.get("k", 8)}
+    if cap(budget, {"responses": 4, "k": 2}, "label"):
+        data["responses"], label["k"] = budget["responses"], budget["k"]
+    return LabelRunConfig.from_dict(data)
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    """Check ``--workers``, resolve ``--policy default``, delete ``--out`` for ``--overwrite``."""
     from pathlib import Path
 
     from codegym.defaults import resolve_model
-    from codegym.labeling import LabelConfig, LabelRun, LabelRunConfig, summary_path
-    from sandboxes import make_sandbox
+    from codegym.labeling import summary_path
+    from codegym.smoke import cap
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     args.policy = resolve_model(args.policy, "policy")
-    from codegym.smoke import cap
-
-    cap(args, {"responses": 4, "k": 2, "max_lines": 8, "max_new_tokens": 64}, "label")
+    cap(args, {"max_lines": 8, "max_new_tokens": 64}, "label completer")
     if args.overwrite:
         for path in (Path(args.out), summary_path(args.out)):
             if path.is_dir():
                 raise ValueError(f"--out {path} is a directory; pass a JSONL file path")
             path.unlink(missing_ok=True)
-    label_cfg = LabelConfig(
-        k=args.k, chunk=args.chunk, mode="linear" if args.linear else "binary",
-        prefetch=args.prefetch, timeout=args.timeout,
-    )
+
+
+def _label_with_progress(job: Any, total: int, done: int) -> dict[str, Any]:
+    """Run ``job`` under a progress bar that shows passed, revised and executions per response."""
+    stats = {"passed": 0, "revised": 0, "execs": 0, "n": 0}
+    columns = [
+        TextColumn("[bold]label[/]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}"), TimeElapsedColumn(), TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("", total=max(total, done), completed=done)
+
+        def on_row(row: dict[str, Any]) -> None:
+            stats["n"] += 1
+            stats["passed"] += int(row["passed"])
+            stats["revised"] += int(row["revised"])
+            stats["execs"] += row["n_executions"]
+            progress.update(
+                bar, advance=1,
+                description=(f"passed {stats['passed']} revised {stats['revised']} "
+                             f"exec/resp {stats['execs'] / stats['n']:.1f}"),
+            )
+
+        return job.run(on_row=on_row)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``codegym label``."""
+    from codegym.labeling import LabelRun, summary_path
+    from sandboxes import make_sandbox
+
+    _prepare(args)
     completer, ident = _completer(args)
-    cfg = LabelRunConfig(
-        suite=args.suite,
-        split=args.split,
-        responses=args.responses,
-        samples_per_task=args.samples_per_task,
-        seed=args.seed,
-        suite_kwargs=suite_kwargs(args),
-        label=label_cfg,
-        completer_id=ident,
-        format=args.format,
-    )
+    cfg = _run_config(args, ident)
     with make_sandbox(args.sandbox, workers=args.workers) as sandbox:
         job = LabelRun(args.out, completer, sandbox, cfg)
         done = len(job.resume())
         if done:
             console.print(f"resuming {args.out}: {done} of {cfg.responses} responses already labeled")
-        stats = {"passed": 0, "revised": 0, "execs": 0, "n": 0}
-        columns = [
-            TextColumn("[bold]label[/]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        ]
-        with Progress(*columns, console=console, transient=False) as progress:
-            bar = progress.add_task("", total=max(cfg.responses, done), completed=done)
-
-            def on_row(row: dict[str, Any]) -> None:
-                stats["n"] += 1
-                stats["passed"] += int(row["passed"])
-                stats["revised"] += int(row["revised"])
-                stats["execs"] += row["n_executions"]
-                progress.update(
-                    bar, advance=1,
-                    description=(f"passed {stats['passed']} revised {stats['revised']} "
-                                 f"exec/resp {stats['execs'] / stats['n']:.1f}"),
-                )
-
-            summary = job.run(on_row=on_row)
+        summary = _label_with_progress(job, cfg.responses, done)
     console.print(summary_table(summary))
     console.print(f"rows: {args.out}  summary: {summary_path(args.out)}")
     return 0

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 
+NAME = "plot"
+HELP = "learning curves of runs (pass rate, return, KL, ...) to a PNG"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="learning curves of runs (pass rate, return, KL, ...) to a PNG",
+    p = sub.add_parser(NAME, help=HELP,
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or metrics JSONL files)")
     p.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")

@@ -6,9 +6,12 @@ import argparse
 
 from codegym.commands.common import console
 
+NAME = "sandbox"
+HELP = "Docker sandbox: build the image, clean up containers"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sandbox", help="Docker sandbox: build the image, clean up containers",
+    p = sub.add_parser(NAME, help=HELP,
                        description=__doc__)
     actions = p.add_subparsers(dest="sandbox_action", metavar="ACTION", required=True)
     b = actions.add_parser(

@@ -14,9 +14,12 @@ from rich.text import Text
 
 from codegym.commands.common import console
 
+NAME = "show"
+HELP = "show trajectories, each line coloured by its PRM score"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("show", help="show trajectories, each line coloured by its PRM score",
+    p = sub.add_parser(NAME, help=HELP,
                        description=__doc__)
     p.add_argument("path", help="trajectories JSONL (`codegym eval --out`) or labels (`codegym label --out`)")
     p.add_argument("--index", type=int, action="append", default=None,

@@ -86,7 +86,7 @@ class DefaultsBuildConfig(Config):
     main_job_episodes: int = 200
     """Episodes of the README's main job measured into the manifest (0: skip)."""
     sft: dict[str, Any] = field(default_factory=dict)
-    """Overrides of ``agents.sft.SFTConfig`` fields (none for the shipped defaults)."""
+    """Overrides of the SFT trainer's ``SFTConfig`` fields (none for the shipped defaults)."""
     prm: dict[str, Any] = field(default_factory=dict)
     """Overrides of ``codegym.prm.train.PRMTrainConfig`` fields (none for the shipped defaults)."""
     progress: bool = True
@@ -114,16 +114,22 @@ def _console(cfg: DefaultsBuildConfig) -> Any:
     return Console(quiet=not cfg.progress)
 
 
-def _sft(cfg: DefaultsBuildConfig, work: Path) -> dict[str, Any]:
-    from codegym.plugins import resolve_object
+def sft_trainer() -> Any:
+    """The SFT trainer the build runs: the ``sft`` entry point of the ``codegym.trainers`` group
+    (``agents.sft``: ``SFTConfig``, ``train_sft``, ``parse_buckets``, ``eval_tasks_by_bucket``,
+    ``evaluate_policy``); codegym itself never imports ``agents``."""
+    from codegym.entrypoints import TRAINERS, load
 
-    sft_mod_config = resolve_object("agents.sft:SFTConfig")
-    train_sft = resolve_object("agents.sft:train_sft")
+    return load(TRAINERS, "sft")
+
+
+def _sft(cfg: DefaultsBuildConfig, work: Path) -> dict[str, Any]:
+    sft = sft_trainer()
     out = work / POLICY_NAME
     if (out / "sft_done.json").is_file() and (out / "eval.json").is_file():
         return json.loads((out / "eval.json").read_text())
-    sft_cfg = sft_mod_config(out=str(out), seed=cfg.seed, threads=cfg.threads, progress=cfg.progress, **cfg.sft)
-    return train_sft(sft_cfg)
+    sft_cfg = sft.SFTConfig(out=str(out), seed=cfg.seed, threads=cfg.threads, progress=cfg.progress, **cfg.sft)
+    return sft.train_sft(sft_cfg)
 
 
 def _label(cfg: DefaultsBuildConfig, work: Path, split: str, responses: int, seed: int, out: Path) -> dict[str, Any]:
@@ -186,19 +192,15 @@ def measure_policy(policy: str | Path, tasks: int = 100, workers: int = 2) -> di
     """Greedy pass@1 by horizon of ``policy`` on the check set (the first test tasks of each
     bucket of :data:`BUCKETS`, ``tasks`` in all); what the shipped-files test re-measures."""
     from codegym.lm import load_causal_lm
-    from codegym.plugins import resolve_object
     from codegym.tasks import load_suite
     from sandboxes import make_sandbox
 
-    sft = resolve_object("agents.sft:parse_buckets")
-    by_bucket = resolve_object("agents.sft:eval_tasks_by_bucket")
-    evaluate = resolve_object("agents.sft:evaluate_policy")
-    buckets = sft(BUCKETS)
-    suite = load_suite("pipelines")
-    check = by_bucket(suite, "test", tasks, buckets)
+    sft = sft_trainer()
+    buckets = sft.parse_buckets(BUCKETS)
+    check = sft.eval_tasks_by_bucket(load_suite("pipelines"), "test", tasks, buckets)
     model, tok = load_causal_lm(policy)
     with make_sandbox("local", workers=workers) as sandbox:
-        return evaluate(model, tok, check, sandbox, buckets)
+        return sft.evaluate_policy(model, tok, check, sandbox, buckets)
 
 
 def measure_prm(prm_path: str | Path, heldout: str | Path) -> dict[str, Any]:
@@ -366,22 +368,6 @@ def summary_table(man: dict[str, Any]) -> Any:
     size = sum(f["bytes"] for f in man["files"].values())
     t.add_row("files", f"{len(man['files'])} ({size / 1e6:.1f} MB)")
     return t
-
-
-def main_args_to_config(ns: Any) -> DefaultsBuildConfig:
-    """A :class:`DefaultsBuildConfig` from ``codegym defaults build`` arguments."""
-    from codegym.plugins import parse_kv
-
-    kwargs: dict[str, Any] = {}
-    for name in ("out", "work", "seed", "threads", "label_responses", "heldout_responses", "k",
-                 "workers", "check_tasks", "main_job_episodes"):
-        value = getattr(ns, name, None)
-        if value is not None:
-            kwargs[name] = value
-    kwargs["sft"] = parse_kv(getattr(ns, "sft_set", None))
-    kwargs["prm"] = parse_kv(getattr(ns, "prm_set", None))
-    kwargs["progress"] = not getattr(ns, "no_progress", False)
-    return DefaultsBuildConfig(**kwargs)
 
 
 if __name__ == "__main__":  # pragma: no cover

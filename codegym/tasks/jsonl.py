@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from codegym.tasks.base import Task
-from codegym.tasks.registry import TaskSuite
+from codegym.tasks.base import Task, TaskSuite
 from sandboxes import IOCase, TestSuite
 
 TUPLE_KEY = "__tuple__"

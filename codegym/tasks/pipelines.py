@@ -55,8 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from codegym.tasks.base import Task
-from codegym.tasks.registry import TaskSuite
+from codegym.tasks.base import Task, TaskSuite
 from sandboxes import IOCase, TestSuite
 
 Category = Literal["map", "filter", "order", "slice", "grow", "return"]

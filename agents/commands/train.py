@@ -11,23 +11,27 @@ Examples::
 (accelerate's CPU path is ``--multi_gpu``: it starts the processes with torchrun; on a
 machine without CUDA, or with ``--device cpu``, they train on CPU over gloo.)
 
-``--policy default`` / ``--prm default`` name the embedded default policy and PRM. Re-running
-with the same ``--out`` resumes from the last checkpoint (``--iterations`` may grow); with
-other settings, another policy or PRM it refuses and lists the differences (``--overwrite``
-starts over). The trainer is loaded
-by string (``--agent ppo`` or ``module:Class``), so ``codegym`` never imports ``agents``
-statically.
+Every :class:`agents.ppo.config.PPOConfig` field is a flag (``--min-task-lines`` /
+``--max-task-lines`` = lines of a training task), and ``--config FILE`` / ``--set KEY=VALUE``
+set any field (flags win over ``--set``, which wins over the file). ``--policy default`` /
+``--prm default`` name the embedded default policy and PRM. Re-running with the same
+``--out`` resumes from the last checkpoint (``--iterations`` may grow); with other settings,
+another policy or PRM it refuses and lists the differences (``--overwrite`` starts over).
+``--agent module:Class`` trains another trainer class (its ``config_class`` has
+``from_dict``); the flags of PPOConfig fields it shares apply to it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from codegym.commands.common import console, resume_hint
+
+NAME = "train"
+HELP = "train an agent with RL (PPO with PRM rewards/critic)"
 
 #: Config fields that may change when a run is resumed (everything else must match).
 RESUMABLE_CHANGES = ("iterations", "device", "torch_threads", "log_every", "checkpoint_every")
@@ -35,41 +39,38 @@ RESUMABLE_CHANGES = ("iterations", "device", "torch_threads", "log_every", "chec
 #: Registered trainers: name -> ("module:TrainerClass", "module:ConfigClass"). The trainer
 #: takes ``(config, policy_dir, out_dir, prm_dir=, accelerator=, on_iteration=)`` and has
 #: ``iteration``, ``train()`` and ``close()``; the config has ``from_dict`` and ``iterations``.
+#: A ``module:Class`` trainer names its config in a ``config_class`` attribute.
 TRAINERS: dict[str, tuple[str, str]] = {
     "ppo": ("agents.ppo.trainer:PPOTrainer", "agents.ppo.config:PPOConfig"),
 }
 
+#: PPOConfig fields that are no flag, and why.
+NOT_EXPOSED = {"extra": "free-form facts recorded with the run (set by the command: the input digests)"}
+DEPRECATED = {"--min-steps": "min_steps", "--max-steps": "max_steps"}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train an agent with RL (PPO with PRM rewards/critic)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from agents.ppo.config import PPOConfig
+    from codegym.commands.common import SUITE_KWARG_FLAGS
+    from codegym.config import add_config_args
+
+    p = sub.add_parser(NAME, help=HELP, description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--agent", default="ppo", help="trainer name (ppo) or module:Class")
     p.add_argument("--policy", required=True,
                    help="starting policy dir (save_pretrained); 'default' = the embedded policy")
     p.add_argument("--prm", default=None,
                    help="PRM dir (dense reward and/or value init); 'default' = the embedded PRM")
-    p.add_argument("--dense-reward", default=None, choices=["none", "delta", "delta_open", "paper"],
-                   help="per-line reward: none (sparse), delta (closed potential-based shaping: "
-                        "the best policy is unchanged), delta_open (unclosed, for ablations), "
-                        "paper (score/T)")
-    p.add_argument("--value-init", default=None, choices=["prm", "policy"],
-                   help="critic start: prm (plain load of the PRM) or policy (backbone + new "
-                        "head); default: prm when --prm is given, else policy")
-    p.add_argument("--iterations", type=int, default=None, help="PPO iterations")
     p.add_argument("--out", required=True, help="run directory (resumes when it has a checkpoint)")
-    p.add_argument("--config", default=None, help="JSON file of config fields")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config field, e.g. --set policy_lr=3e-5 (repeatable)")
-    p.add_argument("--seed", type=int, default=None, help="run seed")
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: config's)")
-    p.add_argument("--min-steps", type=int, default=None, help="pipelines: fewest steps")
-    p.add_argument("--max-steps", type=int, default=None, help="pipelines: most steps")
-    p.add_argument("--report-to", default=None, choices=["none", "tensorboard"],
-                   help="also log metrics to TensorBoard (OUT/tensorboard, same names as "
-                   "metrics.jsonl; codegym[tensorboard])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the run in --out and start over (default: resume it)")
+    add_config_args(p, PPOConfig, not_exposed=NOT_EXPOSED, flags=SUITE_KWARG_FLAGS,
+                    deprecated=DEPRECATED,
+                    options={"report_to": {"choices": ["none", "tensorboard"]},
+                             "value_init": {"help": "critic start: prm (plain load of the PRM) or "
+                                            "policy (backbone + new head); default: prm when --prm "
+                                            "is given, else policy"}})
     p.set_defaults(run=run, on_interrupt=resume_hint)
 
 
@@ -84,23 +85,13 @@ def _load(spec: str) -> Any:
 
 
 def build_config(args: argparse.Namespace, config_cls: Any) -> Any:
-    """The trainer config from ``--config``, ``--set`` and the dedicated flags (in that order)."""
-    from codegym.plugins import parse_kv
+    """The trainer config from ``--config``, ``--set`` and the flags (in that order)."""
+    from agents.ppo.config import PPOConfig
+    from codegym.config import config_data, field_names
 
-    data: dict[str, Any] = {}
-    if args.config:
-        try:
-            data.update(json.loads(Path(args.config).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"--config {args.config}: cannot read JSON: {exc}") from exc
-    data.update(parse_kv(args.set))
-    flags = {
-        "dense_reward": args.dense_reward, "value_init": args.value_init,
-        "iterations": args.iterations, "seed": args.seed, "device": args.device,
-        "min_steps": args.min_steps, "max_steps": args.max_steps,
-        "report_to": args.report_to,
-    }  # fmt: skip
-    data.update({k: v for k, v in flags.items() if v is not None})
+    data = config_data(args)
+    if config_cls is not PPOConfig:  # another trainer: the PPOConfig flags it shares
+        data = {k: v for k, v in data.items() if k in field_names(config_cls)}
     if "value_init" not in data and args.prm is not None:
         data["value_init"] = "prm"
     return config_cls.from_dict(data)
@@ -152,58 +143,76 @@ def _inputs(args: argparse.Namespace, config: Any, main: bool) -> tuple[str, str
     return policy, prm
 
 
-def run(args: argparse.Namespace) -> int:
+def _trainer_classes(agent: str) -> tuple[Any, Any]:
+    """The trainer class of ``--agent`` and its config class."""
+    trainer_spec, config_spec = TRAINERS.get(agent, (agent, None))
+    trainer_cls = _load(trainer_spec)
+    if config_spec is None and not hasattr(trainer_cls, "config_class"):
+        raise ValueError(f"--agent {agent}: {trainer_spec} has no config_class attribute")
+    return trainer_cls, _load(config_spec) if config_spec else trainer_cls.config_class
+
+
+def _progress(args: argparse.Namespace, total: int, main: bool) -> tuple[Any, Any]:
+    """A progress bar of iterations, and the ``on_iteration`` callback that moves it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("pass {task.fields[pass_rate]:.2f} kl {task.fields[kl]:.3f}"),
+               TimeElapsedColumn())
+    progress = Progress(*columns, console=console, disable=args.quiet or not main)
+    bar = progress.add_task(f"{args.agent} -> {args.out}", total=total, pass_rate=0.0, kl=0.0)
+
+    def on_iteration(row: dict[str, Any]) -> None:
+        progress.update(bar, completed=row["iteration"], pass_rate=row["charts/pass_rate"],
+                        kl=row["charts/kl"])
+
+    return progress, on_iteration
+
+
+#: Metrics of the summary table, in order.
+SUMMARY_KEYS = ("charts/pass_rate", "charts/return", "charts/prefix_accuracy", "charts/kl",
+                "charts/explained_variance", "charts/lines", "losses/policy", "losses/value",
+                "losses/entropy", "charts/rollout_tokens_per_s", "charts/update_tokens_per_s")
+
+
+def summary_table(title: str, rows: list[dict[str, Any]]) -> Any:
+    """First, last and mean of the last 10 values of each :data:`SUMMARY_KEYS` metric."""
     from rich.table import Table
 
-    trainer_spec, config_spec = TRAINERS.get(args.agent, (args.agent, None))
-    trainer_cls = _load(trainer_spec)
-    config_cls = _load(config_spec) if config_spec else trainer_cls.config_class
-    config = build_config(args, config_cls)
+    table = Table(title=title)
+    for col, justify in (("metric", "left"), ("first", "right"), ("last", "right"), ("mean (last 10)", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for key in SUMMARY_KEYS:
+        vals = [r[key] for r in rows if key in r and r[key] == r[key]]
+        if vals:
+            tail = vals[-10:]
+            table.add_row(key, f"{vals[0]:.4g}", f"{vals[-1]:.4g}", f"{sum(tail) / len(tail):.4g}")
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
     from codegym.smoke import cap
 
+    trainer_cls, config_cls = _trainer_classes(args.agent)
+    config = build_config(args, config_cls)
     if cap(config, {"iterations": 2, "critic_warmup_iterations": 1, "num_prompts": 2, "samples_per_prompt": 2,
                     "num_minibatches": 1, "max_new_tokens": 48, "max_lines": 8}, "train") and hasattr(config, "validate"):
         config.validate()
     accelerator = _accelerator(config.device)
     main = accelerator is None or accelerator.is_main_process
     policy, prm = _inputs(args, config, main)
-
-    columns = (TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("pass {task.fields[pass_rate]:.2f} kl {task.fields[kl]:.3f}"),
-               TimeElapsedColumn())
-    progress = Progress(*columns, console=console, disable=args.quiet or not main)
-    bar = progress.add_task(f"{args.agent} -> {args.out}", total=config.iterations, pass_rate=0.0, kl=0.0)
-
-    def on_iteration(row: dict[str, Any]) -> None:
-        progress.update(bar, completed=row["iteration"], pass_rate=row["charts/pass_rate"],
-                        kl=row["charts/kl"])
-
+    progress, on_iteration = _progress(args, config.iterations, main)
     trainer = trainer_cls(config, policy, args.out, prm_dir=prm,
                           accelerator=accelerator, on_iteration=on_iteration)
     try:
         start = trainer.iteration
-        progress.update(bar, completed=start)
+        progress.update(progress.task_ids[0], completed=start)
         with progress:
             rows = trainer.train()
     finally:
         trainer.close()
-    if not main:
-        return 0
-    table = Table(title=f"codegym train --agent {args.agent} ({start} -> {trainer.iteration} iterations)")
-    table.add_column("metric")
-    table.add_column("first", justify="right")
-    table.add_column("last", justify="right")
-    table.add_column("mean (last 10)", justify="right")
-    keys = ["charts/pass_rate", "charts/return", "charts/prefix_accuracy", "charts/kl",
-            "charts/explained_variance", "charts/lines", "losses/policy", "losses/value",
-            "losses/entropy", "charts/rollout_tokens_per_s", "charts/update_tokens_per_s"]
-    for key in keys:
-        vals = [r[key] for r in rows if key in r and r[key] == r[key]]
-        if not vals:
-            continue
-        tail = vals[-10:]
-        table.add_row(key, f"{vals[0]:.4g}", f"{vals[-1]:.4g}", f"{sum(tail) / len(tail):.4g}")
-    console.print(table)
-    console.print(f"policy -> {Path(args.out) / 'policy'}   metrics -> {Path(args.out) / 'metrics.jsonl'}")
+    if main:
+        title = f"codegym train --agent {args.agent} ({start} -> {trainer.iteration} iterations)"
+        console.print(summary_table(title, rows))
+        console.print(f"policy -> {Path(args.out) / 'policy'}   metrics -> {Path(args.out) / 'metrics.jsonl'}")
     return 0
