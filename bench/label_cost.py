@@ -1,6 +1,6 @@
 """Labeling cost: executions per response, binary search vs linear scan, by horizon.
 
-Runs ``codegym label`` (in process) twice per horizon -- binary and ``--linear`` -- on the
+Runs ``codegym label`` (in process) twice per horizon -- binary and ``--mode linear`` -- on the
 same responses (response ``r`` is sampled first from its own generator, so both modes label
 identical responses), then prints executions / completions / prefix checks per response for
 both, the linear cost computed from the binary run, and how often the two modes agree on
@@ -48,7 +48,7 @@ def main() -> int:
         for mode in ("binary", "linear"):
             out = out_dir / f"h{h}-{mode}.jsonl"
             argv = [
-                "label", "--suite", "pipelines", "--min-steps", str(h), "--max-steps", str(h),
+                "label", "--suite", "pipelines", "--min-task-lines", str(h), "--max-task-lines", str(h),
                 "--completer", args.completer, "--responses", str(args.responses),
                 "--k", str(args.k), "--chunk", str(args.chunk), "--workers", str(args.workers),
                 "--seed", str(args.seed), "--out", str(out),
@@ -62,7 +62,7 @@ def main() -> int:
             if args.threads:
                 argv += ["--threads", str(args.threads)]
             if mode == "linear":
-                argv.append("--linear")
+                argv += ["--mode", "linear"]
             t0 = time.perf_counter()
             if cli_main(argv) != 0:
                 return 1

@@ -252,7 +252,7 @@ def add_config_args(
 
 def _flag_kwargs(cls: type, f: dataclasses.Field, hint: Any, doc: str) -> dict[str, Any]:
     tp = _strip_optional(hint)
-    if get_origin(tp) in _NOT_SCALAR or tp in _NOT_SCALAR:
+    if get_origin(tp) in _NOT_SCALAR or tp in _NOT_SCALAR or dataclasses.is_dataclass(tp):
         raise TypeError(f"{cls.__name__}.{f.name}: a {tp} field cannot be a flag; list it in not_exposed")
     kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": doc.replace("%", "%%")}
     if tp is bool:

@@ -1,0 +1,22 @@
+"""``codegym.entrypoints``: what codegym finds in ``agents`` comes from the installed metadata."""
+
+from __future__ import annotations
+
+import pytest
+
+from codegym.entrypoints import COMMANDS, TRAINERS, load, registered
+
+
+def test_agents_registers_its_commands_and_the_sft_trainer() -> None:
+    assert {"sft", "train", "reproduce"} <= set(registered(COMMANDS))
+    for name in ("sft", "train", "reproduce"):
+        module = load(COMMANDS, name)
+        assert module.NAME == name and callable(module.add_parser) and callable(module.run)
+    sft = load(TRAINERS, "sft")
+    for attr in ("SFTConfig", "train_sft", "parse_buckets", "eval_tasks_by_bucket", "evaluate_policy"):
+        assert callable(getattr(sft, attr)), attr
+
+
+def test_an_unknown_name_says_what_is_installed() -> None:
+    with pytest.raises(ValueError, match=r"no 'codegym.trainers' entry point named 'nope'.*installed: .*sft"):
+        load(TRAINERS, "nope")
