@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 #: Commands in the order ``codegym --help`` lists them; ``None`` = a ``codegym.commands``
 #: entry point (installed by ``agents``), anything else = a module under ``codegym.commands``.
@@ -25,20 +25,39 @@ ORDER: dict[str, str | None] = {
 }  # fmt: skip
 
 
-def command_loaders() -> dict[str, Callable[[], ModuleType]]:
+def command_loaders() -> dict[str, Callable[[], ModuleType | SimpleNamespace]]:
     """Command name -> a function importing its module (built-ins, then entry points)."""
     from codegym.entrypoints import COMMANDS, registered
 
     eps = registered(COMMANDS)
-    loaders: dict[str, Callable[[], ModuleType]] = {}
+    loaders: dict[str, Callable[[], ModuleType | SimpleNamespace]] = {}
     for name, module in ORDER.items():
         if module is not None:
             loaders[name] = lambda m=module: importlib.import_module(f"codegym.commands.{m}")
         elif name in eps:
             loaders[name] = eps[name].load
+        else:
+            loaders[name] = lambda n=name: _not_installed(n)
     for name, ep in eps.items():  # commands of other packages
         loaders.setdefault(name, ep.load)
     return loaders
+
+
+def _not_installed(name: str) -> SimpleNamespace:
+    """A stand-in for a command whose entry point is missing (an install that predates it)."""
+    why = (f"`codegym {name}` is provided by the agents package, whose entry points are not "
+           "installed in this environment: run `pip install -e .` (or `bash .ci/setup.sh`) again")
+
+    def add_parser(sub: argparse._SubParsersAction) -> None:
+        p = sub.add_parser(name, help="(not installed: pip install -e .)", add_help=False,
+                           prefix_chars="\x00")
+        p.add_argument("rest", nargs="*")  # every word, options included (no prefix chars)
+        p.set_defaults(run=run)
+
+    def run(args: argparse.Namespace) -> int:
+        raise ValueError(why)
+
+    return SimpleNamespace(NAME=name, HELP="(not installed: pip install -e .)", add_parser=add_parser)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

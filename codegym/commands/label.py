@@ -6,15 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from rich import progress as rp
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from codegym.commands.common import add_suite_kwarg_args, check_suite_kwargs, resume_hint
@@ -178,10 +171,10 @@ def _label_with_progress(job: Any, total: int, done: int) -> dict[str, Any]:
     """Run ``job`` under a progress bar that shows passed, revised and executions per response."""
     stats = {"passed": 0, "revised": 0, "execs": 0, "n": 0}
     columns = [
-        TextColumn("[bold]label[/]"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.description}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        rp.TextColumn("[bold]label[/]"), rp.BarColumn(), rp.MofNCompleteColumn(),
+        rp.TextColumn("{task.description}"), rp.TimeElapsedColumn(), rp.TimeRemainingColumn(),
     ]
-    with Progress(*columns, console=console, transient=False) as progress:
+    with rp.Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("", total=max(total, done), completed=done)
 
         def on_row(row: dict[str, Any]) -> None:

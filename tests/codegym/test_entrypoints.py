@@ -20,3 +20,14 @@ def test_agents_registers_its_commands_and_the_sft_trainer() -> None:
 def test_an_unknown_name_says_what_is_installed() -> None:
     with pytest.raises(ValueError, match=r"no 'codegym.trainers' entry point named 'nope'.*installed: .*sft"):
         load(TRAINERS, "nope")
+
+
+def test_a_command_whose_entry_point_is_missing_says_how_to_install_it(monkeypatch, capsys) -> None:
+    import codegym.cli as cli
+    import codegym.entrypoints as entrypoints
+
+    real = entrypoints.registered
+    monkeypatch.setattr(entrypoints, "registered",
+                        lambda group: {k: v for k, v in real(group).items() if k != "sft"})
+    assert cli.main(["sft", "--out", "x"]) == 2
+    assert "pip install -e ." in capsys.readouterr().err
