@@ -1,8 +1,7 @@
 """``PPOConfig``: every knob of the LLM-PPO trainer, with the CPU-calibrated defaults.
 
-The defaults are the regime in which sparse PPO measurably learns on a 2-core CPU
-(DESIGN.md, end of "Measured on these machines"): a 2-layer x 128 GPT-2 SFT policy chosen
-early (greedy pass@1 around 30 %), RL on 2-4-step ``pipelines`` tasks, 16 prompts x 8
+The defaults are the regime in which sparse PPO measurably learns on a 2-core CPU: a
+2-layer x 128 GPT-2 SFT policy chosen early (greedy pass@1 around 30 %), RL on 2-4-step ``pipelines`` tasks, 16 prompts x 8
 samples per iteration, policy lr 1e-4 with Adam betas (0.9, 0.95), gradient clipping at 1,
 a frozen reference with beta_KL = 0.03, critic warm-up, 2 epochs x 4 minibatches of 32 and
 at most 96 new tokens per program. Measured with ``bench/ppo_learning.py`` (20 min of PPO,
