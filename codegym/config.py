@@ -26,6 +26,7 @@ import dataclasses
 import inspect
 import json
 import os
+import re
 import sys
 import textwrap
 import types
@@ -254,7 +255,7 @@ def _flag_kwargs(cls: type, f: dataclasses.Field, hint: Any, doc: str) -> dict[s
     tp = _strip_optional(hint)
     if get_origin(tp) in _NOT_SCALAR or tp in _NOT_SCALAR or dataclasses.is_dataclass(tp):
         raise TypeError(f"{cls.__name__}.{f.name}: a {tp} field cannot be a flag; list it in not_exposed")
-    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": doc.replace("%", "%%")}
+    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": _plain(doc).replace("%", "%%")}
     if tp is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
         return kwargs
@@ -269,6 +270,11 @@ def _flag_kwargs(cls: type, f: dataclasses.Field, hint: Any, doc: str) -> dict[s
     else:
         kwargs.update(type=str)
     return kwargs
+
+
+def _plain(doc: str) -> str:
+    """A docstring as terminal text: no reST roles or literal markup."""
+    return re.sub(r":\w+:`([^`]*)`", r"\1", doc).replace("``", "")
 
 
 def _add_file_args(parser: argparse.ArgumentParser, cls: type) -> None:
