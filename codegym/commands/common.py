@@ -17,14 +17,6 @@ SUITE_KWARG_FLAGS = {"min_steps": "--min-task-lines", "max_steps": "--max-task-l
 _SUITE_KWARGS = {"min_steps": "min_steps", "max_steps": "max_steps", "suite_seed": "seed"}
 
 
-def add_suite_args(p: argparse.ArgumentParser, split_help: str = "split (default: the suite's test split)") -> None:
-    """``--suite``, ``--split`` and the ``pipelines`` options of :func:`add_suite_kwarg_args`."""
-    p.add_argument("--suite", default="pipelines",
-                   help="pipelines | humaneval | jsonl:PATH | hf:NAME (default: pipelines)")
-    p.add_argument("--split", default=None, help=split_help)
-    add_suite_kwarg_args(p)
-
-
 def add_suite_kwarg_args(p: argparse.ArgumentParser) -> None:
     """``--min-task-lines``, ``--max-task-lines``, ``--suite-seed`` (``pipelines`` only; the
     old ``--min-steps``/``--max-steps`` still work, with a note)."""

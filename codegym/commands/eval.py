@@ -17,66 +17,110 @@ import argparse
 import platform
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from codegym.commands.common import (
     SUITE_KWARG_FLAGS,
-    add_suite_args,
+    check_suite_kwargs,
     console,
     results_table,
     suite_kwargs,
 )
+from codegym.config import Config
 
 #: Settings that identify an evaluation (a resumed run must match them all).
 _RESUME_KEYS = ("agent", "agent_args", "model", "prm", "seed", "suite", "episodes", "samples",
                 "reward_mode", "max_lines", "timeout", "sandbox")
 
-
 NAME = "eval"
 HELP = "evaluate an agent: pass@k table + trajectories JSONL"
 
 
+@dataclass
+class EvalConfig(Config):
+    """Settings of ``codegym eval``."""
+
+    suite: str = "pipelines"
+    """Suite: pipelines | humaneval | jsonl:PATH | hf:NAME."""
+    split: str | None = None
+    """Split (default: the suite's test split)."""
+    min_steps: int | None = None
+    """pipelines: fewest lines (steps) per task."""
+    max_steps: int | None = None
+    """pipelines: most lines (steps) per task."""
+    suite_seed: int | None = None
+    """pipelines: generator seed."""
+    agent: str = "reference"
+    """Registered agent name (reference, random, hf, ppo) or module:Class."""
+    model: str | None = None
+    """Model directory for hf/ppo agents; 'default' = the embedded default policy shipped with
+    codegym."""
+    agent_arg: tuple[str, ...] = ()
+    """Extra agent constructor arguments, KEY=VALUE (repeatable), e.g. corrupt=0.2; unknown
+    keys are refused with the accepted ones."""
+    episodes: int | None = None
+    """Number of tasks (default: all of a finite suite, 100 for pipelines)."""
+    samples: int = 1
+    """Episodes per task (pass@1, and pass@5/pass@10 when there are enough)."""
+    workers: int = 2
+    """Parallel program executions."""
+    batch_size: int = 16
+    """Episodes the agent acts on at once."""
+    sandbox: str = "local"
+    """Sandbox backend: local | docker."""
+    timeout: float = 5.0
+    """Seconds per execution."""
+    prm: str = "auto"
+    """Dense-reward PRM: auto (the embedded PRM on pipelines, none on other suites), default
+    (the embedded PRM), none, or a PRM directory."""
+    reward_mode: Literal["delta", "delta_open", "score", "none"] = "delta"
+    """Dense reward of the env: delta (closed shaping), delta_open, score or none."""
+    max_lines: int = 64
+    """Truncation: lines per program."""
+    seed: int = 0
+    """Agent seed (passed when the agent takes one)."""
+    out: str | None = None
+    """Trajectories JSONL (one row per episode; resumes)."""
+    summary: str | None = None
+    """Summary JSON path (default: next to out as *.summary.json)."""
+    plot: str | None = None
+    """Draw pass@1 by horizon bucket with 95 % intervals to this image."""
+    overwrite: bool = False
+    """Discard the episodes already in out and start over."""
+
+    def validate(self) -> EvalConfig:
+        """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
+        check_suite_kwargs(self.suite, {"min_steps": self.min_steps, "max_steps": self.max_steps,
+                                        "suite_seed": self.suite_seed})  # fmt: skip
+        counts = ("samples", "workers", "batch_size", "max_lines", "episodes")
+        for name in (n for n in counts if getattr(self, n) is not None):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)!r}")
+        if self.timeout <= 0:
+            raise ValueError(f"--timeout must be > 0 seconds, got {self.timeout}")
+        if self.plot and not Path(self.plot).suffix:
+            raise ValueError(f"--plot {self.plot!r} needs an image suffix such as .png")
+        return self
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from codegym.config import add_config_args
+
     p = sub.add_parser(NAME, help=HELP,
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_suite_args(p)
-    p.add_argument("--agent", default="reference",
-                   help="registered name (reference, random, hf, ppo) or module:Class")
-    p.add_argument("--model", default=None,
-                   help="model directory for hf/ppo agents; 'default' = the embedded default "
-                        "policy shipped with codegym")
-    p.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra agent constructor argument (repeatable), e.g. corrupt=0.2; "
-                        "unknown keys are refused with the accepted ones")
-    p.add_argument("--episodes", type=int, default=None,
-                   help="number of tasks (default: all of a finite suite, 100 for pipelines)")
-    p.add_argument("--samples", type=int, default=1,
-                   help="episodes per task (pass@1, and pass@5/pass@10 when there are enough)")
-    p.add_argument("--workers", type=int, default=2, help="parallel program executions")
-    p.add_argument("--batch-size", type=int, default=16, help="episodes the agent acts on at once")
-    p.add_argument("--sandbox", default="local", help="local | docker")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per execution")
-    p.add_argument("--prm", default="auto",
-                   help="dense-reward PRM: auto (default: the embedded PRM on pipelines, none on "
-                        "other suites), default (the embedded PRM), none, or a PRM directory")
-    p.add_argument("--reward-mode", default="delta", choices=["delta", "delta_open", "score", "none"])
-    p.add_argument("--max-lines", type=int, default=64, help="truncation: lines per program")
-    p.add_argument("--seed", type=int, default=0, help="agent seed (passed when the agent takes one)")
-    p.add_argument("--out", default=None, help="trajectories JSONL (one row per episode; resumes)")
-    p.add_argument("--summary", default=None,
-                   help="summary JSON path (default: next to --out as *.summary.json)")
-    p.add_argument("--plot", default=None, metavar="F.png",
-                   help="draw pass@1 by horizon bucket with 95 %% intervals to this image")
-    p.add_argument("--overwrite", action="store_true",
-                   help="discard the episodes already in --out and start over")
+    add_config_args(p, EvalConfig, not_exposed={}, flags=SUITE_KWARG_FLAGS,
+                    deprecated={"--min-steps": "min_steps", "--max-steps": "max_steps"},
+                    options={"agent_arg": {"action": "append", "metavar": "KEY=VALUE"},
+                             "plot": {"metavar": "F.png"}})  # fmt: skip
     p.set_defaults(run=run, on_interrupt=_interrupted)
 
 
 def _interrupted(args: argparse.Namespace) -> str:
-    if not args.out:
+    if not getattr(args, "out", None):
         return "nothing was saved (pass --out FILE to keep finished episodes and resume)"
     return (f"finished episodes are saved in {args.out}; run the same command again to run "
             "only the missing ones (or add --overwrite to start over)")
@@ -91,34 +135,34 @@ def _model_info(path: str | None) -> dict[str, Any] | None:
     return {"path": str(p.resolve()), "sha256": tree_hash(p) if p.exists() else None}
 
 
-def _settings(args: argparse.Namespace, split: str, skw: dict[str, Any], agent_args: dict[str, Any],
+def _settings(cfg: EvalConfig, split: str, skw: dict[str, Any], agent_args: dict[str, Any],
               model: str | None, prm: str | None, n: int) -> dict[str, Any]:
     return {
-        "agent": args.agent,
+        "agent": cfg.agent,
         "agent_args": agent_args,
         "model": _model_info(model),
-        "prm": {"spec": args.prm, **(_model_info(prm) or {})} if prm else {"spec": args.prm},
-        "seed": args.seed,
-        "suite": {"spec": args.suite, "kwargs": skw, "split": split},
+        "prm": {"spec": cfg.prm, **(_model_info(prm) or {})} if prm else {"spec": cfg.prm},
+        "seed": cfg.seed,
+        "suite": {"spec": cfg.suite, "kwargs": skw, "split": split},
         "episodes": n,
-        "samples": args.samples,
-        "reward_mode": args.reward_mode,
-        "max_lines": args.max_lines,
-        "timeout": args.timeout,
-        "sandbox": args.sandbox,
+        "samples": cfg.samples,
+        "reward_mode": cfg.reward_mode,
+        "max_lines": cfg.max_lines,
+        "timeout": cfg.timeout,
+        "sandbox": cfg.sandbox,
     }
 
 
-def _resume(args: argparse.Namespace, summary_path: Path | None, settings: dict[str, Any]) -> list[dict]:
+def _resume(cfg: EvalConfig, summary_path: Path | None, settings: dict[str, Any]) -> list[dict]:
     """Rows already in ``--out`` (after checking they come from the same settings)."""
     import json
 
     from codegym.runs import diff_settings, read_record
 
-    out = Path(args.out)
+    out = Path(cfg.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; pass a JSONL file path")
-    if args.overwrite or not out.is_file() or out.stat().st_size == 0:
+    if cfg.overwrite or not out.is_file() or out.stat().st_size == 0:
         return []
     record = read_record(summary_path) if summary_path else None
     if record is None or "settings" not in record:
@@ -148,60 +192,56 @@ def _resume(args: argparse.Namespace, summary_path: Path | None, settings: dict[
     return rows
 
 
-def _tasks(args: argparse.Namespace) -> tuple[str, dict[str, Any], list[Any]]:
+def _tasks(cfg: EvalConfig) -> tuple[str, dict[str, Any], list[Any]]:
     """The split, the suite's kwargs and the tasks to run (``--episodes`` of them)."""
     from codegym.tasks import load_suite
 
-    if args.plot and not Path(args.plot).suffix:
-        raise ValueError(f"--plot {args.plot!r} needs an image suffix such as .png")
-    skw = suite_kwargs(args)
-    suite = load_suite(args.suite, **skw)
-    split = suite.check_split(args.split or suite.default_split())
-    n = args.episodes
+    skw = suite_kwargs(cfg)
+    suite = load_suite(cfg.suite, **skw)
+    split = suite.check_split(cfg.split or suite.default_split())
+    n = cfg.episodes
     if n is None:
         n = suite.size(split) or 100
     if n < 1:
         raise ValueError(f"--episodes must be >= 1, got {n}")
-    if args.samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {args.samples}")
     return split, skw, suite.take(n, split)
 
 
-def _prm(args: argparse.Namespace, tasks: list[Any]) -> str | None:
+def _prm(cfg: EvalConfig, tasks: list[Any]) -> str | None:
     """The dense-reward PRM of ``--prm`` (with a note when ``auto`` finds none for the suite)."""
     from codegym.defaults import resolve_model
     from codegym.envs.code_prm import resolve_prm
 
     with warnings.catch_warnings(record=True) as caught:  # said once, as a note, below
         warnings.simplefilter("always")
-        prm = resolve_prm(resolve_model(args.prm, "prm"), {str(t.metadata.get("suite", "")) for t in tasks},
-                          args.reward_mode)
-    if prm is None and args.prm == "auto" and args.reward_mode != "none" and caught:
-        console.print(f"[dim]note: no default PRM applies to suite {args.suite!r} (the embedded PRM "
+        prm = resolve_prm(resolve_model(cfg.prm, "prm"), {str(t.metadata.get("suite", "")) for t in tasks},
+                          cfg.reward_mode)
+    if prm is None and cfg.prm == "auto" and cfg.reward_mode != "none" and caught:
+        console.print(f"[dim]note: no default PRM applies to suite {cfg.suite!r} (the embedded PRM "
                       "is trained on pipelines): no dense reward; pass --prm DIR to add one[/]")
     return prm
 
 
-def _provenance(args: argparse.Namespace, agent_args: dict[str, Any]) -> dict[str, Any]:
+def _provenance(cfg: EvalConfig, agent_args: dict[str, Any]) -> dict[str, Any]:
     """Versions, start time, the command and the agent's effective decoding settings."""
     import codegym
     from codegym.plugins import agent_defaults, resolve
 
-    decoding = {**agent_defaults(resolve(args.agent)), **agent_args}
+    decoding = {**agent_defaults(resolve(cfg.agent)), **agent_args}
     if "seed" in decoding:
-        decoding["seed"] = agent_args.get("seed", args.seed)
+        decoding["seed"] = agent_args.get("seed", cfg.seed)
     decoding.pop("model", None)
     return {
         "codegym": codegym.__version__, "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": "codegym eval " + " ".join(_argv(args)), "agent_config": decoding,
+        "command": "codegym eval " + " ".join(_argv(cfg)), "agent_config": decoding,
     }  # fmt: skip
 
 
-def _summary_path(args: argparse.Namespace) -> Path | None:
-    if args.summary:
-        return Path(args.summary)
-    return Path(str(Path(args.out).with_suffix("")) + ".summary.json") if args.out else None
+def _summary_path(cfg: EvalConfig) -> Path | None:
+    if cfg.summary:
+        return Path(cfg.summary)
+    return Path(str(Path(cfg.out).with_suffix("")) + ".summary.json") if cfg.out else None
 
 
 def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
@@ -216,32 +256,32 @@ def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _run_with_progress(args: argparse.Namespace, agent: Any, tasks: list[Any], todo: list[tuple[int, int]],
+def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list[tuple[int, int]],
                        done_rows: list[dict], prm: str | None, title: str) -> list[dict]:
     """Run the ``todo`` episodes under a progress bar, appending each row to ``--out`` at once."""
     from codegym.rollout import JsonlWriter, run_episodes
 
-    writer = JsonlWriter(args.out, append=bool(done_rows)) if args.out else None
+    writer = JsonlWriter(cfg.out, append=bool(done_rows)) if cfg.out else None
     columns = (TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("pass {task.fields[passed]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         passed = sum(bool(r.get("passed")) for r in done_rows)
-        bar = progress.add_task(title, total=len(tasks) * args.samples, completed=len(done_rows), passed=passed)
+        bar = progress.add_task(title, total=len(tasks) * cfg.samples, completed=len(done_rows), passed=passed)
 
         def on_episode(row: dict) -> None:
             nonlocal passed
             passed += row["passed"]
-            row["agent"] = args.agent
+            row["agent"] = cfg.agent
             if writer is not None:
                 writer(row)
             progress.update(bar, advance=1, passed=passed)
 
         try:
             return run_episodes(
-                agent, tasks, samples=args.samples, workers=args.workers,
-                batch_size=args.batch_size, sandbox=args.sandbox, on_episode=on_episode,
-                env_kwargs={"prm": prm, "reward_mode": args.reward_mode,
-                            "timeout": args.timeout, "max_lines": args.max_lines},
+                agent, tasks, samples=cfg.samples, workers=cfg.workers,
+                batch_size=cfg.batch_size, sandbox=cfg.sandbox, on_episode=on_episode,
+                env_kwargs={"prm": prm, "reward_mode": cfg.reward_mode,
+                            "timeout": cfg.timeout, "max_lines": cfg.max_lines},
                 episodes=todo,
             )  # fmt: skip
         finally:
@@ -249,65 +289,68 @@ def _run_with_progress(args: argparse.Namespace, agent: Any, tasks: list[Any], t
                 writer.close()
 
 
-def _plot(args: argparse.Namespace, rows: list[dict], title: str) -> None:
+def _plot(cfg: EvalConfig, rows: list[dict], title: str) -> None:
     from codegym.plotting import rates_plot, save_figure
     from codegym.stats import rates_by_horizon
 
-    fig = rates_plot({args.agent: rates_by_horizon(rows)}, title=f"{title}: pass@1 by horizon (95 % intervals)")
-    console.print(f"plot: {save_figure(fig, args.plot)}")
+    fig = rates_plot({cfg.agent: rates_by_horizon(rows)}, title=f"{title}: pass@1 by horizon (95 % intervals)")
+    console.print(f"plot: {save_figure(fig, cfg.plot)}")
 
 
 def run(args: argparse.Namespace) -> int:
+    from codegym.config import config_data
     from codegym.defaults import resolve_model
     from codegym.plugins import build_agent, parse_kv
     from codegym.rollout import summarize
     from codegym.smoke import cap
 
-    cap(args, {"episodes": 8, "max_lines": 8}, "eval")
-    split, skw, tasks = _tasks(args)
-    agent_args = parse_kv(args.agent_arg)
-    model = resolve_model(args.model, "policy")
-    prm = _prm(args, tasks)
-    settings = _settings(args, split, skw, agent_args, model, prm, len(tasks))
-    summary_path = _summary_path(args)
-    done_rows = _resume(args, summary_path, settings) if args.out else []
-    agent = build_agent(args.agent, {**agent_args, **({"model": model} if model is not None else {})},
-                        optional={"seed": args.seed})
-    summary = {"agent": args.agent, "suite": args.suite, "split": split, "complete": False,
-               "table": [], "settings": settings, "provenance": _provenance(args, agent_args)}
+    cfg = EvalConfig.from_dict(config_data(args))
+    if cap(cfg, {"episodes": 8, "max_lines": 8}, "eval"):
+        cfg.validate()
+    split, skw, tasks = _tasks(cfg)
+    agent_args = parse_kv(cfg.agent_arg)
+    model = resolve_model(cfg.model, "policy")
+    prm = _prm(cfg, tasks)
+    settings = _settings(cfg, split, skw, agent_args, model, prm, len(tasks))
+    summary_path = _summary_path(cfg)
+    done_rows = _resume(cfg, summary_path, settings) if cfg.out else []
+    agent = build_agent(cfg.agent, {**agent_args, **({"model": model} if model is not None else {})},
+                        optional={"seed": cfg.seed})
+    summary = {"agent": cfg.agent, "suite": cfg.suite, "split": split, "complete": False,
+               "table": [], "settings": settings, "provenance": _provenance(cfg, agent_args)}
     _write_summary(summary_path, summary)
 
     done = {(r.get("task_id"), r.get("sample")) for r in done_rows}
-    todo = [(t, s) for t in range(len(tasks)) for s in range(args.samples)
+    todo = [(t, s) for t in range(len(tasks)) for s in range(cfg.samples)
             if (tasks[t].task_id, s) not in done]
     if done_rows:
-        console.print(f"resuming {args.out}: {len(done_rows)} episodes done, {len(todo)} to run")
-    title = f"{args.agent} on {args.suite}/{split}"
+        console.print(f"resuming {cfg.out}: {len(done_rows)} episodes done, {len(todo)} to run")
+    title = f"{cfg.agent} on {cfg.suite}/{split}"
     t0 = time.perf_counter()
-    rows = [*done_rows, *_run_with_progress(args, agent, tasks, todo, done_rows, prm, title)]
+    rows = [*done_rows, *_run_with_progress(cfg, agent, tasks, todo, done_rows, prm, title)]
 
-    table = summarize(rows, by_horizon=args.suite == "pipelines")
+    table = summarize(rows, by_horizon=cfg.suite == "pipelines")
     console.print(results_table(title, table))
-    if args.plot:
-        _plot(args, rows, title)
+    if cfg.plot:
+        _plot(cfg, rows, title)
     summary["provenance"].update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                  seconds=round(time.perf_counter() - t0, 3))
     _write_summary(summary_path, {**summary, "table": table, "complete": True})
     if summary_path:
-        console.print(f"trajectories: {args.out}\nsummary: {summary_path}")
+        console.print(f"trajectories: {cfg.out}\nsummary: {summary_path}")
     return 0
 
 
-def _argv(args: argparse.Namespace) -> list[str]:
+def _argv(cfg: EvalConfig) -> list[str]:
     """The options of this run, as flags (recorded in the summary)."""
-    out = [f"--suite {args.suite}", f"--agent {args.agent}"]
-    if args.model:
-        out.append(f"--model {args.model}")
-    out += [f"--agent-arg {a}" for a in args.agent_arg]
+    out = [f"--suite {cfg.suite}", f"--agent {cfg.agent}"]
+    if cfg.model:
+        out.append(f"--model {cfg.model}")
+    out += [f"--agent-arg {a}" for a in cfg.agent_arg]
     flags = {"split": "--split", **SUITE_KWARG_FLAGS, "suite_seed": "--suite-seed", "episodes": "--episodes"}
     for name, flag in flags.items():
-        value = getattr(args, name)
+        value = getattr(cfg, name)
         if value is not None:
             out.append(f"{flag} {value}")
-    out += [f"--samples {args.samples}", f"--seed {args.seed}", f"--prm {args.prm}"]
+    out += [f"--samples {cfg.samples}", f"--seed {cfg.seed}", f"--prm {cfg.prm}"]
     return out

@@ -15,6 +15,7 @@ from codegym.cli import build_parser, main
 
 #: Commands that have a config, and their config classes (outer first).
 EXPECTED = {
+    "eval": ["EvalConfig"],
     "sft": ["SFTConfig"],
     "label": ["LabelRunConfig", "LabelConfig"],
     "train-prm": ["PRMTrainConfig"],
