@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import inspect
 import json
 import os
@@ -42,7 +43,16 @@ class Config:
     """Base of the config dataclasses: validation on construction, dict/JSON round trips."""
 
     def __post_init__(self) -> None:
+        self._check_literals()
         self.validate()
+
+    def _check_literals(self) -> None:
+        """Fields typed ``Literal[...]`` hold one of their values."""
+        for name, hint in _type_hints(type(self)).items():
+            tp = _strip_optional(hint)
+            value = getattr(self, name, None)
+            if get_origin(tp) is Literal and value is not None and value not in get_args(tp):
+                raise ValueError(f"{name} must be one of {get_args(tp)}, got {value!r}")
 
     def validate(self: C) -> C:
         """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
@@ -94,6 +104,7 @@ def field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+@functools.cache
 def _type_hints(cls: type) -> dict[str, Any]:
     module = sys.modules.get(cls.__module__)
     return typing.get_type_hints(cls, globalns=vars(module) if module else None)

@@ -95,3 +95,12 @@ def test_a_bad_set_key_names_the_field_and_the_valid_ones(tmp_path, capsys) -> N
     assert main(["sft", "--out", str(tmp_path / "s"), "--set", "stepz=3"]) == 2
     err = capsys.readouterr().err
     assert "stepz" in err and "train_tasks" in err
+
+
+def test_eval_settings_come_from_a_config_file_too(tmp_path, capsys) -> None:
+    path = tmp_path / "eval.json"
+    path.write_text('{"episodes": 0}')
+    assert main(["eval", "--config", str(path)]) == 2
+    assert "--episodes must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["eval", "--set", "reward_mode=sideways"]) == 2
+    assert "reward_mode must be one of ('delta', 'delta_open', 'score', 'none'), got 'sideways'" in capsys.readouterr().err
