@@ -7,12 +7,9 @@ import sys
 from typing import Any
 
 from rich import progress as rp
-from rich.console import Console
 from rich.table import Table
 
-from codegym.commands.common import add_suite_kwarg_args, check_suite_kwargs, resume_hint
-
-console = Console()
+from codegym.commands.common import add_suite_kwarg_args, check_suite_kwargs, console, resume_hint
 
 NAME = "label"
 HELP = "label sampled responses line by line (binary search over prefixes)"

@@ -57,9 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
+    from codegym.commands.common import console
     from codegym.config import config_data
     from codegym.defaults import resolve_model
     from codegym.prm.train import PRMTrainConfig, train_prm
@@ -77,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
     for col in ("mse", "auc", "first_error_acc"):
         table.add_column(col, justify="right")
     table.add_row(*(_fmt(result.get("val/" + c)) for c in ("mse", "auc", "first_error_acc")))
-    Console().print(table)
-    Console().print(f"PRM saved to {cfg.out}")
+    console.print(table)
+    console.print(f"PRM saved to {cfg.out}")
     return 0
