@@ -1,7 +1,7 @@
 """One shape for every ``*Config`` dataclass and one way from the command line to it.
 
-:class:`Config` is the base of every config dataclass (SFT, PPO, PRM training, labeling,
-``reproduce``, ``defaults build``):
+:class:`Config` is the base of every config dataclass (evaluation, SFT, PPO, PRM training,
+labeling, ``reproduce``, ``defaults build``):
 
 * ``validate()`` checks every field and raises ``ValueError`` naming the field, the bad
   value and the fix; it returns the config. It runs on construction (``__post_init__``), so
