@@ -24,7 +24,8 @@ position ids; when holes make up most of the cache it is rebuilt from the valid 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 
@@ -64,6 +65,46 @@ def _growing_cache() -> Any:
     if getattr(cache, "layer_class_to_replicate", None) is DynamicLayer and not cache.layers:
         cache.layer_class_to_replicate = GrowingLayer  # layers are made on first use
     return cache
+
+
+@dataclass
+class SlotState:
+    """One program of a :class:`LineSampler` batch: what was sampled for it and what the
+    KV cache holds for it.
+
+    Attributes:
+        lines: The lines sampled so far (no newline).
+        valid_ids: The ids the cache holds for the slot, unmasked, in order (context and
+            lines; re-fed as they are when the cache is rebuilt).
+        finished: The program has ended (EOS, or no room for another line).
+        pending_submit: An EOS was drawn mid-line: the next call reports SUBMIT.
+        line_exact: Per line: the cached ids are the ones the model drew (always with
+            ``reencode=False``; with the rule, only when the draw was exactly
+            ``tok(line + "\\n")``). Only such lines are on-policy actions for RL.
+        line_ids: Per line: the ids the cache holds for the line (drawn or re-encoded).
+        line_forced: Per line: how many trailing ids of ``line_ids`` were forced, not drawn
+            (the newline after a line cut at ``max_line_tokens``, with ``reencode=False``).
+        eos_exact: The EOS that ended the program follows the cached ids as drawn (False
+            when drawn mid-line and the rule inserted a newline the model never sampled).
+    """
+
+    lines: list[str] = field(default_factory=list)
+    valid_ids: list[int] = field(default_factory=list)
+    finished: bool = False
+    pending_submit: bool = False
+    line_exact: list[bool] = field(default_factory=list)
+    line_ids: list[list[int]] = field(default_factory=list)
+    line_forced: list[int] = field(default_factory=list)
+    eos_exact: bool = False
+
+
+@dataclass
+class _DrawnLine:
+    """The tokens drawn for one slot's line in :meth:`LineSampler.next_lines`."""
+
+    ids: list[int] = field(default_factory=list)  # drawn ids (EOS excluded)
+    cols: list[int] = field(default_factory=list)  # cache columns they were fed at
+    end: Literal["nl", "eos", "max"] | None = None  # why the line ended
 
 
 class LineSampler:
@@ -136,26 +177,52 @@ class LineSampler:
 
     def _clear(self, batch: int) -> None:
         self.batch_size = batch
+        self._clear_cache()
+        #: One record per slot: what was sampled and what the cache holds for it.
+        self.slots: list[SlotState] = [SlotState() for _ in range(batch)]
+
+    def _clear_cache(self) -> None:
+        batch = self.batch_size
         self.cache: Any = None
         self.mask = torch.zeros(batch, 0, dtype=torch.long, device=self.device)  # [B, S]
         self.next_pos = torch.zeros(batch, dtype=torch.long, device=self.device)  # [B]
         self.last_logits: torch.Tensor | None = None  # [B, V]
-        self.valid_ids: list[list[int]] = [[] for _ in range(batch)]
-        self.lines: list[list[str]] = [[] for _ in range(batch)]
-        self.finished: list[bool] = [False] * batch
-        self._pending_submit: list[bool] = [False] * batch
-        # Per slot and line: the cached ids are the ones the model drew (always with
-        # reencode=False; with the rule, only when the draw was exactly tok(line + "\n")).
-        # Only such lines are on-policy actions for RL.
-        self.line_exact: list[list[bool]] = [[] for _ in range(batch)]
-        # Per slot and line: the ids the cache holds for the line (drawn or re-encoded).
-        self.line_ids: list[list[list[int]]] = [[] for _ in range(batch)]
-        # Per slot and line: how many trailing ids of line_ids were forced, not drawn (the
-        # newline after a line cut at max_line_tokens, in reencode=False mode).
-        self.line_forced: list[list[int]] = [[] for _ in range(batch)]
-        # Per slot: the EOS that ended the program follows the cached ids as drawn (False when
-        # drawn mid-line and the rule inserted a newline the model never sampled).
-        self.eos_exact: list[bool] = [False] * batch
+
+    # Per-slot views of the slot records (read-only: each entry is the record's own list).
+    @property
+    def lines(self) -> list[list[str]]:
+        """Per slot: the lines sampled so far (:attr:`SlotState.lines`)."""
+        return [s.lines for s in self.slots]
+
+    @property
+    def valid_ids(self) -> list[list[int]]:
+        """Per slot: the ids the cache holds, unmasked, in order (:attr:`SlotState.valid_ids`)."""
+        return [s.valid_ids for s in self.slots]
+
+    @property
+    def finished(self) -> list[bool]:
+        """Per slot: the program has ended (:attr:`SlotState.finished`)."""
+        return [s.finished for s in self.slots]
+
+    @property
+    def line_exact(self) -> list[list[bool]]:
+        """Per slot and line: the cached ids are the drawn ones (:attr:`SlotState.line_exact`)."""
+        return [s.line_exact for s in self.slots]
+
+    @property
+    def line_ids(self) -> list[list[list[int]]]:
+        """Per slot and line: the ids the cache holds for the line (:attr:`SlotState.line_ids`)."""
+        return [s.line_ids for s in self.slots]
+
+    @property
+    def line_forced(self) -> list[list[int]]:
+        """Per slot and line: trailing forced ids of the line (:attr:`SlotState.line_forced`)."""
+        return [s.line_forced for s in self.slots]
+
+    @property
+    def eos_exact(self) -> list[bool]:
+        """Per slot: the ending EOS follows the ids as drawn (:attr:`SlotState.eos_exact`)."""
+        return [s.eos_exact for s in self.slots]
 
     def start(self, contexts: Sequence[str]) -> None:
         """Start ``len(contexts)`` new programs (drops any previous state)."""
@@ -172,18 +239,19 @@ class LineSampler:
         caller edits the line just sampled, e.g. to fit an env's charset).
         """
         self._check_slot(slot)
-        flags = (self.finished[slot], self._pending_submit[slot])
+        old = self.slots[slot]
         self.mask[slot] = 0
         self.next_pos[slot] = 0
         pieces = encode_lines(self.tokenizer, lines)
         ids = join_pieces(encode_context(self.tokenizer, context), pieces).input_ids
-        self.valid_ids[slot] = []
-        self.lines[slot] = list(lines)
-        self.line_exact[slot] = [False] * len(lines)
-        self.line_ids[slot] = pieces
-        self.line_forced[slot] = [0] * len(lines)
-        self.eos_exact[slot] = False
-        self.finished[slot], self._pending_submit[slot] = flags if keep_flags else (False, False)
+        self.slots[slot] = SlotState(
+            lines=list(lines),
+            line_exact=[False] * len(lines),
+            line_ids=pieces,
+            line_forced=[0] * len(lines),
+            finished=old.finished if keep_flags else False,
+            pending_submit=old.pending_submit if keep_flags else False,
+        )
         new: list[list[int]] = [[] for _ in range(self.batch_size)]
         new[slot] = ids
         self._append(new)
@@ -223,7 +291,7 @@ class LineSampler:
             if x:
                 ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
                 m[b, : len(x)] = 1
-                self.valid_ids[b].extend(x)
+                self.slots[b].valid_ids.extend(x)
         ids, m = ids.to(self.device), m.to(self.device)
         logits = self._forward(ids, m)
         last = logits[:, -1, :].float().clone()
@@ -236,15 +304,16 @@ class LineSampler:
             self._maybe_rebuild()
 
     def _maybe_rebuild(self) -> None:
-        """Re-encode the valid ids when holes make up most of the cache."""
+        """Re-encode the valid ids when holes make up most of the cache (the slot records,
+        lines and per-line ids included, stay as they are)."""
         total = self.mask.shape[1]
-        longest = max((len(v) for v in self.valid_ids), default=0)
+        longest = max((len(s.valid_ids) for s in self.slots), default=0)
         if total <= 2 * longest + 128:
             return
-        valid = [list(v) for v in self.valid_ids]
-        lines, finished, pending = self.lines, self.finished, self._pending_submit
-        self._clear(len(valid))
-        self.lines, self.finished, self._pending_submit = lines, finished, pending
+        valid = [s.valid_ids for s in self.slots]
+        for s in self.slots:
+            s.valid_ids = []
+        self._clear_cache()
         self.cache = self._new_cache()
         self._append(valid)
 
@@ -276,83 +345,103 @@ class LineSampler:
         result: list[str | None] = [None] * B
         running = []
         for b in range(B):
-            if not act[b] or self.finished[b]:
+            if not act[b] or self.slots[b].finished:
                 continue
-            if self._pending_submit[b]:
-                self.finished[b] = True
-                result[b] = SUBMIT  # EOS drawn mid-line: eos_exact stays False
-            elif int(self.next_pos[b]) + 2 > self.max_positions:
-                self.finished[b] = True
+            if self._must_submit(b):
+                self.slots[b].finished = True
                 result[b] = SUBMIT
             else:
                 running.append(b)
         if not running:
             return result
-        assert self.last_logits is not None
-        gen: dict[int, list[int]] = {b: [] for b in running}
-        cols: dict[int, list[int]] = {b: [] for b in running}  # cache columns fed for the line
-        ended: dict[int, str] = {}  # b -> "nl" | "eos" | "max"
-        live = list(running)
-        while live:
-            tokens = self._sample(self.last_logits[live])  # [len(live)]
-            feed: list[list[int]] = [[] for _ in range(B)]
-            for b, t in zip(live, tokens.tolist()):
-                if t == self.eos_id:
-                    ended[b] = "eos"
-                    continue
-                gen[b].append(t)
-                feed[b] = [t]
-                if self._newline[t]:
-                    ended[b] = "nl"
-                elif len(gen[b]) >= self.max_line_tokens or int(self.next_pos[b]) + 2 >= self.max_positions:
-                    ended[b] = "max"
-            if any(feed):
-                start_col = self.mask.shape[1]
-                self._append_step(feed)
-                for b in range(B):
-                    if feed[b]:
-                        cols[b].append(start_col)
-            live = [b for b in live if b not in ended]
+        drawn = self._draw_lines(running)
         fixes: list[list[int]] = [[] for _ in range(B)]
         for b in running:
-            text = self.tokenizer.decode(gen[b], skip_special_tokens=False)
-            line = text.split("\n", 1)[0].rstrip("\r")
-            if ended[b] == "eos" and not gen[b]:
-                self.finished[b] = True
-                self.eos_exact[b] = True
-                result[b] = SUBMIT
-                continue
-            if ended[b] == "eos":
-                self._pending_submit[b] = True
-            if not self.reencode:
-                # RL: every drawn token stands; a cut line gets a forced newline (not drawn).
-                forced = self._newline_ids if ended[b] == "max" else []
-                self.line_exact[b].append(True)
-                self.line_ids[b].append(list(gen[b]) + forced)
-                self.line_forced[b].append(len(forced))
-                if ended[b] == "eos":
-                    self.eos_exact[b] = True  # drawn right after the line's drawn tokens
-                fixes[b] = list(forced)
-            else:
-                canonical = encode_lines(self.tokenizer, [line])[0]
-                keep = canonical == gen[b] and ended[b] == "nl"
-                self.line_exact[b].append(keep)
-                self.line_ids[b].append(list(gen[b]) if keep else canonical)
-                self.line_forced[b].append(0)
-                if not keep:
-                    # Replace the generated tokens by tok(line + "\n") (the tokenisation rule).
-                    for c in cols[b]:
-                        self.mask[b, c] = 0
-                    self.next_pos[b] -= len(cols[b])
-                    del self.valid_ids[b][len(self.valid_ids[b]) - len(cols[b]) :]
-                    fixes[b] = canonical
-            self.lines[b].append(line)
-            result[b] = line
+            result[b], fixes[b] = self._end_line(b, drawn[b])
         if any(fixes):
             self._append(fixes)
         else:
             self._maybe_rebuild()
         return result
+
+    def _must_submit(self, b: int) -> bool:
+        """Slot ``b`` ends without sampling: an EOS was drawn mid-line at the last call
+        (``eos_exact`` stays False), or no room is left for a line."""
+        return self.slots[b].pending_submit or int(self.next_pos[b]) + 2 > self.max_positions
+
+    def _draw_lines(self, running: list[int]) -> dict[int, _DrawnLine]:
+        """Sample tokens for the ``running`` slots in lockstep until each line ends (a newline
+        token, EOS, the token cap or the position limit), feeding each drawn token (and a
+        masked pad for slots already done) to the cache."""
+        assert self.last_logits is not None
+        drawn = {b: _DrawnLine() for b in running}
+        live = list(running)
+        while live:
+            tokens = self._sample(self.last_logits[live])  # [len(live)]
+            feed: list[list[int]] = [[] for _ in range(self.batch_size)]
+            for b, t in zip(live, tokens.tolist()):
+                d = drawn[b]
+                if t == self.eos_id:
+                    d.end = "eos"
+                    continue
+                d.ids.append(t)
+                feed[b] = [t]
+                if self._newline[t]:
+                    d.end = "nl"
+                elif len(d.ids) >= self.max_line_tokens or int(self.next_pos[b]) + 2 >= self.max_positions:
+                    d.end = "max"
+            if any(feed):
+                start_col = self.mask.shape[1]
+                self._append_step(feed)
+                for b, f in enumerate(feed):
+                    if f:
+                        drawn[b].cols.append(start_col)
+            live = [b for b in live if drawn[b].end is None]
+        return drawn
+
+    def _end_line(self, b: int, d: _DrawnLine) -> tuple[str, list[int]]:
+        """Record the line drawn for slot ``b``: returns what :meth:`next_lines` reports for
+        it (the line, or SUBMIT for an EOS before any token) and the ids to append to the
+        cache (a forced newline, or the line re-encoded by the rule; often none)."""
+        slot = self.slots[b]
+        if d.end == "eos" and not d.ids:
+            slot.finished = True
+            slot.eos_exact = True
+            return SUBMIT, []
+        line = self.tokenizer.decode(d.ids, skip_special_tokens=False).split("\n", 1)[0].rstrip("\r")
+        if d.end == "eos":
+            slot.pending_submit = True
+        fix = self._keep_as_drawn(slot, d) if not self.reencode else self._apply_rule(b, line, d)
+        slot.lines.append(line)
+        return line, fix
+
+    def _keep_as_drawn(self, slot: SlotState, d: _DrawnLine) -> list[int]:
+        """RL mode: every drawn token stands; a cut line gets a forced newline (not drawn),
+        which is returned for the cache."""
+        forced = self._newline_ids if d.end == "max" else []
+        slot.line_exact.append(True)
+        slot.line_ids.append(list(d.ids) + forced)
+        slot.line_forced.append(len(forced))
+        if d.end == "eos":
+            slot.eos_exact = True  # drawn right after the line's drawn tokens
+        return list(forced)
+
+    def _apply_rule(self, b: int, line: str, d: _DrawnLine) -> list[int]:
+        """The tokenisation rule: keep the drawn ids when they are ``tok(line + "\\n")``,
+        else mask them out of the cache and return the canonical ids to append."""
+        slot = self.slots[b]
+        canonical = encode_lines(self.tokenizer, [line])[0]
+        keep = canonical == d.ids and d.end == "nl"
+        slot.line_exact.append(keep)
+        slot.line_ids.append(list(d.ids) if keep else canonical)
+        slot.line_forced.append(0)
+        if keep:
+            return []
+        for c in d.cols:
+            self.mask[b, c] = 0
+        self.next_pos[b] -= len(d.cols)
+        del slot.valid_ids[len(slot.valid_ids) - len(d.cols) :]
+        return canonical
 
     def _append_step(self, feed: list[list[int]]) -> None:
         """Feed one token per slot (empty = masked pad) and update ``last_logits``."""

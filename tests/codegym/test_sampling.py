@@ -151,3 +151,26 @@ def test_growing_cache_samples_what_the_concatenating_cache_samples(lm) -> None:
         out.append((programs, [[list(x) for x in s] for s in sampler.line_ids]))
     assert out[0] == out[1]
     assert any(len(p) > 1 for p in out[0][0])  # several lines: the buffers grew
+
+
+def test_cache_rebuild_keeps_each_slots_line_record(lm) -> None:
+    """A rebuild of the cache (holes make up most of it) re-feeds the valid ids only: what
+    each slot sampled (lines, drawn ids, forced ids, exactness, EOS) stays as it was, and
+    the cache still equals the slot's ids."""
+    from codegym.tokenization import encode_context
+
+    model, tok = lm
+    long_ctx = TEXTS[0] * 8  # slot 0: > 128 tokens of history, then masked out by set_slot
+    sampler = LineSampler(model, tok, max_line_tokens=6, reencode=False, generator=torch.Generator().manual_seed(3))
+    sampler.start([long_ctx, "x\n"])
+    sampler.next_lines()
+    before = (sampler.lines[1], sampler.line_ids[1], sampler.line_forced[1], sampler.line_exact[1])
+    before = tuple([list(x) for x in v] if v and isinstance(v[0], list) else list(v) for v in before)
+    holes = sampler.mask.shape[1]
+    sampler.set_slot(0, "short\n")  # slot 0's history becomes holes: the cache is rebuilt
+    assert sampler.mask.shape[1] < holes  # the rebuild happened
+    after = (sampler.lines[1], sampler.line_ids[1], sampler.line_forced[1], sampler.line_exact[1])
+    assert after == before and len(sampler.line_ids[1]) == len(sampler.lines[1]) == 1
+    ids = encode_context(tok, "x\n") + [i for piece in sampler.line_ids[1] for i in piece]
+    assert sampler.valid_ids[1] == ids
+    assert sampler.valid_ids[0] == encode_context(tok, "short\n")
