@@ -245,13 +245,53 @@ def build_defaults(cfg: DefaultsBuildConfig) -> dict[str, Any]:
 
 def _build(cfg: DefaultsBuildConfig) -> dict[str, Any]:
     import torch
-    import transformers
-
-    import codegym
 
     console = _console(cfg)
     work, out = Path(cfg.work), Path(cfg.out)
     work.mkdir(parents=True, exist_ok=True)
+    _record_settings(cfg, work)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    clock = _StageClock(work / "stage_seconds.json")
+
+    console.rule("[bold]1/5 SFT policy")
+    sft_eval = clock.run("sft", _sft, cfg, work)
+
+    console.rule("[bold]2/5 labels from the policy's responses")
+    label_summary = clock.run("label", _label, cfg, work, "train", cfg.label_responses, cfg.seed, work / "labels.jsonl")
+    heldout_summary = clock.run("label_heldout", _label, cfg, work, "validation", cfg.heldout_responses, cfg.seed + 1,
+                                work / "labels-heldout.jsonl")
+
+    console.rule("[bold]3/5 PRM")
+    prm_train = clock.run("train_prm", _train_prm, cfg, work)
+
+    console.rule(f"[bold]4/5 export to {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    _copy_model(work / POLICY_NAME, out / POLICY_NAME)
+    _copy_model(work / PRM_NAME, out / PRM_NAME)
+    n_heldout = _export_heldout(work / "labels-heldout.jsonl", out / HELDOUT_NAME)
+
+    console.rule("[bold]5/5 measure")
+    t0 = time.perf_counter()
+    measured = {
+        "check": measure_policy(out / POLICY_NAME, cfg.check_tasks, cfg.workers),
+        "prm_heldout": measure_prm(out / PRM_NAME, out / HELDOUT_NAME),
+        "main_job": _main_job(out, cfg.main_job_episodes, work) if cfg.main_job_episodes else [],
+    }
+    clock.seconds["measure"] = time.perf_counter() - t0  # this invocation's (it always runs)
+
+    result = _manifest(
+        cfg, work, out, seconds=clock.seconds, sft_eval=sft_eval, label_summary=label_summary,
+        heldout_summary=heldout_summary, n_heldout=n_heldout, prm_train=prm_train, **measured,
+    )
+    (out / MANIFEST_NAME).write_text(dumps(result, indent=2) + "\n")
+    console.print(summary_table(result))
+    return result
+
+
+def _record_settings(cfg: DefaultsBuildConfig, work: Path) -> None:
+    """Write the build's settings to ``WORK/build_state.json``; refuse to resume a build
+    made with other settings."""
     state_path = work / "build_state.json"
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "progress", "main_job_episodes", "check_tasks")}
     if state_path.is_file():
@@ -264,53 +304,52 @@ def _build(cfg: DefaultsBuildConfig) -> dict[str, Any]:
                 "to resume, or another --work"
             )
     state_path.write_text(dumps(settings, indent=2))
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    # Wall seconds per stage, summed over every invocation (an interrupted build resumes).
-    timings_path = work / "stage_seconds.json"
-    seconds: dict[str, float] = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
 
-    def timed(stage: str, fn: Any, *a: Any) -> Any:
+
+class _StageClock:
+    """Wall seconds per stage, summed over every invocation (an interrupted build resumes),
+    saved to ``path`` after each stage."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def run(self, stage: str, fn: Any, *args: Any) -> Any:
+        """``fn(*args)``, timed as ``stage``."""
         t0 = time.perf_counter()
         try:
-            return fn(*a)
+            return fn(*args)
         finally:
-            seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t0
-            timings_path.write_text(dumps(seconds, indent=2))
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+            self.path.write_text(dumps(self.seconds, indent=2))
 
-    console.rule("[bold]1/5 SFT policy")
-    sft_eval = timed("sft", _sft, cfg, work)
 
-    console.rule("[bold]2/5 labels from the policy's responses")
-    label_summary = timed("label", _label, cfg, work, "train", cfg.label_responses, cfg.seed, work / "labels.jsonl")
-    heldout_summary = timed("label_heldout", _label, cfg, work, "validation", cfg.heldout_responses, cfg.seed + 1,
-                            work / "labels-heldout.jsonl")
+def _manifest(
+    cfg: DefaultsBuildConfig,
+    work: Path,
+    out: Path,
+    *,
+    seconds: dict[str, float],
+    sft_eval: dict[str, Any],
+    label_summary: dict[str, Any],
+    heldout_summary: dict[str, Any],
+    n_heldout: int,
+    prm_train: dict[str, Any],
+    check: dict[str, Any],
+    prm_heldout: dict[str, Any],
+    main_job: list[Any],
+) -> dict[str, Any]:
+    """The contents of ``OUT/manifest.json``: configs, versions, timings, figures, files."""
+    import torch
+    import transformers
 
-    console.rule("[bold]3/5 PRM")
-    prm_train = timed("train_prm", _train_prm, cfg, work)
+    import codegym
 
-    console.rule(f"[bold]4/5 export to {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    _copy_model(work / POLICY_NAME, out / POLICY_NAME)
-    _copy_model(work / PRM_NAME, out / PRM_NAME)
-    n_heldout = _export_heldout(work / "labels-heldout.jsonl", out / HELDOUT_NAME)
-
-    console.rule("[bold]5/5 measure")
-    t0 = time.perf_counter()
-    check = measure_policy(out / POLICY_NAME, cfg.check_tasks, cfg.workers)
-    prm_heldout = measure_prm(out / PRM_NAME, out / HELDOUT_NAME)
-    main_job = _main_job(out, cfg.main_job_episodes, work) if cfg.main_job_episodes else []
-    seconds["measure"] = time.perf_counter() - t0  # this invocation's (it always runs)
-
-    files = {}
-    for p in sorted([*(out / POLICY_NAME).iterdir(), *(out / PRM_NAME).iterdir(), out / HELDOUT_NAME]):
-        rel = p.relative_to(out).as_posix()
-        files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
     sft_cfg = json.loads((work / POLICY_NAME / "sft_config.json").read_text())
     prm_cfg = json.loads((work / PRM_NAME / "train_config.json").read_text())
     command = "codegym defaults build" + (f" --seed {cfg.seed}" if cfg.seed else "") + (
         f" --threads {cfg.threads}" if cfg.threads != 1 else "")
-    result = {
+    return {
         "format": 1,
         "command": command,
         "build": asdict(cfg) | {"out": "codegym/defaults" if out.resolve() == DEFAULTS_DIR else str(out)},
@@ -331,11 +370,17 @@ def _build(cfg: DefaultsBuildConfig) -> dict[str, Any]:
             "train_validation": {k: v for k, v in prm_train.items() if k.startswith("val/") or k in ("step", "train_rows", "val_rows")},
             "heldout": prm_heldout,
         },
-        "files": files,
+        "files": _file_hashes(out),
     }
-    (out / MANIFEST_NAME).write_text(dumps(result, indent=2) + "\n")
-    console.print(summary_table(result))
-    return result
+
+
+def _file_hashes(out: Path) -> dict[str, dict[str, Any]]:
+    """SHA-256 and size of every exported file, by path relative to ``out``."""
+    files = {}
+    for p in sorted([*(out / POLICY_NAME).iterdir(), *(out / PRM_NAME).iterdir(), out / HELDOUT_NAME]):
+        rel = p.relative_to(out).as_posix()
+        files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+    return files
 
 
 def _label_facts(summary: dict[str, Any]) -> dict[str, Any]:

@@ -202,39 +202,12 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         potential: str = "probability",
         render_mode: str | None = None,
     ) -> None:
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode={reward_mode!r} is not one of {REWARD_MODES}")
-        if potential not in POTENTIALS:
-            raise ValueError(f"potential={potential!r} is not one of {POTENTIALS}")
-        if invalid_action not in INVALID_ACTIONS:
-            raise ValueError(f"invalid_action={invalid_action!r} is not one of {INVALID_ACTIONS}")
-        if test_reward not in TEST_REWARDS:
-            raise ValueError(f"test_reward={test_reward!r} is not one of {TEST_REWARDS}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is not one of {self.metadata['render_modes']}"
-            )
-        for name, value in (
-            ("max_lines", max_lines),
-            ("max_line_chars", max_line_chars),
-            ("max_prompt_chars", max_prompt_chars),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-
-        if tasks is not None:
-            if not tasks:
-                raise ValueError("tasks must be a non-empty list of Task")
-            self._tasks: list[Task] | None = list(tasks)
-            self.suite: TaskSuite | None = None
-            self.split = split
-        else:
-            self._tasks = None
-            self.suite = load_suite(suite, **(suite_kwargs or {}))
-            self.split = self.suite.check_split(split or self._default_split(self.suite))
-
+        self._check_arguments(
+            reward_mode=reward_mode, potential=potential, invalid_action=invalid_action,
+            test_reward=test_reward, render_mode=render_mode, max_lines=max_lines,
+            max_line_chars=max_line_chars, max_prompt_chars=max_prompt_chars, timeout=timeout,
+        )
+        self._set_tasks(suite, split, suite_kwargs, tasks)
         self.reward_mode = reward_mode
         self.invalid_action = invalid_action
         self.potential = potential
@@ -250,6 +223,85 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         self._sandbox: Sandbox | None = sandbox if isinstance(sandbox, Sandbox) else None
         self._owns_sandbox = not isinstance(sandbox, Sandbox)
 
+        self._attach_scorer(prm, prm_device, reward_mode)
+
+        self.action_space = CodeText(max_line_chars, min_length=0)
+        self.observation_space = spaces.Dict(
+            {
+                "prompt": CodeText(max_prompt_chars, min_length=0, multiline=True),
+                "code": CodeText(max_lines * (max_line_chars + 1), min_length=0, multiline=True),
+            }
+        )
+        self._rendered = -1  # human mode: lines already printed (-1: not even the prompt)
+
+        self.task: Task | None = None
+        self.lines: list[str] = []
+        self.scores: list[float | None] = []
+        self._phi = 0.0
+        self._done = True
+        self.last_result: ExecResult | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def _check_arguments(
+        cls,
+        *,
+        reward_mode: str,
+        potential: str,
+        invalid_action: str,
+        test_reward: str,
+        render_mode: str | None,
+        max_lines: int,
+        max_line_chars: int,
+        max_prompt_chars: int,
+        timeout: float,
+    ) -> None:
+        """Raise ``ValueError`` naming the first bad constructor argument."""
+        for name, value, allowed in (
+            ("reward_mode", reward_mode, REWARD_MODES),
+            ("potential", potential, POTENTIALS),
+            ("invalid_action", invalid_action, INVALID_ACTIONS),
+            ("test_reward", test_reward, TEST_REWARDS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r} is not one of {allowed}")
+        if render_mode is not None and render_mode not in cls.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not one of {cls.metadata['render_modes']}"
+            )
+        for name, count in (
+            ("max_lines", max_lines),
+            ("max_line_chars", max_line_chars),
+            ("max_prompt_chars", max_prompt_chars),
+        ):
+            if not isinstance(count, int) or count < 1:
+                raise ValueError(f"{name} must be a positive int, got {count!r}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+
+    def _set_tasks(
+        self,
+        suite: str | TaskSuite,
+        split: str | None,
+        suite_kwargs: dict[str, Any] | None,
+        tasks: list[Task] | None,
+    ) -> None:
+        """Where tasks come from: an explicit list, or a suite's split."""
+        if tasks is not None:
+            if not tasks:
+                raise ValueError("tasks must be a non-empty list of Task")
+            self._tasks: list[Task] | None = list(tasks)
+            self.suite: TaskSuite | None = None
+            self.split = split
+        else:
+            self._tasks = None
+            self.suite = load_suite(suite, **(suite_kwargs or {}))
+            self.split = self.suite.check_split(split or self._default_split(self.suite))
+
+    def _attach_scorer(
+        self, prm: str | os.PathLike[str] | LineScorer | None, prm_device: str, reward_mode: str
+    ) -> None:
+        """Set :attr:`scorer` and :attr:`prm_source` from the ``prm`` argument."""
         self.scorer: LineScorer | None
         #: Which PRM gives the dense reward: "none", "embedded default", a directory, or the
         #: scorer's class name.
@@ -271,22 +323,6 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
                 "prm must be 'auto', 'default', None, a checkpoint directory or a LineScorer, "
                 f"got {type(prm).__name__}"
             )
-
-        self.action_space = CodeText(max_line_chars, min_length=0)
-        self.observation_space = spaces.Dict(
-            {
-                "prompt": CodeText(max_prompt_chars, min_length=0, multiline=True),
-                "code": CodeText(max_lines * (max_line_chars + 1), min_length=0, multiline=True),
-            }
-        )
-        self._rendered = -1  # human mode: lines already printed (-1: not even the prompt)
-
-        self.task: Task | None = None
-        self.lines: list[str] = []
-        self.scores: list[float | None] = []
-        self._phi = 0.0
-        self._done = True
-        self.last_result: ExecResult | None = None
 
     # ------------------------------------------------------------------ helpers
     #: ``split=None`` means ``train`` when the suite has one (``gym.make`` builds training
