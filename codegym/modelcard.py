@@ -83,8 +83,33 @@ def write_model_card(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    all_tags = ["codegym", *[t for t in tags if t != "codegym"]]
     lines = [
+        *_front_matter(pipeline_tag, tags),
+        f"# {title}",
+        "",
+        summary.strip(),
+        "",
+        *_code_section("## Use", usage),
+        *_table_section("## Training", ("setting", "value"), training),
+    ]
+    if reproduce:
+        lines += ["Reproduce:", "", "```python", reproduce.strip(), "```", ""]
+    if data:
+        lines += ["## Data", "", data.strip(), ""]
+    if metrics:
+        lines += _table_section("## Metrics", ("metric", "value"), metrics)
+    if extra:
+        lines += [extra.strip(), ""]
+    lines.append(_stamp())
+    path = out / CARD_NAME
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _front_matter(pipeline_tag: str, tags: Sequence[str]) -> list[str]:
+    """The card's YAML header (``codegym`` is always the first tag)."""
+    all_tags = ["codegym", *[t for t in tags if t != "codegym"]]
+    return [
         "---",
         "library_name: transformers",
         f"pipeline_tag: {pipeline_tag}",
@@ -92,42 +117,30 @@ def write_model_card(
         *[f"- {t}" for t in all_tags],
         "---",
         "",
-        f"# {title}",
+    ]
+
+
+def _code_section(heading: str, code: str) -> list[str]:
+    return [heading, "", "```python", code.strip(), "```", ""]
+
+
+def _table_section(heading: str, columns: tuple[str, str], rows: Mapping[str, Any]) -> list[str]:
+    return [
+        heading,
         "",
-        summary.strip(),
-        "",
-        "## Use",
-        "",
-        "```python",
-        usage.strip(),
-        "```",
-        "",
-        "## Training",
-        "",
-        "| setting | value |",
+        f"| {columns[0]} | {columns[1]} |",
         "|---|---|",
-        *[f"| {k} | {_fmt(v)} |" for k, v in training.items()],
+        *[f"| {k} | {_fmt(v)} |" for k, v in rows.items()],
         "",
     ]
-    if reproduce:
-        lines += ["Reproduce:", "", "```python", reproduce.strip(), "```", ""]
-    if data:
-        lines += ["## Data", "", data.strip(), ""]
-    if metrics:
-        lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
-        lines.append("")
-    if extra:
-        lines += [extra.strip(), ""]
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _stamp() -> str:
+    """The card's last line: codegym's version, the time and Python's version."""
     from codegym import __version__
 
-    lines.append(
-        f"Written by codegym {__version__} on {stamp} (Python {platform.python_version()})."
-    )
-    path = out / CARD_NAME
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"Written by codegym {__version__} on {stamp} (Python {platform.python_version()})."
 
 
 def flat_metrics(result: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

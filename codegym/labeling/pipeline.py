@@ -319,33 +319,36 @@ def _linear_costs(
 def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     """Statistics of a label file: label balance, revised fraction, cost per response, and
     the cost of a linear scan for the same responses (computed, not run)."""
-    n = len(rows)
-    labels = [lab for r in rows for lab in row_lines(r)[1]]
-    pos, neg, neu = labels.count(1), labels.count(-1), labels.count(0)
-    failed = [r for r in rows if not r["passed"]]
-    ok_checks = [c for r in rows for c in r["checks"][1:] if not c["cached"] and c["ok"]]
-    bad_checks = [c for r in rows for c in r["checks"][1:] if not c["cached"] and not c["ok"]]
-
-    def mean_cost(cs: list[dict[str, Any]], default: float) -> tuple[float, float]:
-        if not cs:
-            return default, default
-        return (
-            float(np.mean([c["samples"] for c in cs])),
-            float(np.mean([c["executions"] for c in cs])),
-        )
-
-    mean_ok = mean_cost(ok_checks, 1.0)
-    mean_fail = mean_cost(bad_checks, float(k))
-    lin = [_linear_costs(r, mean_ok, mean_fail) for r in rows]
-    full = [_linear_costs(r, mean_ok, mean_fail, exhaustive=True) for r in rows]
-
-    def avg(values: list[float]) -> float:
-        return float(np.mean(values)) if values else 0.0
-
     execs = [float(r["n_executions"]) for r in rows]
     comps = [float(r["n_completions"]) for r in rows]
     bound = [k * r["bound_prefix_checks"] for r in rows]
-    lin_exec = avg([e for _, e in lin])
+    linear, exhaustive = _scan_costs(rows, k)
+    lin_exec = linear["executions_per_response"]
+    return {
+        **_outcome_stats(rows),
+        **_label_stats(rows),
+        "mean_lines": _avg([float(len(row_lines(r)[0])) for r in rows]),
+        "mean_code_lines": _avg([float(r["code_lines"]) for r in rows]),
+        "completions_per_response": _avg(comps),
+        "executions_per_response": _avg(execs),
+        "prefix_checks_per_response": _avg([float(r["prefix_checks"]) for r in rows]),
+        "completions_within_bound": sum(c <= b for c, b in zip(comps, bound)),
+        "linear": linear,
+        "exhaustive": exhaustive,
+        "executions_ratio_to_linear": (_avg(execs) / lin_exec) if lin_exec else 0.0,
+        "mode": rows[0]["mode"] if rows else None,
+        "k": k,
+    }
+
+
+def _avg(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
+
+
+def _outcome_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many responses passed, failed, and were revised (a label changed by the search)."""
+    n = len(rows)
+    failed = [r for r in rows if not r["passed"]]
     return {
         "responses": n,
         "passed": sum(r["passed"] for r in rows),
@@ -356,35 +359,51 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
         "fraction_revised_of_failed": (
             sum(r["revised"] for r in failed) / len(failed) if failed else 0.0
         ),
-        "lines": len(labels),
-        "labels": {"+1": pos, "-1": neg, "0": neu},
-        "label_balance": {
-            "+1": pos / len(labels) if labels else 0.0,
-            "-1": neg / len(labels) if labels else 0.0,
-            "0": neu / len(labels) if labels else 0.0,
-        },
-        "mean_lines": avg([float(len(row_lines(r)[0])) for r in rows]),
-        "mean_code_lines": avg([float(r["code_lines"]) for r in rows]),
-        "completions_per_response": avg(comps),
-        "executions_per_response": avg(execs),
-        "prefix_checks_per_response": avg([float(r["prefix_checks"]) for r in rows]),
-        "completions_within_bound": sum(c <= b for c, b in zip(comps, bound)),
-        "linear": {
-            "prefix_checks_per_response": avg([float(r["linear_prefix_checks"]) for r in rows]),
-            "completions_per_response": avg([c for c, _ in lin]),
-            "executions_per_response": lin_exec,
-            "note": "a linear scan of the same responses, computed from this run's verdicts "
-            "(prefixes this run did not check cost the run's mean for correct/incorrect checks)",
-        },
-        "exhaustive": {
-            "prefix_checks_per_response": avg(
-                [1.0 if r["passed"] else float(max(r["code_lines"], 1)) for r in rows]
-            ),
-            "completions_per_response": avg([c for c, _ in full]),
-            "executions_per_response": avg([e for _, e in full]),
-            "note": "checking every prefix (no early stop), computed like 'linear'",
-        },
-        "executions_ratio_to_linear": (avg(execs) / lin_exec) if lin_exec else 0.0,
-        "mode": rows[0]["mode"] if rows else None,
-        "k": k,
     }
+
+
+def _label_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and fractions of the +1 / -1 / 0 line labels."""
+    labels = [lab for r in rows for lab in row_lines(r)[1]]
+    counts = {"+1": labels.count(1), "-1": labels.count(-1), "0": labels.count(0)}
+    return {
+        "lines": len(labels),
+        "labels": counts,
+        "label_balance": {key: c / len(labels) if labels else 0.0 for key, c in counts.items()},
+    }
+
+
+def _mean_cost(checks: list[dict[str, Any]], default: float) -> tuple[float, float]:
+    """Mean completions and executions of ``checks`` (``default`` for both when none)."""
+    if not checks:
+        return default, default
+    return (
+        float(np.mean([c["samples"] for c in checks])),
+        float(np.mean([c["executions"] for c in checks])),
+    )
+
+
+def _scan_costs(rows: list[dict[str, Any]], k: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a linear scan and an exhaustive check of the same responses would cost, from
+    this run's verdicts (unchecked prefixes cost the run's mean for correct/incorrect)."""
+    checks = [c for r in rows for c in r["checks"][1:] if not c["cached"]]
+    mean_ok = _mean_cost([c for c in checks if c["ok"]], 1.0)
+    mean_fail = _mean_cost([c for c in checks if not c["ok"]], float(k))
+    lin = [_linear_costs(r, mean_ok, mean_fail) for r in rows]
+    full = [_linear_costs(r, mean_ok, mean_fail, exhaustive=True) for r in rows]
+    linear = {
+        "prefix_checks_per_response": _avg([float(r["linear_prefix_checks"]) for r in rows]),
+        "completions_per_response": _avg([c for c, _ in lin]),
+        "executions_per_response": _avg([e for _, e in lin]),
+        "note": "a linear scan of the same responses, computed from this run's verdicts "
+        "(prefixes this run did not check cost the run's mean for correct/incorrect checks)",
+    }
+    exhaustive = {
+        "prefix_checks_per_response": _avg(
+            [1.0 if r["passed"] else float(max(r["code_lines"], 1)) for r in rows]
+        ),
+        "completions_per_response": _avg([c for c, _ in full]),
+        "executions_per_response": _avg([e for _, e in full]),
+        "note": "checking every prefix (no early stop), computed like 'linear'",
+    }
+    return linear, exhaustive
