@@ -152,63 +152,92 @@ class HFCompleter:
         if n == 0:
             return []
         self._load()
-        model, tok = self._model, self._tok
-        eos = int(tok.eos_token_id)
-        nl_ids = self._nl_ids
-        ids = encode_program(tok, task_context(task), list(prefix)).input_ids
-        limit = int(getattr(model.config, "n_positions", 0) or getattr(model.config, "max_position_embeddings", 0) or 10**9)
+        config = self._model.config
+        ids = encode_program(self._tok, task_context(task), list(prefix)).input_ids
+        limit = int(getattr(config, "n_positions", 0) or getattr(config, "max_position_embeddings", 0) or 10**9)
         budget = min(self.max_new_tokens, limit - len(ids))
         lines_left = self.max_lines - len(prefix)
         if budget <= 0 or lines_left <= 0:
             return [[] for _ in range(n)]
         gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(0, 2**63 - 1)))
+        drawn = _Completions(n, int(self._tok.eos_token_id), self._nl_ids, lines_left)
+        self._sample(ids, drawn, budget, gen)
+        return [
+            _split_lines(self._tok.decode(ids_i, skip_special_tokens=True), lines_left)
+            for ids_i in drawn.ids
+        ]
+
+    def _sample(self, ids: list[int], drawn: _Completions, budget: int, gen: Any) -> None:
+        """Draw up to ``budget`` tokens for every completion of ``drawn`` in one batch (a KV
+        cache kept across steps), until all have ended."""
+        import torch
+
+        n = len(drawn.ids)
         input_ids = torch.tensor([ids] * n, dtype=torch.long, device=self.device)  # [n, T]
-        out: list[list[int]] = [[] for _ in range(n)]
-        done = torch.zeros(n, dtype=torch.bool)
-        newlines = [0] * n
         past: Any = None
         seen = 0  # positions already in the cache
         with torch.no_grad():
             for _ in range(budget):
                 seen += input_ids.shape[1]
                 mask = torch.ones(n, seen, dtype=torch.long, device=self.device)  # [n, S]
-                res = model(
+                res = self._model(
                     input_ids=input_ids, attention_mask=mask, use_cache=True, **{self._cache_kw: past}
                 )
                 past = getattr(res, "cache", None)
                 if past is None:
                     past = res.past_key_values
-                logits = res.logits[:, -1, :].float().cpu() / self.temperature  # [n, V]
-                probs = torch.softmax(logits, dim=-1)  # [n, V]
-                if self.top_p < 1.0:
-                    sorted_p, idx = probs.sort(dim=-1, descending=True)
-                    keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < self.top_p  # keeps the top token
-                    probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p * keep)
-                nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)  # [n]
-                for i in range(n):
-                    if done[i]:
-                        continue
-                    t = int(nxt[i])
-                    if t == eos:
-                        done[i] = True
-                        continue
-                    out[i].append(t)
-                    if t in nl_ids:
-                        newlines[i] += 1
-                        if newlines[i] >= lines_left:
-                            done[i] = True
-                if bool(done.all()):
+                nxt = self._draw(res.logits[:, -1, :], gen)  # [n]
+                if drawn.add(nxt.tolist()):
                     break
                 input_ids = nxt.unsqueeze(1).to(self.device)  # [n, 1]
-        completions: list[list[str]] = []
-        for ids_i in out:
-            text = tok.decode(ids_i, skip_special_tokens=True)
-            # "\r" is a line break for Python too: split there, so each item is one line
-            lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-            if lines and lines[-1] == "":
-                lines.pop()
-            completions.append(lines[:lines_left])
-        return completions
+
+    def _draw(self, last_logits: Any, gen: Any) -> Any:
+        """One token per row of ``last_logits`` [n, V] (temperature, then top-p) -> [n]."""
+        import torch
+
+        logits = last_logits.float().cpu() / self.temperature  # [n, V]
+        probs = torch.softmax(logits, dim=-1)  # [n, V]
+        if self.top_p < 1.0:
+            sorted_p, idx = probs.sort(dim=-1, descending=True)
+            keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < self.top_p  # keeps the top token
+            probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p * keep)
+        return torch.multinomial(probs, 1, generator=gen).squeeze(1)  # [n]
+
+
+class _Completions:
+    """Token ids of ``n`` completions being sampled; each ends at EOS (not kept) or after
+    ``lines`` line breaks."""
+
+    def __init__(self, n: int, eos: int, nl_ids: set[int], lines: int) -> None:
+        self.ids: list[list[int]] = [[] for _ in range(n)]
+        self.done = [False] * n
+        self._newlines = [0] * n
+        self._eos, self._nl_ids, self._lines = eos, nl_ids, lines
+
+    def add(self, tokens: list[int]) -> bool:
+        """Append one drawn token per completion (ignored for ended ones); True when all
+        have ended."""
+        for i, t in enumerate(tokens):
+            if self.done[i]:
+                continue
+            if t == self._eos:
+                self.done[i] = True
+                continue
+            self.ids[i].append(t)
+            if t in self._nl_ids:
+                self._newlines[i] += 1
+                if self._newlines[i] >= self._lines:
+                    self.done[i] = True
+        return all(self.done)
+
+
+def _split_lines(text: str, lines_left: int) -> list[str]:
+    """A completion's text as at most ``lines_left`` lines (a trailing line break ends the
+    last line; ``"\\r"`` is a line break for Python too, so each item is one line)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines[:lines_left]
 
 
 def make_completer(name: str, policy: str | Path | None = None, **kwargs: Any) -> Any:
