@@ -147,6 +147,27 @@ def learning_curves(
         raise ValueError("learning_curves needs at least one run")
     if smooth < 1:
         raise ValueError(f"smooth must be >= 1, got {smooth}")
+    panels = _panels(runs, metrics)
+    fig, axes = _figure(len(panels))
+    colors = [f"C{i % 10}" for i in range(len(runs))]
+    for ax, (key, name) in zip(axes, panels):
+        for run, color in zip(runs, colors):
+            xs, ys = _series(run, key, smooth)
+            if xs:
+                ax.plot(xs, ys, color=color, label=run.label, linewidth=1.4)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(runs[0].step_key)
+        ax.grid(True, alpha=0.3)
+    _shared_legend(fig, axes)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _panels(
+    runs: Sequence[Run], metrics: Sequence[str | tuple[str, str]] | None
+) -> list[tuple[str, str]]:
+    """``(field, title)`` per panel of :func:`learning_curves` (see its ``metrics``)."""
     present = {k for run in runs for row in run.rows for k in row}
     if metrics is None:
         panels = [(k, t) for k, t in LEARNING_CURVES if k in present]
@@ -165,16 +186,11 @@ def learning_curves(
             "nothing to plot: the runs have none of the metrics "
             f"{[k for k, _ in LEARNING_CURVES]}; pass metrics explicitly"
         )
-    fig, axes = _figure(len(panels))
-    colors = [f"C{i % 10}" for i in range(len(runs))]
-    for ax, (key, name) in zip(axes, panels):
-        for run, color in zip(runs, colors):
-            xs, ys = _series(run, key, smooth)
-            if xs:
-                ax.plot(xs, ys, color=color, label=run.label, linewidth=1.4)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel(runs[0].step_key)
-        ax.grid(True, alpha=0.3)
+    return panels
+
+
+def _shared_legend(fig: Any, axes: Sequence[Any]) -> None:
+    """One legend under the figure, from the first panel that has lines."""
     handles, labels = axes[0].get_legend_handles_labels()
     if not handles:
         for ax in axes:
@@ -183,9 +199,6 @@ def learning_curves(
                 break
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=9)
-    if title:
-        fig.suptitle(title)
-    return fig
 
 
 def rates_plot(

@@ -260,44 +260,17 @@ class ProcessRewardModel(nn.Module):
                 f"{str(p)!r} is not a PRM checkpoint (no {PRM_CONFIG_NAME}); train one with "
                 "`codegym train-prm --base MODEL_DIR --out DIR`, or use it as --base"
             )
-        try:
-            meta = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{cfg_path}: corrupt JSON ({e})") from e
-        if meta.get("format") != PRM_FORMAT or meta.get("head") != "score":
-            raise ValueError(f"{cfg_path}: unknown PRM format {meta.get('format')!r}")
-        version = meta.get("version", 1)
-        if version not in (1, PRM_VERSION):
-            raise ValueError(
-                f"{cfg_path}: PRM checkpoint version {version!r} is newer than this codegym "
-                f"reads (1 or {PRM_VERSION}); upgrade codegym"
-            )
-        objective = meta.get("objective", "mse")
-        if objective not in OBJECTIVES:
-            raise ValueError(f"{cfg_path}: unknown objective {objective!r}")
+        meta = _read_prm_config(cfg_path)
         tok = load_tokenizer(p)
-        if len(tok) != meta.get("vocab_size") or tokenizer_fingerprint(tok) != meta.get(
-            "tokenizer_sha256"
-        ):
-            raise ValueError(
-                f"PRM {str(p)!r}: the tokenizer in the directory ({len(tok)} tokens) is not the "
-                f"one the PRM was trained with ({meta.get('vocab_size')} tokens, fingerprint "
-                f"{str(meta.get('tokenizer_sha256'))[:12]}); restore the original tokenizer files"
-            )
+        _check_tokenizer(tok, meta, p)
         with loading(p, "PRM"):
-            if version == 1:
+            if meta.get("version", 1) == 1:
                 backbone, w, b = _load_v1(p)
             else:
                 backbone, w, b = _load_v2(p)
         _check_vocab(backbone, tok, p)
-        hidden = int(backbone.config.hidden_size)
-        if w is None or b is None or tuple(w.shape) != (1, hidden) or tuple(b.shape) != (1,):
-            got = None if w is None else tuple(w.shape)
-            raise ValueError(
-                f"PRM {str(p)!r}: score head has weight shape {got} but the backbone's hidden "
-                f"size is {hidden} (expected (1, {hidden})): head and backbone do not belong together"
-            )
-        model = cls(backbone, tok, objective=objective)
+        _check_head(backbone, w, b, p)
+        model = cls(backbone, tok, objective=meta.get("objective", "mse"))
         with torch.no_grad():
             model.score.weight.copy_(w)
             model.score.bias.copy_(b)
@@ -403,6 +376,49 @@ def _load_v2(p: Path) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | No
     head = getattr(model, _head_name(model))
     backbone = model.base_model
     return backbone, head.weight.detach(), head.bias.detach() if head.bias is not None else None
+
+
+def _read_prm_config(cfg_path: Path) -> dict[str, Any]:
+    """``prm_config.json``, checked: a known format, version and objective."""
+    try:
+        meta = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{cfg_path}: corrupt JSON ({e})") from e
+    if meta.get("format") != PRM_FORMAT or meta.get("head") != "score":
+        raise ValueError(f"{cfg_path}: unknown PRM format {meta.get('format')!r}")
+    version = meta.get("version", 1)
+    if version not in (1, PRM_VERSION):
+        raise ValueError(
+            f"{cfg_path}: PRM checkpoint version {version!r} is newer than this codegym "
+            f"reads (1 or {PRM_VERSION}); upgrade codegym"
+        )
+    objective = meta.get("objective", "mse")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"{cfg_path}: unknown objective {objective!r}")
+    return meta
+
+
+def _check_tokenizer(tok: Any, meta: dict[str, Any], p: Path) -> None:
+    """The directory's tokenizer is the one the PRM was trained with."""
+    if len(tok) != meta.get("vocab_size") or tokenizer_fingerprint(tok) != meta.get(
+        "tokenizer_sha256"
+    ):
+        raise ValueError(
+            f"PRM {str(p)!r}: the tokenizer in the directory ({len(tok)} tokens) is not the "
+            f"one the PRM was trained with ({meta.get('vocab_size')} tokens, fingerprint "
+            f"{str(meta.get('tokenizer_sha256'))[:12]}); restore the original tokenizer files"
+        )
+
+
+def _check_head(backbone: Any, w: Any, b: Any, p: Path) -> None:
+    """The score head's weight is [1, hidden] and its bias [1] for this backbone."""
+    hidden = int(backbone.config.hidden_size)
+    if w is None or b is None or tuple(w.shape) != (1, hidden) or tuple(b.shape) != (1,):
+        got = None if w is None else tuple(w.shape)
+        raise ValueError(
+            f"PRM {str(p)!r}: score head has weight shape {got} but the backbone's hidden "
+            f"size is {hidden} (expected (1, {hidden})): head and backbone do not belong together"
+        )
 
 
 def _check_vocab(backbone: nn.Module, tok: Any, path: Path) -> None:
