@@ -23,6 +23,7 @@ position ids; when holes make up most of the cache it is rebuilt from the valid 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -107,6 +108,13 @@ class _DrawnLine:
     end: Literal["nl", "eos", "max"] | None = None  # why the line ended
 
 
+def _per_slot(name: str, doc: str) -> Any:
+    """A read-only property: field ``name`` of every :class:`SlotState`, in slot order (see
+    the field's description there)."""
+    get = operator.attrgetter(name)
+    return property(lambda self: [get(s) for s in self.slots], doc=f"{doc} (:attr:`SlotState.{name}`)")
+
+
 class LineSampler:
     """Samples programs line by line for a batch of contexts.
 
@@ -188,41 +196,14 @@ class LineSampler:
         self.next_pos = torch.zeros(batch, dtype=torch.long, device=self.device)  # [B]
         self.last_logits: torch.Tensor | None = None  # [B, V]
 
-    # Per-slot views of the slot records (read-only: each entry is the record's own list).
-    @property
-    def lines(self) -> list[list[str]]:
-        """Per slot: the lines sampled so far (:attr:`SlotState.lines`)."""
-        return [s.lines for s in self.slots]
-
-    @property
-    def valid_ids(self) -> list[list[int]]:
-        """Per slot: the ids the cache holds, unmasked, in order (:attr:`SlotState.valid_ids`)."""
-        return [s.valid_ids for s in self.slots]
-
-    @property
-    def finished(self) -> list[bool]:
-        """Per slot: the program has ended (:attr:`SlotState.finished`)."""
-        return [s.finished for s in self.slots]
-
-    @property
-    def line_exact(self) -> list[list[bool]]:
-        """Per slot and line: the cached ids are the drawn ones (:attr:`SlotState.line_exact`)."""
-        return [s.line_exact for s in self.slots]
-
-    @property
-    def line_ids(self) -> list[list[list[int]]]:
-        """Per slot and line: the ids the cache holds for the line (:attr:`SlotState.line_ids`)."""
-        return [s.line_ids for s in self.slots]
-
-    @property
-    def line_forced(self) -> list[list[int]]:
-        """Per slot and line: trailing forced ids of the line (:attr:`SlotState.line_forced`)."""
-        return [s.line_forced for s in self.slots]
-
-    @property
-    def eos_exact(self) -> list[bool]:
-        """Per slot: the ending EOS follows the ids as drawn (:attr:`SlotState.eos_exact`)."""
-        return [s.eos_exact for s in self.slots]
+    # Per-slot views of the slot records (read-only: each entry is the record's own value).
+    lines = _per_slot("lines", "Per slot: the lines sampled so far.")
+    valid_ids = _per_slot("valid_ids", "Per slot: the ids the cache holds, unmasked, in order.")
+    finished = _per_slot("finished", "Per slot: the program has ended.")
+    line_exact = _per_slot("line_exact", "Per slot and line: the cached ids are the drawn ones.")
+    line_ids = _per_slot("line_ids", "Per slot and line: the ids the cache holds for the line.")
+    line_forced = _per_slot("line_forced", "Per slot and line: trailing ids that were forced.")
+    eos_exact = _per_slot("eos_exact", "Per slot: the ending EOS follows the ids as drawn.")
 
     def start(self, contexts: Sequence[str]) -> None:
         """Start ``len(contexts)`` new programs (drops any previous state)."""
