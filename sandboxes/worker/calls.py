@@ -170,7 +170,39 @@ def _canon(x: Any) -> Any:
     return x
 
 
-class _Ref:
+class _Handle:
+    """What the judge's two kinds of handle (:class:`_Ref`, :class:`_Remote`) share: equality
+    by value (:func:`_canon`), identity hashing, and ``len``/``iter``/indexing/truth on the
+    by-value form that ``_value()`` returns."""
+
+    __slots__ = ()
+
+    def _value(self) -> Any:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return _canon(self) == _canon(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __len__(self) -> int:
+        return len(self._value())
+
+    def __iter__(self) -> Any:
+        return iter(self._value())
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._value()[key]
+
+    def __bool__(self) -> bool:
+        return bool(self._value())
+
+
+class _Ref(_Handle):
     """A top-level name of the program (``Node``, ``helper``, a module alias), or an attribute
     path below it or below a result: calls, attribute reads and writes run in the candidate,
     results come back by value (or as handles)."""
@@ -204,32 +236,11 @@ class _Ref:
         view = _canon(obj)
         return type(view) is enc.RemoteObject and view.type_name.rsplit(".", 1)[-1] == self.__name__
 
-    def __eq__(self, other: object) -> bool:
-        return _canon(self) == _canon(other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
-
-    def __hash__(self) -> int:
-        return id(self)
-
     def __repr__(self) -> str:
         return f"<program name {'.'.join([str(self._root.get('g', '?')), *self._attrs])}>"
 
-    def __len__(self) -> int:
-        return len(self._value())
-
-    def __iter__(self) -> Any:
-        return iter(self._value())
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._value()[key]
-
     def __contains__(self, item: Any) -> bool:
         return item in self._value()
-
-    def __bool__(self) -> bool:
-        return bool(self._value())
 
     def __lt__(self, other: Any) -> Any:
         return self._value() < _canon(other)
@@ -253,7 +264,7 @@ class _Ref:
         return int(self._value())
 
 
-class _Remote:
+class _Remote(_Handle):
     """A result that is not data (or an object reached from one through attributes): it stays
     in the candidate; the judge reads it through its by-value view, and calls, attribute
     writes and references go to the candidate."""
@@ -277,6 +288,8 @@ class _Remote:
             view = view.attrs[name]
         return view
 
+    _value = _view
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._ops.call(self._tree(), [], args, kwargs)
 
@@ -294,35 +307,14 @@ class _Remote:
     def __setattr__(self, name: str, value: Any) -> None:
         self._ops.setattr(self._tree(), [], name, value)
 
-    def __eq__(self, other: object) -> bool:
-        return _canon(self) == _canon(other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
-
-    def __hash__(self) -> int:
-        return id(self)
-
     def __repr__(self) -> str:
         try:
             return enc.render(self._view())
         except BaseException:  # noqa: BLE001 - no view: the type is all we know
             return f"<{self._type} object>"
 
-    def __len__(self) -> int:
-        return len(self._view())
-
-    def __iter__(self) -> Any:
-        return iter(self._view())
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._view()[key]
-
     def __contains__(self, item: Any) -> bool:
         return _canon(item) in self._view()
-
-    def __bool__(self) -> bool:
-        return bool(self._view())
 
 
 def _ref_of(x: Any) -> Any:

@@ -122,12 +122,9 @@ class Channel:
             del self.wbuf[:n]
 
     def _read_out(self) -> None:
-        try:
-            data = os.read(self.out_r, 1 << 16)
-        except BlockingIOError:
+        data = _read_ready(self.out_r, 1 << 16)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self.out_open = False
             return
@@ -181,16 +178,24 @@ class Channel:
             if self.out_r in r:
                 self._read_out()
             if self.rep_r in r:
-                try:
-                    data = os.read(self.rep_r, 1 << 20)
-                except BlockingIOError:
+                data = _read_ready(self.rep_r, 1 << 20)
+                if data is None:
                     continue
-                except OSError:
-                    data = b""
                 if data:
                     self.rbuf += data
                 else:
                     self.rep_open = False
+
+
+def _read_ready(fd: int, size: int) -> bytes | None:
+    """Up to ``size`` bytes from a non-blocking pipe: None when nothing is there yet, ``b""``
+    at end of file or when the pipe is broken (the candidate is gone either way)."""
+    try:
+        return os.read(fd, size)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
 
 
 # --------------------------------------------------------------------------- fork servers

@@ -1,4 +1,4 @@
-"""CodePRM-v1: the env contract of DESIGN.md, against the real local sandbox."""
+"""CodePRM-v1: the env contract (docs/architecture.md), against the real local sandbox."""
 
 from __future__ import annotations
 
