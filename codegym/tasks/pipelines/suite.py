@@ -16,7 +16,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from codegym.tasks.base import Task
+from codegym.tasks.base import Task, TaskSuite
 from codegym.tasks.pipelines.generator import StepDrawer
 from codegym.tasks.pipelines.inputs import make_pool, make_wide_pool
 from codegym.tasks.pipelines.ops import (
@@ -30,7 +30,6 @@ from codegym.tasks.pipelines.ops import (
     step_key,
 )
 from codegym.tasks.pipelines.oracle import Rejected, select_cases
-from codegym.tasks.registry import TaskSuite
 from sandboxes import IOCase, TestSuite
 
 _MAX_ATTEMPTS = 2000
