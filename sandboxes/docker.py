@@ -491,6 +491,31 @@ class _ContainerWorker(FramedWorker):
 # --------------------------------------------------------------------------- the backend
 
 
+def _container_limits(workers: int, memory_mb: int, container_memory_mb: int | None,
+                      cpus: float, cpu_shares: int, pids_limit: int | None,
+                      max_procs: int) -> tuple[int, int]:
+    """The container's memory and pids limits (defaults filled in); ``ValueError`` naming
+    the first bad argument."""
+    memory = memory_mb + 256 if container_memory_mb is None else container_memory_mb
+    if isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0:
+        raise ValueError(f"container_memory_mb must be an int > 0, got {memory!r}")
+    if memory < memory_mb + 128:
+        raise ValueError(
+            f"container_memory_mb={memory} leaves no room for the judge: "
+            f"use at least memory_mb + 128 = {memory_mb + 128}")
+    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not 0 < cpus <= 64:
+        raise ValueError(f"cpus must be a number in (0, 64], got {cpus!r}")
+    if isinstance(cpu_shares, bool) or not isinstance(cpu_shares, int) or not (
+            2 <= cpu_shares <= 262144):
+        raise ValueError(f"cpu_shares must be an int in [2, 262144], got {cpu_shares!r}")
+    pids = max_procs + 16 if pids_limit is None else pids_limit
+    if isinstance(pids, bool) or not isinstance(pids, int) or pids <= 0:
+        raise ValueError(f"pids_limit must be an int > 0, got {pids!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    return memory, pids
+
+
 class DockerSandbox(PooledSandbox):
     """Sandbox backend running each execution in a pool of warm Docker containers.
 
@@ -558,27 +583,8 @@ class DockerSandbox(PooledSandbox):
                         max_file_mb=max_file_mb, max_open_files=max_open_files,
                         tmpfs_mb=tmpfs_mb, output_tail=output_tail, output_limit=output_limit,
                         max_result_bytes=max_result_bytes)
-        self.container_memory_mb = (memory_mb + 256 if container_memory_mb is None
-                                    else container_memory_mb)
-        if isinstance(self.container_memory_mb, bool) or not isinstance(
-                self.container_memory_mb, int) or self.container_memory_mb <= 0:
-            raise ValueError(f"container_memory_mb must be an int > 0, got "
-                             f"{self.container_memory_mb!r}")
-        if self.container_memory_mb < memory_mb + 128:
-            raise ValueError(
-                f"container_memory_mb={self.container_memory_mb} leaves no room for the judge: "
-                f"use at least memory_mb + 128 = {memory_mb + 128}")
-        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not 0 < cpus <= 64:
-            raise ValueError(f"cpus must be a number in (0, 64], got {cpus!r}")
-        if isinstance(cpu_shares, bool) or not isinstance(cpu_shares, int) or not (
-                2 <= cpu_shares <= 262144):
-            raise ValueError(f"cpu_shares must be an int in [2, 262144], got {cpu_shares!r}")
-        self.pids_limit = max_procs + 16 if pids_limit is None else pids_limit
-        if isinstance(self.pids_limit, bool) or not isinstance(self.pids_limit, int) or \
-                self.pids_limit <= 0:
-            raise ValueError(f"pids_limit must be an int > 0, got {self.pids_limit!r}")
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+        self.container_memory_mb, self.pids_limit = _container_limits(
+            workers, memory_mb, container_memory_mb, cpus, cpu_shares, pids_limit, max_procs)
         self.start_timeout = float(start_timeout)
         self._client = engine_client(pool_size=workers + 4)
         try:
@@ -591,15 +597,29 @@ class DockerSandbox(PooledSandbox):
                     "CgroupDriver") == "cgroupfs":
                 cgroup_parent = "/"
             self.cgroup_parent = cgroup_parent
-            security = ["no-new-privileges", "seccomp=unconfined"]
-            if any("apparmor" in str(o) for o in info.get("SecurityOptions") or []):
-                security.append("apparmor=unconfined")  # docker-default denies mount
         except BaseException:
             self._client.close()
             raise
         self.labels: dict[str, str] = {LABEL: "1", ID_LABEL: uuid.uuid4().hex}
         self._container_labels = {**self.labels, **_owner_labels()}
         self._host_config = self._client.api.create_host_config(
+            **self._host_config_kwargs(info, cpus, cpu_shares))
+        super().__init__(workers, limits, strict)
+        self._cleanups.append(self._client.close)
+        try:
+            self._warm()
+        except BaseException:
+            self.close()
+            raise
+
+    def _host_config_kwargs(self, info: dict[str, Any], cpus: float,
+                            cpu_shares: int) -> dict[str, Any]:
+        """Every container's host config: no network, read-only root, no capabilities,
+        memory (swap included) / pids / CPU limits, private IPC, no logs, no core dumps."""
+        security = ["no-new-privileges", "seccomp=unconfined"]
+        if any("apparmor" in str(o) for o in info.get("SecurityOptions") or []):
+            security.append("apparmor=unconfined")  # docker-default denies mount
+        return dict(
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
@@ -609,19 +629,12 @@ class DockerSandbox(PooledSandbox):
             pids_limit=self.pids_limit,
             nano_cpus=int(cpus * 1e9),
             cpu_shares=cpu_shares,
-            cgroup_parent=cgroup_parent,
+            cgroup_parent=self.cgroup_parent,
             ipc_mode="private",
             auto_remove=True,
             log_config={"Type": "none", "Config": {}},
             ulimits=[{"Name": "core", "Soft": 0, "Hard": 0}],
         )
-        super().__init__(workers, limits, strict)
-        self._cleanups.append(self._client.close)
-        try:
-            self._warm()
-        except BaseException:
-            self.close()
-            raise
 
     def _forked(self) -> None:
         """A forked copy of the owner gets an engine client and containers of its own (the
