@@ -316,6 +316,41 @@ def _pairs(val: Any, what: str) -> list[Any]:
     return val
 
 
+#: Tags of standard-library containers and numbers, decoded by :func:`_library_value`.
+_LIBRARY_TAGS = frozenset("CODqyRFMT")
+_MALFORMED = object()
+
+
+def _library_value(tag: str, tv: type, val: Any) -> Any:
+    """The value a standard-library tag stands for, or ``_MALFORMED`` (the caller then
+    raises); errors as in the object hook."""
+    if tag == "C":
+        return Counter({k: v for k, v in _pairs(val, "Counter")})
+    if tag == "O":
+        return OrderedDict(_pairs(val, "OrderedDict"))
+    if tag == "D" and tv is list and len(val) == 2:
+        factory = None if val[0] is None else _builtin_type(str(val[0]))
+        return defaultdict(factory, {k: v for k, v in _pairs(val[1], "defaultdict")})
+    if tag == "q" and tv is list and len(val) == 2 and type(val[0]) is list and (
+            val[1] is None or type(val[1]) is int):
+        return deque(val[0], val[1])
+    if tag == "y" and tv is str:
+        return bytearray.fromhex(val)
+    if tag == "R" and tv is list and len(val) == 3 and all(type(v) is int for v in val):
+        return range(*val)
+    if tag == "F" and tv is list and len(val) == 2 and all(type(v) is int for v in val):
+        from fractions import Fraction
+
+        return Fraction(val[0], val[1])
+    if tag == "M" and tv is str and len(val) <= 4096:
+        from decimal import Decimal
+
+        return Decimal(val)
+    if tag == "T" and tv is str:
+        return _builtin_type(val)
+    return _MALFORMED
+
+
 def _make_hook(refs: Any, objects: bool) -> Any:
     def hook(pairs: list[tuple[str, Any]]) -> Any:
         """``json`` object hook: turn a one-key tag object into the value it stands for."""
@@ -341,30 +376,10 @@ def _make_hook(refs: Any, objects: bool) -> Any:
                     return complex(re_, im)
             if tag == "i" and tv is str and len(val) <= MAX_INT_BITS // 4 + 3:
                 return int(val, 16)
-            if tag == "C":
-                return Counter({k: v for k, v in _pairs(val, "Counter")})
-            if tag == "O":
-                return OrderedDict(_pairs(val, "OrderedDict"))
-            if tag == "D" and tv is list and len(val) == 2:
-                factory = None if val[0] is None else _builtin_type(str(val[0]))
-                return defaultdict(factory, {k: v for k, v in _pairs(val[1], "defaultdict")})
-            if tag == "q" and tv is list and len(val) == 2 and type(val[0]) is list and (
-                    val[1] is None or type(val[1]) is int):
-                return deque(val[0], val[1])
-            if tag == "y" and tv is str:
-                return bytearray.fromhex(val)
-            if tag == "R" and tv is list and len(val) == 3 and all(type(v) is int for v in val):
-                return range(*val)
-            if tag == "F" and tv is list and len(val) == 2 and all(type(v) is int for v in val):
-                from fractions import Fraction
-
-                return Fraction(val[0], val[1])
-            if tag == "M" and tv is str and len(val) <= 4096:
-                from decimal import Decimal
-
-                return Decimal(val)
-            if tag == "T" and tv is str:
-                return _builtin_type(val)
+            if tag in _LIBRARY_TAGS:
+                value = _library_value(tag, tv, val)
+                if value is not _MALFORMED:
+                    return value
             if tag in ("r", "g") and refs is not None:
                 return refs(tag, val)
             if tag == "o" and objects and tv is list and len(val) == 2 and type(val[0]) is str \
