@@ -10,12 +10,12 @@ appended instead, so the cache always equals a full encoding of the program.
 
 With ``reencode=False`` (what RL uses) every line is kept *as drawn*, whatever its
 tokenisation: PPO must train on the ids the policy sampled, or probability leaks into
-tokenisations no gradient ever sees (measured: re-encoded, loss-masked lines grew from 5 % to
-100 % of a collapsing run's tokens). A line cut at ``max_line_tokens`` gets a forced newline
-(:attr:`LineSampler.line_forced` counts such ids; they are not actions); a newline token that
-carries more text ends the line, the env seeing the text up to the newline.
-:attr:`LineSampler.line_ids` holds each line's ids as they are in the cache and
-:attr:`LineSampler.line_exact` whether they are the drawn ones (always, in this mode).
+tokenisations no gradient ever sees (see docs/architecture.md, "The tokenisation rule"). A
+line cut at ``max_line_tokens`` gets a forced newline (:attr:`SlotState.line_forced` counts
+such ids; they are not actions); a newline token that carries more text ends the line, the
+env seeing the text up to the newline. Each slot's :class:`SlotState` holds each line's ids
+as they are in the cache (``line_ids``) and whether they are the drawn ones (``line_exact``;
+always, in this mode); :attr:`LineSampler.slots` holds one record per slot.
 
 Holes (masked positions) are handled with an explicit 2-D attention mask and per-slot
 position ids; when holes make up most of the cache it is rebuilt from the valid ids.
