@@ -310,7 +310,8 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
             self.scorer = prm
             self.prm_source = "none" if prm is None else type(prm).__name__
         elif isinstance(prm, (str, os.PathLike)):
-            path = self._resolve_prm(os.fspath(prm), reward_mode)
+            # (called here, not through a helper: its warning points at the env's caller)
+            path = resolve_prm(os.fspath(prm), self._suite_names(), reward_mode)
             if path is None:
                 self.scorer, self.prm_source = None, "none"
             else:
@@ -339,10 +340,6 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
             return {str(t.metadata.get("suite", "")) for t in self._tasks}
         assert self.suite is not None
         return {self.suite.name}
-
-    def _resolve_prm(self, prm: str, reward_mode: str) -> str | None:
-        """The PRM directory to load for ``prm`` (``"auto"``/``"default"``/a path), or None."""
-        return resolve_prm(prm, self._suite_names(), reward_mode)
 
     @property
     def sandbox(self) -> Sandbox:

@@ -51,6 +51,10 @@ def test_no_default_prm_on_other_suites_is_said_clearly(monkeypatch):
     forced = CodePRMEnv(suite="humaneval", prm="default")
     assert forced.prm_source == "embedded default" and forced.scorer is not None
     forced.close()
+    monkeypatch.setattr(code_prm, "_WARNED_NO_PRM", set())
+    with pytest.warns(UserWarning, match="no default PRM") as record:
+        CodePRMEnv(suite="humaneval").close()
+    assert record[0].filename == __file__  # the warning points at the line that made the env
 
 
 def test_async_vector_env_with_gymnasium_defaults_raises_with_the_fix():
