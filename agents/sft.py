@@ -22,34 +22,10 @@ and to TensorBoard under the same names with ``report_to="tensorboard"``.
 **The default stop step.** RL needs a policy that is good but imperfect, and imperfect where
 the horizon is long. The defaults (2 layers x 128, vocabulary 512, batch 16, 3000 ``basic``
 pipelines tasks with 1-12 steps, AdamW lr 2e-3 after 100 warm-up steps, constant, then a
-linear decay to 10 % over the last ``decay_steps=500``) stop at :data:`DEFAULT_STEPS` = 3000.
-Chosen by measurement on these 2-core machines:
-
-* one run with a constant learning rate and ``--eval-every 250`` (:data:`CALIBRATION`, 25
-  validation tasks per bucket, one thread): the long buckets stay at 0 until step ~1250; the
-  constant rate is noisy (a dip to 44 % on 1-3 steps at step 1750);
-* at step 2000 with a 250-step decay, greedy pass@1 on the test split (50 tasks per bucket)
-  was 94 / 46 / 18 / 6 % and, in a fresh run, 96 / 56 / 18 / **4** %: the longest bucket sat
-  on the lower edge of the regime where RL has room (>= 60 % on the shortest bucket, 5-30 %
-  on the longest), at the noise of 50 tasks;
-* torch on both cores halves the step (0.24 s vs 0.48 s on one thread, measured on an idle
-  machine), so the default run now takes 3000 steps with a 500-step decay: a fresh
-  ``codegym sft --out DIR`` took **13 min 48 s** wall (768 s of training) and reached
-  **94 / 62.5 / 24.5 / 15.5 %** on the test split with 200 tasks per bucket (``eval_tasks``
-  = 800), all 800 at 49.1 %, line accuracy 0.54 — inside the regime with margin on both ends.
-  On a machine whose other core is busy, pass ``--threads 1`` (two threads then stall on each
-  other) and expect about 0.5 s per step.
-
-The embedded default policy shipped with codegym (:mod:`codegym.defaults`) is exactly this
-configuration, seed 0, trained on one thread by ``codegym defaults build``: greedy pass@1
-98.5 / 64.5 / 28.5 / 13.5 % by bucket on the same 800 test tasks (51.3 % overall). The same
-seed with ``gelu_new`` instead of the numerically near-identical fused tanh GELU gave 92.0 /
-55.5 / 26.5 / 11.5 %: float-level changes move these figures by several points, so compare
-SFT settings over seeds, not single runs.
-
-Without decay (``--decay-steps 0``) the checkpoint at step ``s`` of a long run is the model a
-run stopped at ``s`` produces: measure with ``--eval-every`` and pick another stop step with
-``--steps`` (e.g. an earlier, weaker policy for short-horizon RL).
+linear decay to 10 % over the last ``decay_steps=500``) stop at :data:`DEFAULT_STEPS` = 3000,
+chosen by measurement; the measurements are in ``docs/calibration.md``. Without decay
+(``--decay-steps 0``) the checkpoint at step ``s`` of a long run is the model a run stopped at
+``s`` produces: measure with ``--eval-every`` and pick another stop step with ``--steps``.
 """
 
 from __future__ import annotations
@@ -65,30 +41,26 @@ import numpy as np
 import torch
 
 from codegym.config import Config
-from codegym.constants import SUBMIT
+from codegym.evaluation import (  # noqa: F401  (re-exported: the SFT evaluation is the shared one)
+    bucket_of,
+    evaluate_policy,
+    greedy_programs,
+    parse_buckets,
+    tasks_by_bucket,
+)
 from codegym.tokenization import encode_program, task_context
 
-#: Default optimiser steps (the documented stop step; see the module docstring).
-DEFAULT_STEPS = 3000
-#: Greedy pass@1 by horizon bucket measured along the calibration run (the defaults above
-#: with ``decay_steps=0``, ``--eval-every 250 --eval-tasks 100``, validation split, one
-#: thread, a shared machine).
-CALIBRATION: dict[int, dict[str, float]] = {
-    250: {"1-3": 0.48, "4-6": 0.00, "7-9": 0.00, "10-12": 0.00, "line_acc": 0.04},
-    500: {"1-3": 0.60, "4-6": 0.04, "7-9": 0.00, "10-12": 0.00, "line_acc": 0.09},
-    750: {"1-3": 0.84, "4-6": 0.12, "7-9": 0.00, "10-12": 0.00, "line_acc": 0.20},
-    1000: {"1-3": 0.80, "4-6": 0.24, "7-9": 0.00, "10-12": 0.00, "line_acc": 0.28},
-    1250: {"1-3": 1.00, "4-6": 0.40, "7-9": 0.00, "10-12": 0.04, "line_acc": 0.37},
-    1500: {"1-3": 1.00, "4-6": 0.40, "7-9": 0.08, "10-12": 0.00, "line_acc": 0.33},
-    1750: {"1-3": 0.44, "4-6": 0.40, "7-9": 0.08, "10-12": 0.00, "line_acc": 0.32},
-    2000: {"1-3": 1.00, "4-6": 0.48, "7-9": 0.04, "10-12": 0.08, "line_acc": 0.43},
-}
+#: The balanced evaluation task list (:func:`codegym.evaluation.tasks_by_bucket`), older name.
+eval_tasks_by_bucket = tasks_by_bucket
 
+#: Default optimiser steps (the stop step; ``docs/calibration.md`` has its measurements).
+DEFAULT_STEPS = 3000
 CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "sft_state.pt"
 DATA_NAME = "sft_data.jsonl"
 DONE_NAME = "sft_done.json"
 CONFIG_NAME = "sft_config.json"
+LOG_NAME = "sft_log.jsonl"
 #: Settings that may change between a run and its resumption.
 RESUMABLE_CHANGES = ("progress", "threads", "device", "overwrite", "sandbox", "sandbox_workers", "steps",
                      "eval_batch_size", "extra")
@@ -200,115 +172,12 @@ class SFTBatch(NamedTuple):
     labels: torch.Tensor
 
 
-def parse_buckets(spec: str) -> list[tuple[int, int]]:
-    """``"1-3,4-6"`` -> ``[(1, 3), (4, 6)]`` (``ValueError`` on a bad spec)."""
-    out = []
-    for part in str(spec).split(","):
-        lo, sep, hi = part.strip().partition("-")
-        try:
-            a, b = int(lo), int(hi if sep else lo)
-        except ValueError:
-            raise ValueError(f"bad horizon bucket {part!r} in {spec!r}: use e.g. '1-3,4-6'") from None
-        if a < 1 or b < a:
-            raise ValueError(f"bad horizon bucket {part!r}: need 1 <= lo <= hi")
-        out.append((a, b))
-    if not out:
-        raise ValueError("buckets must name at least one range")
-    return out
-
-
-def bucket_of(horizon: int, buckets: Sequence[tuple[int, int]]) -> str | None:
-    """Name (``"lo-hi"``) of the bucket holding ``horizon``, or None."""
-    for lo, hi in buckets:
-        if lo <= horizon <= hi:
-            return f"{lo}-{hi}"
-    return None
-
-
-def _horizon(task: Any) -> int:
-    return int(task.metadata.get("steps", task.horizon))
-
-
 def _load_suite(cfg: SFTConfig) -> Any:
     from codegym.tasks import load_suite
 
     if cfg.suite == "pipelines":
         return load_suite("pipelines", min_steps=cfg.min_steps, max_steps=cfg.max_steps, seed=cfg.suite_seed)
     return load_suite(cfg.suite)
-
-
-# ------------------------------------------------------------------ evaluation
-@torch.no_grad()
-def greedy_programs(model: Any, tokenizer: Any, tasks: Sequence[Any], batch_size: int = 32, max_lines: int | None = None) -> list[list[str]]:
-    """Greedy programs for ``tasks`` (batched, KV cache kept across lines)."""
-    from codegym.sampling import LineSampler
-
-    model.eval()
-    sampler = LineSampler(model, tokenizer, greedy=True)
-    out: list[list[str]] = []
-    for lo in range(0, len(tasks), batch_size):
-        chunk = tasks[lo : lo + batch_size]
-        limit = max_lines or max(t.horizon for t in chunk) + 4
-        out.extend(sampler.sample_programs([task_context(t) for t in chunk], limit))
-    return out
-
-
-def evaluate_policy(
-    model: Any,
-    tokenizer: Any,
-    tasks: Sequence[Any],
-    sandbox: Any,
-    buckets: Sequence[tuple[int, int]],
-    batch_size: int = 32,
-) -> dict[str, Any]:
-    """Greedy pass@1 overall and by horizon bucket; programs run in ``sandbox``.
-
-    Returns:
-        ``{"pass@1": float, "n": int, "buckets": {"lo-hi": {"pass@1", "n"}}, "line_acc": float}``
-        where ``line_acc`` is the fraction of reference lines reproduced exactly as a prefix.
-    """
-    from sandboxes import Job
-
-    programs = greedy_programs(model, tokenizer, tasks, batch_size)
-    results = sandbox.run_many([Job(t.program([ln for ln in p if ln != SUBMIT]), t.tests) for t, p in zip(tasks, programs)])
-    per: dict[str, list[bool]] = {f"{lo}-{hi}": [] for lo, hi in buckets}
-    ok_all, prefix_hits, prefix_total = [], 0, 0
-    for t, p, r in zip(tasks, programs, results):
-        ok_all.append(r.ok)
-        name = bucket_of(_horizon(t), buckets)
-        if name is not None:
-            per[name].append(r.ok)
-        ref = t.solution_lines
-        k = 0
-        while k < min(len(ref), len(p)) and p[k] == ref[k]:
-            k += 1
-        prefix_hits += k
-        prefix_total += len(ref)
-    return {
-        "pass@1": float(np.mean(ok_all)) if ok_all else float("nan"),
-        "n": len(ok_all),
-        "line_acc": prefix_hits / max(1, prefix_total),
-        "buckets": {k: {"pass@1": float(np.mean(v)) if v else float("nan"), "n": len(v)} for k, v in per.items()},
-    }
-
-
-def eval_tasks_by_bucket(suite: Any, split: str, n: int, buckets: Sequence[tuple[int, int]]) -> list[Any]:
-    """The first tasks of ``split`` whose horizon falls in a bucket, about ``n`` in all and
-    balanced across buckets (each bucket gets ``ceil(n / len(buckets))`` at most)."""
-    per = -(-n // len(buckets))
-    counts = {f"{lo}-{hi}": 0 for lo, hi in buckets}
-    out: list[Any] = []
-    size = suite.size(split)
-    i = 0
-    limit = size if size is not None else 50 * n
-    while i < limit and sum(counts.values()) < per * len(buckets):
-        t = suite.get(split, i)
-        i += 1
-        name = bucket_of(_horizon(t), buckets)
-        if name is not None and counts[name] < per:
-            counts[name] += 1
-            out.append(t)
-    return out
 
 
 # ---------------------------------------------------------------------- data
@@ -373,9 +242,167 @@ def _lr_at(step: int, cfg: SFTConfig) -> float:
     return cfg.lr
 
 
-def train_sft(cfg: SFTConfig) -> dict[str, Any]:
-    """Train (or resume) the SFT policy; returns the final evaluation (see the module doc)."""
-    from rich.console import Console
+class _SFTRun:
+    """The state of one SFT run: model, tokenizer, optimiser, batch RNG, step and metrics.
+
+    Built from the latest complete checkpoint in ``cfg.out`` when there is one (resume), else
+    from scratch (a tokenizer trained on ``rows`` and a randomly initialised GPT-2).
+    """
+
+    def __init__(self, cfg: SFTConfig, rows: Sequence[dict[str, Any]]) -> None:
+        from codegym.checkpoint import Checkpointer, MetricsWriter
+        from codegym.jsonutil import dumps
+        from codegym.tracking import Tracker
+
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.checkpointer = Checkpointer(self.out, CHECKPOINT_DIR, STATE_NAME)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.step = 0
+        path = self.checkpointer.latest()
+        opt_state = self._resume(path) if path is not None else self._build(rows)
+        self.data = encode_sft_rows(self.tok, rows, cfg.n_positions)
+        if not self.data:
+            raise ValueError(f"every training program is longer than n_positions={cfg.n_positions}")
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+        if opt_state is not None:
+            self.opt.load_state_dict(opt_state)
+        (self.out / CONFIG_NAME).write_text(dumps(asdict(cfg), indent=2))
+        self.pad = int(self.tok.pad_token_id)
+        MetricsWriter.trim(self.out / LOG_NAME, "step", self.step)  # rows written after the checkpoint
+        tracker = Tracker(self.out, cfg.report_to, "step", resume_step=self.step or None, config=asdict(cfg))
+        self.metrics = MetricsWriter(self.out / LOG_NAME, tracker)
+        self.resumed_from = path
+
+    def _resume(self, path: Path) -> dict[str, Any]:
+        """Load model, tokenizer, step and RNG from checkpoint ``path``; returns the optimiser state."""
+        from transformers import AutoModelForCausalLM
+
+        from codegym.lm import load_tokenizer, quiet_hf
+
+        self.tok = load_tokenizer(path)
+        with quiet_hf():
+            self.model = AutoModelForCausalLM.from_pretrained(str(path)).to(self.cfg.device)
+        state = torch.load(path / STATE_NAME, map_location="cpu", weights_only=False)
+        self.step = int(state["step"])
+        self.rng.bit_generator.state = state["rng"]
+        return state["optimizer"]
+
+    def _build(self, rows: Sequence[dict[str, Any]]) -> None:
+        """A tokenizer trained on ``rows`` and a fresh model (no optimiser state)."""
+        from codegym.lm import TinyLMConfig, build_causal_lm, train_bpe_tokenizer
+
+        cfg = self.cfg
+        texts = [r["context"] + "".join(line + "\n" for line in r["lines"]) for r in rows]
+        self.tok = train_bpe_tokenizer(texts, vocab_size=cfg.vocab_size)
+        shape = TinyLMConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions, seed=cfg.seed)
+        self.model = build_causal_lm(self.tok, shape).to(cfg.device)
+
+    def train_step(self) -> tuple[float, int]:
+        """One optimiser step on a random batch; returns the loss and the batch's tokens."""
+        cfg = self.cfg
+        idx = self.rng.integers(0, len(self.data), size=cfg.batch_size)
+        batch = collate_sft([self.data[i] for i in idx], self.pad)
+        for group in self.opt.param_groups:
+            group["lr"] = _lr_at(self.step, cfg)
+        outputs = self.model(
+            input_ids=batch.input_ids.to(cfg.device),
+            attention_mask=batch.attention_mask.to(cfg.device),
+            labels=batch.labels.to(cfg.device),
+        )
+        self.opt.zero_grad(set_to_none=True)
+        outputs.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.step += 1
+        return outputs.loss.item(), int(batch.attention_mask.sum())
+
+    def save_checkpoint(self) -> None:
+        """Atomically replace ``out/checkpoint`` (model, tokenizer, optimiser, RNG, step)."""
+        self.checkpointer.save(self._write_checkpoint, step=self.step)
+
+    def _write_checkpoint(self, path: Path) -> None:
+        from codegym.lm import quiet_hf
+
+        with quiet_hf():
+            self.model.save_pretrained(path)
+            self.tok.save_pretrained(path)
+        state = {"optimizer": self.opt.state_dict(), "rng": self.rng.bit_generator.state, "step": self.step}
+        torch.save(state, path / STATE_NAME)
+
+    def save_final(self) -> None:
+        """Model and tokenizer to ``out`` with ``save_pretrained``."""
+        from codegym.lm import quiet_hf
+
+        self.model.eval()
+        with quiet_hf():
+            self.model.save_pretrained(self.out)
+            self.tok.save_pretrained(self.out)
+
+
+class _SFTEvaluator:
+    """Greedy pass@1 evaluations of a run: periodic on validation, final on test.
+
+    The suite and the sandbox are opened on first use; :meth:`close` closes the sandbox.
+    """
+
+    def __init__(self, cfg: SFTConfig) -> None:
+        self.cfg = cfg
+        self.buckets = parse_buckets(cfg.buckets)
+        self._suite: Any = None
+        self._sandbox: Any = None
+        self._val_tasks: list[Any] | None = None
+
+    @property
+    def suite(self) -> Any:
+        if self._suite is None:
+            self._suite = _load_suite(self.cfg)
+        return self._suite
+
+    @property
+    def sandbox(self) -> Any:
+        if self._sandbox is None:
+            from sandboxes import make_sandbox
+
+            self._sandbox = make_sandbox(self.cfg.sandbox, workers=self.cfg.sandbox_workers)
+        return self._sandbox
+
+    def validation(self, run: _SFTRun) -> dict[str, Any]:
+        """Evaluate on the validation split (the model is put back in train mode)."""
+        if self._val_tasks is None:
+            split = "validation" if "validation" in self.suite.splits else self.suite.default_split()
+            self._val_tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
+        res = evaluate_policy(run.model, run.tok, self._val_tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+        run.model.train()
+        return res
+
+    def test(self, run: _SFTRun, console: Any) -> dict[str, Any]:
+        """Evaluate on the suite's default (test) split."""
+        split = self.suite.default_split()
+        tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
+        console.print(f"evaluating greedy pass@1 on {len(tasks)} {split} tasks ...")
+        return evaluate_policy(run.model, run.tok, tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+
+def _prepare_out(cfg: SFTConfig) -> Path:
+    """Clear (``overwrite``) or check (resume) the run directory; returns it, created."""
+    from codegym.runs import check_resume, clear_run_dir
+
+    out = Path(cfg.out)
+    if cfg.overwrite:
+        clear_run_dir(out, markers=(CONFIG_NAME, CHECKPOINT_DIR, DATA_NAME))
+    else:
+        check_resume(out / CONFIG_NAME, asdict(cfg), ignore=RESUMABLE_CHANGES, what="SFT run")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _progress(console: Any, enabled: bool) -> Any:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -384,157 +411,77 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-    from transformers import AutoModelForCausalLM
+
+    columns = (TextColumn("[bold]sft"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+    return Progress(*columns, console=console, disable=not enabled)
+
+
+def _train_loop(run: _SFTRun, evaluator: _SFTEvaluator, console: Any, t_start: float) -> None:
+    """Steps until ``cfg.steps``: train step, log row, validation, checkpoint."""
+    cfg = run.cfg
+    tokens_seen, t_train = 0, time.perf_counter()
+    with _progress(console, cfg.progress) as progress:
+        bar = progress.add_task("train", total=cfg.steps, completed=run.step, info="")
+        run.model.train()
+        while run.step < cfg.steps:
+            loss, tokens = run.train_step()
+            tokens_seen += tokens
+            tps = tokens_seen / max(1e-9, time.perf_counter() - t_train)
+            progress.update(bar, completed=run.step, info=f"loss {loss:.3f} {tps:,.0f} tok/s")
+            elapsed = time.perf_counter() - t_start
+            if run.step % cfg.log_every == 0:
+                run.metrics.log({"step": run.step, "losses/lm": loss, "charts/learning_rate": run.opt.param_groups[0]["lr"],
+                                 "charts/tokens_per_s": tps, "time/elapsed": elapsed})  # fmt: skip
+            if cfg.eval_every and run.step % cfg.eval_every == 0:
+                res = evaluator.validation(run)
+                run.metrics.log({"step": run.step, "eval": "validation", **{f"val/{k}": v for k, v in res.items()},
+                                 "time/elapsed": time.perf_counter() - t_start})  # fmt: skip
+                progress.console.print(f"step {run.step}: val pass@1 " + _fmt(res))
+            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
+                run.save_checkpoint()
+
+
+def train_sft(cfg: SFTConfig) -> dict[str, Any]:
+    """Train (or resume) the SFT policy; returns the final evaluation (see the module doc).
+
+    Steps: prepare the run directory, draw the data, build or resume the run, train with
+    periodic logging / validation / checkpoints, save the final model, evaluate on the test
+    split, write ``eval.json``, the model card and ``sft_done.json``.
+    """
+    from rich.console import Console
 
     from codegym.jsonutil import dumps
-    from codegym.lm import (
-        TinyLMConfig,
-        build_causal_lm,
-        load_tokenizer,
-        quiet_hf,
-        train_bpe_tokenizer,
-    )
-    from codegym.runs import check_resume, clear_run_dir
 
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     console = Console(quiet=not cfg.progress)
-    out = Path(cfg.out)
-    if cfg.overwrite:
-        clear_run_dir(out, markers=(CONFIG_NAME, CHECKPOINT_DIR, DATA_NAME))
-    else:
-        check_resume(out / CONFIG_NAME, asdict(cfg), ignore=RESUMABLE_CHANGES, what="SFT run")
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / CHECKPOINT_DIR
+    out = _prepare_out(cfg)
     t_start = time.perf_counter()
     rows = _build_data(cfg, out / DATA_NAME)
-    buckets = parse_buckets(cfg.buckets)
-
-    step = 0
-    rng = np.random.default_rng(cfg.seed)
-    if (ckpt / STATE_NAME).is_file():
-        tok = load_tokenizer(ckpt)
-        with quiet_hf():
-            model = AutoModelForCausalLM.from_pretrained(str(ckpt)).to(cfg.device)
-        state = torch.load(ckpt / STATE_NAME, map_location="cpu", weights_only=False)
-        step = int(state["step"])
-        rng.bit_generator.state = state["rng"]
-        console.print(f"resuming SFT from {ckpt} at step {step}")
-    else:
-        texts = [r["context"] + "".join(line + "\n" for line in r["lines"]) for r in rows]
-        tok = train_bpe_tokenizer(texts, vocab_size=cfg.vocab_size)
-        model = build_causal_lm(
-            tok, TinyLMConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions, seed=cfg.seed)
-        ).to(cfg.device)
-        state = None
-    data = encode_sft_rows(tok, rows, cfg.n_positions)
-    if not data:
-        raise ValueError(f"every training program is longer than n_positions={cfg.n_positions}")
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
-    if state is not None:
-        opt.load_state_dict(state["optimizer"])
-    (out / CONFIG_NAME).write_text(dumps(asdict(cfg), indent=2))
-    pad = int(tok.pad_token_id)
-    n_params = sum(p.numel() for p in model.parameters())
+    run = _SFTRun(cfg, rows)
+    if run.resumed_from is not None:
+        console.print(f"resuming SFT from {run.resumed_from} at step {run.step}")
+    n_params = sum(p.numel() for p in run.model.parameters())
     console.print(
-        f"SFT: {len(data)} programs, vocab {len(tok)}, {cfg.n_layer}x{cfg.n_embd} GPT-2 "
+        f"SFT: {len(run.data)} programs, vocab {len(run.tok)}, {cfg.n_layer}x{cfg.n_embd} GPT-2 "
         f"({n_params / 1e6:.2f} M params), {cfg.steps} steps of {cfg.batch_size}"
     )
-    log_path = out / "sft_log.jsonl"
-    from codegym.tracking import Tracker
-
-    tracker = Tracker(out, cfg.report_to, "step", resume_step=step or None, config=asdict(cfg))
-
-    def log(row: dict[str, Any]) -> None:
-        with log_path.open("a") as f:
-            f.write(dumps(row) + "\n")
-        tracker.log(row)
-
-    def save_checkpoint() -> None:
-        import shutil
-
-        tmp = out / (CHECKPOINT_DIR + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        with quiet_hf():
-            model.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-        torch.save({"optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "step": step}, tmp / STATE_NAME)
-        if ckpt.exists():
-            shutil.rmtree(ckpt)
-        tmp.rename(ckpt)
-
-    suite = None
-    val_tasks: list[Any] = []
-    if cfg.eval_every:
-        suite = _load_suite(cfg)
-        val_split = "validation" if "validation" in suite.splits else suite.default_split()
-        val_tasks = eval_tasks_by_bucket(suite, val_split, cfg.eval_tasks, buckets)
-
-    sandbox = None
-
-    def get_sandbox() -> Any:
-        nonlocal sandbox
-        if sandbox is None:
-            from sandboxes import make_sandbox
-
-            sandbox = make_sandbox(cfg.sandbox, workers=cfg.sandbox_workers)
-        return sandbox
-
+    evaluator = _SFTEvaluator(cfg)
     try:
-        columns = (TextColumn("[bold]sft"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
-        tokens_seen, t_train = 0, time.perf_counter()
-        with Progress(*columns, console=console, disable=not cfg.progress) as progress:
-            bar = progress.add_task("train", total=cfg.steps, completed=step, info="")
-            model.train()
-            while step < cfg.steps:
-                idx = rng.integers(0, len(data), size=cfg.batch_size)
-                batch = collate_sft([data[i] for i in idx], pad)
-                for g in opt.param_groups:
-                    g["lr"] = _lr_at(step, cfg)
-                outputs = model(
-                    input_ids=batch.input_ids.to(cfg.device),
-                    attention_mask=batch.attention_mask.to(cfg.device),
-                    labels=batch.labels.to(cfg.device),
-                )
-                opt.zero_grad(set_to_none=True)
-                outputs.loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                step += 1
-                tokens_seen += int(batch.attention_mask.sum())
-                tps = tokens_seen / max(1e-9, time.perf_counter() - t_train)
-                progress.update(bar, completed=step, info=f"loss {outputs.loss.item():.3f} {tps:,.0f} tok/s")
-                if step % cfg.log_every == 0:
-                    log({"step": step, "losses/lm": outputs.loss.item(), "charts/learning_rate": opt.param_groups[0]["lr"],
-                         "charts/tokens_per_s": tps, "time/elapsed": time.perf_counter() - t_start})  # fmt: skip
-                if cfg.eval_every and step % cfg.eval_every == 0:
-                    res = evaluate_policy(model, tok, val_tasks, get_sandbox(), buckets, cfg.eval_batch_size)
-                    model.train()
-                    log({"step": step, "eval": "validation", **{f"val/{k}": v for k, v in res.items()},
-                         "time/elapsed": time.perf_counter() - t_start})  # fmt: skip
-                    progress.console.print(f"step {step}: val pass@1 " + _fmt(res))
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    save_checkpoint()
-        model.eval()
-        with quiet_hf():
-            model.save_pretrained(out)
-            tok.save_pretrained(out)
+        _train_loop(run, evaluator, console, t_start)
+        run.save_final()
         train_seconds = time.perf_counter() - t_start
-        suite = suite or _load_suite(cfg)
-        test_tasks = eval_tasks_by_bucket(suite, suite.default_split(), cfg.eval_tasks, buckets)
-        console.print(f"evaluating greedy pass@1 on {len(test_tasks)} {suite.default_split()} tasks ...")
-        res = evaluate_policy(model, tok, test_tasks, get_sandbox(), buckets, cfg.eval_batch_size)
+        res = evaluator.test(run, console)
     finally:
-        if sandbox is not None:
-            sandbox.close()
-    result = {"steps": step, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start, **res}
+        evaluator.close()
+    result = {"steps": run.step, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start, **res}
     (out / "eval.json").write_text(dumps(result, indent=2))
-    log({"step": step, "eval": "test", **{f"test/{k}": v for k, v in res.items()}})
-    tracker.close()
-    _model_card(cfg, model, tok, result, n_programs=len(data), split=suite.default_split())
-    (out / DONE_NAME).write_text(dumps({"steps": step, "config": asdict(cfg)}, indent=2))
+    run.metrics.log({"step": run.step, "eval": "test", **{f"test/{k}": v for k, v in res.items()}})
+    run.metrics.close()
+    _model_card(cfg, run.model, run.tok, result, n_programs=len(run.data), split=evaluator.suite.default_split())
+    (out / DONE_NAME).write_text(dumps({"steps": run.step, "config": asdict(cfg)}, indent=2))
     console.print(results_table(result))
     return result
 
@@ -542,7 +489,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
 def _model_card(cfg: SFTConfig, model: Any, tok: Any, result: dict[str, Any], n_programs: int, split: str) -> None:
     from codegym.modelcard import config_call, write_model_card
 
-    metrics = {"pass@1 (all)": result["pass@1"], "tasks": result["n"], "line accuracy": result["line_acc"]}
+    metrics = {"pass@1 (all)": result["pass@1"], "tasks": result["n"], "prefix accuracy": result["prefix_accuracy"]}
     metrics.update({f"pass@1 ({k} steps)": v["pass@1"] for k, v in result["buckets"].items()})
     usage = f"""
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -580,14 +527,14 @@ tokenizer = AutoTokenizer.from_pretrained("{cfg.out}")
         metrics=metrics,
         tags=["code-generation", "sft"],
         extra=f"Metrics: greedy pass@1 on {result['n']} tasks of the `{split}` split, run in the codegym "
-        "sandbox, by horizon bucket (steps of the task); line accuracy: the fraction of reference "
-        "lines reproduced exactly as a prefix.",
+        "sandbox, by horizon bucket (steps of the task); prefix accuracy: the mean over programs of "
+        "the fraction of reference lines reproduced, in order, before the first mismatch.",
     )
 
 
 def _fmt(res: dict[str, Any]) -> str:
     parts = [f"{k}: {v['pass@1']:.2f}" for k, v in res["buckets"].items()]
-    return f"{res['pass@1']:.3f} ({', '.join(parts)}; line acc {res['line_acc']:.2f})"
+    return f"{res['pass@1']:.3f} ({', '.join(parts)}; prefix acc {res['prefix_accuracy']:.2f})"
 
 
 def results_table(result: dict[str, Any]) -> Any:

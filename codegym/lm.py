@@ -91,6 +91,12 @@ class TinyLMConfig:
     """Seed of the random init (a private RNG; the global torch RNG is left untouched)."""
 
 
+def max_positions(config: Any, default: int = 1 << 30) -> int:
+    """Longest sequence a model accepts, from its transformers config (``n_positions`` for
+    GPT-2, else ``max_position_embeddings``; ``default`` when it names neither)."""
+    return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or default)
+
+
 #: GPT-2's tanh-approximated GELU as one fused torch op. ``"gelu_new"`` computes the same
 #: function (max |diff| ~2e-7) from five elementwise ops: about 3x slower on CPU, where it was
 #: ~15 % of a tiny model's PPO iteration.

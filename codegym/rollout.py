@@ -7,24 +7,22 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
+from codegym.checkpoint import MetricsWriter
 from codegym.envs.code_prm import CodePRMEnv
-from codegym.jsonutil import dumps
+from codegym.evaluation import DEFAULT_BUCKETS, bucket_of, parse_buckets, task_horizon
 from codegym.tasks.base import Task
 from sandboxes import Sandbox, make_sandbox
 
-#: Horizon buckets (inclusive step ranges) used in tables of the ``pipelines`` suite.
-HORIZON_BUCKETS: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 9), (10, 12), (13, 10**9))
+#: Horizon buckets (inclusive step ranges) of the ``pipelines`` tables: the one scheme of
+#: :mod:`codegym.evaluation` (``13+`` is open-ended).
+HORIZON_BUCKETS: tuple[tuple[int, int], ...] = tuple(parse_buckets(DEFAULT_BUCKETS))
 
 
 def horizon_bucket(steps: int) -> str:
-    """Bucket label for a task with ``steps`` steps, e.g. ``"4-6"``."""
-    for lo, hi in HORIZON_BUCKETS:
-        if lo <= steps <= hi:
-            return f"{lo}-{hi}" if hi < 10**9 else f"{lo}+"
-    return "0"
+    """Bucket label for a task with ``steps`` steps, e.g. ``"4-6"`` (``"0"`` outside every bucket)."""
+    return bucket_of(steps, HORIZON_BUCKETS) or "0"
 
 
 #: The k of the pass@k columns reported when there are at least k samples per task.
@@ -152,7 +150,7 @@ def _row(task: Task, sample: int, traj: dict[str, list], info: dict[str, Any], t
         "task_id": task.task_id,
         "sample": sample,
         "suite": task.metadata.get("suite", ""),
-        "steps": int(task.metadata.get("steps", task.horizon)),
+        "steps": task_horizon(task),
         "lines": traj["lines"],
         "rewards": traj["rewards"],
         "prm_scores": traj["prm_scores"],
@@ -212,18 +210,5 @@ def _bucket_key(name: str) -> int:
     return int(head) if head.isdigit() else -1
 
 
-class JsonlWriter:
-    """Appends rows to a JSONL file, flushing each row to disk as it arrives."""
-
-    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("a" if append else "w", encoding="utf-8")
-
-    def __call__(self, row: dict[str, Any]) -> None:
-        self._fh.write(dumps(row) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
+#: The metrics writer of :mod:`codegym.checkpoint` (rows flushed and fsynced as they arrive).
+JsonlWriter = MetricsWriter

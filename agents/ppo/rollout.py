@@ -35,6 +35,7 @@ import torch
 
 from codegym.constants import SUBMIT
 from codegym.envs.code_prm import CodePRMEnv
+from codegym.evaluation import prefix_accuracy as shared_prefix_accuracy
 from codegym.tasks.base import Task
 from codegym.tokenization import encode_context, encode_lines, join_pieces, task_context
 
@@ -318,13 +319,5 @@ def episodes_to_batch(episodes: Sequence[Episode], tokenizer: Any) -> RolloutBat
 
 
 def prefix_accuracy(episode: Episode) -> float:
-    """Fraction of the reference lines reproduced, in order, before the first mismatch."""
-    ref = episode.task.solution_lines
-    if not ref:
-        return float(episode.passed)
-    good = 0
-    for got, want in zip(episode.lines, ref):
-        if got.strip() != want.strip():
-            break
-        good += 1
-    return good / len(ref)
+    """Prefix accuracy of the episode's program (:func:`codegym.evaluation.prefix_accuracy`)."""
+    return shared_prefix_accuracy(episode.lines, episode.task.solution_lines, episode.passed)

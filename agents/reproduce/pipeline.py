@@ -414,13 +414,14 @@ def judge_prm(cfg: ReproduceConfig, layout: Layout) -> dict[str, Any]:
     """The PRM's figures on held-out responses, per source and for all sources together."""
     import torch
 
+    from codegym.lm import max_positions
     from codegym.prm.data import collate, encode_examples, read_stepwise_jsonl
     from codegym.prm.model import ProcessRewardModel
     from codegym.prm.train import evaluate_prm, line_scores
     from codegym.stats import calibration_bins, expected_calibration_error
 
     prm = ProcessRewardModel.from_pretrained(layout.prm, device=cfg.device)
-    limit = int(getattr(prm.backbone.config, "n_positions", 1024))
+    limit = max_positions(prm.backbone.config, default=1024)
     device = next(prm.parameters()).device
     out: dict[str, Any] = {}
     groups = {src: [layout.label_file(src, True)] for src in label_sources(cfg)}

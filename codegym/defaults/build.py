@@ -116,8 +116,8 @@ def _console(cfg: DefaultsBuildConfig) -> Any:
 
 def sft_trainer() -> Any:
     """The SFT trainer the build runs: the ``sft`` entry point of the ``codegym.trainers`` group
-    (``agents.sft``: ``SFTConfig``, ``train_sft``, ``parse_buckets``, ``eval_tasks_by_bucket``,
-    ``evaluate_policy``); codegym itself never imports ``agents``."""
+    (``agents.sft``: ``SFTConfig``, ``train_sft``); codegym itself never imports ``agents``.
+    The policy evaluation is :mod:`codegym.evaluation`'s."""
     from codegym.entrypoints import TRAINERS, load
 
     return load(TRAINERS, "sft")
@@ -191,26 +191,27 @@ def _export_heldout(src: Path, dst: Path) -> int:
 def measure_policy(policy: str | Path, tasks: int = 100, workers: int = 2) -> dict[str, Any]:
     """Greedy pass@1 by horizon of ``policy`` on the check set (the first test tasks of each
     bucket of :data:`BUCKETS`, ``tasks`` in all); what the shipped-files test re-measures."""
+    from codegym.evaluation import evaluate_policy, parse_buckets, tasks_by_bucket
     from codegym.lm import load_causal_lm
     from codegym.tasks import load_suite
     from sandboxes import make_sandbox
 
-    sft = sft_trainer()
-    buckets = sft.parse_buckets(BUCKETS)
-    check = sft.eval_tasks_by_bucket(load_suite("pipelines"), "test", tasks, buckets)
+    buckets = parse_buckets(BUCKETS)
+    check = tasks_by_bucket(load_suite("pipelines"), "test", tasks, buckets)
     model, tok = load_causal_lm(policy)
     with make_sandbox("local", workers=workers) as sandbox:
-        return sft.evaluate_policy(model, tok, check, sandbox, buckets)
+        return evaluate_policy(model, tok, check, sandbox, buckets)
 
 
 def measure_prm(prm_path: str | Path, heldout: str | Path) -> dict[str, Any]:
     """AUC of +1 vs -1 lines, first-error accuracy and MSE of the PRM on held-out rows."""
+    from codegym.lm import max_positions
     from codegym.prm.data import encode_examples, read_stepwise_jsonl
     from codegym.prm.model import ProcessRewardModel
     from codegym.prm.train import evaluate_prm
 
     prm = ProcessRewardModel.from_pretrained(prm_path)
-    limit = int(getattr(prm.backbone.config, "n_positions", 1024))
+    limit = max_positions(prm.backbone.config, default=1024)
     enc, dropped = encode_examples(prm.tokenizer, read_stepwise_jsonl(heldout), limit)
     res = evaluate_prm(prm, enc)
     res["dropped_too_long"] = dropped

@@ -154,7 +154,9 @@ class HFCompleter:
         self._load()
         config = self._model.config
         ids = encode_program(self._tok, task_context(task), list(prefix)).input_ids
-        limit = int(getattr(config, "n_positions", 0) or getattr(config, "max_position_embeddings", 0) or 10**9)
+        from codegym.lm import max_positions
+
+        limit = max_positions(config, default=10**9)
         budget = min(self.max_new_tokens, limit - len(ids))
         lines_left = self.max_lines - len(prefix)
         if budget <= 0 or lines_left <= 0:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from codegym.lm import max_positions
 from codegym.prm.model import ProcessRewardModel
 from codegym.tokenization import encode_context, encode_lines, encode_program, task_context
 
@@ -23,8 +24,7 @@ if TYPE_CHECKING:
 
 
 def _max_positions(prm: ProcessRewardModel) -> int:
-    cfg = prm.backbone.config
-    return int(getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", 1 << 30))
+    return max_positions(prm.backbone.config)
 
 
 @torch.no_grad()
