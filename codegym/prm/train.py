@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ from codegym.prm.model import OBJECTIVES, ProcessRewardModel
 CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "trainer_state.pt"
 CONFIG_NAME = "train_config.json"
+METRICS_NAME = "metrics.jsonl"
 #: Settings that may change between a run and its resumption.
 RESUMABLE_CHANGES = ("resume", "progress", "threads", "device", "eval_every", "checkpoint_every", "steps")
 
@@ -216,78 +217,123 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator):
             yield perm[lo : lo + batch_size]
 
 
-def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
-    """Train a PRM (see the module docstring); returns the final validation metrics + facts."""
-    cfg.validate()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    out = Path(cfg.out)
-    ckpt = out / CHECKPOINT_DIR
+class _PRMData(NamedTuple):
+    """The encoded training and validation programs of a run."""
+
+    train: list[EncodedExample]
+    val: list[EncodedExample]
+    n_rows: int
+    dropped_too_long: int
+    dropped_empty: int
+
+
+def _prepare_out(cfg: PRMTrainConfig) -> dict[str, Any]:
+    """Check (resume) or clear the run directory; returns the settings record to save."""
     from codegym.runs import check_resume, clear_run_dir, file_digest
 
+    out = Path(cfg.out)
     record = {**asdict(cfg), "data_sha256": file_digest(cfg.data), "base_sha256": file_digest(cfg.base)}
     if cfg.resume:
         check_resume(out / CONFIG_NAME, record, ignore=RESUMABLE_CHANGES, what="PRM training run")
     else:
         clear_run_dir(out, markers=(CONFIG_NAME, CHECKPOINT_DIR, "prm_config.json"))
+    return record
+
+
+def _load_prm(cfg: PRMTrainConfig, checkpoint: Path | None) -> ProcessRewardModel:
+    """The PRM to train: from the run's checkpoint (resume) or built from ``cfg.base``."""
+    if checkpoint is None:
+        return ProcessRewardModel.from_base(cfg.base, objective=cfg.objective, seed=cfg.seed, device=cfg.device)  # type: ignore[arg-type]
+    prm = ProcessRewardModel.from_pretrained(checkpoint, device=cfg.device)
+    if prm.objective != cfg.objective:
+        raise ValueError(
+            f"checkpoint {checkpoint} was trained with objective {prm.objective!r}, not "
+            f"{cfg.objective!r}; pass the same objective or a new --out"
+        )
+    return prm
+
+
+def _read_data(cfg: PRMTrainConfig) -> tuple[list[Any], list[Any], list[Any]]:
+    """All stepwise rows, and the training and validation rows (split by task)."""
     examples = read_stepwise_jsonl(cfg.data)
     train_ex, val_ex = split_by_task(examples, cfg.val_fraction, cfg.seed)
     if not train_ex:
         raise ValueError(f"{cfg.data}: no training rows left after the validation split; lower val_fraction")
+    return examples, train_ex, val_ex
 
-    resuming = cfg.resume and (ckpt / STATE_NAME).is_file()
-    if resuming:
-        prm = ProcessRewardModel.from_pretrained(ckpt, device=cfg.device)
-        if prm.objective != cfg.objective:
-            raise ValueError(
-                f"checkpoint {ckpt} was trained with objective {prm.objective!r}, not "
-                f"{cfg.objective!r}; pass the same objective or a new --out"
-            )
-    else:
-        prm = ProcessRewardModel.from_base(cfg.base, objective=cfg.objective, seed=cfg.seed, device=cfg.device)  # type: ignore[arg-type]
-    device = next(prm.parameters()).device
-    limit = int(getattr(prm.backbone.config, "n_positions", None) or getattr(prm.backbone.config, "max_position_embeddings", 1 << 30))
+
+def _encode_data(
+    cfg: PRMTrainConfig, prm: ProcessRewardModel, examples: list[Any], train_ex: list[Any], val_ex: list[Any]
+) -> _PRMData:
+    """Encode the rows with the PRM's tokenizer (too-long and empty programs dropped)."""
+    from codegym.lm import max_positions
+
+    limit = max_positions(prm.backbone.config)
     empty = sum(1 for e in examples if not e.completions)  # encode_examples drops these too
     train_enc, dropped_t = encode_examples(prm.tokenizer, train_ex, limit)
     val_enc, dropped_v = encode_examples(prm.tokenizer, val_ex, limit)
     if not train_enc:
         raise ValueError(f"{cfg.data}: every training program is longer than the PRM's {limit} positions")
-    pad = prm.tokenizer.pad_token_id or 0
+    return _PRMData(train_enc, val_enc, len(examples), dropped_t + dropped_v - empty, empty)
 
-    opt = torch.optim.AdamW(prm.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed)
-    step = 0
-    if resuming:
-        state = torch.load(ckpt / STATE_NAME, map_location="cpu", weights_only=False)
-        opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        step = int(state["step"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_NAME).write_text(dumps(record, indent=2))
-    batches = _batches(len(train_enc), cfg.batch_size, rng)
-    metrics_path = out / "metrics.jsonl"
-    last: dict[str, Any] = {}
-    from codegym.tracking import Tracker
 
-    tracker = Tracker(out, cfg.report_to, "step", resume_step=step if resuming else None, config=asdict(cfg))
+class _PRMRun:
+    """The state of one PRM training run: model, optimiser, batch RNG, step and metrics."""
 
-    def log(row: dict[str, Any]) -> None:
-        with metrics_path.open("a") as f:
-            f.write(dumps(row) + "\n")
-        tracker.log(row)
+    def __init__(self, cfg: PRMTrainConfig, record: dict[str, Any]) -> None:
+        from codegym.checkpoint import Checkpointer, MetricsWriter
+        from codegym.tracking import Tracker
 
-    def save_checkpoint() -> None:
-        tmp = out / (CHECKPOINT_DIR + ".tmp")
-        prm.save_pretrained(tmp)
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.checkpointer = Checkpointer(self.out, CHECKPOINT_DIR, STATE_NAME)
+        rows = _read_data(cfg)
+        checkpoint = self.checkpointer.latest() if cfg.resume else None
+        self.prm = _load_prm(cfg, checkpoint)
+        self.device = next(self.prm.parameters()).device
+        self.data = _encode_data(cfg, self.prm, *rows)
+        self.pad = self.prm.tokenizer.pad_token_id or 0
+        self.opt = torch.optim.AdamW(self.prm.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.step = 0
+        if checkpoint is not None:
+            state = torch.load(checkpoint / STATE_NAME, map_location="cpu", weights_only=False)
+            self.opt.load_state_dict(state["optimizer"])
+            self.rng.bit_generator.state = state["rng"]
+            self.step = int(state["step"])
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / CONFIG_NAME).write_text(dumps(record, indent=2))
+        self.batches = _batches(len(self.data.train), cfg.batch_size, self.rng)
+        MetricsWriter.trim(self.out / METRICS_NAME, "step", self.step)  # rows written after the checkpoint
+        tracker = Tracker(self.out, cfg.report_to, "step", resume_step=self.step if checkpoint else None, config=asdict(cfg))
+        self.metrics = MetricsWriter(self.out / METRICS_NAME, tracker)
+
+    def train_step(self) -> tuple[float, float]:
+        """One optimiser step on the next batch; returns the loss and the gradient norm."""
+        batch = collate([self.data.train[i] for i in next(self.batches)], self.pad)
+        for group in self.opt.param_groups:
+            group["lr"] = _lr_at(self.step, self.cfg)
+        raw, _ = line_scores(self.prm, batch, self.device)
+        loss = loss_fn(self.prm, raw, batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.prm.parameters(), self.cfg.grad_clip))
+        self.opt.step()
+        self.step += 1
+        return loss.item(), grad_norm
+
+    def save_checkpoint(self) -> None:
+        """Atomically replace ``out/checkpoint`` (model, optimiser, sampler RNG, step)."""
+        self.checkpointer.save(self._write_checkpoint, step=self.step)
+
+    def _write_checkpoint(self, path: Path) -> None:
+        self.prm.save_pretrained(path)
         # The rng state after the current epoch's permutation: a resumed run starts a new
         # epoch from it (deterministic given the checkpoint).
-        torch.save({"optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "step": step}, tmp / STATE_NAME)
-        if ckpt.exists():
-            import shutil
+        torch.save({"optimizer": self.opt.state_dict(), "rng": self.rng.bit_generator.state, "step": self.step}, path / STATE_NAME)
 
-            shutil.rmtree(ckpt)
-        tmp.rename(ckpt)
 
+def _progress(enabled: bool) -> Any:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -296,55 +342,69 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
         TimeRemainingColumn,
     )
 
-    progress = Progress(
+    return Progress(
         TextColumn("[bold]train-prm"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not cfg.progress,
+        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not enabled,
     )  # fmt: skip
-    start = time.perf_counter()
-    prm.train()
-    with progress:
-        bar = progress.add_task("train", total=cfg.steps, completed=step, info="")
-        while step < cfg.steps:
-            idx = next(batches)
-            batch = collate([train_enc[i] for i in idx], pad)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, cfg)
-            raw, _ = line_scores(prm, batch, device)
-            loss = loss_fn(prm, raw, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(prm.parameters(), cfg.grad_clip))
-            opt.step()
-            step += 1
-            info = f"loss {loss.item():.3f}"
-            row: dict[str, Any] = {
-                "step": step, "losses/prm": loss.item(),
-                "charts/learning_rate": opt.param_groups[0]["lr"], "charts/grad_norm": grad_norm,
-            }  # fmt: skip
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                last = evaluate_prm(prm, val_enc) if val_enc else {}
-                log({**row, **{f"val/{k}": v for k, v in last.items()}})
+
+
+def _train_loop(run: _PRMRun) -> dict[str, Any]:
+    """Steps until ``cfg.steps``: train step, log row (with validation), checkpoint.
+
+    Returns:
+        The last validation metrics (empty without validation programs).
+    """
+    cfg = run.cfg
+    last: dict[str, Any] = {}
+    run.prm.train()
+    with _progress(cfg.progress) as progress:
+        bar = progress.add_task("train", total=cfg.steps, completed=run.step, info="")
+        while run.step < cfg.steps:
+            loss, grad_norm = run.train_step()
+            info = f"loss {loss:.3f}"
+            row: dict[str, Any] = {"step": run.step, "losses/prm": loss,
+                                   "charts/learning_rate": run.opt.param_groups[0]["lr"], "charts/grad_norm": grad_norm}  # fmt: skip
+            if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
+                last = evaluate_prm(run.prm, run.data.val) if run.data.val else {}
+                run.metrics.log({**row, **{f"val/{k}": v for k, v in last.items()}})
                 if last:
                     info += f" val auc {last['auc']:.3f} mse {last['mse']:.3f}"
-            elif step % cfg.log_every == 0:
-                log(row)
-            progress.update(bar, completed=step, info=info)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save_checkpoint()
-    tracker.close()
-    prm.eval()
-    prm.save_pretrained(out)
+            elif run.step % cfg.log_every == 0:
+                run.metrics.log(row)
+            progress.update(bar, completed=run.step, info=info)
+            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
+                run.save_checkpoint()
+    return last
+
+
+def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
+    """Train a PRM (see the module docstring); returns the final validation metrics + facts.
+
+    Steps: check the run directory, build or resume the run (data encoded with the PRM's
+    tokenizer), train with logging / validation / checkpoints, save the final model, write
+    ``final_metrics.json`` and the model card.
+    """
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    record = _prepare_out(cfg)
+    run = _PRMRun(cfg, record)
+    start = time.perf_counter()
+    last = _train_loop(run)
+    run.metrics.close()
+    run.prm.eval()
+    run.prm.save_pretrained(run.out)
     result = {
-        "step": step,
-        "train_rows": len(train_enc),
-        "val_rows": len(val_enc),
-        "dropped_too_long": dropped_t + dropped_v - empty,
-        "dropped_empty": empty,
+        "step": run.step,
+        "train_rows": len(run.data.train),
+        "val_rows": len(run.data.val),
+        "dropped_too_long": run.data.dropped_too_long,
+        "dropped_empty": run.data.dropped_empty,
         "seconds": time.perf_counter() - start,
         **{f"val/{k}": v for k, v in last.items()},
     }
-    (out / "final_metrics.json").write_text(dumps(result, indent=2))
-    _model_card(cfg, prm, result, n_rows=len(examples))
+    (run.out / "final_metrics.json").write_text(dumps(result, indent=2))
+    _model_card(cfg, run.prm, result, n_rows=run.data.n_rows)
     return result
 
 
