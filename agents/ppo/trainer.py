@@ -23,11 +23,9 @@ Data parallel: run under ``accelerate launch`` and each process rolls out its ow
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,9 +59,11 @@ from agents.ppo.shared_prompt import (
     split_by_prompt,
     to_full,
 )
-from codegym.jsonutil import dumps
+from codegym.checkpoint import Checkpointer, MetricsWriter
 
 CHECKPOINT = "checkpoint"
+STATE = "state.pt"
+REFERENCE = "reference"
 METRICS = "metrics.jsonl"
 
 
@@ -126,10 +126,42 @@ class PPOTrainer:
         on_iteration: Callable[[dict[str, Any]], None] | None = None,
         sandbox: Any = None,
     ) -> None:
-        from codegym.lm import check_model_dir, load_causal_lm
-
         self.config = config.validate()
         self.out = Path(out_dir)
+        self._check_inputs(policy_dir, prm_dir)
+        self.accelerator = accelerator
+        self._given_sandbox = sandbox
+        self.on_iteration = on_iteration
+        self.rank = accelerator.process_index if accelerator is not None else 0
+        self.world = accelerator.num_processes if accelerator is not None else 1
+        self.is_main = self.rank == 0
+        self.device = accelerator.device if accelerator is not None else torch.device(config.device)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.checkpointer = Checkpointer(self.out, CHECKPOINT, STATE)
+        resume = self._find_checkpoint()
+        self._load_models(resume)
+        self._make_optimizers()
+        self.iteration = 0
+        if resume:
+            self._load_state()
+        if accelerator is not None:
+            self.policy, self.critic, self.opt_policy, self.opt_critic = accelerator.prepare(
+                self.policy, self.critic, self.opt_policy, self.opt_critic
+            )
+        self._open_run_files(resume)
+        self._setup_envs()
+
+    # ------------------------------------------------------------------ setup
+    def _check_inputs(self, policy_dir: str | os.PathLike[str], prm_dir: str | os.PathLike[str] | None) -> None:
+        """Check the policy and PRM directories (a PRM is needed when the config uses one)."""
+        from codegym.lm import check_model_dir
+
+        config = self.config
         self.policy_dir = check_model_dir(policy_dir, "policy")
         if config.uses_prm and prm_dir is None:
             raise ValueError(
@@ -140,41 +172,39 @@ class PPOTrainer:
         self.prm_dir = Path(prm_dir) if prm_dir is not None else None
         if self.prm_dir is not None:
             check_model_dir(self.prm_dir, "PRM")
-        self.accelerator = accelerator
-        self._given_sandbox = sandbox
-        self.on_iteration = on_iteration
-        self.rank = accelerator.process_index if accelerator is not None else 0
-        self.world = accelerator.num_processes if accelerator is not None else 1
-        self.is_main = self.rank == 0
-        if accelerator is not None:
-            self.device = accelerator.device
-        else:
-            self.device = torch.device(config.device)
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
-        if config.torch_threads:
-            torch.set_num_threads(config.torch_threads)
+    def _find_checkpoint(self) -> bool:
+        """The main process recovers the newest complete checkpoint; True when there is one."""
+        if self.is_main:
+            self.checkpointer.latest()
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+        return self.checkpointer.path.is_dir() and self.checkpointer.is_complete(self.checkpointer.path)
 
-        self.out.mkdir(parents=True, exist_ok=True)
-        resume = (self.out / CHECKPOINT / "state.pt").is_file()
-        start_dir = self.out / CHECKPOINT / "policy" if resume else self.policy_dir
-        self.policy, self.tokenizer = load_causal_lm(start_dir, device=self.device)
-        ref_dir = self.out / "reference"
+    def _load_models(self, resume: bool) -> None:
+        """Policy (and tokenizer), frozen reference and critic: from the checkpoint or the start."""
+        from codegym.lm import load_causal_lm
+
+        config = self.config
+        ckpt = self.checkpointer.path
+        self.policy, self.tokenizer = load_causal_lm(ckpt / "policy" if resume else self.policy_dir, device=self.device)
+        ref_dir = self.out / REFERENCE
         if resume or (ref_dir / "config.json").is_file():
             self.ref, _ = load_causal_lm(ref_dir, device=self.device)
         else:
             self.ref = copy.deepcopy(self.policy)
         self.ref.requires_grad_(False).eval()
         if resume:
-            self.critic = build_critic("checkpoint", self.out / CHECKPOINT / "critic", None)
+            self.critic = build_critic("checkpoint", ckpt / "critic", None)
         else:
-            self.critic = build_critic(
-                config.value_init, self.prm_dir, self.policy_dir, seed=config.seed
-            )
+            self.critic = build_critic(config.value_init, self.prm_dir, self.policy_dir, seed=config.seed)
         self.critic.to(self.device)
         self.policy.eval()  # dropout off: rollout, old log-probs and updates use one mode
         self.critic.eval()
+
+    def _make_optimizers(self) -> None:
+        """Separate AdamW optimisers for policy and critic, and the KL controller."""
+        config = self.config
         self.opt_policy = torch.optim.AdamW(
             self.policy.parameters(), lr=config.policy_lr, betas=config.adam_betas,
             eps=config.adam_eps, weight_decay=config.weight_decay,
@@ -184,14 +214,15 @@ class PPOTrainer:
             eps=config.adam_eps, weight_decay=config.weight_decay,
         )  # fmt: skip
         self.kl_ctl = KLController(config.kl_coef, config.adaptive_kl, config.target_kl, config.kl_horizon)
-        self.iteration = 0
-        if resume:
-            self._load_state()
-        if accelerator is not None:
-            self.policy, self.critic, self.opt_policy, self.opt_critic = accelerator.prepare(
-                self.policy, self.critic, self.opt_policy, self.opt_critic
-            )
+
+    def _open_run_files(self, resume: bool) -> None:
+        """Main process: reference model, ``config.json``, metrics trimmed to the checkpoint.
+        Every process: the metrics writer (rows written by the main process only)."""
+        from codegym.tracking import Tracker
+
+        config = self.config
         if self.is_main:
+            ref_dir = self.out / REFERENCE
             if not (ref_dir / "config.json").is_file():
                 self._unwrap(self.ref).save_pretrained(ref_dir)
                 self.tokenizer.save_pretrained(ref_dir)
@@ -203,14 +234,12 @@ class PPOTrainer:
                 "world_size": self.world,
             }
             (self.out / "config.json").write_text(json.dumps(data, indent=2))
-            self._trim_metrics()
-        from codegym.tracking import Tracker
-
+            MetricsWriter.trim(self.out / METRICS, "iteration", self.iteration)  # rows after the checkpoint
         self.tracker = Tracker(
             self.out, config.report_to if self.is_main else "none", "iteration",
             resume_step=self.iteration if resume else None, config=config.to_dict(),
         )  # fmt: skip
-        self._setup_envs()
+        self.metrics = MetricsWriter(self.out / METRICS, self.tracker) if self.is_main else None
 
     # ------------------------------------------------------------------ setup
     def _unwrap(self, model: Any) -> Any:
@@ -264,7 +293,9 @@ class PPOTrainer:
 
     def close(self) -> None:
         """Close envs, the thread pool, the sandbox and the tracker."""
-        if hasattr(self, "tracker"):
+        if getattr(self, "metrics", None) is not None:
+            self.metrics.close()  # closes the tracker too
+        elif hasattr(self, "tracker"):
             self.tracker.close()
         for env in getattr(self, "envs", []):
             env.close()
@@ -420,7 +451,11 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ train
     def train_iteration(self) -> dict[str, Any]:
-        """One rollout + update; returns the metrics row (also written to metrics.jsonl)."""
+        """One iteration in CleanRL's order: rollout, advantages, minibatch epochs, logging.
+
+        Returns:
+            The metrics row (also written to ``metrics.jsonl`` every ``log_every`` iterations).
+        """
         cfg = self.config
         iteration = self.iteration + 1
         episodes, t_rollout = self.rollout(iteration)
@@ -433,18 +468,29 @@ class PPOTrainer:
         losses = self.update(batch, scored, train_policy)
         t_update = time.perf_counter() - start
         self.iteration = iteration
+        beta = self.kl_ctl.value
+        stats = self._episode_stats(episodes, batch, scored)
+        self.kl_ctl.update(stats["kl"], len(episodes) * self.world)
+        timing = {"rollout": t_rollout, "score": t_score, "update": t_update}
+        row = self._metrics_row(batch, scored, losses, stats, timing, beta=beta, train_policy=train_policy)
+        if self.metrics is not None and (iteration % cfg.log_every == 0 or iteration == cfg.iterations):
+            self.metrics.log(row)  # NaN (undefined metric) -> null
+        if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:
+            self.save_checkpoint()
+        if self.on_iteration is not None and self.is_main:
+            self.on_iteration(row)
+        return row
 
+    def _episode_stats(self, episodes: list[Episode], batch: RolloutBatch, scored: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Rollout statistics averaged across processes (``charts/*`` of the metrics row)."""
         mask = batch.action_mask
         n_tokens = int(mask.sum())
-        seq_kl = float((scored["kl"] * mask).sum(dim=1).mean())
-        beta = self.kl_ctl.value
-        self.kl_ctl.update(self._mean_across(seq_kl), len(episodes) * self.world)
         stats = {
             "pass_rate": float(np.mean([e.passed for e in episodes])),
             "return": float((scored["rewards"] * mask).sum(dim=1).mean()),
             "test_reward": float(np.mean([e.test_reward for e in episodes])),
             "dense_reward": float(np.mean([sum(e.line_rewards) for e in episodes])),
-            "kl": seq_kl,
+            "kl": float((scored["kl"] * mask).sum(dim=1).mean()),
             "entropy": float(masked_mean(scored["entropy"], mask)),
             "lines": float(np.mean([e.num_lines for e in episodes])),
             "tokens": n_tokens / len(episodes),
@@ -457,39 +503,40 @@ class PPOTrainer:
         stats = {k: self._mean_across(v) for k, v in stats.items()}
         if self.world > 1:  # DDP keeps replicas identical: the spread of a checksum must be 0
             checksum = sum(float(p.detach().double().sum()) for p in self.policy.parameters())
-            t = torch.tensor([checksum], dtype=torch.float64, device=self.device)
-            gathered = self.accelerator.gather(t)
+            gathered = self.accelerator.gather(torch.tensor([checksum], dtype=torch.float64, device=self.device))
             stats["ddp_param_spread"] = float(gathered.max() - gathered.min())
             stats["world_size"] = float(self.world)
-        row: dict[str, Any] = {"iteration": iteration, "time": time.time()}
+        return stats
+
+    def _metrics_row(
+        self,
+        batch: RolloutBatch,
+        scored: dict[str, torch.Tensor],
+        losses: dict[str, float],
+        stats: dict[str, float],
+        timing: dict[str, float],
+        *,
+        beta: float,
+        train_policy: bool,
+    ) -> dict[str, Any]:
+        """The iteration's metrics row: ``losses/*``, ``charts/*`` and ``time/*``."""
+        n_tokens = int(batch.action_mask.sum())
+        row: dict[str, Any] = {"iteration": self.iteration, "time": time.time()}
         row.update({f"losses/{k}": v for k, v in losses.items() if k not in ("grad_norm", "value_grad_norm")})
         row.update({f"charts/{k}": v for k, v in stats.items()})
         row.update(
             {
                 "charts/kl_coef": beta,
-                "charts/explained_variance": explained_variance(scored["values"], scored["returns"], mask),
+                "charts/explained_variance": explained_variance(scored["values"], scored["returns"], batch.action_mask),
                 "charts/grad_norm": losses["grad_norm"],
                 "charts/value_grad_norm": losses["value_grad_norm"],
                 "charts/policy_trained": train_policy,
-                "charts/rollout_tokens_per_s": n_tokens / max(t_rollout, 1e-9),
-                "charts/update_tokens_per_s": n_tokens * cfg.update_epochs / max(t_update, 1e-9),
-                "charts/score_tokens_per_s": int(batch.attention_mask.sum()) / max(t_score, 1e-9),
-                "time/rollout": t_rollout,
-                "time/score": t_score,
-                "time/update": t_update,
+                "charts/rollout_tokens_per_s": n_tokens / max(timing["rollout"], 1e-9),
+                "charts/update_tokens_per_s": n_tokens * self.config.update_epochs / max(timing["update"], 1e-9),
+                "charts/score_tokens_per_s": int(batch.attention_mask.sum()) / max(timing["score"], 1e-9),
             }
         )
-        if self.is_main:
-            if iteration % cfg.log_every == 0 or iteration == cfg.iterations:
-                with (self.out / METRICS).open("a", encoding="utf-8") as fh:
-                    fh.write(dumps(row) + "\n")  # NaN (undefined metric) -> null
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                self.tracker.log(row, iteration)
-        if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:
-            self.save_checkpoint()
-        if self.on_iteration is not None and self.is_main:
-            self.on_iteration(row)
+        row.update({f"time/{k}": v for k, v in timing.items()})
         return row
 
     def train(self, iterations: int | None = None) -> list[dict[str, Any]]:
@@ -515,50 +562,27 @@ class PPOTrainer:
         """Atomically replace ``out/checkpoint`` (policy, critic, optimisers, iteration, β)."""
         if self.accelerator is not None:
             self.accelerator.wait_for_everyone()
-        if not self.is_main:
-            return
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        old = self.out / (CHECKPOINT + ".old")
-        final = self.out / CHECKPOINT
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self._unwrap(self.policy).save_pretrained(tmp / "policy")
-        self.tokenizer.save_pretrained(tmp / "policy")
-        save_critic(self._unwrap(self.critic), tmp / "critic", self.tokenizer)
-        torch.save(
-            {
-                "iteration": self.iteration,
-                "kl_coef": self.kl_ctl.value,
-                "opt_policy": self.opt_policy.state_dict(),
-                "opt_critic": self.opt_critic.state_dict(),
-            },
-            tmp / "state.pt",
-        )
-        if final.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        if self.is_main:
+            self.checkpointer.save(self._write_checkpoint, step=self.iteration)
+
+    def _write_checkpoint(self, path: Path) -> None:
+        self._unwrap(self.policy).save_pretrained(path / "policy")
+        self.tokenizer.save_pretrained(path / "policy")
+        save_critic(self._unwrap(self.critic), path / "critic", self.tokenizer)
+        state = {
+            "iteration": self.iteration,
+            "kl_coef": self.kl_ctl.value,
+            "opt_policy": self.opt_policy.state_dict(),
+            "opt_critic": self.opt_critic.state_dict(),
+        }
+        torch.save(state, path / STATE)
 
     def _load_state(self) -> None:
-        state = torch.load(self.out / CHECKPOINT / "state.pt", map_location=self.device, weights_only=False)
+        state = torch.load(self.checkpointer.path / STATE, map_location=self.device, weights_only=False)
         self.iteration = int(state["iteration"])
         self.kl_ctl.value = float(state["kl_coef"])
         self.opt_policy.load_state_dict(state["opt_policy"])
         self.opt_critic.load_state_dict(state["opt_critic"])
-
-    def _trim_metrics(self) -> None:
-        """Drop metric rows newer than the checkpoint (written before a crash)."""
-        path = self.out / METRICS
-        if not path.is_file():
-            return
-        keep = []
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                row = json.loads(line)
-                if int(row.get("iteration", 0)) <= self.iteration:
-                    keep.append(line)
-        path.write_text("".join(x + "\n" for x in keep))
 
     def save_final(self) -> None:
         """Write ``out/policy`` (loadable by ``codegym eval --agent ppo --model OUT``) and
