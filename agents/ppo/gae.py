@@ -1,7 +1,7 @@
 """Generalised Advantage Estimation over tokens, advantage whitening, reward placement.
 
 Pure functions of tensors (no module state, no RNG), unit-tested against hand-computed
-values in ``tests/agents/ppo/test_gae.py``.
+values in ``tests/agents/ppo/test_ppo_gae.py``.
 
 Layout: one row per episode (one sampled program), one column per generated token. ``mask``
 marks the row's real tokens; padding may sit anywhere (left, right, or between segments) and

@@ -29,66 +29,86 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def write_ppo_card(out: Path, config: PPOConfig, policy_dir: Path, prm_dir: Path | None) -> Path:
-    """Write the run's model card from its config and ``metrics.jsonl``."""
-    from codegym.modelcard import write_model_card
+#: How the card describes each ``dense_reward`` / ``value_init`` setting.
+DENSE_NAMES = {"none": "none (sparse: unit tests only)", "delta": "potential-based PRM reward",
+               "delta_open": "potential-based PRM reward (no closing term)",
+               "paper": "PRM score / number of lines"}  # fmt: skip
+VALUE_INIT_NAMES = {"prm": "a plain load of the PRM (backbone + score head)",
+                    "policy": "the policy's backbone with a zero score head"}  # fmt: skip
 
-    rows = _rows(out / "metrics.jsonl")
+SUMMARY = (
+    "A causal language model trained by `codegym train --agent ppo`: token-level PPO in "
+    "the `CodePRM-v0` environment (one line of code per step), rewarded by unit tests run "
+    "in the codegym sandbox and, per line, by a process reward model when one is "
+    "configured. The policy is in `policy/` (a standard transformers causal LM), the "
+    "critic in `critic/` (a codegym PRM checkpoint)."
+)
+
+
+def card_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """For each of :data:`CARD_METRICS`: first -> last logged value (mean of the last 10)."""
     metrics: dict[str, Any] = {}
     if rows:
         metrics["iterations logged"] = len(rows)
-        for key in CARD_METRICS:
-            vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and r[key] == r[key]]
-            if vals:
-                tail = vals[-10:]
-                metrics[key] = (
-                    f"{vals[0]:.4g} -> {vals[-1]:.4g} (mean of last {len(tail)}: "
-                    f"{sum(tail) / len(tail):.4g})"
-                )
-    dense = {"none": "none (sparse: unit tests only)", "delta": "potential-based PRM reward",
-             "paper": "PRM score / number of lines"}[config.dense_reward]  # fmt: skip
-    value_init = {"prm": "a plain load of the PRM (backbone + score head)",
-                  "policy": "the policy's backbone with a zero score head"}[config.value_init]  # fmt: skip
-    card = write_model_card(
-        out,
-        title=f"codegym LLM-PPO policy ({config.suite}, dense reward: {config.dense_reward})",
-        summary=(
-            "A causal language model trained by `codegym train --agent ppo`: token-level PPO in "
-            "the `CodePRM-v0` environment (one line of code per step), rewarded by unit tests run "
-            "in the codegym sandbox and, per line, by a process reward model when one is "
-            "configured. The policy is in `policy/` (a standard transformers causal LM), the "
-            "critic in `critic/` (a codegym PRM checkpoint)."
-        ),
-        pipeline_tag="text-generation",
-        usage=f"""
+    for key in CARD_METRICS:
+        vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and r[key] == r[key]]
+        if vals:
+            tail = vals[-10:]
+            metrics[key] = f"{vals[0]:.4g} -> {vals[-1]:.4g} (mean of last {len(tail)}: {sum(tail) / len(tail):.4g})"
+    return metrics
+
+
+def _training(config: PPOConfig, policy_dir: Path, prm_dir: Path | None) -> dict[str, Any]:
+    return {
+        "start policy": str(policy_dir), "PRM": str(prm_dir) if prm_dir else "none",
+        "dense reward": DENSE_NAMES.get(config.dense_reward, config.dense_reward),
+        "critic initialisation": VALUE_INIT_NAMES.get(config.value_init, config.value_init),
+        "iterations": config.iterations,
+        "programs per iteration": f"{config.num_prompts} tasks x {config.samples_per_prompt} samples",
+        "policy / critic lr": f"{config.policy_lr} / {config.critic_lr}",
+        "KL coefficient": config.kl_coef, "seed": config.seed,
+    }  # fmt: skip
+
+
+def _usage(out: Path, config: PPOConfig) -> str:
+    return f"""
 from transformers import AutoModelForCausalLM, AutoTokenizer
 model = AutoModelForCausalLM.from_pretrained("{out / 'policy'}")
 tokenizer = AutoTokenizer.from_pretrained("{out / 'policy'}")
 
 # evaluate it:  codegym eval --agent ppo --model {out} --suite {config.suite}
 # learning curves:  codegym plot {out} --out curves.png
-""",
-        training={
-            "start policy": str(policy_dir), "PRM": str(prm_dir) if prm_dir else "none",
-            "dense reward": dense, "critic initialisation": value_init,
-            "iterations": config.iterations,
-            "programs per iteration": f"{config.num_prompts} tasks x {config.samples_per_prompt} samples",
-            "policy / critic lr": f"{config.policy_lr} / {config.critic_lr}",
-            "KL coefficient": config.kl_coef, "seed": config.seed,
-        },  # fmt: skip
-        reproduce=(
-            "from agents.ppo import PPOConfig, PPOTrainer\n"
-            f"config = PPOConfig.load({str(out / 'config.json')!r})\n"
-            f"trainer = PPOTrainer(config, {str(policy_dir)!r}, 'runs/again', prm_dir="
-            f"{str(prm_dir) if prm_dir else None!r})\n"
-            "trainer.train(); trainer.close()"
-        ),
+"""
+
+
+def _reproduce(out: Path, policy_dir: Path, prm_dir: Path | None) -> str:
+    return (
+        "from agents.ppo import PPOConfig, PPOTrainer\n"
+        f"config = PPOConfig.load({str(out / 'config.json')!r})\n"
+        f"trainer = PPOTrainer(config, {str(policy_dir)!r}, 'runs/again', prm_dir="
+        f"{str(prm_dir) if prm_dir else None!r})\n"
+        "trainer.train(); trainer.close()"
+    )
+
+
+def write_ppo_card(out: Path, config: PPOConfig, policy_dir: Path, prm_dir: Path | None) -> Path:
+    """Write the run's model card from its config and ``metrics.jsonl``."""
+    from codegym.modelcard import write_model_card
+
+    card = write_model_card(
+        out,
+        title=f"codegym LLM-PPO policy ({config.suite}, dense reward: {config.dense_reward})",
+        summary=SUMMARY,
+        pipeline_tag="text-generation",
+        usage=_usage(out, config),
+        training=_training(config, policy_dir, prm_dir),
+        reproduce=_reproduce(out, policy_dir, prm_dir),
         data=(
             f"Rollouts on the `{config.split}` split of the `{config.suite}` suite"
             + (f" ({config.min_steps}-{config.max_steps} steps)" if config.suite == "pipelines" else "")
             + "; every program is executed against the task's unit tests in the sandbox."
         ),
-        metrics=metrics,
+        metrics=card_metrics(_rows(out / "metrics.jsonl")),
         tags=["reinforcement-learning", "ppo", "code-generation"],
         extra="Metrics are training-rollout statistics from `metrics.jsonl` (first -> last logged "
         "iteration); evaluate on held-out tasks with `codegym eval`.",
