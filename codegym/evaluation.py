@@ -141,8 +141,8 @@ def evaluate_policy(
     ``sandbox`` (not closed here).
 
     Returns:
-        ``{"pass@1", "n", "prefix_accuracy", "line_acc", "buckets": {name: {"pass@1", "n",
-        "prefix_accuracy"}}}``; ``line_acc`` is ``prefix_accuracy`` under its older name.
+        ``{"pass@1", "n", "prefix_accuracy", "line_acc", "buckets": {name: {"pass@1", "n"}}}``;
+        ``line_acc`` is ``prefix_accuracy`` under its older name.
     """
     from sandboxes import Job
 
@@ -162,8 +162,5 @@ def evaluate_policy(
         "n": len(outcomes),
         "prefix_accuracy": prefix,
         "line_acc": prefix,
-        "buckets": {
-            name: {"pass@1": _mean([ok for ok, _ in v]), "n": len(v), "prefix_accuracy": _mean([p for _, p in v])}
-            for name, v in per.items()
-        },
+        "buckets": {name: {"pass@1": _mean([ok for ok, _ in v]), "n": len(v)} for name, v in per.items()},
     }

@@ -115,6 +115,34 @@ def run_episodes(
     return rows
 
 
+def _step(env: Any, action: Any, catch_invalid: bool) -> tuple[Any, ...] | ValueError:
+    try:
+        return env.step(action)
+    except ValueError as exc:
+        if not catch_invalid:
+            raise
+        return exc  # an invalid line: the episode fails, the worker survives
+
+
+def step_envs(
+    envs: Sequence[Any],
+    indices: Sequence[int],
+    actions: Sequence[Any],
+    pool: ThreadPoolExecutor | None = None,
+    catch_invalid: bool = False,
+) -> list[Any]:
+    """Step ``envs[i]`` with ``actions[i]`` for each ``i`` in ``indices``, in ``pool``'s threads
+    (program executions in parallel; serially without a pool).
+
+    Returns:
+        The ``env.step`` results in the order of ``indices``; with ``catch_invalid`` the
+        ``ValueError`` an env raises on an invalid line is returned in its place.
+    """
+    mapper = pool.map if pool is not None else map
+    flags = [catch_invalid] * len(indices)
+    return list(mapper(_step, [envs[i] for i in indices], [actions[i] for i in indices], flags))
+
+
 def _run_wave(agent, tasks, chunk, envs, pool, on_episode) -> list[dict[str, Any]]:
     observations, infos = [], []
     for env, (t, _) in zip(envs, chunk):
@@ -128,7 +156,7 @@ def _run_wave(agent, tasks, chunk, envs, pool, on_episode) -> list[dict[str, Any
     while any(o is not None for o in active):
         actions = agent.act_batch(active)
         live = [i for i, o in enumerate(active) if o is not None]
-        results = list(pool.map(lambda i, a=actions: envs[i].step(a[i]), live))
+        results = step_envs(envs, live, actions, pool)
         for i, (obs, reward, terminated, truncated, info) in zip(live, results):
             traj[i]["rewards"].append(reward)
             if info.get("line_index", -1) >= 0:

@@ -36,6 +36,7 @@ import torch
 from codegym.constants import SUBMIT
 from codegym.envs.code_prm import CodePRMEnv
 from codegym.evaluation import prefix_accuracy as shared_prefix_accuracy
+from codegym.rollout import step_envs
 from codegym.tasks.base import Task
 from codegym.tokenization import encode_context, encode_lines, join_pieces, task_context
 
@@ -144,6 +145,77 @@ def _finish(ep: Episode, info: dict[str, Any], test: float, final_dense: float, 
         ep.invalid, ep.eos = True, False
 
 
+class _Rewards(NamedTuple):
+    """How env outcomes become an episode's rewards (see :func:`collect_episodes`)."""
+
+    dense_reward: str
+    dense_coef: float
+    unit_test_reward: str
+
+
+def _record_actions(episodes: list[Episode], actions: list[str | None], live: list[int], sampler: Any) -> None:
+    """Add the sampled lines to their episodes (a closed slot submits; EOS counts one token)."""
+    line_ids = getattr(sampler, "line_ids", None)
+    for i in live:
+        action = actions[i]
+        if action is None:  # the sampler closed the slot on its own: submit for it
+            actions[i] = SUBMIT
+        elif action == SUBMIT:
+            episodes[i].eos = True
+            episodes[i].gen_tokens += 1
+        else:
+            episodes[i].lines.append(action)
+            piece = line_ids[i][-1] if line_ids is not None else encode_lines(sampler.tokenizer, [action])[0]
+            episodes[i].gen_tokens += len(piece)
+
+
+def _record_step(ep: Episode, action: str, result: tuple[Any, ...] | ValueError, rewards: _Rewards) -> bool:
+    """Record one env step's outcome in ``ep``; returns True when the episode ended."""
+    if isinstance(result, ValueError):  # an env with invalid_action="raise"
+        ep.invalid, ep.status, ep.eos = True, "invalid_action", False
+        if action != SUBMIT:
+            ep.line_rewards.append(0.0)
+            ep.prm_scores.append(None)
+        return True
+    _, reward, terminated, truncated, info = result
+    done = terminated or truncated
+    test = _test_reward(info, rewards.unit_test_reward) if done else 0.0
+    close = float(info.get("shaping_close", 0.0)) if done else 0.0
+    if action != SUBMIT:
+        ep.prm_scores.append(info.get("prm_score"))
+        dense = (reward - test - close) if rewards.dense_reward in ENV_DENSE else 0.0
+        ep.line_rewards.append(rewards.dense_coef * dense)
+    if done:
+        _finish(ep, info, test, rewards.dense_coef * close, truncated=bool(truncated))
+    return bool(done)
+
+
+def _record_forced_submit(ep: Episode, result: tuple[Any, ...] | ValueError, rewards: _Rewards) -> None:
+    """Record the submission made for the policy when its token budget ran out."""
+    ep.truncated = True
+    if isinstance(result, ValueError):
+        ep.invalid, ep.status = True, "invalid_action"
+        return
+    info = result[4]
+    close = float(info.get("shaping_close", 0.0))
+    _finish(ep, info, _test_reward(info, rewards.unit_test_reward), rewards.dense_coef * close, truncated=True)
+
+
+def _attach_sampler_ids(episodes: list[Episode], sampler: Any) -> None:
+    """Copy what the sampler's cache held (ids, forced ids, drawn-as-is flags) into the episodes."""
+    exact, eos_exact, line_ids, line_forced = (
+        getattr(sampler, a, None) for a in ("line_exact", "eos_exact", "line_ids", "line_forced")
+    )
+    for i, ep in enumerate(episodes):
+        if exact is not None and eos_exact is not None:
+            ep.line_exact = list(exact[i][: len(ep.lines)])
+            ep.line_exact += [False] * (len(ep.lines) - len(ep.line_exact))
+            ep.eos_exact = bool(eos_exact[i])
+        if line_ids is not None and len(line_ids[i]) >= len(ep.lines):
+            ep.line_ids = [list(x) for x in line_ids[i][: len(ep.lines)]]
+            ep.line_forced = list(line_forced[i][: len(ep.lines)]) if line_forced is not None else None
+
+
 def collect_episodes(
     sampler: Any,
     envs: Sequence[CodePRMEnv],
@@ -156,6 +228,10 @@ def collect_episodes(
     pool: ThreadPoolExecutor | None = None,
 ) -> list[Episode]:
     """Run one episode per task (``len(tasks) <= len(envs)``) with the sampler's model.
+
+    Each round: the sampler writes the next line of every live episode, the lines are recorded,
+    the envs step (in ``pool``), the outcomes are recorded, and episodes whose token budget ran
+    out are submitted for the policy. At the end the sampler's ids are attached to the episodes.
 
     Args:
         sampler: A :class:`codegym.sampling.LineSampler` wrapping the policy (sampling or
@@ -175,88 +251,32 @@ def collect_episodes(
     """
     if len(tasks) > len(envs):
         raise ValueError(f"{len(tasks)} tasks but only {len(envs)} envs")
-    tok = sampler.tokenizer
-    n = len(tasks)
+    rewards = _Rewards(dense_reward, dense_coef, unit_test_reward)
     episodes = [Episode(task=t, context=task_context(t)) for t in tasks]
     for env, task in zip(envs, tasks):
         env.reset(options={"task": task})
     sampler.start([e.context for e in episodes])
-    # What the sampler's cache held and which ids the policy drew (samplers that track it).
-    exact, eos_exact, line_ids, line_forced = (
-        getattr(sampler, a, None) for a in ("line_exact", "eos_exact", "line_ids", "line_forced")
-    )
-    active = [True] * n
-
-    def step(i: int, action: str) -> tuple[Any, ...] | ValueError:
-        try:
-            return envs[i].step(action)
-        except ValueError as exc:  # invalid line: the episode fails, the worker survives
-            return exc
-
+    active = [True] * len(tasks)
     while any(active):
         actions = sampler.next_lines(active)
-        live = [i for i in range(n) if active[i]]
-        for i in live:
-            action = actions[i]
-            if action is None:  # the sampler closed the slot on its own: submit for it
-                actions[i] = SUBMIT
-            elif action == SUBMIT:
-                episodes[i].eos = True
-                episodes[i].gen_tokens += 1
-            else:
-                episodes[i].lines.append(action)
-                piece = line_ids[i][-1] if line_ids is not None else encode_lines(tok, [action])[0]
-                episodes[i].gen_tokens += len(piece)
-        mapper = pool.map if pool is not None else map
-        results = list(mapper(lambda i, a=actions: step(i, a[i]), live))
-        forced: list[int] = []
+        live = [i for i, a in enumerate(active) if a]
+        _record_actions(episodes, actions, live, sampler)
+        results = step_envs(envs, live, actions, pool, catch_invalid=True)
+        forced = []
         for i, res in zip(live, results):
-            ep = episodes[i]
-            if isinstance(res, ValueError):  # an env with invalid_action="raise"
-                ep.invalid, ep.status, ep.eos = True, "invalid_action", False
-                if actions[i] != SUBMIT:
-                    ep.line_rewards.append(0.0)
-                    ep.prm_scores.append(None)
+            if _record_step(episodes[i], actions[i], res, rewards):
                 active[i] = False
-                continue
-            _, reward, terminated, truncated, info = res
-            done = terminated or truncated
-            test = _test_reward(info, unit_test_reward) if done else 0.0
-            close = float(info.get("shaping_close", 0.0)) if done else 0.0
-            if actions[i] != SUBMIT:
-                ep.prm_scores.append(info.get("prm_score"))
-                dense = (reward - test - close) if dense_reward in ENV_DENSE else 0.0
-                ep.line_rewards.append(dense_coef * dense)
-            if done:
-                _finish(ep, info, test, dense_coef * close, truncated=bool(truncated))
-                active[i] = False
-            elif ep.gen_tokens >= max_new_tokens:
+            elif episodes[i].gen_tokens >= max_new_tokens:
                 forced.append(i)
-        if forced:  # token budget spent: submit for the policy (no EOS token to train on)
-            results = list(mapper(lambda i: step(i, SUBMIT), forced))
-            for i, res in zip(forced, results):
-                ep = episodes[i]
-                active[i] = False
-                ep.truncated = True
-                if isinstance(res, ValueError):
-                    ep.invalid, ep.status = True, "invalid_action"
-                    continue
-                info = res[4]
-                close = float(info.get("shaping_close", 0.0))
-                _finish(ep, info, _test_reward(info, unit_test_reward), dense_coef * close, truncated=True)
-    for i, ep in enumerate(episodes):
-        if exact is not None and eos_exact is not None:
-            ep.line_exact = list(exact[i][: len(ep.lines)])
-            ep.line_exact += [False] * (len(ep.lines) - len(ep.line_exact))
-            ep.eos_exact = bool(eos_exact[i])
-        if line_ids is not None and len(line_ids[i]) >= len(ep.lines):
-            ep.line_ids = [list(x) for x in line_ids[i][: len(ep.lines)]]
-            ep.line_forced = list(line_forced[i][: len(ep.lines)]) if line_forced is not None else None
+        # token budget spent: submit for the policy (no EOS token to train on)
+        for i, res in zip(forced, step_envs(envs, forced, [SUBMIT] * len(envs), pool, catch_invalid=True)):
+            active[i] = False
+            _record_forced_submit(episodes[i], res, rewards)
+    _attach_sampler_ids(episodes, sampler)
     if dense_reward == "paper":
         for ep in episodes:
             if ep.lines:
-                paper = paper_line_rewards(ep.prm_scores)
-                ep.line_rewards = [dense_coef * p for p in paper]
+                ep.line_rewards = [dense_coef * p for p in paper_line_rewards(ep.prm_scores)]
     return episodes
 
 
