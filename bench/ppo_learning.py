@@ -4,7 +4,7 @@ Pipeline (each stage cached in ``--work`` and resumed when re-run):
 
 1. **SFT policy** — ``agents.sft.train_sft`` with the 2-layer x 128 GPT-2 default, ``basic``
    pipelines with 1-6 steps, stopped *early* at ``--sft-steps`` (a documented stop step
-   where greedy pass@1 on 2-4-step tasks leaves RL room; DESIGN.md calibration: ~36 %).
+   where greedy pass@1 on 2-4-step tasks leaves RL room: ~36 % when it was chosen).
 2. **Before** — greedy pass@1 and line-prefix accuracy on ``--eval-tasks`` fixed
    validation tasks with 2-4 steps (the first N of the split: the same tasks every run).
 3. **PPO** — ``PPOTrainer`` with the ``PPOConfig`` defaults (sparse unit-test reward unless
@@ -105,12 +105,105 @@ def evaluate(policy_dir: Path, tasks: list[Any], device: str, samples: int = 0) 
     return greedy, sampled
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from rich.console import Console
+def train_ppo(trainer: Any, minutes: float, console: Any) -> float:
+    """PPO iterations until the config's count or ``minutes`` of wall clock; final models
+    saved. Returns the seconds spent."""
+    start = time.perf_counter()
+    deadline = start + 60.0 * minutes
+    try:
+        while trainer.iteration < trainer.config.iterations and time.perf_counter() < deadline:
+            row = trainer.train_iteration()
+            if row["iteration"] % 10 == 0:
+                console.print(
+                    f"it {row['iteration']:4d}  pass {row['charts/pass_rate']:.3f}  "
+                    f"kl {row['charts/kl']:.3f}  ev {row['charts/explained_variance']:.2f}  "
+                    f"{time.perf_counter() - start:.0f} s", highlight=False,
+                )
+        trainer.save_checkpoint()
+        trainer.save_final()
+    finally:
+        trainer.close()
+    return time.perf_counter() - start
+
+
+def _rows_mean(rows: list[dict[str, Any]], key: str, part: slice) -> float:
+    vals = [r[key] for r in rows[part] if r.get(key) == r.get(key)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def summarize(evals: dict[str, Any], rows: list[dict[str, Any]], samples: int) -> dict[str, Any]:
+    """Before/after figures with paired 95 % intervals, and the run's rollout statistics.
+
+    Args:
+        evals: ``before`` / ``after`` greedy results and ``s_before`` / ``s_after`` sampled
+            results (None without sampling).
+        rows: The run's metric rows.
+        samples: Programs per task of the sampled evaluation (0: none).
+    """
+    from agents.ppo.evaluation import paired_difference
+
+    before, after, s_before, s_after = evals["before"], evals["after"], evals["s_before"], evals["s_after"]
+    diff = paired_difference(before.passed.astype(float), after.passed.astype(float))
+    sdiff = paired_difference(s_before.passed, s_after.passed) if samples else None
+    pdiff = paired_difference(before.prefix_accuracy, after.prefix_accuracy)
+    return {
+        "pass@1_before": before.pass_at_1, "pass@1_after": after.pass_at_1,
+        "pass@1_diff": diff.mean, "pass@1_diff_ci95": [diff.low, diff.high],
+        "sampled_samples": samples,
+        "sampled_pass@1_before": s_before.pass_at_1 if sdiff else None,
+        "sampled_pass@1_after": s_after.pass_at_1 if sdiff else None,
+        "sampled_pass@1_diff": sdiff.mean if sdiff else None,
+        "sampled_pass@1_diff_ci95": [sdiff.low, sdiff.high] if sdiff else None,
+        "prefix_acc_before": float(before.prefix_accuracy.mean()),
+        "prefix_acc_after": float(after.prefix_accuracy.mean()),
+        "prefix_acc_diff_ci95": [pdiff.low, pdiff.high],
+        "rollout_pass_first10": _rows_mean(rows, "charts/pass_rate", slice(0, 10)),
+        "rollout_pass_last10": _rows_mean(rows, "charts/pass_rate", slice(-10, None)),
+        "kl_last10": _rows_mean(rows, "charts/kl", slice(-10, None)),
+        "rollout_tokens_per_s": _rows_mean(rows, "charts/rollout_tokens_per_s", slice(None)),
+        "score_tokens_per_s": _rows_mean(rows, "charts/score_tokens_per_s", slice(None)),
+        "update_tokens_per_s": _rows_mean(rows, "charts/update_tokens_per_s", slice(None)),
+        "time_rollout_s": _rows_mean(rows, "time/rollout", slice(None)),
+        "time_score_s": _rows_mean(rows, "time/score", slice(None)),
+        "time_update_s": _rows_mean(rows, "time/update", slice(None)),
+    }  # fmt: skip
+
+
+def result_table(result: dict[str, Any]) -> Any:
+    """The bench's rich table."""
     from rich.table import Table
 
+    r = result
+    table = Table(title=f"PPO learning ({r['run']}, {r['iterations']} iterations, {r['ppo_seconds'] / 60:.1f} min)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("greedy pass@1 before", f"{r['pass@1_before']:.3f}")
+    table.add_row("greedy pass@1 after", f"{r['pass@1_after']:.3f}")
+    low, high = r["pass@1_diff_ci95"]
+    table.add_row("paired diff [95% CI]", f"{r['pass@1_diff']:+.3f} [{low:+.3f}, {high:+.3f}]")
+    if r["sampled_pass@1_diff"] is not None:
+        table.add_row(f"sampled pass@1 (n={r['sampled_samples']}) before -> after",
+                      f"{r['sampled_pass@1_before']:.3f} -> {r['sampled_pass@1_after']:.3f}")
+        low, high = r["sampled_pass@1_diff_ci95"]
+        table.add_row("sampled paired diff [95% CI]", f"{r['sampled_pass@1_diff']:+.3f} [{low:+.3f}, {high:+.3f}]")
+    table.add_row("prefix accuracy before -> after", f"{r['prefix_acc_before']:.3f} -> {r['prefix_acc_after']:.3f}")
+    table.add_row("rollout pass rate first/last 10 it",
+                  f"{r['rollout_pass_first10']:.3f} / {r['rollout_pass_last10']:.3f}")
+    table.add_row("KL per sequence (last 10 it)", f"{r['kl_last10']:.3f}")
+    table.add_row("tokens/s rollout / score / update",
+                  f"{r['rollout_tokens_per_s']:.0f} / {r['score_tokens_per_s']:.0f} / {r['update_tokens_per_s']:.0f}")
+    table.add_row("s per iteration (rollout/score/update)",
+                  f"{r['seconds_per_iteration']:.2f} ({r['time_rollout_s']:.2f}/"
+                  f"{r['time_score_s']:.2f}/{r['time_update_s']:.2f})")
+    table.add_row("total wall clock", f"{r['total_seconds'] / 60:.1f} min")
+    return table
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """SFT policy, evaluation before, PPO, evaluation after, summary (see the module doc)."""
+    from rich.console import Console
+
     from agents.ppo.config import PPOConfig
-    from agents.ppo.evaluation import paired_difference
     from agents.ppo.trainer import PPOTrainer
     from codegym.plugins import parse_kv
     from codegym.tasks import load_suite
@@ -121,102 +214,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-
     policy_dir = Path(args.policy) if args.policy else build_sft(work, args.sft_steps, args.threads, args.device)
-    t_sft = time.perf_counter() - t0
-    console.print(f"SFT policy: {policy_dir} ({t_sft:.0f} s)")
-
+    console.print(f"SFT policy: {policy_dir} ({time.perf_counter() - t0:.0f} s)")
     suite = load_suite("pipelines", min_steps=args.eval_min_steps, max_steps=args.eval_max_steps, seed=0)
     tasks = suite.take(args.eval_tasks, "validation")
     before, s_before = evaluate(policy_dir, tasks, args.device, args.samples)
     console.print(f"before: greedy pass@1 {before.pass_at_1:.3f} on {len(tasks)} tasks ({before.seconds:.0f} s)")
-
-    overrides = parse_kv(args.set)
     cfg = PPOConfig.from_dict({
         "seed": args.seed, "iterations": args.iterations, "device": args.device,
         "torch_threads": args.threads, "dense_reward": args.dense_reward,
-        "value_init": args.value_init, **overrides,
+        "value_init": args.value_init, **parse_kv(args.set),
     })  # fmt: skip
     name = args.run_name or f"ppo-{args.dense_reward}-{args.value_init}-s{args.seed}"
-    run_dir = work / name
-    trainer = PPOTrainer(cfg, policy_dir, run_dir, prm_dir=args.prm)
-    t_ppo = time.perf_counter()
-    deadline = t_ppo + 60.0 * args.minutes
-    try:
-        while trainer.iteration < cfg.iterations and time.perf_counter() < deadline:
-            row = trainer.train_iteration()
-            if row["iteration"] % 10 == 0:
-                console.print(
-                    f"it {row['iteration']:4d}  pass {row['charts/pass_rate']:.3f}  "
-                    f"kl {row['charts/kl']:.3f}  ev {row['charts/explained_variance']:.2f}  "
-                    f"{time.perf_counter() - t_ppo:.0f} s", highlight=False,
-                )
-        trainer.save_checkpoint()
-        trainer.save_final()
-    finally:
-        trainer.close()
-    t_ppo = time.perf_counter() - t_ppo
-    after, s_after = evaluate(run_dir / "policy", tasks, args.device, args.samples)
-    diff = paired_difference(before.passed.astype(float), after.passed.astype(float))
-    sdiff = paired_difference(s_before.passed, s_after.passed) if args.samples else None
-    pdiff = paired_difference(before.prefix_accuracy, after.prefix_accuracy)
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
-
-    def mean(key: str, part: slice) -> float:
-        vals = [r[key] for r in rows[part] if r.get(key) == r.get(key)]
-        return float(np.mean(vals)) if vals else float("nan")
-
+    trainer = PPOTrainer(cfg, policy_dir, work / name, prm_dir=args.prm)
+    t_ppo = train_ppo(trainer, args.minutes, console)
+    after, s_after = evaluate(work / name / "policy", tasks, args.device, args.samples)
+    rows = [json.loads(x) for x in (work / name / "metrics.jsonl").read_text().splitlines() if x.strip()]
     result = {
         "run": name, "policy": str(policy_dir), "eval_tasks": len(tasks),
         "iterations": trainer.iteration, "ppo_seconds": t_ppo,
         "seconds_per_iteration": t_ppo / max(1, len(rows)),
-        "pass@1_before": before.pass_at_1, "pass@1_after": after.pass_at_1,
-        "pass@1_diff": diff.mean, "pass@1_diff_ci95": [diff.low, diff.high],
-        "sampled_samples": args.samples,
-        "sampled_pass@1_before": s_before.pass_at_1 if sdiff else None,
-        "sampled_pass@1_after": s_after.pass_at_1 if sdiff else None,
-        "sampled_pass@1_diff": sdiff.mean if sdiff else None,
-        "sampled_pass@1_diff_ci95": [sdiff.low, sdiff.high] if sdiff else None,
-        "prefix_acc_before": float(before.prefix_accuracy.mean()),
-        "prefix_acc_after": float(after.prefix_accuracy.mean()),
-        "prefix_acc_diff_ci95": [pdiff.low, pdiff.high],
-        "rollout_pass_first10": mean("charts/pass_rate", slice(0, 10)),
-        "rollout_pass_last10": mean("charts/pass_rate", slice(-10, None)),
-        "kl_last10": mean("charts/kl", slice(-10, None)),
-        "rollout_tokens_per_s": mean("charts/rollout_tokens_per_s", slice(None)),
-        "score_tokens_per_s": mean("charts/score_tokens_per_s", slice(None)),
-        "update_tokens_per_s": mean("charts/update_tokens_per_s", slice(None)),
-        "time_rollout_s": mean("time/rollout", slice(None)),
-        "time_score_s": mean("time/score", slice(None)),
-        "time_update_s": mean("time/update", slice(None)),
+        **summarize({"before": before, "after": after, "s_before": s_before, "s_after": s_after}, rows, args.samples),
         "total_seconds": time.perf_counter() - t0,
         "config": cfg.to_dict(), "device": args.device, "threads": args.threads,
     }  # fmt: skip
     (work / f"result-{name}.json").write_text(json.dumps(result, indent=2))
-
-    table = Table(title=f"PPO learning ({name}, {trainer.iteration} iterations, {t_ppo / 60:.1f} min)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("greedy pass@1 before", f"{before.pass_at_1:.3f}")
-    table.add_row("greedy pass@1 after", f"{after.pass_at_1:.3f}")
-    table.add_row("paired diff [95% CI]", f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}]")
-    if sdiff is not None:
-        table.add_row(f"sampled pass@1 (n={args.samples}) before -> after",
-                      f"{s_before.pass_at_1:.3f} -> {s_after.pass_at_1:.3f}")
-        table.add_row("sampled paired diff [95% CI]", f"{sdiff.mean:+.3f} [{sdiff.low:+.3f}, {sdiff.high:+.3f}]")
-    table.add_row("prefix accuracy before -> after",
-                  f"{result['prefix_acc_before']:.3f} -> {result['prefix_acc_after']:.3f}")
-    table.add_row("rollout pass rate first/last 10 it",
-                  f"{result['rollout_pass_first10']:.3f} / {result['rollout_pass_last10']:.3f}")
-    table.add_row("KL per sequence (last 10 it)", f"{result['kl_last10']:.3f}")
-    table.add_row("tokens/s rollout / score / update",
-                  f"{result['rollout_tokens_per_s']:.0f} / {result['score_tokens_per_s']:.0f} / "
-                  f"{result['update_tokens_per_s']:.0f}")
-    table.add_row("s per iteration (rollout/score/update)",
-                  f"{result['seconds_per_iteration']:.2f} ({result['time_rollout_s']:.2f}/"
-                  f"{result['time_score_s']:.2f}/{result['time_update_s']:.2f})")
-    table.add_row("total wall clock", f"{result['total_seconds'] / 60:.1f} min")
-    console.print(table)
+    console.print(result_table(result))
     return result
 
 
