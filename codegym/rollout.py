@@ -78,41 +78,49 @@ def run_episodes(
         raise ValueError(f"workers must be >= 1, got {workers}")
     if not tasks:
         return []
-    wave = max(batch_size, workers)
-    if episodes is None:
-        episodes = [(t, s) for t in range(len(tasks)) for s in range(samples)]
-    episodes = list(episodes)
+    episodes = list(episodes) if episodes is not None else [(t, s) for t in range(len(tasks)) for s in range(samples)]
     if not episodes:
         return []
     kwargs = dict(env_kwargs or {})
-    n_envs = min(wave, len(episodes))
-    scorers: list[Any] = [kwargs.pop("prm", "auto")] * n_envs
-    if isinstance(scorers[0], (str, os.PathLike)):
-        from codegym.envs.code_prm import resolve_prm
-
-        suites = {str(t.metadata.get("suite", "")) for t in tasks}
-        path = resolve_prm(os.fspath(scorers[0]), suites, kwargs.get("reward_mode", "delta"))
-        if path is None:
-            scorers = [None] * n_envs
-        else:
-            from codegym.prm import load_line_scorers
-
-            scorers = list(load_line_scorers(path, n_envs, device=kwargs.pop("prm_device", "cpu")))
+    n_envs = min(max(batch_size, workers), len(episodes))  # the wave
+    scorers = _line_scorers(kwargs, tasks, n_envs)
     owns = not isinstance(sandbox, Sandbox)
     box = make_sandbox(sandbox, workers=workers) if owns else sandbox
     envs = [CodePRMEnv(tasks=[tasks[0]], sandbox=box, prm=scorers[i], **kwargs) for i in range(n_envs)]
-    rows: list[dict[str, Any]] = []
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for start in range(0, len(episodes), wave):
-                chunk = episodes[start : start + wave]
-                rows.extend(_run_wave(agent, tasks, chunk, envs[: len(chunk)], pool, on_episode))
+        return _run_waves(agent, tasks, episodes, envs, workers, on_episode)
     finally:
         for env in envs:
             env.close()
         if owns:
             box.close()
+
+
+def _run_waves(agent, tasks, episodes, envs, workers, on_episode) -> list[dict[str, Any]]:
+    """The episodes in waves of ``len(envs)``, env steps in a pool of ``workers`` threads."""
+    rows: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(episodes), len(envs)):
+            chunk = episodes[start : start + len(envs)]
+            rows.extend(_run_wave(agent, tasks, chunk, envs[: len(chunk)], pool, on_episode))
     return rows
+
+
+def _line_scorers(kwargs: dict[str, Any], tasks: Sequence[Task], n: int) -> list[Any]:
+    """One line scorer per env from ``kwargs["prm"]`` (popped, with ``prm_device``): a PRM
+    given by name or directory is loaded once and shared; anything else is used as given."""
+    prm = kwargs.pop("prm", "auto")
+    if not isinstance(prm, (str, os.PathLike)):
+        return [prm] * n
+    from codegym.envs.code_prm import resolve_prm
+
+    suites = {str(t.metadata.get("suite", "")) for t in tasks}
+    path = resolve_prm(os.fspath(prm), suites, kwargs.get("reward_mode", "delta"))
+    if path is None:
+        return [None] * n
+    from codegym.prm import load_line_scorers
+
+    return list(load_line_scorers(path, n, device=kwargs.pop("prm_device", "cpu")))
 
 
 def _step(env: Any, action: Any, catch_invalid: bool) -> tuple[Any, ...] | ValueError:

@@ -229,9 +229,8 @@ def collect_episodes(
 ) -> list[Episode]:
     """Run one episode per task (``len(tasks) <= len(envs)``) with the sampler's model.
 
-    Each round: the sampler writes the next line of every live episode, the lines are recorded,
-    the envs step (in ``pool``), the outcomes are recorded, and episodes whose token budget ran
-    out are submitted for the policy. At the end the sampler's ids are attached to the episodes.
+    Each round: sample a line per live episode, record it, step the envs, record the outcomes,
+    submit for episodes whose token budget ran out; finally attach the sampler's ids.
 
     Args:
         sampler: A :class:`codegym.sampling.LineSampler` wrapping the policy (sampling or
@@ -268,8 +267,7 @@ def collect_episodes(
                 active[i] = False
             elif episodes[i].gen_tokens >= max_new_tokens:
                 forced.append(i)
-        # token budget spent: submit for the policy (no EOS token to train on)
-        for i, res in zip(forced, step_envs(envs, forced, [SUBMIT] * len(envs), pool, catch_invalid=True)):
+        for i, res in zip(forced, step_envs(envs, forced, [SUBMIT] * len(envs), pool, catch_invalid=True)):  # no EOS to train on
             active[i] = False
             _record_forced_submit(episodes[i], res, rewards)
     _attach_sampler_ids(episodes, sampler)

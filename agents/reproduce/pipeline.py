@@ -130,10 +130,10 @@ def rl_suite(cfg: ReproduceConfig) -> Any:
 def eval_tasks(cfg: ReproduceConfig) -> list[Any]:
     """The fixed held-out evaluation tasks: the first ``eval_tasks_per_bucket`` tasks of each
     horizon bucket in the test split (the same list for every arm and seed)."""
-    from agents.sft import eval_tasks_by_bucket, parse_buckets
+    from codegym.evaluation import parse_buckets, tasks_by_bucket
 
     buckets = parse_buckets(cfg.buckets)
-    return eval_tasks_by_bucket(rl_suite(cfg), "test", cfg.eval_tasks_per_bucket * len(buckets), buckets)
+    return tasks_by_bucket(rl_suite(cfg), "test", cfg.eval_tasks_per_bucket * len(buckets), buckets)
 
 
 def ppo_config(cfg: ReproduceConfig, arm: str, seed: int) -> Any:
@@ -271,6 +271,7 @@ def _jsonable(obj: Any) -> Any:
 def evaluate_into(cfg: ReproduceConfig, policy_dir: Path, out: Path, label: str) -> dict[str, Any]:
     """Greedy and sampled pass@1 of ``policy_dir`` on :func:`eval_tasks`, per task, to ``out``."""
     from agents.ppo.evaluation import evaluate_greedy, evaluate_sampled
+    from codegym.evaluation import task_horizon
     from codegym.lm import load_causal_lm
     from sandboxes import make_sandbox
 
@@ -290,7 +291,7 @@ def evaluate_into(cfg: ReproduceConfig, policy_dir: Path, out: Path, label: str)
         "label": label,
         "policy": str(policy_dir),
         "task_ids": greedy.task_ids,
-        "steps": [int(t.metadata.get("steps", t.horizon)) for t in tasks],
+        "steps": [task_horizon(t) for t in tasks],
         "greedy": greedy.passed.astype(float).tolist(),
         "greedy_prefix_accuracy": greedy.prefix_accuracy.tolist(),
         "greedy_lines": greedy.num_lines.astype(float).tolist(),
@@ -455,6 +456,68 @@ def judge_prm(cfg: ReproduceConfig, layout: Layout) -> dict[str, Any]:
 ProgressFn = Callable[[str, str], None]
 
 
+def _ready(jobs: dict[str, Any], pending: list[str], finished: set[str]) -> list[str]:
+    """Pending jobs whose dependencies are finished, critical ones first, then in plan order."""
+    out = [n for n in pending if all(d in finished for d in jobs[n].deps)]
+    order = list(jobs)
+    return sorted(out, key=lambda n: (not jobs[n].critical, order.index(n)))
+
+
+def _no_event(job: str, what: str) -> None:
+    return None
+
+
+def _run_serial(data: dict[str, Any], root: str, jobs: dict[str, Any], pending: list[str],
+                finished: set[str], emit: ProgressFn) -> list[str]:
+    """Run the pending jobs one after another in this process; returns their names."""
+    ran: list[str] = []
+    while pending:
+        nxt = _ready(jobs, pending, finished)
+        if not nxt:  # pragma: no cover - plan() has no cycles
+            raise RuntimeError(f"jobs {pending} wait on each other")
+        name = nxt[0]
+        emit(name, "start")
+        run_job(data, root, name)
+        emit(name, "done")
+        finished.add(name)
+        pending.remove(name)
+        ran.append(name)
+    return ran
+
+
+def _run_parallel(data: dict[str, Any], root: str, jobs: dict[str, Any], pending: list[str],
+                  finished: set[str], emit: ProgressFn, workers: int) -> tuple[list[str], list[str]]:
+    """Run the pending jobs in ``workers`` spawned processes as their dependencies finish; no
+    new job starts after a failure. Returns the names run and the errors."""
+    import multiprocessing as mp
+
+    ran: list[str] = []
+    errors: list[str] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        running: dict[Future[str], str] = {}
+        while pending or running:
+            for name in _ready(jobs, pending, finished):
+                if len(running) >= workers or errors:
+                    break
+                pending.remove(name)
+                emit(name, "start")
+                running[pool.submit(run_job, data, root, name)] = name
+            if not running:
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                name = running.pop(fut)
+                exc = fut.exception()
+                if exc is not None:
+                    errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                    emit(name, "failed")
+                    continue
+                emit(name, "done")
+                finished.add(name)
+                ran.append(name)
+    return ran, errors
+
+
 def run_pipeline(
     cfg: ReproduceConfig,
     root: str | os.PathLike[str],
@@ -471,53 +534,10 @@ def run_pipeline(
     jobs = {j.name: j for j in plan(cfg)}
     finished = {n for n, j in jobs.items() if j.done_marker(layout).exists()}
     pending = [n for n in jobs if n not in finished]
-    ran: list[str] = []
-    data = cfg.to_dict()
-    emit = on_event or (lambda job, what: None)
-
-    def ready() -> list[str]:
-        out = [n for n in pending if all(d in finished for d in jobs[n].deps)]
-        return sorted(out, key=lambda n: (not jobs[n].critical, list(jobs).index(n)))
-
+    emit = on_event or _no_event
     if cfg.jobs == 1:
-        while pending:
-            nxt = ready()
-            if not nxt:  # pragma: no cover - plan() has no cycles
-                raise RuntimeError(f"jobs {pending} wait on each other")
-            name = nxt[0]
-            emit(name, "start")
-            run_job(data, str(layout.root), name)
-            emit(name, "done")
-            finished.add(name)
-            pending.remove(name)
-            ran.append(name)
-        return ran
-
-    import multiprocessing as mp
-
-    errors: list[str] = []
-    with ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=mp.get_context("spawn")) as pool:
-        running: dict[Future[str], str] = {}
-        while pending or running:
-            for name in ready():
-                if len(running) >= cfg.jobs or errors:
-                    break
-                pending.remove(name)
-                emit(name, "start")
-                running[pool.submit(run_job, data, str(layout.root), name)] = name
-            if not running:
-                break
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in done:
-                name = running.pop(fut)
-                exc = fut.exception()
-                if exc is not None:
-                    errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                    emit(name, "failed")
-                    continue
-                emit(name, "done")
-                finished.add(name)
-                ran.append(name)
+        return _run_serial(cfg.to_dict(), str(layout.root), jobs, pending, finished, emit)
+    ran, errors = _run_parallel(cfg.to_dict(), str(layout.root), jobs, pending, finished, emit, cfg.jobs)
     if errors:
         raise RuntimeError("reproduce jobs failed (re-run to resume): " + "; ".join(errors))
     return ran
