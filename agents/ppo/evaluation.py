@@ -67,33 +67,14 @@ def paired_difference(before: np.ndarray, after: np.ndarray, z: float = 1.96) ->
 
 
 @torch.no_grad()
-def evaluate_greedy(
-    policy: Any,
-    tokenizer: Any,
-    tasks: Sequence[Task],
-    sandbox: Sandbox,
-    *,
-    batch_size: int = 100,
-    max_new_tokens: int = 96,
-    max_lines: int = 16,
-    max_line_tokens: int = 48,
-    workers: int = 2,
-) -> EvalResult:
+def evaluate_greedy(policy: Any, tokenizer: Any, tasks: Sequence[Task], sandbox: Sandbox, **limits: Any) -> EvalResult:
     """Greedy pass@1 and line-prefix accuracy of ``policy`` on ``tasks`` (no PRM).
 
-    Args:
-        policy: Causal LM (put in eval mode here).
-        tokenizer: Its tokenizer.
-        tasks: Fixed evaluation tasks.
-        sandbox: Shared sandbox (not closed).
-        batch_size: Programs decoded together.
-        max_new_tokens: Token budget per program.
-        max_lines: Line limit per program.
-        max_line_tokens: Longest line in tokens.
-        workers: Threads stepping the envs.
+    ``limits`` are :func:`evaluate_sampled`'s keyword arguments from ``batch_size`` on
+    (``batch_size``, ``max_new_tokens``, ``max_lines``, ``max_line_tokens``, ``workers``).
     """
-    sampler = LineSampler(policy, tokenizer, greedy=True, max_line_tokens=max_line_tokens)
-    return _evaluate(sampler, tasks, sandbox, 1, batch_size, max_new_tokens, max_lines, workers)
+    sampler = LineSampler(policy, tokenizer, greedy=True, max_line_tokens=limits.pop("max_line_tokens", 48))
+    return _evaluate(sampler, tasks, sandbox, 1, **limits)
 
 
 @torch.no_grad()
@@ -106,11 +87,8 @@ def evaluate_sampled(
     samples: int = 8,
     temperature: float = 1.0,
     seed: int = 0,
-    batch_size: int = 100,
-    max_new_tokens: int = 96,
-    max_lines: int = 16,
     max_line_tokens: int = 48,
-    workers: int = 2,
+    **limits: Any,
 ) -> EvalResult:
     """Sampled pass@1 (Codex's estimator c/n with n = ``samples`` per task) of ``policy``.
 
@@ -126,11 +104,10 @@ def evaluate_sampled(
         samples: Programs sampled per task (n >= 1).
         temperature: Sampling temperature (> 0).
         seed: Seed of the sampling generator (same seed, same draws).
-        batch_size: Programs decoded together.
-        max_new_tokens: Token budget per program.
-        max_lines: Line limit per program.
         max_line_tokens: Longest line in tokens.
-        workers: Threads stepping the envs.
+        **limits: ``batch_size`` (programs decoded together, 100), ``max_new_tokens`` (token
+            budget per program, 96), ``max_lines`` (line limit per program, 16), ``workers``
+            (threads stepping the envs, 2).
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -138,7 +115,7 @@ def evaluate_sampled(
     sampler = LineSampler(
         policy, tokenizer, temperature=temperature, max_line_tokens=max_line_tokens, generator=gen
     )
-    return _evaluate(sampler, tasks, sandbox, samples, batch_size, max_new_tokens, max_lines, workers)
+    return _evaluate(sampler, tasks, sandbox, samples, **limits)
 
 
 def _evaluate(
@@ -146,10 +123,11 @@ def _evaluate(
     tasks: Sequence[Task],
     sandbox: Sandbox,
     samples: int,
-    batch_size: int,
-    max_new_tokens: int,
-    max_lines: int,
-    workers: int,
+    *,
+    batch_size: int = 100,
+    max_new_tokens: int = 96,
+    max_lines: int = 16,
+    workers: int = 2,
 ) -> EvalResult:
     """Run ``samples`` episodes per task; per-task means of pass and prefix accuracy."""
     import time
