@@ -11,7 +11,13 @@ from typing import Any
 
 from codegym.checkpoint import MetricsWriter
 from codegym.envs.code_prm import CodePRMEnv
-from codegym.evaluation import DEFAULT_BUCKETS, bucket_of, parse_buckets, task_horizon
+from codegym.evaluation import (
+    DEFAULT_BUCKETS,
+    bucket_of,
+    parse_buckets,
+    prefix_accuracy,
+    task_horizon,
+)
 from codegym.tasks.base import Task
 from sandboxes import Sandbox, make_sandbox
 
@@ -70,7 +76,8 @@ def run_episodes(
     Returns:
         Rows with ``task_id``, ``sample``, ``steps``, ``lines``, ``rewards``, ``prm_scores``,
         ``return``, ``passed``, ``status``, ``tests_passed``, ``tests_total``,
-        ``error_type``, ``duration``, ``num_lines`` and ``truncated``.
+        ``error_type``, ``duration``, ``num_lines``, ``truncated`` and ``prefix_accuracy``
+        (:func:`codegym.evaluation.prefix_accuracy`).
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -199,6 +206,7 @@ def _row(task: Task, sample: int, traj: dict[str, list], info: dict[str, Any], t
         "duration": result["duration"],
         "num_lines": len(traj["lines"]),
         "truncated": truncated,
+        "prefix_accuracy": prefix_accuracy(traj["lines"], task.solution_lines, bool(info["passed"])),
     }
 
 
@@ -207,7 +215,8 @@ def summarize(rows: Sequence[dict[str, Any]], by_horizon: bool = False) -> list[
 
     Each table row has ``group``, ``episodes``, ``tasks``, ``passed``, ``pass@1``,
     ``pass@5`` and ``pass@10`` (when every task has at least that many samples), ``pass@k``
-    with ``k`` (k = samples per task, when > 1), ``mean_return`` and ``mean_lines``.
+    with ``k`` (k = samples per task, when > 1), ``mean_return``, ``mean_lines`` and
+    ``mean_prefix_accuracy`` (when every row has ``prefix_accuracy``).
     """
     groups: dict[str, list[dict[str, Any]]] = {"all": list(rows)}
     if by_horizon:
@@ -231,6 +240,8 @@ def summarize(rows: Sequence[dict[str, Any]], by_horizon: bool = False) -> list[
             "mean_return": sum(r["return"] for r in group) / len(group),
             "mean_lines": sum(r["num_lines"] for r in group) / len(group),
         }
+        if all("prefix_accuracy" in r for r in group):  # rows of earlier versions lack it
+            entry["mean_prefix_accuracy"] = sum(r["prefix_accuracy"] for r in group) / len(group)
         for kk in PASS_AT_K[1:]:
             if kk <= k:
                 entry[f"pass@{kk}"] = sum(pass_at_k(len(v), sum(v), kk) for v in per_task.values()) / len(per_task)

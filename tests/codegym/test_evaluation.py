@@ -31,3 +31,19 @@ def test_prefix_accuracy_definition():
     assert prefix_accuracy(["a = 1"], ref) == pytest.approx(1 / 3)
     assert prefix_accuracy([], ref) == 0.0
     assert prefix_accuracy(["x"], [], passed=True) == 1.0 and prefix_accuracy(["x"], [], passed=False) == 0.0
+
+
+def test_eval_rows_carry_prefix_accuracy_by_the_same_definition():
+    from codegym.plugins import build_agent
+    from codegym.rollout import run_episodes, summarize
+    from codegym.tasks import load_suite
+
+    tasks = load_suite("pipelines", min_steps=2, max_steps=3, seed=0).take(3, "test")
+    rows = run_episodes(build_agent("reference", {}), tasks, env_kwargs={"prm": None, "reward_mode": "none"})
+    assert [r["prefix_accuracy"] for r in rows] == [1.0, 1.0, 1.0]
+    assert all(r["prefix_accuracy"] == prefix_accuracy(r["lines"], t.solution_lines) for r, t in zip(rows, tasks))
+    assert summarize(rows)[0]["mean_prefix_accuracy"] == 1.0
+    rows[0]["prefix_accuracy"] = 0.0
+    assert summarize(rows)[0]["mean_prefix_accuracy"] == 2 / 3
+    del rows[0]["prefix_accuracy"]  # a row from an earlier version: no mean
+    assert "mean_prefix_accuracy" not in summarize(rows)[0]
