@@ -83,3 +83,41 @@ def test_step_based_schedule() -> None:
     assert _lr_at(9, short) == pytest.approx(1e-4)  # decay capped at the run's length
     with pytest.raises(ValueError, match="decay_steps"):
         SFTConfig(out="x", decay_steps=-1).validate()
+
+
+def test_kill_9_mid_run_resumes_from_the_last_complete_checkpoint(tmp_path) -> None:
+    """A real SFT process killed between checkpoints: the rerun resumes from the newest complete
+    checkpoint, its model equals a run that never stopped, and the log has each step once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from codegym.checkpoint import Checkpointer
+
+    settings = dict(TINY, steps=2000, decay_steps=0, checkpoint_every=3, log_every=1, eval_tasks=2)
+    out = tmp_path / "sft"
+    code = f"from agents.sft import SFTConfig, train_sft; train_sft(SFTConfig(out={str(out)!r}, **{settings!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    ckpt = Checkpointer(out, "checkpoint", "sft_state.pt")
+    deadline = time.monotonic() + 240
+    while (ckpt.step_of(ckpt.path) or 0) < 6 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = ckpt.step_of(ckpt.latest())
+    assert killed_at is not None and killed_at >= 6 and killed_at % 3 == 0
+    logged = [json.loads(x)["step"] for x in (out / "sft_log.jsonl").read_text().splitlines()]
+    stop = killed_at + 3  # resume and stop at the next checkpoint: the same model as one run
+    resumed = train_sft(SFTConfig(out=str(out), **dict(settings, steps=stop)))
+    assert resumed["steps"] == stop
+    steps = [r["step"] for r in map(json.loads, (out / "sft_log.jsonl").read_text().splitlines()) if "eval" not in r]
+    assert steps == list(range(1, stop + 1)), (logged[-3:], killed_at)
+    straight = train_sft(SFTConfig(out=str(tmp_path / "straight"), **dict(settings, steps=stop)))
+    from transformers import AutoModelForCausalLM
+
+    a = AutoModelForCausalLM.from_pretrained(str(out)).state_dict()
+    b = AutoModelForCausalLM.from_pretrained(str(tmp_path / "straight")).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert straight["pass@1"] == resumed["pass@1"]
