@@ -127,6 +127,37 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
 
+def bucket_summary(
+    tasks: Sequence[Task], passed: Sequence[float], prefix: Sequence[float], buckets: Sequence[tuple[int, int]]
+) -> dict[str, Any]:
+    """pass@1 and prefix accuracy overall, and pass@1 by horizon bucket, of per-task outcomes.
+
+    Args:
+        tasks: The evaluated tasks.
+        passed: Per task: 0/1 (greedy) or the fraction of samples that passed.
+        prefix: Per task: prefix accuracy (a mean over samples when sampled).
+        buckets: Horizon buckets (:func:`parse_buckets`); tasks outside every bucket count
+            only in the overall figures.
+
+    Returns:
+        ``{"pass@1", "n", "prefix_accuracy", "line_acc", "buckets": {name: {"pass@1", "n"}}}``;
+        ``line_acc`` is ``prefix_accuracy`` under its older name.
+    """
+    per: dict[str, list[float]] = {bucket_name(lo, hi): [] for lo, hi in buckets}
+    for task, ok in zip(tasks, passed):
+        name = bucket_of(task_horizon(task), buckets)
+        if name is not None:
+            per[name].append(float(ok))
+    mean_prefix = _mean([float(p) for p in prefix])
+    return {
+        "pass@1": _mean([float(ok) for ok in passed]),
+        "n": len(passed),
+        "prefix_accuracy": mean_prefix,
+        "line_acc": mean_prefix,
+        "buckets": {name: {"pass@1": _mean(v), "n": len(v)} for name, v in per.items()},
+    }
+
+
 def evaluate_policy(
     model: Any,
     tokenizer: Any,
@@ -141,26 +172,12 @@ def evaluate_policy(
     ``sandbox`` (not closed here).
 
     Returns:
-        ``{"pass@1", "n", "prefix_accuracy", "line_acc", "buckets": {name: {"pass@1", "n"}}}``;
-        ``line_acc`` is ``prefix_accuracy`` under its older name.
+        :func:`bucket_summary` of the outcomes.
     """
     from sandboxes import Job
 
     programs = [[ln for ln in p if ln != SUBMIT] for p in greedy_programs(model, tokenizer, tasks, batch_size)]
     results = sandbox.run_many([Job(t.program(p), t.tests) for t, p in zip(tasks, programs)])
-    per: dict[str, list[tuple[bool, float]]] = {bucket_name(lo, hi): [] for lo, hi in buckets}
-    outcomes = []
-    for task, program, result in zip(tasks, programs, results):
-        outcome = (bool(result.ok), prefix_accuracy(program, task.solution_lines, bool(result.ok)))
-        outcomes.append(outcome)
-        name = bucket_of(task_horizon(task), buckets)
-        if name is not None:
-            per[name].append(outcome)
-    prefix = _mean([p for _, p in outcomes])
-    return {
-        "pass@1": _mean([ok for ok, _ in outcomes]),
-        "n": len(outcomes),
-        "prefix_accuracy": prefix,
-        "line_acc": prefix,
-        "buckets": {name: {"pass@1": _mean([ok for ok, _ in v]), "n": len(v)} for name, v in per.items()},
-    }
+    passed = [bool(r.ok) for r in results]
+    prefix = [prefix_accuracy(p, t.solution_lines, ok) for t, p, ok in zip(tasks, programs, passed)]
+    return bucket_summary(tasks, passed, prefix, buckets)

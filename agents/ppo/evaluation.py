@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from agents.ppo.rollout import collect_episodes, prefix_accuracy
+from codegym.evaluation import DEFAULT_BUCKETS, bucket_summary, parse_buckets
 from codegym.sampling import LineSampler
 from codegym.tasks.base import Task
 from sandboxes import Sandbox
@@ -35,6 +36,11 @@ class EvalResult(NamedTuple):
     def pass_at_1(self) -> float:
         """pass@1: greedy, or the mean of the per-task sampled pass fractions."""
         return float(self.passed.mean()) if len(self.passed) else float("nan")
+
+    def summary(self, tasks: Sequence[Task], buckets: str = DEFAULT_BUCKETS) -> dict[str, Any]:
+        """pass@1 and prefix accuracy overall and by horizon bucket (``tasks``: the evaluated
+        ones, in order), in the shape of SFT's evaluation (:func:`codegym.evaluation.bucket_summary`)."""
+        return bucket_summary(tasks, self.passed.astype(float), self.prefix_accuracy, parse_buckets(buckets))
 
 
 class PairedDiff(NamedTuple):

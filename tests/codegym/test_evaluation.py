@@ -47,3 +47,25 @@ def test_eval_rows_carry_prefix_accuracy_by_the_same_definition():
     assert summarize(rows)[0]["mean_prefix_accuracy"] == 2 / 3
     del rows[0]["prefix_accuracy"]  # a row from an earlier version: no mean
     assert "mean_prefix_accuracy" not in summarize(rows)[0]
+
+
+def test_bucket_summary_of_greedy_and_sampled_outcomes():
+    import numpy as np
+
+    from agents.ppo.evaluation import EvalResult
+    from codegym.evaluation import bucket_summary, task_horizon
+    from codegym.tasks import load_suite
+
+    tasks = load_suite("pipelines", min_steps=1, max_steps=6, seed=0).take(12, "test")
+    short = [task_horizon(t) <= 3 for t in tasks]
+    passed = np.array(short, dtype=float)  # exactly the short tasks pass
+    got = bucket_summary(tasks, passed, [0.5] * len(tasks), parse_buckets("1-3,4-6"))
+    assert got["buckets"]["1-3"] == {"pass@1": 1.0, "n": sum(short)}
+    assert got["buckets"]["4-6"] == {"pass@1": 0.0, "n": len(tasks) - sum(short)}
+    assert got["pass@1"] == pytest.approx(sum(short) / len(tasks)) and got["n"] == len(tasks)
+    assert got["prefix_accuracy"] == got["line_acc"] == 0.5
+    result = EvalResult([t.task_id for t in tasks], passed.astype(bool), np.full(len(tasks), 0.5),
+                        np.zeros(len(tasks), dtype=int), 0, 0.0)
+    assert result.summary(tasks, "1-3,4-6") == got
+    empty = bucket_summary(tasks[:1], [1.0], [1.0], parse_buckets("20-30"))
+    assert empty["buckets"]["20-30"]["n"] == 0 and empty["pass@1"] == 1.0
