@@ -235,7 +235,7 @@ def sft_config(cfg: ReproduceConfig, layout: Layout) -> Any:
         **cfg.sft,
     }  # fmt: skip
     data.setdefault("buckets", cfg.buckets)
-    from agents.sft import parse_buckets
+    from codegym.evaluation import parse_buckets
 
     lo = min(a for a, _ in parse_buckets(data["buckets"]))
     hi = max(b for _, b in parse_buckets(data["buckets"]))
