@@ -31,7 +31,7 @@ from typing import Any, Literal
 import torch
 
 from codegym.constants import SUBMIT
-from codegym.lm import forward_cached
+from codegym.lm import forward_cached, max_positions
 from codegym.tokenization import encode_context, encode_lines, join_pieces
 
 
@@ -166,7 +166,7 @@ class LineSampler:
         self.device = next(model.parameters()).device
         self.eos_id = int(tokenizer.eos_token_id)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
-        self.max_positions = int(getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1 << 30))
+        self.max_positions = max_positions(model.config)
         vocab = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else len(tokenizer)
         nl = torch.zeros(vocab, dtype=torch.bool)
         for i in range(min(vocab, len(tokenizer))):
