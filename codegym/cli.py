@@ -10,12 +10,15 @@ so ``codegym --help`` and light commands do not import torch.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Callable
 from types import ModuleType, SimpleNamespace
+from typing import Any
 
 #: Commands in the order ``codegym --help`` lists them; ``None`` = a ``codegym.commands``
 #: entry point (installed by ``agents``), anything else = a module under ``codegym.commands``.
@@ -113,6 +116,8 @@ def _run(args: argparse.Namespace) -> int:
     from sandboxes.base import SandboxUnavailable
 
     err = Console(stderr=True)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _keep_interrupts(previous_hook)
     try:
         return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError, SandboxUnavailable) as exc:
@@ -123,6 +128,27 @@ def _run(args: argparse.Namespace) -> int:
         message = hint(args) if callable(hint) else "nothing was saved"
         err.print(f"[bold yellow]interrupted:[/] {message}", highlight=False, soft_wrap=True)
         return 130
+    finally:
+        sys.unraisablehook = previous_hook
+
+
+def _keep_interrupts(previous: Callable[[Any], Any]) -> Callable[[Any], None]:
+    """An unraisable-exception hook that does not lose Ctrl-C.
+
+    A ``KeyboardInterrupt`` raised while Python runs a finaliser (a ``__del__``, a weakref
+    callback) cannot propagate: Python reports it as "Exception ignored" and goes on, so the
+    user's Ctrl-C would be dropped and the job would run to the end. This hook re-delivers
+    the signal to the main thread from a short-lived helper thread (raising it from inside the
+    hook would be swallowed the same way), so it is raised once the finaliser has returned.
+    """
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            threading.Timer(0.01, _thread.interrupt_main).start()
+            return
+        previous(unraisable)
+
+    return hook
 
 
 if __name__ == "__main__":
