@@ -10,8 +10,10 @@ import pytest
 
 PROGRAM = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from codegym.cli import _keep_interrupts
+    # A shell starts background jobs with SIGINT ignored; a terminal's Ctrl-C needs Python's handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.argv[1] == "hook":
         sys.unraisablehook = _keep_interrupts(sys.unraisablehook)
 

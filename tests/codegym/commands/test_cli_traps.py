@@ -180,6 +180,10 @@ def test_emoji_prompt_does_not_abort_the_evaluation(tmp_path, run):
 
 
 # -------------------------------------------------------- Ctrl-C and resume
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_says_what_was_saved_and_a_rerun_resumes(tmp_path):
     # Enough episodes that the run is still going when the signal lands on an idle machine
     # (12 greedy episodes could finish within one 0.2 s poll).
@@ -189,7 +193,10 @@ def test_ctrl_c_says_what_was_saved_and_a_rerun_resumes(tmp_path):
             "--episodes", str(episodes), "--batch-size", "2", "--out", str(out), "--prm", "none"]
     env = {**os.environ, "COLUMNS": "120"}
     env.pop("CODEGYM_SMOKE", None)
-    proc = subprocess.Popen([CODEGYM, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Like a terminal: SIGINT at its default disposition in the child (a shell starts
+    # background jobs, e.g. a CI script run with `&`, with SIGINT ignored, and so would the child).
+    proc = subprocess.Popen([CODEGYM, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     deadline = time.time() + 240
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
         time.sleep(0.2)
