@@ -8,8 +8,9 @@ package in its ``pyproject.toml`` and read from the installed metadata:
   ``add_parser(subparsers)`` and ``run(args)``); ``agents`` adds ``sft``, ``train`` and
   ``reproduce`` this way.
 * ``codegym.trainers``: trainers that codegym's own pipelines run; ``sft`` is a module with
-  ``SFTConfig``, ``train_sft``, ``parse_buckets``, ``eval_tasks_by_bucket`` and
-  ``evaluate_policy`` (``codegym defaults build`` uses it).
+  ``SFTConfig`` and ``train_sft`` (``codegym defaults build`` trains its policy with them;
+  the module also re-exports the evaluation helpers of :mod:`codegym.evaluation` under their
+  older names).
 * ``codegym.agents``: agents by name (see :mod:`codegym.plugins`).
 """
 

@@ -153,7 +153,7 @@ class ReproduceConfig(Config):
             )
         if self.needs_prm and self.label_responses < 1:
             raise ValueError("arms that use the PRM need label_responses >= 1")
-        from agents.sft import parse_buckets
+        from codegym.evaluation import parse_buckets
 
         for lo, hi in parse_buckets(self.buckets):
             if lo < self.min_steps or hi > self.max_steps:

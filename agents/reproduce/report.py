@@ -27,7 +27,7 @@ def _load_eval(path: Path) -> dict[str, Any] | None:
 
 
 def _bucket_masks(steps: list[int], buckets: str) -> dict[str, np.ndarray]:
-    from agents.sft import parse_buckets
+    from codegym.evaluation import parse_buckets
 
     s = np.asarray(steps)
     masks = {f"{lo}-{hi}": (s >= lo) & (s <= hi) for lo, hi in parse_buckets(buckets)}
