@@ -545,8 +545,8 @@ def results_table(result: dict[str, Any]) -> Any:
     table.add_column("horizon")
     table.add_column("tasks", justify="right")
     table.add_column("pass@1", justify="right")
-    for name, v in result["buckets"].items():
-        table.add_row(name, str(v["n"]), f"{v['pass@1']:.3f}")
+    for name, v in result["buckets"].items():  # an empty bucket has no pass rate: "—", not "nan"
+        table.add_row(name, str(v["n"]), f"{v['pass@1']:.3f}" if v["n"] else "—")
     table.add_row("all", str(result["n"]), f"{result['pass@1']:.3f}")
     return table
 

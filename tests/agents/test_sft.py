@@ -121,3 +121,17 @@ def test_kill_9_mid_run_resumes_from_the_last_complete_checkpoint(tmp_path) -> N
     b = AutoModelForCausalLM.from_pretrained(str(tmp_path / "straight")).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert straight["pass@1"] == resumed["pass@1"]
+
+
+def test_results_table_shows_an_empty_bucket_as_a_dash_not_nan() -> None:
+    from rich.console import Console
+
+    from agents.sft import results_table
+
+    result = {"steps": 800, "n": 3, "pass@1": 2 / 3,
+              "buckets": {"1-3": {"n": 3, "pass@1": 2 / 3}, "10-12": {"n": 0, "pass@1": float("nan")}}}
+    console = Console(width=80, record=True)
+    console.print(results_table(result))
+    text = console.export_text()
+    assert "nan" not in text
+    assert "0.667" in text and "—" in text.split("10-12")[1].splitlines()[0]
