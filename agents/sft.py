@@ -152,7 +152,7 @@ class SFTConfig(Config):
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         parse_buckets(self.buckets)
-        from codegym.tracking import check_report_to
+        from codegym.training.tracking import check_report_to
 
         check_report_to(self.report_to)
         return self
@@ -250,9 +250,9 @@ class _SFTRun:
     """
 
     def __init__(self, cfg: SFTConfig, rows: Sequence[dict[str, Any]]) -> None:
-        from codegym.checkpoint import Checkpointer, MetricsWriter
-        from codegym.jsonutil import dumps
-        from codegym.tracking import Tracker
+        from codegym.reporting.jsonio import dumps
+        from codegym.training.checkpoint import Checkpointer, MetricsWriter
+        from codegym.training.tracking import Tracker
 
         self.cfg = cfg
         self.out = Path(cfg.out)
@@ -391,7 +391,7 @@ class _SFTEvaluator:
 
 def _prepare_out(cfg: SFTConfig) -> Path:
     """Clear (``overwrite``) or check (resume) the run directory; returns it, created."""
-    from codegym.runs import check_resume, clear_run_dir
+    from codegym.training.rundir import check_resume, clear_run_dir
 
     out = Path(cfg.out)
     if cfg.overwrite:
@@ -451,7 +451,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     """
     from rich.console import Console
 
-    from codegym.jsonutil import dumps
+    from codegym.reporting.jsonio import dumps
 
     cfg.validate()
     if cfg.threads:
@@ -487,7 +487,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
 
 
 def _model_card(cfg: SFTConfig, model: Any, tok: Any, result: dict[str, Any], n_programs: int, split: str) -> None:
-    from codegym.modelcard import config_call, write_model_card
+    from codegym.training.modelcard import config_call, write_model_card
 
     metrics = {"pass@1 (all)": result["pass@1"], "tasks": result["n"], "prefix accuracy": result["prefix_accuracy"]}
     metrics.update({f"pass@1 ({k} steps)": v["pass@1"] for k, v in result["buckets"].items()})

@@ -10,7 +10,7 @@ evaluation, ``codegym eval``'s tables, the PPO bench and ``codegym reproduce``):
   reference solution's lines, line for line until the first mismatch (trailing whitespace
   ignored, indentation counts), divided by the number of reference lines; a task without
   reference lines scores 1.0 if the program passed, else 0.0. A set of programs reports the
-  mean over programs. (SFT results call the same number ``line_acc``.)
+  mean over programs.
 """
 
 from __future__ import annotations
@@ -140,8 +140,7 @@ def bucket_summary(
             only in the overall figures.
 
     Returns:
-        ``{"pass@1", "n", "prefix_accuracy", "line_acc", "buckets": {name: {"pass@1", "n"}}}``;
-        ``line_acc`` is ``prefix_accuracy`` under its older name.
+        ``{"pass@1", "n", "prefix_accuracy", "buckets": {name: {"pass@1", "n"}}}``.
     """
     per: dict[str, list[float]] = {bucket_name(lo, hi): [] for lo, hi in buckets}
     for task, ok in zip(tasks, passed):
@@ -153,7 +152,6 @@ def bucket_summary(
         "pass@1": _mean([float(ok) for ok in passed]),
         "n": len(passed),
         "prefix_accuracy": mean_prefix,
-        "line_acc": mean_prefix,
         "buckets": {name: {"pass@1": _mean(v), "n": len(v)} for name, v in per.items()},
     }
 

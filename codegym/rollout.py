@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from codegym.checkpoint import MetricsWriter
 from codegym.envs.code_prm import CodePRMEnv
 from codegym.evaluation import (
     DEFAULT_BUCKETS,
@@ -19,6 +18,7 @@ from codegym.evaluation import (
     task_horizon,
 )
 from codegym.tasks.base import Task
+from codegym.training.checkpoint import MetricsWriter
 from sandboxes import Sandbox, make_sandbox
 
 #: Horizon buckets (inclusive step ranges) of the ``pipelines`` tables: the one scheme of
@@ -257,5 +257,5 @@ def _bucket_key(name: str) -> int:
     return int(head) if head.isdigit() else -1
 
 
-#: The metrics writer of :mod:`codegym.checkpoint` (rows flushed and fsynced as they arrive).
+#: The metrics writer of :mod:`codegym.training.checkpoint` (rows flushed and fsynced as they arrive).
 JsonlWriter = MetricsWriter

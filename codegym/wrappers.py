@@ -178,7 +178,7 @@ class CandidateLineWrapper(gym.Wrapper):
     def render(self) -> Any:
         if not self._rgb:
             return self.env.render()
-        from codegym.plotting import text_image
+        from codegym.reporting.plotting import text_image
 
         return text_image(self.env.render() or "")
 

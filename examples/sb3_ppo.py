@@ -5,7 +5,8 @@ Run (from the repository root)::
     python examples/sb3_ppo.py --out runs/sb3                      # the full budget
     python examples/sb3_ppo.py --budget smoke --out /tmp/sb3       # about a minute (the tests)
 
-``CODEGYM_EXAMPLE_BUDGET=smoke`` does the same as ``--budget smoke``. Stages, each cached in
+``CODEGYM_SMOKE=1`` (the variable that makes every codegym job smoke-sized) does the same
+as ``--budget smoke``. Stages, each cached in
 ``--out`` and skipped when it is done (re-run to resume):
 
 1. ``sft/``: a small causal LM trained on ``pipelines`` reference solutions (``agents.sft``):
@@ -37,13 +38,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from codegym.training import smoke
 
 ARMS = ("sparse", "dense", "oracle")
 
@@ -77,7 +79,8 @@ BUDGETS = {
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/sb3", help="output directory (stages resume from it)")
-    p.add_argument("--budget", default=os.environ.get("CODEGYM_EXAMPLE_BUDGET", "full"), choices=sorted(BUDGETS))
+    p.add_argument("--budget", default="smoke" if smoke.active() else "full", choices=sorted(BUDGETS),
+                   help="budget of every stage (default: full; smoke when CODEGYM_SMOKE=1)")
     p.add_argument("--timesteps", type=int, default=None, help="SB3 timesteps per arm and seed")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="PPO seeds")
     p.add_argument("--eval-tasks", type=int, default=None, help="held-out test tasks")
@@ -301,7 +304,7 @@ def info_task_steps(env: Any) -> int:
 def paired(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[float, float, float]:
     """Mean paired difference a - b over tasks (pass fractions averaged over seeds first) and
     its normal 95 % interval."""
-    from codegym.stats import mean_interval
+    from codegym.reporting.stats import mean_interval
 
     def per_task(rows: list[dict[str, Any]]) -> dict[str, float]:
         acc: dict[str, list[bool]] = {}
@@ -318,8 +321,8 @@ def report(results: dict[str, list[dict[str, Any]]], out: Path, meta: dict[str, 
     from rich.console import Console
     from rich.table import Table
 
-    from codegym.plotting import rates_plot, save_figure
-    from codegym.stats import rates_by_horizon
+    from codegym.reporting.plotting import rates_plot, save_figure
+    from codegym.reporting.stats import rates_by_horizon
 
     rates = {arm: rates_by_horizon(rows) for arm, rows in results.items()}
     groups = [r.group for r in rates["random"]]

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from agents.sft import SFTConfig, train_sft
     from codegym.commands.common import check_suite_kwargs
     from codegym.config import config_data
-    from codegym.smoke import cap
+    from codegym.training.smoke import cap
 
     data = config_data(args)
     check_suite_kwargs(data.get("suite", "pipelines"), data)

@@ -118,7 +118,7 @@ def _inputs(args: argparse.Namespace, config: Any, main: bool) -> tuple[str, str
     """Resolve ``default`` model names, record the inputs' digests in ``config.extra`` and
     refuse to resume a run in ``--out`` made with other settings or inputs."""
     from codegym.defaults import resolve_model
-    from codegym.runs import clear_run_dir, diff_settings, file_digest, read_record
+    from codegym.training.rundir import clear_run_dir, diff_settings, file_digest, read_record
 
     policy = resolve_model(args.policy, "policy")
     prm = resolve_model(args.prm, "prm")
@@ -191,7 +191,7 @@ def summary_table(title: str, rows: list[dict[str, Any]]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from codegym.smoke import cap
+    from codegym.training.smoke import cap
 
     trainer_cls, config_cls = _trainer_classes(args.agent)
     config = build_config(args, config_cls)

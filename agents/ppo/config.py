@@ -209,7 +209,7 @@ class PPOConfig(Config):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        from codegym.tracking import check_report_to
+        from codegym.training.tracking import check_report_to
 
         check_report_to(self.report_to)
 

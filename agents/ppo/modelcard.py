@@ -93,7 +93,7 @@ def _reproduce(out: Path, policy_dir: Path, prm_dir: Path | None) -> str:
 
 def write_ppo_card(out: Path, config: PPOConfig, policy_dir: Path, prm_dir: Path | None) -> Path:
     """Write the run's model card from its config and ``metrics.jsonl``."""
-    from codegym.modelcard import write_model_card
+    from codegym.training.modelcard import write_model_card
 
     card = write_model_card(
         out,

@@ -59,7 +59,7 @@ from agents.ppo.shared_prompt import (
     split_by_prompt,
     to_full,
 )
-from codegym.checkpoint import Checkpointer, MetricsWriter
+from codegym.training.checkpoint import Checkpointer, MetricsWriter
 
 CHECKPOINT = "checkpoint"
 STATE = "state.pt"
@@ -218,7 +218,7 @@ class PPOTrainer:
     def _open_run_files(self, resume: bool) -> None:
         """Main process: reference model, ``config.json``, metrics trimmed to the checkpoint.
         Every process: the metrics writer (rows written by the main process only)."""
-        from codegym.tracking import Tracker
+        from codegym.training.tracking import Tracker
 
         config = self.config
         if self.is_main:

@@ -419,7 +419,7 @@ def judge_prm(cfg: ReproduceConfig, layout: Layout) -> dict[str, Any]:
     from codegym.prm.data import collate, encode_examples, read_stepwise_jsonl
     from codegym.prm.model import ProcessRewardModel
     from codegym.prm.train import evaluate_prm, line_scores
-    from codegym.stats import calibration_bins, expected_calibration_error
+    from codegym.reporting.stats import calibration_bins, expected_calibration_error
 
     prm = ProcessRewardModel.from_pretrained(layout.prm, device=cfg.device)
     limit = max_positions(prm.backbone.config, default=1024)

@@ -157,7 +157,7 @@ def _resume(cfg: EvalConfig, summary_path: Path | None, settings: dict[str, Any]
     """Rows already in ``--out`` (after checking they come from the same settings)."""
     import json
 
-    from codegym.runs import diff_settings, read_record
+    from codegym.training.rundir import diff_settings, read_record
 
     out = Path(cfg.out)
     if out.is_dir():
@@ -246,7 +246,7 @@ def _summary_path(cfg: EvalConfig) -> Path | None:
 
 def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
     """Write the summary JSON atomically (nothing without a path)."""
-    from codegym.jsonutil import dumps
+    from codegym.reporting.jsonio import dumps
 
     if path is None:
         return
@@ -290,8 +290,8 @@ def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list
 
 
 def _plot(cfg: EvalConfig, rows: list[dict], title: str) -> None:
-    from codegym.plotting import rates_plot, save_figure
-    from codegym.stats import rates_by_horizon
+    from codegym.reporting.plotting import rates_plot, save_figure
+    from codegym.reporting.stats import rates_by_horizon
 
     fig = rates_plot({cfg.agent: rates_by_horizon(rows)}, title=f"{title}: pass@1 by horizon (95 % intervals)")
     console.print(f"plot: {save_figure(fig, cfg.plot)}")
@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
     from codegym.defaults import resolve_model
     from codegym.plugins import build_agent, parse_kv
     from codegym.rollout import summarize
-    from codegym.smoke import cap
+    from codegym.training.smoke import cap
 
     cfg = EvalConfig.from_dict(config_data(args))
     if cap(cfg, {"episodes": 8, "max_lines": 8}, "eval"):

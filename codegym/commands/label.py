@@ -130,7 +130,7 @@ def _run_config(args: argparse.Namespace, completer_id: str) -> Any:
     """The :class:`LabelRunConfig` of the flags, ``--config`` and ``--set`` (smoke budgets applied)."""
     from codegym.config import config_data
     from codegym.labeling import LabelRunConfig
-    from codegym.smoke import cap
+    from codegym.training.smoke import cap
 
     data = config_data(args)
     suite_kwargs = {k: v for k, v in (("min_steps", args.min_steps), ("max_steps", args.max_steps),
@@ -151,7 +151,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
     from codegym.defaults import resolve_model
     from codegym.labeling import summary_path
-    from codegym.smoke import cap
+    from codegym.training.smoke import cap
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from codegym.config import config_data
     from codegym.defaults import resolve_model
     from codegym.prm.train import PRMTrainConfig, train_prm
-    from codegym.smoke import cap
+    from codegym.training.smoke import cap
 
     data = config_data(args)
     data["base"] = resolve_model(data["base"], "policy")

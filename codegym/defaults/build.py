@@ -44,7 +44,7 @@ from codegym.defaults import (
     PRM_NAME,
     sha256_file,
 )
-from codegym.jsonutil import dumps
+from codegym.reporting.jsonio import dumps
 
 #: Files of a checkpoint directory that are training records, not part of the model.
 _NOT_MODEL_FILES = frozenset(
@@ -118,7 +118,7 @@ def sft_trainer() -> Any:
     """The SFT trainer the build runs: the ``sft`` entry point of the ``codegym.trainers`` group
     (``agents.sft``: ``SFTConfig``, ``train_sft``); codegym itself never imports ``agents``.
     The policy evaluation is :mod:`codegym.evaluation`'s."""
-    from codegym.entrypoints import TRAINERS, load
+    from codegym.plugins import TRAINERS, load
 
     return load(TRAINERS, "sft")
 
@@ -360,7 +360,7 @@ def _manifest(
         "seconds": seconds,  # wall, per stage, summed over the invocations of this build
         "policy": {
             "sft_config": {k: v for k, v in sft_cfg.items() if k not in ("out", "progress", "extra")},
-            "test_eval": {k: sft_eval.get(k) for k in ("pass@1", "n", "line_acc", "buckets", "steps")},
+            "test_eval": {k: sft_eval.get(k) for k in ("pass@1", "n", "prefix_accuracy", "buckets", "steps")},
             "check": {"split": "test", "buckets": BUCKETS, "tasks": cfg.check_tasks, **check},
             "main_job": {"episodes": cfg.main_job_episodes, "table": main_job},
         },

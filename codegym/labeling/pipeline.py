@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from codegym.config import Config
-from codegym.jsonutil import dumps
 from codegym.labeling.core import Completer, LabelConfig, Labeler, max_prefix_checks
+from codegym.reporting.jsonio import dumps
 from codegym.tasks.base import Task
 from codegym.tasks.registry import TaskSuite, load_suite
 from sandboxes import Sandbox

@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 
 from codegym.config import Config
-from codegym.jsonutil import dumps
 from codegym.prm.data import (
     EncodedExample,
     PRMBatch,
@@ -45,6 +44,7 @@ from codegym.prm.data import (
     split_by_task,
 )
 from codegym.prm.model import OBJECTIVES, ProcessRewardModel
+from codegym.reporting.jsonio import dumps
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "trainer_state.pt"
@@ -111,7 +111,7 @@ class PRMTrainConfig(Config):
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        from codegym.tracking import check_report_to
+        from codegym.training.tracking import check_report_to
 
         check_report_to(self.report_to)
         return self
@@ -229,7 +229,7 @@ class _PRMData(NamedTuple):
 
 def _prepare_out(cfg: PRMTrainConfig) -> dict[str, Any]:
     """Check (resume) or clear the run directory; returns the settings record to save."""
-    from codegym.runs import check_resume, clear_run_dir, file_digest
+    from codegym.training.rundir import check_resume, clear_run_dir, file_digest
 
     out = Path(cfg.out)
     record = {**asdict(cfg), "data_sha256": file_digest(cfg.data), "base_sha256": file_digest(cfg.base)}
@@ -281,8 +281,8 @@ class _PRMRun:
     """The state of one PRM training run: model, optimiser, batch RNG, step and metrics."""
 
     def __init__(self, cfg: PRMTrainConfig, record: dict[str, Any]) -> None:
-        from codegym.checkpoint import Checkpointer, MetricsWriter
-        from codegym.tracking import Tracker
+        from codegym.training.checkpoint import Checkpointer, MetricsWriter
+        from codegym.training.tracking import Tracker
 
         self.cfg = cfg
         self.out = Path(cfg.out)
@@ -409,7 +409,7 @@ def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
 
 
 def _model_card(cfg: PRMTrainConfig, prm: ProcessRewardModel, result: dict[str, Any], n_rows: int) -> None:
-    from codegym.modelcard import config_call, write_model_card
+    from codegym.training.modelcard import config_call, write_model_card
 
     bb = prm.backbone.config
     try:

@@ -93,7 +93,7 @@ def test_kill_9_mid_run_resumes_from_the_last_complete_checkpoint(tmp_path) -> N
     import sys
     import time
 
-    from codegym.checkpoint import Checkpointer
+    from codegym.training.checkpoint import Checkpointer
 
     settings = dict(TINY, steps=2000, decay_steps=0, checkpoint_every=3, log_every=1, eval_tasks=2)
     out = tmp_path / "sft"
