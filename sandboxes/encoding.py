@@ -55,6 +55,7 @@ __all__ = [
     "MAX_INT_BITS",
     "MAX_ITEMS",
     "RemoteObject",
+    "cost_bound",
     "decode",
     "encode",
     "from_jsonable",
@@ -449,29 +450,65 @@ def make_decoder(refs: Any = None, objects: bool = False) -> Any:
     return run
 
 
-def _walk(value: Any, max_depth: int) -> None:
+def _walk(value: Any, max_depth: int, work_cap: int) -> None:
     """Depth cap and hash-flooding check of lists and tuples (sets and dicts were checked
-    before they were built), iteratively."""
-    stack = [(value, 0)]
+    before they were built), iteratively, at a cost bounded by ``work_cap``.
+
+    Hashing a tuple hashes everything below it, again at every wide tuple or list above it
+    that is checked: the work of every check is counted before any of them runs (each
+    value, times the checked containers whose hashing reaches it), so a value built to make
+    that work quadratic (wide tuples nested in wide tuples) is refused in linear time.
+    """
+    stack = [(value, 0, 0)]
+    to_check: list[Any] = []
+    work = 0
     while stack:
-        v, depth = stack.pop()
+        v, depth, reach = stack.pop()
+        if depth >= max_depth:
+            raise EncodingError(f"value nested deeper than {max_depth}")
         t = type(v)
         if t is list or t is tuple:
-            if depth >= max_depth:
-                raise EncodingError(f"value nested deeper than {max_depth}")
-            if len(v) >= _CHECK_MIN:
-                _check_hashes(v)
-            stack.extend((x, depth + 1) for x in v if type(x) in _CONTAINERS)
-        elif t in _CONTAINERS:
-            if depth >= max_depth:
-                raise EncodingError(f"value nested deeper than {max_depth}")
+            inner: Any = v
+            checked = len(v) >= _CHECK_MIN
+            if checked:
+                to_check.append(v)
+        else:
+            checked = False
             if t is RemoteObject:
                 inner = [] if v.attrs is None else list(v.attrs.values())
             elif t is deque or t is set or t is frozenset:
                 inner = list(v)
             else:
                 inner = [x for kv in v.items() for x in kv]
-            stack.extend((x, depth + 1) for x in inner if type(x) in _CONTAINERS)
+        if reach:
+            work += reach * (len(inner) + 1)
+            if work > work_cap:
+                raise EncodingError("value of tuples nested in wide tuples: checking its "
+                                    f"hashes would take over {work_cap} steps")
+        # hashing passes through a tuple into its items, stops at anything unhashable
+        # (lists, dicts, sets) and at frozensets (they keep their hash)
+        below = (reach if t is tuple else 0) + checked
+        stack.extend((x, depth + 1, below) for x in inner if type(x) in _CONTAINERS)
+    for v in to_check:
+        _check_hashes(v)
+
+
+def cost_bound(text: str | bytes) -> tuple[int, int]:
+    """Upper bounds of what :func:`decode` builds from ``text``, read off the text without
+    parsing it: ``(bytes, objects)``.
+
+    Every value is either the first in its container or follows a comma, so commas plus
+    opening brackets plus one bound the values; each costs at most 64 bytes beside its
+    characters (which count 4 bytes each unless the text is ASCII), a tagged object (set,
+    dict, ...) at most 256 more and a deque (``"q"``) 1 KiB more.
+    """
+    if isinstance(text, str):
+        text = text.encode("utf-8", "surrogatepass")
+    braces = text.count(b"{")
+    objects = text.count(b",") + text.count(b"[") + braces + 1
+    per_char = 1 if text.isascii() else 4
+    size = per_char * len(text) + 64 * objects + 256 * braces + 1024 * text.count(b'"q"')
+    return size, objects
 
 
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset, Counter, OrderedDict, defaultdict,
@@ -519,7 +556,7 @@ def decode(
             decoder = _OBJ_DECODER if objects else _DECODER
         value = decoder.decode(text)
         if len(text) >= _WALK_MIN_BYTES:
-            _walk(value, max_depth)
+            _walk(value, max_depth, 8 * len(text) + 4096)
         return value
     except EncodingError:
         raise

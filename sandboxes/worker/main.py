@@ -13,7 +13,12 @@ Runs as the judge (``J``), the process the host talks to over fds 0/1 (framed ta
    intermediate that unshares the PID namespace, so each is pid 1 of its own.
 
 Any failure of the judge on a job's data is that job's ``error`` verdict; only a fork server
-that died (or a broken host pipe) ends the worker.
+that died or cannot be reached (:class:`~sandboxes.worker.calls.WorkerBroken`, or an ``OSError``
+of the judge's own plumbing) ends the worker: it says so in a ``killed``/``HarnessError``
+verdict, which the host reads as a dead worker (it starts a new one and runs the job again).
+While it scores a job the judge's own address space is capped (soft ``RLIMIT_AS``: its size
+at the job's start plus the job's budget and a margin, see
+:meth:`~sandboxes.worker.judge.Judge.run_job`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from sandboxes import encoding as enc
 from sandboxes.status import Status
 from sandboxes.worker import protocol as proto
 from sandboxes.worker import syscalls as sc
+from sandboxes.worker.calls import WorkerBroken
 from sandboxes.worker.cgroups import CgroupUnavailable, JobCgroups
 from sandboxes.worker.forkserver import ForkServer, enter_user_namespace
 from sandboxes.worker.judge import Judge, ServerLink
@@ -210,7 +216,7 @@ def serve(judge: Judge, proto_in: int, proto_out: int) -> None:
             return
         try:
             result = judge.run_job(job)
-        except (RuntimeError, OSError):  # a fork server died: this worker cannot go on
+        except (WorkerBroken, OSError):  # a fork server died: this worker cannot go on
             proto.send_frame(proto_out, proto.verdict(
                 Status.KILLED, error_type="HarnessError", error=_format_exc()[-2000:]))
             raise SystemExit(1) from None
