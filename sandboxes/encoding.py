@@ -472,7 +472,7 @@ def _walk(value: Any, max_depth: int, work_cap: int) -> None:
             checked = len(v) >= _CHECK_MIN
             if checked:
                 to_check.append(v)
-        else:
+        elif t in _CONTAINERS:
             checked = False
             if t is RemoteObject:
                 inner = [] if v.attrs is None else list(v.attrs.values())
@@ -480,6 +480,8 @@ def _walk(value: Any, max_depth: int, work_cap: int) -> None:
                 inner = list(v)
             else:
                 inner = [x for kv in v.items() for x in kv]
+        else:
+            continue
         if reach:
             work += reach * (len(inner) + 1)
             if work > work_cap:

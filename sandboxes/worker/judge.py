@@ -241,6 +241,7 @@ class ServerLink:
         self.next_fds: tuple[int, int, int] | None = None  # pipes of the prepared child
         self.next_pid: int | None = None
         self.running: int | None = None  # the child of the current job (not yet killed)
+        self.dying = False  # a kill was asked for and its reply not read yet
 
     def _pipes(self) -> tuple[list[int], tuple[int, int, int]]:
         req_r, req_w = os.pipe()
@@ -309,10 +310,12 @@ class ServerLink:
         pid, self.running = self.running, None
         self.collect()
         self._request(b"k%d %d" % (pid or 0, int(grace * 1000)))
+        self.dying = True
 
     def kill_end(self) -> tuple[int, bool, float]:
         """Wait until the child's tree is gone: (its wait status, whether it was still alive
         when killed, its CPU seconds)."""
+        self.dying = False
         reply = self._reply()
         if reply[:1] != b"d":
             raise WorkerBroken(reply[1:].decode("utf-8", "replace"))
@@ -492,6 +495,8 @@ class Judge:
             self._limit_memory(0)
             if link.running is not None:  # never leave a child alive into the next job
                 link.kill()
+            elif link.dying:  # the judge failed while the tree was being killed
+                link.kill_end()
             if self._ch is not None:
                 self._ch.close()
                 self._ch = None
