@@ -674,7 +674,7 @@ class DockerSandbox(PooledSandbox):
         cfg = self.limits.worker_config()
         # The judge builds the inner sandbox in a user namespace (uid 1000 inside).
         cfg.update(namespaces=True, fork_servers=2, uid=CONTAINER_UID, slot=slot,
-                   temp_root=None)
+                   temp_root=None, container_mb=self.container_memory_mb)  # judge's budget
         return cfg
 
     def _start_worker(self, slot: int) -> _ContainerWorker:

@@ -500,16 +500,19 @@ def cost_bound(text: str | bytes) -> tuple[int, int]:
     parsing it: ``(bytes, objects)``.
 
     Every value is either the first in its container or follows a comma, so commas plus
-    opening brackets plus one bound the values; each costs at most 64 bytes beside its
-    characters (which count 4 bytes each unless the text is ASCII), a tagged object (set,
-    dict, ...) at most 256 more and a deque (``"q"``) 1 KiB more.
+    opening brackets plus one bound the values. The text is decoded to a ``str`` and its
+    strings are copied out (each character at most 4 bytes, 1 if the text is ASCII, twice);
+    each value costs at most 192 bytes beside that (its object, its slot in a container, the
+    hash check's entry for it), a tagged object (set, dict, ...) at most 256 more and a
+    deque (``"q"``) 1 KiB more.
     """
     if isinstance(text, str):
         text = text.encode("utf-8", "surrogatepass")
     braces = text.count(b"{")
     objects = text.count(b",") + text.count(b"[") + braces + 1
     per_char = 1 if text.isascii() else 4
-    size = per_char * len(text) + 64 * objects + 256 * braces + 1024 * text.count(b'"q"')
+    size = (2 * per_char * len(text) + 192 * objects + 256 * braces
+            + 1024 * text.count(b'"q"'))
     return size, objects
 
 

@@ -68,7 +68,7 @@ class Budget:
     ``held``: the raw reply bytes the judge keeps until the candidate is dead; ``kept``: an
     upper estimate of the decoded values it keeps (:func:`sandboxes.encoding.cost_bound`).
     A decode is refused when ``held + kept`` plus its own estimate would pass ``limit``
-    bytes, or when the job's values would pass ``limit // 64`` objects; either way the job
+    bytes, or when the job's values would pass ``limit // 192`` objects; either way the job
     ends as a ``JudgeBudget`` error, never as a judge that grew.
     """
 
@@ -93,7 +93,7 @@ class Budget:
         stays held until the job ends)."""
         size, objects = enc.cost_bound(payload)
         if self.held + self.kept + size > self.limit or (
-                self.objects + objects) * 64 > self.limit:
+                self.objects + objects) * 192 > self.limit:
             raise Fault("budget", f"decoding an answer ({len(payload)} bytes, up to {objects} "
                                   f"objects, up to {size >> 20} MiB) would pass the judge's "
                                   f"budget of {self.limit >> 20} MiB for one job")

@@ -85,6 +85,7 @@ _RECORD_BUDGET = 1.0  # seconds the prediction run of a check may take (once per
 CHECK_NAME = "__codegym_check__"  #: the harness's ``check``, renamed: no program name meets it
 MESSAGE_NAME = "__codegym_message__"  #: evaluates an ``assert`` message from collected answers
 #: bytes the judge may spend on one job's answers: twice the job's memory limit, at least this
+#: (see Judge._budget)
 MIN_JUDGE_BUDGET = 256 << 20
 #: the judge's own address space may exceed its size at the start of a job by its budget and
 #: this much more (the soft ``RLIMIT_AS`` of the judge process while it scores the job)
@@ -485,7 +486,7 @@ class Judge:
                                            f"{type(e).__name__}: {e}")
             requests, _complete = self._predict(job, trusted)
         t0 = time.monotonic()
-        budget = Budget(max(MIN_JUDGE_BUDGET, 2 * (int(job["memory_mb"]) << 20)))
+        budget = Budget(self._budget(int(job["memory_mb"])))
         self._limit_memory(budget.limit)
         try:
             out = self._collected(job, link, requests, total, trusted, budget,
@@ -504,6 +505,17 @@ class Judge:
             self._memory_verdict(out, link)
         out["duration"] = time.monotonic() - t0
         return out
+
+    def _budget(self, memory_mb: int) -> int:
+        """Bytes the judge may spend on one job's answers: twice the job's memory limit, at
+        least :data:`MIN_JUDGE_BUDGET`; in a container (``container_mb`` in the config), no
+        more than what the container holds beside the job and 64 MiB for the judge itself
+        (at least 32 MiB)."""
+        limit = max(MIN_JUDGE_BUDGET, 2 * (memory_mb << 20))
+        container = int(self.cfg.get("container_mb") or 0)
+        if container:
+            limit = min(limit, max(32, container - memory_mb - 64) << 20)
+        return limit
 
     def _limit_memory(self, budget: int) -> None:
         """The judge's own address space while it scores a job: its size now, plus the
