@@ -9,6 +9,12 @@ With ``--out`` every finished episode is appended to the JSONL file at once, and
 agent arguments, suite, codegym version, time) is written beside it. Running the same
 command again resumes: finished episodes are kept and only the missing ones run. With other
 settings it refuses and lists the differences; ``--overwrite`` starts over.
+
+Every row carries the ``time_limit`` its program ran under (``--timeout``, or the task's
+calibrated limit when that is larger: :mod:`codegym.tasks.timing`). Every timeout is reported
+at the end with the reference solution's own time next to it (measured again for those tasks
+alone, with a generous limit) and the limit calibrated from it; the summary keeps them under
+``timeouts``.
 """
 
 from __future__ import annotations
@@ -260,8 +266,10 @@ def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list
                        done_rows: list[dict], prm: str | None, title: str) -> list[dict]:
     """Run the ``todo`` episodes under a progress bar, appending each row to ``--out`` at once."""
     from codegym.rollout import JsonlWriter, run_episodes
+    from codegym.tasks.timing import time_limit
 
     writer = JsonlWriter(cfg.out, append=bool(done_rows)) if cfg.out else None
+    limits = {t.task_id: time_limit(t, cfg.timeout) for t in tasks}
     columns = (TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("pass {task.fields[passed]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
@@ -272,6 +280,7 @@ def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list
             nonlocal passed
             passed += row["passed"]
             row["agent"] = cfg.agent
+            row["time_limit"] = limits.get(row["task_id"], cfg.timeout)
             if writer is not None:
                 writer(row)
             progress.update(bar, advance=1, passed=passed)
@@ -287,6 +296,34 @@ def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list
         finally:
             if writer is not None:
                 writer.close()
+
+
+def _report_timeouts(cfg: EvalConfig, tasks: list[Any], rows: list[dict]) -> list[dict]:
+    """Every timed-out task with its reference solution's own time beside its limit (the
+    reference run again alone, with ten times the limit and at least 60 s)."""
+    from rich.table import Table
+
+    from codegym.tasks.timing import reference_times
+    from sandboxes import make_sandbox
+
+    timed_out = {r["task_id"]: r for r in rows if r.get("status") == "timeout"}
+    if not timed_out:
+        return []
+    todo = [t for t in tasks if t.task_id in timed_out]
+    limit = max(float(timed_out[t.task_id].get("time_limit", cfg.timeout)) for t in todo)
+    with make_sandbox(cfg.sandbox, workers=cfg.workers) as box:
+        times = reference_times(todo, box, timeout=max(60.0, 10 * limit))
+    table = Table(title=f"{len(times)} timeouts: the reference solution's own time")
+    for col in ("task", "limit s", "reference s", "reference status", "calibrated limit s"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    out = []
+    for t in times:
+        lim = float(timed_out[t.task_id].get("time_limit", cfg.timeout))
+        table.add_row(t.task_id, f"{lim:g}", f"{t.seconds:.3f}", t.status, f"{t.time_limit:g}")
+        out.append({"task_id": t.task_id, "time_limit": lim, "reference_time": t.seconds,
+                    "reference_status": t.status, "calibrated_limit": t.time_limit})
+    console.print(table)
+    return out
 
 
 def _plot(cfg: EvalConfig, rows: list[dict], title: str) -> None:
@@ -331,6 +368,7 @@ def run(args: argparse.Namespace) -> int:
 
     table = summarize(rows, by_horizon=cfg.suite == "pipelines")
     console.print(results_table(title, table))
+    summary["timeouts"] = _report_timeouts(cfg, tasks, rows)
     if cfg.plot:
         _plot(cfg, rows, title)
     summary["provenance"].update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -15,6 +15,7 @@ from codegym.envs.scoring import LineScorer
 from codegym.envs.spaces import CodeText, first_bad_char
 from codegym.tasks.base import Task
 from codegym.tasks.registry import TaskSuite, load_suite
+from codegym.tasks.timing import time_limit
 from sandboxes import ExecResult, Sandbox, make_sandbox
 
 REWARD_MODES = ("delta", "delta_open", "score", "none")
@@ -156,7 +157,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     | ``reward_mode``  | ``"delta"``   | ``delta`` / ``delta_open`` / ``score`` / ``none``              |
     | ``test_reward``  | ``"binary"``  | ``binary`` / ``fraction``                                      |
     | ``sandbox``      | ``"local"``   | ``local`` / ``docker`` or a ``Sandbox`` instance (shared, not closed) |
-    | ``timeout``      | ``5.0``       | seconds per program execution                                  |
+    | ``timeout``      | ``5.0``       | seconds per program execution (a task's calibrated ``metadata["time_limit"]`` raises it, see ``codegym.tasks.timing``) |
     | ``memory_mb``    | ``512``       | memory budget per program execution                            |
     | ``max_lines``    | ``64``        | truncation: lines per program                                  |
     | ``max_line_chars`` | ``256``     | longest accepted line                                          |
@@ -398,7 +399,8 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         assert self.task is not None
         program = self.task.program(self.lines)
         result = self.sandbox.run(
-            program, self.task.tests, timeout=self.timeout, memory_mb=self.memory_mb
+            program, self.task.tests, timeout=time_limit(self.task, self.timeout),
+            memory_mb=self.memory_mb
         )
         self.last_result = result
         reward = (1.0 if result.ok else 0.0) if self.test_reward == "binary" else result.fraction
