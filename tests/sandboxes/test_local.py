@@ -117,8 +117,6 @@ def test_humaneval_canonical_all_pass_and_wrong_fails(sb: LocalSandbox) -> None:
     failed = [(p["task_id"], r.status, r.error_type, r.error[:100])
               for p, r in zip(problems, results) if not r.ok]
     assert failed == []
-    # every check's calls were predicted and sent as one batch (no call-by-call run)
-    assert {r.metadata.get("judge_mode", "collected") for r in results} == {"collected"}
     # the prompt alone (no body) and a neighbour's solution must fail
     wrong = [Job(problems[0]["prompt"] + "    return None\n", suite(problems[0])),
              Job(problems[1]["prompt"] + problems[2]["canonical_solution"], suite(problems[1]))]
