@@ -75,6 +75,7 @@ _INT_BOUND = 10**_INT_DIGITS
 _FAST_INT = 2**62
 _CHECK_MIN = 64  # containers shorter than this cannot flood a hash table
 _WALK_MIN_BYTES = 128  # shorter texts hold neither a 64-item container nor a deep value
+_SMALL_TEXT = 4096  # cost_bound charges shorter texts by their length alone
 _MISSING = object()
 
 
@@ -504,8 +505,12 @@ def cost_bound(text: str | bytes) -> tuple[int, int]:
     strings are copied out (each character at most 4 bytes, 1 if the text is ASCII, twice);
     each value costs at most 192 bytes beside that (its object, its slot in a container, the
     hash check's entry for it), a tagged object (set, dict, ...) at most 256 more and a
-    deque (``"q"``) 1 KiB more.
+    deque (``"q"``) 1 KiB more. A short text is charged 256 bytes a character without
+    being read (values take at least 2 characters, tagged objects 8, deques 15, so no text
+    costs more).
     """
+    if len(text) < _SMALL_TEXT:  # at most ~205 bytes a character (see above): no scan
+        return 256 * (len(text) + 1), len(text) + 1
     if isinstance(text, str):
         text = text.encode("utf-8", "surrogatepass")
     braces = text.count(b"{")

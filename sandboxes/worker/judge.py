@@ -434,6 +434,8 @@ class Judge:
         self._trusted: dict[tuple[str, str, str], _Trusted] = {}
         self._cpu_limit = 0
         self._ch: Channel | None = None  # the running job's channel (closed at its end)
+        self._as_hard: int | None = None  # the judge's hard RLIMIT_AS (read once)
+        self._statm = -1  # /proc/self/statm, kept open
         self._oom: list[int] = [cgroups.oom_kills(i) for i in range(len(links))] \
             if cgroups is not None else []
         signal.signal(signal.SIGALRM, self._on_alarm)
@@ -522,17 +524,17 @@ class Judge:
         job's budget, plus :data:`JUDGE_SLACK` (``budget=0``: back to the hard limit, for
         reading the next job's frame, which the host sends)."""
         try:
-            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if self._as_hard is None:
+                self._as_hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+                self._statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+            hard = self._as_hard
+            want = hard
             if budget:
-                with open("/proc/self/statm", "rb") as f:
-                    size = int(f.read().split()[0]) * _PAGE
+                size = int(os.pread(self._statm, 64, 0).split()[0]) * _PAGE
                 want = size + budget + JUDGE_SLACK
                 if hard != resource.RLIM_INFINITY:
                     want = min(want, hard)
-            else:
-                want = hard
-            if want != soft:
-                resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+            resource.setrlimit(resource.RLIMIT_AS, (want, hard))
         except (OSError, ValueError):
             pass  # no /proc: the budget still bounds what the judge decodes
 

@@ -271,6 +271,8 @@ def test_values_equal_semantics() -> None:
     '["' + "\U0001f600" * 5000 + '", "' + "ab" * 5000 + '"]',
     '{"C":[' + ",".join(f'["k{i}",{i}]' for i in range(5000)) + "]}",
     '{"O":[' + ",".join(f'[{i},{{"t":[1,2.5,"x"]}}]' for i in range(5000)) + "]}",
+    "[" + '{"q":[[],null]},' * 250 + "0]",  # short: charged by its length alone
+    "[" + ",".join(["1"] * 2000) + "]",
 ])
 def test_cost_bound_is_an_upper_bound_of_what_decoding_allocates(text: str) -> None:
     """The judge charges ``cost_bound`` before it decodes: it must bound the real peak."""
