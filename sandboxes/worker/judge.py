@@ -436,7 +436,8 @@ class Judge:
         self._ch: Channel | None = None  # the running job's channel (closed at its end)
         self._as_hard: int | None = None  # the judge's hard RLIMIT_AS (read once)
         self._statm = -1  # /proc/self/statm, kept open
-        self._oom: list[int] = [cgroups.oom_kills(i) for i in range(len(links))] \
+        self._events: dict[int, int] = {}  # fork server index -> its cgroup's events file
+        self._oom: list[int] = [self._oom_kills(i) for i in range(len(links))] \
             if cgroups is not None else []
         signal.signal(signal.SIGALRM, self._on_alarm)
 
@@ -454,6 +455,9 @@ class Judge:
     def shutdown(self) -> None:
         for link in self.links:
             link.shutdown()
+        for fd in self._events.values():
+            os.close(fd)
+        self._events.clear()
         if self.cgroups is not None:
             self.cgroups.remove()
 
@@ -503,8 +507,7 @@ class Judge:
             if self._ch is not None:
                 self._ch.close()
                 self._ch = None
-        if out["status"] != Status.PASSED.value:
-            self._memory_verdict(out, link)
+        self._memory_verdict(out, link)
         out["duration"] = time.monotonic() - t0
         return out
 
@@ -538,13 +541,28 @@ class Judge:
         except (OSError, ValueError):
             pass  # no /proc: the budget still bounds what the judge decodes
 
+    def _oom_kills(self, index: int) -> int:
+        """OOM kills counted so far in fork server ``index``'s memory cgroup (its events
+        file is kept open and read with ``pread``: this runs after every job)."""
+        fd = self._events.get(index)
+        if fd is None:
+            path = getattr(self.cgroups.leaves[index], "events_file", None)
+            if path is None:
+                return int(self.cgroups.oom_kills(index))
+            fd = self._events[index] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        data = b"\n" + os.pread(fd, 4096, 0)
+        at = data.find(b"\noom_kill ")
+        return int(data[at + 10:].split(None, 1)[0]) if at >= 0 else 0
+
     def _memory_verdict(self, out: dict[str, Any], link: ServerLink) -> None:
-        """``memory`` when, and only when, the job's memory cgroup counted an OOM kill."""
+        """``memory`` when, and only when, the job's memory cgroup counted an OOM kill
+        during the job (the count is read after every job, so a kill is never charged to a
+        later one)."""
         if self.cgroups is None:
             return
-        now = self.cgroups.oom_kills(link.index)
+        now = self._oom_kills(link.index)
         oom, self._oom[link.index] = now > self._oom[link.index], now
-        if oom:
+        if oom and out["status"] != Status.PASSED.value:
             out.update(proto.verdict(
                 Status.MEMORY, passed=out["passed"], total=out["total"],
                 stdout_tail=out["stdout_tail"], error_type="MemoryLimit",

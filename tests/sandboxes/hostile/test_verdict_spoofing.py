@@ -127,3 +127,26 @@ def test_a_dead_fork_server_restarts_the_worker(box: Sandbox) -> None:
     assert _worker(results[-1]) != _worker(first), "the worker with a dead fork server stayed"
     after = fork_servers(judge_pid(box, results[-1]))
     assert len(after) == 2 and not set(after) & set(servers), (servers, after)
+
+
+CHILD_OOM = ("import os\ndef f(x):\n    pid = os.fork()\n    if pid == 0:\n        fds = []\n"
+             "        for _ in range(50):\n            fds.append(os.memfd_create('c'))\n"
+             "            os.write(fds[-1], b'x' * (8 << 20))\n        os._exit(0)\n"
+             "    os.waitpid(pid, 0)\n    return x + 1\n")
+
+
+def test_an_oom_kill_is_charged_to_its_own_job_only(box: Sandbox,
+                                                     sandbox_backend: str) -> None:
+    """A job whose child was OOM-killed (counted by the cgroup) but that answered right
+    passes; the next job of the same fork server, merely wrong, is `failed`, not `memory`."""
+    if sandbox_backend != "local":
+        pytest.skip("docker: no per-job memory cgroup inside the container")
+    first = box.run(CHILD_OOM, SUITE, memory_mb=64)
+    if any(m.startswith("per-job memory cgroup") for m in first.metadata["missing_protections"]):
+        pytest.skip("no memory cgroup on this host")
+    assert first.ok, first
+    for _ in range(2):  # both fork servers
+        r = box.run("def f(x):\n    return x\n", SUITE)
+        assert r.status is Status.FAILED and r.error_type == "WrongAnswer", r
+    oom = box.run(CHILD_OOM.replace("return x + 1", "return x"), SUITE, memory_mb=64)
+    assert oom.status is Status.MEMORY and oom.error_type == "MemoryLimit", oom
