@@ -56,6 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from sandboxes import hostcgroups
 from sandboxes.base import SandboxUnavailable
 from sandboxes.limits import Limits
 from sandboxes.pooled import (
@@ -100,7 +101,7 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 """
 BOOT = _PRELUDE + _LOCAL_BOOT
 
-#: protections the worker reports missing inside a container that the container provides
+#: the protection the worker reports missing when the host made no job cgroups for it
 _PROVIDED_BY_CONTAINER = ("per-job memory cgroup",)
 _DOCKER_ISOLATION = [
     "container (docker): own pid/mount/ipc/uts/network namespaces",
@@ -317,8 +318,10 @@ class _ContainerWorker(FramedWorker):
     """
 
     def __init__(self, client: Any, slot: int, image: str, host_config: dict[str, Any],
-                 labels: dict[str, str], config: dict[str, Any], start_timeout: float):
+                 labels: dict[str, str], config: dict[str, Any], start_timeout: float,
+                 cgroup: hostcgroups.ContainerCgroup | None = None):
         self.slot = slot
+        self.cgroup = cgroup  # the host cgroup parent made for this container (removed last)
         self.client = client
         self.api = client.api
         self.buf = bytearray()  # demultiplexed stdout bytes not yet consumed
@@ -455,8 +458,26 @@ class _ContainerWorker(FramedWorker):
             time.sleep(0.02)
         return False
 
+    def _remove_cgroup(self) -> None:
+        """Remove the host cgroup parent once the container is gone (it can take the engine
+        a moment to remove the container's own cgroup below it)."""
+        if self.cgroup is None:
+            return
+        for _ in range(100):
+            if not self.cgroup.remove():
+                self.cgroup = None
+                return
+            time.sleep(0.05)
+        log.warning("could not remove the cgroups %s", self.cgroup.dirs())
+
     def kill(self) -> None:
         """Remove the container now (SIGKILL) and wait until it is gone."""
+        try:
+            self._kill()
+        finally:
+            self._remove_cgroup()
+
+    def _kill(self) -> None:
         import docker
 
         self._close_socket()
@@ -484,6 +505,7 @@ class _ContainerWorker(FramedWorker):
                 pass
             if self._wait_removed(3.0):
                 self._close_socket()
+                self._remove_cgroup()
                 return
         self.kill()
 
@@ -597,13 +619,19 @@ class DockerSandbox(PooledSandbox):
                     "CgroupDriver") == "cgroupfs":
                 cgroup_parent = "/"
             self.cgroup_parent = cgroup_parent
+            self.job_cgroups_missing = hostcgroups.unavailable_reason(
+                info, os.environ.get("DOCKER_HOST", ""))
+            if self.job_cgroups_missing is None:
+                hostcgroups.remove_stale(cgroup_parent or "/")
         except BaseException:
             self._client.close()
             raise
         self.labels: dict[str, str] = {LABEL: "1", ID_LABEL: uuid.uuid4().hex}
         self._container_labels = {**self.labels, **_owner_labels()}
-        self._host_config = self._client.api.create_host_config(
-            **self._host_config_kwargs(info, cpus, cpu_shares))
+        self._cpu_shares = cpu_shares
+        self._host_config_args = self._host_config_kwargs(info, cpus, cpu_shares)
+        self._host_config = self._client.api.create_host_config(**self._host_config_args)
+        self._host_cgroup_dirs: list[str] = []  # every host cgroup dir made, for leak checks
         super().__init__(workers, limits, strict)
         self._cleanups.append(self._client.close)
         try:
@@ -678,13 +706,35 @@ class DockerSandbox(PooledSandbox):
         return cfg
 
     def _start_worker(self, slot: int) -> _ContainerWorker:
-        w = _ContainerWorker(self._client, slot, self.image, self._host_config,
-                             self._container_labels, self.worker_config(slot),
-                             self.start_timeout)
-        missing = [m for m in w.missing if not m.startswith(_PROVIDED_BY_CONTAINER)]
+        config = self.worker_config(slot)
+        host_config, cgroup = self._host_config, None
+        if self.job_cgroups_missing is None:
+            cgroup = hostcgroups.ContainerCgroup(self.cgroup_parent or "/",
+                                                 self.container_memory_mb, self._cpu_shares,
+                                                 CONTAINER_UID)
+            self._host_cgroup_dirs += cgroup.dirs()
+            host_config = self._client.api.create_host_config(**dict(
+                self._host_config_args, cgroup_parent=cgroup.parent,
+                binds={cgroup.jobs_dir: {"bind": hostcgroups.CONTAINER_DIR, "mode": "rw"}}))
+            config.update(cgroup_dir=hostcgroups.CONTAINER_DIR, cgroup_version=1)
+        w = _ContainerWorker(self._client, slot, self.image, host_config,
+                             self._container_labels, config, self.start_timeout, cgroup)
+        if cgroup is not None:
+            self._host_cgroup_dirs += [d for d in cgroup.dirs()
+                                       if d not in self._host_cgroup_dirs]
+        missing = []
+        for m in w.missing:
+            if m.startswith(_PROVIDED_BY_CONTAINER) and self.job_cgroups_missing:
+                m = (f"per-job memory cgroup (docker: {self.job_cgroups_missing}): a job's "
+                     "memory is bounded by its container's limit only")
+            missing.append(m)
         w.missing = self.engine_missing + missing
         w.applied = _DOCKER_ISOLATION + w.applied
         return w
+
+    def host_cgroup_dirs(self) -> list[str]:
+        """Every host cgroup dir this sandbox made for its containers (removed with them)."""
+        return list(self._host_cgroup_dirs)
 
     def _check_job(self, memory_mb: int) -> None:
         if memory_mb > self.container_memory_mb - 128:
