@@ -197,8 +197,14 @@ def test_a_job_reaches_no_file_of_a_host_disk(box: Sandbox) -> None:
     assert not elsewhere, f"files mapped into the job from outside its tmpfs mounts: {elsewhere}"
 
 
-HOST_FILES = [os.__file__, json.__file__, os.path.join(os.path.dirname(os.__file__),
-                                                       "textwrap.py")]
+def _worker_stdlib() -> str:
+    """The standard library of the local backend's worker interpreter (a host dir)."""
+    from sandboxes.local import _default_python
+
+    return subprocess.run([_default_python(), "-I", "-S", "-c",
+                           "import os; print(os.path.dirname(os.__file__))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
 
 PROBE_PAGES = r"""
 import ctypes, json, mmap, os
@@ -266,15 +272,17 @@ def test_the_hosts_page_cache_is_out_of_reach(box: Sandbox, sandbox_backend: str
     """A job can neither evict the host's cached pages nor see which the host evicted."""
     if sandbox_backend == "docker":
         pytest.skip("the container's files are the image's, not these host files")
-    for path in HOST_FILES:
+    stdlib = _worker_stdlib()  # host files the worker itself uses
+    host_files = [os.path.join(stdlib, name) for name in ("os.py", "json/__init__.py",
+                                                          "textwrap.py")]
+    for path in host_files:
         Path(path).read_bytes()  # cached on the host
-    evicted_by_host = HOST_FILES[-1]
-    _evict_on_host(evicted_by_host)
-    program = PROBE_PAGES.replace("PATHS", repr(HOST_FILES))
+    _evict_on_host(host_files[-1])
+    program = PROBE_PAGES.replace("PATHS", repr(host_files))
     r = box.run(program, TestSuite(kind="io", entry_point="f", cases=(IOCase((0,), None),)))
     assert r.ok, r
     seen, _evicted = json.loads(r.stdout_tail.rsplit("PAGES ", 1)[1].splitlines()[0])
-    for path in HOST_FILES[:-1]:
+    for path in host_files[:-1]:
         assert _host_residency(path) > 0.99, f"the job evicted {path} from the host's cache"
     # what the job sees of a file the host just evicted equals what it sees of cached ones
     assert seen[-1] is None or seen[-1] == seen[0], f"the job watched the host's cache: {seen}"
