@@ -9,9 +9,9 @@ an already running container, not a container start. Two boundaries:
 * inside it, the local backend's sandbox, built by the worker in a user namespace it creates
   (uid 1000 inside, capabilities only over its own namespaces): per job a fresh PID namespace
   (the candidate is its pid 1; it never sees the judge or the fork servers), a fresh tmpfs
-  work dir, a private read-only root without ``/proc``, the candidates' seccomp filter (no
-  keyrings, namespaces, mounts, inotify, io_uring, SysV IPC, vsock/netlink sockets, tracing),
-  no capabilities. Building those namespaces needs ``unshare``/``mount``, which Docker's
+  work dir, a private read-only root without ``/proc`` made of an in-memory copy of the
+  image's interpreter and standard library, a memory cgroup of its own, the candidates'
+  seccomp filter (:mod:`sandboxes.worker.syscalls`), no capabilities. Building those namespaces needs ``unshare``/``mount``, which Docker's
   default seccomp profile refuses to unprivileged containers, so the containers run with
   Docker's profile off (``seccomp=unconfined``) and every candidate under codegym's own filter.
 
@@ -22,7 +22,10 @@ answers calls by value. A container whose judge died or hung is removed and repl
 
 Memory: a container's cgroup limit (``container_memory_mb``, default ``memory_mb + 256``)
 bounds everything in it -- judge, fork servers and the job's processes, page cache and shared
-memory; inside, a job's address space is capped at ``memory_mb`` above the worker's size.
+memory; inside, each job is charged to a memory cgroup of its own (``memory_mb`` + 32 MiB, a
+``memory`` verdict when it goes over), made in a host cgroup per container
+(:mod:`sandboxes.hostcgroups`; cgroup v1 engines with the cgroupfs driver, as root), and its
+address space is capped at ``memory_mb`` above the worker's size.
 
 Every container carries the labels ``codegym.sandbox=1``, ``codegym.sandbox.id=<uuid>`` and its
 owner (host, pid, process start time). Containers are created with ``AutoRemove`` and
