@@ -282,7 +282,8 @@ def list_containers(client: Any | None = None, **labels: str) -> dict[str, str]:
 
 
 def cleanup_containers(*, all_owners: bool = False, client: Any | None = None) -> list[str]:
-    """Remove sandbox containers whose owner process is gone (or all with ``all_owners``).
+    """Remove sandbox containers whose owner process is gone (or all with ``all_owners``), and
+    the host cgroups made for containers whose owner is gone.
 
     Returns:
         Ids of the removed containers.
@@ -307,6 +308,8 @@ def cleanup_containers(*, all_owners: bool = False, client: Any | None = None) -
     finally:
         if own:
             client.close()
+    if os.geteuid() == 0:
+        hostcgroups.remove_stale()  # the host cgroups of containers whose owner is gone
     return removed
 
 
