@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from codegym.precision import DTypeLike, check_device, resolve_dtype
+
 #: End of a program (mapped to :data:`codegym.constants.SUBMIT` by agents).
 EOS_TOKEN = "<|endoftext|>"
 #: Padding (never attended to).
@@ -157,8 +159,9 @@ def build_tiny_lm_dir(
     tok = train_bpe_tokenizer(texts, vocab_size=vocab_size)
     model = build_causal_lm(tok, config)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
+    with quiet_hf():
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
     return out
 
 
@@ -197,12 +200,14 @@ def check_model_dir(path: str | Path, what: str = "model") -> Path:
     return p
 
 
-
-
 @contextlib.contextmanager
 def loading(path: str | Path, what: str = "model") -> Iterator[None]:
     """Turn any error of ``from_pretrained`` on a local checkpoint into one ``ValueError``
-    naming the directory, the file at fault when known, and what to do."""
+    naming the directory, the file at fault when known, and what to do.
+
+    Errors that are about the device, not the files (CUDA missing or out of memory), are
+    reported as such: a checkpoint is only called corrupt when nothing else explains it.
+    """
     try:
         with quiet_hf():
             yield
@@ -210,12 +215,29 @@ def loading(path: str | Path, what: str = "model") -> Iterator[None]:
         if isinstance(exc, ValueError) and str(path) in str(exc):
             raise  # already names the checkpoint and the fix
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        device_problem = _device_problem(exc)
+        if device_problem:
+            raise ValueError(
+                f"cannot load the {what} at {str(path)!r}: {device_problem} ({type(exc).__name__}: {detail})"
+            ) from None
         culprit = _broken_file(Path(path))
         where = f"{culprit}" if culprit else f"{what} directory {str(path)!r}"
         raise ValueError(
             f"{where}: cannot load the {what} ({type(exc).__name__}: {detail}); the checkpoint is "
             "corrupt or incomplete: restore it, or save/train it again"
         ) from None
+
+
+def _device_problem(exc: BaseException) -> str | None:
+    """What is wrong with the device when ``exc`` says so (no CUDA, out of memory), else None."""
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return "the device is out of memory; use a smaller --dtype (bf16), another device or a smaller model"
+    text = str(exc)
+    if "CUDA" in text and ("not compiled" in text or "not available" in text or "no CUDA GPUs" in text):
+        from codegym.precision import cuda_unavailable_reason
+
+        return f"CUDA is not available ({cuda_unavailable_reason()}); pass --device cpu"
+    return None
 
 
 def _broken_file(path: Path) -> Path | None:
@@ -250,14 +272,36 @@ def load_tokenizer(path: str | Path) -> Any:
     return tok
 
 
-def load_causal_lm(path: str | Path, device: str | torch.device = "cpu") -> tuple[Any, Any]:
-    """Load ``(model, tokenizer)`` from a local checkpoint dir (eval mode, on ``device``)."""
+def load_causal_lm(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: DTypeLike | None = "fp32",
+    device_flag: str = "--device",
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a local checkpoint dir (eval mode, on ``device``).
+
+    Args:
+        path: A ``save_pretrained`` directory (model + tokenizer).
+        device: Where the model goes; checked first (:func:`codegym.precision.check_device`),
+            so a missing GPU is reported as such, not as a broken checkpoint.
+        dtype: Weights' precision: ``"fp32"`` (default, whatever the checkpoint holds),
+            ``"bf16"``, ``"fp16"`` or ``"auto"`` (the checkpoint's own dtype). To *train* in
+            bf16, see :class:`codegym.precision.MixedPrecision`.
+        device_flag: The option that set ``device``, named in device errors.
+
+    Raises:
+        ValueError: Bad device or dtype, missing/corrupt files, or a tokenizer that does not
+            fit the model.
+    """
     from transformers import AutoModelForCausalLM
 
+    dev = check_device(device, flag=device_flag)
+    torch_dtype = resolve_dtype(dtype)
     p = check_model_dir(path)
     tok = load_tokenizer(p)
     with loading(p, "model"):
-        model = AutoModelForCausalLM.from_pretrained(str(p), **fast_activation_kwargs(p)).to(device)
+        model = AutoModelForCausalLM.from_pretrained(str(p), dtype=torch_dtype, **fast_activation_kwargs(p))
+    model.to(dev)
     model.eval()
     if model.get_input_embeddings().num_embeddings < len(tok):
         raise ValueError(
@@ -294,3 +338,116 @@ def forward_cached(model: Any, cache: Any, **inputs: Any) -> tuple[Any, Any]:
     if new is None:
         new = out.past_key_values
     return out, new
+
+
+# ------------------------------------------------------------------ tokenizer inspection
+#: Code the inspection encodes: indented blocks, a blank line, a docstring, a line ending in
+#: ``":"`` (tokenizers differ in what a newline merges with).
+PROBE_CODE = (
+    'def solve(xs):\n    """Return the total.\n\n    1. add one\n    """\n'
+    "    xs = [x + 1 for x in xs]\n\n    if xs:\n        return sum(xs)\n    return 0\n"
+)
+
+
+@dataclass(frozen=True)
+class TokenizerReport:
+    """How a tokenizer handles line ends, and which ids end a program.
+
+    Computed once per tokenizer by :func:`inspect_tokenizer` (a pass over the vocabulary),
+    for samplers that must end a line on whatever token holds its newline.
+    """
+
+    newline_indent_merges: bool
+    """Encoding code gives a token holding a newline followed by the next line's
+    indentation (``"\\n    "``; GPT-2/StarCoder-style ``\\s+(?!\\S)`` whitespace runs): a
+    line's last token then carries the start of the next line."""
+    double_newline_merges: bool
+    """A blank line's ``"\\n\\n"`` is (part of) one token (Qwen2/Llama-3 ``\\s*[\\r\\n]+``):
+    one drawn token then ends two lines."""
+    newline_after_text: bool
+    """Some token holds text *before* its newline (``":\\n"``, ``".\\n\\n"``; Qwen2/Llama-3
+    punctuation runs absorb the line end)."""
+    lone_newline_id: int | None
+    """Id of the token that is exactly ``"\\n"`` (None if the vocabulary has none)."""
+    newline_ids: tuple[int, ...]
+    """Every id whose text contains a newline (sorted)."""
+    eos_ids: tuple[int, ...]
+    """Every id that ends a program: the tokenizer's EOS first, then the generation
+    config's ``eos_token_id`` list (instruct models have two or more)."""
+    special_ids: tuple[int, ...]
+    """Ids of all special tokens (BOS, EOS, chat markers, padding): never part of a line."""
+    has_chat_template: bool
+    """The tokenizer carries a chat template (an instruct model)."""
+    probe_pieces: tuple[str, ...]
+    """How :data:`PROBE_CODE` splits into tokens (for messages)."""
+
+    @property
+    def newline_safe(self) -> bool:
+        """Every newline in code is a token of its own (codegym's own tokenizers)."""
+        return not (self.newline_indent_merges or self.double_newline_merges or self.newline_after_text)
+
+
+def eos_token_ids(tokenizer: Any, generation_config: Any = None) -> tuple[int, ...]:
+    """Every id that ends generation: ``tokenizer.eos_token_id`` first, then those of the
+    generation config (an int or a list), without repeats.
+
+    Args:
+        tokenizer: A transformers tokenizer.
+        generation_config: A ``GenerationConfig``, a model (its ``generation_config``), a
+            checkpoint directory (its ``generation_config.json``, if any) or None.
+    """
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    gen = _generation_config(generation_config)
+    extra = getattr(gen, "eos_token_id", None) if gen is not None else None
+    if extra is not None:
+        for i in [extra] if isinstance(extra, int) else list(extra):
+            if int(i) not in ids:
+                ids.append(int(i))
+    return tuple(ids)
+
+
+def _generation_config(source: Any) -> Any:
+    """A ``GenerationConfig`` from a config, a model or a directory (None if there is none)."""
+    if source is None:
+        return None
+    if isinstance(source, str | Path):
+        path = Path(source) / "generation_config.json"
+        if not path.is_file():
+            return None
+        from transformers import GenerationConfig
+
+        with loading(path.parent, "generation config"):
+            return GenerationConfig.from_pretrained(str(path.parent))
+    return getattr(source, "generation_config", source)
+
+
+def inspect_tokenizer(tokenizer: Any, generation_config: Any = None) -> TokenizerReport:
+    """Inspect how ``tokenizer`` handles newlines and which ids end a program.
+
+    Merges are read from how :data:`PROBE_CODE` actually encodes (what a trained
+    vocabulary does with code), the newline ids from the whole vocabulary.
+
+    Args:
+        tokenizer: A transformers tokenizer.
+        generation_config: Where extra EOS ids come from (see :func:`eos_token_ids`).
+    """
+    import re
+
+    ids = tokenizer(PROBE_CODE, add_special_tokens=False)["input_ids"]
+    pieces = tuple(tokenizer.decode([i]) for i in ids)
+    vocab = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])  # one string per id
+    newline_ids = tuple(i for i, text in enumerate(vocab) if "\n" in text)
+    lone = [i for i in newline_ids if vocab[i] == "\n" and i not in tokenizer.all_special_ids]
+    return TokenizerReport(
+        newline_indent_merges=any(re.search(r"\n[ \t]", p) for p in pieces),
+        double_newline_merges=any("\n\n" in p for p in pieces),
+        newline_after_text=any(re.search(r"[^\n]\n", p) for p in pieces),
+        lone_newline_id=lone[0] if lone else None,
+        newline_ids=newline_ids,
+        eos_ids=eos_token_ids(tokenizer, generation_config),
+        special_ids=tuple(sorted(set(tokenizer.all_special_ids))),
+        has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        probe_pieces=pieces,
+    )
