@@ -423,6 +423,15 @@ def _generation_config(source: Any) -> Any:
     return getattr(source, "generation_config", source)
 
 
+def special_token_ids(tokenizer: Any) -> tuple[int, ...]:
+    """Ids of every special token: the named ones (BOS, EOS, PAD, ...) and every added token
+    marked special (chat markers such as ``<|im_start|>``), sorted."""
+    ids = set(tokenizer.all_special_ids)
+    decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    ids.update(int(i) for i, added in decoder.items() if getattr(added, "special", False))
+    return tuple(sorted(ids))
+
+
 def inspect_tokenizer(tokenizer: Any, generation_config: Any = None) -> TokenizerReport:
     """Inspect how ``tokenizer`` handles newlines and which ids end a program.
 
@@ -447,7 +456,7 @@ def inspect_tokenizer(tokenizer: Any, generation_config: Any = None) -> Tokenize
         lone_newline_id=lone[0] if lone else None,
         newline_ids=newline_ids,
         eos_ids=eos_token_ids(tokenizer, generation_config),
-        special_ids=tuple(sorted(set(tokenizer.all_special_ids))),
+        special_ids=special_token_ids(tokenizer),
         has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
         probe_pieces=pieces,
     )
