@@ -460,3 +460,59 @@ def inspect_tokenizer(tokenizer: Any, generation_config: Any = None) -> Tokenize
         has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
         probe_pieces=pieces,
     )
+
+
+# ------------------------------------------------------------------ chunked log-probs
+def token_logprobs_chunked(
+    hidden: torch.Tensor,
+    head: torch.nn.Module,
+    targets: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_tokens: int = 1024,
+    entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs of ``targets`` and the entropy, from final hidden states, a chunk at a time.
+
+    ``[tokens, vocab]`` logits exist for at most ``chunk_tokens`` rows at once, in fp32; with
+    autograd on, each chunk is checkpointed (its logits are recomputed in the backward pass),
+    so the memory of the vocabulary projection is ``chunk_tokens x vocab`` however long the
+    batch. Pass only the hidden states of the positions that need a log-prob (the generated
+    tokens), not the prompt's. Same values and gradients as the whole-batch computation.
+
+    Args:
+        hidden: ``[..., H]`` final hidden states (position ``t`` predicts ``targets[..., t]``).
+        head: The output projection (``model.get_output_embeddings()``).
+        targets: ``[...]`` token ids.
+        temperature: Sampling temperature the log-probs refer to.
+        chunk_tokens: Rows per chunk (>= 1).
+        entropy: Also compute the entropy (else zeros).
+
+    Returns:
+        ``(logprobs, entropy)``, each ``[...]`` in fp32.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+    shape = targets.shape
+    flat_h = hidden.reshape(-1, hidden.shape[-1])  # (N, H)
+    flat_t = targets.reshape(-1)  # (N,)
+    parts = []
+    for h, t in zip(flat_h.split(chunk_tokens), flat_t.split(chunk_tokens)):
+        if torch.is_grad_enabled() and (h.requires_grad or any(p.requires_grad for p in head.parameters())):
+            parts.append(checkpoint(_chunk_stats, h, t, head, temperature, entropy, use_reentrant=False))
+        else:
+            parts.append(_chunk_stats(h, t, head, temperature, entropy))
+    logp = torch.cat([p[0] for p in parts]).reshape(shape)
+    ent = torch.cat([p[1] for p in parts]).reshape(shape)
+    return logp, ent
+
+
+def _chunk_stats(
+    h: torch.Tensor, t: torch.Tensor, head: torch.nn.Module, temperature: float, entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of ``t`` and entropy for one chunk: ``h`` (n, H), ``t`` (n,)."""
+    logp = torch.log_softmax(head(h).float() / temperature, dim=-1)  # (n, V)
+    taken = logp.gather(-1, t.long()[:, None]).squeeze(-1)  # (n,)
+    ent = -(logp.exp() * logp).sum(-1) if entropy else torch.zeros_like(taken)  # (n,)
+    return taken, ent

@@ -99,3 +99,27 @@ def test_eos_ids_from_every_source(tiny, tmp_path) -> None:
     gen.save_pretrained(tmp_path)
     assert eos_token_ids(tok, tmp_path) == (tok.eos_token_id, 7, 9)
     assert eos_token_ids(tok, tiny) == (tok.eos_token_id,)  # no generation_config.json there
+
+
+def test_chunked_logprobs_equal_the_whole_batch_values_and_gradients(tiny) -> None:
+    from codegym.lm import token_logprobs_chunked
+
+    model, tok = load_causal_lm(tiny)
+    ids = torch.tensor([tok(TEXTS[0] + TEXTS[1])["input_ids"]] * 2)  # (2, T)
+    hidden = model.transformer(input_ids=ids).last_hidden_state  # (2, T, H)
+    head = model.get_output_embeddings()
+    full = torch.log_softmax(head(hidden[:, :-1]).float() / 0.7, -1)  # (2, T-1, V)
+    want = full.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (2, T-1)
+    want_ent = -(full.exp() * full).sum(-1)
+    (want.sum() + want_ent.sum()).backward(retain_graph=True)
+    grad_full = head.weight.grad.clone()
+    head.weight.grad = None
+    got, ent = token_logprobs_chunked(hidden[:, :-1], head, ids[:, 1:], temperature=0.7, chunk_tokens=5)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5) and torch.allclose(ent, want_ent, atol=1e-5)
+    (got.sum() + ent.sum()).backward()
+    assert torch.allclose(head.weight.grad, grad_full, atol=1e-5)
+    with torch.no_grad():
+        nograd, _ = token_logprobs_chunked(hidden[:, :-1], head, ids[:, 1:], temperature=0.7, chunk_tokens=3)
+    assert torch.allclose(nograd, want, atol=1e-5)
+    with pytest.raises(ValueError, match="chunk_tokens"):
+        token_logprobs_chunked(hidden, head, ids, chunk_tokens=0)
