@@ -287,14 +287,20 @@ class Meter:
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
-def measure(mode: Mode, batch: Batch, engine: str, workdir: Path) -> dict[str, Any]:
-    """Run one iteration of ``mode`` in a child process; returns its peak RSS above baseline."""
+def measure(mode: Mode, batch: Batch, engine: str, workdir: Path, shape: Shape = SMALL) -> dict[str, Any]:
+    """Run one iteration of ``mode`` in a child process (the raw engine builds ``shape``);
+    returns ``{"baseline", "peak", "phases"}`` in bytes (peak and phases above the baseline).
+
+    Raises:
+        NotImplementedError: ``engine="trainer"`` and ``agents.ppo`` cannot run ``mode`` yet.
+    """
     if engine == "trainer" and mode.trainer_missing:
         raise NotImplementedError(
             f"mode {mode.name!r} is not implemented in agents.ppo yet: it needs {mode.trainer_missing}; "
             "measure its memory layout with --engine raw"
         )
-    job = {"mode": asdict(mode), "batch": asdict(batch), "engine": engine, "workdir": str(workdir)}
+    job = {"mode": asdict(mode), "batch": asdict(batch), "engine": engine, "workdir": str(workdir),
+           "shape": asdict(shape)}  # fmt: skip
     proc = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1", **MALLOC_ENV}, check=False,
@@ -316,14 +322,13 @@ def _child(job: dict[str, Any]) -> None:
         import agents.ppo.trainer  # noqa: F401
 
         meter = Meter()
-        with meter.phase("iteration"):
-            _trainer_iteration(batch, Path(job["workdir"]))
+        _trainer_iteration(batch, Path(job["workdir"]), meter)
     else:
         # warm-up on a toy model: lazy imports and one-time buffers are paid before the baseline
-        toy = replace(SMALL, hidden=32, layers=1, intermediate=64, vocab=512)
+        toy = replace(Shape(**job["shape"]), hidden=32, layers=1, intermediate=64, vocab=512)
         _raw_iteration(mode, replace(batch, rollout=2, minibatch=2, prompt=4, new=2, chunk=2), None, toy)
         meter = Meter()
-        _raw_iteration(mode, batch, meter, SMALL)
+        _raw_iteration(mode, batch, meter, Shape(**job["shape"]))
     print("RESULT " + json.dumps({"baseline": meter.base, "peak": meter.peak, "phases": meter.phases}), flush=True)
 
 
@@ -476,7 +481,7 @@ def prepare_trainer_inputs(workdir: Path) -> tuple[Path, Path]:
     return policy, prm
 
 
-def _trainer_iteration(batch: Batch, workdir: Path) -> None:
+def _trainer_iteration(batch: Batch, workdir: Path, meter: Meter) -> None:
     """One ``PPOTrainer.train_iteration`` with today's layout: dense PRM reward, PRM critic."""
     from agents.ppo.config import PPOConfig
     from agents.ppo.trainer import PPOTrainer
@@ -489,8 +494,10 @@ def _trainer_iteration(batch: Batch, workdir: Path) -> None:
         dense_reward="delta", value_init="prm", checkpoint_every=10_000, torch_threads=1, sandbox_workers=1,
     )  # fmt: skip
     trainer = PPOTrainer(cfg, policy, workdir / "run", prm_dir=prm)
+    meter.resident("weights")  # policy, reference, critic, PRM (+ env, sandbox, imports)
     try:
-        trainer.train_iteration()
+        with meter.phase("iteration"):
+            trainer.train_iteration()
     finally:
         trainer.close()
 
@@ -539,22 +546,27 @@ def _measure_rows(args: argparse.Namespace, modes: list[Mode]) -> list[dict[str,
                 shape = replace(SMALL, vocab=len(load_tokenizer(work / "policy")))
                 batch = replace(SMALL_BATCH, prompt=200)
             try:
-                got = measure(mode, batch, args.engine, work)
+                got = measure(mode, batch, args.engine, work, shape)
             except NotImplementedError as exc:
                 rows.append({"mode": mode.name, "error": str(exc)})
                 continue
             want = formula(shape, batch, mode)
-            ph = got["phases"]
-            rows.append({
-                "mode": mode.name, "params": want["params"], "peak": (got["peak"], want["peak"]),
-                **({} if "weights" not in ph else {
-                    "weights": (ph["weights"], want["weights"]),
-                    "optimizer": (ph["optimizer"] - ph["weights"], want["optimizer"]),
-                    "rollout": (ph["rollout"], want["rollout"]), "scoring": (ph["scoring"], want["scoring"]),
-                    "update": (ph["update"], want["update"]),
-                }),
-            })  # fmt: skip
+            rows.append({"mode": mode.name, "params": want["params"], "peak": (got["peak"], want["peak"]),
+                         **_compare(got["phases"], want)})  # fmt: skip
     return rows
+
+
+def _compare(ph: dict[str, int], want: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """``{term: (measured, formula)}`` for the phases a child recorded."""
+    if "iteration" in ph:  # the trainer: the built trainer, then one whole iteration
+        return {"weights": (ph["weights"], want["weights"]),
+                "iteration": (ph["iteration"], want["peak"] - want["weights"])}  # fmt: skip
+    return {
+        "weights": (ph["weights"], want["weights"]),
+        "optimizer": (ph["optimizer"] - ph["weights"], want["optimizer"]),
+        "rollout": (ph["rollout"], want["rollout"]), "scoring": (ph["scoring"], want["scoring"]),
+        "update": (ph["update"], want["update"]),
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -593,18 +605,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _print_measured(console: Any, rows: list[dict[str, Any]], engine: str) -> None:
     from rich.table import Table
 
-    terms = ("weights", "optimizer", "rollout", "scoring", "update", "peak")
+    trainer = any("iteration" in r for r in rows)
+    terms = ("weights", "iteration", "peak") if trainer else ("weights", "optimizer", "rollout", "scoring", "update", "peak")
     table = Table(title=f"Measured on CPU ({engine} engine, small Qwen2, peak RSS of a child process): "
                         "measured / formula, MB")  # fmt: skip
     for col in ("mode", "params", *terms, "peak ratio"):
         table.add_column(col, justify="left" if col == "mode" else "right")
+    errors = [r for r in rows if "error" in r]
     for r in rows:
         if "error" in r:
-            table.add_row(r["mode"], "", r["error"])
             continue
         cells = [f"{r[t][0] / MB:.0f} / {r[t][1] / MB:.0f}" if t in r else "" for t in terms]
         table.add_row(r["mode"], f"{r['params'] / 1e6:.1f} M", *cells, f"{r['peak'][0] / r['peak'][1]:.2f}")
     console.print(table)
+    if trainer:
+        console.print("trainer engine: 'weights' = the trainer once built (models, plus env, sandbox and their "
+                      "imports); 'iteration' = one train_iteration above that (optimizer state included)")  # fmt: skip
+    for r in errors:
+        console.print(f"{r['mode']}: {r['error']}", highlight=False)
 
 
 if __name__ == "__main__":
