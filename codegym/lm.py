@@ -1,10 +1,20 @@
-"""The tiny-LM stack: BPE tokenizers trained on the fly and GPT-2 models built from a config.
+"""Causal LMs for codegym: loading any checkpoint, inspecting its tokenizer, the tiny-LM stack.
 
-Nothing here downloads anything: a tokenizer is trained with ``tokenizers`` on the text it
-will see and wrapped in :class:`transformers.PreTrainedTokenizerFast`; a model is a
-``GPT2LMHeadModel`` built from a ``GPT2Config`` with a seeded random init. Both save with
-``save_pretrained`` so ``AutoTokenizer``/``AutoModelForCausalLM.from_pretrained(DIR)`` load
-them like any Hugging Face checkpoint.
+* **Loading** (:func:`load_causal_lm`, :func:`load_tokenizer`): any local Hugging Face
+  causal-LM directory, in a chosen precision (``dtype="fp32" | "bf16" | "fp16" | "auto"``) on
+  a device that is checked first, with errors that name the real cause (a missing GPU is
+  never reported as a corrupt checkpoint).
+* **Tokenizer inspection** (:func:`inspect_tokenizer`, :func:`eos_token_ids`): whether a
+  newline merges with the next line's indentation or with a second newline, which ids hold a
+  newline, and every id that ends a program (the tokenizer's EOS and the generation config's
+  list) — what a line sampler needs to know about a tokenizer family.
+* **Chunked log-probs** (:func:`token_logprobs_chunked`): log-probs and entropy without a
+  ``[tokens, vocab]`` tensor for the whole batch.
+* **The tiny-LM stack**: BPE tokenizers trained on the fly (:func:`train_bpe_tokenizer`,
+  newline always a token of its own) and GPT-2 models built from a config with a seeded
+  random init (:func:`build_causal_lm`, :func:`build_tiny_lm_dir`). Nothing downloads
+  anything; both save with ``save_pretrained``. Stand-ins of other families (Qwen2, Llama,
+  GPT-NeoX with their own tokenizer rules) are in :mod:`codegym.standins`.
 """
 
 from __future__ import annotations
