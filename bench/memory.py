@@ -37,6 +37,14 @@ with its own C++ allocator, which Python's allocator hooks never see (a 100 MB t
 up as ~0 bytes there). RSS also counts allocator slack and freed-but-kept pages, so it reads
 a little above the live-tensor peak.
 
+Not in the formula, seen in the ``lora-shared`` rollout: ``generate`` reads the logits of the
+last position through a non-contiguous slice ``hidden[:, -1:, :]``; with a *frozen* LM head
+(LoRA) ``torch.matmul`` then does not fold the batch into one matrix product and copies the
+head's weight once per row (``rollout x hidden x vocab`` elements, 128 MB for 16 rows of this
+small model; 139 GB for 128 rows of a 7B model, if the same path runs on a GPU). A head that
+requires grad, or a contiguous 2-D input, avoids the copy (a sampler should pass
+``hidden[:, -1]`` to the head).
+
 Engines: ``--engine raw`` (default) runs each mode's memory layout built from stock parts
 (transformers, ``peft`` LoRA with ``disable_adapter()``, gradient checkpointing,
 ``codegym.lm.token_logprobs_chunked``, ``codegym.precision.MixedPrecision``): generate, score
