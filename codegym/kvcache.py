@@ -24,7 +24,7 @@ up to float rounding.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import torch
@@ -126,15 +126,17 @@ class SlotKVCache:
         """Columns ``S`` of the cache (valid ids and holes)."""
         return int(self.mask.shape[1])
 
-    def check_room(self, new_ids: Sequence[Sequence[int]]) -> None:
-        """Raise ``ValueError`` when appending ``new_ids`` would overflow a slot's positions."""
+    def check_room(self, new_ids: Sequence[Sequence[int]], fresh: Collection[int] = ()) -> None:
+        """Raise ``ValueError`` when appending ``new_ids`` would overflow a slot's positions
+        (the slots in ``fresh`` are about to be cleared: they start at position 0)."""
         if len(new_ids) != self.batch_size:
             raise ValueError(f"got new ids for {len(new_ids)} slots, the cache has {self.batch_size}")
         for b, x in enumerate(new_ids):
-            if x and int(self.next_pos[b]) + len(x) > self.max_positions:
+            end = (0 if b in fresh else int(self.next_pos[b])) + len(x)
+            if x and end > self.max_positions:
                 raise ValueError(
-                    f"slot {b}: {int(self.next_pos[b]) + len(x)} tokens exceed the model's "
-                    f"{self.max_positions} positions{self.overflow_hint}"
+                    f"slot {b}: {end} tokens exceed the model's {self.max_positions} "
+                    f"positions{self.overflow_hint}"
                 )
 
     @torch.no_grad()
