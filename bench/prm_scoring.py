@@ -3,7 +3,7 @@
 Both scorers run side by side in one process, on the same 40-line programs, interleaved
 round by round so that load on a shared machine hits both alike. Reported:
 
-* env steps/s of ``CodePRM-v1`` with each scorer attached (a reference agent replays the
+* env steps/s of ``CodePRM-v0`` with each scorer attached (a reference agent replays the
   40-line solution; the final unit-test execution is included in both);
 * scorer-only lines/s (the PRM part of a step alone);
 * the maximum |score difference| between the two (they must agree, < 1e-4).
@@ -133,10 +133,10 @@ def time_interleaved(envs: dict[str, Any], scorers: dict[str, Any], task: Any, e
 
 
 def run_scorers(args: argparse.Namespace, task: Any) -> Timings:
-    """Load (or build) the PRM, attach each scorer to a ``CodePRM-v1`` env, and time them."""
+    """Load (or build) the PRM, attach each scorer to a ``CodePRM-v0`` env, and time them."""
     import gymnasium as gym
 
-    import codegym  # noqa: F401  (registers CodePRM-v1)
+    import codegym  # noqa: F401  (registers CodePRM-v0)
     from codegym.prm import FullRescoringScorer, IncrementalScorer, ProcessRewardModel
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +144,7 @@ def run_scorers(args: argparse.Namespace, task: Any) -> Timings:
         prm = ProcessRewardModel.from_pretrained(prm_dir, device=args.device)
         scorers = {"incremental": IncrementalScorer(prm), "full": FullRescoringScorer(prm)}
         envs = {
-            name: gym.make("CodePRM-v1", tasks=[task], prm=s, reward_mode="delta", max_lines=args.lines + 8,
+            name: gym.make("CodePRM-v0", tasks=[task], prm=s, reward_mode="delta", max_lines=args.lines + 8,
                            disable_env_checker=True)
             for name, s in scorers.items()
         }  # fmt: skip

@@ -1,4 +1,4 @@
-"""Stable-Baselines3 PPO on ``CodePRMDiscrete-v1``: dense PRM rewards vs sparse rewards vs random.
+"""Stable-Baselines3 PPO on ``CodePRMDiscrete-v0``: dense PRM rewards vs sparse rewards vs random.
 
 Run (from the repository root)::
 
@@ -15,7 +15,7 @@ as ``--budget smoke``. Stages, each cached in
    on *train* tasks, every line labelled by binary search (``codegym.labeling.Labeler``, the
    reference solution as the completer: a prefix is correct when it can still be completed).
 3. ``prm/``: a PRM trained on those labels (``codegym.prm.train``; skip with ``--prm DIR``).
-4. ``arms/ARM-sSEED/``: SB3 ``PPO("MlpPolicy")`` on ``CodePRMDiscrete-v1`` (the
+4. ``arms/ARM-sSEED/``: SB3 ``PPO("MlpPolicy")`` on ``CodePRMDiscrete-v0`` (the
    ``pipelines`` operation-table proposer, train split) with
 
    * ``sparse``: unit-test reward only (``reward_mode="none"``);
@@ -326,7 +326,7 @@ def report(results: dict[str, list[dict[str, Any]]], out: Path, meta: dict[str, 
 
     rates = {arm: rates_by_horizon(rows) for arm, rows in results.items()}
     groups = [r.group for r in rates["random"]]
-    table = Table(title=f"SB3 PPO on CodePRMDiscrete-v1: greedy pass@1 on held-out test tasks "
+    table = Table(title=f"SB3 PPO on CodePRMDiscrete-v0: greedy pass@1 on held-out test tasks "
                         f"({meta['eval_tasks']} tasks, seeds {meta['seeds']}, {meta['timesteps']:,} steps each)")  # fmt: skip
     table.add_column("arm")
     for g in groups:
@@ -343,7 +343,7 @@ def report(results: dict[str, list[dict[str, Any]]], out: Path, meta: dict[str, 
         table.add_row(f"{a} − {b} (paired)", f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]", *[""] * (len(groups) - 1))
     console = Console(width=160)
     console.print(table)
-    fig = rates_plot(rates, title="SB3 PPO on CodePRMDiscrete-v1: greedy pass@1 by horizon (95 % intervals)")
+    fig = rates_plot(rates, title="SB3 PPO on CodePRMDiscrete-v0: greedy pass@1 by horizon (95 % intervals)")
     save_figure(fig, out / "pass_by_horizon.png")
     data = {
         "meta": meta,

@@ -143,7 +143,7 @@ def _evaluate(
     n_envs = min(batch_size, len(jobs))
     envs = [
         gym.make(
-            "CodePRM-v1", tasks=[tasks[0]], sandbox=sandbox, reward_mode="none",
+            "CodePRM-v0", tasks=[tasks[0]], sandbox=sandbox, reward_mode="none",
             max_lines=max_lines, disable_env_checker=True,
         )
         for _ in range(n_envs)

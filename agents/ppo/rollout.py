@@ -1,4 +1,4 @@
-"""Rollouts for LLM-PPO: sample programs line by line through ``CodePRM-v1`` envs.
+"""Rollouts for LLM-PPO: sample programs line by line through ``CodePRM-v0`` envs.
 
 The policy samples tokens with :class:`codegym.sampling.LineSampler` (KV cache kept across an
 episode's lines, one shared cache for the whole batch) until each line ends; every finished
@@ -235,7 +235,7 @@ def collect_episodes(
     Args:
         sampler: A :class:`codegym.sampling.LineSampler` wrapping the policy (sampling or
             greedy; its generator makes the draw reproducible).
-        envs: ``CodePRM-v1`` envs (sharing a sandbox); env ``i`` runs task ``i``.
+        envs: ``CodePRM-v0`` envs (sharing a sandbox); env ``i`` runs task ``i``.
         tasks: One task per episode (repeat a task for several samples).
         max_new_tokens: Token budget per program; when it runs out the program is submitted.
         dense_reward: ``"none"``, ``"delta"`` / ``"delta_open"`` (the env's step rewards; the

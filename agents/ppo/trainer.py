@@ -3,7 +3,7 @@
 Reads like CleanRL's ``ppo.py``; one iteration is
 
 1. **rollout** — ``num_prompts`` training tasks × ``samples_per_prompt`` programs sampled
-   line by line through ``CodePRM-v1`` envs (:mod:`agents.ppo.rollout`); the env gives each
+   line by line through ``CodePRM-v0`` envs (:mod:`agents.ppo.rollout`); the env gives each
    line's dense reward and the unit-test reward;
 2. **advantages** — one no-grad pass of policy, frozen reference and critic over the
    programs *as drawn* (the sampler keeps the policy's own token ids) gives old log-probs, the
@@ -99,7 +99,7 @@ def _index(batch: RolloutBatch, idx: torch.Tensor) -> RolloutBatch:
 
 
 class PPOTrainer:
-    """Trains a causal-LM policy with PPO in ``CodePRM-v1``.
+    """Trains a causal-LM policy with PPO in ``CodePRM-v0``.
 
     Args:
         config: The :class:`PPOConfig`.
@@ -250,7 +250,7 @@ class PPOTrainer:
     def _setup_envs(self) -> None:
         import gymnasium as gym
 
-        import codegym  # noqa: F401  (registers CodePRM-v1)
+        import codegym  # noqa: F401  (registers CodePRM-v0)
         from codegym.tasks import load_suite
         from sandboxes import make_sandbox
 
@@ -268,7 +268,7 @@ class PPOTrainer:
         env_mode = {"none": "none", "delta": "delta", "delta_open": "delta_open", "paper": "none"}
         self.envs = [
             gym.make(
-                "CodePRM-v1", tasks=[first], sandbox=self.sandbox, prm=scorers[i],
+                "CodePRM-v0", tasks=[first], sandbox=self.sandbox, prm=scorers[i],
                 reward_mode=env_mode[cfg.dense_reward], test_reward=cfg.unit_test_reward,
                 max_lines=cfg.max_lines, invalid_action="end", potential=cfg.potential_scale,
                 disable_env_checker=True,

@@ -83,8 +83,9 @@ class EvalConfig(Config):
     prm: str = "auto"
     """Dense-reward PRM: auto (the embedded PRM on pipelines, none on other suites), default
     (the embedded PRM), none, or a PRM directory."""
-    reward_mode: Literal["delta", "delta_open", "score", "none"] = "delta"
-    """Dense reward of the env: delta (closed shaping), delta_open, score or none."""
+    reward_mode: Literal["delta", "delta_open", "score", "paper", "none"] = "delta"
+    """Dense reward of the env: delta (closed shaping), delta_open, score, paper (score / T) or
+    none."""
     max_lines: int = 64
     """Truncation: lines per program."""
     seed: int = 0

@@ -173,7 +173,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
       reward terms in ``info["reward_terms"]`` and ``info["line_rewards"]``, the ``"paper"``
       reward mode, and a native vector env (:class:`codegym.envs.CodePRMVectorEnv`) as its
       ``vector_entry_point``. The open shaping of development versions is
-      ``reward_mode="delta_open"``; the development id ``CodePRM-v1`` is gone (Gymnasium
+      ``reward_mode="delta_open"``; the development id ``CodePRM-v0`` is gone (Gymnasium
       would otherwise flag ``CodePRM-v0`` as out of date): make ``CodePRM-v0``.
     """
 

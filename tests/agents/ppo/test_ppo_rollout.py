@@ -1,4 +1,4 @@
-"""Rollouts through CodePRM-v1: episodes, rewards and the token layout PPO trains on.
+"""Rollouts through CodePRM-v0: episodes, rewards and the token layout PPO trains on.
 
 A replay sampler writes known programs (the reference solution, or a corrupted one), so the
 env, the sandbox verdicts and the token bookkeeping are checked against known outcomes.
@@ -57,7 +57,7 @@ def _run(tiny_policy_dir: Path, sandbox: Any) -> tuple[list, Any, Any, list]:
     programs = [t.solution_lines for t in tasks]
     programs[1] = ["    return 12345"]  # a constant answer never passes
     programs[2] = programs[2] + ["# done", "    return xs"]  # unreachable extra lines still pass
-    envs = [gym.make("CodePRM-v1", tasks=[tasks[0]], sandbox=sandbox, reward_mode="none",
+    envs = [gym.make("CodePRM-v0", tasks=[tasks[0]], sandbox=sandbox, reward_mode="none",
                      max_lines=8, disable_env_checker=True) for _ in tasks]  # fmt: skip
     try:
         episodes = collect_episodes(ReplaySampler(tok, programs), envs, tasks, max_new_tokens=200)
@@ -149,7 +149,7 @@ def test_closed_shaping_puts_the_closing_term_on_the_final_token(tiny_policy_dir
     programs[3] = programs[3][:2]  # the token budget runs out before the return line
     with make_sandbox("local", workers=2) as box:
         cache = VerdictCache()
-        envs = [gym.make("CodePRM-v1", tasks=[tasks[0]], sandbox=box, reward_mode="delta",
+        envs = [gym.make("CodePRM-v0", tasks=[tasks[0]], sandbox=box, reward_mode="delta",
                          prm=ReferenceCompletionScorer(box, cache=cache), invalid_action="end",
                          max_lines=8, disable_env_checker=True) for _ in tasks]  # fmt: skip
         budget = sum(len(x) for x in encode_lines(tok, programs[3]))

@@ -103,4 +103,4 @@ def test_eval_settings_come_from_a_config_file_too(tmp_path, capsys) -> None:
     assert main(["eval", "--config", str(path)]) == 2
     assert "--episodes must be >= 1, got 0" in capsys.readouterr().err
     assert main(["eval", "--set", "reward_mode=sideways"]) == 2
-    assert "reward_mode must be one of ('delta', 'delta_open', 'score', 'none'), got 'sideways'" in capsys.readouterr().err
+    assert "reward_mode must be one of ('delta', 'delta_open', 'score', 'paper', 'none'), got 'sideways'" in capsys.readouterr().err

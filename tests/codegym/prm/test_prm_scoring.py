@@ -91,10 +91,10 @@ def test_too_long_program_is_a_clear_error(prm_dir) -> None:
 
 
 def test_env_with_prm_directory_gives_dense_rewards(prm_dir) -> None:
-    import codegym  # noqa: F401  (registers CodePRM-v1)
+    import codegym  # noqa: F401  (registers CodePRM-v0)
 
     task = _task()
-    env = gym.make("CodePRM-v1", tasks=[task], prm=str(prm_dir), reward_mode="score", disable_env_checker=True)
+    env = gym.make("CodePRM-v0", tasks=[task], prm=str(prm_dir), reward_mode="score", disable_env_checker=True)
     try:
         obs, info = env.reset(seed=0)
         lines = [SOLUTION[0], "    # a comment", SOLUTION[1]]

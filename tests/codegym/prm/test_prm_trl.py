@@ -167,7 +167,7 @@ def test_trl_prm_trainer_trains_on_our_labels(labels, tmp_path) -> None:
         probs = stock(input_ids=torch.tensor([enc.input_ids])).logits.softmax(-1)[0, enc.line_ends]  # [L, 2]
     ours = score_programs(prm, [join_context(row["prompt"])], [row["lines"]])[0]
     assert abs((probs[:, 1] - probs[:, 0]).numpy() - ours).max() < 1e-5
-    env = gym.make("CodePRM-v1", prm=str(tmp_path / "trl-prm"), suite="pipelines")
+    env = gym.make("CodePRM-v0", prm=str(tmp_path / "trl-prm"), suite="pipelines")
     obs, info = env.reset(seed=0)
     _, reward, *_ = env.step(info["task"].solution_lines[0])
     assert reward != 0.0  # a dense reward from the TRL-trained PRM
