@@ -222,6 +222,59 @@ def test_closed_shaping_dense_return_is_constant_on_every_ending(ending):
     env.close()
 
 
+@pytest.mark.parametrize("mode", ["delta", "delta_open", "score", "paper", "none"])
+@pytest.mark.parametrize("ending", sorted(_ENDINGS))
+def test_reward_terms_sum_to_the_reward_on_every_step_and_ending(ending, mode):
+    """info["reward_terms"] on every step sums to the reward exactly; on the final step,
+    sum(line_rewards) + test + shaping_close is the episode's return."""
+    actions, kwargs = _ENDINGS[ending]
+    env = CodePRMEnv(tasks=[_square_task()], prm=PrefixScorer(), reward_mode=mode, **kwargs)
+    env.reset(seed=0)
+    total, steps = 0.0, 0
+    for action in actions:
+        _, reward, terminated, truncated, info = env.step(action)
+        terms = info["reward_terms"]
+        assert set(terms) == {"dense", "test", "shaping_close"}
+        assert reward == terms["dense"] + terms["test"] + terms["shaping_close"]
+        total += reward
+        steps += 1
+        if not (terminated or truncated):
+            assert terms["test"] == terms["shaping_close"] == 0.0 and "line_rewards" not in info
+            if mode == "paper":  # paid at the end, once T is known
+                assert terms["dense"] == 0.0
+        else:
+            break
+    assert terminated or truncated
+    assert len(info["line_rewards"]) == len(env.lines) == info["num_lines"]
+    final = info["reward_terms"]["test"] + info["reward_terms"]["shaping_close"]
+    assert sum(info["line_rewards"]) + final == pytest.approx(total)
+    assert info["reward_terms"]["test"] == (1.0 if info["passed"] else 0.0)
+    if mode == "paper" and env.lines:
+        scores = [0.0 if s is None else s for s in env.scores]
+        assert info["line_rewards"] == pytest.approx([s / len(env.lines) for s in scores])
+    env.close()
+
+
+def test_verdict_is_exec_result_to_dict_on_every_ending():
+    """info["exec"] is ExecResult.to_dict(): the env's last_result serialised, never a copy
+    written by hand (an invalid action's verdict is an ExecResult with its own Status)."""
+    from sandboxes import ExecResult, Status
+
+    for ending in ("submit-pass", "truncated", "invalid-later"):
+        actions, kwargs = _ENDINGS[ending]
+        env = CodePRMEnv(tasks=[_square_task()], prm=None, **kwargs)
+        env.reset(seed=0)
+        info = {}
+        for action in actions:
+            *_, info = env.step(action)
+        assert isinstance(env.last_result, ExecResult)
+        assert info["exec"] == env.last_result.to_dict()
+        assert env.last_result.status in set(Status)
+        if ending.startswith("invalid"):
+            assert env.last_result.status is Status.INVALID_ACTION and env.last_result.error == info["invalid_action"]
+        env.close()
+
+
 @pytest.mark.parametrize("potential", ["probability", "score"])
 def test_potential_scale(potential):
     """On the probability scale a line the PRM calls certainly wrong (score −1) has Φ = 0, so
