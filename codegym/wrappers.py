@@ -129,7 +129,7 @@ class CandidateLineWrapper(gym.Wrapper):
 
     ## Version History
 
-    * v1: initial version, ``CodePRMDiscrete-v0`` (its version follows ``CodePRM``'s: it wraps
+    * v0: initial version, ``CodePRMDiscrete-v0`` (its version follows ``CodePRM``'s: it wraps
       ``CodePRM-v0``, whose ``delta`` shaping is closed).
     """
 
