@@ -15,13 +15,12 @@ from codegym.envs.episode import (
     TEST_REWARDS,
     Episode,
     EpisodeConfig,
-    Move,
     TaskSource,
     check_render_mode,
     is_neutral_line,
     potential_of,
 )
-from codegym.envs.scoring import LineScorer
+from codegym.envs.scoring import LineScorer, feed_line
 from codegym.tasks.base import Task
 from codegym.tasks.registry import TaskSuite
 from sandboxes import Sandbox, make_sandbox
@@ -261,7 +260,9 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         if episode.done or episode.task is None:
             raise RuntimeError("step() called on a finished episode: call reset() first")
         move = episode.parse(action)
-        score = score_line(self.scorer, move)
+        score = None
+        if self.scorer is not None and move.line is not None:
+            score = feed_line(self.scorer, move.line, scored=not move.neutral)
         result = None
         if move.invalid is not None:
             result = episode.refused(move)
@@ -298,19 +299,6 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         if close is not None:
             close()
         super().close()
-
-
-def score_line(scorer: LineScorer | None, move: Move) -> float | None:
-    """Feed ``move``'s line to ``scorer``: its score, or ``None`` (no scorer, no line, or a
-    neutral line, which only extends the scorer's state when it has ``append``)."""
-    if scorer is None or move.line is None:
-        return None
-    if move.neutral:
-        append = getattr(scorer, "append", None)
-        if append is not None:
-            append(move.line)
-        return None
-    return float(scorer.score(move.line))
 
 
 def load_scorer(
@@ -378,5 +366,5 @@ def resolve_prm(prm: str | None, suites: set[str], reward_mode: str = "delta") -
 
 __all__ = [
     "INVALID_ACTIONS", "POTENTIALS", "REWARD_MODES", "TEST_REWARDS", "CodePRMEnv", "is_neutral_line",
-    "load_scorer", "potential_of", "prm_source_name", "resolve_prm", "score_line",
+    "load_scorer", "potential_of", "prm_source_name", "resolve_prm",
 ]

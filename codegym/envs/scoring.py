@@ -33,6 +33,17 @@ class LineScorer(Protocol):
         ...
 
 
+def feed_line(scorer: LineScorer, line: str, scored: bool) -> float | None:
+    """Give ``line`` to ``scorer``: its score when ``scored``; otherwise (a neutral line) the
+    scorer's program only grows by it (``append``, when the scorer has one) and ``None``."""
+    if scored:
+        return float(scorer.score(line))
+    append = getattr(scorer, "append", None)
+    if append is not None:
+        append(line)
+    return None
+
+
 @runtime_checkable
 class BatchedLineScorer(Protocol):
     """Scores the lines of ``num_slots`` programs at once (the vector env's dense reward).
@@ -98,18 +109,9 @@ class PerSlotScorers:
             raise ValueError(f"lines and scored need {self.num_slots} entries, got {len(lines)} and {len(scored)}")
         slots = [b for b, line in enumerate(lines) if line is not None]
         out: list[float | None] = [None] * self.num_slots
-        for b, score in zip(slots, self._map(lambda b: self._one(b, lines[b], scored[b]), slots)):
+        for b, score in zip(slots, self._map(lambda b: feed_line(self.scorers[b], lines[b], scored[b]), slots)):
             out[b] = score
         return out
-
-    def _one(self, slot: int, line: str, scored: bool) -> float | None:
-        scorer = self.scorers[slot]
-        if scored:
-            return float(scorer.score(line))
-        append = getattr(scorer, "append", None)
-        if append is not None:
-            append(line)
-        return None
 
     def close(self) -> None:
         """Close every scorer that can be closed."""
