@@ -164,16 +164,17 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
 
     ## Version History
 
-    * v0: the environment as released: closed potential-based shaping by default
-      (``reward_mode="delta"``, Φ the probability-scale PRM score), the embedded default PRM
-      on ``pipelines`` (``prm="auto"``), the train split by default, no
-      ``max_episode_steps`` (``max_lines`` alone ends an episode and the program always
-      runs), ``invalid_action``, spaces that hold any Unicode text (``CodeText``), named
-      reward terms in ``info["reward_terms"]`` and ``info["line_rewards"]``, the ``"paper"``
-      reward mode, and a native vector env (:class:`codegym.envs.CodePRMVectorEnv`) as its
-      ``vector_entry_point``. The open shaping of development versions is
-      ``reward_mode="delta_open"``; the development id ``CodePRM-v0`` is gone (Gymnasium
-      would otherwise flag ``CodePRM-v0`` as out of date): make ``CodePRM-v0``.
+    * v0: initial version: closed potential-based shaping by default (``reward_mode="delta"``,
+      Φ the probability-scale PRM score), the embedded default PRM on ``pipelines``
+      (``prm="auto"``), the train split by default, no ``max_episode_steps`` (``max_lines``
+      alone ends an episode and the program always runs), ``invalid_action``, spaces that
+      hold any Unicode text (``CodeText``), the named reward terms
+      (``info["reward_terms"]``, ``info["line_rewards"]``), the ``"paper"`` reward mode, and
+      the native vector env :class:`codegym.envs.CodePRMVectorEnv` as its
+      ``vector_entry_point``. Pre-release builds registered this env as ``CodePRM-v1`` and
+      an open-shaping ``CodePRM-v0``; only ``CodePRM-v0`` is registered now (Gymnasium
+      would call it out of date while a higher version exists), and the open shaping is
+      ``reward_mode="delta_open"``.
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -115,7 +116,7 @@ class CodePRMVectorEnv(VectorEnv):
     | Argument         | Default       | Meaning                                                        |
     |------------------|---------------|----------------------------------------------------------------|
     | ``num_envs``     | ``1``         | slots (episodes stepped together)                              |
-    | ``prm``          | ``"auto"``    | as the single env's (a PRM is scored batched), or a list of ``num_envs`` ``LineScorer`` (one per slot), or a ``BatchedLineScorer`` |
+    | ``prm``          | ``"auto"``    | as the single env's (a PRM, also given as ``IncrementalScorer`` of one model, is scored batched), a list of ``num_envs`` ``LineScorer`` (one per slot), or a ``BatchedLineScorer`` |
     | ``workers``      | ``None``      | sandbox workers and threads (``None``: ``min(num_envs, CPUs)``) |
     | ``autoreset_mode`` | ``NEXT_STEP`` | a ``gymnasium.vector.AutoresetMode`` (or its value)          |
     | ``render_mode``  | ``None``      | ``"ansi"``: ``render()`` returns each slot's text              |
@@ -408,14 +409,28 @@ def _workers(workers: int | None, num_envs: int) -> int:
     return workers
 
 
+def _shared_prm(scorers: list[Any]) -> Any | None:
+    """The PRM model when every scorer is an :class:`~codegym.prm.IncrementalScorer` of that
+    one model (with the same empty score), else ``None``. (Looked up in ``sys.modules``: an
+    IncrementalScorer exists only once its module is loaded, so torch is never imported
+    here for nothing.)"""
+    module = sys.modules.get("codegym.prm.scoring")
+    if module is None or not scorers or not all(isinstance(s, module.IncrementalScorer) for s in scorers):
+        return None
+    if len({id(s.prm) for s in scorers}) != 1 or len({s.empty_score for s in scorers}) != 1:
+        return None
+    return scorers[0].prm
+
+
 def load_batched_scorer(
     prm: Any, prm_device: str, reward_mode: str, suites: set[str], num_envs: int, pool: ThreadPoolExecutor
 ) -> tuple[BatchedLineScorer | None, str]:
     """The vector env's scorer and its source from the ``prm`` argument.
 
-    A PRM (``"auto"``, ``"default"``, a directory, or an
-    :class:`~codegym.prm.IncrementalScorer`'s model) becomes one
-    :class:`~codegym.prm.BatchedPRMScorer`; a list of ``num_envs`` line scorers becomes
+    A PRM (``"auto"``, ``"default"``, a directory, or one or ``num_envs``
+    :class:`~codegym.prm.IncrementalScorer` of one model, e.g. from
+    :func:`~codegym.prm.load_line_scorers`) becomes one :class:`~codegym.prm.BatchedPRMScorer`
+    (same scores, one forward per step); another list of ``num_envs`` line scorers becomes
     :class:`~codegym.envs.scoring.PerSlotScorers`; a ``BatchedLineScorer`` is used as is.
     """
     if prm is None:
@@ -433,18 +448,20 @@ def load_batched_scorer(
 
         model = ProcessRewardModel.from_pretrained(path, device=prm_device)
         return BatchedPRMScorer(model, num_envs), prm_source_name(prm, path)
-    if isinstance(prm, LineScorer):
-        from codegym.prm import BatchedPRMScorer, IncrementalScorer
+    if isinstance(prm, (list, tuple)) and len(prm) != num_envs:
+        raise ValueError(f"prm holds {len(prm)} LineScorers for {num_envs} envs; give one per env")
+    scorers = list(prm) if isinstance(prm, (list, tuple)) else [prm] * num_envs
+    model = _shared_prm(scorers)
+    if model is not None:  # IncrementalScorers of one PRM: score them batched
+        from codegym.prm import BatchedPRMScorer
 
-        if isinstance(prm, IncrementalScorer):
-            return BatchedPRMScorer(prm.prm, num_envs, empty_score=prm.empty_score), type(prm).__name__
+        return BatchedPRMScorer(model, num_envs, empty_score=scorers[0].empty_score), type(scorers[0]).__name__
+    if isinstance(prm, LineScorer):
         raise ValueError(
             f"prm is one {type(prm).__name__}, which keeps one episode's state; pass a list of "
             f"{num_envs} LineScorers (one per env)"
         )
     if isinstance(prm, (list, tuple)):
-        if len(prm) != num_envs:
-            raise ValueError(f"prm holds {len(prm)} LineScorers for {num_envs} envs; give one per env")
         return PerSlotScorers(prm, pool), f"{type(prm[0]).__name__} per env"
     raise ValueError(
         "prm must be 'auto', 'default', None, a checkpoint directory, a LineScorer list (one per "

@@ -188,3 +188,20 @@ def test_vector_env_scores_with_a_prm_directory_like_the_single_env(prm_dir) -> 
     assert venv.unwrapped.prm_source == str(prm_dir)
     venv.close()
     env.close()
+
+
+def test_vector_env_scores_incremental_scorers_of_one_prm_batched(prm_dir) -> None:
+    """What PPO hands the env (load_line_scorers: one IncrementalScorer per env, one model)
+    is scored batched, with the same rewards as the single env."""
+    from codegym.envs import CodePRMVectorEnv
+    from codegym.prm import load_line_scorers
+
+    scorers = load_line_scorers(prm_dir, 2)
+    venv = CodePRMVectorEnv(2, tasks=[_task()], prm=scorers, reward_mode="score")
+    assert isinstance(venv.scorer, BatchedPRMScorer) and venv.scorer.prm is scorers[0].prm
+    venv.reset(seed=0)
+    _, rewards, *_ = venv.step((SOLUTION[0], SOLUTION[0]))
+    assert abs(rewards[0] - scorers[0].reset(_task()) - scorers[0].score(SOLUTION[0])) < 1e-5
+    venv.close()
+    with pytest.raises(ValueError, match="one per env"):
+        CodePRMVectorEnv(3, tasks=[_task()], prm=scorers)
