@@ -153,7 +153,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
     | ``reward_mode``  | ``"delta"``   | ``delta`` / ``delta_open`` / ``score`` / ``paper`` / ``none``  |
     | ``test_reward``  | ``"binary"``  | ``binary`` / ``fraction``                                      |
     | ``sandbox``      | ``"local"``   | ``local`` / ``docker`` or a ``Sandbox`` instance (shared, not closed) |
-    | ``timeout``      | ``5.0``       | seconds per program execution                                  |
+    | ``timeout``      | ``5.0``       | seconds per program execution (a task's calibrated ``metadata["time_limit"]`` raises it, see ``codegym.tasks.timing``) |
     | ``memory_mb``    | ``512``       | memory budget per program execution                            |
     | ``max_lines``    | ``64``        | truncation: lines per program                                  |
     | ``max_line_chars`` | ``256``     | longest accepted line                                          |
@@ -270,7 +270,7 @@ class CodePRMEnv(gym.Env[dict[str, str], str]):
         elif episode.ends_after(move):
             result = self.sandbox.run(
                 episode.program_after(move), episode.task.tests,
-                timeout=self.config.timeout, memory_mb=self.config.memory_mb,
+                timeout=episode.time_limit(), memory_mb=self.config.memory_mb,
             )  # fmt: skip
         out = episode.apply(move, score, result)
         if self.render_mode == "human":

@@ -8,7 +8,8 @@ An env step is four moves, and only two of them touch the outside world:
 2. the env scores the new line with its line scorer (the single env: one incremental call;
    the vector env: one batched forward for every slot);
 3. when :meth:`Episode.ends_after` the move, the env runs :meth:`Episode.program_after` in
-   the sandbox (the vector env: every ending slot in parallel);
+   the sandbox for :meth:`Episode.time_limit` seconds (the vector env: every ending slot in
+   parallel);
 4. :meth:`Episode.apply` records the move with its score and verdict and returns the
    observation, the reward, the flags and ``info`` (pure).
 
@@ -32,6 +33,7 @@ from codegym.constants import SUBMIT
 from codegym.envs.spaces import CodeText, first_bad_char
 from codegym.tasks.base import Task
 from codegym.tasks.registry import TaskSuite, load_suite
+from codegym.tasks.timing import time_limit
 from sandboxes import ExecResult, Status
 
 REWARD_MODES = ("delta", "delta_open", "score", "paper", "none")
@@ -362,6 +364,12 @@ class Episode:
         """The program to execute when ``move`` ends the episode."""
         assert self.task is not None
         return self.task.program(self.lines + ([move.line] if move.line is not None else []))
+
+    def time_limit(self) -> float:
+        """Seconds the program may run: the env's ``timeout``, or the task's calibrated
+        ``metadata["time_limit"]`` when larger (:mod:`codegym.tasks.timing`)."""
+        assert self.task is not None
+        return time_limit(self.task, self.config.timeout)
 
     def refused(self, move: Move) -> ExecResult:
         """The verdict of an episode ended by an invalid action: failed, never run."""

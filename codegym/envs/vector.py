@@ -357,7 +357,7 @@ class CodePRMVectorEnv(VectorEnv):
                 assert box is not None and episode.task is not None
                 runs[i] = self._pool.submit(
                     box.run, episode.program_after(move), episode.task.tests,
-                    timeout=self.config.timeout, memory_mb=self.config.memory_mb,
+                    timeout=episode.time_limit(), memory_mb=self.config.memory_mb,
                 )  # fmt: skip
         return runs
 

@@ -3,6 +3,8 @@ real PRM), batched PRM scoring, every autoreset mode, seeding, invalid actions, 
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from codegym import SUBMIT
 from codegym.envs import CodePRMEnv, CodePRMVectorEnv
 from codegym.envs.oracle import ReferenceCompletionScorer, VerdictCache
 from codegym.tasks import Task
-from sandboxes import IOCase, TestSuite, make_sandbox
+from sandboxes import IOCase, Sandbox, TestSuite, make_sandbox
 
 PIPELINES = {"suite": "pipelines", "suite_kwargs": {"min_steps": 2, "max_steps": 7}, "max_lines": 6}
 
@@ -357,6 +359,34 @@ def test_close_is_idempotent_and_spares_a_given_sandbox(box):
     assert own._sandbox is None
     with pytest.raises(Exception):  # noqa: B017 - any error: the workers are gone
         made.run("def f(x):\n    return x\n", _square_task().tests)
+
+
+class RecordingSandbox(Sandbox):
+    """The real sandbox, recording the time limit of every run."""
+
+    def __init__(self, inner: Sandbox) -> None:
+        self.inner, self.timeouts = inner, []
+
+    def run(self, program, tests, *, timeout=None, memory_mb=None):
+        self.timeouts.append(timeout)
+        return self.inner.run(program, tests, timeout=timeout, memory_mb=memory_mb)
+
+
+def test_a_tasks_calibrated_time_limit_applies_in_both_envs(box):
+    """The larger of the env's timeout and the task's recorded limit (codegym.tasks.timing)."""
+    timed = dataclasses.replace(_square_task(), metadata={"suite": "toy", "time_limit": 3.0})
+    for task, expected in ((timed, 3.0), (_square_task(), 0.5)):
+        rec = RecordingSandbox(box)
+        venv = CodePRMVectorEnv(2, tasks=[task], prm=None, sandbox=rec, timeout=0.5)
+        venv.reset(seed=0)
+        venv.step(("    return x * x", SUBMIT))
+        venv.step((SUBMIT, None))
+        venv.close()
+        env = CodePRMEnv(tasks=[task], prm=None, sandbox=rec, timeout=0.5)
+        env.reset(seed=0)
+        env.step(SUBMIT)
+        env.close()
+        assert rec.timeouts == [expected] * 3
 
 
 def test_render_ansi_shows_each_slot():
