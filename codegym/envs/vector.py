@@ -200,8 +200,9 @@ class CodePRMVectorEnv(VectorEnv):
         return {"prompt": tuple(o["prompt"] for o in obs), "code": tuple(o["code"] for o in obs)}
 
     def _merge(self, infos: dict[str, Any], info: dict[str, Any], slot: int) -> dict[str, Any]:
-        """Add one slot's info (the single env's dict; ``None`` values left out)."""
-        return self._add_info(infos, {k: v for k, v in info.items() if v is not None}, slot)
+        """Add one slot's info (the single env's dict; ``None`` values, nested ones too, left
+        out: their ``_key`` mask stays False, and a float array never meets a ``None``)."""
+        return self._add_info(infos, _without_none(info), slot)
 
     # ------------------------------------------------------------------ reset
     def reset(
@@ -303,7 +304,7 @@ class CodePRMVectorEnv(VectorEnv):
         for i, move in moves.items():
             obs, rewards[i], terminated[i], truncated[i], info = self.episodes[i].apply(move, scores[i], results.get(i))
             if self.autoreset_mode is AutoresetMode.SAME_STEP and (terminated[i] or truncated[i]):
-                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+                infos = self._add_info(infos, {"final_obs": obs, "final_info": _without_none(info)}, i)
                 reset = self._reset_slots([i], [None] * self.num_envs, [{}] * self.num_envs)[i]
                 info = {**reset, "reward_terms": info["reward_terms"]}
             infos = self._merge(infos, info, i)
@@ -387,6 +388,11 @@ class CodePRMVectorEnv(VectorEnv):
         close = getattr(self.scorer, "close", None)
         if close is not None:
             close()
+
+
+def _without_none(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` without its ``None`` values, in nested dicts too."""
+    return {k: _without_none(v) if isinstance(v, dict) else v for k, v in info.items() if v is not None}
 
 
 def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:

@@ -249,6 +249,21 @@ def test_same_step_autoreset_returns_the_final_obs_in_info(box):
     env.close()
 
 
+def test_infos_of_slots_with_and_without_a_score_merge(box):
+    """One slot truncates on a scored line while another submits (no score) in the same
+    step: the vector info keeps the score where there is one and masks the other."""
+    env = CodePRMVectorEnv(2, tasks=[_square_task()], prm=[PrefixScorer(), PrefixScorer()], sandbox=box,
+                           max_lines=2, autoreset_mode=AutoresetMode.SAME_STEP)  # fmt: skip
+    env.reset(seed=0)
+    env.step(("    y = x * x", "    y = x * x"))
+    _, rewards, term, trunc, infos = env.step(("    return y", SUBMIT))
+    assert trunc.tolist() == [True, False] and term.tolist() == [False, True]
+    final = infos["final_info"]
+    assert final["_prm_score"].tolist() == [True, False] and final["prm_score"].dtype == np.float64
+    assert final["exec"]["status"].tolist() == ["passed", "failed"]
+    env.close()
+
+
 def test_disabled_autoreset_leaves_ended_slots_alone_until_reset(box):
     task = _square_task()
     env = CodePRMVectorEnv(2, tasks=[task], prm=None, sandbox=box, autoreset_mode=AutoresetMode.DISABLED)
