@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.ppo.rollout import collect_episodes, prefix_accuracy
+from agents.ppo.rollout import collect_episodes
 from codegym.evaluation import DEFAULT_BUCKETS, bucket_summary, parse_buckets
 from codegym.sampling import LineSampler
 from codegym.tasks.base import Task
@@ -158,7 +158,7 @@ def _evaluate(
                 episodes = collect_episodes(sampler, envs, chunk, max_new_tokens=max_new_tokens, pool=pool)
                 for ep in episodes:
                     passed.append(ep.passed)
-                    prefix.append(prefix_accuracy(ep))
+                    prefix.append(ep.prefix_accuracy)
                     lines.append(ep.num_lines)
                     tokens += ep.gen_tokens
     finally:

@@ -35,67 +35,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.ppo.batch import Episode, PPOBatch, forward, split_batch
 from agents.ppo.config import PPOConfig
-from agents.ppo.critic import build_critic, critic_values, save_critic
+from agents.ppo.critic import build_critic, save_critic
 from agents.ppo.gae import compute_gae, masked_mean, masked_whiten, place_rewards
 from agents.ppo.losses import (
     KLController,
     clipped_policy_loss,
     clipped_value_loss,
     explained_variance,
-    token_logprobs,
 )
-from agents.ppo.rollout import (
-    Episode,
-    RolloutBatch,
-    collect_episodes,
-    episodes_to_batch,
-    prefix_accuracy,
-)
-from agents.ppo.shared_prompt import (
-    SplitBatch,
-    shared_prompt_logits,
-    shared_prompt_values,
-    split_by_prompt,
-    to_full,
-)
+from agents.ppo.rollout import collect_episodes
+from agents.ppo.shared_prompt import SplitBatch
 from codegym.training.checkpoint import Checkpointer, MetricsWriter
 
 CHECKPOINT = "checkpoint"
 STATE = "state.pt"
 REFERENCE = "reference"
 METRICS = "metrics.jsonl"
-
-
-def _policy_logprobs(
-    model: Any, batch: RolloutBatch, temperature: float, entropy: bool, split: SplitBatch | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probs [B, S-1] of the batch's targets (and entropy) under ``model``.
-
-    With ``split`` each group's prompt is encoded once (:mod:`agents.ppo.shared_prompt`); the
-    result is the same at the action positions and 0 elsewhere.
-    """
-    if split is not None:
-        logits = shared_prompt_logits(model, split)  # [B, C, V]
-        stats = token_logprobs(logits, split.comp_ids, temperature, entropy=entropy)
-        length = batch.input_ids.shape[1]
-        return to_full(stats.logprobs, split, length), to_full(stats.entropy, split, length)
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    stats = token_logprobs(logits[:, :-1], batch.targets, temperature, entropy=entropy)
-    return stats.logprobs, stats.entropy
-
-
-def _index(batch: RolloutBatch, idx: torch.Tensor) -> RolloutBatch:
-    """Rows ``idx`` of every tensor of the batch, trimmed to the rows' longest sequence."""
-    rows = RolloutBatch(*(t[idx] for t in batch))
-    length = int(rows.attention_mask.sum(dim=1).max())
-    return rows._replace(
-        input_ids=rows.input_ids[:, :length],
-        attention_mask=rows.attention_mask[:, :length],
-        targets=rows.targets[:, : length - 1],
-        action_mask=rows.action_mask[:, : length - 1],
-        policy_mask=rows.policy_mask[:, : length - 1],
-    )
 
 
 class PPOTrainer:
@@ -317,12 +274,11 @@ class PPOTrainer:
         return [t for t in tasks for _ in range(cfg.samples_per_prompt)]
 
     @torch.no_grad()
-    def rollout(self, iteration: int) -> tuple[list[Episode], float]:
-        """Sample the iteration's programs; returns episodes and seconds spent."""
+    def rollout(self, iteration: int) -> list[Episode]:
+        """Sample the iteration's programs (one episode per task draw and sample)."""
         from codegym.sampling import LineSampler
 
         cfg = self.config
-        start = time.perf_counter()
         gen = torch.Generator(device=self.device).manual_seed(
             int(cfg.seed) * 1_000_003 + iteration * 1009 + self.rank
         )
@@ -335,63 +291,42 @@ class PPOTrainer:
             dense_reward=cfg.dense_reward, dense_coef=cfg.dense_coef,
             unit_test_reward=cfg.unit_test_reward, pool=self.pool,
         )  # fmt: skip
-        return episodes, time.perf_counter() - start
+        return episodes
 
     # ------------------------------------------------------------- advantages
     @torch.no_grad()
-    def score(self, batch: RolloutBatch) -> dict[str, torch.Tensor]:
-        """Old log-probs, reference log-probs, values, rewards, advantages and returns."""
+    def compute_advantages(self, batch: PPOBatch) -> PPOBatch:
+        """The no-grad pass: old and reference log-probs, the per-token KL, values, token
+        rewards (line rewards on line ends, the final reward on the last token, −β·KL on every
+        drawn token) and GAE over tokens; returns the batch with them attached."""
         cfg = self.config
         split = self._split(batch)
-        old_lp, entropy = _policy_logprobs(self._unwrap(self.policy), batch, cfg.temperature, True, split)
-        ref_lp, _ = _policy_logprobs(self.ref, batch, cfg.temperature, False, split)
-        values = self._values(self._unwrap(self.critic), batch, split)  # [B, S-1]
-        mask = batch.action_mask
+        policy = forward(self._unwrap(self.policy), batch, temperature=cfg.temperature, split=split)
+        ref = forward(self.ref, batch, temperature=cfg.temperature, entropy=False, split=split)
+        values = forward(self._unwrap(self.critic), batch, split=split).values  # (B, S-1)
         # KL only where the policy drew the token (a re-encoded token's log-ratio is no estimate)
-        kl = torch.where(batch.policy_mask, old_lp - ref_lp, torch.zeros_like(old_lp))  # [B, S-1]
+        kl = torch.where(batch.policy_mask, policy.logprobs - ref.logprobs, torch.zeros_like(policy.logprobs))
         rewards = place_rewards(
-            mask, batch.line_end, batch.line_rewards, batch.final_reward, kl, self.kl_ctl.value
-        )
-        gae = compute_gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
-        return {
-            "old_logprobs": old_lp, "ref_logprobs": ref_lp, "entropy": entropy, "values": values, "kl": kl,
-            "rewards": rewards, "advantages": gae.advantages, "returns": gae.returns,
-        }  # fmt: skip
+            batch.action_mask, batch.line_end, batch.line_rewards, batch.final_reward, kl, self.kl_ctl.value
+        )  # (B, S-1)
+        gae = compute_gae(rewards, values, batch.action_mask, cfg.gamma, cfg.gae_lambda)
+        return batch.with_scores(
+            old_logprobs=policy.logprobs, ref_logprobs=ref.logprobs, entropy=policy.entropy, values=values,
+            kl=kl, rewards=rewards, advantages=gae.advantages, returns=gae.returns,
+        )  # fmt: skip
 
-    # ------------------------------------------------------- shared prompts
-    def _split(self, batch: RolloutBatch) -> SplitBatch | None:
+    def _split(self, batch: PPOBatch) -> SplitBatch | None:
         """The batch split by prompt group (``shared_prompt`` on, single process), else None."""
         if not self._split_active():
             return None
-        pad = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id)
-        return split_by_prompt(batch.input_ids, batch.attention_mask, batch.prompt_len, batch.group, pad)
-
-    def _values(self, critic: Any, batch: RolloutBatch, split: SplitBatch | None) -> torch.Tensor:
-        """Values [B, S-1]: the value of the state in which each token was chosen."""
-        if split is not None:
-            return shared_prompt_values(self._unwrap(critic), split, batch.input_ids.shape[1])
-        return critic_values(critic, batch.input_ids, batch.attention_mask)[:, :-1]
-
-    def _minibatches(self, batch: RolloutBatch, gen: torch.Generator) -> list[torch.Tensor]:
-        """Row indices of one epoch's minibatches: shuffled rows, or with ``shared_prompt``
-        shuffled whole prompt groups (so each minibatch encodes few prompts)."""
-        cfg = self.config
-        n = batch.input_ids.shape[0]
-        if self._split_active():
-            groups = torch.unique(batch.group.cpu())
-            order = groups[torch.randperm(len(groups), generator=gen)]
-            chunks = torch.tensor_split(order, min(cfg.num_minibatches, len(order)))
-            rows = batch.group.cpu()
-            return [torch.nonzero(torch.isin(rows, c)).squeeze(1) for c in chunks if len(c)]
-        mb_size = max(1, n // cfg.num_minibatches)
-        perm = torch.randperm(n, generator=gen)
-        return [perm[lo : lo + mb_size] for lo in range(0, n - mb_size + 1, mb_size)]
+        pad = self.tokenizer.pad_token_id
+        return split_batch(batch, int(pad if pad is not None else self.tokenizer.eos_token_id))
 
     def _split_active(self) -> bool:
         return self.config.shared_prompt and self.world == 1
 
     # ----------------------------------------------------------------- update
-    def update(self, batch: RolloutBatch, scored: dict[str, torch.Tensor], train_policy: bool) -> dict[str, float]:
+    def update(self, batch: PPOBatch, train_policy: bool) -> dict[str, float]:
         """Minibatch epochs of clipped policy and value losses; returns mean diagnostics."""
         cfg = self.config
         gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + self.iteration * 31 + self.rank)
@@ -400,40 +335,40 @@ class PPOTrainer:
         }
         self.policy.train(False)
         for _ in range(cfg.update_epochs):
-            for idx in self._minibatches(batch, gen):
-                mb = _index(batch, idx.to(batch.input_ids.device))
+            for mb in batch.minibatches(cfg.num_minibatches, gen, by_group=self._split_active()):
                 split = self._split(mb)
-                length = mb.action_mask.shape[1]
-                mask = mb.action_mask
-                old_lp = scored["old_logprobs"][idx][:, :length]
-                adv = scored["advantages"][idx][:, :length]
-                ret = scored["returns"][idx][:, :length]
-                old_v = scored["values"][idx][:, :length]
-                if cfg.norm_adv:
-                    adv = masked_whiten(adv, mask)
                 if train_policy:
-                    new_lp, ent = _policy_logprobs(self.policy, mb, cfg.temperature, True, split)
-                    pmask = mb.policy_mask  # tokens drawn as they stand (see agents.ppo.rollout)
-                    pl = clipped_policy_loss(new_lp, old_lp, adv, pmask, cfg.clip_coef)
-                    ent_mean = masked_mean(ent, pmask)
-                    loss = pl.loss - cfg.ent_coef * ent_mean
-                    self.opt_policy.zero_grad(set_to_none=True)
-                    self._backward(loss)
-                    logs["grad_norm"].append(self._clip(self.policy))
-                    self.opt_policy.step()
-                    logs["policy"].append(pl.loss.item())
-                    logs["entropy"].append(ent_mean.item())
-                    logs["approx_kl"].append(pl.approx_kl.item())
-                    logs["clipfrac"].append(pl.clipfrac.item())
-                new_v = self._values(self.critic, mb, split)
-                vclip = cfg.vf_clip_coef if cfg.clip_vloss else None
-                vloss = clipped_value_loss(new_v, old_v, ret, mask, vclip)
-                self.opt_critic.zero_grad(set_to_none=True)
-                self._backward(cfg.vf_coef * vloss)
-                logs["value_grad_norm"].append(self._clip(self.critic))
-                self.opt_critic.step()
-                logs["value"].append(vloss.item())
+                    self._policy_step(mb, split, logs)
+                self._critic_step(mb, split, logs)
         return {k: float(np.mean(v)) if v else float("nan") for k, v in logs.items()}
+
+    def _policy_step(self, mb: PPOBatch, split: SplitBatch | None, logs: dict[str, list[float]]) -> None:
+        """One clipped-surrogate step of the policy on minibatch ``mb``."""
+        cfg = self.config
+        adv = masked_whiten(mb.advantages, mb.action_mask) if cfg.norm_adv else mb.advantages
+        new = forward(self.policy, mb, temperature=cfg.temperature, split=split)
+        pmask = mb.policy_mask  # tokens drawn as they stand (see agents.ppo.batch)
+        pl = clipped_policy_loss(new.logprobs, mb.old_logprobs, adv, pmask, cfg.clip_coef)
+        ent_mean = masked_mean(new.entropy, pmask)
+        self.opt_policy.zero_grad(set_to_none=True)
+        self._backward(pl.loss - cfg.ent_coef * ent_mean)
+        logs["grad_norm"].append(self._clip(self.policy))
+        self.opt_policy.step()
+        logs["policy"].append(pl.loss.item())
+        logs["entropy"].append(ent_mean.item())
+        logs["approx_kl"].append(pl.approx_kl.item())
+        logs["clipfrac"].append(pl.clipfrac.item())
+
+    def _critic_step(self, mb: PPOBatch, split: SplitBatch | None, logs: dict[str, list[float]]) -> None:
+        """One clipped value-loss step of the critic on minibatch ``mb``."""
+        cfg = self.config
+        new_v = forward(self.critic, mb, split=split).values
+        vloss = clipped_value_loss(new_v, mb.values, mb.returns, mb.action_mask, cfg.vf_clip_coef if cfg.clip_vloss else None)
+        self.opt_critic.zero_grad(set_to_none=True)
+        self._backward(cfg.vf_coef * vloss)
+        logs["value_grad_norm"].append(self._clip(self.critic))
+        self.opt_critic.step()
+        logs["value"].append(vloss.item())
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.accelerator is not None:
@@ -451,28 +386,35 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ train
     def train_iteration(self) -> dict[str, Any]:
-        """One iteration in CleanRL's order: rollout, advantages, minibatch epochs, logging.
+        """One iteration, in CleanRL's order.
 
         Returns:
             The metrics row (also written to ``metrics.jsonl`` every ``log_every`` iterations).
         """
         cfg = self.config
         iteration = self.iteration + 1
-        episodes, t_rollout = self.rollout(iteration)
+        timing: dict[str, float] = {}
+        # 1. rollout: num_prompts x samples_per_prompt programs, line by line through the env
         start = time.perf_counter()
-        batch = RolloutBatch(*(t.to(self.device) for t in episodes_to_batch(episodes, self.tokenizer)))
-        scored = self.score(batch)
-        t_score = time.perf_counter() - start
+        episodes = self.rollout(iteration)
+        timing["rollout"] = time.perf_counter() - start
+        # 2. rewards: the env's line and final rewards on a typed token batch
+        start = time.perf_counter()
+        batch = PPOBatch.from_episodes(episodes, self.tokenizer).to(self.device)
+        # 3. advantages: old/reference log-probs, values, token rewards with the KL penalty, GAE
+        batch = self.compute_advantages(batch)
+        timing["score"] = time.perf_counter() - start
+        # 4. minibatch epochs (the policy only after the critic warm-up)
         start = time.perf_counter()
         train_policy = iteration > cfg.critic_warmup_iterations
-        losses = self.update(batch, scored, train_policy)
-        t_update = time.perf_counter() - start
+        losses = self.update(batch, train_policy)
+        timing["update"] = time.perf_counter() - start
+        # 5. log: losses/*, charts/*, time/*; checkpoint
         self.iteration = iteration
         beta = self.kl_ctl.value
-        stats = self._episode_stats(episodes, batch, scored)
+        stats = self._episode_stats(episodes, batch)
         self.kl_ctl.update(stats["kl"], len(episodes) * self.world)
-        timing = {"rollout": t_rollout, "score": t_score, "update": t_update}
-        row = self._metrics_row(batch, scored, losses, stats, timing, beta=beta, train_policy=train_policy)
+        row = self._metrics_row(batch, losses, stats, timing, beta=beta, train_policy=train_policy)
         if self.metrics is not None and (iteration % cfg.log_every == 0 or iteration == cfg.iterations):
             self.metrics.log(row)  # NaN (undefined metric) -> null
         if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:
@@ -481,20 +423,20 @@ class PPOTrainer:
             self.on_iteration(row)
         return row
 
-    def _episode_stats(self, episodes: list[Episode], batch: RolloutBatch, scored: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _episode_stats(self, episodes: list[Episode], batch: PPOBatch) -> dict[str, float]:
         """Rollout statistics averaged across processes (``charts/*`` of the metrics row)."""
         mask = batch.action_mask
-        n_tokens = int(mask.sum())
+        n_tokens = batch.num_action_tokens
         stats = {
             "pass_rate": float(np.mean([e.passed for e in episodes])),
-            "return": float((scored["rewards"] * mask).sum(dim=1).mean()),
+            "return": float((batch.rewards * mask).sum(dim=1).mean()),
             "test_reward": float(np.mean([e.test_reward for e in episodes])),
             "dense_reward": float(np.mean([sum(e.line_rewards) for e in episodes])),
-            "kl": float((scored["kl"] * mask).sum(dim=1).mean()),
-            "entropy": float(masked_mean(scored["entropy"], mask)),
+            "kl": float((batch.kl * mask).sum(dim=1).mean()),
+            "entropy": float(masked_mean(batch.entropy, mask)),
             "lines": float(np.mean([e.num_lines for e in episodes])),
             "tokens": n_tokens / len(episodes),
-            "prefix_accuracy": float(np.mean([prefix_accuracy(e) for e in episodes])),
+            "prefix_accuracy": float(np.mean([e.prefix_accuracy for e in episodes])),
             "invalid_rate": float(np.mean([e.invalid for e in episodes])),
             "truncated_rate": float(np.mean([e.truncated for e in episodes])),
             # action tokens the policy did not draw (forced newlines; left out of the policy loss)
@@ -510,8 +452,7 @@ class PPOTrainer:
 
     def _metrics_row(
         self,
-        batch: RolloutBatch,
-        scored: dict[str, torch.Tensor],
+        batch: PPOBatch,
         losses: dict[str, float],
         stats: dict[str, float],
         timing: dict[str, float],
@@ -520,14 +461,14 @@ class PPOTrainer:
         train_policy: bool,
     ) -> dict[str, Any]:
         """The iteration's metrics row: ``losses/*``, ``charts/*`` and ``time/*``."""
-        n_tokens = int(batch.action_mask.sum())
+        n_tokens = batch.num_action_tokens
         row: dict[str, Any] = {"iteration": self.iteration, "time": time.time()}
         row.update({f"losses/{k}": v for k, v in losses.items() if k not in ("grad_norm", "value_grad_norm")})
         row.update({f"charts/{k}": v for k, v in stats.items()})
         row.update(
             {
                 "charts/kl_coef": beta,
-                "charts/explained_variance": explained_variance(scored["values"], scored["returns"], batch.action_mask),
+                "charts/explained_variance": explained_variance(batch.values, batch.returns, batch.action_mask),
                 "charts/grad_norm": losses["grad_norm"],
                 "charts/value_grad_norm": losses["value_grad_norm"],
                 "charts/policy_trained": train_policy,

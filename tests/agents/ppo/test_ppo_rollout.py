@@ -15,12 +15,8 @@ import pytest
 import torch
 
 import codegym  # noqa: F401
-from agents.ppo.rollout import (
-    collect_episodes,
-    episodes_to_batch,
-    paper_line_rewards,
-    prefix_accuracy,
-)
+from agents.ppo.batch import Episode, PPOBatch
+from agents.ppo.rollout import collect_episodes, paper_line_rewards
 from codegym.constants import SUBMIT
 from codegym.tasks import load_suite
 from codegym.tokenization import encode_lines
@@ -74,9 +70,9 @@ def test_known_programs_get_the_harness_verdict_and_token_layout(tiny_policy_dir
     assert [e.test_reward for e in episodes] == [1.0, 0.0, 1.0, 1.0]
     assert all(e.eos and not e.truncated and not e.invalid for e in episodes)
     assert [e.lines for e in episodes] == [list(p) for p in programs]
-    assert prefix_accuracy(episodes[0]) == 1.0 and prefix_accuracy(episodes[1]) == 0.0
+    assert episodes[0].prefix_accuracy == 1.0 and episodes[1].prefix_accuracy == 0.0
 
-    batch = episodes_to_batch(episodes, tok)
+    batch = PPOBatch.from_episodes(episodes, tok)
     nl = tok.encode("\n", add_special_tokens=False)
     assert len(nl) == 1
     for b, ep in enumerate(episodes):
@@ -105,7 +101,6 @@ def test_executions_through_the_ray_sandbox_pool(tiny_policy_dir: Path) -> None:
 def test_policy_mask_leaves_out_ids_the_policy_did_not_draw(tiny_policy_dir: Path) -> None:
     """Drawn ids are trained as they stand; a forced newline, a re-encoded line and an EOS
     drawn mid-line are kept in the sequence but left out of the policy loss."""
-    from agents.ppo.rollout import Episode
     from codegym.lm import load_tokenizer
     from codegym.tokenization import encode_context, encode_lines
 
@@ -120,7 +115,7 @@ def test_policy_mask_leaves_out_ids_the_policy_did_not_draw(tiny_policy_dir: Pat
     ep.line_forced = [0, len(nl), 0]
     ep.line_exact = [True, True, False]
     ep.eos_exact = False
-    batch = episodes_to_batch([ep], tok)
+    batch = PPOBatch.from_episodes([ep], tok)
     prompt = encode_context(tok, ctx)
     ids = prompt + ep.line_ids[0] + ep.line_ids[1] + ep.line_ids[2] + [tok.eos_token_id]
     assert batch.input_ids[0, : len(ids)].tolist() == ids
@@ -131,7 +126,7 @@ def test_policy_mask_leaves_out_ids_the_policy_did_not_draw(tiny_policy_dir: Pat
     assert batch.policy_mask[0, p : p + len(want)].tolist() == want
     assert int(batch.policy_mask.sum()) == sum(want)
     ep.eos_exact = True
-    assert bool(episodes_to_batch([ep], tok).policy_mask[0, p + len(want) - 1])
+    assert bool(PPOBatch.from_episodes([ep], tok).policy_mask[0, p + len(want) - 1])
 
 
 def test_closed_shaping_puts_the_closing_term_on_the_final_token(tiny_policy_dir: Path) -> None:
@@ -167,6 +162,6 @@ def test_closed_shaping_puts_the_closing_term_on_the_final_token(tiny_policy_dir
     for ep in episodes:  # Φ(empty) = 1 for every pipelines task: dense return 0.5 * −1
         assert sum(ep.line_rewards) + ep.final_dense == pytest.approx(-0.5)
     assert episodes[1].line_rewards == pytest.approx([0.0, -0.5])  # Φ 1 -> 1 -> 0 (× 0.5)
-    batch = episodes_to_batch(episodes, tok)
+    batch = PPOBatch.from_episodes(episodes, tok)
     expected = [1.0 + e.final_dense for e in episodes[:1]] + [e.final_dense for e in episodes[1:]]
     assert batch.final_reward.tolist() == pytest.approx(expected)
