@@ -94,14 +94,14 @@ def build_sft(work: Path, steps: int, threads: int, device: str) -> Path:
 
 def evaluate(policy_dir: Path, tasks: list[Any], device: str, samples: int = 0) -> tuple[Any, Any]:
     """Greedy evaluation, and sampled pass@1 with ``samples`` programs per task (None if 0)."""
-    from agents.ppo.evaluation import evaluate_greedy, evaluate_sampled
+    from codegym.evaluation import evaluate_policy
     from codegym.lm import load_causal_lm
     from sandboxes import make_sandbox
 
     model, tok = load_causal_lm(policy_dir, device=device)
     with make_sandbox("local", workers=2) as box:
-        greedy = evaluate_greedy(model, tok, tasks, box, batch_size=100)
-        sampled = evaluate_sampled(model, tok, tasks, box, samples=samples, seed=1234, batch_size=128) if samples else None
+        greedy = evaluate_policy(model, tok, tasks, box, batch_size=100)
+        sampled = evaluate_policy(model, tok, tasks, box, samples=samples, seed=1234, batch_size=128) if samples else None
     return greedy, sampled
 
 
@@ -140,12 +140,12 @@ def summarize(evals: dict[str, Any], rows: list[dict[str, Any]], samples: int) -
         rows: The run's metric rows.
         samples: Programs per task of the sampled evaluation (0: none).
     """
-    from agents.ppo.evaluation import paired_difference
+    from codegym.reporting.stats import paired_change
 
     before, after, s_before, s_after = evals["before"], evals["after"], evals["s_before"], evals["s_after"]
-    diff = paired_difference(before.passed.astype(float), after.passed.astype(float))
-    sdiff = paired_difference(s_before.passed, s_after.passed) if samples else None
-    pdiff = paired_difference(before.prefix_accuracy, after.prefix_accuracy)
+    diff = paired_change(before.passed.astype(float), after.passed.astype(float))
+    sdiff = paired_change(s_before.passed, s_after.passed) if samples else None
+    pdiff = paired_change(before.prefix_accuracy, after.prefix_accuracy)
     return {
         "pass@1_before": before.pass_at_1, "pass@1_after": after.pass_at_1,
         "pass@1_diff": diff.mean, "pass@1_diff_ci95": [diff.low, diff.high],

@@ -48,7 +48,9 @@ from agents.ppo.shared_prompt import (
     split_by_prompt,
     to_full,
 )
+from codegym.constants import SUBMIT
 from codegym.evaluation import prefix_accuracy
+from codegym.rollout import EpisodeRecord, SamplerAgent
 from codegym.tasks.base import Task
 from codegym.tokenization import encode_context, encode_lines, join_pieces
 
@@ -106,6 +108,41 @@ class Episode:
     def prefix_accuracy(self) -> float:
         """Prefix accuracy of the program (:func:`codegym.evaluation.prefix_accuracy`)."""
         return prefix_accuracy(self.lines, self.task.solution_lines, self.passed)
+
+
+def episodes_from_records(records: Sequence[EpisodeRecord], agent: SamplerAgent, dense_coef: float = 1.0) -> list[Episode]:
+    """PPO's episodes from one wave of rollout records and the sampling agent that wrote them.
+
+    Rewards come from the env as it named them: each accepted line's
+    ``info["line_rewards"]`` entry, and on the final token the last step's ``test`` and
+    ``shaping_close`` terms (dense parts × ``dense_coef``). A line the env rejected as invalid
+    ends the episode; it stays in the program (the policy drew it and is trained on it), with
+    line reward 0 and the failure on its last token. The token ids are those the sampler's
+    cache held for each slot (:attr:`codegym.sampling.LineSampler.slots`).
+    """
+    out = []
+    for rec in records:
+        slot = agent.sampler.slots[rec.slot]
+        cause = agent.submit_cause[rec.slot]
+        lines, rewards, scores = list(rec.lines), [dense_coef * r for r in rec.line_rewards], list(rec.prm_scores)
+        if rec.invalid and rec.last_action != SUBMIT:
+            lines.append(rec.last_action)
+            rewards.append(0.0)
+            scores.append(None)
+        terms = rec.final_terms
+        n = len(lines)
+        exact = list(slot.line_exact[:n]) + [False] * max(0, n - len(slot.line_exact))
+        out.append(Episode(
+            task=rec.task, context=agent.contexts[rec.slot], lines=lines, line_rewards=rewards,
+            prm_scores=scores, final_dense=dense_coef * terms.get("shaping_close", 0.0),
+            test_reward=terms.get("test", 0.0), passed=rec.passed,
+            eos=rec.last_action == SUBMIT and cause == "eos", truncated=rec.truncated or cause == "budget",
+            invalid=rec.invalid, status=rec.status, gen_tokens=agent.gen_tokens[rec.slot],
+            line_ids=[list(x) for x in slot.line_ids[:n]] if len(slot.line_ids) >= n else None,
+            line_forced=list(slot.line_forced[:n]) if len(slot.line_ids) >= n else None,
+            line_exact=exact, eos_exact=bool(slot.eos_exact),
+        ))  # fmt: skip
+    return out
 
 
 #: The fields :meth:`PPOBatch.with_scores` fills (``None`` before the advantage phase).
@@ -313,4 +350,4 @@ def forward(
     return ForwardOutput(stats.logprobs, stats.entropy, None)
 
 
-__all__ = ["SCORED", "Episode", "ForwardOutput", "PPOBatch", "forward", "split_batch"]
+__all__ = ["SCORED", "Episode", "ForwardOutput", "PPOBatch", "episodes_from_records", "forward", "split_batch"]

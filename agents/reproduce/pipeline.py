@@ -270,8 +270,7 @@ def _jsonable(obj: Any) -> Any:
 # -------------------------------------------------------------------- stage: evaluate
 def evaluate_into(cfg: ReproduceConfig, policy_dir: Path, out: Path, label: str) -> dict[str, Any]:
     """Greedy and sampled pass@1 of ``policy_dir`` on :func:`eval_tasks`, per task, to ``out``."""
-    from agents.ppo.evaluation import evaluate_greedy, evaluate_sampled
-    from codegym.evaluation import task_horizon
+    from codegym.evaluation import evaluate_policy, task_horizon
     from codegym.lm import load_causal_lm
     from sandboxes import make_sandbox
 
@@ -281,9 +280,9 @@ def evaluate_into(cfg: ReproduceConfig, policy_dir: Path, out: Path, label: str)
     limits = {"max_new_tokens": pcfg.max_new_tokens, "max_lines": pcfg.max_lines,
               "max_line_tokens": pcfg.max_line_tokens}  # fmt: skip
     with make_sandbox("local", workers=2) as box:
-        greedy = evaluate_greedy(model, tok, tasks, box, batch_size=100, **limits)
+        greedy = evaluate_policy(model, tok, tasks, box, batch_size=100, **limits)
         sampled = (
-            evaluate_sampled(model, tok, tasks, box, samples=cfg.eval_samples, seed=4321, batch_size=128, **limits)
+            evaluate_policy(model, tok, tasks, box, samples=cfg.eval_samples, seed=4321, batch_size=128, **limits)
             if cfg.eval_samples
             else None
         )

@@ -45,7 +45,7 @@ def suite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def results_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    """A rich table of :func:`codegym.rollout.summarize` rows (pass@1, pass@5/10 when there
+    """A rich table of :func:`codegym.evaluation.summarize` rows (pass@1, pass@5/10 when there
     are enough samples, pass@k for the samples per task)."""
     table = Table(title=title)
     ks = [c for c in ("pass@5", "pass@10") if any(c in r for r in rows)]

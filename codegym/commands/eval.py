@@ -266,37 +266,40 @@ def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
 def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list[tuple[int, int]],
                        done_rows: list[dict], prm: str | None, title: str) -> list[dict]:
     """Run the ``todo`` episodes under a progress bar, appending each row to ``--out`` at once."""
-    from codegym.rollout import JsonlWriter, run_episodes
+    from codegym.evaluation import episode_row
+    from codegym.rollout import run_episodes
     from codegym.tasks.timing import time_limit
+    from codegym.training.checkpoint import MetricsWriter
 
-    writer = JsonlWriter(cfg.out, append=bool(done_rows)) if cfg.out else None
+    writer = MetricsWriter(cfg.out, append=bool(done_rows)) if cfg.out else None
     limits = {t.task_id: time_limit(t, cfg.timeout) for t in tasks}
     columns = (TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("pass {task.fields[passed]}"), TimeElapsedColumn())
+    rows: dict[int, dict] = {}  # id(record) -> its row
     with Progress(*columns, console=console, transient=False) as progress:
         passed = sum(bool(r.get("passed")) for r in done_rows)
         bar = progress.add_task(title, total=len(tasks) * cfg.samples, completed=len(done_rows), passed=passed)
 
-        def on_episode(row: dict) -> None:
+        def on_episode(record: Any) -> None:
             nonlocal passed
+            row = rows[id(record)] = {**episode_row(record), "agent": cfg.agent}
             passed += row["passed"]
-            row["agent"] = cfg.agent
             row["time_limit"] = limits.get(row["task_id"], cfg.timeout)
             if writer is not None:
                 writer(row)
             progress.update(bar, advance=1, passed=passed)
 
         try:
-            return run_episodes(
-                agent, tasks, samples=cfg.samples, workers=cfg.workers,
-                batch_size=cfg.batch_size, sandbox=cfg.sandbox, on_episode=on_episode,
+            records = run_episodes(
+                agent, tasks, samples=cfg.samples, workers=cfg.workers, num_envs=cfg.batch_size,
+                sandbox=cfg.sandbox, on_episode=on_episode, episodes=todo,
                 env_kwargs={"prm": prm, "reward_mode": cfg.reward_mode,
                             "timeout": cfg.timeout, "max_lines": cfg.max_lines},
-                episodes=todo,
             )  # fmt: skip
         finally:
             if writer is not None:
                 writer.close()
+    return [rows[id(record)] for record in records]
 
 
 def _report_timeouts(cfg: EvalConfig, tasks: list[Any], rows: list[dict]) -> list[dict]:
@@ -338,8 +341,8 @@ def _plot(cfg: EvalConfig, rows: list[dict], title: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from codegym.config import config_data
     from codegym.defaults import resolve_model
+    from codegym.evaluation import summarize
     from codegym.plugins import build_agent, parse_kv
-    from codegym.rollout import summarize
     from codegym.training.smoke import cap
 
     cfg = EvalConfig.from_dict(config_data(args))

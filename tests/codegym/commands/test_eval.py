@@ -7,7 +7,7 @@ import json
 import pytest
 
 from codegym.cli import main
-from codegym.rollout import pass_at_k, summarize
+from codegym.evaluation import pass_at_k, summarize
 
 
 def _rows(path):
