@@ -224,7 +224,12 @@ def evaluate_policy(
         env_kwargs={"prm": None, "reward_mode": "none", "max_lines": max_lines},
         on_wave=lambda wave: tokens.extend(agent.gen_tokens[: len(wave)]),
     )  # fmt: skip
-    shape = (len(tasks), samples)  # records come task by task, samples in order
+    return _result(records, tasks, samples, sum(tokens), time.perf_counter() - start)
+
+
+def _result(records: Sequence[EpisodeRecord], tasks: Sequence[Task], samples: int, tokens: int, seconds: float) -> EvalResult:
+    """Per-task outcomes of ``records`` (task by task, samples in order)."""
+    shape = (len(tasks), samples)
     passed = np.array([r.passed for r in records], dtype=float).reshape(shape)  # (N, n)
     prefix = np.array([prefix_accuracy(r.lines, r.task.solution_lines, r.passed) for r in records]).reshape(shape)
     lines = np.array([len(r.lines) for r in records], dtype=float).reshape(shape)  # (N, n)
@@ -233,8 +238,8 @@ def evaluate_policy(
         passed=passed[:, 0].astype(bool) if samples == 1 else passed.mean(axis=1),
         prefix_accuracy=prefix.mean(axis=1),
         num_lines=lines[:, 0].astype(int) if samples == 1 else lines.mean(axis=1),
-        tokens=int(sum(tokens)),
-        seconds=time.perf_counter() - start,
+        tokens=int(tokens),
+        seconds=seconds,
     )
 
 

@@ -104,7 +104,7 @@ def run_episodes(
     Args:
         agent: Anything with ``reset_batch(observations, infos)`` and ``act_batch(observations)
             -> actions`` (an :class:`agents.Agent`, a :class:`SamplerAgent`); a ``None``
-            observation marks a finished slot, whose action is ignored.
+            observation marks a finished slot.
         tasks: Tasks, in order.
         envs: A vector env to run in (not closed here; its ``autoreset_mode`` must be
             ``DISABLED``). ``None``: one is made from ``num_envs``, ``workers``, ``sandbox``
@@ -130,10 +130,8 @@ def run_episodes(
         return []
     own = envs is None
     if envs is None:
-        envs = CodePRMVectorEnv(
-            min(num_envs, len(todo)), tasks=[tasks[0]], sandbox=sandbox, workers=workers,
-            autoreset_mode="disabled", **(env_kwargs or {}),
-        )  # fmt: skip
+        envs = CodePRMVectorEnv(min(num_envs, len(todo)), tasks=[tasks[0]], sandbox=sandbox, workers=workers,
+                                autoreset_mode="disabled", **(env_kwargs or {}))  # fmt: skip
     try:
         records: list[EpisodeRecord] = []
         for lo in range(0, len(todo), envs.num_envs):
