@@ -43,8 +43,7 @@ import torch
 from codegym.config import Config
 from codegym.evaluation import (  # noqa: F401  (re-exported: the SFT evaluation is the shared one)
     bucket_of,
-    evaluate_policy,
-    greedy_programs,
+    greedy_summary,
     parse_buckets,
     tasks_by_bucket,
 )
@@ -372,7 +371,7 @@ class _SFTEvaluator:
         if self._val_tasks is None:
             split = "validation" if "validation" in self.suite.splits else self.suite.default_split()
             self._val_tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
-        res = evaluate_policy(run.model, run.tok, self._val_tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+        res = greedy_summary(run.model, run.tok, self._val_tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
         run.model.train()
         return res
 
@@ -381,7 +380,7 @@ class _SFTEvaluator:
         split = self.suite.default_split()
         tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
         console.print(f"evaluating greedy pass@1 on {len(tasks)} {split} tasks ...")
-        return evaluate_policy(run.model, run.tok, tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+        return greedy_summary(run.model, run.tok, tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
 
     def close(self) -> None:
         if self._sandbox is not None:

@@ -184,7 +184,7 @@ def evaluate_policy(
     seed: int = 0,
     max_line_tokens: int = 48,
     max_new_tokens: int | None = 96,
-    max_lines: int = 16,
+    max_lines: int | None = 16,
     batch_size: int = 100,
     workers: int = 2,
 ) -> EvalResult:
@@ -205,13 +205,15 @@ def evaluate_policy(
         seed: Seed of the sampling generator (same seed, same draws).
         max_line_tokens: A line is cut after this many tokens.
         max_new_tokens: Token budget per program (submitted when spent); ``None``: no budget.
-        max_lines: Line limit per program (the env truncates and still runs the program).
+        max_lines: Line limit per program (the env truncates and still runs the program);
+            ``None``: the longest task's horizon + 4.
         batch_size: Programs decoded together (the vector env's slots).
         workers: Parallel program executions.
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     greedy = samples == 1 if greedy is None else greedy
+    max_lines = max(t.horizon for t in tasks) + 4 if max_lines is None else max_lines
     model.eval()
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(int(seed))
     sampler = LineSampler(model, tokenizer, greedy=greedy, temperature=temperature,
@@ -241,6 +243,16 @@ def _result(records: Sequence[EpisodeRecord], tasks: Sequence[Task], samples: in
         tokens=int(tokens),
         seconds=seconds,
     )
+
+
+def greedy_summary(model: Any, tokenizer: Any, tasks: Sequence[Task], sandbox: Sandbox,
+                   buckets: Sequence[tuple[int, int]], batch_size: int = 32) -> dict[str, Any]:
+    """Greedy pass@1 and prefix accuracy by horizon bucket (:func:`bucket_summary`) with the
+    settings of SFT's evaluation: lines of up to 64 tokens, no token budget, at most the
+    longest horizon + 4 lines."""
+    result = evaluate_policy(model, tokenizer, tasks, sandbox, max_line_tokens=64, max_new_tokens=None,
+                             max_lines=None, batch_size=batch_size)  # fmt: skip
+    return result.summary(tasks, buckets)
 
 
 # --------------------------------------------------------------------- eval tables and rows

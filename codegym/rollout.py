@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 
 from codegym.constants import SUBMIT
 from codegym.envs.vector import CodePRMVectorEnv
@@ -104,11 +105,10 @@ def run_episodes(
     Args:
         agent: Anything with ``reset_batch(observations, infos)`` and ``act_batch(observations)
             -> actions`` (an :class:`agents.Agent`, a :class:`SamplerAgent`); a ``None``
-            observation marks a finished slot.
+            observation marks a finished slot, whose action is ignored.
         tasks: Tasks, in order.
-        envs: A vector env to run in (not closed here; its ``autoreset_mode`` must be
-            ``DISABLED``). ``None``: one is made from ``num_envs``, ``workers``, ``sandbox``
-            and ``env_kwargs`` and closed at the end.
+        envs: A vector env with ``autoreset_mode=DISABLED`` (not closed here); ``None``: one is
+            made from ``num_envs``, ``workers``, ``sandbox``, ``env_kwargs`` and closed after.
         samples: Episodes per task (for pass@k).
         num_envs: Slots of the vector env made here (the agent's batch).
         workers: Parallel program executions of the vector env made here.
@@ -130,8 +130,10 @@ def run_episodes(
         return []
     own = envs is None
     if envs is None:
-        envs = CodePRMVectorEnv(min(num_envs, len(todo)), tasks=[tasks[0]], sandbox=sandbox, workers=workers,
-                                autoreset_mode="disabled", **(env_kwargs or {}))  # fmt: skip
+        envs = CodePRMVectorEnv(
+            min(num_envs, len(todo)), tasks=[tasks[0]], sandbox=sandbox, workers=workers,
+            autoreset_mode=AutoresetMode.DISABLED, **(env_kwargs or {}),
+        )  # fmt: skip
     try:
         records: list[EpisodeRecord] = []
         for lo in range(0, len(todo), envs.num_envs):

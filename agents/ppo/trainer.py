@@ -1,19 +1,21 @@
 """LLM-PPO with line-level rewards and a PRM-initialised critic (token-level PPO).
 
-Reads like CleanRL's ``ppo.py``; one iteration is
+Reads like CleanRL's ``ppo.py``; :meth:`PPOTrainer.train_iteration` is five numbered phases:
 
 1. **rollout** — ``num_prompts`` training tasks × ``samples_per_prompt`` programs sampled
-   line by line through ``CodePRM-v0`` envs (:mod:`agents.ppo.rollout`); the env gives each
-   line's dense reward and the unit-test reward;
-2. **advantages** — one no-grad pass of policy, frozen reference and critic over the
-   programs *as drawn* (the sampler keeps the policy's own token ids) gives old log-probs, the
-   per-token KL and values; rewards are placed on tokens (line rewards on line ends,
-   unit-test reward on the final token, −β·KL on every drawn token) and GAE runs over tokens
-   (:func:`agents.ppo.gae.compute_gae`);
-3. **flatten / minibatch epochs** — ``update_epochs`` passes over shuffled minibatches of
-   episodes: clipped policy loss on whitened advantages (after the critic warm-up), clipped
-   value loss, gradient clipping, separate Adam optimisers;
-4. **logging** — a JSONL row of ``losses/*`` and ``charts/*`` per iteration (and TensorBoard
+   line by line (:class:`codegym.rollout.SamplerAgent`, the policy's own token ids kept)
+   through one :class:`codegym.envs.vector.CodePRMVectorEnv` step loop
+   (:func:`codegym.rollout.run_episodes`); the env names every reward term;
+2. **rewards** — the episodes become a typed :class:`agents.ppo.batch.PPOBatch`: each line's
+   ``info["line_rewards"]`` entry on its last token, the final step's unit-test and closing
+   terms on the final token;
+3. **advantages** — one no-grad :func:`agents.ppo.batch.forward` of policy, frozen reference
+   and critic gives old log-probs, the per-token KL and values; −β·KL joins every drawn
+   token's reward and GAE runs over tokens (:func:`agents.ppo.gae.compute_gae`);
+4. **minibatch epochs** — ``update_epochs`` passes over :meth:`PPOBatch.minibatches`:
+   clipped policy loss on whitened advantages (after the critic warm-up), clipped value loss,
+   gradient clipping, separate Adam optimisers;
+5. **logging** — a JSONL row of ``losses/*`` and ``charts/*`` per iteration (and TensorBoard
    scalars of the same names with ``report_to="tensorboard"``), and a resumable checkpoint;
    the final models get a model card (``OUT/README.md``).
 
@@ -28,14 +30,14 @@ import json
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 
-from agents.ppo.batch import Episode, PPOBatch, forward, split_batch
+from agents.ppo.batch import Episode, PPOBatch, episodes_from_records, forward, split_batch
 from agents.ppo.config import PPOConfig
 from agents.ppo.critic import build_critic, save_critic
 from agents.ppo.gae import compute_gae, masked_mean, masked_whiten, place_rewards
@@ -45,9 +47,14 @@ from agents.ppo.losses import (
     clipped_value_loss,
     explained_variance,
 )
-from agents.ppo.rollout import collect_episodes
 from agents.ppo.shared_prompt import SplitBatch
+from codegym.envs.oracle import ReferenceCompletionScorer, VerdictCache
+from codegym.envs.vector import CodePRMVectorEnv
+from codegym.rollout import SamplerAgent, run_episodes
+from codegym.sampling import LineSampler
+from codegym.tasks import load_suite
 from codegym.training.checkpoint import Checkpointer, MetricsWriter
+from sandboxes import make_sandbox
 
 CHECKPOINT = "checkpoint"
 STATE = "state.pt"
@@ -205,12 +212,7 @@ class PPOTrainer:
         return model
 
     def _setup_envs(self) -> None:
-        import gymnasium as gym
-
-        import codegym  # noqa: F401  (registers CodePRM-v0)
-        from codegym.tasks import load_suite
-        from sandboxes import make_sandbox
-
+        """The training suite, the sandbox and the vector env that rolls out one iteration."""
         cfg = self.config
         kwargs = {"min_steps": cfg.min_steps, "max_steps": cfg.max_steps, "seed": cfg.suite_seed}
         self.suite = load_suite(cfg.suite, **kwargs) if cfg.suite == "pipelines" else load_suite(cfg.suite)
@@ -219,34 +221,24 @@ class PPOTrainer:
         else:
             kwargs = {"pool": cfg.sandbox_pool} if cfg.sandbox_pool else {}
             self.sandbox = make_sandbox(cfg.sandbox, workers=cfg.sandbox_workers, **kwargs)
-        self.pool = ThreadPoolExecutor(max_workers=cfg.sandbox_workers)
         first = self.suite.get(self.suite.check_split(cfg.split), 0)
-        scorers = self._line_scorers(cfg.batch_size)
-        env_mode = {"none": "none", "delta": "delta", "delta_open": "delta_open", "paper": "none"}
-        self.envs = [
-            gym.make(
-                "CodePRM-v0", tasks=[first], sandbox=self.sandbox, prm=scorers[i],
-                reward_mode=env_mode[cfg.dense_reward], test_reward=cfg.unit_test_reward,
-                max_lines=cfg.max_lines, invalid_action="end", potential=cfg.potential_scale,
-                disable_env_checker=True,
-            )
-            for i in range(cfg.batch_size)
-        ]  # fmt: skip
+        self.envs = CodePRMVectorEnv(
+            cfg.batch_size, tasks=[first], sandbox=self.sandbox, workers=cfg.sandbox_workers,
+            prm=self._line_scorer(), prm_device=str(self.device), reward_mode=cfg.dense_reward,
+            test_reward=cfg.unit_test_reward, max_lines=cfg.max_lines, invalid_action="end",
+            potential=cfg.potential_scale, autoreset_mode=AutoresetMode.DISABLED,
+        )  # fmt: skip
 
-    def _line_scorers(self, n: int) -> list[Any]:
-        """One line scorer per env (PRM scorers share one model; oracle scorers one verdict
-        cache), or ``None`` without dense reward."""
+    def _line_scorer(self) -> Any:
+        """What gives the dense reward: the PRM directory (one batched scorer in the env), one
+        oracle scorer per slot (sharing one verdict cache), or ``None`` without dense reward."""
         cfg = self.config
         if cfg.dense_reward == "none":
-            return [None] * n
+            return None
         if cfg.dense_source == "oracle":
-            from codegym.envs.oracle import ReferenceCompletionScorer, VerdictCache
-
             cache = VerdictCache()
-            return [ReferenceCompletionScorer(self.sandbox, cache=cache) for _ in range(n)]
-        from codegym.prm import load_line_scorers
-
-        return load_line_scorers(str(self.prm_dir), n, device=str(self.device))
+            return [ReferenceCompletionScorer(self.sandbox, cache=cache) for _ in range(cfg.batch_size)]
+        return str(self.prm_dir)
 
     def close(self) -> None:
         """Close envs, the thread pool, the sandbox and the tracker."""
@@ -254,10 +246,8 @@ class PPOTrainer:
             self.metrics.close()  # closes the tracker too
         elif hasattr(self, "tracker"):
             self.tracker.close()
-        for env in getattr(self, "envs", []):
-            env.close()
-        if hasattr(self, "pool"):
-            self.pool.shutdown(wait=True)
+        if hasattr(self, "envs"):
+            self.envs.close()
         if hasattr(self, "sandbox") and self._given_sandbox is None:
             self.sandbox.close()
 
@@ -275,9 +265,8 @@ class PPOTrainer:
 
     @torch.no_grad()
     def rollout(self, iteration: int) -> list[Episode]:
-        """Sample the iteration's programs (one episode per task draw and sample)."""
-        from codegym.sampling import LineSampler
-
+        """Sample the iteration's programs through the vector env: the policy draws tokens until
+        each line ends (its own ids kept, ``reencode=False``), every line is one env step."""
         cfg = self.config
         gen = torch.Generator(device=self.device).manual_seed(
             int(cfg.seed) * 1_000_003 + iteration * 1009 + self.rank
@@ -286,11 +275,10 @@ class PPOTrainer:
             self._unwrap(self.policy), self.tokenizer, temperature=cfg.temperature,
             max_line_tokens=cfg.max_line_tokens, generator=gen, reencode=False,
         )  # fmt: skip
-        episodes = collect_episodes(
-            sampler, self.envs, self._draw_tasks(iteration), max_new_tokens=cfg.max_new_tokens,
-            dense_reward=cfg.dense_reward, dense_coef=cfg.dense_coef,
-            unit_test_reward=cfg.unit_test_reward, pool=self.pool,
-        )  # fmt: skip
+        agent = SamplerAgent(sampler, max_new_tokens=cfg.max_new_tokens, sanitize=False)
+        episodes: list[Episode] = []
+        run_episodes(agent, self._draw_tasks(iteration), envs=self.envs,
+                     on_wave=lambda wave: episodes.extend(episodes_from_records(wave, agent, cfg.dense_coef)))  # fmt: skip
         return episodes
 
     # ------------------------------------------------------------- advantages

@@ -191,7 +191,7 @@ def _export_heldout(src: Path, dst: Path) -> int:
 def measure_policy(policy: str | Path, tasks: int = 100, workers: int = 2) -> dict[str, Any]:
     """Greedy pass@1 by horizon of ``policy`` on the check set (the first test tasks of each
     bucket of :data:`BUCKETS`, ``tasks`` in all); what the shipped-files test re-measures."""
-    from codegym.evaluation import evaluate_policy, parse_buckets, tasks_by_bucket
+    from codegym.evaluation import greedy_summary, parse_buckets, tasks_by_bucket
     from codegym.lm import load_causal_lm
     from codegym.tasks import load_suite
     from sandboxes import make_sandbox
@@ -200,7 +200,7 @@ def measure_policy(policy: str | Path, tasks: int = 100, workers: int = 2) -> di
     check = tasks_by_bucket(load_suite("pipelines"), "test", tasks, buckets)
     model, tok = load_causal_lm(policy)
     with make_sandbox("local", workers=workers) as sandbox:
-        return evaluate_policy(model, tok, check, sandbox, buckets)
+        return greedy_summary(model, tok, check, sandbox, buckets)
 
 
 def measure_prm(prm_path: str | Path, heldout: str | Path) -> dict[str, Any]:
