@@ -54,6 +54,7 @@ from codegym.rollout import SamplerAgent, run_episodes
 from codegym.sampling import LineSampler
 from codegym.tasks import load_suite
 from codegym.training.checkpoint import Checkpointer, MetricsWriter
+from codegym.training.seeding import stream_generator, stream_rng
 from sandboxes import make_sandbox
 
 CHECKPOINT = "checkpoint"
@@ -255,7 +256,7 @@ class PPOTrainer:
     def _draw_tasks(self, iteration: int) -> list[Any]:
         """The iteration's tasks: ``num_prompts`` distinct draws, each repeated per sample."""
         cfg = self.config
-        rng = np.random.default_rng([cfg.seed, iteration, self.rank])
+        rng = stream_rng(cfg.seed, iteration, self.rank, "tasks")
         if cfg.task_pool:
             idx = rng.choice(cfg.task_pool, size=cfg.num_prompts, replace=cfg.num_prompts > cfg.task_pool)
             tasks = [self.suite.get(cfg.split, int(i)) for i in idx]
@@ -268,9 +269,7 @@ class PPOTrainer:
         """Sample the iteration's programs through the vector env: the policy draws tokens until
         each line ends (its own ids kept, ``reencode=False``), every line is one env step."""
         cfg = self.config
-        gen = torch.Generator(device=self.device).manual_seed(
-            int(cfg.seed) * 1_000_003 + iteration * 1009 + self.rank
-        )
+        gen = stream_generator(cfg.seed, iteration, self.rank, "sampling", self.device)
         sampler = LineSampler(
             self._unwrap(self.policy), self.tokenizer, temperature=cfg.temperature,
             max_line_tokens=cfg.max_line_tokens, generator=gen, reencode=False,
@@ -314,10 +313,10 @@ class PPOTrainer:
         return self.config.shared_prompt and self.world == 1
 
     # ----------------------------------------------------------------- update
-    def update(self, batch: PPOBatch, train_policy: bool) -> dict[str, float]:
+    def update(self, batch: PPOBatch, iteration: int, train_policy: bool) -> dict[str, float]:
         """Minibatch epochs of clipped policy and value losses; returns mean diagnostics."""
         cfg = self.config
-        gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + self.iteration * 31 + self.rank)
+        gen = stream_generator(cfg.seed, iteration, self.rank, "minibatches")
         logs: dict[str, list[float]] = {
             k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac", "grad_norm", "value_grad_norm")
         }
@@ -395,7 +394,7 @@ class PPOTrainer:
         # 4. minibatch epochs (the policy only after the critic warm-up)
         start = time.perf_counter()
         train_policy = iteration > cfg.critic_warmup_iterations
-        losses = self.update(batch, train_policy)
+        losses = self.update(batch, iteration, train_policy)
         timing["update"] = time.perf_counter() - start
         # 5. log: losses/*, charts/*, time/*; checkpoint
         self.iteration = iteration
