@@ -14,7 +14,7 @@ import functools
 import hashlib
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codegym.tasks.base import Task, TaskSuite
 from codegym.tasks.pipelines.generator import StepDrawer
@@ -31,6 +31,9 @@ from codegym.tasks.pipelines.ops import (
 )
 from codegym.tasks.pipelines.oracle import Rejected, select_cases
 from sandboxes import IOCase, TestSuite
+
+if TYPE_CHECKING:
+    from codegym.tasks.registry import SuiteConfig
 
 _MAX_ATTEMPTS = 2000
 _ATTEMPTS_PER_LENGTH = 200
@@ -76,6 +79,15 @@ class PipelinesSuite(TaskSuite):
     """
 
     name = "pipelines"
+    supports_horizon = True
+    supports_seed = True
+
+    @classmethod
+    def config_kwargs(cls, config: SuiteConfig) -> dict[str, Any]:
+        """``min_steps``/``max_steps``/``seed`` from ``config`` (the fields it sets): a task's
+        steps are its lines."""
+        given = {"min_steps": config.min_lines, "max_steps": config.max_lines, "seed": config.seed}
+        return {k: v for k, v in given.items() if v is not None}
 
     def __init__(
         self,

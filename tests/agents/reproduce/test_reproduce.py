@@ -29,7 +29,8 @@ def test_presets_build_and_validate(name: str) -> None:
         ({"buckets": "2-3,4-9"}, "outside the task range"),
         ({"label_snapshots": (99,)}, "label_snapshots"),
         ({"seeds": 0}, "seeds"),
-        ({"min_steps": 5, "max_steps": 4}, "min_steps <= max_steps"),
+        ({"suite": {"min_lines": 5, "max_lines": 4}}, "min_lines=5 > max_lines=4"),
+        ({"suite": {"name": "humaneval"}}, "no horizon knob"),
         ({"bogus": 1}, "unknown ReproduceConfig fields"),
     ],
 )
