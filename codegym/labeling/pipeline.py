@@ -84,7 +84,7 @@ class LabelRunConfig(Config):
         ``suite`` (with a note)."""
         data = dict(data)
         kwargs = data.pop("suite_kwargs", None) or {}
-        renamed = {"min_steps": "min_lines", "max_steps": "max_lines", "seed": "suite_seed"}
+        renamed = {"min_steps": "min_steps", "max_steps": "max_steps", "seed": "suite_seed"}  # their flat names
         unknown = sorted(set(kwargs) - set(renamed))
         if unknown:
             raise ValueError(f"suite_kwargs {unknown} have no SuiteConfig field; valid: {sorted(renamed)}")

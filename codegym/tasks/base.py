@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from sandboxes import TestSuite
 
-if TYPE_CHECKING:  # the registry imports this module
-    from codegym.tasks.registry import SuiteConfig
+
+class SuiteKnobs(Protocol):
+    """The knobs of a suite that a :class:`codegym.tasks.SuiteConfig` sets (``None``: the
+    suite's default)."""
+
+    min_lines: int | None
+    max_lines: int | None
+    seed: int | None
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ class TaskSuite(abc.ABC):
     supports_seed: ClassVar[bool] = False
 
     @classmethod
-    def config_kwargs(cls, config: SuiteConfig) -> dict[str, Any]:
+    def config_kwargs(cls, config: SuiteKnobs) -> dict[str, Any]:
         """The constructor arguments that ``config``'s knobs (``min_lines``, ``max_lines``,
         ``seed``) stand for; a suite with knobs overrides it (a fixed suite takes none)."""
         return {}

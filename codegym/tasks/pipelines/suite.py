@@ -14,9 +14,9 @@ import functools
 import hashlib
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from codegym.tasks.base import Task, TaskSuite
+from codegym.tasks.base import SuiteKnobs, Task, TaskSuite
 from codegym.tasks.pipelines.generator import StepDrawer
 from codegym.tasks.pipelines.inputs import make_pool, make_wide_pool
 from codegym.tasks.pipelines.ops import (
@@ -31,9 +31,6 @@ from codegym.tasks.pipelines.ops import (
 )
 from codegym.tasks.pipelines.oracle import Rejected, select_cases
 from sandboxes import IOCase, TestSuite
-
-if TYPE_CHECKING:
-    from codegym.tasks.registry import SuiteConfig
 
 _MAX_ATTEMPTS = 2000
 _ATTEMPTS_PER_LENGTH = 200
@@ -83,7 +80,7 @@ class PipelinesSuite(TaskSuite):
     supports_seed = True
 
     @classmethod
-    def config_kwargs(cls, config: SuiteConfig) -> dict[str, Any]:
+    def config_kwargs(cls, config: SuiteKnobs) -> dict[str, Any]:
         """``min_steps``/``max_steps``/``seed`` from ``config`` (the fields it sets): a task's
         steps are its lines."""
         given = {"min_steps": config.min_lines, "max_steps": config.max_lines, "seed": config.seed}
