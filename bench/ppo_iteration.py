@@ -47,15 +47,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _trainer(args: argparse.Namespace, shared: bool, work: Path) -> Any:
     from agents.ppo.config import PPOConfig
     from agents.ppo.trainer import PPOTrainer
+    from codegym.tasks import SuiteConfig
 
     cfg = PPOConfig(
-        iterations=10_000, critic_warmup_iterations=0, min_steps=args.min_steps, max_steps=args.max_steps,
+        iterations=10_000, critic_warmup_iterations=0,
+        suite=SuiteConfig(split="train", min_lines=args.min_steps, max_lines=args.max_steps, seed=0),
         num_prompts=args.num_prompts, samples_per_prompt=args.samples, max_new_tokens=args.max_new_tokens,
         max_lines=args.max_steps + 4, shared_prompt=shared, checkpoint_every=10_000, torch_threads=args.threads,
     )  # fmt: skip
     out = work / ("shared" if shared else "whole")
     shutil.rmtree(out, ignore_errors=True)
-    return PPOTrainer(cfg, args.policy, out)
+    return PPOTrainer(cfg, args.policy, out, progress=False)
 
 
 def raw_round(trainer: Any, episodes: list[Any]) -> dict[str, float]:

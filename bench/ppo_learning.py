@@ -84,10 +84,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_sft(work: Path, steps: int, threads: int, device: str) -> Path:
     """The early-stopped SFT policy (cached in ``work/sft-<steps>``)."""
     from agents.sft import DONE_NAME, SFTConfig, train_sft
+    from codegym.tasks import SuiteConfig
 
     out = work / f"sft-{steps}"
     if not (out / DONE_NAME).is_file():
-        train_sft(SFTConfig(out=str(out), min_steps=1, max_steps=6, steps=steps, eval_tasks=48,
+        train_sft(SFTConfig(out=str(out), suite=SuiteConfig(min_lines=1, max_lines=6, seed=0), steps=steps, eval_tasks=48,
                             buckets="1-3,4-6", threads=threads, device=device, progress=False))
     return out
 
@@ -106,21 +107,22 @@ def evaluate(policy_dir: Path, tasks: list[Any], device: str, samples: int = 0) 
 
 
 def train_ppo(trainer: Any, minutes: float, console: Any) -> float:
-    """PPO iterations until the config's count or ``minutes`` of wall clock; final models
-    saved. Returns the seconds spent."""
+    """PPO iterations until the config's count or ``minutes`` of wall clock (a callback stops
+    :meth:`learn`, which then checkpoints and saves the final models). Returns the seconds spent."""
     start = time.perf_counter()
     deadline = start + 60.0 * minutes
+
+    def report(row: dict[str, Any]) -> bool:
+        if row["iteration"] % 10 == 0:
+            console.print(
+                f"it {row['iteration']:4d}  pass {row['charts/pass_rate']:.3f}  "
+                f"kl {row['charts/kl']:.3f}  ev {row['charts/explained_variance']:.2f}  "
+                f"{time.perf_counter() - start:.0f} s", highlight=False,
+            )
+        return time.perf_counter() < deadline
+
     try:
-        while trainer.iteration < trainer.config.iterations and time.perf_counter() < deadline:
-            row = trainer.train_iteration()
-            if row["iteration"] % 10 == 0:
-                console.print(
-                    f"it {row['iteration']:4d}  pass {row['charts/pass_rate']:.3f}  "
-                    f"kl {row['charts/kl']:.3f}  ev {row['charts/explained_variance']:.2f}  "
-                    f"{time.perf_counter() - start:.0f} s", highlight=False,
-                )
-        trainer.save_checkpoint()
-        trainer.save_final()
+        trainer.learn(callbacks=[report])
     finally:
         trainer.close()
     return time.perf_counter() - start
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "value_init": args.value_init, **parse_kv(args.set),
     })  # fmt: skip
     name = args.run_name or f"ppo-{args.dense_reward}-{args.value_init}-s{args.seed}"
-    trainer = PPOTrainer(cfg, policy_dir, work / name, prm_dir=args.prm)
+    trainer = PPOTrainer(cfg, policy_dir, work / name, prm_dir=args.prm, progress=False)
     t_ppo = train_ppo(trainer, args.minutes, console)
     after, s_after = evaluate(work / name / "policy", tasks, args.device, args.samples)
     rows = [json.loads(x) for x in (work / name / "metrics.jsonl").read_text().splitlines() if x.strip()]

@@ -97,11 +97,12 @@ def parse_args() -> argparse.Namespace:
 # ----------------------------------------------------------------------------- stages
 def train_base(out: Path, b: Budget, args: argparse.Namespace) -> Path:
     from agents.sft import DONE_NAME, SFTConfig, train_sft
+    from codegym.tasks import SuiteConfig
 
     path = out / "sft"
     if not (path / DONE_NAME).is_file():
         train_sft(SFTConfig(
-            out=str(path), min_steps=1, max_steps=args.max_steps, train_tasks=b.sft_tasks,
+            out=str(path), suite=SuiteConfig(min_lines=1, max_lines=args.max_steps, seed=0), train_tasks=b.sft_tasks,
             steps=b.sft_steps, n_layer=b.sft_layers, n_embd=b.sft_embd, decay_steps=min(500, b.sft_steps),
             eval_tasks=max(8, b.eval_tasks // 4), buckets=f"1-3,4-{args.max_steps}", threads=args.threads,
             progress=False,

@@ -17,7 +17,9 @@ Reads like CleanRL's ``ppo.py``; :meth:`PPOTrainer.train_iteration` is five numb
    gradient clipping, separate Adam optimisers;
 5. **logging** — a JSONL row of ``losses/*`` and ``charts/*`` per iteration (and TensorBoard
    scalars of the same names with ``report_to="tensorboard"``), and a resumable checkpoint;
-   the final models get a model card (``OUT/README.md``).
+   the final models get a model card (``OUT/README.md``). The run directory, resume,
+   checkpoints, metrics, progress bar and card are the shared trainer skeleton's
+   (:class:`codegym.training.trainer.Trainer`); this module holds the PPO iteration.
 
 Data parallel: run under ``accelerate launch`` and each process rolls out its own tasks
 (seeded by rank); gradients are averaged by DDP (``torch.distributed``; gloo on CPU).
@@ -26,10 +28,9 @@ Data parallel: run under ``accelerate launch`` and each process rolls out its ow
 from __future__ import annotations
 
 import copy
-import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +48,23 @@ from agents.ppo.losses import (
     clipped_value_loss,
     explained_variance,
 )
+from agents.ppo.modelcard import copy_card_to_policy, ppo_card
 from agents.ppo.shared_prompt import SplitBatch
 from codegym.envs.oracle import ReferenceCompletionScorer, VerdictCache
 from codegym.envs.vector import CodePRMVectorEnv
 from codegym.rollout import SamplerAgent, run_episodes
 from codegym.sampling import LineSampler
-from codegym.tasks import load_suite
-from codegym.training.checkpoint import Checkpointer, MetricsWriter
+from codegym.training.rundir import file_digest
 from codegym.training.seeding import stream_generator, stream_rng
+from codegym.training.trainer import Callback, Trainer
 from sandboxes import make_sandbox
 
-CHECKPOINT = "checkpoint"
 STATE = "state.pt"
 REFERENCE = "reference"
 METRICS = "metrics.jsonl"
 
 
-class PPOTrainer:
+class PPOTrainer(Trainer):
     """Trains a causal-LM policy with PPO in ``CodePRM-v0``.
 
     Args:
@@ -73,13 +74,29 @@ class PPOTrainer:
             ``checkpoint/`` (resumable), ``policy/`` and ``critic/`` (final).
         prm_dir: PRM checkpoint (needed for dense rewards and ``value_init="prm"``).
         accelerator: An ``accelerate.Accelerator`` for data-parallel training, or None.
-        on_iteration: Called with each metrics row (e.g. a progress bar).
+        on_iteration: Called with each metrics row (main process), or None.
         sandbox: A shared :class:`sandboxes.Sandbox` (e.g. a Ray pool; not closed here), or
             None to build ``config.sandbox`` with ``config.sandbox_workers`` workers.
+        overwrite: Delete a previous run in ``out_dir`` and start over.
+        progress: Show a progress bar while training.
 
-    Restarting with the same ``out_dir`` resumes from the last checkpoint: the iteration
-    count continues and ``metrics.jsonl`` keeps the rows up to that checkpoint.
+    Restarting with the same ``out_dir`` and settings (policy and PRM included) resumes from
+    the last checkpoint: the iteration count continues and ``metrics.jsonl`` keeps the rows
+    up to that checkpoint; other settings are refused (see
+    :class:`codegym.training.trainer.Trainer`). :meth:`train` (= :meth:`learn`) runs the
+    iterations; :meth:`train_iteration` is one of them.
     """
+
+    step_name = "iteration"
+    total_field = "iterations"
+    record_name = "config.json"
+    metrics_name = METRICS
+    state_name = STATE
+    markers = (REFERENCE,)
+    #: Config fields that may change when a run is resumed (everything else must match).
+    resumable = ("iterations", "device", "torch_threads", "log_every", "checkpoint_every")
+    smoke_caps = {"iterations": 2, "critic_warmup_iterations": 1, "num_prompts": 2, "samples_per_prompt": 2,
+                  "num_minibatches": 1, "max_new_tokens": 48, "max_lines": 8}  # fmt: skip
 
     def __init__(
         self,
@@ -90,13 +107,14 @@ class PPOTrainer:
         accelerator: Any = None,
         on_iteration: Callable[[dict[str, Any]], None] | None = None,
         sandbox: Any = None,
+        *,
+        overwrite: bool = False,
+        progress: bool = True,
     ) -> None:
         self.config = config.validate()
-        self.out = Path(out_dir)
         self._check_inputs(policy_dir, prm_dir)
         self.accelerator = accelerator
         self._given_sandbox = sandbox
-        self.on_iteration = on_iteration
         self.rank = accelerator.process_index if accelerator is not None else 0
         self.world = accelerator.num_processes if accelerator is not None else 1
         self.is_main = self.rank == 0
@@ -106,20 +124,22 @@ class PPOTrainer:
         hf_logging.disable_progress_bar()
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.checkpointer = Checkpointer(self.out, CHECKPOINT, STATE)
-        resume = self._find_checkpoint()
-        self._load_models(resume)
-        self._make_optimizers()
-        self.iteration = 0
-        if resume:
-            self._load_state()
+        callbacks = [on_iteration] if on_iteration is not None else []
+        super().__init__(config, out_dir, overwrite=overwrite, progress=progress, callbacks=callbacks)
         if accelerator is not None:
             self.policy, self.critic, self.opt_policy, self.opt_critic = accelerator.prepare(
                 self.policy, self.critic, self.opt_policy, self.opt_critic
             )
-        self._open_run_files(resume)
         self._setup_envs()
+
+    @property
+    def iteration(self) -> int:
+        """Iterations done (the skeleton's :attr:`step`)."""
+        return self.step
+
+    @iteration.setter
+    def iteration(self, value: int) -> None:
+        self.step = int(value)
 
     # ------------------------------------------------------------------ setup
     def _check_inputs(self, policy_dir: str | os.PathLike[str], prm_dir: str | os.PathLike[str] | None) -> None:
@@ -138,21 +158,49 @@ class PPOTrainer:
         if self.prm_dir is not None:
             check_model_dir(self.prm_dir, "PRM")
 
-    def _find_checkpoint(self) -> bool:
-        """The main process recovers the newest complete checkpoint; True when there is one."""
-        if self.is_main:
-            self.checkpointer.latest()
+    def settings(self) -> dict[str, Any]:
+        """The config, with the policy and PRM (paths and digests) and the world size in
+        ``extra``: a rerun with another policy or PRM is refused like other settings."""
+        data = self.config.to_dict()
+        data["extra"] = {
+            **data["extra"],
+            "policy_dir": str(self.policy_dir),
+            "prm_dir": str(self.prm_dir) if self.prm_dir else None,
+            "world_size": self.world,
+            "inputs": {"policy": file_digest(self.policy_dir), "prm": file_digest(self.prm_dir) if self.prm_dir else None},
+        }
+        return data
+
+    def upgrade_record(self, old: dict[str, Any]) -> dict[str, Any]:
+        """Records of runs started from Python before input digests were recorded are taken
+        to have this run's digests (the command always recorded them)."""
+        data = super().upgrade_record(old)
+        extra = data.get("extra")
+        if isinstance(extra, dict) and "inputs" not in extra:
+            data["extra"] = {**extra, "inputs": self.record["extra"]["inputs"]}
+        return data
+
+    def barrier(self) -> None:
         if self.accelerator is not None:
             self.accelerator.wait_for_everyone()
-        return self.checkpointer.path.is_dir() and self.checkpointer.is_complete(self.checkpointer.path)
 
-    def _load_models(self, resume: bool) -> None:
+    def setup(self, checkpoint: Path | None) -> None:
+        """Models (from the checkpoint when resuming), optimisers, KL controller; the main
+        process saves the frozen reference to ``out/reference`` once."""
+        self._load_models(checkpoint)
+        self._make_optimizers()
+        ref_dir = self.out / REFERENCE
+        if self.is_main and not (ref_dir / "config.json").is_file():
+            self._unwrap(self.ref).save_pretrained(ref_dir)
+            self.tokenizer.save_pretrained(ref_dir)
+
+    def _load_models(self, checkpoint: Path | None) -> None:
         """Policy (and tokenizer), frozen reference and critic: from the checkpoint or the start."""
         from codegym.lm import load_causal_lm
 
         config = self.config
-        ckpt = self.checkpointer.path
-        self.policy, self.tokenizer = load_causal_lm(ckpt / "policy" if resume else self.policy_dir, device=self.device)
+        resume = checkpoint is not None
+        self.policy, self.tokenizer = load_causal_lm(checkpoint / "policy" if resume else self.policy_dir, device=self.device)
         ref_dir = self.out / REFERENCE
         if resume or (ref_dir / "config.json").is_file():
             self.ref, _ = load_causal_lm(ref_dir, device=self.device)
@@ -160,7 +208,7 @@ class PPOTrainer:
             self.ref = copy.deepcopy(self.policy)
         self.ref.requires_grad_(False).eval()
         if resume:
-            self.critic = build_critic("checkpoint", ckpt / "critic", None)
+            self.critic = build_critic("checkpoint", checkpoint / "critic", None)
         else:
             self.critic = build_critic(config.value_init, self.prm_dir, self.policy_dir, seed=config.seed)
         self.critic.to(self.device)
@@ -180,32 +228,6 @@ class PPOTrainer:
         )  # fmt: skip
         self.kl_ctl = KLController(config.kl_coef, config.adaptive_kl, config.target_kl, config.kl_horizon)
 
-    def _open_run_files(self, resume: bool) -> None:
-        """Main process: reference model, ``config.json``, metrics trimmed to the checkpoint.
-        Every process: the metrics writer (rows written by the main process only)."""
-        from codegym.training.tracking import Tracker
-
-        config = self.config
-        if self.is_main:
-            ref_dir = self.out / REFERENCE
-            if not (ref_dir / "config.json").is_file():
-                self._unwrap(self.ref).save_pretrained(ref_dir)
-                self.tokenizer.save_pretrained(ref_dir)
-            data = config.to_dict()
-            data["extra"] = {
-                **data["extra"],
-                "policy_dir": str(self.policy_dir),
-                "prm_dir": str(self.prm_dir) if self.prm_dir else None,
-                "world_size": self.world,
-            }
-            (self.out / "config.json").write_text(json.dumps(data, indent=2))
-            MetricsWriter.trim(self.out / METRICS, "iteration", self.iteration)  # rows after the checkpoint
-        self.tracker = Tracker(
-            self.out, config.report_to if self.is_main else "none", "iteration",
-            resume_step=self.iteration if resume else None, config=config.to_dict(),
-        )  # fmt: skip
-        self.metrics = MetricsWriter(self.out / METRICS, self.tracker) if self.is_main else None
-
     # ------------------------------------------------------------------ setup
     def _unwrap(self, model: Any) -> Any:
         if self.accelerator is not None:
@@ -215,14 +237,14 @@ class PPOTrainer:
     def _setup_envs(self) -> None:
         """The training suite, the sandbox and the vector env that rolls out one iteration."""
         cfg = self.config
-        kwargs = {"min_steps": cfg.min_steps, "max_steps": cfg.max_steps, "seed": cfg.suite_seed}
-        self.suite = load_suite(cfg.suite, **kwargs) if cfg.suite == "pipelines" else load_suite(cfg.suite)
+        self.suite = cfg.suite.load()
+        self.split = cfg.suite.pick_split(self.suite, "train")
         if self._given_sandbox is not None:
             self.sandbox = self._given_sandbox
         else:
             kwargs = {"pool": cfg.sandbox_pool} if cfg.sandbox_pool else {}
             self.sandbox = make_sandbox(cfg.sandbox, workers=cfg.sandbox_workers, **kwargs)
-        first = self.suite.get(self.suite.check_split(cfg.split), 0)
+        first = self.suite.get(self.split, 0)
         self.envs = CodePRMVectorEnv(
             cfg.batch_size, tasks=[first], sandbox=self.sandbox, workers=cfg.sandbox_workers,
             prm=self._line_scorer(), prm_device=str(self.device), reward_mode=cfg.dense_reward,
@@ -242,11 +264,8 @@ class PPOTrainer:
         return str(self.prm_dir)
 
     def close(self) -> None:
-        """Close envs, the thread pool, the sandbox and the tracker."""
-        if getattr(self, "metrics", None) is not None:
-            self.metrics.close()  # closes the tracker too
-        elif hasattr(self, "tracker"):
-            self.tracker.close()
+        """Close the vector env, the sandbox and the metrics."""
+        super().close()
         if hasattr(self, "envs"):
             self.envs.close()
         if hasattr(self, "sandbox") and self._given_sandbox is None:
@@ -259,9 +278,9 @@ class PPOTrainer:
         rng = stream_rng(cfg.seed, iteration, self.rank, "tasks")
         if cfg.task_pool:
             idx = rng.choice(cfg.task_pool, size=cfg.num_prompts, replace=cfg.num_prompts > cfg.task_pool)
-            tasks = [self.suite.get(cfg.split, int(i)) for i in idx]
+            tasks = [self.suite.get(self.split, int(i)) for i in idx]
         else:
-            tasks = [self.suite.sample(rng, cfg.split) for _ in range(cfg.num_prompts)]
+            tasks = [self.suite.sample(rng, self.split) for _ in range(cfg.num_prompts)]
         return [t for t in tasks for _ in range(cfg.samples_per_prompt)]
 
     @torch.no_grad()
@@ -376,7 +395,8 @@ class PPOTrainer:
         """One iteration, in CleanRL's order.
 
         Returns:
-            The metrics row (also written to ``metrics.jsonl`` every ``log_every`` iterations).
+            The metrics row (:meth:`learn` writes it to ``metrics.jsonl`` every ``log_every``
+            iterations and checkpoints every ``checkpoint_every``).
         """
         cfg = self.config
         iteration = self.iteration + 1
@@ -401,14 +421,14 @@ class PPOTrainer:
         beta = self.kl_ctl.value
         stats = self._episode_stats(episodes, batch)
         self.kl_ctl.update(stats["kl"], len(episodes) * self.world)
-        row = self._metrics_row(batch, losses, stats, timing, beta=beta, train_policy=train_policy)
-        if self.metrics is not None and (iteration % cfg.log_every == 0 or iteration == cfg.iterations):
-            self.metrics.log(row)  # NaN (undefined metric) -> null
-        if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:
-            self.save_checkpoint()
-        if self.on_iteration is not None and self.is_main:
-            self.on_iteration(row)
-        return row
+        return self._metrics_row(batch, losses, stats, timing, beta=beta, train_policy=train_policy)
+
+    def train_step(self) -> dict[str, Any]:
+        """The skeleton's step: one PPO iteration."""
+        return self.train_iteration()
+
+    def progress_info(self, row: dict[str, Any]) -> str:
+        return f"pass {row['charts/pass_rate']:.2f} kl {row['charts/kl']:.3f}"
 
     def _episode_stats(self, episodes: list[Episode], batch: PPOBatch) -> dict[str, float]:
         """Rollout statistics averaged across processes (``charts/*`` of the metrics row)."""
@@ -467,17 +487,13 @@ class PPOTrainer:
         row.update({f"time/{k}": v for k, v in timing.items()})
         return row
 
-    def train(self, iterations: int | None = None) -> list[dict[str, Any]]:
-        """Train until ``iterations`` (default ``config.iterations``) are done; save final models.
+    def train(self, iterations: int | None = None, callbacks: Sequence[Callback] = ()) -> list[dict[str, Any]]:
+        """Train until ``iterations`` (default ``config.iterations``) are done; save final
+        models and the model card (:meth:`learn`).
 
         Returns the metrics rows produced by this call (resumed runs skip done iterations).
         """
-        total = self.config.iterations if iterations is None else iterations
-        rows = []
-        while self.iteration < total:
-            rows.append(self.train_iteration())
-        self.save_final()
-        return rows
+        return self.learn(iterations, callbacks)
 
     def _mean_across(self, value: float) -> float:
         if self.accelerator is None or self.world == 1:
@@ -486,14 +502,8 @@ class PPOTrainer:
         return float(self.accelerator.reduce(t, reduction="mean"))
 
     # ------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> None:
-        """Atomically replace ``out/checkpoint`` (policy, critic, optimisers, iteration, β)."""
-        if self.accelerator is not None:
-            self.accelerator.wait_for_everyone()
-        if self.is_main:
-            self.checkpointer.save(self._write_checkpoint, step=self.iteration)
-
-    def _write_checkpoint(self, path: Path) -> None:
+    def save_state(self, path: Path) -> None:
+        """Policy, critic, optimisers, iteration and β into checkpoint ``path``."""
         self._unwrap(self.policy).save_pretrained(path / "policy")
         self.tokenizer.save_pretrained(path / "policy")
         save_critic(self._unwrap(self.critic), path / "critic", self.tokenizer)
@@ -505,8 +515,8 @@ class PPOTrainer:
         }
         torch.save(state, path / STATE)
 
-    def _load_state(self) -> None:
-        state = torch.load(self.checkpointer.path / STATE, map_location=self.device, weights_only=False)
+    def load_state(self, path: Path) -> None:
+        state = torch.load(path / STATE, map_location=self.device, weights_only=False)
         self.iteration = int(state["iteration"])
         self.kl_ctl.value = float(state["kl_coef"])
         self.opt_policy.load_state_dict(state["opt_policy"])
@@ -515,13 +525,19 @@ class PPOTrainer:
     def save_final(self) -> None:
         """Write ``out/policy`` (loadable by ``codegym eval --agent ppo --model OUT``) and
         ``out/critic``."""
-        if self.accelerator is not None:
-            self.accelerator.wait_for_everyone()
+        self.barrier()
         if not self.is_main:
             return
         self._unwrap(self.policy).save_pretrained(self.out / "policy")
         self.tokenizer.save_pretrained(self.out / "policy")
         save_critic(self._unwrap(self.critic), self.out / "critic", self.tokenizer)
-        from agents.ppo.modelcard import write_ppo_card
 
-        write_ppo_card(self.out, self.config, self.policy_dir, self.prm_dir)
+    def card(self) -> dict[str, Any]:
+        return ppo_card(self.out, self.config, self.policy_dir, self.prm_dir)
+
+    def write_card(self) -> Path | None:
+        """The card (``out/README.md``), copied to ``out/policy/README.md``."""
+        path = super().write_card()
+        if path is not None:
+            copy_card_to_policy(path)
+        return path

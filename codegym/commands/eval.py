@@ -23,20 +23,22 @@ import argparse
 import platform
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from codegym.commands.common import (
-    SUITE_KWARG_FLAGS,
-    check_suite_kwargs,
+    SUITE_FLAGS,
+    SUITE_NOT_EXPOSED,
+    add_suite_args,
     console,
     results_table,
-    suite_kwargs,
 )
 from codegym.config import Config
+from codegym.tasks.registry import SuiteConfig, nest_suite_fields
 
 #: Settings that identify an evaluation (a resumed run must match them all).
 _RESUME_KEYS = ("agent", "agent_args", "model", "prm", "seed", "suite", "episodes", "samples",
@@ -50,16 +52,9 @@ HELP = "evaluate an agent: pass@k table + trajectories JSONL"
 class EvalConfig(Config):
     """Settings of ``codegym eval``."""
 
-    suite: str = "pipelines"
-    """Suite: pipelines | humaneval | jsonl:PATH | hf:NAME."""
-    split: str | None = None
-    """Split (default: the suite's test split)."""
-    min_steps: int | None = None
-    """pipelines: fewest lines (steps) per task."""
-    max_steps: int | None = None
-    """pipelines: most lines (steps) per task."""
-    suite_seed: int | None = None
-    """pipelines: generator seed."""
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    """Tasks: the suite (pipelines | humaneval | jsonl:PATH | hf:NAME), the split (default: the
+    suite's test split) and its knobs."""
     agent: str = "reference"
     """Registered agent name (reference, random, hf, ppo) or module:Class."""
     model: str | None = None
@@ -99,10 +94,14 @@ class EvalConfig(Config):
     overwrite: bool = False
     """Discard the episodes already in out and start over."""
 
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any], note: bool = True) -> dict[str, Any]:
+        """Settings that predate :class:`SuiteConfig` (flat ``suite``, ``split``, ``min_steps``,
+        ``max_steps``, ``suite_seed``): read as ``suite`` (with a note)."""
+        return nest_suite_fields(cls, data, note=note)
+
     def validate(self) -> EvalConfig:
         """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
-        check_suite_kwargs(self.suite, {"min_steps": self.min_steps, "max_steps": self.max_steps,
-                                        "suite_seed": self.suite_seed})  # fmt: skip
         counts = ("samples", "workers", "batch_size", "max_lines", "episodes")
         for name in (n for n in counts if getattr(self, n) is not None):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
@@ -119,10 +118,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(NAME, help=HELP,
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, EvalConfig, not_exposed={}, flags=SUITE_KWARG_FLAGS,
-                    deprecated={"--min-steps": "min_steps", "--max-steps": "max_steps"},
+    add_config_args(p, EvalConfig, not_exposed=SUITE_NOT_EXPOSED,
                     options={"agent_arg": {"action": "append", "metavar": "KEY=VALUE"},
                              "plot": {"metavar": "F.png"}})  # fmt: skip
+    add_suite_args(p)
     p.set_defaults(run=run, on_interrupt=_interrupted)
 
 
@@ -142,7 +141,7 @@ def _model_info(path: str | None) -> dict[str, Any] | None:
     return {"path": str(p.resolve()), "sha256": tree_hash(p) if p.exists() else None}
 
 
-def _settings(cfg: EvalConfig, split: str, skw: dict[str, Any], agent_args: dict[str, Any],
+def _settings(cfg: EvalConfig, split: str, agent_args: dict[str, Any],
               model: str | None, prm: str | None, n: int) -> dict[str, Any]:
     return {
         "agent": cfg.agent,
@@ -150,7 +149,7 @@ def _settings(cfg: EvalConfig, split: str, skw: dict[str, Any], agent_args: dict
         "model": _model_info(model),
         "prm": {"spec": cfg.prm, **(_model_info(prm) or {})} if prm else {"spec": cfg.prm},
         "seed": cfg.seed,
-        "suite": {"spec": cfg.suite, "kwargs": skw, "split": split},
+        "suite": {**cfg.suite.to_dict(), "split": split},
         "episodes": n,
         "samples": cfg.samples,
         "reward_mode": cfg.reward_mode,
@@ -199,19 +198,16 @@ def _resume(cfg: EvalConfig, summary_path: Path | None, settings: dict[str, Any]
     return rows
 
 
-def _tasks(cfg: EvalConfig) -> tuple[str, dict[str, Any], list[Any]]:
-    """The split, the suite's kwargs and the tasks to run (``--episodes`` of them)."""
-    from codegym.tasks import load_suite
-
-    skw = suite_kwargs(cfg)
-    suite = load_suite(cfg.suite, **skw)
-    split = suite.check_split(cfg.split or suite.default_split())
+def _tasks(cfg: EvalConfig) -> tuple[Any, str, list[Any]]:
+    """The suite, the split and the tasks to run (``--episodes`` of them)."""
+    suite = cfg.suite.load()
+    split = cfg.suite.pick_split(suite)
     n = cfg.episodes
     if n is None:
         n = suite.size(split) or 100
     if n < 1:
         raise ValueError(f"--episodes must be >= 1, got {n}")
-    return split, skw, suite.take(n, split)
+    return suite, split, suite.take(n, split)
 
 
 def _prm(cfg: EvalConfig, tasks: list[Any]) -> str | None:
@@ -224,7 +220,7 @@ def _prm(cfg: EvalConfig, tasks: list[Any]) -> str | None:
         prm = resolve_prm(resolve_model(cfg.prm, "prm"), {str(t.metadata.get("suite", "")) for t in tasks},
                           cfg.reward_mode)
     if prm is None and cfg.prm == "auto" and cfg.reward_mode != "none" and caught:
-        console.print(f"[dim]note: no default PRM applies to suite {cfg.suite!r} (the embedded PRM "
+        console.print(f"[dim]note: no default PRM applies to suite {cfg.suite.name!r} (the embedded PRM "
                       "is trained on pipelines): no dense reward; pass --prm DIR to add one[/]")
     return prm
 
@@ -348,16 +344,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig.from_dict(config_data(args))
     if cap(cfg, {"episodes": 8, "max_lines": 8}, "eval"):
         cfg.validate()
-    split, skw, tasks = _tasks(cfg)
+    suite, split, tasks = _tasks(cfg)
     agent_args = parse_kv(cfg.agent_arg)
     model = resolve_model(cfg.model, "policy")
     prm = _prm(cfg, tasks)
-    settings = _settings(cfg, split, skw, agent_args, model, prm, len(tasks))
+    settings = _settings(cfg, split, agent_args, model, prm, len(tasks))
     summary_path = _summary_path(cfg)
     done_rows = _resume(cfg, summary_path, settings) if cfg.out else []
     agent = build_agent(cfg.agent, {**agent_args, **({"model": model} if model is not None else {})},
                         optional={"seed": cfg.seed})
-    summary = {"agent": cfg.agent, "suite": cfg.suite, "split": split, "complete": False,
+    summary = {"agent": cfg.agent, "suite": cfg.suite.name, "split": split, "complete": False,
                "table": [], "settings": settings, "provenance": _provenance(cfg, agent_args)}
     _write_summary(summary_path, summary)
 
@@ -366,11 +362,11 @@ def run(args: argparse.Namespace) -> int:
             if (tasks[t].task_id, s) not in done]
     if done_rows:
         console.print(f"resuming {cfg.out}: {len(done_rows)} episodes done, {len(todo)} to run")
-    title = f"{cfg.agent} on {cfg.suite}/{split}"
+    title = f"{cfg.agent} on {cfg.suite.name}/{split}"
     t0 = time.perf_counter()
     rows = [*done_rows, *_run_with_progress(cfg, agent, tasks, todo, done_rows, prm, title)]
 
-    table = summarize(rows, by_horizon=cfg.suite == "pipelines")
+    table = summarize(rows, by_horizon=suite.supports_horizon)
     console.print(results_table(title, table))
     summary["timeouts"] = _report_timeouts(cfg, tasks, rows)
     if cfg.plot:
@@ -385,13 +381,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _argv(cfg: EvalConfig) -> list[str]:
     """The options of this run, as flags (recorded in the summary)."""
-    out = [f"--suite {cfg.suite}", f"--agent {cfg.agent}"]
+    out = [f"--suite {cfg.suite.name}", f"--agent {cfg.agent}"]
     if cfg.model:
         out.append(f"--model {cfg.model}")
     out += [f"--agent-arg {a}" for a in cfg.agent_arg]
-    flags = {"split": "--split", **SUITE_KWARG_FLAGS, "suite_seed": "--suite-seed", "episodes": "--episodes"}
-    for name, flag in flags.items():
-        value = getattr(cfg, name)
+    given = [(flag, getattr(cfg.suite, name)) for name, flag in SUITE_FLAGS.items() if name != "name"]
+    for flag, value in [*given, ("--episodes", cfg.episodes)]:
         if value is not None:
             out.append(f"{flag} {value}")
     out += [f"--samples {cfg.samples}", f"--seed {cfg.seed}", f"--prm {cfg.prm}"]

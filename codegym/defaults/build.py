@@ -128,7 +128,8 @@ def _sft(cfg: DefaultsBuildConfig, work: Path) -> dict[str, Any]:
     out = work / POLICY_NAME
     if (out / "sft_done.json").is_file() and (out / "eval.json").is_file():
         return json.loads((out / "eval.json").read_text())
-    sft_cfg = sft.SFTConfig(out=str(out), seed=cfg.seed, threads=cfg.threads, progress=cfg.progress, **cfg.sft)
+    sft_cfg = sft.SFTConfig.from_dict({**cfg.sft, "out": str(out), "seed": cfg.seed, "threads": cfg.threads,
+                                       "progress": cfg.progress})  # fmt: skip
     return sft.train_sft(sft_cfg)
 
 
@@ -136,11 +137,12 @@ def _label(cfg: DefaultsBuildConfig, work: Path, split: str, responses: int, see
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from codegym.labeling import HFCompleter, LabelConfig, LabelRun, LabelRunConfig
+    from codegym.tasks import SuiteConfig
     from sandboxes import make_sandbox
 
     completer = HFCompleter(work / POLICY_NAME, temperature=cfg.temperature, threads=cfg.threads)
     run_cfg = LabelRunConfig(
-        suite="pipelines", split=split, responses=responses, seed=seed,
+        suite=SuiteConfig(split=split), responses=responses, seed=seed,
         label=LabelConfig(k=cfg.k, prefetch=True),
         completer_id=f"hf:defaults-build/policy temperature={cfg.temperature}",
     )  # fmt: skip
@@ -161,10 +163,10 @@ def _train_prm(cfg: DefaultsBuildConfig, work: Path) -> dict[str, Any]:
     final = out / "final_metrics.json"
     if final.is_file() and (out / "prm_config.json").is_file():
         return json.loads(final.read_text())
-    prm_cfg = PRMTrainConfig(
-        data=str(work / "labels.jsonl"), base=str(work / POLICY_NAME), out=str(out),
-        seed=cfg.seed, threads=cfg.threads, progress=cfg.progress, **cfg.prm,
-    )  # fmt: skip
+    prm_cfg = PRMTrainConfig.from_dict({
+        **cfg.prm, "data": str(work / "labels.jsonl"), "base": str(work / POLICY_NAME), "out": str(out),
+        "seed": cfg.seed, "threads": cfg.threads, "progress": cfg.progress,
+    })  # fmt: skip
     return train_prm(prm_cfg)
 
 
