@@ -616,19 +616,7 @@ class DockerSandbox(PooledSandbox):
         self.start_timeout = float(start_timeout)
         self._client = engine_client(pool_size=workers + 4)
         try:
-            info = self._client.info()
-            if cpus > int(info.get("NCPU") or 1):
-                raise ValueError(f"cpus={cpus} exceeds the engine's {info.get('NCPU')} CPUs")
-            self.image = _ensure_image(self._client, image, auto_build)
-            self.engine_missing = _engine_missing(info)
-            if cgroup_parent is None and str(info.get("CgroupVersion")) == "1" and info.get(
-                    "CgroupDriver") == "cgroupfs":
-                cgroup_parent = "/"
-            self.cgroup_parent = cgroup_parent
-            self.job_cgroups_missing = hostcgroups.unavailable_reason(
-                info, os.environ.get("DOCKER_HOST", ""))
-            if self.job_cgroups_missing is None:
-                hostcgroups.remove_stale(cgroup_parent or "/")
+            info = self._engine_setup(image, auto_build, cpus, cgroup_parent)
         except BaseException:
             self._client.close()
             raise
@@ -645,6 +633,25 @@ class DockerSandbox(PooledSandbox):
         except BaseException:
             self.close()
             raise
+
+    def _engine_setup(self, image: str | None, auto_build: bool, cpus: float,
+                      cgroup_parent: str | None) -> dict[str, Any]:
+        """Ask the engine what it is, check ``cpus``, make sure the image exists, and pick the
+        parent of the containers' cgroups (and whether jobs get their own); returns the
+        engine's info."""
+        info = self._client.info()
+        if cpus > int(info.get("NCPU") or 1):
+            raise ValueError(f"cpus={cpus} exceeds the engine's {info.get('NCPU')} CPUs")
+        self.image = _ensure_image(self._client, image, auto_build)
+        self.engine_missing = _engine_missing(info)
+        if cgroup_parent is None and str(info.get("CgroupVersion")) == "1" and info.get(
+                "CgroupDriver") == "cgroupfs":
+            cgroup_parent = "/"
+        self.cgroup_parent = cgroup_parent
+        self.job_cgroups_missing = hostcgroups.unavailable_reason(info, os.environ.get("DOCKER_HOST", ""))
+        if self.job_cgroups_missing is None:
+            hostcgroups.remove_stale(cgroup_parent or "/")
+        return info
 
     def _host_config_kwargs(self, info: dict[str, Any], cpus: float,
                             cpu_shares: int) -> dict[str, Any]:
