@@ -27,6 +27,8 @@ import os
 import uuid
 from typing import Any
 
+from sandboxes.worker.cgroups import pid_alive
+
 __all__ = ["CONTAINER_DIR", "ContainerCgroup", "remove_stale", "unavailable_reason", "v1_mounts"]
 
 CONTAINER_DIR = "/run/codegym-memcg"  #: where the container sees its ``jobs`` dir
@@ -137,16 +139,6 @@ def _rmdir_tree(top: str) -> bool:
     return True
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale(base: str = "/") -> list[str]:
     """Remove container parents (in every hierarchy) whose owner process is gone and that hold
     no process any more; returns the dirs removed."""
@@ -159,7 +151,7 @@ def remove_stale(base: str = "/") -> list[str]:
             continue
         for name in names:
             pid = name[len(PREFIX):].split("-", 1)[0]
-            if not name.startswith(PREFIX) or not pid.isdigit() or _pid_alive(int(pid)):
+            if not name.startswith(PREFIX) or not pid.isdigit() or pid_alive(int(pid)):
                 continue
             path = os.path.join(root, name)
             if _rmdir_tree(path):

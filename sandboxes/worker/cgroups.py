@@ -59,7 +59,8 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0; a process of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -252,7 +253,7 @@ class JobCgroups:
             if not name.startswith(_PREFIX):
                 continue
             pid = name[len(_PREFIX):].split("-", 1)[0]
-            if not pid.isdigit() or _pid_alive(int(pid)):
+            if not pid.isdigit() or pid_alive(int(pid)):
                 continue
             base = os.path.join(self.parent, name)
             try:
