@@ -62,6 +62,11 @@ def growing_cache() -> Any:
             self.keys, self.values = buffers[0][..., :end, :], buffers[1][..., :end, :]
             return self.keys, self.values
 
+        def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+            super().reorder_cache(beam_idx)
+            if self.is_initialized:
+                self._buffers = None  # the next update copies the reordered rows into new buffers
+
     cache = DynamicCache()
     if getattr(cache, "layer_class_to_replicate", None) is DynamicLayer and not cache.layers:
         cache.layer_class_to_replicate = GrowingLayer  # layers are made on first use
@@ -184,6 +189,23 @@ class SlotKVCache:
             self.mask[slot, c] = 0
         self.next_pos[slot] -= len(cols)
         del self.valid_ids[slot][len(self.valid_ids[slot]) - len(cols) :]
+
+    def select(self, index: Sequence[int]) -> None:
+        """Make slot ``i`` a copy of slot ``index[i]``: the batch becomes ``len(index)`` slots
+        (a slot may be repeated or left out), as a beam search reorders its beams.
+
+        Raises:
+            ValueError: ``index`` is empty or names a slot outside ``[0, batch_size)``.
+        """
+        rows = [int(i) for i in index]
+        if not rows or min(rows) < 0 or max(rows) >= self.batch_size:
+            raise ValueError(f"index must name slots in [0, {self.batch_size}), got {list(index)[:8]}")
+        idx = torch.tensor(rows, dtype=torch.long, device=self.device)  # (B',)
+        self.cache.reorder_cache(idx)  # every layer's (B, H, S, D) keys and values -> (B', ...)
+        self.mask = self.mask.index_select(0, idx)  # (B', S)
+        self.next_pos = self.next_pos.index_select(0, idx)  # (B',)
+        self.valid_ids = [list(self.valid_ids[i]) for i in rows]
+        self.batch_size = len(rows)
 
     def needs_rebuild(self) -> bool:
         """Whether holes make up most of the cache (columns > 2 × the longest slot + 128)."""

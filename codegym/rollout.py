@@ -284,6 +284,28 @@ class SamplerAgent:
                 out[b] = self._take(b, line)
         return out
 
+    def select_slots(self, index: Sequence[int]) -> None:
+        """Make slot ``i`` a copy of slot ``index[i]`` (the sampler's cache and record, the
+        context, tokens and submit cause): ``len(index)`` slots after (see
+        :meth:`codegym.sampling.LineSampler.select_slots`)."""
+        rows = [int(i) for i in index]
+        self.sampler.select_slots(rows)  # checks the index
+        self.contexts = [self.contexts[i] for i in rows]
+        self.gen_tokens = [self.gen_tokens[i] for i in rows]
+        self.submit_cause = [self.submit_cause[i] for i in rows]
+
+    def episode_stats(self, slot: int) -> dict[str, Any]:
+        """What slot ``slot``'s program cost (``codegym eval`` adds it to the episode's row):
+        ``{"budget": {"programs": 1, "sampled_lines", "sampled_tokens", "scored_lines": 0,
+        "executions": 0}}`` -- the lines and tokens (+1 for an EOS) the policy drew for it."""
+        self._check(slot)
+        return {"budget": {"programs": 1, "sampled_lines": len(self.sampler.lines[slot]),
+                           "sampled_tokens": int(self.gen_tokens[slot]), "scored_lines": 0, "executions": 0}}
+
+    def _check(self, slot: int) -> None:
+        if not 0 <= slot < len(self.gen_tokens):
+            raise ValueError(f"slot must be in [0, {len(self.gen_tokens)}), got {slot}")
+
     def _take(self, b: int, line: str | None) -> str:
         """Record what the sampler produced for live slot ``b`` and return the action."""
         if line is None:  # the sampler closed the slot earlier: submit for it

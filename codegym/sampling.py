@@ -24,6 +24,7 @@ ids were masked out, and a rebuild from the valid ids when holes make up most of
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -212,6 +213,21 @@ class LineSampler:
         new: list[list[int]] = [[] for _ in range(self.batch_size)]
         new[slot] = ids
         self._append(new)
+
+    def select_slots(self, index: Sequence[int]) -> None:
+        """Make slot ``i`` a copy of slot ``index[i]`` (its cache rows, logits and record):
+        the batch becomes ``len(index)`` slots. A beam search uses it to continue the kept
+        beams and to fan one program out into several.
+
+        Raises:
+            ValueError: ``index`` is empty or names a slot outside ``[0, batch_size)``.
+        """
+        rows = [int(i) for i in index]
+        self.kv.select(rows)  # checks the index
+        if self.last_logits is not None:
+            self.last_logits = self.last_logits.index_select(0, torch.tensor(rows, device=self.last_logits.device))  # (B', V)
+        self.slots = [copy.deepcopy(self.slots[i]) for i in rows]
+        self.batch_size = len(rows)
 
     def _check_slot(self, slot: int) -> None:
         if not 0 <= slot < self.batch_size:

@@ -56,7 +56,7 @@ class EvalConfig(Config):
     """Tasks: the suite (pipelines | humaneval | jsonl:PATH | hf:NAME), the split (default: the
     suite's test split) and its knobs."""
     agent: str = "reference"
-    """Registered agent name (reference, random, hf, ppo) or module:Class."""
+    """Registered agent name (reference, random, hf, ppo, bestofn, beam) or module:Class."""
     model: str | None = None
     """Model directory for hf/ppo agents; 'default' = the embedded default policy shipped with
     codegym."""
@@ -278,7 +278,7 @@ def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list
 
         def on_episode(record: Any) -> None:
             nonlocal passed
-            row = rows[id(record)] = {**episode_row(record), "agent": cfg.agent}
+            row = rows[id(record)] = {**episode_row(record), "agent": cfg.agent, **_episode_stats(agent, record.slot)}
             passed += row["passed"]
             row["time_limit"] = limits.get(row["task_id"], cfg.timeout)
             if writer is not None:
@@ -296,6 +296,30 @@ def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list
             if writer is not None:
                 writer.close()
     return [rows[id(record)] for record in records]
+
+
+def _episode_stats(agent: Any, slot: int) -> dict[str, Any]:
+    """What the agent reports about the episode of ``slot`` (``budget``, a search's choice),
+    when it reports anything (:meth:`codegym.rollout.SamplerAgent.episode_stats`)."""
+    stats = getattr(agent, "episode_stats", None)
+    return dict(stats(slot)) if callable(stats) else {}
+
+
+def _report_budget(rows: list[dict]) -> dict[str, Any] | None:
+    """Print and return what the agent spent, summed over the episodes whose rows carry a
+    ``budget`` (sampled lines and tokens, scored lines, executions); None when none does."""
+    from codegym.search.aggregate import SearchBudget
+
+    spent = [r["budget"] for r in rows if isinstance(r.get("budget"), dict)]
+    if not spent:
+        return None
+    total = SearchBudget.total(spent).to_dict()
+    per = {k: v / len(spent) for k, v in total.items()}
+    console.print(f"budget: {total['sampled_lines']} sampled lines ({per['sampled_lines']:.1f} per episode), "
+                  f"{total['sampled_tokens']} sampled tokens ({per['sampled_tokens']:.1f} per episode), "
+                  f"{total['programs']} programs, {total['scored_lines']} scored lines, "
+                  f"{total['executions']} scorer executions")  # fmt: skip
+    return {"episodes": len(spent), "total": total, "per_episode": per}
 
 
 def _report_timeouts(cfg: EvalConfig, tasks: list[Any], rows: list[dict]) -> list[dict]:
@@ -368,6 +392,7 @@ def run(args: argparse.Namespace) -> int:
 
     table = summarize(rows, by_horizon=suite.supports_horizon)
     console.print(results_table(title, table))
+    summary["budget"] = _report_budget(rows)
     summary["timeouts"] = _report_timeouts(cfg, tasks, rows)
     if cfg.plot:
         _plot(cfg, rows, title)

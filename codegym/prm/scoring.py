@@ -219,6 +219,25 @@ class BatchedPRMScorer:
         self._started[slot] = True
         return self.empty_score
 
+    def select_slots(self, index: Sequence[int]) -> None:
+        """Make slot ``i`` a copy of slot ``index[i]`` (cache rows and pending context): the
+        scorer then holds ``len(index)`` slots (a beam search's reorder)."""
+        rows = [int(i) for i in index]
+        self.kv.select(rows)  # checks the index
+        self._pending = [None if (ids := self._pending[i]) is None else list(ids) for i in rows]
+        self._started = [self._started[i] for i in rows]
+        self.num_slots = len(rows)
+
+    def overflows(self, lines: Sequence[str | None]) -> list[bool]:
+        """Per slot: appending ``lines[b]`` would exceed the PRM's positions (``score_lines``
+        would refuse the whole call)."""
+        if len(lines) != self.num_slots:
+            raise ValueError(f"lines needs {self.num_slots} entries, got {len(lines)}")
+        feeds, restart = self._feeds(lines)
+        limit = self.kv.max_positions
+        return [bool(f) and (0 if b in restart else int(self.kv.next_pos[b])) + len(f) > limit
+                for b, f in enumerate(feeds)]  # fmt: skip
+
     @torch.no_grad()
     def score_lines(self, lines: Sequence[str | None], scored: Sequence[bool] | None = None) -> list[float | None]:
         """Append ``lines[b]`` to slot ``b`` (``None``: nothing) in one forward; the score at
