@@ -47,6 +47,10 @@ class _SearchLM(SearchAgent, Agent):
                max_line_chars: int, workers: int, timeout: float) -> None:  # fmt: skip
         if model is None:
             raise ValueError(f"the {self.name} agent needs a policy: pass --model DIR (or --model default)")
+        if isinstance(model, str):
+            from codegym.defaults import resolve_model
+
+            model = resolve_model(model, "policy")  # "default": the embedded policy
         check_aggregation(aggregation)
         if not isinstance(max_lines, int) or max_lines < 1:
             raise ValueError(f"max_lines must be an int >= 1, got {max_lines!r}")
@@ -78,7 +82,8 @@ class BestOfNAgent(_SearchLM):
     """Best-of-N reranking: ``n`` sampled programs, the best by ``aggregation`` of line scores.
 
     Args:
-        model: Policy checkpoint directory (or a loaded model, with ``tokenizer``).
+        model: Policy checkpoint directory, ``default`` (the embedded policy), or a loaded
+            model (with ``tokenizer``).
         tokenizer: The tokenizer when ``model`` is an object.
         prm: The line scorer: a PRM directory, ``default`` (the embedded PRM) or ``oracle``.
         n: Programs sampled per episode.
@@ -112,7 +117,8 @@ class BeamSearchAgent(_SearchLM):
     """Line-level beam search: ``beams`` beams, ``k`` candidate lines per beam and step.
 
     Args:
-        model: Policy checkpoint directory (or a loaded model, with ``tokenizer``).
+        model: Policy checkpoint directory, ``default`` (the embedded policy), or a loaded
+            model (with ``tokenizer``).
         tokenizer: The tokenizer when ``model`` is an object.
         prm: The line scorer: a PRM directory, ``default`` (the embedded PRM) or ``oracle``.
         beams: Beams kept per step (B).

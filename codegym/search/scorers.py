@@ -265,9 +265,9 @@ class OracleScorer:
         for i, (task, program) in enumerate(zip(tasks, programs)):
             code = [j for j, line in enumerate(program) if not is_neutral_line(line)]
             for j in code if self.prefixes else code[-1:]:
-                fn = self.verdict if j == code[-1] else self.completable
+                last = j == code[-1]
                 where.append((i, j))
-                jobs.append((fn, task, list(program[: j + 1]) if fn is self.completable else list(program)))
+                jobs.append((self.verdict if last else self.completable, task, list(program[: j + 1])))
         scores, runs = self._map(jobs, [i for i, _ in where], len(programs))
         for (i, j), score in zip(where, scores):
             out[i][j] = score
