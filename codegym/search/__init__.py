@@ -20,10 +20,10 @@ from codegym.search.aggregate import AGGREGATIONS, SearchBudget, aggregate, pick
 from codegym.search.beam import beam_search
 from codegym.search.scorers import OracleScorer, PRMScorer, Scores
 from codegym.search.strategies import Candidate, SearchResult, best_of_n, sample_programs
-from codegym.search.table import SearchTable, search_table
+from codegym.search.table import SearchSettings, SearchTable, search_table
 
 __all__ = [
     "AGGREGATIONS", "Candidate", "OracleScorer", "PRMScorer", "ReplayAgent", "Scores", "SearchAgent",
-    "SearchBudget", "SearchResult", "SearchTable", "aggregate", "beam_search", "best_of_n", "pick",
+    "SearchBudget", "SearchResult", "SearchSettings", "SearchTable", "aggregate", "beam_search", "best_of_n", "pick",
     "sample_programs", "search_table",
 ]  # fmt: skip

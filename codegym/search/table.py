@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,30 +191,58 @@ def _budgets(bon: list[SearchResult], beams: dict[str, list[SearchResult]], aggr
     return out
 
 
-def search_table(
-    policy: Any,
-    prm: Any,
-    tasks: Sequence[Task],
-    sandbox: Any,
-    *,
-    n: int = 8,
-    beams: int = 2,
-    k: int | None = None,
-    aggregations: Sequence[str] = AGGREGATIONS,
-    beam_aggregation: str = "last",
-    oracle_beam: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    max_lines: int = 16,
-    max_line_tokens: int = 48,
-    batch_size: int = 16,
-    workers: int = 2,
-    timeout: float = 5.0,
-    buckets: str | Sequence[tuple[int, int]] = DEFAULT_BUCKETS,
-    device: str = "cpu",
-    log: Log | None = None,
-) -> SearchTable:
+@dataclass
+class SearchSettings:
+    """What :func:`search_table` runs (every field can also be passed to it by name)."""
+
+    n: int = 8
+    """Samples per task (best-of-N's N)."""
+    beams: int = 2
+    """Beam search's beams (B)."""
+    k: int | None = None
+    """Candidate lines per beam and step (default ``n // beams``: best-of-N's budget)."""
+    aggregations: tuple[str, ...] = AGGREGATIONS
+    """Best-of-N's rankings, one column each."""
+    beam_aggregation: str = "last"
+    """Beam search's ranking."""
+    oracle_beam: bool = False
+    """Add ``beam-oracle``: beam search guided by the exact prefix oracle (sandbox runs)."""
+    temperature: float = 1.0
+    """Sampling temperature (> 0)."""
+    top_p: float = 1.0
+    """Nucleus mass in (0, 1]."""
+    seed: int = 0
+    """Seed of the sampling generators (one per search)."""
+    max_lines: int = 16
+    """A program ends after this many lines (the env's ``max_lines`` too)."""
+    max_line_tokens: int = 48
+    """A line is cut after this many tokens."""
+    batch_size: int = 16
+    """Tasks searched side by side (``batch_size * n`` sampler slots)."""
+    workers: int = 2
+    """Parallel executions."""
+    timeout: float = 5.0
+    """Seconds per execution (a task's calibrated limit when larger)."""
+    buckets: str = DEFAULT_BUCKETS
+    """Horizon buckets."""
+
+    def validate(self) -> SearchSettings:
+        """Raise ``ValueError`` naming a bad setting; fills ``k``; returns self."""
+        for name in ("n", "beams", "max_lines", "max_line_tokens", "batch_size", "workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self.k = max(1, self.n // self.beams) if self.k is None else self.k
+        for a in [*self.aggregations, self.beam_aggregation]:
+            check_aggregation(a)
+        if not self.aggregations:
+            raise ValueError("aggregations must name at least one aggregation")
+        parse_buckets(self.buckets)
+        return self
+
+
+def search_table(policy: Any, prm: Any, tasks: Sequence[Task], sandbox: Any, settings: SearchSettings | None = None, *,
+                 device: str = "cpu", log: Log | None = None, **overrides: Any) -> SearchTable:  # fmt: skip
     """Sampling vs PRM best-of-N vs beam search vs the oracle's pass@N (module docstring).
 
     Args:
@@ -223,65 +251,46 @@ def search_table(
             :class:`~codegym.search.PRMScorer`.
         tasks: The tasks (e.g. :func:`codegym.evaluation.tasks_by_bucket`).
         sandbox: Runs every program (shared; not closed here).
-        n: Samples per task (best-of-N's N).
-        beams: Beam search's beams (B).
-        k: Candidate lines per beam and step (default ``n // beams``: the same budget).
-        aggregations: Best-of-N's rankings, one column each.
-        beam_aggregation: Beam search's ranking.
-        oracle_beam: Add ``beam-oracle``: beam search guided by the exact prefix oracle.
-        temperature: Sampling temperature (> 0).
-        top_p: Nucleus mass in (0, 1].
-        seed: Seed of the sampling generators (one per search).
-        max_lines: A program ends after this many lines (the env's ``max_lines`` too).
-        max_line_tokens: A line is cut after this many tokens.
-        batch_size: Tasks searched side by side (``batch_size * n`` sampler slots).
-        workers: Parallel executions.
-        timeout: Seconds per execution (a task's calibrated limit when larger).
-        buckets: Horizon buckets.
+        settings: What to run (:class:`SearchSettings`); ``overrides`` replace its fields.
         device: Torch device for a policy or PRM given as a directory.
         log: Called with a line of progress now and then.
     """
-    k = max(1, n // beams) if k is None else k
-    for a in [*aggregations, beam_aggregation]:
-        check_aggregation(a)
+    cfg = replace(settings or SearchSettings(), **overrides).validate()
     if not tasks:
         raise ValueError("search_table needs at least one task")
     log = log or (lambda _msg: None)
-    spans = parse_buckets(buckets) if isinstance(buckets, str) else list(buckets)
     model, tokenizer = _load_policy(policy, device)
     scorer = prm if isinstance(prm, PRMScorer) else PRMScorer(prm, device=device)
-    run = _Runner(model, tokenizer, tasks, seed, temperature, top_p, max_line_tokens, max_lines, batch_size, log)
-    bon = run("bestofn", best_of_n, scorer, n=n, aggregation=aggregations[0])
-    found = {"beam": run("beam", beam_search, scorer, beams=beams, k=k, aggregation=beam_aggregation)}
-    if oracle_beam:
-        oracle = OracleScorer(sandbox, timeout=timeout, workers=workers)
+    run = _Runner(model, tokenizer, tasks, cfg, log)
+    bon = run("bestofn", best_of_n, scorer, n=cfg.n, aggregation=cfg.aggregations[0])
+    found = {"beam": run("beam", beam_search, scorer, beams=cfg.beams, k=cfg.k, aggregation=cfg.beam_aggregation)}
+    if cfg.oracle_beam:
+        oracle = OracleScorer(sandbox, timeout=cfg.timeout, workers=cfg.workers)
         try:
-            found["beam-oracle"] = run("beam-oracle", beam_search, oracle, beams=beams, k=k, aggregation="last")
+            found["beam-oracle"] = run("beam-oracle", beam_search, oracle, beams=cfg.beams, k=cfg.k, aggregation="last")
         finally:
             oracle.close()
     start = time.perf_counter()
     programs = [(r.task, c.lines) for r in bon for c in r.candidates]
     programs += [(r.task, r.lines) for results in found.values() for r in results]
-    verdicts = _verdicts(programs, sandbox, max_lines=max_lines, timeout=timeout, workers=workers)
+    verdicts = _verdicts(programs, sandbox, max_lines=cfg.max_lines, timeout=cfg.timeout, workers=cfg.workers)
     run.seconds["execute"] = round(time.perf_counter() - start, 2)
     log(f"executed {len(programs)} programs")
-    methods = ["sample", *[f"bestofn-{a}" for a in aggregations], *found, "oracle"]
-    infos = _outcomes(bon, found, verdicts, aggregations, spans)
-    settings = {"n": n, "beams": beams, "k": k, "aggregations": list(aggregations), "beam_aggregation": beam_aggregation,
-                "temperature": temperature, "top_p": top_p, "seed": seed, "max_lines": max_lines,
-                "max_line_tokens": max_line_tokens, "tasks": len(tasks), "buckets": [bucket_name(*b) for b in spans],
-                "seconds": run.seconds}  # fmt: skip
-    return SearchTable(methods, infos, _budgets(bon, found, aggregations, n), _group_rows(methods, infos, spans), settings)
+    spans = parse_buckets(cfg.buckets)
+    methods = ["sample", *[f"bestofn-{a}" for a in cfg.aggregations], *found, "oracle"]
+    infos = _outcomes(bon, found, verdicts, cfg.aggregations, spans)
+    settings_out = {**asdict(cfg), "aggregations": list(cfg.aggregations), "tasks": len(tasks), "seconds": run.seconds}
+    return SearchTable(methods, infos, _budgets(bon, found, cfg.aggregations, cfg.n), _group_rows(methods, infos, spans),
+                       settings_out)  # fmt: skip
 
 
 class _Runner:
     """Runs one search over all tasks in chunks, each search from a fresh sampler agent
     seeded ``seed`` (so every search draws as a run of its own would), timing it."""
 
-    def __init__(self, model: Any, tokenizer: Any, tasks: Sequence[Task], seed: int, temperature: float, top_p: float,
-                 max_line_tokens: int, max_lines: int, batch_size: int, log: Log) -> None:  # fmt: skip
-        self.engine = (model, tokenizer, seed, temperature, top_p, max_line_tokens)
-        self.tasks, self.max_lines, self.batch_size, self.log = list(tasks), max_lines, batch_size, log
+    def __init__(self, model: Any, tokenizer: Any, tasks: Sequence[Task], cfg: SearchSettings, log: Log) -> None:
+        self.engine = (model, tokenizer, cfg.seed, cfg.temperature, cfg.top_p, cfg.max_line_tokens)
+        self.tasks, self.max_lines, self.batch_size, self.log = list(tasks), cfg.max_lines, cfg.batch_size, log
         self.seconds: dict[str, float] = {}
 
     def __call__(self, name: str, search: Callable[..., list[SearchResult]], scorer: Any, **kwargs: Any) -> list[SearchResult]:
@@ -296,4 +305,4 @@ class _Runner:
         return out
 
 
-__all__ = ["SearchTable", "search_table"]
+__all__ = ["SearchSettings", "SearchTable", "search_table"]
