@@ -144,6 +144,8 @@ def beam_search(agent: SamplerAgent, scorer: SearchScorer, tasks: Sequence[Task]
     _check("k", k)
     _check("max_lines", max_lines)
     check_aggregation(aggregation)
+    if not tasks:
+        return []
     width = beams * k
     _start(agent, tasks, width)
     slots = scorer.open_slots([t for t in tasks for _ in range(width)])

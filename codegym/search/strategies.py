@@ -125,6 +125,8 @@ def sample_programs(agent: SamplerAgent, tasks: Sequence[Task], n: int, max_line
     Scores are left empty (``None`` per line)."""
     _check("n", n)
     _check("max_lines", max_lines)
+    if not tasks:
+        return [], []
     _start(agent, tasks, n)
     out = [Candidate([], [], "") for _ in range(len(tasks) * n)]
     tokens = [0] * len(out)
@@ -158,6 +160,8 @@ def best_of_n(agent: SamplerAgent, scorer: SearchScorer, tasks: Sequence[Task], 
         max_lines: A program ends after this many lines (as the env's ``max_lines``).
     """
     check_aggregation(aggregation)
+    if not tasks:
+        return []
     programs, tokens = sample_programs(agent, tasks, n, max_lines)
     scored = scorer.score_programs([t for t in tasks for _ in range(n)], [p.lines for p in programs])
     for p, scores in zip(programs, scored.scores):

@@ -104,6 +104,10 @@ def test_beam_search_keeps_scored_programs_and_counts_its_budget(tiny_policy_dir
     assert any(len(c.lines) >= 2 for r in results for c in r.candidates)  # beams were continued
     # the first step draws all beams * k candidates from the empty program
     assert agent.steps[0] == [beams * k] * len(tasks)
+    assert beam_search(agent, PRMScorer(prm), [], beams=2, k=2) == []
+    assert best_of_n(agent, PRMScorer(prm), [], n=2) == []
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
+        beam_search(agent, PRMScorer(prm), tasks, beams=2, k=0)
 
 
 def _opt(lines, score, slot, ended=None) -> _Option:
