@@ -17,7 +17,6 @@ the Markdown tables next to it (``.md``).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from codegym.reporting.jsonio import dumps
 from codegym.search import SearchTable, search_table
 
 console = Console(width=200)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "tables": [t.to_dict() for t in results]}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    out.write_text(dumps(result, indent=1))  # strict JSON: -inf aggregates become null
     out.with_suffix(".md").write_text("\n\n".join(f"### N = {t.settings['n']}\n\n{t.markdown()}" for t in results) + "\n")
     console.print(f"wrote {out} and {out.with_suffix('.md')}")
     return result

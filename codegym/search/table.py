@@ -38,7 +38,7 @@ import torch
 from codegym.evaluation import DEFAULT_BUCKETS, bucket_name, bucket_of, parse_buckets, task_horizon
 from codegym.rollout import SamplerAgent, run_episodes
 from codegym.search.agent import ReplayAgent
-from codegym.search.aggregate import AGGREGATIONS, SearchBudget, check_aggregation
+from codegym.search.aggregate import AGGREGATIONS, SearchBudget, aggregate, check_aggregation
 from codegym.search.beam import beam_search
 from codegym.search.scorers import OracleScorer, PRMScorer
 from codegym.search.strategies import SearchResult, best_of_n
@@ -55,7 +55,9 @@ class SearchTable:
         methods: Column order (``sample``, ``bestofn-AGG``..., ``beam``, [``beam-oracle``],
             ``oracle``).
         tasks: Per task: ``task_id``, ``steps``, ``bucket``, ``outcomes`` (method -> pass
-            rate, 0/1 except ``sample``) and ``passes`` (the ``n`` samples' verdicts).
+            rate, 0/1 except ``sample``), ``passes`` (the ``n`` samples' verdicts) and
+            ``aggregates`` (aggregation -> each sample's aggregate score, ``-inf`` for a
+            sample without a scored line).
         budgets: Per method: the mean budget per task (:meth:`SearchBudget.to_dict` keys).
         rows: Per group (``all`` then each bucket) and method: ``rate``, ``lo``, ``hi``,
             ``tasks`` and, except for ``sample``, ``diff`` (``mean``, ``low``, ``high``) from
@@ -173,9 +175,10 @@ def _outcomes(bon: list[SearchResult], beams: dict[str, list[SearchResult]], ver
         for j, name in enumerate(beams):
             outcomes[name] = float(verdicts[at + j * len(bon) + t])
         outcomes["oracle"] = float(any(passes))
+        ranks = {a: [aggregate(c.scores, a) for c in result.candidates] for a in aggregations}
         infos.append({"task_id": result.task.task_id, "steps": task_horizon(result.task),
                       "bucket": bucket_of(task_horizon(result.task), buckets), "outcomes": outcomes,
-                      "passes": list(passes)})  # fmt: skip
+                      "passes": list(passes), "aggregates": ranks})  # fmt: skip
     return infos
 
 
