@@ -83,6 +83,9 @@ def print_table(table: SearchTable) -> None:
             cells.append(text)
         out.add_row(m, *cells, f"{table.budgets[m]['sampled_lines']:.1f}")
     console.print(out)
+    ranking = table.ranking()
+    console.print("within-task ranking AUC of the N samples (0.5: a random pick): "
+                  + ", ".join(f"{a} {r['auc']:.3f} ({r['pairs']} pairs, {r['tasks']} tasks)" for a, r in ranking.items()))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

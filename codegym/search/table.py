@@ -26,6 +26,7 @@ actually spent (:class:`~codegym.search.aggregate.SearchBudget`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -73,8 +74,28 @@ class SearchTable:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return {"methods": self.methods, "rows": self.rows, "budgets": self.budgets, "settings": self.settings,
-                "tasks": self.tasks}  # fmt: skip
+        return {"methods": self.methods, "rows": self.rows, "budgets": self.budgets, "ranking": self.ranking(),
+                "settings": self.settings, "tasks": self.tasks}  # fmt: skip
+
+    def ranking(self) -> dict[str, dict[str, float]]:
+        """How well each aggregation ranks a task's samples: over every (passing, failing)
+        pair of samples of the same task, the fraction where the passing one scores higher
+        (ties count half) -- a within-task AUC; 0.5 is a random pick. ``pairs`` and
+        ``tasks`` (those with both outcomes) say how much it rests on."""
+        out = {}
+        for agg in self.settings.get("aggregations", []):
+            wins, pairs, tasks = 0.0, 0, 0
+            for info in self.tasks:
+                scores = [-math.inf if v is None else float(v) for v in info["aggregates"][agg]]
+                good = [x for x, ok in zip(scores, info["passes"]) if ok]
+                bad = [x for x, ok in zip(scores, info["passes"]) if not ok]
+                tasks += bool(good and bad)
+                for g in good:
+                    for b in bad:
+                        pairs += 1
+                        wins += 1.0 if g > b else 0.5 if g == b else 0.0
+            out[agg] = {"auc": wins / pairs if pairs else math.nan, "pairs": pairs, "tasks": tasks}
+        return out
 
     def markdown(self) -> str:
         """Two Markdown tables: pass rates (%) with 95 % intervals and budgets, and the paired
@@ -89,8 +110,11 @@ class SearchTable:
             rates.append(f"| {m} | " + " | ".join(cells) + f" | {self.budgets[m]['sampled_lines']:.1f} |")
             if m != "sample":
                 diffs.append(f"| {m} | " + " | ".join(_diff(r["methods"][m]["diff"]) for r in self.rows) + " |")
+        auc = ", ".join(f"{a} {r['auc']:.2f}" for a, r in self.ranking().items())
+        pairs = max((r["pairs"] for r in self.ranking().values()), default=0)
         return "\n".join(["pass rate (%), 95 % interval over tasks", "", *rates, "",
-                          "paired difference from `sample` (points), 95 % bootstrap interval", "", *diffs])  # fmt: skip
+                          "paired difference from `sample` (points), 95 % bootstrap interval", "", *diffs, "",
+                          f"within-task ranking AUC of the samples ({pairs} passing/failing pairs): {auc}"])  # fmt: skip
 
 
 def _pct(cell: dict[str, Any]) -> str:

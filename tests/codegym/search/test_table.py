@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from codegym.defaults import policy_dir, prm_dir
-from codegym.search import search_table
+from codegym.search import SearchTable, search_table
 from codegym.tasks import load_suite
 from sandboxes import make_sandbox
 
@@ -55,3 +55,18 @@ def test_budgets_are_the_ones_spent(table) -> None:
     assert b["bestofn-last"]["programs"] == 3 and b["sample"]["programs"] == 1
     assert b["oracle"]["executions"] == 3 and b["bestofn-min"]["executions"] == 0
     assert 0 < b["beam"]["sampled_lines"] <= 3 * 10
+
+
+def test_ranking_auc_counts_passing_over_failing_pairs_within_tasks() -> None:
+    tasks = [
+        {"passes": [True, False, False], "aggregates": {"last": [0.5, 0.1, 0.5]}},  # a win and a tie
+        {"passes": [False, True], "aggregates": {"last": [None, -0.9]}},  # None: no scored line
+        {"passes": [True, True], "aggregates": {"last": [0.0, 0.2]}},  # no pair
+    ]
+    table = SearchTable(["sample"], tasks, {}, settings={"aggregations": ["last"]})
+    assert table.ranking() == {"last": {"auc": (1 + 0.5 + 1) / 3, "pairs": 3, "tasks": 2}}
+
+
+def test_the_real_tables_ranking_is_a_fraction(table) -> None:
+    for r in table.ranking().values():
+        assert r["pairs"] == 0 or 0.0 <= r["auc"] <= 1.0
