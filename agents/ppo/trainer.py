@@ -37,6 +37,7 @@ import torch
 
 from agents.ppo.config import PPOConfig
 from agents.ppo.critic import build_critic, critic_values, save_critic
+from agents.ppo.diagnostics import shaping_diagnostics
 from agents.ppo.gae import compute_gae, masked_mean, masked_whiten, place_rewards
 from agents.ppo.losses import (
     KLController,
@@ -473,6 +474,7 @@ class PPOTrainer:
         self.kl_ctl.update(stats["kl"], len(episodes) * self.world)
         timing = {"rollout": t_rollout, "score": t_score, "update": t_update}
         row = self._metrics_row(batch, scored, losses, stats, timing, beta=beta, train_policy=train_policy)
+        row.update(shaping_diagnostics(episodes, batch, scored, cfg.max_lines))
         if self.metrics is not None and (iteration % cfg.log_every == 0 or iteration == cfg.iterations):
             self.metrics.log(row)  # NaN (undefined metric) -> null
         if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:

@@ -22,7 +22,7 @@ import numpy as np
 
 from codegym.config import Config
 from codegym.jsonutil import dumps
-from codegym.labeling.core import Completer, LabelConfig, Labeler, max_prefix_checks
+from codegym.labeling.core import Completer, LabelConfig, Labeler, SearchCost, max_prefix_checks
 from codegym.tasks.base import Task
 from codegym.tasks.registry import TaskSuite, load_suite
 from sandboxes import Sandbox
@@ -220,6 +220,7 @@ class LabelRun:
         """Load finished rows (repairing a truncated tail) and restore the verdict cache."""
         self.out.parent.mkdir(parents=True, exist_ok=True)
         rows = read_rows(self.out, repair=True)
+        self.labeler.search_cost = SearchCost(self.config.label.k, self.config.label.chunk)  # replayed below
         for i, row in enumerate(rows):
             self._check_run(row, i + 1)
             if row["response_index"] != i:
