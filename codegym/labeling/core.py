@@ -94,6 +94,12 @@ class LabelConfig(Config):
             much faster for an LM on CPU), but still execute them ``chunk`` at a time and stop
             at the first chunk with a pass; completions never executed are dropped and not
             counted. Same distribution of verdicts and executions as lazy sampling.
+        k_per_line: ``False`` (default): every prefix check samples at most ``k``
+            completions. ``True``: a prefix with ``r`` reference lines still to write gets
+            ``min(k_max, k * r)`` -- a completer finishes a correct prefix less often the more
+            lines are left, so long remainders get more tries (``r`` counts from the task's
+            reference solution; 1 for a task without one).
+        k_max: Cap on the completions of one check with ``k_per_line`` (``None``: ``8 * k``).
         timeout: Per-execution time limit in seconds (``None``: the sandbox's default).
         memory_mb: Per-execution memory limit in MiB (``None``: the sandbox's default).
     """
@@ -102,6 +108,8 @@ class LabelConfig(Config):
     chunk: int = 2
     mode: Literal["auto", "binary", "linear"] = "auto"
     prefetch: bool = False
+    k_per_line: bool = False
+    k_max: int | None = None
     timeout: float | None = None
     memory_mb: int | None = None
 
@@ -109,6 +117,8 @@ class LabelConfig(Config):
         """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
         if not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k (completions per prefix) must be an int >= 1, got {self.k!r}")
+        if self.k_max is not None and (not isinstance(self.k_max, int) or self.k_max < self.k):
+            raise ValueError(f"k_max must be an int >= k={self.k} (or None), got {self.k_max!r}")
         if not isinstance(self.chunk, int) or self.chunk < 1:
             raise ValueError(f"chunk (completions per sampling call) must be >= 1, got {self.chunk!r}")
         if self.mode not in SEARCH_MODES:
@@ -116,6 +126,13 @@ class LabelConfig(Config):
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {self.timeout}")
         return self
+
+    def completions_for(self, task: Task, code_lines: int) -> int:
+        """Completions a check of a ``code_lines``-line prefix of ``task`` may sample."""
+        if not self.k_per_line:
+            return self.k
+        remaining = max(1, task.horizon - code_lines) if task.horizon else 1
+        return min(self.k_max if self.k_max is not None else 8 * self.k, self.k * remaining)
 
 
 class PrefixCheck(NamedTuple):
@@ -420,7 +437,7 @@ class Labeler:
         key = (task.task_id, tuple(prefix))
         if key in self._cache:
             return PrefixCheck(code_lines, num_lines, self._cache[key], 0, 0, True)
-        k, chunk = self.config.k, self.config.chunk
+        k, chunk = self.config.completions_for(task, code_lines), self.config.chunk
         samples = executions = 0
         ok = False
         ahead: list[list[str]] = []  # prefetched completions not yet used

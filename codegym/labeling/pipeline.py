@@ -30,12 +30,12 @@ from sandboxes import Sandbox
 #: Keys of a row's ``"run"`` dict that must match for a run to resume into a file.
 RUN_KEYS = (
     "suite", "split", "suite_kwargs", "seed", "samples_per_task", "k", "chunk", "prefetch", "mode",
-    "completer", "first_task", "format",
+    "completer", "first_task", "format", "k_per_line", "k_max",
 )
 #: Row formats of a label file (see :class:`LabelRunConfig`).
 ROW_FORMATS = ("codegym", "trl")
 #: Values that rows written before a run key existed are taken to have.
-_RUN_KEY_DEFAULTS: dict[str, Any] = {"first_task": 0, "format": "codegym"}
+_RUN_KEY_DEFAULTS: dict[str, Any] = {"first_task": 0, "format": "codegym", "k_per_line": False, "k_max": None}
 
 
 def row_lines(row: dict[str, Any]) -> tuple[list[str], list[int]]:
@@ -196,6 +196,8 @@ class LabelRun:
             "chunk": config.label.chunk,
             "prefetch": config.label.prefetch,
             "mode": config.label.mode,
+            "k_per_line": config.label.k_per_line,
+            "k_max": config.label.k_max,
             "completer": config.completer_id or repr(completer),
             "first_task": config.first_task,
             "format": config.format,

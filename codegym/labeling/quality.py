@@ -190,4 +190,25 @@ def judge_rows(
     return out
 
 
-__all__ = ["LabelQuality", "PrefixOracle", "first_error", "judge_response", "judge_rows", "true_labels"]
+def label_responses(
+    responses: Sequence[tuple[Task, Sequence[str]]], labeler: Any, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Label fixed responses with ``labeler`` (a :class:`codegym.labeling.Labeler`): response
+    ``i`` is labeled with the generator ``default_rng([seed, i])``, and its row carries
+    ``response_index`` and ``horizon`` (the task's steps). Responses from one policy can so be
+    labeled by several completers and settings, each row comparable with the same truth."""
+    import numpy as np
+
+    from codegym.evaluation import task_horizon
+
+    rows = []
+    for i, (task, lines) in enumerate(responses):
+        res = labeler.label(task, list(lines), np.random.default_rng([seed, i]))
+        rows.append(res.to_row(response_index=i, horizon=task_horizon(task)))
+    return rows
+
+
+__all__ = [
+    "LabelQuality", "PrefixOracle", "first_error", "judge_response", "judge_rows", "label_responses",
+    "true_labels",
+]
