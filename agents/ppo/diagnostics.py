@@ -22,6 +22,9 @@ written with every metrics row:
   complete);
 * ``diag/adv_ok`` / ``diag/adv_bad`` / ``diag/eos_adv_ok`` / ``diag/eos_adv_bad``: mean raw
   advantage of every token, and of EOS tokens, in correct / wrong-prefix states;
+* ``diag/kl_<class>``: mean per-token KL to the reference of each position class;
+* ``diag/one_line`` / ``diag/return_first``: share of one-line programs, and of programs whose
+  first line is a ``return``;
 * ``diag/len_wadv_corr``: correlation over episodes of the program's token count with the sum
   of its whitened advantages (negative: the update pushes towards shorter programs).
 
@@ -122,9 +125,13 @@ def shaping_diagnostics(
         "adv_mean": float(adv[mask].mean()),
         "adv_std": float(adv[mask].std(unbiased=False)),
     }
+    kl = scored["kl"].cpu()
     for code, name in enumerate(CLASSES[1:], start=1):
         out[f"adv_{name}"] = _mean(adv, codes == code)
         out[f"wadv_{name}"] = _mean(wadv, codes == code)
+        out[f"kl_{name}"] = _mean(kl, codes == code)
+    out["one_line"] = float(np.mean([e.num_lines == 1 for e in episodes]))
+    out["return_first"] = float(np.mean([bool(e.lines) and e.lines[0].strip().startswith("return") for e in episodes]))
     err = values - return_to_go(rewards, mask)
     out["verr_start"] = _mean(err, (codes == 1) | (codes == 2))
     out["verr_ok"] = _mean(err, ok == 1)
@@ -156,3 +163,12 @@ def _ending_stats(
         out[f"final_reward_{kind}"] = float(final[sel].mean()) if sel.any() else float("nan")
         out[f"return_{kind}"] = float(returns[sel].mean()) if sel.any() else float("nan")
     return out
+
+
+def sample_programs(episodes: Sequence[Any], n: int = 4) -> list[dict[str, Any]]:
+    """The first ``n`` episodes as JSON-ready dicts (lines, line rewards, final reward, ending)."""
+    return [
+        {"task_id": e.task.task_id, "lines": list(e.lines), "line_rewards": [round(float(r), 3) for r in e.line_rewards],
+         "final_dense": e.final_dense, "test_reward": e.test_reward, "eos": e.eos, "invalid": e.invalid}
+        for e in episodes[:n]
+    ]  # fmt: skip

@@ -37,7 +37,7 @@ import torch
 
 from agents.ppo.config import PPOConfig
 from agents.ppo.critic import build_critic, critic_values, save_critic
-from agents.ppo.diagnostics import shaping_diagnostics
+from agents.ppo.diagnostics import sample_programs, shaping_diagnostics
 from agents.ppo.gae import compute_gae, masked_mean, masked_whiten, place_rewards
 from agents.ppo.losses import (
     KLController,
@@ -475,6 +475,9 @@ class PPOTrainer:
         timing = {"rollout": t_rollout, "score": t_score, "update": t_update}
         row = self._metrics_row(batch, scored, losses, stats, timing, beta=beta, train_policy=train_policy)
         row.update(shaping_diagnostics(episodes, batch, scored, cfg.max_lines))
+        if self.is_main:
+            with open(self.out / "samples.jsonl", "a", encoding="utf-8") as fh:  # a few programs per iteration
+                fh.write(json.dumps({"iteration": iteration, "programs": sample_programs(episodes[:: cfg.samples_per_prompt])}) + "\n")
         if self.metrics is not None and (iteration % cfg.log_every == 0 or iteration == cfg.iterations):
             self.metrics.log(row)  # NaN (undefined metric) -> null
         if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:

@@ -55,6 +55,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output JSONL (appended; resumes)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete --out (and its summary) and start over (default: resume it)")
+    p.add_argument("--judge", action="store_true",
+                   help="pipelines only: compare every line label with the exact prefix oracle "
+                   "(the reference completes the prefix) and add precision, recall, first-error "
+                   "agreement and executions per response, by horizon, to the summary")
     p.set_defaults(run=run, on_interrupt=resume_hint)
     return p
 
@@ -126,6 +130,31 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def _judge(job: Any, sandbox: Any, suite: str) -> dict[str, Any]:
+    """Label quality of ``job``'s rows against the exact prefix oracle, by horizon and in all."""
+    from codegym.envs.oracle import ReferenceCompletionScorer
+    from codegym.labeling.quality import LabelQuality, judge_rows
+
+    if suite != "pipelines":
+        raise ValueError(f"--judge needs the exact prefix oracle of suite 'pipelines', got suite {suite!r}")
+    groups = judge_rows(job.rows, lambda r: job.task_for(r["response_index"]), ReferenceCompletionScorer(sandbox),
+                        lambda r: str(r["horizon"]))  # fmt: skip
+    groups = {k: groups[k] for k in sorted(groups, key=int)}
+    groups["all"] = sum(groups.values(), LabelQuality())
+    return {k: v.summary() for k, v in groups.items()}
+
+
+def quality_table(quality: dict[str, dict[str, float]]) -> Table:
+    """A rich table of the ``--judge`` figures (one row per horizon, then all)."""
+    t = Table(title="labels vs the exact prefix oracle")
+    for col in ("horizon", "responses", "precision", "recall", "first error agrees", "executions / response"):
+        t.add_column(col, justify="right")
+    for key, q in quality.items():
+        t.add_row(key, str(q["responses"]), f"{q['precision']:.2f}", f"{q['recall']:.2f}",
+                  f"{q['first_error_agreement']:.2f}", f"{q['executions_per_response']:.1f}")  # fmt: skip
+    return t
+
+
 def _run_config(args: argparse.Namespace, completer_id: str) -> Any:
     """The :class:`LabelRunConfig` of the flags, ``--config`` and ``--set`` (smoke budgets applied)."""
     from codegym.config import config_data
@@ -191,6 +220,7 @@ def _label_with_progress(job: Any, total: int, done: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run ``codegym label``."""
     from codegym.labeling import LabelRun, summary_path
+    from codegym.labeling.pipeline import write_summary
     from sandboxes import make_sandbox
 
     _prepare(args)
@@ -202,7 +232,12 @@ def run(args: argparse.Namespace) -> int:
         if done:
             console.print(f"resuming {args.out}: {done} of {cfg.responses} responses already labeled")
         summary = _label_with_progress(job, cfg.responses, done)
+        if args.judge:
+            summary["quality"] = _judge(job, sandbox, cfg.suite)
+            write_summary(args.out, summary)
     console.print(summary_table(summary))
+    if "quality" in summary:
+        console.print(quality_table(summary["quality"]))
     console.print(f"rows: {args.out}  summary: {summary_path(args.out)}")
     return 0
 
