@@ -145,3 +145,110 @@ def place_rewards(
     if kl is not None:
         rewards = rewards - kl_coef * kl.float()
     return torch.where(mask, rewards, torch.zeros_like(rewards))
+
+
+def center_start_advantages(advantages: torch.Tensor, mask: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """Advantages with each row's first valid token centred on its group's mean there.
+
+    The samples of one prompt share their first state (the prompt). At that state the group's
+    mean λ-return is an estimate of its value that does not depend on the critic; using it as
+    the baseline of the first token (``A_0 − mean_group A_0 = R_0 − mean_group R_0``) removes
+    a critic error shared by the group. Such an error makes every sampled first token look
+    worse (or better) than it is, and PPO then moves probability to tokens that were not
+    sampled: with closed shaping a critic that overvalues the start state drives an
+    immediate EOS from ~e^-17 to the mode (see ``docs/results.md``). Other tokens and rows
+    alone in their group are unchanged.
+
+    Args:
+        advantages: [B, T] advantages (0 at padding).
+        mask: [B, T] valid tokens (every row has at least one).
+        group: [B] ids, equal for rows that share a prompt.
+
+    Returns:
+        [B, T] advantages.
+    """
+    mask = mask.bool()
+    batch, length = mask.shape
+    if group.shape != (batch,):
+        raise ValueError(f"group must have shape [{batch}], got {tuple(group.shape)}")
+    positions = torch.arange(length, device=mask.device).expand(batch, length)
+    first = torch.where(mask, positions, torch.full_like(positions, length)).min(dim=1).values  # [B]
+    if bool((first >= length).any()):
+        raise ValueError("every row needs at least one valid token")
+    rows = torch.arange(batch, device=mask.device)
+    start = advantages[rows, first]  # [B]
+    _, inverse, counts = torch.unique(group, return_inverse=True, return_counts=True)
+    sums = torch.zeros(len(counts), dtype=start.dtype, device=start.device).index_add_(0, inverse, start)
+    mean = sums[inverse] / counts[inverse].to(start.dtype)  # [B]
+    centred = torch.where(counts[inverse] > 1, start - mean, start)
+    out = advantages.clone()
+    out[rows, first] = centred
+    return out
+
+
+def bound_values(
+    values: torch.Tensor, potential: torch.Tensor, low: float = 0.0, high: float = 1.0
+) -> torch.Tensor:
+    """Values clamped to the range the shaped return can take: ``[low − Φ, high − Φ]``.
+
+    Under closed potential-based shaping the return-to-go from a state whose written prefix
+    has potential Φ is ``test − Φ − (KL penalty to come)``: the dense terms telescope, the
+    closing term cancels the last potential. With a unit-test reward in ``[low, high]`` the
+    value lies in ``[low − Φ, high − Φ]`` whatever the potential's accuracy (minus the KL
+    penalty, a few hundredths). A critic that cannot see what Φ measures (it cannot tell a
+    correct prefix from a wrong one) predicts a mixture and leaves this range: below
+    ``−Φ = 0`` on wrong prefixes, where nothing is left to lose. Bootstrapped advantages then
+    reward ending a wrong program (EOS after a wrong prefix gets ``0 − V > 0`` every time),
+    and that systematic push on the EOS token is what turned policies into empty programs.
+    Clamping removes it; where the critic is inside the range nothing changes.
+
+    Args:
+        values: [B, T] critic values.
+        potential: [B, T] Φ of each token's state (0 where there is no shaping), in reward
+            units (× ``dense_coef``).
+        low: Least unit-test reward.
+        high: Largest unit-test reward.
+
+    Returns:
+        [B, T] clamped values.
+    """
+    if values.shape != potential.shape:
+        raise ValueError(f"values {tuple(values.shape)} and potential {tuple(potential.shape)} must match")
+    if low > high:
+        raise ValueError(f"need low <= high, got low={low}, high={high}")
+    potential = potential.to(values.dtype)
+    return torch.maximum(torch.minimum(values, high - potential), low - potential)
+
+
+def token_potentials(
+    mask: torch.Tensor, line_end: torch.Tensor, line_rewards: torch.Tensor, final_dense: torch.Tensor
+) -> torch.Tensor:
+    """Φ (in reward units) of the state in which each token is chosen, under closed shaping.
+
+    The closing term is ``−Φ(last)`` and line ``m`` earned ``Φ_m − Φ_{m−1}``, so the potential
+    before line ``m`` is ``Φ(last) − Σ_{j >= m} r_j``: a token of line ``m`` (its last token
+    included: the line's reward arrives after it) sees ``Φ_{m−1}``, a token after the last line
+    (the EOS) sees ``Φ(last)``.
+
+    Args:
+        mask: [B, T] valid tokens.
+        line_end: [B, L] token index of each line's last token (−1 = no line).
+        line_rewards: [B, L] dense reward of each line (× ``dense_coef``).
+        final_dense: [B] the closing term (``−Φ(last)`` × ``dense_coef``).
+
+    Returns:
+        [B, T] potentials (0 at padding).
+    """
+    batch, length = mask.shape
+    if line_end.shape != line_rewards.shape or line_end.shape[0] != batch or final_dense.shape != (batch,):
+        raise ValueError(
+            f"line_end {tuple(line_end.shape)}, line_rewards {tuple(line_rewards.shape)} and final_dense "
+            f"{tuple(final_dense.shape)} must share B={batch}"
+        )
+    has = line_end >= 0  # [B, L]
+    later = torch.zeros(batch, length + 1, dtype=torch.float32, device=mask.device)  # Σ r_j over lines ending at t
+    later.scatter_add_(1, torch.where(has, line_end, torch.full_like(line_end, length)).long(),
+                       torch.where(has, line_rewards.float(), torch.zeros_like(line_rewards.float())))  # fmt: skip
+    still_to_come = later[:, :length].flip(1).cumsum(1).flip(1)  # [B, T]: lines ending at >= t
+    phi = -final_dense.float().unsqueeze(1) - still_to_come
+    return torch.where(mask.bool(), phi, torch.zeros_like(phi))

@@ -108,6 +108,7 @@ class RolloutBatch(NamedTuple):
     line_end: torch.Tensor  # [B, L] long, shifted index of each line's last token (-1 pad)
     line_rewards: torch.Tensor  # [B, L] float, dense reward per line
     final_reward: torch.Tensor  # [B] float, unit-test reward + closing dense term (last action token)
+    final_dense: torch.Tensor  # [B] float, the closing dense term alone (−Φ(last) × dense_coef; 0 unshaped)
     passed: torch.Tensor  # [B] bool
     prompt_len: torch.Tensor  # [B] long, tokens of the row's prompt (its context)
     group: torch.Tensor  # [B] long, equal for rows with the same context (samples of one task)
@@ -330,6 +331,7 @@ def episodes_to_batch(episodes: Sequence[Episode], tokenizer: Any) -> RolloutBat
         line_end=line_end,
         line_rewards=line_rewards,
         final_reward=torch.tensor([ep.test_reward + ep.final_dense for ep in episodes], dtype=torch.float32),
+        final_dense=torch.tensor([ep.final_dense for ep in episodes], dtype=torch.float32),
         passed=torch.tensor([ep.passed for ep in episodes], dtype=torch.bool),
         prompt_len=torch.tensor([p for _, p, _ in encoded], dtype=torch.long),
         group=group,

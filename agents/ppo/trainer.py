@@ -38,7 +38,14 @@ import torch
 from agents.ppo.config import PPOConfig
 from agents.ppo.critic import build_critic, critic_values, save_critic
 from agents.ppo.diagnostics import sample_programs, shaping_diagnostics
-from agents.ppo.gae import compute_gae, masked_mean, masked_whiten, place_rewards
+from agents.ppo.gae import (
+    bound_values,
+    compute_gae,
+    masked_mean,
+    masked_whiten,
+    place_rewards,
+    token_potentials,
+)
 from agents.ppo.losses import (
     KLController,
     clipped_policy_loss,
@@ -353,11 +360,20 @@ class PPOTrainer:
         rewards = place_rewards(
             mask, batch.line_end, batch.line_rewards, batch.final_reward, kl, self.kl_ctl.value
         )
-        gae = compute_gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
+        gae = compute_gae(rewards, self._bounded(values, batch), mask, cfg.gamma, cfg.gae_lambda)
         return {
             "old_logprobs": old_lp, "ref_logprobs": ref_lp, "entropy": entropy, "values": values, "kl": kl,
             "rewards": rewards, "advantages": gae.advantages, "returns": gae.returns,
         }  # fmt: skip
+
+    def _bounded(self, values: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:
+        """``values`` [B, S-1] clamped to the shaped return's range (``value_bounds`` with closed
+        shaping, see :class:`PPOConfig`), else as they are."""
+        cfg = self.config
+        if not (cfg.value_bounds and cfg.dense_reward == "delta"):
+            return values
+        potential = token_potentials(batch.action_mask, batch.line_end, batch.line_rewards, batch.final_dense)
+        return bound_values(values, potential, 0.0, 1.0)  # binary and fraction rewards lie in [0, 1]
 
     # ------------------------------------------------------- shared prompts
     def _split(self, batch: RolloutBatch) -> SplitBatch | None:
