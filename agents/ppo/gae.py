@@ -1,7 +1,9 @@
-"""Generalised Advantage Estimation over tokens, advantage whitening, reward placement.
+"""Generalised Advantage Estimation over tokens, advantage whitening, reward placement, and
+the bounds that closed shaping puts on the values.
 
 Pure functions of tensors (no module state, no RNG), unit-tested against hand-computed
-values in ``tests/agents/ppo/test_ppo_gae.py``.
+values in ``tests/agents/ppo/test_ppo_gae.py``; why the values are bounded under closed
+shaping is shown in miniature in ``tests/agents/ppo/test_shaping_collapse.py``.
 
 Layout: one row per episode (one sampled program), one column per generated token. ``mask``
 marks the row's real tokens; padding may sit anywhere (left, right, or between segments) and
@@ -145,45 +147,6 @@ def place_rewards(
     if kl is not None:
         rewards = rewards - kl_coef * kl.float()
     return torch.where(mask, rewards, torch.zeros_like(rewards))
-
-
-def center_start_advantages(advantages: torch.Tensor, mask: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
-    """Advantages with each row's first valid token centred on its group's mean there.
-
-    The samples of one prompt share their first state (the prompt). At that state the group's
-    mean λ-return is an estimate of its value that does not depend on the critic; using it as
-    the baseline of the first token (``A_0 − mean_group A_0 = R_0 − mean_group R_0``) removes
-    a critic error shared by the group. Such an error makes every sampled first token look
-    worse (or better) than it is, and PPO then moves probability to tokens that were not
-    sampled: with closed shaping a critic that overvalues the start state drives an
-    immediate EOS from ~e^-17 to the mode (see ``docs/results.md``). Other tokens and rows
-    alone in their group are unchanged.
-
-    Args:
-        advantages: [B, T] advantages (0 at padding).
-        mask: [B, T] valid tokens (every row has at least one).
-        group: [B] ids, equal for rows that share a prompt.
-
-    Returns:
-        [B, T] advantages.
-    """
-    mask = mask.bool()
-    batch, length = mask.shape
-    if group.shape != (batch,):
-        raise ValueError(f"group must have shape [{batch}], got {tuple(group.shape)}")
-    positions = torch.arange(length, device=mask.device).expand(batch, length)
-    first = torch.where(mask, positions, torch.full_like(positions, length)).min(dim=1).values  # [B]
-    if bool((first >= length).any()):
-        raise ValueError("every row needs at least one valid token")
-    rows = torch.arange(batch, device=mask.device)
-    start = advantages[rows, first]  # [B]
-    _, inverse, counts = torch.unique(group, return_inverse=True, return_counts=True)
-    sums = torch.zeros(len(counts), dtype=start.dtype, device=start.device).index_add_(0, inverse, start)
-    mean = sums[inverse] / counts[inverse].to(start.dtype)  # [B]
-    centred = torch.where(counts[inverse] > 1, start - mean, start)
-    out = advantages.clone()
-    out[rows, first] = centred
-    return out
 
 
 def bound_values(

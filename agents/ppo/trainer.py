@@ -8,8 +8,9 @@ Reads like CleanRL's ``ppo.py``; one iteration is
 2. **advantages** — one no-grad pass of policy, frozen reference and critic over the
    programs *as drawn* (the sampler keeps the policy's own token ids) gives old log-probs, the
    per-token KL and values; rewards are placed on tokens (line rewards on line ends,
-   unit-test reward on the final token, −β·KL on every drawn token) and GAE runs over tokens
-   (:func:`agents.ppo.gae.compute_gae`);
+   unit-test reward on the final token, −β·KL on every drawn token), under closed shaping the
+   values are clamped to the shaped return's range (``value_bounds``), and GAE runs over
+   tokens (:func:`agents.ppo.gae.compute_gae`);
 3. **flatten / minibatch epochs** — ``update_epochs`` passes over shuffled minibatches of
    episodes: clipped policy loss on whitened advantages (after the critic warm-up), clipped
    value loss, gradient clipping, separate Adam optimisers;
