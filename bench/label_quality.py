@@ -11,7 +11,7 @@ A setting is ``NAME=COMPLETER:K[:OPTIONS]``: ``COMPLETER`` is ``reference`` (the
 continued from the prefix: the oracle's own completion) or a policy directory (sampled with
 ``codegym.labeling.HFCompleter``); ``OPTIONS`` are ``,``-separated ``perline`` (K per
 remaining reference line, capped at ``max=N``), ``linear`` / ``auto`` (search mode; binary by
-default)::
+default), ``temp=T`` (the completer's sampling temperature; 1 by default)::
 
     python bench/label_quality.py --responder runs/sft --per-bucket 30 \\
         --setting sft-k8=runs/sft:8 --setting strong-k8=runs/sft-strong:8 \\
@@ -73,7 +73,7 @@ def parse_setting(spec: str, args: argparse.Namespace) -> tuple[str, Any, LabelC
     if parts[0] == "reference":
         return name, ReferenceCompleter(0.0), config
     completer = HFCompleter(parts[0], max_new_tokens=args.max_new_tokens, max_lines=args.max_lines,
-                            threads=args.threads)  # fmt: skip
+                            threads=args.threads, temperature=float(options.get("temp") or 1.0))  # fmt: skip
     return name, completer, config
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from codegym.commands.common import add_suite_kwarg_args, check_suite_kwargs, console, resume_hint
 
 NAME = "label"
-HELP = "label sampled responses line by line (binary search over prefixes)"
+HELP = "label sampled responses line by line (search over prefixes)"
 
 #: LabelRunConfig fields that are no flag, and why.
 NOT_EXPOSED = {
@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         NAME, help=HELP,
         description=(
             "Sample one response per index from the completer, label each line +1/-1/0 by "
-            "binary search for the longest prefix from which one of K completions passes "
+            "searching (binary search or a linear scan, whichever is expected to be cheaper; "
+            "--mode) for the longest prefix from which one of K completions passes "
             "every test, and append stepwise JSONL rows. Re-running the same command after "
             "a crash continues where it stopped. A summary is written beside --out. Every "
             "field of LabelRunConfig and LabelConfig is a flag; --config FILE and --set "

@@ -8,7 +8,10 @@ to it get ``+1``, code lines after it ``-1``; comment and blank lines get the ne
 A response that passes gets ``+1`` on every code line.
 
 Prefixes are cut at code-line boundaries only (a comment or blank line cannot change what a
-program computes), so the search runs over the ``C <= L`` code lines.
+program computes), so the search runs over the ``C <= L`` code lines. When first errors come
+early a linear scan (1, 2, ... lines until the first incorrect prefix) is cheaper; the default
+``mode="auto"`` picks, per response, the search expected to cost fewer executions
+(:class:`SearchCost`).
 """
 
 from __future__ import annotations

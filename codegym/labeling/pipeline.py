@@ -339,7 +339,8 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
         "linear": linear,
         "exhaustive": exhaustive,
         "executions_ratio_to_linear": (_avg(execs) / lin_exec) if lin_exec else 0.0,
-        "mode": rows[0]["mode"] if rows else None,
+        "mode": rows[0].get("run", {}).get("mode", rows[0]["mode"]) if rows else None,
+        "search_modes": {m: sum(r["mode"] == m for r in rows) for m in ("binary", "linear")},
         "k": k,
     }
 
