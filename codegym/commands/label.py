@@ -78,6 +78,25 @@ def _add_completer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256,
                    help="completer 'hf': token budget per completion")
     p.add_argument("--threads", type=int, default=None, help="torch threads (completer 'hf')")
+    p.add_argument("--completer-policy", default=None,
+                   help="completer 'hf': complete prefixes with this causal-LM dir instead of "
+                   "--policy (which still writes the responses). A stronger completer labels a "
+                   "weak policy's responses far better (docs/results.md)")
+
+
+def _completers(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """(completer, responder or None, id) of the flags: ``--completer-policy`` completes the
+    prefixes of ``--policy``'s responses."""
+    completer, ident = _completer(args)
+    if args.completer_policy is None:
+        return completer, None, ident
+    if args.completer != "hf":
+        raise ValueError(f"--completer-policy needs --completer hf, got --completer {args.completer}")
+    policy = args.policy
+    args.policy = args.completer_policy
+    stronger, other = _completer(args)
+    args.policy = policy
+    return stronger, completer, f"responses {ident}; completions {other}"
 
 
 def _completer(args: argparse.Namespace) -> tuple[Any, str]:
@@ -186,6 +205,8 @@ def _prepare(args: argparse.Namespace) -> None:
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     args.policy = resolve_model(args.policy, "policy")
+    if args.completer_policy is not None:
+        args.completer_policy = resolve_model(args.completer_policy, "policy")
     cap(args, {"max_lines": 8, "max_new_tokens": 64}, "label completer")
     if args.overwrite:
         for path in (Path(args.out), summary_path(args.out)):
@@ -225,10 +246,10 @@ def run(args: argparse.Namespace) -> int:
     from sandboxes import make_sandbox
 
     _prepare(args)
-    completer, ident = _completer(args)
+    completer, responder, ident = _completers(args)
     cfg = _run_config(args, ident)
     with make_sandbox(args.sandbox, workers=args.workers) as sandbox:
-        job = LabelRun(args.out, completer, sandbox, cfg)
+        job = LabelRun(args.out, completer, sandbox, cfg, responder=responder)
         done = len(job.resume())
         if done:
             console.print(f"resuming {args.out}: {done} of {cfg.responses} responses already labeled")

@@ -158,10 +158,15 @@ class LabelRun:
 
     Args:
         out: Output JSONL path (appended to; created with its parent directory).
-        completer: Samples responses and completions.
+        completer: Samples the completions of prefixes (and the responses, unless
+            ``responder`` is given).
         sandbox: Executes programs.
         config: See :class:`LabelRunConfig`.
         suite: An already-built suite (default: ``load_suite(config.suite, **suite_kwargs)``).
+        responder: Samples the responses to label (default: ``completer``). A stronger
+            completer than the policy whose responses are labeled gives far better labels where
+            that policy rarely finishes a program (``docs/results.md``); record it in
+            ``config.completer_id``.
     """
 
     def __init__(
@@ -171,6 +176,7 @@ class LabelRun:
         sandbox: Sandbox,
         config: LabelRunConfig,
         suite: TaskSuite | None = None,
+        responder: Completer | None = None,
     ):
         self.out = Path(out)
         self.config = config
@@ -185,6 +191,7 @@ class LabelRun:
                 f"{config.samples_per_task} per task); lower --responses or raise --samples-per-task"
             )
         self.completer = completer
+        self.responder = responder if responder is not None else completer
         self.labeler = Labeler(completer, sandbox, config.label)
         self.run_info: dict[str, Any] = {
             "suite": config.suite,
@@ -198,7 +205,9 @@ class LabelRun:
             "mode": config.label.mode,
             "k_per_line": config.label.k_per_line,
             "k_max": config.label.k_max,
-            "completer": config.completer_id or repr(completer),
+            "completer": config.completer_id or (
+                repr(completer) if responder is None else f"responses {responder!r}; completions {completer!r}"
+            ),
             "first_task": config.first_task,
             "format": config.format,
         }
@@ -238,7 +247,7 @@ class LabelRun:
         """Sample and label response ``index`` (deterministic given the cache)."""
         task = self.task_for(index)
         rng = response_rng(self.config.seed, index)
-        response = self.completer.complete(task, [], 1, rng)[0]
+        response = self.responder.complete(task, [], 1, rng)[0]
         labeled = self.labeler.label(task, response, rng)
         row = labeled.to_row(
             response_index=index,

@@ -96,3 +96,23 @@ def test_label_cli_judge_adds_quality_to_the_summary(tmp_path: Path) -> None:
     assert sum(q["responses"] for k, q in quality.items() if k != "all") == 8
     assert "labels vs the exact prefix oracle" in done.stdout
     assert 0.0 <= quality["all"]["recall"] <= 1.0 and np.isfinite(quality["all"]["executions_per_response"])
+
+
+def test_a_stronger_completer_labels_a_weak_policys_responses(sandbox, tmp_path: Path) -> None:
+    """``LabelRun(responder=...)``: the weak policy writes the responses (the same ones as when
+    it also completes them); the exact completer then labels them as the oracle does."""
+    from codegym.labeling import LabelRun, LabelRunConfig
+
+    cfg = LabelRunConfig(suite="pipelines", responses=16, seed=5, suite_kwargs={"min_steps": 5, "max_steps": 7},
+                         label=LabelConfig(k=2), completer_id="test")  # fmt: skip
+    weak = ReferenceCompleter(0.4)
+    alone = LabelRun(tmp_path / "alone.jsonl", weak, sandbox, cfg)
+    alone.run()
+    helped = LabelRun(tmp_path / "helped.jsonl", ReferenceCompleter(0.0), sandbox, cfg, responder=weak)
+    helped.run()
+    assert [r["completions"] for r in helped.rows] == [r["completions"] for r in alone.rows]
+    oracle = ReferenceCompletionScorer(sandbox)
+    quality = {name: judge_rows(run.rows, lambda r, run=run: run.task_for(r["response_index"]), oracle)["all"]
+               for name, run in (("alone", alone), ("helped", helped))}  # fmt: skip
+    assert quality["helped"].recall > quality["alone"].recall, {k: v.summary() for k, v in quality.items()}
+    assert quality["helped"].recall >= 0.95
