@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up codegym on a fresh machine: a virtual environment in .venv with the CPU build of
 # torch (installed first, so pip does not pull a multi-GB CUDA build) and the project with
-# its dev, ray, accelerate, trl and tensorboard extras. Idempotent: a second run only checks.
+# its dev, ray, accelerate, trl, tensorboard and lora extras. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -12,5 +12,5 @@ fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/pip install -q "torch==2.13.0"
 fi
-.venv/bin/pip install -q -e ".[dev,ray,accelerate,trl,tensorboard]"
+.venv/bin/pip install -q -e ".[dev,ray,accelerate,trl,tensorboard,lora]"
 .venv/bin/python -c "import codegym, agents, sandboxes, torch; print('codegym', codegym.__version__, '| torch', torch.__version__)"

@@ -11,7 +11,7 @@ Observation = dict[str, str]
 
 
 class Agent(abc.ABC):
-    """An agent writes a program one line per step in ``CodePRM-v1``.
+    """An agent writes a program one line per step in ``CodePRM-v0``.
 
     Subclasses implement :meth:`act` (and usually :meth:`reset`). An episode looks like::
 

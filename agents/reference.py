@@ -58,7 +58,7 @@ class ReferenceAgent(Agent):
     def reset(self, obs: Observation, info: dict[str, Any]) -> None:
         task = info.get("task")
         if task is None:
-            raise ValueError("ReferenceAgent needs info['task'] at reset (CodePRM-v1 provides it)")
+            raise ValueError("ReferenceAgent needs info['task'] at reset (CodePRM-v0 provides it)")
         lines = list(task.solution_lines)
         if self.corrupt > 0:
             lines = [

@@ -32,23 +32,29 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from codegym.config import Config
 from codegym.evaluation import (  # noqa: F401  (re-exported: the SFT evaluation is the shared one)
     bucket_of,
-    evaluate_policy,
-    greedy_programs,
+    greedy_summary,
     parse_buckets,
     tasks_by_bucket,
 )
+from codegym.reporting.jsonio import dumps
+from codegym.tasks import SuiteConfig
+from codegym.tasks.registry import nest_suite_fields
 from codegym.tokenization import encode_program, task_context
+from codegym.training.modelcard import config_call
+from codegym.training.tracking import check_report_to
+from codegym.training.trainer import Trainer, warmup_decay_lr
 
 #: The balanced evaluation task list (:func:`codegym.evaluation.tasks_by_bucket`), older name.
 eval_tasks_by_bucket = tasks_by_bucket
@@ -72,14 +78,9 @@ class SFTConfig(Config):
 
     out: str
     """Output directory (final model + tokenizer, checkpoint, data, eval)."""
-    suite: str = "pipelines"
-    """Suite spec (``pipelines``, ``humaneval``, ``jsonl:PATH``)."""
-    min_steps: int = 1
-    """pipelines: fewest steps per task."""
-    max_steps: int = 12
-    """pipelines: most steps per task."""
-    suite_seed: int = 0
-    """pipelines: generator seed."""
+    suite: SuiteConfig = field(default_factory=lambda: SuiteConfig(min_lines=1, max_lines=12, seed=0))
+    """Tasks: the suite and its knobs (``pipelines`` with 1-12 lines, seed 0); training tasks
+    come from its train split (``split``), evaluation from validation and test."""
     train_tasks: int = 3000
     """Training tasks drawn from the train split (all of a finite suite if fewer)."""
     vocab_size: int = 512
@@ -140,6 +141,12 @@ class SFTConfig(Config):
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form facts recorded with the run."""
 
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any], note: bool = True) -> dict[str, Any]:
+        """Configs that predate :class:`SuiteConfig` held ``suite``, ``min_steps``, ``max_steps``
+        and ``suite_seed`` at the top level: read as ``suite`` (with a note)."""
+        return nest_suite_fields(cls, data, note=note)
+
     def validate(self) -> SFTConfig:
         """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
         for name in ("train_tasks", "steps", "batch_size", "checkpoint_every", "eval_tasks", "eval_batch_size", "log_every"):
@@ -152,8 +159,6 @@ class SFTConfig(Config):
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         parse_buckets(self.buckets)
-        from codegym.tracking import check_report_to
-
         check_report_to(self.report_to)
         return self
 
@@ -172,14 +177,6 @@ class SFTBatch(NamedTuple):
     labels: torch.Tensor
 
 
-def _load_suite(cfg: SFTConfig) -> Any:
-    from codegym.tasks import load_suite
-
-    if cfg.suite == "pipelines":
-        return load_suite("pipelines", min_steps=cfg.min_steps, max_steps=cfg.max_steps, seed=cfg.suite_seed)
-    return load_suite(cfg.suite)
-
-
 # ---------------------------------------------------------------------- data
 def _build_data(cfg: SFTConfig, path: Path) -> list[dict[str, Any]]:
     """Draw the training tasks (context + solution lines) and cache them in ``path``."""
@@ -187,12 +184,10 @@ def _build_data(cfg: SFTConfig, path: Path) -> list[dict[str, Any]]:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if len(rows) >= cfg.train_tasks:
             return rows[: cfg.train_tasks]
-    suite = _load_suite(cfg)
-    split = "train" if "train" in suite.splits else suite.splits[0]
+    suite = cfg.suite.load()
+    split = cfg.suite.pick_split(suite, "train")
     size = suite.size(split)
     n = cfg.train_tasks if size is None else min(size, cfg.train_tasks)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     rows = []
     with Progress(TextColumn("[bold]sft data"), BarColumn(), MofNCompleteColumn(), disable=not cfg.progress) as prog:
         bar = prog.add_task("data", total=n)
@@ -233,111 +228,8 @@ def collate_sft(items: Sequence[tuple[list[int], int]], pad_id: int) -> SFTBatch
 
 # ------------------------------------------------------------------ training
 def _lr_at(step: int, cfg: SFTConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    decay = min(cfg.decay_steps, cfg.steps)  # a short run decays over all its steps
-    start = cfg.steps - decay
-    if decay > 0 and step >= start:
-        return cfg.lr * (1.0 - 0.9 * (step - start + 1) / decay)
-    return cfg.lr
-
-
-class _SFTRun:
-    """The state of one SFT run: model, tokenizer, optimiser, batch RNG, step and metrics.
-
-    Built from the latest complete checkpoint in ``cfg.out`` when there is one (resume), else
-    from scratch (a tokenizer trained on ``rows`` and a randomly initialised GPT-2).
-    """
-
-    def __init__(self, cfg: SFTConfig, rows: Sequence[dict[str, Any]]) -> None:
-        from codegym.checkpoint import Checkpointer, MetricsWriter
-        from codegym.jsonutil import dumps
-        from codegym.tracking import Tracker
-
-        self.cfg = cfg
-        self.out = Path(cfg.out)
-        self.checkpointer = Checkpointer(self.out, CHECKPOINT_DIR, STATE_NAME)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.step = 0
-        path = self.checkpointer.latest()
-        opt_state = self._resume(path) if path is not None else self._build(rows)
-        self.data = encode_sft_rows(self.tok, rows, cfg.n_positions)
-        if not self.data:
-            raise ValueError(f"every training program is longer than n_positions={cfg.n_positions}")
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
-        if opt_state is not None:
-            self.opt.load_state_dict(opt_state)
-        (self.out / CONFIG_NAME).write_text(dumps(asdict(cfg), indent=2))
-        self.pad = int(self.tok.pad_token_id)
-        MetricsWriter.trim(self.out / LOG_NAME, "step", self.step)  # rows written after the checkpoint
-        tracker = Tracker(self.out, cfg.report_to, "step", resume_step=self.step or None, config=asdict(cfg))
-        self.metrics = MetricsWriter(self.out / LOG_NAME, tracker)
-        self.resumed_from = path
-
-    def _resume(self, path: Path) -> dict[str, Any]:
-        """Load model, tokenizer, step and RNG from checkpoint ``path``; returns the optimiser state."""
-        from transformers import AutoModelForCausalLM
-
-        from codegym.lm import load_tokenizer, quiet_hf
-
-        self.tok = load_tokenizer(path)
-        with quiet_hf():
-            self.model = AutoModelForCausalLM.from_pretrained(str(path)).to(self.cfg.device)
-        state = torch.load(path / STATE_NAME, map_location="cpu", weights_only=False)
-        self.step = int(state["step"])
-        self.rng.bit_generator.state = state["rng"]
-        return state["optimizer"]
-
-    def _build(self, rows: Sequence[dict[str, Any]]) -> None:
-        """A tokenizer trained on ``rows`` and a fresh model (no optimiser state)."""
-        from codegym.lm import TinyLMConfig, build_causal_lm, train_bpe_tokenizer
-
-        cfg = self.cfg
-        texts = [r["context"] + "".join(line + "\n" for line in r["lines"]) for r in rows]
-        self.tok = train_bpe_tokenizer(texts, vocab_size=cfg.vocab_size)
-        shape = TinyLMConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions, seed=cfg.seed)
-        self.model = build_causal_lm(self.tok, shape).to(cfg.device)
-
-    def train_step(self) -> tuple[float, int]:
-        """One optimiser step on a random batch; returns the loss and the batch's tokens."""
-        cfg = self.cfg
-        idx = self.rng.integers(0, len(self.data), size=cfg.batch_size)
-        batch = collate_sft([self.data[i] for i in idx], self.pad)
-        for group in self.opt.param_groups:
-            group["lr"] = _lr_at(self.step, cfg)
-        outputs = self.model(
-            input_ids=batch.input_ids.to(cfg.device),
-            attention_mask=batch.attention_mask.to(cfg.device),
-            labels=batch.labels.to(cfg.device),
-        )
-        self.opt.zero_grad(set_to_none=True)
-        outputs.loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.opt.step()
-        self.step += 1
-        return outputs.loss.item(), int(batch.attention_mask.sum())
-
-    def save_checkpoint(self) -> None:
-        """Atomically replace ``out/checkpoint`` (model, tokenizer, optimiser, RNG, step)."""
-        self.checkpointer.save(self._write_checkpoint, step=self.step)
-
-    def _write_checkpoint(self, path: Path) -> None:
-        from codegym.lm import quiet_hf
-
-        with quiet_hf():
-            self.model.save_pretrained(path)
-            self.tok.save_pretrained(path)
-        state = {"optimizer": self.opt.state_dict(), "rng": self.rng.bit_generator.state, "step": self.step}
-        torch.save(state, path / STATE_NAME)
-
-    def save_final(self) -> None:
-        """Model and tokenizer to ``out`` with ``save_pretrained``."""
-        from codegym.lm import quiet_hf
-
-        self.model.eval()
-        with quiet_hf():
-            self.model.save_pretrained(self.out)
-            self.tok.save_pretrained(self.out)
+    """Linear warm-up, constant, linear decay to 10 % over the last ``decay_steps`` steps."""
+    return warmup_decay_lr(step, cfg.lr, cfg.steps, cfg.warmup_steps, "linear", decay_steps=cfg.decay_steps)
 
 
 class _SFTEvaluator:
@@ -356,7 +248,7 @@ class _SFTEvaluator:
     @property
     def suite(self) -> Any:
         if self._suite is None:
-            self._suite = _load_suite(self.cfg)
+            self._suite = self.cfg.suite.load()
         return self._suite
 
     @property
@@ -367,21 +259,21 @@ class _SFTEvaluator:
             self._sandbox = make_sandbox(self.cfg.sandbox, workers=self.cfg.sandbox_workers)
         return self._sandbox
 
-    def validation(self, run: _SFTRun) -> dict[str, Any]:
+    def validation(self, model: Any, tok: Any) -> dict[str, Any]:
         """Evaluate on the validation split (the model is put back in train mode)."""
         if self._val_tasks is None:
             split = "validation" if "validation" in self.suite.splits else self.suite.default_split()
             self._val_tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
-        res = evaluate_policy(run.model, run.tok, self._val_tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
-        run.model.train()
+        res = greedy_summary(model, tok, self._val_tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+        model.train()
         return res
 
-    def test(self, run: _SFTRun, console: Any) -> dict[str, Any]:
+    def test(self, model: Any, tok: Any, console: Any) -> dict[str, Any]:
         """Evaluate on the suite's default (test) split."""
         split = self.suite.default_split()
         tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
         console.print(f"evaluating greedy pass@1 on {len(tasks)} {split} tasks ...")
-        return evaluate_policy(run.model, run.tok, tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+        return greedy_summary(model, tok, tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
 
     def close(self) -> None:
         if self._sandbox is not None:
@@ -389,106 +281,168 @@ class _SFTEvaluator:
             self._sandbox = None
 
 
-def _prepare_out(cfg: SFTConfig) -> Path:
-    """Clear (``overwrite``) or check (resume) the run directory; returns it, created."""
-    from codegym.runs import check_resume, clear_run_dir
+class SFTTrainer(Trainer):
+    """SFT on the skeleton of :class:`codegym.training.trainer.Trainer` (run directory, resume,
+    checkpoints, metrics, progress, model card): this class holds the model, tokenizer,
+    optimiser and batch generator, and one optimiser step.
 
-    out = Path(cfg.out)
-    if cfg.overwrite:
-        clear_run_dir(out, markers=(CONFIG_NAME, CHECKPOINT_DIR, DATA_NAME))
-    else:
-        check_resume(out / CONFIG_NAME, asdict(cfg), ignore=RESUMABLE_CHANGES, what="SFT run")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    Built from the latest complete checkpoint in ``config.out`` when there is one (resume),
+    else from scratch (a tokenizer trained on the data and a randomly initialised GPT-2).
+    :meth:`learn` trains to ``config.steps``, then saves the model, evaluates it on the test
+    split (:attr:`result`) and writes the model card.
+    """
 
+    what = "SFT run"
+    record_name = CONFIG_NAME
+    metrics_name = LOG_NAME
+    state_name = STATE_NAME
+    resumable = RESUMABLE_CHANGES
+    markers = (DATA_NAME,)
+    smoke_caps = {"steps": 20, "train_tasks": 64, "eval_tasks": 2, "checkpoint_every": 10, "suite.max_lines": 3}
+    eval_rows_apart = True  # rows {"step", "eval": "validation", "val/...": ...}
 
-def _progress(console: Any, enabled: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    def __init__(self, config: SFTConfig) -> None:
+        config.validate()
+        if config.threads:
+            torch.set_num_threads(int(config.threads))
+        self.evaluator = _SFTEvaluator(config)
+        self.result: dict[str, Any] = {}
+        super().__init__(config, config.out, overwrite=config.overwrite, progress=config.progress)
 
-    columns = (TextColumn("[bold]sft"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
-    return Progress(*columns, console=console, disable=not enabled)
+    def setup(self, checkpoint: Path | None) -> None:
+        """Data (drawn once, cached in ``out``), tokenizer + model (trained/built, or from the
+        checkpoint), the optimiser and the batch generator."""
+        cfg = self.config
+        self.rows = _build_data(cfg, self.out / DATA_NAME)
+        self.rng = np.random.default_rng(cfg.seed)
+        if checkpoint is not None:
+            self._load_model(checkpoint)
+        else:
+            self._build_model()
+        self.data = encode_sft_rows(self.tok, self.rows, cfg.n_positions)
+        if not self.data:
+            raise ValueError(f"every training program is longer than n_positions={cfg.n_positions}")
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+        self.pad = int(self.tok.pad_token_id)
+        self._tokens_seen, self._t_train = 0, time.perf_counter()
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.console.print(
+            f"SFT: {len(self.data)} programs, vocab {len(self.tok)}, {cfg.n_layer}x{cfg.n_embd} GPT-2 "
+            f"({n_params / 1e6:.2f} M params), {cfg.steps} steps of {cfg.batch_size}"
+        )
+        self.model.train()
 
+    def _load_model(self, path: Path) -> None:
+        """Tokenizer and model from checkpoint ``path``."""
+        from transformers import AutoModelForCausalLM
 
-def _train_loop(run: _SFTRun, evaluator: _SFTEvaluator, console: Any, t_start: float) -> None:
-    """Steps until ``cfg.steps``: train step, log row, validation, checkpoint."""
-    cfg = run.cfg
-    tokens_seen, t_train = 0, time.perf_counter()
-    with _progress(console, cfg.progress) as progress:
-        bar = progress.add_task("train", total=cfg.steps, completed=run.step, info="")
-        run.model.train()
-        while run.step < cfg.steps:
-            loss, tokens = run.train_step()
-            tokens_seen += tokens
-            tps = tokens_seen / max(1e-9, time.perf_counter() - t_train)
-            progress.update(bar, completed=run.step, info=f"loss {loss:.3f} {tps:,.0f} tok/s")
-            elapsed = time.perf_counter() - t_start
-            if run.step % cfg.log_every == 0:
-                run.metrics.log({"step": run.step, "losses/lm": loss, "charts/learning_rate": run.opt.param_groups[0]["lr"],
-                                 "charts/tokens_per_s": tps, "time/elapsed": elapsed})  # fmt: skip
-            if cfg.eval_every and run.step % cfg.eval_every == 0:
-                res = evaluator.validation(run)
-                run.metrics.log({"step": run.step, "eval": "validation", **{f"val/{k}": v for k, v in res.items()},
-                                 "time/elapsed": time.perf_counter() - t_start})  # fmt: skip
-                progress.console.print(f"step {run.step}: val pass@1 " + _fmt(res))
-            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
-                run.save_checkpoint()
+        from codegym.lm import load_tokenizer, quiet_hf
+
+        self.tok = load_tokenizer(path)
+        with quiet_hf():
+            self.model = AutoModelForCausalLM.from_pretrained(str(path)).to(self.config.device)
+
+    def _build_model(self) -> None:
+        """A tokenizer trained on the data and a fresh model."""
+        from codegym.lm import TinyLMConfig, build_causal_lm, train_bpe_tokenizer
+
+        cfg = self.config
+        texts = [r["context"] + "".join(line + "\n" for line in r["lines"]) for r in self.rows]
+        self.tok = train_bpe_tokenizer(texts, vocab_size=cfg.vocab_size)
+        shape = TinyLMConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions, seed=cfg.seed)
+        self.model = build_causal_lm(self.tok, shape).to(cfg.device)
+
+    def train_step(self) -> dict[str, Any]:
+        """One optimiser step on a random batch; the row of ``losses/lm`` and ``charts/*``."""
+        cfg = self.config
+        idx = self.rng.integers(0, len(self.data), size=cfg.batch_size)
+        batch = collate_sft([self.data[i] for i in idx], self.pad)
+        lr = _lr_at(self.step, cfg)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        outputs = self.model(
+            input_ids=batch.input_ids.to(cfg.device),
+            attention_mask=batch.attention_mask.to(cfg.device),
+            labels=batch.labels.to(cfg.device),
+        )
+        self.opt.zero_grad(set_to_none=True)
+        outputs.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.step += 1
+        self._tokens_seen += int(batch.attention_mask.sum())
+        tps = self._tokens_seen / max(1e-9, time.perf_counter() - self._t_train)
+        return {"step": self.step, "losses/lm": outputs.loss.item(), "charts/learning_rate": lr,
+                "charts/tokens_per_s": tps, "time/elapsed": time.perf_counter() - self.started}  # fmt: skip
+
+    def progress_info(self, row: dict[str, Any]) -> str:
+        return f"loss {row['losses/lm']:.3f} {row['charts/tokens_per_s']:,.0f} tok/s"
+
+    def evaluate(self) -> dict[str, Any]:
+        """Greedy pass@1 on the validation split (every ``eval_every`` steps)."""
+        res = self.evaluator.validation(self.model, self.tok)
+        self.console.print(f"step {self.step}: val pass@1 " + _fmt(res))
+        return {"eval": "validation", **{f"val/{k}": v for k, v in res.items()},
+                "time/elapsed": time.perf_counter() - self.started}  # fmt: skip
+
+    def save_state(self, path: Path) -> None:
+        """Model, tokenizer, optimiser, batch RNG and step."""
+        from codegym.lm import quiet_hf
+
+        with quiet_hf():
+            self.model.save_pretrained(path)
+            self.tok.save_pretrained(path)
+        state = {"optimizer": self.opt.state_dict(), "rng": self.rng.bit_generator.state, "step": self.step}
+        torch.save(state, path / STATE_NAME)
+
+    def load_state(self, path: Path) -> None:
+        state = torch.load(path / STATE_NAME, map_location="cpu", weights_only=False)
+        self.step = int(state["step"])
+        self.rng.bit_generator.state = state["rng"]
+        self.opt.load_state_dict(state["optimizer"])
+
+    def save_final(self) -> None:
+        """Model and tokenizer to ``out`` (``save_pretrained``), then greedy pass@1 on the test
+        split: :attr:`result`, ``eval.json`` and a ``test/*`` metrics row."""
+        from codegym.lm import quiet_hf
+
+        self.model.eval()
+        with quiet_hf():
+            self.model.save_pretrained(self.out)
+            self.tok.save_pretrained(self.out)
+        train_seconds = time.perf_counter() - self.started
+        res = self.evaluator.test(self.model, self.tok, self.console)
+        self.result = {"steps": self.step, "train_seconds": train_seconds,
+                       "total_seconds": time.perf_counter() - self.started, **res}  # fmt: skip
+        (self.out / "eval.json").write_text(dumps(self.result, indent=2))
+        self.log({"step": self.step, "eval": "test", **{f"test/{k}": v for k, v in res.items()}})
+
+    def card(self) -> dict[str, Any]:
+        return _card(self.config, self.model, self.tok, self.result, len(self.data), self.evaluator.suite.default_split())
+
+    def close(self) -> None:
+        """Close the evaluation sandbox and the metrics."""
+        self.evaluator.close()
+        super().close()
 
 
 def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     """Train (or resume) the SFT policy; returns the final evaluation (see the module doc).
 
-    Steps: prepare the run directory, draw the data, build or resume the run, train with
-    periodic logging / validation / checkpoints, save the final model, evaluate on the test
-    split, write ``eval.json``, the model card and ``sft_done.json``.
+    :class:`SFTTrainer` prepares the run directory, draws the data and builds or resumes the
+    run, trains with periodic logging / validation / checkpoints, saves the final model,
+    evaluates it on the test split and writes ``eval.json`` and the model card; then
+    ``sft_done.json`` marks the run finished.
     """
-    from rich.console import Console
-
-    from codegym.jsonutil import dumps
-
-    cfg.validate()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    console = Console(quiet=not cfg.progress)
-    out = _prepare_out(cfg)
-    t_start = time.perf_counter()
-    rows = _build_data(cfg, out / DATA_NAME)
-    run = _SFTRun(cfg, rows)
-    if run.resumed_from is not None:
-        console.print(f"resuming SFT from {run.resumed_from} at step {run.step}")
-    n_params = sum(p.numel() for p in run.model.parameters())
-    console.print(
-        f"SFT: {len(run.data)} programs, vocab {len(run.tok)}, {cfg.n_layer}x{cfg.n_embd} GPT-2 "
-        f"({n_params / 1e6:.2f} M params), {cfg.steps} steps of {cfg.batch_size}"
-    )
-    evaluator = _SFTEvaluator(cfg)
-    try:
-        _train_loop(run, evaluator, console, t_start)
-        run.save_final()
-        train_seconds = time.perf_counter() - t_start
-        res = evaluator.test(run, console)
-    finally:
-        evaluator.close()
-    result = {"steps": run.step, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start, **res}
-    (out / "eval.json").write_text(dumps(result, indent=2))
-    run.metrics.log({"step": run.step, "eval": "test", **{f"test/{k}": v for k, v in res.items()}})
-    run.metrics.close()
-    _model_card(cfg, run.model, run.tok, result, n_programs=len(run.data), split=evaluator.suite.default_split())
-    (out / DONE_NAME).write_text(dumps({"steps": run.step, "config": asdict(cfg)}, indent=2))
-    console.print(results_table(result))
-    return result
+    with SFTTrainer(cfg) as trainer:
+        trainer.learn()
+    (trainer.out / DONE_NAME).write_text(dumps({"steps": trainer.step, "config": cfg.to_dict()}, indent=2))
+    trainer.console.print(results_table(trainer.result))
+    return trainer.result
 
 
-def _model_card(cfg: SFTConfig, model: Any, tok: Any, result: dict[str, Any], n_programs: int, split: str) -> None:
-    from codegym.modelcard import config_call, write_model_card
-
+def _card(cfg: SFTConfig, model: Any, tok: Any, result: dict[str, Any], n_programs: int, split: str) -> dict[str, Any]:
+    """The model card's parts (:func:`codegym.training.modelcard.write_model_card`)."""
     metrics = {"pass@1 (all)": result["pass@1"], "tasks": result["n"], "prefix accuracy": result["prefix_accuracy"]}
     metrics.update({f"pass@1 ({k} steps)": v["pass@1"] for k, v in result["buckets"].items()})
     usage = f"""
@@ -497,15 +451,14 @@ model = AutoModelForCausalLM.from_pretrained("{cfg.out}")
 tokenizer = AutoTokenizer.from_pretrained("{cfg.out}")
 
 # or as a codegym agent, e.g. greedy rollouts:
-#   codegym eval --suite {cfg.suite} --agent hf --model {cfg.out} --agent-arg greedy=true
+#   codegym eval --suite {cfg.suite.name} --agent hf --model {cfg.out} --agent-arg greedy=true
 """
-    write_model_card(
-        cfg.out,
-        title=f"codegym SFT policy ({cfg.n_layer} x {cfg.n_embd} GPT-2, {cfg.suite})",
+    return dict(
+        title=f"codegym SFT policy ({cfg.n_layer} x {cfg.n_embd} GPT-2, {cfg.suite.name})",
         summary=(
             "A small causal language model trained from scratch by `codegym sft` (a byte-level BPE "
             "tokenizer trained on the data, a randomly initialised GPT-2) on the reference "
-            f"solutions of the `{cfg.suite}` suite. It writes a program one line at a time after "
+            f"solutions of the `{cfg.suite.name}` suite. It writes a program one line at a time after "
             "the task's prompt and ends it with its EOS token; it is the warm start of RL in "
             "codegym (`codegym label`, `codegym train`)."
         ),
@@ -520,9 +473,8 @@ tokenizer = AutoTokenizer.from_pretrained("{cfg.out}")
         },  # fmt: skip
         reproduce=config_call(cfg, "from agents.sft import train_sft\ntrain_sft"),
         data=(
-            f"{n_programs} tasks of the `{cfg.suite}` train split"
-            + (f" ({cfg.min_steps}-{cfg.max_steps} steps, suite seed {cfg.suite_seed})" if cfg.suite == "pipelines" else "")
-            + ": the context (prompt) and the reference solution, loss on the solution tokens and EOS."
+            f"{n_programs} tasks of the train split of the {cfg.suite.describe()} suite: the "
+            "context (prompt) and the reference solution, loss on the solution tokens and EOS."
         ),
         metrics=metrics,
         tags=["code-generation", "sft"],

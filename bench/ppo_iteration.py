@@ -47,15 +47,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _trainer(args: argparse.Namespace, shared: bool, work: Path) -> Any:
     from agents.ppo.config import PPOConfig
     from agents.ppo.trainer import PPOTrainer
+    from codegym.tasks import SuiteConfig
 
     cfg = PPOConfig(
-        iterations=10_000, critic_warmup_iterations=0, min_steps=args.min_steps, max_steps=args.max_steps,
+        iterations=10_000, critic_warmup_iterations=0,
+        suite=SuiteConfig(split="train", min_lines=args.min_steps, max_lines=args.max_steps, seed=0),
         num_prompts=args.num_prompts, samples_per_prompt=args.samples, max_new_tokens=args.max_new_tokens,
         max_lines=args.max_steps + 4, shared_prompt=shared, checkpoint_every=10_000, torch_threads=args.threads,
     )  # fmt: skip
     out = work / ("shared" if shared else "whole")
     shutil.rmtree(out, ignore_errors=True)
-    return PPOTrainer(cfg, args.policy, out)
+    return PPOTrainer(cfg, args.policy, out, progress=False)
 
 
 def raw_round(trainer: Any, episodes: list[Any]) -> dict[str, float]:
@@ -63,7 +65,7 @@ def raw_round(trainer: Any, episodes: list[Any]) -> dict[str, float]:
     critic copies on the resulting sequences for ``update_epochs`` epochs."""
     import copy
 
-    from agents.ppo.rollout import episodes_to_batch
+    from agents.ppo.batch import PPOBatch
     from codegym.tokenization import encode_context
 
     cfg = trainer.config
@@ -85,7 +87,7 @@ def raw_round(trainer: Any, episodes: list[Any]) -> dict[str, float]:
         )  # fmt: skip
     t_generate = time.perf_counter() - start
     new_tokens = int((out[:, width:] != pad).sum())
-    batch = episodes_to_batch(episodes, tok)
+    batch = PPOBatch.from_episodes(episodes, tok)
     policy = copy.deepcopy(model).train(False)
     critic = copy.deepcopy(trainer.critic)
     opt_p = torch.optim.AdamW(policy.parameters(), lr=1e-6)
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 name = "ppo (shared prompts)" if shared else "ppo (whole sequences)"
                 rows[name].append({"total": total, "rollout": row["time/rollout"], "score": row["time/score"],
                                    "update": row["time/update"], "tokens": row["charts/tokens"] * t.config.batch_size})  # fmt: skip
-            episodes, _ = trainers[True].rollout(10_000 + r)
+            episodes = trainers[True].rollout(10_000 + r)
             rows["raw"].append(raw_round(trainers[True], episodes))
             console.print(f"round {r + 1}/{args.rounds}: " + ", ".join(
                 f"{k} {v[-1]['total']:.2f} s" for k, v in rows.items()), highlight=False)  # fmt: skip

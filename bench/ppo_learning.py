@@ -84,43 +84,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_sft(work: Path, steps: int, threads: int, device: str) -> Path:
     """The early-stopped SFT policy (cached in ``work/sft-<steps>``)."""
     from agents.sft import DONE_NAME, SFTConfig, train_sft
+    from codegym.tasks import SuiteConfig
 
     out = work / f"sft-{steps}"
     if not (out / DONE_NAME).is_file():
-        train_sft(SFTConfig(out=str(out), min_steps=1, max_steps=6, steps=steps, eval_tasks=48,
+        train_sft(SFTConfig(out=str(out), suite=SuiteConfig(min_lines=1, max_lines=6, seed=0), steps=steps, eval_tasks=48,
                             buckets="1-3,4-6", threads=threads, device=device, progress=False))
     return out
 
 
 def evaluate(policy_dir: Path, tasks: list[Any], device: str, samples: int = 0) -> tuple[Any, Any]:
     """Greedy evaluation, and sampled pass@1 with ``samples`` programs per task (None if 0)."""
-    from agents.ppo.evaluation import evaluate_greedy, evaluate_sampled
+    from codegym.evaluation import evaluate_policy
     from codegym.lm import load_causal_lm
     from sandboxes import make_sandbox
 
     model, tok = load_causal_lm(policy_dir, device=device)
     with make_sandbox("local", workers=2) as box:
-        greedy = evaluate_greedy(model, tok, tasks, box, batch_size=100)
-        sampled = evaluate_sampled(model, tok, tasks, box, samples=samples, seed=1234, batch_size=128) if samples else None
+        greedy = evaluate_policy(model, tok, tasks, box, batch_size=100)
+        sampled = evaluate_policy(model, tok, tasks, box, samples=samples, seed=1234, batch_size=128) if samples else None
     return greedy, sampled
 
 
 def train_ppo(trainer: Any, minutes: float, console: Any) -> float:
-    """PPO iterations until the config's count or ``minutes`` of wall clock; final models
-    saved. Returns the seconds spent."""
+    """PPO iterations until the config's count or ``minutes`` of wall clock (a callback stops
+    :meth:`learn`, which then checkpoints and saves the final models). Returns the seconds spent."""
     start = time.perf_counter()
     deadline = start + 60.0 * minutes
+
+    def report(row: dict[str, Any]) -> bool:
+        if row["iteration"] % 10 == 0:
+            console.print(
+                f"it {row['iteration']:4d}  pass {row['charts/pass_rate']:.3f}  "
+                f"kl {row['charts/kl']:.3f}  ev {row['charts/explained_variance']:.2f}  "
+                f"{time.perf_counter() - start:.0f} s", highlight=False,
+            )
+        return time.perf_counter() < deadline
+
     try:
-        while trainer.iteration < trainer.config.iterations and time.perf_counter() < deadline:
-            row = trainer.train_iteration()
-            if row["iteration"] % 10 == 0:
-                console.print(
-                    f"it {row['iteration']:4d}  pass {row['charts/pass_rate']:.3f}  "
-                    f"kl {row['charts/kl']:.3f}  ev {row['charts/explained_variance']:.2f}  "
-                    f"{time.perf_counter() - start:.0f} s", highlight=False,
-                )
-        trainer.save_checkpoint()
-        trainer.save_final()
+        trainer.learn(callbacks=[report])
     finally:
         trainer.close()
     return time.perf_counter() - start
@@ -140,12 +142,12 @@ def summarize(evals: dict[str, Any], rows: list[dict[str, Any]], samples: int) -
         rows: The run's metric rows.
         samples: Programs per task of the sampled evaluation (0: none).
     """
-    from agents.ppo.evaluation import paired_difference
+    from codegym.reporting.stats import paired_change
 
     before, after, s_before, s_after = evals["before"], evals["after"], evals["s_before"], evals["s_after"]
-    diff = paired_difference(before.passed.astype(float), after.passed.astype(float))
-    sdiff = paired_difference(s_before.passed, s_after.passed) if samples else None
-    pdiff = paired_difference(before.prefix_accuracy, after.prefix_accuracy)
+    diff = paired_change(before.passed.astype(float), after.passed.astype(float))
+    sdiff = paired_change(s_before.passed, s_after.passed) if samples else None
+    pdiff = paired_change(before.prefix_accuracy, after.prefix_accuracy)
     return {
         "pass@1_before": before.pass_at_1, "pass@1_after": after.pass_at_1,
         "pass@1_diff": diff.mean, "pass@1_diff_ci95": [diff.low, diff.high],
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "value_init": args.value_init, **parse_kv(args.set),
     })  # fmt: skip
     name = args.run_name or f"ppo-{args.dense_reward}-{args.value_init}-s{args.seed}"
-    trainer = PPOTrainer(cfg, policy_dir, work / name, prm_dir=args.prm)
+    trainer = PPOTrainer(cfg, policy_dir, work / name, prm_dir=args.prm, progress=False)
     t_ppo = train_ppo(trainer, args.minutes, console)
     after, s_after = evaluate(work / name / "policy", tasks, args.device, args.samples)
     rows = [json.loads(x) for x in (work / name / "metrics.jsonl").read_text().splitlines() if x.strip()]

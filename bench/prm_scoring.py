@@ -1,17 +1,28 @@
-"""Benchmark: env steps/s with a PRM attached, incremental (KV cache) vs full re-encoding.
+"""Benchmark: PRM scoring of N programs, batched (the vector env) vs N incremental scorers vs
+full re-encoding.
 
-Both scorers run side by side in one process, on the same 40-line programs, interleaved
-round by round so that load on a shared machine hits both alike. Reported:
+Three ways to give N programs written line by line their PRM scores, side by side in one
+process, on the same N reference programs of ``--lines`` lines, interleaved round by round so
+that load on a shared machine hits all of them alike:
 
-* env steps/s of ``CodePRM-v1`` with each scorer attached (a reference agent replays the
-  40-line solution; the final unit-test execution is included in both);
-* scorer-only lines/s (the PRM part of a step alone);
-* the maximum |score difference| between the two (they must agree, < 1e-4).
+* ``batched``: :class:`codegym.prm.BatchedPRMScorer`, what ``CodePRMVectorEnv`` uses: every
+  program's new line in one forward per step over one KV cache shared by the N programs;
+* ``incremental``: N :class:`codegym.prm.IncrementalScorer` (one KV cache each; what N
+  single ``CodePRM-v0`` envs use), called one after the other;
+* ``full``: N :class:`codegym.prm.FullRescoringScorer` (the whole prefix re-encoded at
+  every line; the baseline without a cache).
+
+Reported, per way: scorer-only **tokens/s** (program tokens, context and lines, scored per
+second: the PRM part of a step alone) and env steps/s (``CodePRMVectorEnv`` with the batched
+scorer against N ``CodePRMEnv`` with each single scorer, stepped in a loop; the unit-test
+executions at the end are included, in parallel for the vector env); the ratios of the
+batched way to the others; and the largest |score difference| between ways (they must agree,
+< 1e-5).
 
 Usage::
 
-    python bench/prm_scoring.py                      # a tiny 2x128 PRM built on the fly
-    python bench/prm_scoring.py --prm runs/prm --episodes 10 --lines 40
+    python bench/prm_scoring.py                       # 8 programs of 40 lines, a random 2x128 PRM
+    python bench/prm_scoring.py --envs 16 --prm runs/prm --rounds 3
 """
 
 from __future__ import annotations
@@ -20,18 +31,26 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
+import codegym
+from codegym.envs import CodePRMEnv, CodePRMVectorEnv
+from codegym.lm import TinyLMConfig, build_tiny_lm_dir
+from codegym.prm import BatchedPRMScorer, FullRescoringScorer, IncrementalScorer, ProcessRewardModel
+from codegym.tasks.base import Task
+from codegym.tokenization import encode_program, task_context
+from sandboxes import IOCase, TestSuite, make_sandbox
+
+WAYS = ("batched", "incremental", "full")
+
 
 def make_task(n_lines: int, seed: int = 0) -> Any:
     """A task whose reference solution has ``n_lines`` lines (list pipeline, io tests)."""
-    from codegym.tasks.base import Task
-    from sandboxes import IOCase, TestSuite
-
     rng = np.random.default_rng(seed)
     steps, lines = [], []
     for _ in range(n_lines - 1):
@@ -53,43 +72,24 @@ def make_task(n_lines: int, seed: int = 0) -> Any:
     ns: dict[str, Any] = {}
     exec(prompt + "\n".join(lines) + "\n", ns)  # trusted reference, written above
     cases = tuple(IOCase((xs,), ns["solve"](list(xs))) for xs in ([1, 2, 3], [], [5, -2], [7, 7, 0, 1]))
-    return Task(f"bench/{n_lines}", prompt, prompt, "solve", TestSuite("io", "solve", cases), "\n".join(lines), {"steps": n_lines})
+    return Task(f"bench/{n_lines}/{seed}", prompt, prompt, "solve", TestSuite("io", "solve", cases), "\n".join(lines), {"steps": n_lines})
 
 
-def build_prm(tmp: Path, task: Any, n_layer: int, n_embd: int) -> Path:
-    """A randomly initialised PRM (tokenizer trained on the task text)."""
-    from codegym.lm import TinyLMConfig, build_tiny_lm_dir
-    from codegym.prm import ProcessRewardModel
-
-    text = task.prompt + task.solution + "\n"
-    base = build_tiny_lm_dir(tmp / "base", [text] * 20, vocab_size=400,
+def build_prm(tmp: Path, tasks: list[Any], n_layer: int, n_embd: int) -> Path:
+    """A randomly initialised PRM (tokenizer trained on the tasks' text)."""
+    texts = [t.prompt + t.solution + "\n" for t in tasks]
+    base = build_tiny_lm_dir(tmp / "base", texts * 5, vocab_size=400,
                              config=TinyLMConfig(n_layer=n_layer, n_embd=n_embd, n_head=4, n_positions=1024))  # fmt: skip
     return ProcessRewardModel.from_base(base).save_pretrained(tmp / "prm")
-
-
-def run_env(env: Any, task: Any) -> tuple[int, float, list[float]]:
-    """One episode replaying the reference; returns (steps, seconds, prm scores)."""
-    import codegym
-
-    t0 = time.perf_counter()
-    env.reset(options={"task": task})
-    scores, steps = [], 0
-    for line in task.solution_lines + [codegym.SUBMIT]:
-        _, _, term, trunc, info = env.step(line)
-        steps += 1
-        if info.get("prm_score") is not None and line != codegym.SUBMIT:
-            scores.append(float(info["prm_score"]))
-        if term or trunc:
-            break
-    return steps, time.perf_counter() - t0, scores
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prm", default=None, help="PRM checkpoint dir (default: a random tiny one)")
+    p.add_argument("--envs", type=int, default=8, help="programs scored side by side (N)")
     p.add_argument("--lines", type=int, default=40, help="lines per program")
-    p.add_argument("--episodes", type=int, default=6, help="episodes per scorer (interleaved)")
+    p.add_argument("--rounds", type=int, default=3, help="measured rounds per way (after one warm-up)")
     p.add_argument("--n-layer", type=int, default=2)
     p.add_argument("--n-embd", type=int, default=128)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -98,96 +98,145 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-class Timings(NamedTuple):
-    """Totals per scorer name over the timed episodes."""
+class Scored(NamedTuple):
+    """One scorer-only pass over the N programs."""
 
-    steps: dict[str, int]  #: env steps taken
-    secs: dict[str, float]  #: seconds spent in env episodes
-    score_secs: dict[str, float]  #: seconds spent scoring the same lines with the scorer alone
-    last_scores: dict[str, list[float]]  #: PRM scores of the last episode
+    seconds: float
+    scores: np.ndarray  # (N, L) line scores
 
 
-def time_scorer(scorer: Any, task: Any) -> float:
-    """Seconds for the scorer alone to score the reference solution's lines."""
+def score_batched(scorer: Any, tasks: list[Any]) -> Scored:
+    """The N programs through one :class:`BatchedPRMScorer`, one forward per line index."""
     t0 = time.perf_counter()
-    scorer.reset(task)
-    for line in task.solution_lines:
-        scorer.score(line)
-    return time.perf_counter() - t0
+    scorer.reset(dict(enumerate(tasks)))
+    rows = [scorer.score_lines([t.solution_lines[m] for t in tasks]) for m in range(tasks[0].horizon)]
+    return Scored(time.perf_counter() - t0, np.asarray(rows, dtype=np.float64).T)
 
 
-def time_interleaved(envs: dict[str, Any], scorers: dict[str, Any], task: Any, episodes: int) -> Timings:
-    """One warm-up episode per env, then ``episodes`` rounds, each running every env (and its
-    scorer alone) once, so that load on the machine hits all of them alike."""
-    t = Timings({k: 0 for k in envs}, {k: 0.0 for k in envs}, {k: 0.0 for k in envs}, {})
-    for env in envs.values():  # warm-up (sandbox worker, first forward)
-        run_env(env, task)
-    for _ in range(episodes):
-        for name, env in envs.items():
-            n, dt, sc = run_env(env, task)
-            t.steps[name] += n
-            t.secs[name] += dt
-            t.last_scores[name] = sc
-            t.score_secs[name] += time_scorer(scorers[name], task)  # scorer alone, same lines
+def score_each(scorers: list[Any], tasks: list[Any]) -> Scored:
+    """The N programs through N single scorers, line index by line index (as N envs step)."""
+    t0 = time.perf_counter()
+    for s, t in zip(scorers, tasks):
+        s.reset(t)
+    rows = [[s.score(t.solution_lines[m]) for s, t in zip(scorers, tasks)] for m in range(tasks[0].horizon)]
+    return Scored(time.perf_counter() - t0, np.asarray(rows, dtype=np.float64).T)
+
+
+def run_vector(env: Any, tasks: list[Any]) -> tuple[int, float]:
+    """One episode per slot replaying the references + SUBMIT; (env steps, seconds)."""
+    t0 = time.perf_counter()
+    env.reset(options={"tasks": tasks})
+    for m in range(tasks[0].horizon):
+        env.step([t.solution_lines[m] for t in tasks])
+    _, _, term, _, _ = env.step([codegym.SUBMIT] * len(tasks))
+    assert term.all()
+    return len(tasks) * (tasks[0].horizon + 1), time.perf_counter() - t0
+
+
+def run_singles(envs: list[Any], tasks: list[Any]) -> tuple[int, float]:
+    """The same on N single envs stepped in a loop; (env steps, seconds)."""
+    t0 = time.perf_counter()
+    for env, t in zip(envs, tasks):
+        env.reset(options={"task": t})
+    for m in range(tasks[0].horizon + 1):
+        for env, t in zip(envs, tasks):
+            env.step(t.solution_lines[m] if m < t.horizon else codegym.SUBMIT)
+    return len(tasks) * (tasks[0].horizon + 1), time.perf_counter() - t0
+
+
+class Totals(NamedTuple):
+    """Sums per way over the measured rounds."""
+
+    score_secs: dict[str, float]
+    env_secs: dict[str, float]
+    env_steps: dict[str, int]
+    scores: dict[str, np.ndarray]  # (N, L), last round
+    tokens: int  # program tokens (context + lines) of the N programs: one round's work
+
+
+def time_ways(scorers: dict[str, Callable[[], Scored]], envs: dict[str, Callable[[], tuple[int, float]]],
+              rounds: int) -> Totals:
+    """One warm-up round, then ``rounds`` rounds, each running every way once (scorer alone,
+    then the envs), so that load on the machine hits all of them alike."""
+    t = Totals({k: 0.0 for k in WAYS}, {k: 0.0 for k in WAYS}, {k: 0 for k in WAYS}, {}, 0)
+    for r in range(rounds + 1):
+        for way in WAYS:
+            scored = scorers[way]()
+            steps, secs = envs[way]()
+            if r:  # round 0 warms up (sandbox workers, first forwards)
+                t.score_secs[way] += scored.seconds
+                t.env_secs[way] += secs
+                t.env_steps[way] += steps
+                t.scores[way] = scored.scores
     return t
 
 
-def run_scorers(args: argparse.Namespace, task: Any) -> Timings:
-    """Load (or build) the PRM, attach each scorer to a ``CodePRM-v1`` env, and time them."""
-    import gymnasium as gym
-
-    import codegym  # noqa: F401  (registers CodePRM-v1)
-    from codegym.prm import FullRescoringScorer, IncrementalScorer, ProcessRewardModel
-
-    with tempfile.TemporaryDirectory() as tmp:
-        prm_dir = Path(args.prm) if args.prm else build_prm(Path(tmp), task, args.n_layer, args.n_embd)
+def run(args: argparse.Namespace, tasks: list[Any]) -> Totals:
+    """Load (or build) the PRM, make the scorers and envs of each way, and time them."""
+    n = len(tasks)
+    with tempfile.TemporaryDirectory() as tmp, make_sandbox("local", workers=min(n, 4)) as box:
+        prm_dir = Path(args.prm) if args.prm else build_prm(Path(tmp), tasks, args.n_layer, args.n_embd)
         prm = ProcessRewardModel.from_pretrained(prm_dir, device=args.device)
-        scorers = {"incremental": IncrementalScorer(prm), "full": FullRescoringScorer(prm)}
-        envs = {
-            name: gym.make("CodePRM-v1", tasks=[task], prm=s, reward_mode="delta", max_lines=args.lines + 8,
-                           disable_env_checker=True)
-            for name, s in scorers.items()
-        }  # fmt: skip
+        singles = {"incremental": IncrementalScorer, "full": FullRescoringScorer}
+        kw = {"tasks": tasks, "reward_mode": "delta", "max_lines": args.lines + 8, "sandbox": box}
+        vector = CodePRMVectorEnv(n, prm=BatchedPRMScorer(prm, n), workers=min(n, 4), **kw)
+        single_envs = {k: [CodePRMEnv(prm=cls(prm), **kw) for _ in range(n)] for k, cls in singles.items()}
+        batched = BatchedPRMScorer(prm, n)
+        scorer_sets = {k: [cls(prm) for _ in range(n)] for k, cls in singles.items()}
+        scorers = {"batched": lambda: score_batched(batched, tasks)}
+        scorers.update({k: (lambda k=k: score_each(scorer_sets[k], tasks)) for k in singles})
+        envs = {"batched": lambda: run_vector(vector, tasks)}
+        envs.update({k: (lambda k=k: run_singles(single_envs[k], tasks)) for k in singles})
         try:
-            return time_interleaved(envs, scorers, task, args.episodes)
+            totals = time_ways(scorers, envs, args.rounds)
+            return totals._replace(tokens=program_tokens(prm.tokenizer, tasks))
         finally:
-            for env in envs.values():
-                env.close()
+            vector.close()
+            for group in single_envs.values():
+                for env in group:
+                    env.close()
 
 
-def summarise(args: argparse.Namespace, t: Timings) -> dict[str, Any]:
-    """The reported figures: rates per scorer, speed-ups and the largest score difference."""
-    diff = float(np.abs(np.asarray(t.last_scores["incremental"]) - np.asarray(t.last_scores["full"])).max())
-    lines_scored = args.episodes * args.lines
-    res = {
-        "lines_per_program": args.lines,
-        "episodes": args.episodes,
-        "prm": str(args.prm or f"random {args.n_layer}x{args.n_embd}"),
-        "env_steps_per_s": {k: t.steps[k] / t.secs[k] for k in t.steps},
-        "scorer_lines_per_s": {k: lines_scored / t.score_secs[k] for k in t.steps},
-        "max_abs_score_diff": diff,
-    }
-    res["env_speedup"] = res["env_steps_per_s"]["incremental"] / res["env_steps_per_s"]["full"]
-    res["scorer_speedup"] = res["scorer_lines_per_s"]["incremental"] / res["scorer_lines_per_s"]["full"]
+def summarise(args: argparse.Namespace, tasks: list[Any], t: Totals) -> dict[str, Any]:
+    """The reported figures: tokens/s and env steps/s per way, ratios, largest score difference."""
+    tokens = t.tokens
+    res: dict[str, Any] = {
+        "envs": len(tasks), "lines_per_program": args.lines, "rounds": args.rounds,
+        "prm": str(args.prm or f"random {args.n_layer}x{args.n_embd}"), "threads": args.threads,
+        "tokens_per_round": tokens,
+        "scorer_tokens_per_s": {k: args.rounds * tokens / t.score_secs[k] for k in WAYS},
+        "env_steps_per_s": {k: t.env_steps[k] / t.env_secs[k] for k in WAYS},
+        "max_abs_score_diff": {k: float(np.abs(t.scores["batched"] - t.scores[k]).max()) for k in WAYS[1:]},
+    }  # fmt: skip
+    for k in WAYS[1:]:
+        res[f"scorer_ratio_batched_vs_{k}"] = res["scorer_tokens_per_s"]["batched"] / res["scorer_tokens_per_s"][k]
+        res[f"env_ratio_batched_vs_{k}"] = res["env_steps_per_s"]["batched"] / res["env_steps_per_s"][k]
     return res
 
 
-def print_report(args: argparse.Namespace, res: dict[str, Any]) -> None:
+def program_tokens(tokenizer: Any, tasks: list[Any]) -> int:
+    """Tokens of the tasks' reference programs by the tokenisation rule (context + lines)."""
+    return sum(len(encode_program(tokenizer, task_context(x), x.solution_lines).input_ids) for x in tasks)
+
+
+def print_report(res: dict[str, Any]) -> None:
     """The figures as a small table."""
-    print(f"{args.lines}-line programs, {args.episodes} episodes per scorer, PRM {res['prm']}, {args.threads} thread(s)")
-    print(f"{'':14s}{'env steps/s':>14s}{'scorer lines/s':>17s}")
-    for k in res["env_steps_per_s"]:
-        print(f"{k:14s}{res['env_steps_per_s'][k]:14.1f}{res['scorer_lines_per_s'][k]:17.1f}")
-    print(f"speed-up (incremental / full): env {res['env_speedup']:.1f}x, scorer {res['scorer_speedup']:.1f}x; "
-          f"max |score diff| {res['max_abs_score_diff']:.2e}")
+    print(f"{res['envs']} programs x {res['lines_per_program']} lines ({res['tokens_per_round']} tokens), "
+          f"{res['rounds']} rounds, PRM {res['prm']}, {res['threads']} torch thread(s)")
+    print(f"{'':13s}{'scorer tokens/s':>17s}{'env steps/s':>14s}")
+    for k in WAYS:
+        print(f"{k:13s}{res['scorer_tokens_per_s'][k]:17.0f}{res['env_steps_per_s'][k]:14.1f}")
+    for k in WAYS[1:]:
+        print(f"batched / {k}: scorer {res[f'scorer_ratio_batched_vs_{k}']:.1f}x, env "
+              f"{res[f'env_ratio_batched_vs_{k}']:.1f}x; max |score diff| {res['max_abs_score_diff'][k]:.1e}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    task = make_task(args.lines)
-    res = summarise(args, run_scorers(args, task))
-    print_report(args, res)
+    tasks = [make_task(args.lines, seed=i) for i in range(args.envs)]
+    res = summarise(args, tasks, run(args, tasks))
+    print_report(res)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

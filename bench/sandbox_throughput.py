@@ -459,11 +459,14 @@ def _tree(root: int, procs: dict[int, tuple[int, str, str, int]]) -> set[tuple[i
 
 
 def _cgroup_dirs(sandbox: Sandbox) -> list[str]:
-    """The per-job memory cgroups of a local sandbox's workers (gone once it is closed)."""
+    """The cgroups made for a sandbox (gone once it is closed): a local sandbox's per-job
+    memory cgroups, a docker sandbox's host cgroup per container."""
     import glob
 
     from sandboxes.worker.cgroups import CgroupUnavailable, JobCgroups
 
+    if sandbox.name == "docker":
+        return list(getattr(sandbox, "host_cgroup_dirs", list)())
     pool = getattr(sandbox, "_pool", None)
     if sandbox.name != "local" or pool is None:
         return []

@@ -2,7 +2,7 @@
 
 The sub-commands that need only ``codegym`` live in ``codegym/commands/<name>.py``; those
 that run agents (``sft``, ``train``, ``reproduce``) are registered by the ``agents`` package
-as ``codegym.commands`` entry points (see :mod:`codegym.entrypoints`), as a third-party
+as ``codegym.commands`` entry points (see :mod:`codegym.plugins`), as a third-party
 package can register its own. A command module has ``NAME``, ``HELP``, ``add_parser`` and
 ``run``; only the invoked command builds its full parser (the others are listed by ``HELP``),
 so ``codegym --help`` and light commands do not import torch.
@@ -30,7 +30,7 @@ ORDER: dict[str, str | None] = {
 
 def command_loaders() -> dict[str, Callable[[], ModuleType | SimpleNamespace]]:
     """Command name -> a function importing its module (built-ins, then entry points)."""
-    from codegym.entrypoints import COMMANDS, registered
+    from codegym.plugins import COMMANDS, registered
 
     eps = registered(COMMANDS)
     loaders: dict[str, Callable[[], ModuleType | SimpleNamespace]] = {}

@@ -8,7 +8,11 @@ labeling, ``reproduce``, ``defaults build``):
   a config object that exists is a valid one; code that changes a field afterwards calls it
   again.
 * ``from_dict(data)`` refuses unknown keys (naming them and the valid ones) and turns JSON
-  lists and comma-separated strings into the tuples that tuple fields hold;
+  lists and comma-separated strings into the tuples that tuple fields hold; a nested config
+  given as a dict sets those of its fields over the field's default (``{"suite":
+  {"max_lines": 6}}`` keeps the rest of the default suite). Settings written by an older
+  version are read through :meth:`Config.upgrade` first (e.g. the flat ``min_steps`` of
+  configs that predate :class:`codegym.tasks.SuiteConfig`, with a note on stderr);
   ``to_dict()``, ``save(path)`` (atomic JSON) and ``load(path)`` round-trip it.
 
 :func:`add_config_args` turns the fields of such a class into ``argparse`` flags (the help
@@ -43,8 +47,17 @@ class Config:
     """Base of the config dataclasses: validation on construction, dict/JSON round trips."""
 
     def __post_init__(self) -> None:
+        self._coerce_nested()
         self._check_literals()
         self.validate()
+
+    def _coerce_nested(self) -> None:
+        """Nested-config fields given as a dict (or a spec string) become that config."""
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            tp = _strip_optional(_type_hints(type(self)).get(f.name))
+            value = getattr(self, f.name)
+            if _is_config(tp) and value is not None and not isinstance(value, tp):
+                object.__setattr__(self, f.name, _field_value(f, tp, value))  # frozen configs too
 
     def _check_literals(self) -> None:
         """Fields typed ``Literal[...]`` hold one of their values."""
@@ -63,16 +76,29 @@ class Config:
         return _jsonable(dataclasses.asdict(self))  # type: ignore[call-overload]
 
     @classmethod
+    def upgrade(cls, data: Mapping[str, Any], note: bool = True) -> dict[str, Any]:
+        """``data`` with the fields of older versions of this config renamed to today's (a
+        config that renamed fields overrides it; ``note`` says so on stderr)."""
+        return dict(data)
+
+    @classmethod
+    def over(cls: type[C], base: C, data: Mapping[str, Any]) -> C:
+        """The config with ``data``'s fields set over ``base``'s (a nested config's default)."""
+        return cls.from_dict({**base.to_dict(), **data})
+
+    @classmethod
     def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
         """Build (and validate) from a dict; unknown keys raise ``ValueError`` listing the valid ones."""
         if not isinstance(data, Mapping):
             raise ValueError(f"{cls.__name__} needs a mapping of fields, got {type(data).__name__}")
+        data = cls.upgrade(data)
         names = field_names(cls)
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields {unknown}; valid fields: {sorted(names)}")
         hints = _type_hints(cls)
-        return cls(**{k: coerce(hints.get(k, Any), v, k) for k, v in data.items()})
+        defaults = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: _field_value(defaults[k], hints.get(k, Any), v) for k, v in data.items()})
 
     def save(self, path: str | Path) -> None:
         """Write the config as JSON (atomically: a crash leaves the old file or the new one)."""
@@ -89,6 +115,21 @@ class Config:
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read {cls.__name__} from {path}: {exc}") from exc
         return cls.from_dict(data)
+
+
+def _is_config(tp: Any) -> bool:
+    return inspect.isclass(tp) and issubclass(tp, Config)
+
+
+def _field_value(f: dataclasses.Field, hint: Any, value: Any) -> Any:
+    """``value`` for field ``f``: coerced to its type; a dict for a nested config with a default
+    sets those fields over the default."""
+    tp = _strip_optional(hint)
+    if _is_config(tp) and isinstance(value, Mapping) and f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+        if isinstance(default, tp):
+            return tp.over(default, value)
+    return coerce(hint, value, f.name)
 
 
 def _jsonable(value: Any) -> Any:
@@ -120,8 +161,8 @@ def _strip_optional(tp: Any) -> Any:
 
 def coerce(tp: Any, value: Any, name: str = "value") -> Any:
     """``value`` turned into field type ``tp`` where a JSON or command-line value differs from it:
-    lists and comma-separated strings -> tuples, dicts -> nested configs. Anything else is
-    returned as is (``validate`` judges it)."""
+    lists and comma-separated strings -> tuples, dicts (and, for configs with ``from_spec``,
+    strings) -> nested configs. Anything else is returned as is (``validate`` judges it)."""
     tp = _strip_optional(tp)
     if value is None:
         return None
@@ -135,8 +176,10 @@ def coerce(tp: Any, value: Any, name: str = "value") -> Any:
             return tuple(convert(x) if convert else x for x in items)
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be a list of {elem.__name__}, got {value!r}") from None
-    if inspect.isclass(tp) and issubclass(tp, Config) and isinstance(value, Mapping):
+    if _is_config(tp) and isinstance(value, Mapping):
         return tp.from_dict(value)
+    if _is_config(tp) and isinstance(value, str) and hasattr(tp, "from_spec"):
+        return tp.from_spec(value)  # e.g. suite="humaneval" for SuiteConfig(name="humaneval")
     return value
 
 
@@ -332,12 +375,19 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def config_data(args: argparse.Namespace, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Config fields from ``base`` < ``--config FILE`` < ``--set KEY=VALUE`` < flags."""
+    """Config fields from ``base`` < ``--config FILE`` < ``--set KEY=VALUE`` < flags.
+
+    The file and ``--set`` layers are read through the command config's
+    :meth:`Config.upgrade` (an old ``config.json`` given as ``--config`` still works).
+    """
     from codegym.plugins import parse_kv
 
+    specs = getattr(args, "config_specs", None) or []
+    main = next((cls for cls, prefix, _ in specs if not prefix), None)
+    upgrade = main.upgrade if main is not None and issubclass(main, Config) else dict
     data = dict(base or {})
-    for layer in (read_config_file(getattr(args, "config_file", None)),
-                  parse_kv(getattr(args, "config_set", None)), flag_values(args)):  # fmt: skip
+    for layer in (upgrade(read_config_file(getattr(args, "config_file", None))),
+                  upgrade(parse_kv(getattr(args, "config_set", None))), flag_values(args)):  # fmt: skip
         for key, value in layer.items():
             merge(data, key, value)
     return data

@@ -1,10 +1,20 @@
-"""The tiny-LM stack: BPE tokenizers trained on the fly and GPT-2 models built from a config.
+"""Causal LMs for codegym: loading any checkpoint, inspecting its tokenizer, the tiny-LM stack.
 
-Nothing here downloads anything: a tokenizer is trained with ``tokenizers`` on the text it
-will see and wrapped in :class:`transformers.PreTrainedTokenizerFast`; a model is a
-``GPT2LMHeadModel`` built from a ``GPT2Config`` with a seeded random init. Both save with
-``save_pretrained`` so ``AutoTokenizer``/``AutoModelForCausalLM.from_pretrained(DIR)`` load
-them like any Hugging Face checkpoint.
+* **Loading** (:func:`load_causal_lm`, :func:`load_tokenizer`): any local Hugging Face
+  causal-LM directory, in a chosen precision (``dtype="fp32" | "bf16" | "fp16" | "auto"``) on
+  a device that is checked first, with errors that name the real cause (a missing GPU is
+  never reported as a corrupt checkpoint).
+* **Tokenizer inspection** (:func:`inspect_tokenizer`, :func:`eos_token_ids`): whether a
+  newline merges with the next line's indentation or with a second newline, which ids hold a
+  newline, and every id that ends a program (the tokenizer's EOS and the generation config's
+  list) — what a line sampler needs to know about a tokenizer family.
+* **Chunked log-probs** (:func:`token_logprobs_chunked`): log-probs and entropy without a
+  ``[tokens, vocab]`` tensor for the whole batch.
+* **The tiny-LM stack**: BPE tokenizers trained on the fly (:func:`train_bpe_tokenizer`,
+  newline always a token of its own) and GPT-2 models built from a config with a seeded
+  random init (:func:`build_causal_lm`, :func:`build_tiny_lm_dir`). Nothing downloads
+  anything; both save with ``save_pretrained``. Stand-ins of other families (Qwen2, Llama,
+  GPT-NeoX with their own tokenizer rules) are in :mod:`codegym.standins`.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from codegym.precision import DTypeLike, check_device, resolve_dtype
 
 #: End of a program (mapped to :data:`codegym.constants.SUBMIT` by agents).
 EOS_TOKEN = "<|endoftext|>"
@@ -157,8 +169,9 @@ def build_tiny_lm_dir(
     tok = train_bpe_tokenizer(texts, vocab_size=vocab_size)
     model = build_causal_lm(tok, config)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
+    with quiet_hf():
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
     return out
 
 
@@ -197,12 +210,14 @@ def check_model_dir(path: str | Path, what: str = "model") -> Path:
     return p
 
 
-
-
 @contextlib.contextmanager
 def loading(path: str | Path, what: str = "model") -> Iterator[None]:
     """Turn any error of ``from_pretrained`` on a local checkpoint into one ``ValueError``
-    naming the directory, the file at fault when known, and what to do."""
+    naming the directory, the file at fault when known, and what to do.
+
+    Errors that are about the device, not the files (CUDA missing or out of memory), are
+    reported as such: a checkpoint is only called corrupt when nothing else explains it.
+    """
     try:
         with quiet_hf():
             yield
@@ -210,12 +225,29 @@ def loading(path: str | Path, what: str = "model") -> Iterator[None]:
         if isinstance(exc, ValueError) and str(path) in str(exc):
             raise  # already names the checkpoint and the fix
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        device_problem = _device_problem(exc)
+        if device_problem:
+            raise ValueError(
+                f"cannot load the {what} at {str(path)!r}: {device_problem} ({type(exc).__name__}: {detail})"
+            ) from None
         culprit = _broken_file(Path(path))
         where = f"{culprit}" if culprit else f"{what} directory {str(path)!r}"
         raise ValueError(
             f"{where}: cannot load the {what} ({type(exc).__name__}: {detail}); the checkpoint is "
             "corrupt or incomplete: restore it, or save/train it again"
         ) from None
+
+
+def _device_problem(exc: BaseException) -> str | None:
+    """What is wrong with the device when ``exc`` says so (no CUDA, out of memory), else None."""
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return "the device is out of memory; use a smaller --dtype (bf16), another device or a smaller model"
+    text = str(exc)
+    if "CUDA" in text and ("not compiled" in text or "not available" in text or "no CUDA GPUs" in text):
+        from codegym.precision import cuda_unavailable_reason
+
+        return f"CUDA is not available ({cuda_unavailable_reason()}); pass --device cpu"
+    return None
 
 
 def _broken_file(path: Path) -> Path | None:
@@ -250,14 +282,36 @@ def load_tokenizer(path: str | Path) -> Any:
     return tok
 
 
-def load_causal_lm(path: str | Path, device: str | torch.device = "cpu") -> tuple[Any, Any]:
-    """Load ``(model, tokenizer)`` from a local checkpoint dir (eval mode, on ``device``)."""
+def load_causal_lm(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: DTypeLike | None = "fp32",
+    device_flag: str = "--device",
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a local checkpoint dir (eval mode, on ``device``).
+
+    Args:
+        path: A ``save_pretrained`` directory (model + tokenizer).
+        device: Where the model goes; checked first (:func:`codegym.precision.check_device`),
+            so a missing GPU is reported as such, not as a broken checkpoint.
+        dtype: Weights' precision: ``"fp32"`` (default, whatever the checkpoint holds),
+            ``"bf16"``, ``"fp16"`` or ``"auto"`` (the checkpoint's own dtype). To *train* in
+            bf16, see :class:`codegym.precision.MixedPrecision`.
+        device_flag: The option that set ``device``, named in device errors.
+
+    Raises:
+        ValueError: Bad device or dtype, missing/corrupt files, or a tokenizer that does not
+            fit the model.
+    """
     from transformers import AutoModelForCausalLM
 
+    dev = check_device(device, flag=device_flag)
+    torch_dtype = resolve_dtype(dtype)
     p = check_model_dir(path)
     tok = load_tokenizer(p)
     with loading(p, "model"):
-        model = AutoModelForCausalLM.from_pretrained(str(p), **fast_activation_kwargs(p)).to(device)
+        model = AutoModelForCausalLM.from_pretrained(str(p), dtype=torch_dtype, **fast_activation_kwargs(p))
+    model.to(dev)
     model.eval()
     if model.get_input_embeddings().num_embeddings < len(tok):
         raise ValueError(
@@ -294,3 +348,181 @@ def forward_cached(model: Any, cache: Any, **inputs: Any) -> tuple[Any, Any]:
     if new is None:
         new = out.past_key_values
     return out, new
+
+
+# ------------------------------------------------------------------ tokenizer inspection
+#: Code the inspection encodes: indented blocks, a blank line, a docstring, a line ending in
+#: ``":"`` (tokenizers differ in what a newline merges with).
+PROBE_CODE = (
+    'def solve(xs):\n    """Return the total.\n\n    1. add one\n    """\n'
+    "    xs = [x + 1 for x in xs]\n\n    if xs:\n        return sum(xs)\n    return 0\n"
+)
+
+
+@dataclass(frozen=True)
+class TokenizerReport:
+    """How a tokenizer handles line ends, and which ids end a program.
+
+    Computed once per tokenizer by :func:`inspect_tokenizer` (a pass over the vocabulary),
+    for samplers that must end a line on whatever token holds its newline.
+    """
+
+    newline_indent_merges: bool
+    """Encoding code gives a token holding a newline followed by the next line's
+    indentation (``"\\n    "``; GPT-2/StarCoder-style ``\\s+(?!\\S)`` whitespace runs): a
+    line's last token then carries the start of the next line."""
+    double_newline_merges: bool
+    """A blank line's ``"\\n\\n"`` is (part of) one token (Qwen2/Llama-3 ``\\s*[\\r\\n]+``):
+    one drawn token then ends two lines."""
+    newline_after_text: bool
+    """Some token holds text *before* its newline (``":\\n"``, ``".\\n\\n"``; Qwen2/Llama-3
+    punctuation runs absorb the line end)."""
+    lone_newline_id: int | None
+    """Id of the token that is exactly ``"\\n"`` (None if the vocabulary has none)."""
+    newline_ids: tuple[int, ...]
+    """Every id whose text contains a newline (sorted)."""
+    eos_ids: tuple[int, ...]
+    """Every id that ends a program: the tokenizer's EOS first, then the generation
+    config's ``eos_token_id`` list (instruct models have two or more)."""
+    special_ids: tuple[int, ...]
+    """Ids of all special tokens (BOS, EOS, chat markers, padding): never part of a line."""
+    has_chat_template: bool
+    """The tokenizer carries a chat template (an instruct model)."""
+    probe_pieces: tuple[str, ...]
+    """How :data:`PROBE_CODE` splits into tokens (for messages)."""
+
+    @property
+    def newline_safe(self) -> bool:
+        """Every newline in code is a token of its own (codegym's own tokenizers)."""
+        return not (self.newline_indent_merges or self.double_newline_merges or self.newline_after_text)
+
+
+def eos_token_ids(tokenizer: Any, generation_config: Any = None) -> tuple[int, ...]:
+    """Every id that ends generation: ``tokenizer.eos_token_id`` first, then those of the
+    generation config (an int or a list), without repeats.
+
+    Args:
+        tokenizer: A transformers tokenizer.
+        generation_config: A ``GenerationConfig``, a model (its ``generation_config``), a
+            checkpoint directory (its ``generation_config.json``, if any) or None.
+    """
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    gen = _generation_config(generation_config)
+    extra = getattr(gen, "eos_token_id", None) if gen is not None else None
+    if extra is not None:
+        for i in [extra] if isinstance(extra, int) else list(extra):
+            if int(i) not in ids:
+                ids.append(int(i))
+    return tuple(ids)
+
+
+def _generation_config(source: Any) -> Any:
+    """A ``GenerationConfig`` from a config, a model or a directory (None if there is none)."""
+    if source is None:
+        return None
+    if isinstance(source, str | Path):
+        path = Path(source) / "generation_config.json"
+        if not path.is_file():
+            return None
+        from transformers import GenerationConfig
+
+        with loading(path.parent, "generation config"):
+            return GenerationConfig.from_pretrained(str(path.parent))
+    return getattr(source, "generation_config", source)
+
+
+def special_token_ids(tokenizer: Any) -> tuple[int, ...]:
+    """Ids of every special token: the named ones (BOS, EOS, PAD, ...) and every added token
+    marked special (chat markers such as ``<|im_start|>``), sorted."""
+    ids = set(tokenizer.all_special_ids)
+    decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    ids.update(int(i) for i, added in decoder.items() if getattr(added, "special", False))
+    return tuple(sorted(ids))
+
+
+def inspect_tokenizer(tokenizer: Any, generation_config: Any = None) -> TokenizerReport:
+    """Inspect how ``tokenizer`` handles newlines and which ids end a program.
+
+    Merges are read from how :data:`PROBE_CODE` actually encodes (what a trained
+    vocabulary does with code), the newline ids from the whole vocabulary.
+
+    Args:
+        tokenizer: A transformers tokenizer.
+        generation_config: Where extra EOS ids come from (see :func:`eos_token_ids`).
+    """
+    import re
+
+    ids = tokenizer(PROBE_CODE, add_special_tokens=False)["input_ids"]
+    pieces = tuple(tokenizer.decode([i]) for i in ids)
+    vocab = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])  # one string per id
+    newline_ids = tuple(i for i, text in enumerate(vocab) if "\n" in text)
+    lone = [i for i in newline_ids if vocab[i] == "\n" and i not in tokenizer.all_special_ids]
+    return TokenizerReport(
+        newline_indent_merges=any(re.search(r"\n[ \t]", p) for p in pieces),
+        double_newline_merges=any("\n\n" in p for p in pieces),
+        newline_after_text=any(re.search(r"[^\n]\n", p) for p in pieces),
+        lone_newline_id=lone[0] if lone else None,
+        newline_ids=newline_ids,
+        eos_ids=eos_token_ids(tokenizer, generation_config),
+        special_ids=special_token_ids(tokenizer),
+        has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        probe_pieces=pieces,
+    )
+
+
+# ------------------------------------------------------------------ chunked log-probs
+def token_logprobs_chunked(
+    hidden: torch.Tensor,
+    head: torch.nn.Module,
+    targets: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_tokens: int = 1024,
+    entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs of ``targets`` and the entropy, from final hidden states, a chunk at a time.
+
+    ``[tokens, vocab]`` logits exist for at most ``chunk_tokens`` rows at once, in fp32; with
+    autograd on, each chunk is checkpointed (its logits are recomputed in the backward pass),
+    so the memory of the vocabulary projection is ``chunk_tokens x vocab`` however long the
+    batch. Pass only the hidden states of the positions that need a log-prob (the generated
+    tokens), not the prompt's. Same values and gradients as the whole-batch computation.
+
+    Args:
+        hidden: ``[..., H]`` final hidden states (position ``t`` predicts ``targets[..., t]``).
+        head: The output projection (``model.get_output_embeddings()``).
+        targets: ``[...]`` token ids.
+        temperature: Sampling temperature the log-probs refer to.
+        chunk_tokens: Rows per chunk (>= 1).
+        entropy: Also compute the entropy (else zeros).
+
+    Returns:
+        ``(logprobs, entropy)``, each ``[...]`` in fp32.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+    shape = targets.shape
+    flat_h = hidden.reshape(-1, hidden.shape[-1])  # (N, H)
+    flat_t = targets.reshape(-1)  # (N,)
+    parts = []
+    for h, t in zip(flat_h.split(chunk_tokens), flat_t.split(chunk_tokens)):
+        if torch.is_grad_enabled() and (h.requires_grad or any(p.requires_grad for p in head.parameters())):
+            parts.append(checkpoint(_chunk_stats, h, t, head, temperature, entropy, use_reentrant=False))
+        else:
+            parts.append(_chunk_stats(h, t, head, temperature, entropy))
+    logp = torch.cat([p[0] for p in parts]).reshape(shape)
+    ent = torch.cat([p[1] for p in parts]).reshape(shape)
+    return logp, ent
+
+
+def _chunk_stats(
+    h: torch.Tensor, t: torch.Tensor, head: torch.nn.Module, temperature: float, entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of ``t`` and entropy for one chunk: ``h`` (n, H), ``t`` (n,)."""
+    logp = torch.log_softmax(head(h).float() / temperature, dim=-1)  # (n, V)
+    taken = logp.gather(-1, t.long()[:, None]).squeeze(-1)  # (n,)
+    ent = -(logp.exp() * logp).sum(-1) if entropy else torch.zeros_like(taken)  # (n,)
+    return taken, ent

@@ -1,7 +1,16 @@
-"""Load agents by registered name or ``"module:Class"`` string (codegym never imports agents).
+"""Code that ``codegym`` runs but does not own, found through entry points; agents by name.
 
-Names come from the ``codegym.agents`` entry-point group, so a third-party package can add
-its own agent by declaring, in its ``pyproject.toml``::
+``codegym`` never imports ``agents`` (the layers are ``sandboxes`` <- ``codegym`` <- ``agents``,
+checked by ``import-linter``). What it needs from a package above it is declared by that
+package in its ``pyproject.toml`` and read from the installed metadata:
+
+* ``codegym.commands``: sub-commands of the ``codegym`` CLI (a module with ``NAME``, ``HELP``,
+  ``add_parser(subparsers)`` and ``run(args)``); ``agents`` adds ``sft``, ``train`` and
+  ``reproduce`` this way.
+* ``codegym.trainers``: trainers that codegym's own pipelines run; ``sft`` is a module with
+  ``SFTConfig`` and ``train_sft`` (``codegym defaults build`` trains its policy with them).
+* ``codegym.agents``: agents by registered name or ``"module:Class"`` string, so a third-party
+  package can add its own agent by declaring, in its ``pyproject.toml``::
 
     [project.entry-points."codegym.agents"]
     myagent = "mypkg.agent:MyAgent"
@@ -13,15 +22,42 @@ import importlib
 import inspect
 import os
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+COMMANDS = "codegym.commands"
+TRAINERS = "codegym.trainers"
 ENTRY_POINT_GROUP = "codegym.agents"
+
+
+def registered(group: str) -> dict[str, EntryPoint]:
+    """Name -> entry point of every installed entry point in ``group``."""
+    return {ep.name: ep for ep in entry_points(group=group)}
+
+
+def load(group: str, name: str) -> Any:
+    """The object entry point ``name`` of ``group`` points to.
+
+    Raises:
+        ValueError: nothing of that name is installed (names what is, and how to install it),
+            or it fails to import.
+    """
+    eps = registered(group)
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none"
+        raise ValueError(
+            f"no {group!r} entry point named {name!r} is installed (installed: {known}); "
+            "install the project with `pip install -e .` (the agents package provides the built-in ones)"
+        )
+    try:
+        return eps[name].load()
+    except ImportError as exc:
+        raise ValueError(f"{group} entry point {name!r} ({eps[name].value}) cannot be imported: {exc}") from exc
 
 
 def agent_names() -> dict[str, str]:
     """Registered agent names -> ``"module:Class"``."""
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {name: ep.value for name, ep in registered(ENTRY_POINT_GROUP).items()}
 
 
 def resolve(spec: str) -> type:

@@ -1,261 +1,313 @@
-"""Evaluation rollouts: run any agent on a list of tasks, in batches, with parallel execution."""
+"""Rollouts: the one loop that runs agents through the vector env, and the language-model agent.
+
+Every rollout in codegym — ``codegym eval``, :func:`codegym.evaluation.evaluate_policy`, PPO's
+rollout, labeling's sampled responses — is :func:`run_episodes`: episodes go in *waves* of
+``envs.num_envs`` slots of a :class:`~codegym.envs.vector.CodePRMVectorEnv` (autoreset
+disabled, so a slot whose episode ended is left alone until the next wave). Each round the
+agent acts on every live slot at once (``act_batch``) and the vector env takes one step for all
+of them: one batched PRM forward for the new lines, the programs that ended executed in
+parallel. What comes back per episode is an :class:`EpisodeRecord`: the lines the env
+accepted, every step's reward and its named terms (``info["reward_terms"]``), the line scores
+and the final info (verdict, ``line_rewards``). Rewards are never recomputed here.
+
+:class:`SamplerAgent` is the agent behind every model: it drives a
+:class:`~codegym.sampling.LineSampler` (one KV cache for all slots, kept across lines), maps
+EOS to :data:`codegym.SUBMIT`, submits for a slot whose token budget is spent, and records
+per slot how its program ended — what PPO needs to train on the ids the policy drew.
+"""
 
 from __future__ import annotations
 
-import math
-import os
-from collections import defaultdict
+import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from codegym.checkpoint import MetricsWriter
-from codegym.envs.code_prm import CodePRMEnv
-from codegym.evaluation import (
-    DEFAULT_BUCKETS,
-    bucket_of,
-    parse_buckets,
-    prefix_accuracy,
-    task_horizon,
-)
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from codegym.constants import SUBMIT
+from codegym.envs.vector import CodePRMVectorEnv
+from codegym.sampling import LineSampler
 from codegym.tasks.base import Task
-from sandboxes import Sandbox, make_sandbox
+from codegym.tokenization import join_context, task_context
 
-#: Horizon buckets (inclusive step ranges) of the ``pipelines`` tables: the one scheme of
-#: :mod:`codegym.evaluation` (``13+`` is open-ended).
-HORIZON_BUCKETS: tuple[tuple[int, int], ...] = tuple(parse_buckets(DEFAULT_BUCKETS))
-
-
-def horizon_bucket(steps: int) -> str:
-    """Bucket label for a task with ``steps`` steps, e.g. ``"4-6"`` (``"0"`` outside every bucket)."""
-    return bucket_of(steps, HORIZON_BUCKETS) or "0"
+#: Characters a sampled line cannot carry into the env (see :meth:`SamplerAgent.sanitize`).
+_UNFIT = re.compile("[\x00\r\n\ud800-\udfff" + re.escape(SUBMIT) + "]")
 
 
-#: The k of the pass@k columns reported when there are at least k samples per task.
-PASS_AT_K: tuple[int, ...] = (1, 5, 10)
+@dataclass
+class EpisodeRecord:
+    """One episode as the env reported it."""
 
+    task: Task
+    sample: int
+    """Index of this episode among the task's samples."""
+    slot: int
+    """Vector-env slot (and agent slot) that ran it."""
+    lines: list[str] = field(default_factory=list)
+    """Lines the env accepted, in order."""
+    rewards: list[float] = field(default_factory=list)
+    """Reward of every step."""
+    reward_terms: list[dict[str, float]] = field(default_factory=list)
+    """Every step's named reward terms (``dense``, ``test``, ``shaping_close``)."""
+    prm_scores: list[float | None] = field(default_factory=list)
+    """Per accepted line: the line score (``None`` for neutral lines or without a scorer)."""
+    final_info: dict[str, Any] = field(default_factory=dict)
+    """The info of the episode's last step (``exec``, ``passed``, ``line_rewards``, ...)."""
+    truncated: bool = False
+    """The env truncated the episode at ``max_lines`` (the program still ran)."""
+    last_action: str = ""
+    """The action that ended the episode (a line, :data:`codegym.SUBMIT`, or an invalid one)."""
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k estimator (Chen et al., 2021) for ``c`` passes out of ``n`` samples."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+    @property
+    def passed(self) -> bool:
+        """The harness declared a pass."""
+        return bool(self.final_info.get("passed", False))
+
+    @property
+    def invalid(self) -> bool:
+        """An invalid action ended the episode (the program was not run)."""
+        return "invalid_action" in self.final_info
+
+    @property
+    def status(self) -> str:
+        """The verdict's status (``passed``, ``failed``, ``timeout``, ..., ``invalid_action``)."""
+        return str(self.final_info.get("exec", {}).get("status", ""))
+
+    @property
+    def line_rewards(self) -> list[float]:
+        """The dense reward the env attributes to each accepted line (``info["line_rewards"]``)."""
+        return [float(r) for r in self.final_info.get("line_rewards", [0.0] * len(self.lines))]
+
+    @property
+    def final_terms(self) -> dict[str, float]:
+        """The reward terms of the last step."""
+        return self.reward_terms[-1] if self.reward_terms else {"dense": 0.0, "test": 0.0, "shaping_close": 0.0}
 
 
 def run_episodes(
     agent: Any,
     tasks: Sequence[Task],
     *,
+    envs: CodePRMVectorEnv | None = None,
     samples: int = 1,
+    num_envs: int = 16,
     workers: int = 1,
-    batch_size: int = 16,
-    sandbox: str | Sandbox = "local",
+    sandbox: Any = "local",
     env_kwargs: dict[str, Any] | None = None,
-    on_episode: Callable[[dict[str, Any]], None] | None = None,
     episodes: Sequence[tuple[int, int]] | None = None,
-) -> list[dict[str, Any]]:
-    """Roll ``agent`` out on every task ``samples`` times and return one row per episode.
-
-    Episodes run in waves of ``max(batch_size, workers)`` envs: the agent acts on the whole
-    wave at once (``act_batch``), and env steps — program executions included — run in a
-    pool of ``workers`` threads over one sandbox with ``workers`` workers.
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
+    on_wave: Callable[[list[EpisodeRecord]], None] | None = None,
+) -> list[EpisodeRecord]:
+    """Roll ``agent`` out on every task ``samples`` times, in waves of vector-env slots.
 
     Args:
-        agent: An :class:`agents.base.Agent` (anything with ``reset_batch``/``act_batch``).
-        tasks: Tasks to evaluate, in order.
+        agent: Anything with ``reset_batch(observations, infos)`` and ``act_batch(observations)
+            -> actions`` (an :class:`agents.Agent`, a :class:`SamplerAgent`); a ``None``
+            observation marks a finished slot, whose action is ignored.
+        tasks: Tasks, in order.
+        envs: A vector env with ``autoreset_mode=DISABLED`` (not closed here); ``None``: one is
+            made from ``num_envs``, ``workers``, ``sandbox``, ``env_kwargs`` and closed after.
         samples: Episodes per task (for pass@k).
-        workers: Parallel program executions.
-        batch_size: Episodes per wave (the agent's batch).
-        sandbox: Backend name or a shared ``Sandbox`` (not closed here).
-        env_kwargs: Extra :class:`CodePRMEnv` arguments (``prm``, ``reward_mode``, ...). A
-            ``prm`` given by name or directory is loaded once and shared by every env.
-        on_episode: Called with each row as soon as its episode ends.
+        num_envs: Slots of the vector env made here (the agent's batch).
+        workers: Parallel program executions of the vector env made here.
+        sandbox: Backend name or a shared ``Sandbox`` for the vector env made here.
+        env_kwargs: Further :class:`CodePRMVectorEnv` arguments (``prm``, ``reward_mode``, ...).
         episodes: Only these ``(task index, sample index)`` pairs (default: every task
             ``samples`` times), e.g. the episodes a resumed evaluation still lacks.
+        on_episode: Called with each record as soon as its episode ends.
+        on_wave: Called with each wave's records (in slot order) when the wave is done, before
+            the agent is reset for the next one (e.g. to read the agent's per-slot state).
 
     Returns:
-        Rows with ``task_id``, ``sample``, ``steps``, ``lines``, ``rewards``, ``prm_scores``,
-        ``return``, ``passed``, ``status``, ``tests_passed``, ``tests_total``,
-        ``error_type``, ``duration``, ``num_lines``, ``truncated`` and ``prefix_accuracy``
-        (:func:`codegym.evaluation.prefix_accuracy`).
+        One :class:`EpisodeRecord` per episode, in the order of ``episodes``.
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    if not tasks:
+    todo = list(episodes) if episodes is not None else [(t, s) for t in range(len(tasks)) for s in range(samples)]
+    if not todo:
         return []
-    episodes = list(episodes) if episodes is not None else [(t, s) for t in range(len(tasks)) for s in range(samples)]
-    if not episodes:
-        return []
-    kwargs = dict(env_kwargs or {})
-    n_envs = min(max(batch_size, workers), len(episodes))  # the wave
-    scorers = _line_scorers(kwargs, tasks, n_envs)
-    owns = not isinstance(sandbox, Sandbox)
-    box = make_sandbox(sandbox, workers=workers) if owns else sandbox
-    envs = [CodePRMEnv(tasks=[tasks[0]], sandbox=box, prm=scorers[i], **kwargs) for i in range(n_envs)]
+    own = envs is None
+    if envs is None:
+        envs = CodePRMVectorEnv(
+            min(num_envs, len(todo)), tasks=[tasks[0]], sandbox=sandbox, workers=workers,
+            autoreset_mode=AutoresetMode.DISABLED, **(env_kwargs or {}),
+        )  # fmt: skip
     try:
-        return _run_waves(agent, tasks, episodes, envs, workers, on_episode)
+        records: list[EpisodeRecord] = []
+        for lo in range(0, len(todo), envs.num_envs):
+            wave = [EpisodeRecord(tasks[t], s, slot) for slot, (t, s) in enumerate(todo[lo : lo + envs.num_envs])]
+            _run_wave(agent, envs, wave, on_episode)
+            if on_wave is not None:
+                on_wave(wave)
+            records.extend(wave)
+        return records
     finally:
-        for env in envs:
-            env.close()
-        if owns:
-            box.close()
+        if own:
+            envs.close()
 
 
-def _run_waves(agent, tasks, episodes, envs, workers, on_episode) -> list[dict[str, Any]]:
-    """The episodes in waves of ``len(envs)``, env steps in a pool of ``workers`` threads."""
-    rows: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(0, len(episodes), len(envs)):
-            chunk = episodes[start : start + len(envs)]
-            rows.extend(_run_wave(agent, tasks, chunk, envs[: len(chunk)], pool, on_episode))
-    return rows
-
-
-def _line_scorers(kwargs: dict[str, Any], tasks: Sequence[Task], n: int) -> list[Any]:
-    """One line scorer per env from ``kwargs["prm"]`` (popped, with ``prm_device``): a PRM
-    given by name or directory is loaded once and shared; anything else is used as given."""
-    prm = kwargs.pop("prm", "auto")
-    if not isinstance(prm, (str, os.PathLike)):
-        return [prm] * n
-    from codegym.envs.code_prm import resolve_prm
-
-    suites = {str(t.metadata.get("suite", "")) for t in tasks}
-    path = resolve_prm(os.fspath(prm), suites, kwargs.get("reward_mode", "delta"))
-    if path is None:
-        return [None] * n
-    from codegym.prm import load_line_scorers
-
-    return list(load_line_scorers(path, n, device=kwargs.pop("prm_device", "cpu")))
-
-
-def _step(env: Any, action: Any, catch_invalid: bool) -> tuple[Any, ...] | ValueError:
-    try:
-        return env.step(action)
-    except ValueError as exc:
-        if not catch_invalid:
-            raise
-        return exc  # an invalid line: the episode fails, the worker survives
-
-
-def step_envs(
-    envs: Sequence[Any],
-    indices: Sequence[int],
-    actions: Sequence[Any],
-    pool: ThreadPoolExecutor | None = None,
-    catch_invalid: bool = False,
-) -> list[Any]:
-    """Step ``envs[i]`` with ``actions[i]`` for each ``i`` in ``indices``, in ``pool``'s threads
-    (program executions in parallel; serially without a pool).
-
-    Returns:
-        The ``env.step`` results in the order of ``indices``; with ``catch_invalid`` the
-        ``ValueError`` an env raises on an invalid line is returned in its place.
-    """
-    mapper = pool.map if pool is not None else map
-    flags = [catch_invalid] * len(indices)
-    return list(mapper(_step, [envs[i] for i in indices], [actions[i] for i in indices], flags))
-
-
-def _run_wave(agent, tasks, chunk, envs, pool, on_episode) -> list[dict[str, Any]]:
-    observations, infos = [], []
-    for env, (t, _) in zip(envs, chunk):
-        obs, info = env.reset(options={"task": tasks[t]})
-        observations.append(obs)
-        infos.append(info)
-    agent.reset_batch(observations, infos)
-    traj = [{"lines": [], "rewards": [], "prm_scores": []} for _ in chunk]
-    finished: list[dict[str, Any] | None] = [None] * len(chunk)
-    active: list[dict[str, str] | None] = list(observations)
-    while any(o is not None for o in active):
-        actions = agent.act_batch(active)
-        live = [i for i, o in enumerate(active) if o is not None]
-        results = step_envs(envs, live, actions, pool)
-        for i, (obs, reward, terminated, truncated, info) in zip(live, results):
-            traj[i]["rewards"].append(reward)
-            if info.get("line_index", -1) >= 0:
-                traj[i]["lines"].append(actions[i])
-                traj[i]["prm_scores"].append(info.get("prm_score"))
-            if terminated or truncated:
-                active[i] = None
-                finished[i] = _row(tasks[chunk[i][0]], chunk[i][1], traj[i], info, truncated)
+def _run_wave(agent: Any, envs: CodePRMVectorEnv, wave: list[EpisodeRecord], on_episode: Any) -> None:
+    """One wave: reset the wave's slots with its tasks, then step until every episode ended."""
+    n = envs.num_envs
+    mask = np.zeros(n, dtype=bool)
+    mask[: len(wave)] = True
+    tasks = [wave[min(i, len(wave) - 1)].task for i in range(n)]
+    obs, infos = envs.reset(options={"tasks": tasks, "reset_mask": mask})
+    agent.reset_batch(_slot_obs(obs, range(len(wave))), _slot_infos(infos, len(wave)))
+    live = list(range(len(wave)))
+    while live:
+        view = _slot_obs(obs, range(len(wave)))
+        actions = agent.act_batch([view[i] if i in live else None for i in range(len(wave))])
+        step_actions: list[str | None] = [None] * n
+        for i in live:
+            step_actions[i] = actions[i] if actions[i] is not None else SUBMIT
+        obs, rewards, terminated, truncated, infos = envs.step(step_actions)
+        for i in list(live):
+            _record_step(wave[i], step_actions[i], float(rewards[i]), _slot_info(infos, i), bool(truncated[i]))
+            if terminated[i] or truncated[i]:
+                live.remove(i)
                 if on_episode is not None:
-                    on_episode(finished[i])
-            else:
-                active[i] = obs
-    return [row for row in finished if row is not None]
+                    on_episode(wave[i])
 
 
-def _row(task: Task, sample: int, traj: dict[str, list], info: dict[str, Any], truncated: bool) -> dict[str, Any]:
-    result = info["exec"]
-    return {
-        "task_id": task.task_id,
-        "sample": sample,
-        "suite": task.metadata.get("suite", ""),
-        "steps": task_horizon(task),
-        "lines": traj["lines"],
-        "rewards": traj["rewards"],
-        "prm_scores": traj["prm_scores"],
-        "return": float(sum(traj["rewards"])),
-        "passed": bool(info["passed"]),
-        "status": result["status"],
-        "tests_passed": result["passed"],
-        "tests_total": result["total"],
-        "error_type": result["error_type"],
-        "duration": result["duration"],
-        "num_lines": len(traj["lines"]),
-        "truncated": truncated,
-        "prefix_accuracy": prefix_accuracy(traj["lines"], task.solution_lines, bool(info["passed"])),
-    }
+def _record_step(rec: EpisodeRecord, action: str, reward: float, info: dict[str, Any], truncated: bool) -> None:
+    rec.rewards.append(reward)
+    rec.reward_terms.append({k: float(v) for k, v in info.get("reward_terms", {}).items()})
+    if info.get("line_index", -1) >= 0:
+        rec.lines.append(action)
+        score = info.get("prm_score")
+        rec.prm_scores.append(None if score is None or _isnan(score) else float(score))
+    rec.final_info = info
+    rec.truncated = truncated
+    rec.last_action = action
 
 
-def summarize(rows: Sequence[dict[str, Any]], by_horizon: bool = False) -> list[dict[str, Any]]:
-    """Aggregate rows into table rows: overall, and per horizon bucket when asked.
+def _isnan(x: Any) -> bool:
+    try:
+        return bool(np.isnan(x))
+    except TypeError:
+        return False
 
-    Each table row has ``group``, ``episodes``, ``tasks``, ``passed``, ``pass@1``,
-    ``pass@5`` and ``pass@10`` (when every task has at least that many samples), ``pass@k``
-    with ``k`` (k = samples per task, when > 1), ``mean_return``, ``mean_lines`` and
-    ``mean_prefix_accuracy`` (when every row has ``prefix_accuracy``).
-    """
-    groups: dict[str, list[dict[str, Any]]] = {"all": list(rows)}
-    if by_horizon:
-        for row in rows:
-            groups.setdefault(horizon_bucket(row["steps"]), []).append(row)
-    table = []
-    for name in sorted(groups, key=lambda g: (g != "all", _bucket_key(g))):
-        group = groups[name]
-        if not group:
+
+def _slot_obs(obs: dict[str, Sequence[str]], slots: Sequence[int] | range) -> list[dict[str, str]]:
+    """Per-slot observations of a vector observation ``{"prompt": (...), "code": (...)}``."""
+    return [{key: obs[key][i] for key in obs} for i in slots]
+
+
+def _slot_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
+    """Slot ``i``'s entries of a vector info dict (Gymnasium's ``_key`` masks honoured)."""
+    out: dict[str, Any] = {}
+    for key, value in infos.items():
+        if key.startswith("_"):
             continue
-        per_task: dict[str, list[bool]] = defaultdict(list)
-        for row in group:
-            per_task[row["task_id"]].append(row["passed"])
-        k = min(len(v) for v in per_task.values())
-        entry = {
-            "group": name,
-            "episodes": len(group),
-            "tasks": len(per_task),
-            "passed": sum(r["passed"] for r in group),
-            "pass@1": sum(pass_at_k(len(v), sum(v), 1) for v in per_task.values()) / len(per_task),
-            "mean_return": sum(r["return"] for r in group) / len(group),
-            "mean_lines": sum(r["num_lines"] for r in group) / len(group),
-        }
-        if all("prefix_accuracy" in r for r in group):  # rows of earlier versions lack it
-            entry["mean_prefix_accuracy"] = sum(r["prefix_accuracy"] for r in group) / len(group)
-        for kk in PASS_AT_K[1:]:
-            if kk <= k:
-                entry[f"pass@{kk}"] = sum(pass_at_k(len(v), sum(v), kk) for v in per_task.values()) / len(per_task)
-        if k > 1:
-            entry["k"] = k
-            entry["pass@k"] = sum(pass_at_k(len(v), sum(v), k) for v in per_task.values()) / len(per_task)
-        table.append(entry)
-    return table
+        present = infos.get("_" + key)
+        if present is not None and not bool(present[i]):
+            continue
+        out[key] = _slot_info(value, i) if isinstance(value, dict) else value[i]
+    return out
 
 
-def _bucket_key(name: str) -> int:
-    head = name.split("-")[0].rstrip("+")
-    return int(head) if head.isdigit() else -1
+def _slot_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    return [_slot_info(infos, i) for i in range(n)]
 
 
-#: The metrics writer of :mod:`codegym.checkpoint` (rows flushed and fsynced as they arrive).
-JsonlWriter = MetricsWriter
+# --------------------------------------------------------------------------------- agent
+SubmitCause = Literal["", "eos", "budget", "closed"]
+
+
+class SamplerAgent:
+    """A batched agent that samples lines from a causal LM with a :class:`LineSampler`.
+
+    One slot per vector-env slot; the context of slot ``i`` is its task's context
+    (:func:`codegym.tokenization.task_context`), encoded once into the shared KV cache.
+
+    Args:
+        sampler: The line sampler (greedy or sampling, re-encoding or keeping lines as drawn).
+        max_new_tokens: Token budget per program: when a slot's lines reach it, the agent
+            submits for it (``submit_cause == "budget"``, not an EOS the model drew).
+            ``None``: no budget.
+        sanitize: Fit each sampled line to the env's action space (characters no line can
+            hold become ``?``, cut at ``max_line_chars``; the cache is re-encoded to match).
+            Off for RL, whose invalid lines must reach the env as drawn.
+        max_line_chars: The env's longest line (with ``sanitize``).
+    """
+
+    def __init__(self, sampler: LineSampler, *, max_new_tokens: int | None = None, sanitize: bool = True,
+                 max_line_chars: int = 256) -> None:  # fmt: skip
+        if max_new_tokens is not None and max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1 or None, got {max_new_tokens}")
+        self.sampler = sampler
+        self.max_new_tokens = max_new_tokens
+        self.sanitize_lines = bool(sanitize)
+        self.max_line_chars = int(max_line_chars)
+        self.contexts: list[str] = []
+        #: Per slot: tokens of the program's lines as the cache holds them, + 1 for an EOS.
+        self.gen_tokens: list[int] = []
+        #: Per slot: why the agent submitted (``"eos"``: the model drew EOS; ``"budget"``: the
+        #: token budget ran out; ``"closed"``: the sampler had no room left; ``""``: not yet).
+        self.submit_cause: list[SubmitCause] = []
+
+    def reset_batch(self, observations: Sequence[dict[str, str]], infos: Sequence[dict[str, Any]]) -> None:
+        """Start one program per slot; encodes every context once."""
+        if len(observations) != len(infos):
+            raise ValueError(f"reset_batch got {len(observations)} observations but {len(infos)} infos")
+        self.contexts = [
+            task_context(info["task"]) if isinstance(info, dict) and info.get("task") is not None
+            else join_context(obs["prompt"])
+            for obs, info in zip(observations, infos)
+        ]  # fmt: skip
+        self.sampler.start(self.contexts)
+        self.gen_tokens = [0] * len(self.contexts)
+        self.submit_cause = [""] * len(self.contexts)
+        for b, obs in enumerate(observations):
+            if obs.get("code"):
+                self._resync(b, obs)
+
+    def act_batch(self, observations: Sequence[dict[str, str] | None]) -> list[str | None]:
+        """One line (or SUBMIT) per live slot; ``None`` for finished slots."""
+        if len(observations) != self.sampler.batch_size:
+            raise ValueError("act_batch needs reset_batch with the same number of slots first")
+        out: list[str | None] = [None] * len(observations)
+        active = [obs is not None for obs in observations]
+        for b, obs in enumerate(observations):
+            if obs is None:
+                continue
+            if self.max_new_tokens is not None and self.gen_tokens[b] >= self.max_new_tokens:
+                active[b], out[b] = False, SUBMIT
+                self.submit_cause[b] = self.submit_cause[b] or "budget"
+            elif obs.get("code", "") != "".join(line + "\n" for line in self.sampler.lines[b]):
+                self._resync(b, obs)  # the env changed the program: re-encode it
+        for b, line in enumerate(self.sampler.next_lines(active)):
+            if active[b]:
+                out[b] = self._take(b, line)
+        return out
+
+    def _take(self, b: int, line: str | None) -> str:
+        """Record what the sampler produced for live slot ``b`` and return the action."""
+        if line is None:  # the sampler closed the slot earlier: submit for it
+            self.submit_cause[b] = self.submit_cause[b] or "closed"
+            return SUBMIT
+        if line == SUBMIT:
+            self.submit_cause[b] = "eos"
+            self.gen_tokens[b] += 1
+            return SUBMIT
+        if self.sanitize_lines:
+            line = self._fit(b, line)
+        self.gen_tokens[b] += len(self.sampler.slots[b].line_ids[-1])
+        return line
+
+    def _fit(self, b: int, line: str) -> str:
+        clean = _UNFIT.sub("?", line)[: self.max_line_chars]
+        if clean != line:  # keep the cache equal to the program the env will hold
+            self.sampler.set_slot(b, self.contexts[b], self.sampler.lines[b][:-1] + [clean], keep_flags=True)
+        return clean
+
+    def _resync(self, slot: int, obs: dict[str, str]) -> None:
+        code = obs.get("code", "")
+        lines = code[:-1].split("\n") if code.endswith("\n") else (code.split("\n") if code else [])
+        self.sampler.set_slot(slot, self.contexts[slot], lines)
+
+
+__all__ = ["EpisodeRecord", "SamplerAgent", "run_episodes"]

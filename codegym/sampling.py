@@ -17,8 +17,9 @@ env seeing the text up to the newline. Each slot's :class:`SlotState` holds each
 as they are in the cache (``line_ids``) and whether they are the drawn ones (``line_exact``;
 always, in this mode); :attr:`LineSampler.slots` holds one record per slot.
 
-Holes (masked positions) are handled with an explicit 2-D attention mask and per-slot
-position ids; when holes make up most of the cache it is rebuilt from the valid ids.
+The cache itself is a :class:`codegym.kvcache.SlotKVCache` (shared with the vector env's
+batched PRM scorer): an explicit 2-D attention mask and per-slot position ids, holes where
+ids were masked out, and a rebuild from the valid ids when holes make up most of it.
 """
 
 from __future__ import annotations
@@ -26,46 +27,15 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import torch
 
 from codegym.constants import SUBMIT
+from codegym.kvcache import SlotKVCache
 from codegym.lm import forward_cached, max_positions
 from codegym.tokenization import encode_context, encode_lines, join_pieces
-
-
-def _growing_cache() -> Any:
-    """A ``DynamicCache`` whose layers append in amortised O(new tokens) (buffers that double)
-    instead of re-concatenating the whole cache at every decoding step."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    class GrowingLayer(DynamicLayer):
-        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-                self._length = 0
-                self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
-            end = self._length + key_states.shape[-2]
-            buffers = self._buffers
-            if buffers is None or end > buffers[0].shape[-2] or buffers[0].shape[:-2] != key_states.shape[:-2]:
-                cap = max(64, 2 * end)
-                new = tuple(x.new_empty((*x.shape[:-2], cap, x.shape[-1])) for x in (key_states, value_states))
-                if self._length:
-                    new[0][..., : self._length, :] = self.keys
-                    new[1][..., : self._length, :] = self.values
-                buffers = self._buffers = (new[0], new[1])
-            buffers[0][..., self._length : end, :] = key_states
-            buffers[1][..., self._length : end, :] = value_states
-            self._length = end
-            self.keys, self.values = buffers[0][..., :end, :], buffers[1][..., :end, :]
-            return self.keys, self.values
-
-    cache = DynamicCache()
-    if getattr(cache, "layer_class_to_replicate", None) is DynamicLayer and not cache.layers:
-        cache.layer_class_to_replicate = GrowingLayer  # layers are made on first use
-    return cache
 
 
 @dataclass
@@ -75,8 +45,6 @@ class SlotState:
 
     Attributes:
         lines: The lines sampled so far (no newline).
-        valid_ids: The ids the cache holds for the slot, unmasked, in order (context and
-            lines; re-fed as they are when the cache is rebuilt).
         finished: The program has ended (EOS, or no room for another line).
         pending_submit: An EOS was drawn mid-line: the next call reports SUBMIT.
         line_exact: Per line: the cached ids are the ones the model drew (always with
@@ -90,7 +58,6 @@ class SlotState:
     """
 
     lines: list[str] = field(default_factory=list)
-    valid_ids: list[int] = field(default_factory=list)
     finished: bool = False
     pending_submit: bool = False
     line_exact: list[bool] = field(default_factory=list)
@@ -178,27 +145,39 @@ class LineSampler:
         self._clear(0)
 
     # ------------------------------------------------------------------ state
-    def _new_cache(self) -> Any:
-        from transformers import DynamicCache
-
-        return _growing_cache() if self.growing_cache else DynamicCache()
-
     def _clear(self, batch: int) -> None:
         self.batch_size = batch
-        self._clear_cache()
+        #: The shared KV cache of the batch (mask, per-slot positions, holes, rebuilds).
+        self.kv = SlotKVCache(
+            partial(forward_cached, self.model), batch, pad_id=self.pad_id,
+            max_positions=self.max_positions, device=self.device, growing=self.growing_cache,
+        )  # fmt: skip
+        self.last_logits: torch.Tensor | None = None  # (B, V)
         #: One record per slot: what was sampled and what the cache holds for it.
         self.slots: list[SlotState] = [SlotState() for _ in range(batch)]
 
-    def _clear_cache(self) -> None:
-        batch = self.batch_size
-        self.cache: Any = None
-        self.mask = torch.zeros(batch, 0, dtype=torch.long, device=self.device)  # [B, S]
-        self.next_pos = torch.zeros(batch, dtype=torch.long, device=self.device)  # [B]
-        self.last_logits: torch.Tensor | None = None  # [B, V]
+    @property
+    def cache(self) -> Any:
+        """The model's KV cache (all slots)."""
+        return self.kv.cache
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """``[B, S]``: 1 where a cached column is one of the slot's valid ids."""
+        return self.kv.mask
+
+    @property
+    def next_pos(self) -> torch.Tensor:
+        """``[B]``: the position of each slot's next id."""
+        return self.kv.next_pos
+
+    @property
+    def valid_ids(self) -> list[list[int]]:
+        """Per slot: the ids the cache holds, unmasked, in order (context and lines)."""
+        return self.kv.valid_ids
 
     # Per-slot views of the slot records (read-only: each entry is the record's own value).
     lines = _per_slot("lines", "Per slot: the lines sampled so far.")
-    valid_ids = _per_slot("valid_ids", "Per slot: the ids the cache holds, unmasked, in order.")
     finished = _per_slot("finished", "Per slot: the program has ended.")
     line_exact = _per_slot("line_exact", "Per slot and line: the cached ids are the drawn ones.")
     line_ids = _per_slot("line_ids", "Per slot and line: the ids the cache holds for the line.")
@@ -208,8 +187,6 @@ class LineSampler:
     def start(self, contexts: Sequence[str]) -> None:
         """Start ``len(contexts)`` new programs (drops any previous state)."""
         self._clear(len(contexts))
-        self.cache = self._new_cache()
-        self.last_logits = None
         if contexts:
             self._append([encode_context(self.tokenizer, c) for c in contexts])
 
@@ -221,8 +198,7 @@ class LineSampler:
         """
         self._check_slot(slot)
         old = self.slots[slot]
-        self.mask[slot] = 0
-        self.next_pos[slot] = 0
+        self.kv.clear_slot(slot)
         pieces = encode_lines(self.tokenizer, lines)
         ids = join_pieces(encode_context(self.tokenizer, context), pieces).input_ids
         self.slots[slot] = SlotState(
@@ -241,62 +217,31 @@ class LineSampler:
         if not 0 <= slot < self.batch_size:
             raise ValueError(f"slot must be in [0, {self.batch_size}), got {slot}")
 
-    @torch.no_grad()
-    def _forward(self, ids: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
-        """Feed ``ids`` [B, n] (``new_mask`` [B, n] marks real tokens); returns logits [B, n, V]."""
-        pos = self.next_pos[:, None] + torch.cumsum(new_mask, dim=1) - 1  # [B, n]
-        pos = pos.clamp(min=0)
-        full_mask = torch.cat([self.mask, new_mask], dim=1)  # [B, S + n]
-        out, self.cache = forward_cached(
-            self.model, self.cache, input_ids=ids, attention_mask=full_mask, position_ids=pos
-        )
-        self.mask = full_mask
-        self.next_pos = self.next_pos + new_mask.sum(dim=1)
-        return out.logits
-
     def _append(self, new_ids: list[list[int]], rebuild: bool = True) -> None:
         """Append per-slot id lists (ragged; empty lists feed nothing) to the cache."""
-        n = max((len(x) for x in new_ids), default=0)
-        if n == 0:
+        self._take_logits(new_ids, self.kv.append(new_ids))
+        if rebuild:
+            self._maybe_rebuild()
+
+    def _take_logits(self, new_ids: list[list[int]], out: Any) -> None:
+        """Keep each fed slot's logits at its last new id in :attr:`last_logits`."""
+        if out is None:
             return
-        for b, x in enumerate(new_ids):
-            if x and int(self.next_pos[b]) + len(x) > self.max_positions:
-                raise ValueError(
-                    f"slot {b}: {int(self.next_pos[b]) + len(x)} tokens exceed the model's "
-                    f"{self.max_positions} positions"
-                )
-        batch = len(new_ids)
-        ids = torch.full((batch, n), self.pad_id, dtype=torch.long)
-        m = torch.zeros(batch, n, dtype=torch.long)
-        for b, x in enumerate(new_ids):
-            if x:
-                ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
-                m[b, : len(x)] = 1
-                self.slots[b].valid_ids.extend(x)
-        ids, m = ids.to(self.device), m.to(self.device)
-        logits = self._forward(ids, m)
-        last = logits[:, -1, :].float().clone()
+        logits = out.logits  # (B, n, V)
+        last = logits[:, -1, :].float().clone()  # (B, V)
         if self.last_logits is None:
             self.last_logits = torch.zeros_like(last)
         for b, x in enumerate(new_ids):
             if x:
                 self.last_logits[b] = logits[b, len(x) - 1].float()
-        if rebuild:
-            self._maybe_rebuild()
 
     def _maybe_rebuild(self) -> None:
         """Re-encode the valid ids when holes make up most of the cache (the slot records,
         lines and per-line ids included, stay as they are)."""
-        total = self.mask.shape[1]
-        longest = max((len(s.valid_ids) for s in self.slots), default=0)
-        if total <= 2 * longest + 128:
+        if not self.kv.needs_rebuild():
             return
-        valid = [s.valid_ids for s in self.slots]
-        for s in self.slots:
-            s.valid_ids = []
-        self._clear_cache()
-        self.cache = self._new_cache()
-        self._append(valid)
+        self.last_logits = None
+        self._take_logits(*self.kv.rebuild())
 
     # --------------------------------------------------------------- sampling
     def _sample(self, logits: torch.Tensor) -> torch.Tensor:
@@ -418,10 +363,7 @@ class LineSampler:
         slot.line_forced.append(0)
         if keep:
             return []
-        for c in d.cols:
-            self.mask[b, c] = 0
-        self.next_pos[b] -= len(d.cols)
-        del slot.valid_ids[len(slot.valid_ids) - len(d.cols) :]
+        self.kv.drop_last(b, d.cols)
         return canonical
 
     def _append_step(self, feed: list[list[int]]) -> None:

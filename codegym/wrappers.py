@@ -1,6 +1,6 @@
-"""Discrete-action ``CodePRM-v1`` for Stable-Baselines3 and any standard RL library.
+"""Discrete-action ``CodePRM-v0`` for Stable-Baselines3 and any standard RL library.
 
-``CodePRM-v1`` acts and observes in text (``Text`` spaces), which Stable-Baselines3 cannot
+``CodePRM-v0`` acts and observes in text (``Text`` spaces), which Stable-Baselines3 cannot
 take. :class:`CandidateLineWrapper` turns it into a standard env: at every step a
 *proposer* offers ``K`` candidate lines, the action is the index of one of them (or a last,
 fixed action: submit), and the observation is a fixed-size ``float32`` vector of features of
@@ -23,7 +23,7 @@ Use it with SB3 (``gym.make`` of the registered id works too)::
 
     import gymnasium as gym, codegym
     from stable_baselines3 import PPO
-    env = gym.make("CodePRMDiscrete-v1", suite="pipelines", proposer="pipelines",
+    env = gym.make("CodePRMDiscrete-v0", suite="pipelines", proposer="pipelines",
                    suite_kwargs={"min_steps": 2, "max_steps": 4}, prm="runs/prm")
     model = PPO("MlpPolicy", env).learn(20_000)
 """
@@ -77,13 +77,13 @@ class Proposer(Protocol):
 
 
 class CandidateLineWrapper(gym.Wrapper):
-    """``CodePRM-v1`` with a discrete action space and a numeric observation.
+    """``CodePRM-v0`` with a discrete action space and a numeric observation.
 
     ## Description
 
     At each step the proposer offers ``K`` candidate lines; the agent picks one by index, or
     submits. The chosen line is sent to the wrapped env unchanged, so the episode, the
-    sandboxed unit tests and the rewards are those of ``CodePRM-v1``.
+    sandboxed unit tests and the rewards are those of ``CodePRM-v0``.
 
     ## Action Space
 
@@ -117,7 +117,7 @@ class CandidateLineWrapper(gym.Wrapper):
 
     | Argument   | Meaning                                                           |
     |------------|-------------------------------------------------------------------|
-    | ``env``    | a ``CodePRM-v1`` env (``gym.make`` or ``CodePRMEnv``)              |
+    | ``env``    | a ``CodePRM-v0`` env (``gym.make`` or ``CodePRMEnv``)              |
     | ``proposer`` | a :class:`Proposer`                                             |
 
     ``info`` adds ``candidates`` (the lines offered for the *next* step), ``line`` (the line
@@ -129,8 +129,8 @@ class CandidateLineWrapper(gym.Wrapper):
 
     ## Version History
 
-    * v1: initial version, ``CodePRMDiscrete-v1`` (its version follows ``CodePRM``'s: it wraps
-      ``CodePRM-v1``, whose ``delta`` shaping is closed).
+    * v0: initial version, ``CodePRMDiscrete-v0`` (its version follows ``CodePRM``'s: it wraps
+      ``CodePRM-v0``, whose ``delta`` shaping is closed).
     """
 
     metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 4}
@@ -178,7 +178,7 @@ class CandidateLineWrapper(gym.Wrapper):
     def render(self) -> Any:
         if not self._rgb:
             return self.env.render()
-        from codegym.plotting import text_image
+        from codegym.reporting.plotting import text_image
 
         return text_image(self.env.render() or "")
 
@@ -285,10 +285,10 @@ class PipelinesTableProposer:
         from codegym.tasks.pipelines import OPS
 
         keys = task.metadata.get("ops")
-        if task.metadata.get("suite") != "pipelines" or not isinstance(keys, list):
+        if not isinstance(keys, list):  # pipelines tasks name their operations in metadata["ops"]
             raise ValueError(
-                f"PipelinesTableProposer needs a pipelines task, got {task.task_id!r}; use "
-                "LMProposer (or your own proposer) for other suites"
+                f"PipelinesTableProposer needs a task that lists its operations (a pipelines task), "
+                f"got {task.task_id!r}; use LMProposer (or your own proposer) for other suites"
             )
         if len(keys) > self.max_steps:
             raise ValueError(
@@ -477,7 +477,7 @@ def make_discrete_env(
     **env_kwargs: Any,
 ) -> CandidateLineWrapper:
     """``CodePRMEnv(**env_kwargs)`` wrapped in :class:`CandidateLineWrapper` (the entry point
-    of ``CodePRMDiscrete-v1``)."""
+    of ``CodePRMDiscrete-v0``)."""
     from codegym.envs.code_prm import CodePRMEnv
 
     rgb = env_kwargs.get("render_mode") == "rgb_array"

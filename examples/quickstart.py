@@ -1,5 +1,5 @@
 """Replay the reference solution of a few `pipelines` tasks, then a corrupted one, with the
-embedded default PRM scoring every line (the default of ``gym.make("CodePRM-v1")``).
+embedded default PRM scoring every line (the default of ``gym.make("CodePRM-v0")``).
 
 Run: .venv/bin/python examples/quickstart.py
 """

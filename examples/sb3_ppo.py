@@ -1,11 +1,12 @@
-"""Stable-Baselines3 PPO on ``CodePRMDiscrete-v1``: dense PRM rewards vs sparse rewards vs random.
+"""Stable-Baselines3 PPO on ``CodePRMDiscrete-v0``: dense PRM rewards vs sparse rewards vs random.
 
 Run (from the repository root)::
 
     python examples/sb3_ppo.py --out runs/sb3                      # the full budget
     python examples/sb3_ppo.py --budget smoke --out /tmp/sb3       # about a minute (the tests)
 
-``CODEGYM_EXAMPLE_BUDGET=smoke`` does the same as ``--budget smoke``. Stages, each cached in
+``CODEGYM_SMOKE=1`` (the variable that makes every codegym job smoke-sized) does the same
+as ``--budget smoke``. Stages, each cached in
 ``--out`` and skipped when it is done (re-run to resume):
 
 1. ``sft/``: a small causal LM trained on ``pipelines`` reference solutions (``agents.sft``):
@@ -14,7 +15,7 @@ Run (from the repository root)::
    on *train* tasks, every line labelled by binary search (``codegym.labeling.Labeler``, the
    reference solution as the completer: a prefix is correct when it can still be completed).
 3. ``prm/``: a PRM trained on those labels (``codegym.prm.train``; skip with ``--prm DIR``).
-4. ``arms/ARM-sSEED/``: SB3 ``PPO("MlpPolicy")`` on ``CodePRMDiscrete-v1`` (the
+4. ``arms/ARM-sSEED/``: SB3 ``PPO("MlpPolicy")`` on ``CodePRMDiscrete-v0`` (the
    ``pipelines`` operation-table proposer, train split) with
 
    * ``sparse``: unit-test reward only (``reward_mode="none"``);
@@ -37,13 +38,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from codegym.training import smoke
 
 ARMS = ("sparse", "dense", "oracle")
 
@@ -77,7 +79,8 @@ BUDGETS = {
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/sb3", help="output directory (stages resume from it)")
-    p.add_argument("--budget", default=os.environ.get("CODEGYM_EXAMPLE_BUDGET", "full"), choices=sorted(BUDGETS))
+    p.add_argument("--budget", default="smoke" if smoke.active() else "full", choices=sorted(BUDGETS),
+                   help="budget of every stage (default: full; smoke when CODEGYM_SMOKE=1)")
     p.add_argument("--timesteps", type=int, default=None, help="SB3 timesteps per arm and seed")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="PPO seeds")
     p.add_argument("--eval-tasks", type=int, default=None, help="held-out test tasks")
@@ -94,11 +97,12 @@ def parse_args() -> argparse.Namespace:
 # ----------------------------------------------------------------------------- stages
 def train_base(out: Path, b: Budget, args: argparse.Namespace) -> Path:
     from agents.sft import DONE_NAME, SFTConfig, train_sft
+    from codegym.tasks import SuiteConfig
 
     path = out / "sft"
     if not (path / DONE_NAME).is_file():
         train_sft(SFTConfig(
-            out=str(path), min_steps=1, max_steps=args.max_steps, train_tasks=b.sft_tasks,
+            out=str(path), suite=SuiteConfig(min_lines=1, max_lines=args.max_steps, seed=0), train_tasks=b.sft_tasks,
             steps=b.sft_steps, n_layer=b.sft_layers, n_embd=b.sft_embd, decay_steps=min(500, b.sft_steps),
             eval_tasks=max(8, b.eval_tasks // 4), buckets=f"1-3,4-{args.max_steps}", threads=args.threads,
             progress=False,
@@ -301,7 +305,7 @@ def info_task_steps(env: Any) -> int:
 def paired(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[float, float, float]:
     """Mean paired difference a - b over tasks (pass fractions averaged over seeds first) and
     its normal 95 % interval."""
-    from codegym.stats import mean_interval
+    from codegym.reporting.stats import mean_interval
 
     def per_task(rows: list[dict[str, Any]]) -> dict[str, float]:
         acc: dict[str, list[bool]] = {}
@@ -318,12 +322,12 @@ def report(results: dict[str, list[dict[str, Any]]], out: Path, meta: dict[str, 
     from rich.console import Console
     from rich.table import Table
 
-    from codegym.plotting import rates_plot, save_figure
-    from codegym.stats import rates_by_horizon
+    from codegym.reporting.plotting import rates_plot, save_figure
+    from codegym.reporting.stats import rates_by_horizon
 
     rates = {arm: rates_by_horizon(rows) for arm, rows in results.items()}
     groups = [r.group for r in rates["random"]]
-    table = Table(title=f"SB3 PPO on CodePRMDiscrete-v1: greedy pass@1 on held-out test tasks "
+    table = Table(title=f"SB3 PPO on CodePRMDiscrete-v0: greedy pass@1 on held-out test tasks "
                         f"({meta['eval_tasks']} tasks, seeds {meta['seeds']}, {meta['timesteps']:,} steps each)")  # fmt: skip
     table.add_column("arm")
     for g in groups:
@@ -340,7 +344,7 @@ def report(results: dict[str, list[dict[str, Any]]], out: Path, meta: dict[str, 
         table.add_row(f"{a} − {b} (paired)", f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]", *[""] * (len(groups) - 1))
     console = Console(width=160)
     console.print(table)
-    fig = rates_plot(rates, title="SB3 PPO on CodePRMDiscrete-v1: greedy pass@1 by horizon (95 % intervals)")
+    fig = rates_plot(rates, title="SB3 PPO on CodePRMDiscrete-v0: greedy pass@1 by horizon (95 % intervals)")
     save_figure(fig, out / "pass_by_horizon.png")
     data = {
         "meta": meta,

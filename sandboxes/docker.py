@@ -9,9 +9,9 @@ an already running container, not a container start. Two boundaries:
 * inside it, the local backend's sandbox, built by the worker in a user namespace it creates
   (uid 1000 inside, capabilities only over its own namespaces): per job a fresh PID namespace
   (the candidate is its pid 1; it never sees the judge or the fork servers), a fresh tmpfs
-  work dir, a private read-only root without ``/proc``, the candidates' seccomp filter (no
-  keyrings, namespaces, mounts, inotify, io_uring, SysV IPC, vsock/netlink sockets, tracing),
-  no capabilities. Building those namespaces needs ``unshare``/``mount``, which Docker's
+  work dir, a private read-only root without ``/proc`` made of an in-memory copy of the
+  image's interpreter and standard library, a memory cgroup of its own, the candidates'
+  seccomp filter (:mod:`sandboxes.worker.syscalls`), no capabilities. Building those namespaces needs ``unshare``/``mount``, which Docker's
   default seccomp profile refuses to unprivileged containers, so the containers run with
   Docker's profile off (``seccomp=unconfined``) and every candidate under codegym's own filter.
 
@@ -22,7 +22,10 @@ answers calls by value. A container whose judge died or hung is removed and repl
 
 Memory: a container's cgroup limit (``container_memory_mb``, default ``memory_mb + 256``)
 bounds everything in it -- judge, fork servers and the job's processes, page cache and shared
-memory; inside, a job's address space is capped at ``memory_mb`` above the worker's size.
+memory; inside, each job is charged to a memory cgroup of its own (``memory_mb`` + 32 MiB, a
+``memory`` verdict when it goes over), made in a host cgroup per container
+(:mod:`sandboxes.hostcgroups`; cgroup v1 engines with the cgroupfs driver, as root), and its
+address space is capped at ``memory_mb`` above the worker's size.
 
 Every container carries the labels ``codegym.sandbox=1``, ``codegym.sandbox.id=<uuid>`` and its
 owner (host, pid, process start time). Containers are created with ``AutoRemove`` and
@@ -56,6 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from sandboxes import hostcgroups
 from sandboxes.base import SandboxUnavailable
 from sandboxes.limits import Limits
 from sandboxes.pooled import (
@@ -100,7 +104,7 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 """
 BOOT = _PRELUDE + _LOCAL_BOOT
 
-#: protections the worker reports missing inside a container that the container provides
+#: the protection the worker reports missing when the host made no job cgroups for it
 _PROVIDED_BY_CONTAINER = ("per-job memory cgroup",)
 _DOCKER_ISOLATION = [
     "container (docker): own pid/mount/ipc/uts/network namespaces",
@@ -278,7 +282,8 @@ def list_containers(client: Any | None = None, **labels: str) -> dict[str, str]:
 
 
 def cleanup_containers(*, all_owners: bool = False, client: Any | None = None) -> list[str]:
-    """Remove sandbox containers whose owner process is gone (or all with ``all_owners``).
+    """Remove sandbox containers whose owner process is gone (or all with ``all_owners``), and
+    the host cgroups made for containers whose owner is gone.
 
     Returns:
         Ids of the removed containers.
@@ -303,6 +308,8 @@ def cleanup_containers(*, all_owners: bool = False, client: Any | None = None) -
     finally:
         if own:
             client.close()
+    if os.geteuid() == 0:
+        hostcgroups.remove_stale()  # the host cgroups of containers whose owner is gone
     return removed
 
 
@@ -317,8 +324,10 @@ class _ContainerWorker(FramedWorker):
     """
 
     def __init__(self, client: Any, slot: int, image: str, host_config: dict[str, Any],
-                 labels: dict[str, str], config: dict[str, Any], start_timeout: float):
+                 labels: dict[str, str], config: dict[str, Any], start_timeout: float,
+                 cgroup: hostcgroups.ContainerCgroup | None = None):
         self.slot = slot
+        self.cgroup = cgroup  # the host cgroup parent made for this container (removed last)
         self.client = client
         self.api = client.api
         self.buf = bytearray()  # demultiplexed stdout bytes not yet consumed
@@ -455,8 +464,26 @@ class _ContainerWorker(FramedWorker):
             time.sleep(0.02)
         return False
 
+    def _remove_cgroup(self) -> None:
+        """Remove the host cgroup parent once the container is gone (it can take the engine
+        a moment to remove the container's own cgroup below it)."""
+        if self.cgroup is None:
+            return
+        for _ in range(100):
+            if not self.cgroup.remove():
+                self.cgroup = None
+                return
+            time.sleep(0.05)
+        log.warning("could not remove the cgroups %s", self.cgroup.dirs())
+
     def kill(self) -> None:
         """Remove the container now (SIGKILL) and wait until it is gone."""
+        try:
+            self._kill()
+        finally:
+            self._remove_cgroup()
+
+    def _kill(self) -> None:
         import docker
 
         self._close_socket()
@@ -484,6 +511,7 @@ class _ContainerWorker(FramedWorker):
                 pass
             if self._wait_removed(3.0):
                 self._close_socket()
+                self._remove_cgroup()
                 return
         self.kill()
 
@@ -588,22 +616,16 @@ class DockerSandbox(PooledSandbox):
         self.start_timeout = float(start_timeout)
         self._client = engine_client(pool_size=workers + 4)
         try:
-            info = self._client.info()
-            if cpus > int(info.get("NCPU") or 1):
-                raise ValueError(f"cpus={cpus} exceeds the engine's {info.get('NCPU')} CPUs")
-            self.image = _ensure_image(self._client, image, auto_build)
-            self.engine_missing = _engine_missing(info)
-            if cgroup_parent is None and str(info.get("CgroupVersion")) == "1" and info.get(
-                    "CgroupDriver") == "cgroupfs":
-                cgroup_parent = "/"
-            self.cgroup_parent = cgroup_parent
+            info = self._engine_setup(image, auto_build, cpus, cgroup_parent)
         except BaseException:
             self._client.close()
             raise
         self.labels: dict[str, str] = {LABEL: "1", ID_LABEL: uuid.uuid4().hex}
         self._container_labels = {**self.labels, **_owner_labels()}
-        self._host_config = self._client.api.create_host_config(
-            **self._host_config_kwargs(info, cpus, cpu_shares))
+        self._cpu_shares = cpu_shares
+        self._host_config_args = self._host_config_kwargs(info, cpus, cpu_shares)
+        self._host_config = self._client.api.create_host_config(**self._host_config_args)
+        self._host_cgroup_dirs: list[str] = []  # every host cgroup dir made, for leak checks
         super().__init__(workers, limits, strict)
         self._cleanups.append(self._client.close)
         try:
@@ -611,6 +633,25 @@ class DockerSandbox(PooledSandbox):
         except BaseException:
             self.close()
             raise
+
+    def _engine_setup(self, image: str | None, auto_build: bool, cpus: float,
+                      cgroup_parent: str | None) -> dict[str, Any]:
+        """Ask the engine what it is, check ``cpus``, make sure the image exists, and pick the
+        parent of the containers' cgroups (and whether jobs get their own); returns the
+        engine's info."""
+        info = self._client.info()
+        if cpus > int(info.get("NCPU") or 1):
+            raise ValueError(f"cpus={cpus} exceeds the engine's {info.get('NCPU')} CPUs")
+        self.image = _ensure_image(self._client, image, auto_build)
+        self.engine_missing = _engine_missing(info)
+        if cgroup_parent is None and str(info.get("CgroupVersion")) == "1" and info.get(
+                "CgroupDriver") == "cgroupfs":
+            cgroup_parent = "/"
+        self.cgroup_parent = cgroup_parent
+        self.job_cgroups_missing = hostcgroups.unavailable_reason(info, os.environ.get("DOCKER_HOST", ""))
+        if self.job_cgroups_missing is None:
+            hostcgroups.remove_stale(cgroup_parent or "/")
+        return info
 
     def _host_config_kwargs(self, info: dict[str, Any], cpus: float,
                             cpu_shares: int) -> dict[str, Any]:
@@ -674,17 +715,39 @@ class DockerSandbox(PooledSandbox):
         cfg = self.limits.worker_config()
         # The judge builds the inner sandbox in a user namespace (uid 1000 inside).
         cfg.update(namespaces=True, fork_servers=2, uid=CONTAINER_UID, slot=slot,
-                   temp_root=None)
+                   temp_root=None, container_mb=self.container_memory_mb)  # judge's budget
         return cfg
 
     def _start_worker(self, slot: int) -> _ContainerWorker:
-        w = _ContainerWorker(self._client, slot, self.image, self._host_config,
-                             self._container_labels, self.worker_config(slot),
-                             self.start_timeout)
-        missing = [m for m in w.missing if not m.startswith(_PROVIDED_BY_CONTAINER)]
+        config = self.worker_config(slot)
+        host_config, cgroup = self._host_config, None
+        if self.job_cgroups_missing is None:
+            cgroup = hostcgroups.ContainerCgroup(self.cgroup_parent or "/",
+                                                 self.container_memory_mb, self._cpu_shares,
+                                                 CONTAINER_UID)
+            self._host_cgroup_dirs += cgroup.dirs()
+            host_config = self._client.api.create_host_config(**dict(
+                self._host_config_args, cgroup_parent=cgroup.parent,
+                binds={cgroup.jobs_dir: {"bind": hostcgroups.CONTAINER_DIR, "mode": "rw"}}))
+            config.update(cgroup_dir=hostcgroups.CONTAINER_DIR, cgroup_version=1)
+        w = _ContainerWorker(self._client, slot, self.image, host_config,
+                             self._container_labels, config, self.start_timeout, cgroup)
+        if cgroup is not None:
+            self._host_cgroup_dirs += [d for d in cgroup.dirs()
+                                       if d not in self._host_cgroup_dirs]
+        missing = []
+        for m in w.missing:
+            if m.startswith(_PROVIDED_BY_CONTAINER) and self.job_cgroups_missing:
+                m = (f"per-job memory cgroup (docker: {self.job_cgroups_missing}): a job's "
+                     "memory is bounded by its container's limit only")
+            missing.append(m)
         w.missing = self.engine_missing + missing
         w.applied = _DOCKER_ISOLATION + w.applied
         return w
+
+    def host_cgroup_dirs(self) -> list[str]:
+        """Every host cgroup dir this sandbox made for its containers (removed with them)."""
+        return list(self._host_cgroup_dirs)
 
     def _check_job(self, memory_mb: int) -> None:
         if memory_mb > self.container_memory_mb - 128:

@@ -55,6 +55,7 @@ __all__ = [
     "MAX_INT_BITS",
     "MAX_ITEMS",
     "RemoteObject",
+    "cost_bound",
     "decode",
     "encode",
     "from_jsonable",
@@ -74,6 +75,7 @@ _INT_BOUND = 10**_INT_DIGITS
 _FAST_INT = 2**62
 _CHECK_MIN = 64  # containers shorter than this cannot flood a hash table
 _WALK_MIN_BYTES = 128  # shorter texts hold neither a 64-item container nor a deep value
+_SMALL_TEXT = 4096  # cost_bound charges shorter texts by their length alone
 _MISSING = object()
 
 
@@ -181,69 +183,72 @@ def to_jsonable(
     Raises:
         EncodingError: Unsupported type, cycle/too deep, too many items, an int too big.
     """
-    budget = [max_items]
+    return _Encoder(max_depth, max_items, objects, refs).conv(obj, 0)
 
-    def items_of(pairs: Any, depth: int) -> list[Any]:
-        return [[conv(k, depth + 1), conv(v, depth + 1)] for k, v in pairs]
 
-    def conv(x: Any, depth: int) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise EncodingError(f"value has more than {max_items} items")
+class _Encoder:
+    """One :func:`to_jsonable` call: the item budget, the limits and the hooks, with one
+    short method per kind of value (dispatched on the exact type)."""
+
+    def __init__(self, max_depth: int, max_items: int, objects: Any, refs: Any) -> None:
+        self.max_depth, self.max_items = max_depth, max_items
+        self.budget = max_items
+        self.objects, self.refs = objects, refs
+
+    def charge(self, n: int = 1) -> None:
+        self.budget -= n
+        if self.budget < 0:
+            raise EncodingError(f"value has more than {self.max_items} items")
+
+    def conv(self, x: Any, depth: int) -> Any:
+        self.charge()
         t = type(x)
         if t is str or x is None or t is bool:
             return x
         if t is int:
-            if -_INT_BOUND < x < _INT_BOUND:
-                return x
-            if x.bit_length() > MAX_INT_BITS:
-                raise EncodingError(f"an int of {x.bit_length()} bits is over the "
-                                    f"{MAX_INT_BITS}-bit cap")
-            return {"i": hex(x)}
+            return _encode_int(x)
         if t is float:
-            if math.isfinite(x):
-                return x
-            return {"x": "nan" if x != x else ("inf" if x > 0 else "-inf")}
-        if depth >= max_depth:
-            raise EncodingError(f"value nested deeper than {max_depth} (or cyclic)")
-        if t is list or t is tuple:
-            # fast path: flat sequences of strings / small ints (the common case)
-            if all(type(v) is str or (type(v) is int and -_FAST_INT < v < _FAST_INT) for v in x):
-                budget[0] -= len(x)
-                if budget[0] < 0:
-                    raise EncodingError(f"value has more than {max_items} items")
-                return list(x) if t is list else {"t": list(x)}
-            items = [conv(v, depth + 1) for v in x]
-            return items if t is list else {"t": items}
-        if t is dict:
-            return {"d": items_of(x.items(), depth)}
-        if t is set:
-            return {"s": [conv(v, depth + 1) for v in x]}
-        if t is frozenset:
-            return {"f": [conv(v, depth + 1) for v in x]}
-        if t is bytes:
-            return {"b": x.hex()}
-        if t is complex:
-            return {"c": [conv(x.real, depth + 1), conv(x.imag, depth + 1)]}
-        if t is Counter:
-            return {"C": items_of(dict.items(x), depth)}
-        if t is OrderedDict:
-            return {"O": items_of(dict.items(x), depth)}
-        if t is defaultdict:
-            factory = x.default_factory
-            name = _builtin_type_name(factory) if isinstance(factory, type) else None
-            return {"D": [name, items_of(dict.items(x), depth)]}
-        if t is deque:
-            return {"q": [[conv(v, depth + 1) for v in x], x.maxlen]}
-        if t is bytearray:
-            return {"y": x.hex()}
-        if t is range:
-            return {"R": [conv(x.start, depth + 1), conv(x.stop, depth + 1),
-                          conv(x.step, depth + 1)]}
-        fractions = sys.modules.get("fractions")
+            return x if math.isfinite(x) else {"x": "nan" if x != x else ("inf" if x > 0 else "-inf")}
+        if depth >= self.max_depth:
+            raise EncodingError(f"value nested deeper than {self.max_depth} (or cyclic)")
+        method = _DISPATCH.get(t)
+        if method is not None:
+            return method(self, x, depth)
+        return self.other(x, t, depth)
+
+    def items(self, pairs: Any, depth: int) -> list[Any]:
+        return [[self.conv(k, depth + 1), self.conv(v, depth + 1)] for k, v in pairs]
+
+    def values(self, xs: Any, depth: int) -> list[Any]:
+        return [self.conv(v, depth + 1) for v in xs]
+
+    def sequence(self, x: list[Any] | tuple[Any, ...], depth: int) -> Any:
+        # fast path: flat sequences of strings / small ints (the common case)
+        if all(type(v) is str or (type(v) is int and -_FAST_INT < v < _FAST_INT) for v in x):
+            self.charge(len(x))
+            items = list(x)
+        else:
+            items = self.values(x, depth)
+        return items if type(x) is list else {"t": items}
+
+    def mapping(self, x: Any, depth: int) -> Any:
+        tag = {dict: "d", Counter: "C", OrderedDict: "O"}[type(x)]
+        return {tag: self.items(dict.items(x), depth)}
+
+    def default_dict(self, x: defaultdict, depth: int) -> Any:
+        factory = x.default_factory
+        name = _builtin_type_name(factory) if isinstance(factory, type) else None
+        return {"D": [name, self.items(dict.items(x), depth)]}
+
+    def collection(self, x: Any, depth: int) -> Any:
+        tag = {set: "s", frozenset: "f"}[type(x)]
+        return {tag: self.values(x, depth)}
+
+    def other(self, x: Any, t: type, depth: int) -> Any:
+        """Fractions, decimals, builtin types, subclasses of data, and the hooks' values."""
+        fractions, decimal = sys.modules.get("fractions"), sys.modules.get("decimal")
         if fractions is not None and t is fractions.Fraction:
-            return {"F": [conv(x.numerator, depth + 1), conv(x.denominator, depth + 1)]}
-        decimal = sys.modules.get("decimal")
+            return {"F": self.values((x.numerator, x.denominator), depth)}
         if decimal is not None and t is decimal.Decimal:
             return {"M": str(x)}
         if isinstance(x, type):
@@ -253,15 +258,14 @@ def to_jsonable(
         elif t.__module__ != "collections":  # a Counter subclass is no plain dict
             base = _base_value(x)
             if base is not _MISSING:
-                budget[0] += 1
-                return conv(base, depth)
-        if refs is not None:
-            tree = refs(x)
-            if tree is not None:
-                return tree
-        if objects is not None:
-            name, attrs = objects(x)
-            return {"o": [name, None if attrs is None else conv(attrs, depth + 1)]}
+                self.budget += 1
+                return self.conv(base, depth)
+        tree = self.refs(x) if self.refs is not None else None
+        if tree is not None:
+            return tree
+        if self.objects is not None:
+            name, attrs = self.objects(x)
+            return {"o": [name, None if attrs is None else self.conv(attrs, depth + 1)]}
         raise EncodingError(
             f"cannot encode a value of type {t.__module__}.{t.__qualname__}: only builtin "
             "data (None, bool, int, float, complex, str, bytes, bytearray, list, tuple, "
@@ -269,7 +273,31 @@ def to_jsonable(
             "defaultdict/deque, Fraction and Decimal cross the sandbox boundary"
         )
 
-    return conv(obj, 0)
+
+def _encode_int(x: int) -> Any:
+    if -_INT_BOUND < x < _INT_BOUND:
+        return x
+    if x.bit_length() > MAX_INT_BITS:
+        raise EncodingError(f"an int of {x.bit_length()} bits is over the {MAX_INT_BITS}-bit cap")
+    return {"i": hex(x)}
+
+
+#: Exact type -> the :class:`_Encoder` method for it (containers and other data types).
+_DISPATCH: dict[type, Any] = {
+    list: _Encoder.sequence,
+    tuple: _Encoder.sequence,
+    dict: _Encoder.mapping,
+    Counter: _Encoder.mapping,
+    OrderedDict: _Encoder.mapping,
+    defaultdict: _Encoder.default_dict,
+    set: _Encoder.collection,
+    frozenset: _Encoder.collection,
+    bytes: lambda enc, x, depth: {"b": x.hex()},
+    bytearray: lambda enc, x, depth: {"y": x.hex()},
+    complex: lambda enc, x, depth: {"c": enc.values((x.real, x.imag), depth)},
+    deque: lambda enc, x, depth: {"q": [enc.values(x, depth), x.maxlen]},
+    range: lambda enc, x, depth: {"R": enc.values((x.start, x.stop, x.step), depth)},
+}
 
 
 _SPECIAL = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
@@ -449,29 +477,74 @@ def make_decoder(refs: Any = None, objects: bool = False) -> Any:
     return run
 
 
-def _walk(value: Any, max_depth: int) -> None:
+def _walk(value: Any, max_depth: int, work_cap: int) -> None:
     """Depth cap and hash-flooding check of lists and tuples (sets and dicts were checked
-    before they were built), iteratively."""
-    stack = [(value, 0)]
+    before they were built), iteratively, at a cost bounded by ``work_cap``.
+
+    Hashing a tuple hashes everything below it, again at every wide tuple or list above it
+    that is checked: the work of every check is counted before any of them runs (each
+    value, times the checked containers whose hashing reaches it), so a value built to make
+    that work quadratic (wide tuples nested in wide tuples) is refused in linear time.
+    """
+    stack = [(value, 0, 0)]
+    to_check: list[Any] = []
+    work = 0
     while stack:
-        v, depth = stack.pop()
+        v, depth, reach = stack.pop()
+        if depth >= max_depth:
+            raise EncodingError(f"value nested deeper than {max_depth}")
         t = type(v)
         if t is list or t is tuple:
-            if depth >= max_depth:
-                raise EncodingError(f"value nested deeper than {max_depth}")
-            if len(v) >= _CHECK_MIN:
-                _check_hashes(v)
-            stack.extend((x, depth + 1) for x in v if type(x) in _CONTAINERS)
+            inner: Any = v
+            checked = len(v) >= _CHECK_MIN
+            if checked:
+                to_check.append(v)
         elif t in _CONTAINERS:
-            if depth >= max_depth:
-                raise EncodingError(f"value nested deeper than {max_depth}")
+            checked = False
             if t is RemoteObject:
                 inner = [] if v.attrs is None else list(v.attrs.values())
             elif t is deque or t is set or t is frozenset:
                 inner = list(v)
             else:
                 inner = [x for kv in v.items() for x in kv]
-            stack.extend((x, depth + 1) for x in inner if type(x) in _CONTAINERS)
+        else:
+            continue
+        if reach:
+            work += reach * (len(inner) + 1)
+            if work > work_cap:
+                raise EncodingError("value of tuples nested in wide tuples: checking its "
+                                    f"hashes would take over {work_cap} steps")
+        # hashing passes through a tuple into its items, stops at anything unhashable
+        # (lists, dicts, sets) and at frozensets (they keep their hash)
+        below = (reach if t is tuple else 0) + checked
+        stack.extend((x, depth + 1, below) for x in inner if type(x) in _CONTAINERS)
+    for v in to_check:
+        _check_hashes(v)
+
+
+def cost_bound(text: str | bytes) -> tuple[int, int]:
+    """Upper bounds of what :func:`decode` builds from ``text``, read off the text without
+    parsing it: ``(bytes, objects)``.
+
+    Every value is either the first in its container or follows a comma, so commas plus
+    opening brackets plus one bound the values. The text is decoded to a ``str`` and its
+    strings are copied out (each character at most 4 bytes, 1 if the text is ASCII, twice);
+    each value costs at most 192 bytes beside that (its object, its slot in a container, the
+    hash check's entry for it), a tagged object (set, dict, ...) at most 256 more and a
+    deque (``"q"``) 1 KiB more. A short text is charged 256 bytes a character without
+    being read (values take at least 2 characters, tagged objects 8, deques 15, so no text
+    costs more).
+    """
+    if len(text) < _SMALL_TEXT:  # at most ~205 bytes a character (see above): no scan
+        return 256 * (len(text) + 1), len(text) + 1
+    if isinstance(text, str):
+        text = text.encode("utf-8", "surrogatepass")
+    braces = text.count(b"{")
+    objects = text.count(b",") + text.count(b"[") + braces + 1
+    per_char = 1 if text.isascii() else 4
+    size = (2 * per_char * len(text) + 192 * objects + 256 * braces
+            + 1024 * text.count(b'"q"'))
+    return size, objects
 
 
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset, Counter, OrderedDict, defaultdict,
@@ -519,7 +592,7 @@ def decode(
             decoder = _OBJ_DECODER if objects else _DECODER
         value = decoder.decode(text)
         if len(text) >= _WALK_MIN_BYTES:
-            _walk(value, max_depth)
+            _walk(value, max_depth, 8 * len(text) + 4096)
         return value
     except EncodingError:
         raise

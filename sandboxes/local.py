@@ -7,14 +7,19 @@ a trusted judge and two fork servers. The caller is never forked, so it may hold
 
 * its own PID namespace (the candidate is its pid 1: it sees no other process, its pid counter
   starts afresh, and everything it starts dies with it), a fresh tmpfs work dir, the fork
-  server's network (no interface up), IPC, UTS and mount namespaces, a private read-only root
-  holding ``/usr`` and the library dirs only (no ``/proc``, read-only ``/dev`` nodes);
+  server's network (no interface up), IPC, UTS, time and mount namespaces, a private
+  read-only root made of an in-memory copy of the interpreter, its standard library and the
+  libraries they load (:mod:`sandboxes.worker.sysroot`: no file of the host's disks is
+  reachable or mapped, so nothing a job does to the page cache outlives it; no ``/proc``,
+  read-only ``/dev`` nodes);
 * a memory cgroup (cgroup v2, or the v1 memory hierarchy where that is what the host has):
-  all of the job's processes, its page cache and shared memory together stay under
+  all of the job's processes, kernel buffers, page cache and shared memory together stay under
   ``memory_mb`` + 32 MiB; rlimits (address space, CPU, processes, file size, open files);
 * a sandbox uid of its fork server's alone (root hosts) or no capabilities in a user namespace
   (other hosts), ``no_new_privs``, a seccomp filter (no keyrings, namespaces, mounts, inotify,
-  io_uring, SysV IPC, vsock/netlink sockets, tracing), a clean environment, capped output;
+  io_uring, AIO, SysV IPC, sockets, pipes, memfds, pidfds, page-cache probes, host facts such
+  as ``sysinfo``, tracing; see :mod:`sandboxes.worker.syscalls`), a clean environment, capped
+  output;
 * a trusted judge outside the candidate's process that sends every call up front, collects
   every answer, kills the candidate's tree and only then judges (see
   :mod:`sandboxes.worker.judge`).

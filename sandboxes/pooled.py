@@ -397,8 +397,6 @@ class PooledSandbox(Sandbox):
                 raise
             self._pool.release(slot, w)
             meta = self._meta(slot, w, attempt)
-            if out.get("mode"):
-                meta["judge_mode"] = str(out["mode"])
             status = Status(out["status"])
             return ExecResult(
                 status=status,

@@ -14,3 +14,4 @@ class Status(str, enum.Enum):
     TIMEOUT = "timeout"  #: wall-clock or CPU limit hit; the whole process group was killed
     MEMORY = "memory"  #: the memory limit was hit
     KILLED = "killed"  #: killed by a signal / sandbox fault (worker died, output flood, ...)
+    INVALID_ACTION = "invalid_action"  #: never run: the caller refused the program's last line (e.g. an RL env's invalid action); no test ran

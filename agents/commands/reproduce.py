@@ -15,9 +15,9 @@ Examples::
     codegym reproduce --preset full --device cuda --out runs/repro-gpu
     codegym reproduce --out runs/repro --report-only                 # rebuild the report
 
-Every :class:`agents.reproduce.config.ReproduceConfig` field is a flag (``--min-task-lines``
-/ ``--max-task-lines`` = lines of a task); ``--config FILE`` and ``--set KEY=VALUE`` set any
-field, and ``--set sft.KEY=V`` / ``ppo.KEY`` / ``prm.KEY`` a field of the SFT, PPO or
+Every :class:`agents.reproduce.config.ReproduceConfig` field is a flag, so is every field of
+its ``suite`` but the split (``--min-task-lines`` / ``--max-task-lines`` = lines of a task,
+``--suite-seed``); ``--config FILE`` and ``--set KEY=VALUE`` set any field, and ``--set sft.KEY=V`` / ``ppo.KEY`` / ``prm.KEY`` a field of the SFT, PPO or
 PRM-training config (the preset < ``--config`` < ``--set`` < flags). Every stage is cached
 under ``--out`` and resumed when the command is re-run; a run directory made with other
 settings is refused (``--overwrite`` starts anew).
@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from codegym.commands.common import SUITE_NOT_EXPOSED, add_suite_args
+
 NAME = "reproduce"
 HELP = "the PRM ablation end to end (SFT, PPO arms, labels, PRM, report)"
 
@@ -36,13 +38,14 @@ NOT_EXPOSED = {
     "sft": "nested overrides of SFTConfig: --set sft.KEY=VALUE",
     "ppo": "nested overrides of PPOConfig: --set ppo.KEY=VALUE",
     "prm": "nested overrides of PRMTrainConfig: --set prm.KEY=VALUE",
+    **SUITE_NOT_EXPOSED,
 }
-DEPRECATED = {"--min-steps": "min_steps", "--max-steps": "max_steps"}
+#: SuiteConfig fields that are no flag of ``reproduce``, and why.
+SUITE_HIDDEN = {"split": "each stage draws from its own split (train, validation, test)"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from agents.reproduce.config import ARMS, PRESETS, ReproduceConfig
-    from codegym.commands.common import SUITE_KWARG_FLAGS
     from codegym.config import add_config_args
 
     p = sub.add_parser(NAME, help=HELP, description=__doc__,
@@ -51,12 +54,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="delete --out and start anew")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_args(p, ReproduceConfig, not_exposed=NOT_EXPOSED, flags=SUITE_KWARG_FLAGS,
-                    deprecated=DEPRECATED, options={
+    add_config_args(p, ReproduceConfig, not_exposed=NOT_EXPOSED, options={
                         "preset": {"choices": list(PRESETS), "help": "sizes of every stage (smoke: "
                                    "plumbing; quick: 2-core CPU study, the default; full: one GPU)"},
                         "arms": {"help": f"comma-separated arms (default: all of {', '.join(ARMS)})"},
                     })  # fmt: skip
+    add_suite_args(p, not_exposed=SUITE_HIDDEN)
     p.set_defaults(run=run)
 
 

@@ -11,14 +11,16 @@ Examples::
 (accelerate's CPU path is ``--multi_gpu``: it starts the processes with torchrun; on a
 machine without CUDA, or with ``--device cpu``, they train on CPU over gloo.)
 
-Every :class:`agents.ppo.config.PPOConfig` field is a flag (``--min-task-lines`` /
-``--max-task-lines`` = lines of a training task), and ``--config FILE`` / ``--set KEY=VALUE``
-set any field (flags win over ``--set``, which wins over the file). ``--policy default`` /
-``--prm default`` name the embedded default policy and PRM. Re-running with the same
-``--out`` resumes from the last checkpoint (``--iterations`` may grow); with other settings,
-another policy or PRM it refuses and lists the differences (``--overwrite`` starts over).
-``--agent module:Class`` trains another trainer class (its ``config_class`` has
-``from_dict``); the flags of PPOConfig fields it shares apply to it.
+Every :class:`agents.ppo.config.PPOConfig` field is a flag, so is every field of its
+``suite`` (``--suite``, ``--split``, ``--min-task-lines`` / ``--max-task-lines`` = lines of a
+training task, ``--suite-seed``), and ``--config FILE`` / ``--set KEY=VALUE`` set any field
+(flags win over ``--set``, which wins over the file). ``--policy default`` / ``--prm default``
+name the embedded default policy and PRM. Re-running with the same ``--out`` resumes from the
+last checkpoint (``--iterations`` may grow); with other settings, another policy or PRM it
+refuses and lists the differences (``--overwrite`` starts over): the trainer does this, as
+every trainer does (:class:`codegym.training.trainer.Trainer`). ``--agent module:Class``
+trains another trainer class (its ``config_class`` has ``from_dict``); the flags of PPOConfig
+fields it shares apply to it.
 """
 
 from __future__ import annotations
@@ -28,31 +30,28 @@ import os
 from pathlib import Path
 from typing import Any
 
-from codegym.commands.common import console, resume_hint
+from codegym.commands.common import SUITE_NOT_EXPOSED, add_suite_args, console, resume_hint
 
 NAME = "train"
 HELP = "train an agent with RL (PPO with PRM rewards/critic)"
 
-#: Config fields that may change when a run is resumed (everything else must match).
-RESUMABLE_CHANGES = ("iterations", "device", "torch_threads", "log_every", "checkpoint_every")
-
 #: Registered trainers: name -> ("module:TrainerClass", "module:ConfigClass"). The trainer
-#: takes ``(config, policy_dir, out_dir, prm_dir=, accelerator=, on_iteration=)`` and has
-#: ``iteration``, ``train()`` and ``close()``; the config has ``from_dict`` and ``iterations``.
-#: A ``module:Class`` trainer names its config in a ``config_class`` attribute.
+#: takes ``(config, policy_dir, out_dir, prm_dir=, accelerator=, overwrite=, progress=)``
+#: (a :class:`codegym.training.trainer.Trainer` does) and has ``iteration``, ``train()`` and
+#: ``close()``; the config has ``from_dict`` and ``iterations``. A ``module:Class`` trainer
+#: names its config in a ``config_class`` attribute.
 TRAINERS: dict[str, tuple[str, str]] = {
     "ppo": ("agents.ppo.trainer:PPOTrainer", "agents.ppo.config:PPOConfig"),
 }
 
 #: PPOConfig fields that are no flag, and why.
-NOT_EXPOSED = {"extra": "free-form facts recorded with the run (set by the command: the input digests)"}
-DEPRECATED = {"--min-steps": "min_steps", "--max-steps": "max_steps"}
+NOT_EXPOSED = {"extra": "free-form facts recorded with the run (the trainer adds the input digests)",
+               **SUITE_NOT_EXPOSED}  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from agents.ppo.config import PPOConfig
-    from codegym.commands.common import SUITE_KWARG_FLAGS
-    from codegym.config import add_config_args
+    from codegym.config import add_config_args, add_deprecated
 
     p = sub.add_parser(NAME, help=HELP, description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,15 +61,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prm", default=None,
                    help="PRM dir (dense reward and/or value init); 'default' = the embedded PRM")
     p.add_argument("--out", required=True, help="run directory (resumes when it has a checkpoint)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (--no-progress: none)")
+    add_deprecated(p, "--quiet", "--no-progress", "progress", const=False)
     p.add_argument("--overwrite", action="store_true",
                    help="delete the run in --out and start over (default: resume it)")
-    add_config_args(p, PPOConfig, not_exposed=NOT_EXPOSED, flags=SUITE_KWARG_FLAGS,
-                    deprecated=DEPRECATED,
+    add_config_args(p, PPOConfig, not_exposed=NOT_EXPOSED,
                     options={"report_to": {"choices": ["none", "tensorboard"]},
                              "value_init": {"help": "critic start: prm (plain load of the PRM) or "
                                             "policy (backbone + new head); default: prm when --prm "
                                             "is given, else policy"}})
+    add_suite_args(p)
     p.set_defaults(run=run, on_interrupt=resume_hint)
 
 
@@ -114,35 +115,6 @@ def _accelerator(device: str) -> Any:
     return Accelerator(cpu=device == "cpu" or not torch.cuda.is_available())
 
 
-def _inputs(args: argparse.Namespace, config: Any, main: bool) -> tuple[str, str | None]:
-    """Resolve ``default`` model names, record the inputs' digests in ``config.extra`` and
-    refuse to resume a run in ``--out`` made with other settings or inputs."""
-    from codegym.defaults import resolve_model
-    from codegym.runs import clear_run_dir, diff_settings, file_digest, read_record
-
-    policy = resolve_model(args.policy, "policy")
-    prm = resolve_model(args.prm, "prm")
-    out = Path(args.out)
-    if hasattr(config, "extra") and isinstance(config.extra, dict):
-        config.extra["inputs"] = {"policy": file_digest(policy), "prm": file_digest(prm) if prm else None}
-    if args.overwrite:
-        if main:
-            clear_run_dir(out, markers=("config.json", "checkpoint", "metrics.jsonl"))
-        return policy, prm
-    saved = read_record(out / "config.json")
-    if saved is not None and hasattr(config, "to_dict"):
-        new = config.to_dict()
-        new["extra"] = {**new.get("extra", {}), "policy_dir": str(Path(policy)), "prm_dir": str(Path(prm)) if prm else None,
-                        "world_size": int(os.environ.get("WORLD_SIZE", "1"))}
-        diff = diff_settings(saved, new, ignore=RESUMABLE_CHANGES)
-        if diff:
-            raise ValueError(
-                f"{out} holds a training run with other settings ({'; '.join(diff)}): run the "
-                "same command to resume it, add --overwrite to start over, or choose another --out"
-            )
-    return policy, prm
-
-
 def _trainer_classes(agent: str) -> tuple[Any, Any]:
     """The trainer class of ``--agent`` and its config class."""
     trainer_spec, config_spec = TRAINERS.get(agent, (agent, None))
@@ -150,23 +122,6 @@ def _trainer_classes(agent: str) -> tuple[Any, Any]:
     if config_spec is None and not hasattr(trainer_cls, "config_class"):
         raise ValueError(f"--agent {agent}: {trainer_spec} has no config_class attribute")
     return trainer_cls, _load(config_spec) if config_spec else trainer_cls.config_class
-
-
-def _progress(args: argparse.Namespace, total: int, main: bool) -> tuple[Any, Any]:
-    """A progress bar of iterations, and the ``on_iteration`` callback that moves it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("pass {task.fields[pass_rate]:.2f} kl {task.fields[kl]:.3f}"),
-               TimeElapsedColumn())
-    progress = Progress(*columns, console=console, disable=args.quiet or not main)
-    bar = progress.add_task(f"{args.agent} -> {args.out}", total=total, pass_rate=0.0, kl=0.0)
-
-    def on_iteration(row: dict[str, Any]) -> None:
-        progress.update(bar, completed=row["iteration"], pass_rate=row["charts/pass_rate"],
-                        kl=row["charts/kl"])
-
-    return progress, on_iteration
 
 
 #: Metrics of the summary table, in order.
@@ -191,24 +146,18 @@ def summary_table(title: str, rows: list[dict[str, Any]]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from codegym.smoke import cap
+    from codegym.defaults import resolve_model
 
     trainer_cls, config_cls = _trainer_classes(args.agent)
     config = build_config(args, config_cls)
-    if cap(config, {"iterations": 2, "critic_warmup_iterations": 1, "num_prompts": 2, "samples_per_prompt": 2,
-                    "num_minibatches": 1, "max_new_tokens": 48, "max_lines": 8}, "train") and hasattr(config, "validate"):
-        config.validate()
     accelerator = _accelerator(config.device)
     main = accelerator is None or accelerator.is_main_process
-    policy, prm = _inputs(args, config, main)
-    progress, on_iteration = _progress(args, config.iterations, main)
-    trainer = trainer_cls(config, policy, args.out, prm_dir=prm,
-                          accelerator=accelerator, on_iteration=on_iteration)
+    policy, prm = resolve_model(args.policy, "policy"), resolve_model(args.prm, "prm")
+    trainer = trainer_cls(config, policy, args.out, prm_dir=prm, accelerator=accelerator,
+                          overwrite=args.overwrite, progress=args.progress)  # fmt: skip
     try:
         start = trainer.iteration
-        progress.update(progress.task_ids[0], completed=start)
-        with progress:
-            rows = trainer.train()
+        rows = trainer.train()
     finally:
         trainer.close()
     if main:

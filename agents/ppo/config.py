@@ -12,10 +12,14 @@ policy once PPO trained on the ids the policy drew (and +5.5 to +6.5 before that
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from codegym.config import Config
+from codegym.tasks import SuiteConfig
+from codegym.tasks.registry import nest_suite_fields
+from codegym.training.tracking import check_report_to
 
 DenseReward = Literal["none", "delta", "delta_open", "paper"]
 DenseSource = Literal["prm", "oracle"]
@@ -49,16 +53,10 @@ class PPOConfig(Config):
     """``torch.set_num_threads`` value on CPU; ``None`` leaves torch's default."""
 
     # --- tasks / environment --------------------------------------------------------------
-    suite: str = "pipelines"
-    """Task suite spec for ``load_suite`` (``"pipelines"``, ``"humaneval"``, ``"jsonl:PATH"``)."""
-    min_steps: int = 2
-    """``pipelines`` only: fewest steps (lines) of a training task."""
-    max_steps: int = 4
-    """``pipelines`` only: most steps (lines) of a training task."""
-    suite_seed: int = 0
-    """``pipelines`` only: the suite's generator seed (the same one the SFT policy used)."""
-    split: str = "train"
-    """Split the rollout tasks are drawn from (evaluation uses ``validation``)."""
+    suite: SuiteConfig = field(default_factory=lambda: SuiteConfig(split="train", min_lines=2, max_lines=4, seed=0))
+    """Rollout tasks: the suite, the split they are drawn from (evaluation uses
+    ``validation``) and its knobs (``pipelines``: 2-4 lines, seed 0, the seed the SFT policy
+    used)."""
     task_pool: int = 0
     """0: draw tasks from the whole split (a fresh stream); N > 0: draw only from the first N
     tasks of the split (a fixed training set, e.g. a benchmark's train tasks)."""
@@ -200,6 +198,12 @@ class PPOConfig(Config):
         return prm_dense or self.value_init == "prm"
 
     # --- validation / IO ------------------------------------------------------------------
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any], note: bool = True) -> dict[str, Any]:
+        """Configs that predate :class:`SuiteConfig` held ``suite``, ``split``, ``min_steps``,
+        ``max_steps`` and ``suite_seed`` at the top level: read as ``suite`` (with a note)."""
+        return nest_suite_fields(cls, data, note=note)
+
     def validate(self) -> PPOConfig:
         """Check every field; raise ``ValueError`` naming the field and the fix. Returns self.
 
@@ -218,8 +222,6 @@ class PPOConfig(Config):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        from codegym.tracking import check_report_to
-
         check_report_to(self.report_to)
 
     def _check_ranges(self) -> None:
@@ -246,11 +248,6 @@ class PPOConfig(Config):
                                  + (" (0 = whole split)" if name == "task_pool" else ""))
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
-        if self.min_steps < 1 or self.max_steps < self.min_steps:
-            raise ValueError(
-                f"need 1 <= min_steps <= max_steps (task lines), got min_steps={self.min_steps}, "
-                f"max_steps={self.max_steps}"
-            )
 
     def _check_schedule(self) -> None:
         """Warm-up and minibatches that fit the run."""

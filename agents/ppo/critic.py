@@ -13,7 +13,7 @@ returns one value per token so that DDP sees the whole computation. Hence:
   fixed output transform (``Critic.value_scale`` / ``value_shift``, saved with the critic),
   not a change of weights.
   The PRM reads a line's score at the line's last token, which is where the critic reads the
-  value of the state after that line (see :mod:`agents.ppo.rollout`), so the PRM's line
+  value of the state after that line (see :mod:`agents.ppo.batch`), so the PRM's line
   scores are the critic's starting values at line boundaries.
 * ``value_init="policy"``: the policy's backbone (its transformer without the LM head)
   with a fresh ``score`` head initialised to zero (V ≡ 0 at the start).

@@ -110,14 +110,14 @@ def return_to_go(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, r.flip(1).cumsum(1).flip(1), torch.zeros_like(r))
 
 
-def shaping_diagnostics(
-    episodes: Sequence[Any], batch: Any, scored: dict[str, torch.Tensor], max_lines: int
-) -> dict[str, float]:
-    """The ``diag/*`` figures of one iteration (see the module docstring)."""
-    mask = batch.action_mask.cpu()
-    adv = scored["advantages"].cpu()  # [B, S-1]
-    wadv = masked_whiten(adv, mask)  # [B, S-1]
-    values, rewards = scored["values"].cpu(), scored["rewards"].cpu()
+def shaping_diagnostics(episodes: Sequence[Any], batch: Any, max_lines: int) -> dict[str, float]:
+    """The ``diag/*`` figures of one iteration (see the module docstring) from its episodes and
+    its scored :class:`agents.ppo.batch.PPOBatch`."""
+    batch = batch.to("cpu")
+    mask = batch.action_mask
+    adv = batch.advantages.cpu()  # (B, S-1)
+    wadv = masked_whiten(adv, mask)  # (B, S-1)
+    values, rewards = batch.values.cpu(), batch.rewards.cpu()
     codes = position_classes(batch, episodes).cpu()  # [B, S-1]
     ok = prefix_ok(batch, episodes).cpu()
     out: dict[str, float] = {
@@ -125,7 +125,7 @@ def shaping_diagnostics(
         "adv_mean": float(adv[mask].mean()),
         "adv_std": float(adv[mask].std(unbiased=False)),
     }
-    kl = scored["kl"].cpu()
+    kl = batch.kl.cpu()
     for code, name in enumerate(CLASSES[1:], start=1):
         out[f"adv_{name}"] = _mean(adv, codes == code)
         out[f"wadv_{name}"] = _mean(wadv, codes == code)

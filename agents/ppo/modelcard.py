@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.ppo.config import PPOConfig
+from codegym.training.modelcard import write_model_card
 
 #: Metrics shown in the card: first and last logged iteration, and the mean of the last 10.
 CARD_METRICS = (
@@ -76,7 +77,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 model = AutoModelForCausalLM.from_pretrained("{out / 'policy'}")
 tokenizer = AutoTokenizer.from_pretrained("{out / 'policy'}")
 
-# evaluate it:  codegym eval --agent ppo --model {out} --suite {config.suite}
+# evaluate it:  codegym eval --agent ppo --model {out} --suite {config.suite.name}
 # learning curves:  codegym plot {out} --out curves.png
 """
 
@@ -91,29 +92,38 @@ def _reproduce(out: Path, policy_dir: Path, prm_dir: Path | None) -> str:
     )
 
 
-def write_ppo_card(out: Path, config: PPOConfig, policy_dir: Path, prm_dir: Path | None) -> Path:
-    """Write the run's model card from its config and ``metrics.jsonl``."""
-    from codegym.modelcard import write_model_card
-
-    card = write_model_card(
-        out,
-        title=f"codegym LLM-PPO policy ({config.suite}, dense reward: {config.dense_reward})",
+def ppo_card(out: Path, config: PPOConfig, policy_dir: Path, prm_dir: Path | None) -> dict[str, Any]:
+    """The run's model card parts (:func:`codegym.training.modelcard.write_model_card`), from
+    its config and ``metrics.jsonl``."""
+    suite = config.suite
+    return dict(
+        title=f"codegym LLM-PPO policy ({suite.name}, dense reward: {config.dense_reward})",
         summary=SUMMARY,
         pipeline_tag="text-generation",
         usage=_usage(out, config),
         training=_training(config, policy_dir, prm_dir),
         reproduce=_reproduce(out, policy_dir, prm_dir),
         data=(
-            f"Rollouts on the `{config.split}` split of the `{config.suite}` suite"
-            + (f" ({config.min_steps}-{config.max_steps} steps)" if config.suite == "pipelines" else "")
-            + "; every program is executed against the task's unit tests in the sandbox."
+            f"Rollouts on the `{suite.split or 'train'}` split of the {suite.describe()} suite; every "
+            "program is executed against the task's unit tests in the sandbox."
         ),
         metrics=card_metrics(_rows(out / "metrics.jsonl")),
         tags=["reinforcement-learning", "ppo", "code-generation"],
         extra="Metrics are training-rollout statistics from `metrics.jsonl` (first -> last logged "
         "iteration); evaluate on held-out tasks with `codegym eval`.",
     )
-    policy = out / "policy"
+
+
+def copy_card_to_policy(card: Path) -> None:
+    """Copy the run's card into ``policy/`` (the directory users load), when it exists."""
+    policy = card.parent / "policy"
     if policy.is_dir():
         shutil.copyfile(card, policy / card.name)
+
+
+def write_ppo_card(out: Path, config: PPOConfig, policy_dir: Path, prm_dir: Path | None) -> Path:
+    """Write the run's model card from its config and ``metrics.jsonl`` (and copy it into
+    ``policy/``); :class:`agents.ppo.trainer.PPOTrainer` writes it when training ends."""
+    card = write_model_card(out, **ppo_card(out, config, policy_dir, prm_dir))
+    copy_card_to_policy(card)
     return card

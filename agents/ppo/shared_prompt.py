@@ -9,7 +9,7 @@ the programs are encoded per row. The per-token outputs are mathematically those
 forward pass — a test compares values and gradients — at roughly ``(P / n + C) / (P + C)`` of
 the tokens for prompts of P tokens, programs of C and n samples per prompt.
 
-Outputs come back in the full "shifted" layout of :class:`agents.ppo.rollout.RolloutBatch`
+Outputs come back in the full "shifted" layout of :class:`agents.ppo.batch.PPOBatch`
 ([B, S − 1]: position ``j`` predicts token ``j + 1``), filled at the action positions
 ``prompt_len − 1 .. len − 2`` and 0 elsewhere.
 """

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from codegym.config import Config
+from codegym.tasks import SuiteConfig
+from codegym.tasks.registry import nest_suite_fields
 
 #: The arms: PPO settings that differ between them (every other setting is shared).
 #: ``sparse``, ``dense``, ``value-init`` and ``dense+value-init`` are the four compared by the
@@ -69,15 +72,13 @@ class ReproduceConfig(Config):
     """Torch threads in all (CPU; default: every core)."""
 
     # --- tasks -----------------------------------------------------------------------------
-    min_steps: int = 2
-    """Fewest steps of a ``pipelines`` task in RL, labeling and evaluation."""
-    max_steps: int = 8
-    """Most steps of a ``pipelines`` task in RL, labeling and evaluation (the horizon sweep:
-    evaluation reports every bucket of ``buckets``)."""
+    suite: SuiteConfig = field(default_factory=lambda: SuiteConfig(min_lines=2, max_lines=8, seed=0))
+    """Tasks of RL, labeling and evaluation: a suite with a horizon knob (``pipelines``), the
+    fewest and most lines of a task (the horizon sweep: evaluation reports every bucket of
+    ``buckets``; SFT trains on 1 to ``max_lines`` lines) and its seed (splits are disjoint
+    whatever the seed). Each stage picks its own split."""
     buckets: str = "2-3,4-5,6-8"
     """Horizon buckets of the evaluation (``lo-hi`` ranges of a task's steps)."""
-    suite_seed: int = 0
-    """Seed of the ``pipelines`` generator (splits are disjoint whatever the seed)."""
 
     # --- stages ----------------------------------------------------------------------------
     sft: dict[str, Any] = field(default_factory=dict)
@@ -134,13 +135,19 @@ class ReproduceConfig(Config):
         return max(1, self.threads // self.jobs)
 
     # --- validation / IO -------------------------------------------------------------------
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any], note: bool = True) -> dict[str, Any]:
+        """Configs that predate :class:`SuiteConfig` held ``min_steps``, ``max_steps`` and
+        ``suite_seed`` at the top level: read as ``suite`` (with a note)."""
+        return nest_suite_fields(cls, data, note=note)
+
     def validate(self) -> ReproduceConfig:
         """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown:
             raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
         for name in ("seeds", "jobs", "threads", "iterations", "label_k", "eval_tasks_per_bucket",
-                     "bootstrap", "min_steps"):  # fmt: skip
+                     "bootstrap"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -148,10 +155,7 @@ class ReproduceConfig(Config):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if self.max_steps < self.min_steps:
-            raise ValueError(
-                f"need min_steps <= max_steps, got min_steps={self.min_steps}, max_steps={self.max_steps}"
-            )
+        self._check_suite()
         bad = [s for s in self.label_snapshots if not 1 <= s < self.iterations]
         if bad:
             raise ValueError(
@@ -161,11 +165,12 @@ class ReproduceConfig(Config):
             raise ValueError("arms that use the PRM need label_responses >= 1")
         from codegym.evaluation import parse_buckets
 
+        lines = (self.suite.min_lines, self.suite.max_lines)
         for lo, hi in parse_buckets(self.buckets):
-            if lo < self.min_steps or hi > self.max_steps:
+            if lo < lines[0] or hi > lines[1]:
                 raise ValueError(
                     f"bucket {lo}-{hi} of buckets={self.buckets!r} lies outside the task range "
-                    f"[{self.min_steps}, {self.max_steps}]"
+                    f"[{lines[0]}, {lines[1]}] (suite min_lines, max_lines)"
                 )
         from agents.ppo.config import PPOConfig
         from agents.sft import SFTConfig
@@ -185,6 +190,18 @@ class ReproduceConfig(Config):
                 )
         return self
 
+    def _check_suite(self) -> None:
+        """A suite with a horizon knob, both bounds set (arms are compared by horizon bucket)."""
+        if not self.suite.has_horizon:
+            raise ValueError(f"reproduce compares arms by horizon: suite {self.suite.name!r} has no horizon "
+                             "knob; use a suite such as pipelines")  # fmt: skip
+        if self.suite.split is not None:
+            raise ValueError(f"suite.split={self.suite.split!r}: reproduce's stages draw from their own "
+                             "splits (train, validation, test); drop it")  # fmt: skip
+        if self.suite.min_lines is None or self.suite.max_lines is None:
+            raise ValueError("reproduce needs suite.min_lines and suite.max_lines (--min-task-lines, "
+                             "--max-task-lines)")  # fmt: skip
+
 
 #: Named presets: overrides of the :class:`ReproduceConfig` defaults.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -192,8 +209,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "seeds": 1,
         "threads": 1,
-        "min_steps": 2,
-        "max_steps": 4,
+        "suite": {"min_lines": 2, "max_lines": 4},
         "buckets": "2-3,4-4",
         "sft": {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 300, "train_tasks": 200,
                 "steps": 30, "warmup_steps": 5, "decay_steps": 0, "eval_tasks": 8},
@@ -229,8 +245,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "device": "cuda",
         "seeds": 3,
-        "min_steps": 2,
-        "max_steps": 12,
+        "suite": {"min_lines": 2, "max_lines": 12},
         "buckets": "2-4,5-8,9-12",
         "sft": {"n_layer": 6, "n_embd": 384, "n_head": 6, "vocab_size": 1024, "train_tasks": 20000,
                 "steps": 4000, "batch_size": 64, "lr": 6e-4, "decay_steps": 0},
@@ -252,8 +267,8 @@ def preset_config(name: str, **overrides: Any) -> ReproduceConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}")
     data: dict[str, Any] = {"preset": name, **PRESETS[name]}
-    for key, value in overrides.items():
-        if key in ("sft", "ppo", "prm") and isinstance(value, dict):
+    for key, value in ReproduceConfig.upgrade(overrides).items():
+        if key in ("suite", "sft", "ppo", "prm") and isinstance(value, dict):
             data[key] = {**data.get(key, {}), **value}
         else:
             data[key] = value

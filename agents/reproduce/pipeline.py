@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from agents.reproduce.config import ARMS, ReproduceConfig, _arm_needs_prm
+from codegym.tasks import SuiteConfig
+from codegym.training.rundir import prepare_run_dir
 
 DONE = "done.json"
 
@@ -127,10 +129,8 @@ def _set_threads(cfg: ReproduceConfig, alone: bool = False) -> None:
 
 # --------------------------------------------------------------------------- tasks
 def rl_suite(cfg: ReproduceConfig) -> Any:
-    """The ``pipelines`` suite of RL, labeling and evaluation (``min_steps .. max_steps``)."""
-    from codegym.tasks import load_suite
-
-    return load_suite("pipelines", min_steps=cfg.min_steps, max_steps=cfg.max_steps, seed=cfg.suite_seed)
+    """The suite of RL, labeling and evaluation (``cfg.suite``: ``min_lines .. max_lines``)."""
+    return cfg.suite.load()
 
 
 def eval_tasks(cfg: ReproduceConfig) -> list[Any]:
@@ -146,10 +146,11 @@ def ppo_config(cfg: ReproduceConfig, arm: str, seed: int) -> Any:
     """The :class:`agents.ppo.config.PPOConfig` of ``arm`` with ``seed``."""
     from agents.ppo.config import PPOConfig
 
+    overrides = PPOConfig.upgrade(cfg.ppo)
+    suite = {**cfg.suite.to_dict(), "split": "train", **overrides.pop("suite", {})}
     data = {
-        "iterations": cfg.iterations, "device": cfg.device, "suite": "pipelines",
-        "min_steps": cfg.min_steps, "max_steps": cfg.max_steps, "suite_seed": cfg.suite_seed,
-        "max_lines": cfg.max_steps + 4, **cfg.ppo, **ARMS[arm], "seed": seed,
+        "iterations": cfg.iterations, "device": cfg.device, "suite": suite,
+        "max_lines": cfg.suite.max_lines + 4, **overrides, **ARMS[arm], "seed": seed,
         "torch_threads": cfg.threads_per_job if cfg.device == "cpu" else None,
         "extra": {"reproduce_arm": arm},
     }  # fmt: skip
@@ -238,22 +239,23 @@ def run_job(cfg_data: dict[str, Any], root: str, name: str) -> str:
 
 # ----------------------------------------------------------------------- stage: SFT
 def sft_config(cfg: ReproduceConfig, layout: Layout) -> Any:
-    """The :class:`agents.sft.SFTConfig` of the run (tasks of 1 .. ``max_steps`` steps)."""
+    """The :class:`agents.sft.SFTConfig` of the run (tasks of 1 .. ``suite.max_lines`` lines)."""
     from agents.sft import SFTConfig
 
+    overrides = SFTConfig.upgrade(cfg.sft)
+    suite = SuiteConfig.over(SuiteConfig.over(cfg.suite, {"min_lines": 1}), overrides.pop("suite", {}))
     data: dict[str, Any] = {
-        "out": str(layout.sft), "suite": "pipelines", "min_steps": 1, "max_steps": cfg.max_steps,
-        "suite_seed": cfg.suite_seed, "eval_tasks": 48, "device": cfg.device,
+        "out": str(layout.sft), "suite": suite, "eval_tasks": 48, "device": cfg.device,
         "threads": cfg.threads if cfg.device == "cpu" else None, "progress": False,
-        **cfg.sft,
+        **overrides,
     }  # fmt: skip
     data.setdefault("buckets", cfg.buckets)
     from codegym.evaluation import parse_buckets
 
     lo = min(a for a, _ in parse_buckets(data["buckets"]))
     hi = max(b for _, b in parse_buckets(data["buckets"]))
-    if lo < data["min_steps"] or hi > data["max_steps"]:
-        data["buckets"] = f"{data['min_steps']}-{data['max_steps']}"
+    if lo < suite.min_lines or hi > suite.max_lines:
+        data["buckets"] = f"{suite.min_lines}-{suite.max_lines}"
     return SFTConfig(**data)
 
 
@@ -298,8 +300,7 @@ def _jsonable(obj: Any) -> Any:
 # -------------------------------------------------------------------- stage: evaluate
 def evaluate_into(cfg: ReproduceConfig, policy_dir: Path, out: Path, label: str) -> dict[str, Any]:
     """Greedy and sampled pass@1 of ``policy_dir`` on :func:`eval_tasks`, per task, to ``out``."""
-    from agents.ppo.evaluation import evaluate_greedy, evaluate_sampled
-    from codegym.evaluation import task_horizon
+    from codegym.evaluation import evaluate_policy, task_horizon
     from codegym.lm import load_causal_lm
     from sandboxes import make_sandbox
 
@@ -309,9 +310,9 @@ def evaluate_into(cfg: ReproduceConfig, policy_dir: Path, out: Path, label: str)
     limits = {"max_new_tokens": pcfg.max_new_tokens, "max_lines": pcfg.max_lines,
               "max_line_tokens": pcfg.max_line_tokens}  # fmt: skip
     with make_sandbox("local", workers=2) as box:
-        greedy = evaluate_greedy(model, tok, tasks, box, batch_size=100, **limits)
+        greedy = evaluate_policy(model, tok, tasks, box, batch_size=100, **limits)
         sampled = (
-            evaluate_sampled(model, tok, tasks, box, samples=cfg.eval_samples, seed=4321, batch_size=128, **limits)
+            evaluate_policy(model, tok, tasks, box, samples=cfg.eval_samples, seed=4321, batch_size=128, **limits)
             if cfg.eval_samples
             else None
         )
@@ -343,16 +344,17 @@ def run_arm(cfg: ReproduceConfig, layout: Layout, arm: str, seed: int) -> None:
     prm_dir = layout.prm if pcfg.uses_prm else None
     snapshots = set(cfg.label_snapshots) if (arm == "sparse" and seed == 0 and cfg.needs_prm) else set()
     start = time.perf_counter()
-    trainer = PPOTrainer(pcfg, layout.sft, out, prm_dir=prm_dir)
+    trainer = PPOTrainer(pcfg, layout.sft, out, prm_dir=prm_dir, progress=False)
     try:
         done_before = trainer.iteration
         if trainer.iteration in snapshots:  # crashed between the checkpoint and the snapshot
             _save_snapshot(trainer, layout.snapshot(trainer.iteration))
-        while trainer.iteration < pcfg.iterations:
-            trainer.train_iteration()
-            if trainer.iteration in snapshots:
-                _save_snapshot(trainer, layout.snapshot(trainer.iteration))
-        trainer.save_final()
+
+        def snapshot(row: dict[str, Any]) -> None:
+            if row["iteration"] in snapshots:
+                _save_snapshot(trainer, layout.snapshot(row["iteration"]))
+
+        trainer.learn(callbacks=[snapshot])
     finally:
         trainer.close()
     seconds = time.perf_counter() - start
@@ -403,8 +405,7 @@ def label_source(cfg: ReproduceConfig, layout: Layout, source: str) -> None:
             if n == 0:
                 continue
             run_cfg = LabelRunConfig(
-                suite="pipelines", split=split, responses=n, seed=1000 + index,
-                suite_kwargs={"min_steps": cfg.min_steps, "max_steps": cfg.max_steps, "seed": cfg.suite_seed},
+                suite=SuiteConfig.over(cfg.suite, {"split": split}), responses=n, seed=1000 + index,
                 label=LabelConfig(k=cfg.label_k, chunk=2, prefetch=True),
                 completer_id=f"reproduce:{source}" + (":sft-labeler" if cfg.label_completer_steps else ""),
                 first_task=index * n,
@@ -453,7 +454,7 @@ def judge_prm(cfg: ReproduceConfig, layout: Layout) -> dict[str, Any]:
     from codegym.prm.data import collate, encode_examples, read_stepwise_jsonl
     from codegym.prm.model import ProcessRewardModel
     from codegym.prm.train import evaluate_prm, line_scores
-    from codegym.stats import calibration_bins, expected_calibration_error
+    from codegym.reporting.stats import calibration_bins, expected_calibration_error
 
     prm = ProcessRewardModel.from_pretrained(layout.prm, device=cfg.device)
     limit = max_positions(prm.backbone.config, default=1024)
@@ -626,20 +627,12 @@ def _last_row(path: Path) -> dict[str, Any] | None:
 def check_or_write_config(cfg: ReproduceConfig, layout: Layout, overwrite: bool) -> None:
     """Refuse to resume a run directory made with other settings (listing the differences);
     ``overwrite`` deletes it and starts anew."""
-    if overwrite and layout.root.exists():
-        shutil.rmtree(layout.root)
-    if layout.config.is_file():
-        old = _read_json(layout.config)
-        new = cfg.to_dict()
-        ignore = {"jobs", "threads", "bootstrap"}  # how it runs, not what it computes
-        diff = sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))
-        if diff:
-            details = "; ".join(f"{k}: was {old.get(k)!r}, now {new.get(k)!r}" for k in diff)
-            raise ValueError(
-                f"{layout.root} holds a reproduce run with other settings ({details}); "
-                "re-run with the same settings to resume, pass --overwrite to start anew, or "
-                "choose another --out"
-            )
+    prepare_run_dir(
+        layout.root, layout.config.name, cfg.to_dict(), overwrite=overwrite, what="reproduce run",
+        ignore=("jobs", "threads", "bootstrap"),  # how it runs, not what it computes
+        upgrade=lambda old: ReproduceConfig.upgrade(old, note=False),
+        markers=("sft", "arms", "labels", "report.md"),
+    )  # fmt: skip
     layout.root.mkdir(parents=True, exist_ok=True)
     cfg.save(layout.config)
 

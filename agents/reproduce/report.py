@@ -14,7 +14,7 @@ import numpy as np
 
 from agents.reproduce.config import ARM_DESCRIPTIONS, ReproduceConfig
 from agents.reproduce.pipeline import DONE, Layout, arm_runs, label_sources, read_metrics
-from codegym.stats import Estimate, bootstrap_mean, paired_difference
+from codegym.reporting.stats import Estimate, bootstrap_mean, paired_difference
 
 #: Per-task outcomes compared across arms: pass@1 (greedy; sampled = fraction of the samples
 #: that pass) and line-prefix accuracy (fraction of the reference's lines reproduced before
@@ -241,8 +241,8 @@ def markdown_report(results: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------ plots
 def _mean_run(label: str, runs: list[Path], keys: tuple[str, ...]) -> Any:
-    """A :class:`codegym.plotting.Run` whose rows are the seeds' mean per iteration."""
-    from codegym.plotting import Run
+    """A :class:`codegym.reporting.plotting.Run` whose rows are the seeds' mean per iteration."""
+    from codegym.reporting.plotting import Run
 
     per_seed = [read_metrics(run) for run in runs]
     per_seed = [rows for rows in per_seed if rows]
@@ -262,7 +262,7 @@ def _mean_run(label: str, runs: list[Path], keys: tuple[str, ...]) -> Any:
 def plot_rollout_curves(cfg: ReproduceConfig, layout: Layout, path: Path, window: int = 5) -> Path | None:
     """Rollout pass rate, KL, explained variance and lines per program of each arm over PPO
     iterations (mean over seeds, ``window``-iteration trailing average)."""
-    from codegym.plotting import learning_curves, save_figure
+    from codegym.reporting.plotting import learning_curves, save_figure
 
     metrics = (("charts/pass_rate", "rollout pass rate"), ("charts/kl", "KL to the SFT policy (nats / program)"),
                ("charts/explained_variance", "critic explained variance"), ("charts/lines", "lines per program"))  # fmt: skip
@@ -278,8 +278,8 @@ def plot_rollout_curves(cfg: ReproduceConfig, layout: Layout, path: Path, window
 
 def plot_buckets(results: dict[str, Any], path: Path, measure: str = "sampled") -> Path | None:
     """Held-out pass@1 by horizon bucket per arm (and the SFT start) with 95 % intervals."""
-    from codegym.plotting import rates_plot, save_figure
-    from codegym.stats import Rate
+    from codegym.reporting.plotting import rates_plot, save_figure
+    from codegym.reporting.stats import Rate
 
     buckets = [b.strip() for b in results["config"]["buckets"].split(",")] + ["all"]
     tasks = results["config"]["eval_tasks_per_bucket"]
@@ -300,7 +300,7 @@ def plot_buckets(results: dict[str, Any], path: Path, measure: str = "sampled") 
 
 def plot_calibration(results: dict[str, Any], path: Path) -> Path | None:
     """Reliability diagram of the PRM on held-out responses of each source policy."""
-    from codegym.plotting import reliability_plot, save_figure
+    from codegym.reporting.plotting import reliability_plot, save_figure
 
     heldout = results.get("prm", {}).get("heldout", {})
     tables = {f"{src}: AUC {_num(m.get('auc'), '{:.2f}')}, ECE {_num(m.get('ece'), '{:.2f}')}": m["calibration"]

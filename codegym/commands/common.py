@@ -8,44 +8,35 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from codegym.config import add_config_args
+from codegym.tasks import SuiteConfig
+
 console = Console()
 
 
-#: The flags of the ``pipelines`` task-length fields (``min_steps``/``max_steps`` count the
+#: The flags of :class:`codegym.tasks.SuiteConfig`'s fields, nested as ``suite`` in the config
+#: of every command that draws tasks (``--min-task-lines`` / ``--max-task-lines`` count the
 #: lines of a task, not optimiser steps).
-SUITE_KWARG_FLAGS = {"min_steps": "--min-task-lines", "max_steps": "--max-task-lines"}
-_SUITE_KWARGS = {"min_steps": "min_steps", "max_steps": "max_steps", "suite_seed": "seed"}
+SUITE_FLAGS = {"name": "--suite", "split": "--split", "min_lines": "--min-task-lines",
+               "max_lines": "--max-task-lines", "seed": "--suite-seed"}  # fmt: skip
+#: Old flag names that still work, with a note on stderr.
+SUITE_DEPRECATED = {"--min-steps": "min_lines", "--max-steps": "max_lines"}
+#: How a command's ``not_exposed`` names its nested ``suite`` field.
+SUITE_NOT_EXPOSED = {"suite": "a nested SuiteConfig: --suite, --split, --min-task-lines, --max-task-lines, "
+                              "--suite-seed (or --set suite.KEY=VALUE)"}  # fmt: skip
 
 
-def add_suite_kwarg_args(p: argparse.ArgumentParser) -> None:
-    """``--min-task-lines``, ``--max-task-lines``, ``--suite-seed`` (``pipelines`` only; the
-    old ``--min-steps``/``--max-steps`` still work, with a note)."""
-    from codegym.config import add_deprecated
-
-    p.add_argument("--min-task-lines", dest="min_steps", type=int, default=None,
-                   help="pipelines: fewest lines (steps) per task")
-    p.add_argument("--max-task-lines", dest="max_steps", type=int, default=None,
-                   help="pipelines: most lines (steps) per task")
-    p.add_argument("--suite-seed", type=int, default=None, help="pipelines: generator seed")
-    for name, flag in SUITE_KWARG_FLAGS.items():
-        add_deprecated(p, flag.replace("task-lines", "steps"), flag, name, type=int)
-
-
-def check_suite_kwargs(suite: str, given: dict[str, Any]) -> None:
-    """Refuse ``pipelines``-only options (set to a value in ``given``) for another suite."""
-    if suite != "pipelines" and any(given.get(n) is not None for n in _SUITE_KWARGS):
-        raise ValueError("--min-task-lines/--max-task-lines/--suite-seed apply only to --suite pipelines")
-
-
-def suite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Constructor kwargs for the suite from the parsed :func:`add_suite_kwarg_args` options."""
-    given = {name: getattr(args, name) for name in _SUITE_KWARGS}
-    check_suite_kwargs(args.suite, given)
-    return {_SUITE_KWARGS[k]: v for k, v in given.items() if v is not None}
+def add_suite_args(p: argparse.ArgumentParser, not_exposed: dict[str, str] | None = None) -> None:
+    """The flags of the command config's nested ``suite`` (:data:`SUITE_FLAGS`), but those in
+    ``not_exposed`` (field -> why, e.g. a split the command chooses itself)."""
+    hidden = dict(not_exposed or {})
+    flags = {k: v for k, v in SUITE_FLAGS.items() if k not in hidden}
+    deprecated = {k: v for k, v in SUITE_DEPRECATED.items() if v not in hidden}
+    add_config_args(p, SuiteConfig, prefix="suite", not_exposed=hidden, flags=flags, deprecated=deprecated)
 
 
 def results_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    """A rich table of :func:`codegym.rollout.summarize` rows (pass@1, pass@5/10 when there
+    """A rich table of :func:`codegym.evaluation.summarize` rows (pass@1, pass@5/10 when there
     are enough samples, pass@k for the samples per task)."""
     table = Table(title=title)
     ks = [c for c in ("pass@5", "pass@10") if any(c in r for r in rows)]

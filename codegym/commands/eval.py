@@ -9,6 +9,12 @@ With ``--out`` every finished episode is appended to the JSONL file at once, and
 agent arguments, suite, codegym version, time) is written beside it. Running the same
 command again resumes: finished episodes are kept and only the missing ones run. With other
 settings it refuses and lists the differences; ``--overwrite`` starts over.
+
+Every row carries the ``time_limit`` its program ran under (``--timeout``, or the task's
+calibrated limit when that is larger: :mod:`codegym.tasks.timing`). Every timeout is reported
+at the end with the reference solution's own time next to it (measured again for those tasks
+alone, with a generous limit) and the limit calibrated from it; the summary keeps them under
+``timeouts``.
 """
 
 from __future__ import annotations
@@ -17,20 +23,22 @@ import argparse
 import platform
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from codegym.commands.common import (
-    SUITE_KWARG_FLAGS,
-    check_suite_kwargs,
+    SUITE_FLAGS,
+    SUITE_NOT_EXPOSED,
+    add_suite_args,
     console,
     results_table,
-    suite_kwargs,
 )
 from codegym.config import Config
+from codegym.tasks.registry import SuiteConfig, nest_suite_fields
 
 #: Settings that identify an evaluation (a resumed run must match them all).
 _RESUME_KEYS = ("agent", "agent_args", "model", "prm", "seed", "suite", "episodes", "samples",
@@ -44,16 +52,9 @@ HELP = "evaluate an agent: pass@k table + trajectories JSONL"
 class EvalConfig(Config):
     """Settings of ``codegym eval``."""
 
-    suite: str = "pipelines"
-    """Suite: pipelines | humaneval | jsonl:PATH | hf:NAME."""
-    split: str | None = None
-    """Split (default: the suite's test split)."""
-    min_steps: int | None = None
-    """pipelines: fewest lines (steps) per task."""
-    max_steps: int | None = None
-    """pipelines: most lines (steps) per task."""
-    suite_seed: int | None = None
-    """pipelines: generator seed."""
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    """Tasks: the suite (pipelines | humaneval | jsonl:PATH | hf:NAME), the split (default: the
+    suite's test split) and its knobs."""
     agent: str = "reference"
     """Registered agent name (reference, random, hf, ppo) or module:Class."""
     model: str | None = None
@@ -77,8 +78,9 @@ class EvalConfig(Config):
     prm: str = "auto"
     """Dense-reward PRM: auto (the embedded PRM on pipelines, none on other suites), default
     (the embedded PRM), none, or a PRM directory."""
-    reward_mode: Literal["delta", "delta_open", "score", "none"] = "delta"
-    """Dense reward of the env: delta (closed shaping), delta_open, score or none."""
+    reward_mode: Literal["delta", "delta_open", "score", "paper", "none"] = "delta"
+    """Dense reward of the env: delta (closed shaping), delta_open, score, paper (score / T) or
+    none."""
     max_lines: int = 64
     """Truncation: lines per program."""
     seed: int = 0
@@ -92,10 +94,14 @@ class EvalConfig(Config):
     overwrite: bool = False
     """Discard the episodes already in out and start over."""
 
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any], note: bool = True) -> dict[str, Any]:
+        """Settings that predate :class:`SuiteConfig` (flat ``suite``, ``split``, ``min_steps``,
+        ``max_steps``, ``suite_seed``): read as ``suite`` (with a note)."""
+        return nest_suite_fields(cls, data, note=note)
+
     def validate(self) -> EvalConfig:
         """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
-        check_suite_kwargs(self.suite, {"min_steps": self.min_steps, "max_steps": self.max_steps,
-                                        "suite_seed": self.suite_seed})  # fmt: skip
         counts = ("samples", "workers", "batch_size", "max_lines", "episodes")
         for name in (n for n in counts if getattr(self, n) is not None):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
@@ -112,10 +118,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(NAME, help=HELP,
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, EvalConfig, not_exposed={}, flags=SUITE_KWARG_FLAGS,
-                    deprecated={"--min-steps": "min_steps", "--max-steps": "max_steps"},
+    add_config_args(p, EvalConfig, not_exposed=SUITE_NOT_EXPOSED,
                     options={"agent_arg": {"action": "append", "metavar": "KEY=VALUE"},
                              "plot": {"metavar": "F.png"}})  # fmt: skip
+    add_suite_args(p)
     p.set_defaults(run=run, on_interrupt=_interrupted)
 
 
@@ -135,7 +141,7 @@ def _model_info(path: str | None) -> dict[str, Any] | None:
     return {"path": str(p.resolve()), "sha256": tree_hash(p) if p.exists() else None}
 
 
-def _settings(cfg: EvalConfig, split: str, skw: dict[str, Any], agent_args: dict[str, Any],
+def _settings(cfg: EvalConfig, split: str, agent_args: dict[str, Any],
               model: str | None, prm: str | None, n: int) -> dict[str, Any]:
     return {
         "agent": cfg.agent,
@@ -143,7 +149,7 @@ def _settings(cfg: EvalConfig, split: str, skw: dict[str, Any], agent_args: dict
         "model": _model_info(model),
         "prm": {"spec": cfg.prm, **(_model_info(prm) or {})} if prm else {"spec": cfg.prm},
         "seed": cfg.seed,
-        "suite": {"spec": cfg.suite, "kwargs": skw, "split": split},
+        "suite": {**cfg.suite.to_dict(), "split": split},
         "episodes": n,
         "samples": cfg.samples,
         "reward_mode": cfg.reward_mode,
@@ -157,7 +163,7 @@ def _resume(cfg: EvalConfig, summary_path: Path | None, settings: dict[str, Any]
     """Rows already in ``--out`` (after checking they come from the same settings)."""
     import json
 
-    from codegym.runs import diff_settings, read_record
+    from codegym.training.rundir import diff_settings, read_record
 
     out = Path(cfg.out)
     if out.is_dir():
@@ -192,19 +198,16 @@ def _resume(cfg: EvalConfig, summary_path: Path | None, settings: dict[str, Any]
     return rows
 
 
-def _tasks(cfg: EvalConfig) -> tuple[str, dict[str, Any], list[Any]]:
-    """The split, the suite's kwargs and the tasks to run (``--episodes`` of them)."""
-    from codegym.tasks import load_suite
-
-    skw = suite_kwargs(cfg)
-    suite = load_suite(cfg.suite, **skw)
-    split = suite.check_split(cfg.split or suite.default_split())
+def _tasks(cfg: EvalConfig) -> tuple[Any, str, list[Any]]:
+    """The suite, the split and the tasks to run (``--episodes`` of them)."""
+    suite = cfg.suite.load()
+    split = cfg.suite.pick_split(suite)
     n = cfg.episodes
     if n is None:
         n = suite.size(split) or 100
     if n < 1:
         raise ValueError(f"--episodes must be >= 1, got {n}")
-    return split, skw, suite.take(n, split)
+    return suite, split, suite.take(n, split)
 
 
 def _prm(cfg: EvalConfig, tasks: list[Any]) -> str | None:
@@ -217,7 +220,7 @@ def _prm(cfg: EvalConfig, tasks: list[Any]) -> str | None:
         prm = resolve_prm(resolve_model(cfg.prm, "prm"), {str(t.metadata.get("suite", "")) for t in tasks},
                           cfg.reward_mode)
     if prm is None and cfg.prm == "auto" and cfg.reward_mode != "none" and caught:
-        console.print(f"[dim]note: no default PRM applies to suite {cfg.suite!r} (the embedded PRM "
+        console.print(f"[dim]note: no default PRM applies to suite {cfg.suite.name!r} (the embedded PRM "
                       "is trained on pipelines): no dense reward; pass --prm DIR to add one[/]")
     return prm
 
@@ -246,7 +249,7 @@ def _summary_path(cfg: EvalConfig) -> Path | None:
 
 def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
     """Write the summary JSON atomically (nothing without a path)."""
-    from codegym.jsonutil import dumps
+    from codegym.reporting.jsonio import dumps
 
     if path is None:
         return
@@ -259,39 +262,73 @@ def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
 def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list[tuple[int, int]],
                        done_rows: list[dict], prm: str | None, title: str) -> list[dict]:
     """Run the ``todo`` episodes under a progress bar, appending each row to ``--out`` at once."""
-    from codegym.rollout import JsonlWriter, run_episodes
+    from codegym.evaluation import episode_row
+    from codegym.rollout import run_episodes
+    from codegym.tasks.timing import time_limit
+    from codegym.training.checkpoint import MetricsWriter
 
-    writer = JsonlWriter(cfg.out, append=bool(done_rows)) if cfg.out else None
+    writer = MetricsWriter(cfg.out, append=bool(done_rows)) if cfg.out else None
+    limits = {t.task_id: time_limit(t, cfg.timeout) for t in tasks}
     columns = (TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("pass {task.fields[passed]}"), TimeElapsedColumn())
+    rows: dict[int, dict] = {}  # id(record) -> its row
     with Progress(*columns, console=console, transient=False) as progress:
         passed = sum(bool(r.get("passed")) for r in done_rows)
         bar = progress.add_task(title, total=len(tasks) * cfg.samples, completed=len(done_rows), passed=passed)
 
-        def on_episode(row: dict) -> None:
+        def on_episode(record: Any) -> None:
             nonlocal passed
+            row = rows[id(record)] = {**episode_row(record), "agent": cfg.agent}
             passed += row["passed"]
-            row["agent"] = cfg.agent
+            row["time_limit"] = limits.get(row["task_id"], cfg.timeout)
             if writer is not None:
                 writer(row)
             progress.update(bar, advance=1, passed=passed)
 
         try:
-            return run_episodes(
-                agent, tasks, samples=cfg.samples, workers=cfg.workers,
-                batch_size=cfg.batch_size, sandbox=cfg.sandbox, on_episode=on_episode,
+            records = run_episodes(
+                agent, tasks, samples=cfg.samples, workers=cfg.workers, num_envs=cfg.batch_size,
+                sandbox=cfg.sandbox, on_episode=on_episode, episodes=todo,
                 env_kwargs={"prm": prm, "reward_mode": cfg.reward_mode,
                             "timeout": cfg.timeout, "max_lines": cfg.max_lines},
-                episodes=todo,
             )  # fmt: skip
         finally:
             if writer is not None:
                 writer.close()
+    return [rows[id(record)] for record in records]
+
+
+def _report_timeouts(cfg: EvalConfig, tasks: list[Any], rows: list[dict]) -> list[dict]:
+    """Every timed-out task with its reference solution's own time beside its limit (the
+    reference run again alone, with ten times the limit and at least 60 s)."""
+    from rich.table import Table
+
+    from codegym.tasks.timing import reference_times
+    from sandboxes import make_sandbox
+
+    timed_out = {r["task_id"]: r for r in rows if r.get("status") == "timeout"}
+    if not timed_out:
+        return []
+    todo = [t for t in tasks if t.task_id in timed_out]
+    limit = max(float(timed_out[t.task_id].get("time_limit", cfg.timeout)) for t in todo)
+    with make_sandbox(cfg.sandbox, workers=cfg.workers) as box:
+        times = reference_times(todo, box, timeout=max(60.0, 10 * limit))
+    table = Table(title=f"{len(times)} timeouts: the reference solution's own time")
+    for col in ("task", "limit s", "reference s", "reference status", "calibrated limit s"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    out = []
+    for t in times:
+        lim = float(timed_out[t.task_id].get("time_limit", cfg.timeout))
+        table.add_row(t.task_id, f"{lim:g}", f"{t.seconds:.3f}", t.status, f"{t.time_limit:g}")
+        out.append({"task_id": t.task_id, "time_limit": lim, "reference_time": t.seconds,
+                    "reference_status": t.status, "calibrated_limit": t.time_limit})
+    console.print(table)
+    return out
 
 
 def _plot(cfg: EvalConfig, rows: list[dict], title: str) -> None:
-    from codegym.plotting import rates_plot, save_figure
-    from codegym.stats import rates_by_horizon
+    from codegym.reporting.plotting import rates_plot, save_figure
+    from codegym.reporting.stats import rates_by_horizon
 
     fig = rates_plot({cfg.agent: rates_by_horizon(rows)}, title=f"{title}: pass@1 by horizon (95 % intervals)")
     console.print(f"plot: {save_figure(fig, cfg.plot)}")
@@ -300,23 +337,23 @@ def _plot(cfg: EvalConfig, rows: list[dict], title: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from codegym.config import config_data
     from codegym.defaults import resolve_model
+    from codegym.evaluation import summarize
     from codegym.plugins import build_agent, parse_kv
-    from codegym.rollout import summarize
-    from codegym.smoke import cap
+    from codegym.training.smoke import cap
 
     cfg = EvalConfig.from_dict(config_data(args))
     if cap(cfg, {"episodes": 8, "max_lines": 8}, "eval"):
         cfg.validate()
-    split, skw, tasks = _tasks(cfg)
+    suite, split, tasks = _tasks(cfg)
     agent_args = parse_kv(cfg.agent_arg)
     model = resolve_model(cfg.model, "policy")
     prm = _prm(cfg, tasks)
-    settings = _settings(cfg, split, skw, agent_args, model, prm, len(tasks))
+    settings = _settings(cfg, split, agent_args, model, prm, len(tasks))
     summary_path = _summary_path(cfg)
     done_rows = _resume(cfg, summary_path, settings) if cfg.out else []
     agent = build_agent(cfg.agent, {**agent_args, **({"model": model} if model is not None else {})},
                         optional={"seed": cfg.seed})
-    summary = {"agent": cfg.agent, "suite": cfg.suite, "split": split, "complete": False,
+    summary = {"agent": cfg.agent, "suite": cfg.suite.name, "split": split, "complete": False,
                "table": [], "settings": settings, "provenance": _provenance(cfg, agent_args)}
     _write_summary(summary_path, summary)
 
@@ -325,12 +362,13 @@ def run(args: argparse.Namespace) -> int:
             if (tasks[t].task_id, s) not in done]
     if done_rows:
         console.print(f"resuming {cfg.out}: {len(done_rows)} episodes done, {len(todo)} to run")
-    title = f"{cfg.agent} on {cfg.suite}/{split}"
+    title = f"{cfg.agent} on {cfg.suite.name}/{split}"
     t0 = time.perf_counter()
     rows = [*done_rows, *_run_with_progress(cfg, agent, tasks, todo, done_rows, prm, title)]
 
-    table = summarize(rows, by_horizon=cfg.suite == "pipelines")
+    table = summarize(rows, by_horizon=suite.supports_horizon)
     console.print(results_table(title, table))
+    summary["timeouts"] = _report_timeouts(cfg, tasks, rows)
     if cfg.plot:
         _plot(cfg, rows, title)
     summary["provenance"].update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -343,13 +381,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _argv(cfg: EvalConfig) -> list[str]:
     """The options of this run, as flags (recorded in the summary)."""
-    out = [f"--suite {cfg.suite}", f"--agent {cfg.agent}"]
+    out = [f"--suite {cfg.suite.name}", f"--agent {cfg.agent}"]
     if cfg.model:
         out.append(f"--model {cfg.model}")
     out += [f"--agent-arg {a}" for a in cfg.agent_arg]
-    flags = {"split": "--split", **SUITE_KWARG_FLAGS, "suite_seed": "--suite-seed", "episodes": "--episodes"}
-    for name, flag in flags.items():
-        value = getattr(cfg, name)
+    given = [(flag, getattr(cfg.suite, name)) for name, flag in SUITE_FLAGS.items() if name != "name"]
+    for flag, value in [*given, ("--episodes", cfg.episodes)]:
         if value is not None:
             out.append(f"{flag} {value}")
     out += [f"--samples {cfg.samples}", f"--seed {cfg.seed}", f"--prm {cfg.prm}"]

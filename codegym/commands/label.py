@@ -9,14 +9,14 @@ from typing import Any
 from rich import progress as rp
 from rich.table import Table
 
-from codegym.commands.common import add_suite_kwarg_args, check_suite_kwargs, console, resume_hint
+from codegym.commands.common import SUITE_NOT_EXPOSED, add_suite_args, console, resume_hint
 
 NAME = "label"
 HELP = "label sampled responses line by line (search over prefixes)"
 
 #: LabelRunConfig fields that are no flag, and why.
 NOT_EXPOSED = {
-    "suite_kwargs": "built from --min-task-lines/--max-task-lines/--suite-seed (or --set suite_kwargs.KEY=V)",
+    **SUITE_NOT_EXPOSED,
     "label": "a nested LabelConfig: each of its fields is a flag (--k, --chunk, --mode, ...)",
     "completer_id": "derived from --completer and its settings",
 }
@@ -49,7 +49,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     })  # fmt: skip
     add_config_args(p, LabelConfig, not_exposed=LABEL_NOT_EXPOSED, prefix="label")
     add_deprecated(p, "--linear", "--mode linear", "label.mode", const="linear")
-    add_suite_kwarg_args(p)
+    add_suite_args(p)
     _add_completer_args(p)
     p.add_argument("--sandbox", default="local", help="sandbox backend: local | docker")
     p.add_argument("--workers", type=int, default=2, help="sandbox workers (parallel executions)")
@@ -179,13 +179,9 @@ def _run_config(args: argparse.Namespace, completer_id: str) -> Any:
     """The :class:`LabelRunConfig` of the flags, ``--config`` and ``--set`` (smoke budgets applied)."""
     from codegym.config import config_data
     from codegym.labeling import LabelRunConfig
-    from codegym.smoke import cap
+    from codegym.training.smoke import cap
 
     data = config_data(args)
-    suite_kwargs = {k: v for k, v in (("min_steps", args.min_steps), ("max_steps", args.max_steps),
-                                      ("seed", args.suite_seed)) if v is not None}  # fmt: skip
-    check_suite_kwargs(data.get("suite", "pipelines"), {**suite_kwargs, "suite_seed": args.suite_seed})
-    data["suite_kwargs"] = {**data.get("suite_kwargs", {}), **suite_kwargs}
     data["completer_id"] = completer_id
     label = data.setdefault("label", {})
     budget = {"responses": data.get("responses", 100), "k": label.get("k", 8)}
@@ -200,7 +196,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
     from codegym.defaults import resolve_model
     from codegym.labeling import summary_path
-    from codegym.smoke import cap
+    from codegym.training.smoke import cap
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
@@ -255,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"resuming {args.out}: {done} of {cfg.responses} responses already labeled")
         summary = _label_with_progress(job, cfg.responses, done)
         if args.judge:
-            summary["quality"] = _judge(job, sandbox, cfg.suite)
+            summary["quality"] = _judge(job, sandbox, cfg.suite.name)
             write_summary(args.out, summary)
     console.print(summary_table(summary))
     if "quality" in summary:

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from codegym.commands.common import console
-    from codegym.plotting import learning_curves, read_run, save_figure
+    from codegym.reporting.plotting import learning_curves, read_run, save_figure
 
     labels = args.labels.split(",") if args.labels else [None] * len(args.runs)
     if len(labels) != len(args.runs):

@@ -51,8 +51,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "report_to": {"choices": ["none", "tensorboard"]},
                              "base": {"help": "backbone checkpoint dir (SFT policy or a PRM; "
                                       "'default' = the embedded policy)"}})
-    p.add_argument("--overwrite", action="store_true",
-                   help="delete the run in --out and start over (same as --no-resume)")
     p.set_defaults(run=run, on_interrupt=resume_hint)
 
 
@@ -63,15 +61,10 @@ def run(args: argparse.Namespace) -> int:
     from codegym.config import config_data
     from codegym.defaults import resolve_model
     from codegym.prm.train import PRMTrainConfig, train_prm
-    from codegym.smoke import cap
 
     data = config_data(args)
     data["base"] = resolve_model(data["base"], "policy")
-    if args.overwrite:
-        data["resume"] = False
     cfg = PRMTrainConfig.from_dict(data)
-    if cap(cfg, {"steps": 10, "eval_every": 5, "checkpoint_every": 5}, "train-prm"):
-        cfg.validate()
     result = train_prm(cfg)
     table = Table(title=f"PRM validation ({result['val_rows']} programs, step {result['step']})")
     for col in ("mse", "auc", "first_error_acc"):

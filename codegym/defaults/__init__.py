@@ -1,6 +1,6 @@
 """The embedded defaults: a small policy and a small PRM shipped inside the package.
 
-``codegym eval --model default``, ``gym.make("CodePRM-v1")`` (its default ``prm="auto"`` on
+``codegym eval --model default``, ``gym.make("CodePRM-v0")`` (its default ``prm="auto"`` on
 ``pipelines``) and ``--policy default`` / ``--prm default`` / ``--base default`` in the CLI
 load these files; nothing is trained or downloaded on first use.
 

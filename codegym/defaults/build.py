@@ -44,7 +44,7 @@ from codegym.defaults import (
     PRM_NAME,
     sha256_file,
 )
-from codegym.jsonutil import dumps
+from codegym.reporting.jsonio import dumps
 
 #: Files of a checkpoint directory that are training records, not part of the model.
 _NOT_MODEL_FILES = frozenset(
@@ -118,7 +118,7 @@ def sft_trainer() -> Any:
     """The SFT trainer the build runs: the ``sft`` entry point of the ``codegym.trainers`` group
     (``agents.sft``: ``SFTConfig``, ``train_sft``); codegym itself never imports ``agents``.
     The policy evaluation is :mod:`codegym.evaluation`'s."""
-    from codegym.entrypoints import TRAINERS, load
+    from codegym.plugins import TRAINERS, load
 
     return load(TRAINERS, "sft")
 
@@ -128,7 +128,8 @@ def _sft(cfg: DefaultsBuildConfig, work: Path) -> dict[str, Any]:
     out = work / POLICY_NAME
     if (out / "sft_done.json").is_file() and (out / "eval.json").is_file():
         return json.loads((out / "eval.json").read_text())
-    sft_cfg = sft.SFTConfig(out=str(out), seed=cfg.seed, threads=cfg.threads, progress=cfg.progress, **cfg.sft)
+    sft_cfg = sft.SFTConfig.from_dict({**cfg.sft, "out": str(out), "seed": cfg.seed, "threads": cfg.threads,
+                                       "progress": cfg.progress})  # fmt: skip
     return sft.train_sft(sft_cfg)
 
 
@@ -136,11 +137,12 @@ def _label(cfg: DefaultsBuildConfig, work: Path, split: str, responses: int, see
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from codegym.labeling import HFCompleter, LabelConfig, LabelRun, LabelRunConfig
+    from codegym.tasks import SuiteConfig
     from sandboxes import make_sandbox
 
     completer = HFCompleter(work / POLICY_NAME, temperature=cfg.temperature, threads=cfg.threads)
     run_cfg = LabelRunConfig(
-        suite="pipelines", split=split, responses=responses, seed=seed,
+        suite=SuiteConfig(split=split), responses=responses, seed=seed,
         label=LabelConfig(k=cfg.k, prefetch=True),
         completer_id=f"hf:defaults-build/policy temperature={cfg.temperature}",
     )  # fmt: skip
@@ -161,10 +163,10 @@ def _train_prm(cfg: DefaultsBuildConfig, work: Path) -> dict[str, Any]:
     final = out / "final_metrics.json"
     if final.is_file() and (out / "prm_config.json").is_file():
         return json.loads(final.read_text())
-    prm_cfg = PRMTrainConfig(
-        data=str(work / "labels.jsonl"), base=str(work / POLICY_NAME), out=str(out),
-        seed=cfg.seed, threads=cfg.threads, progress=cfg.progress, **cfg.prm,
-    )  # fmt: skip
+    prm_cfg = PRMTrainConfig.from_dict({
+        **cfg.prm, "data": str(work / "labels.jsonl"), "base": str(work / POLICY_NAME), "out": str(out),
+        "seed": cfg.seed, "threads": cfg.threads, "progress": cfg.progress,
+    })  # fmt: skip
     return train_prm(prm_cfg)
 
 
@@ -191,7 +193,7 @@ def _export_heldout(src: Path, dst: Path) -> int:
 def measure_policy(policy: str | Path, tasks: int = 100, workers: int = 2) -> dict[str, Any]:
     """Greedy pass@1 by horizon of ``policy`` on the check set (the first test tasks of each
     bucket of :data:`BUCKETS`, ``tasks`` in all); what the shipped-files test re-measures."""
-    from codegym.evaluation import evaluate_policy, parse_buckets, tasks_by_bucket
+    from codegym.evaluation import greedy_summary, parse_buckets, tasks_by_bucket
     from codegym.lm import load_causal_lm
     from codegym.tasks import load_suite
     from sandboxes import make_sandbox
@@ -200,7 +202,7 @@ def measure_policy(policy: str | Path, tasks: int = 100, workers: int = 2) -> di
     check = tasks_by_bucket(load_suite("pipelines"), "test", tasks, buckets)
     model, tok = load_causal_lm(policy)
     with make_sandbox("local", workers=workers) as sandbox:
-        return evaluate_policy(model, tok, check, sandbox, buckets)
+        return greedy_summary(model, tok, check, sandbox, buckets)
 
 
 def measure_prm(prm_path: str | Path, heldout: str | Path) -> dict[str, Any]:
@@ -360,7 +362,7 @@ def _manifest(
         "seconds": seconds,  # wall, per stage, summed over the invocations of this build
         "policy": {
             "sft_config": {k: v for k, v in sft_cfg.items() if k not in ("out", "progress", "extra")},
-            "test_eval": {k: sft_eval.get(k) for k in ("pass@1", "n", "line_acc", "buckets", "steps")},
+            "test_eval": {k: sft_eval.get(k) for k in ("pass@1", "n", "prefix_accuracy", "buckets", "steps")},
             "check": {"split": "test", "buckets": BUCKETS, "tasks": cfg.check_tasks, **check},
             "main_job": {"episodes": cfg.main_job_episodes, "table": main_job},
         },

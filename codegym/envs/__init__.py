@@ -1,7 +1,9 @@
-"""Environments. ``CodePRM-v1`` (and its previous version ``CodePRM-v0``) are registered by
-``import codegym``."""
+"""Environments: :class:`CodePRMEnv` (``gym.make("CodePRM-v0")``) and its native vector form
+:class:`CodePRMVectorEnv` (``gym.make_vec("CodePRM-v0", N)``), registered by ``import codegym``.
+Both run the episode logic of :mod:`codegym.envs.episode`."""
 
 from codegym.envs.code_prm import CodePRMEnv, is_neutral_line
-from codegym.envs.scoring import LineScorer
+from codegym.envs.scoring import BatchedLineScorer, LineScorer, PerSlotScorers
+from codegym.envs.vector import CodePRMVectorEnv
 
-__all__ = ["CodePRMEnv", "LineScorer", "is_neutral_line"]
+__all__ = ["BatchedLineScorer", "CodePRMEnv", "CodePRMVectorEnv", "LineScorer", "PerSlotScorers", "is_neutral_line"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from codegym.envs.code_prm import is_neutral_line
+from codegym.envs.episode import is_neutral_line
 from codegym.tasks.base import Task
 from sandboxes import Sandbox
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from codegym.config import Config
-from codegym.jsonutil import dumps
 from codegym.labeling.core import Completer, LabelConfig, Labeler, SearchCost, max_prefix_checks
+from codegym.reporting.jsonio import dumps
 from codegym.tasks.base import Task
-from codegym.tasks.registry import TaskSuite, load_suite
+from codegym.tasks.registry import SuiteConfig, TaskSuite, nest_suite_fields, suite_class
 from sandboxes import Sandbox
 
 #: Keys of a row's ``"run"`` dict that must match for a run to resume into a file.
@@ -50,15 +50,14 @@ class LabelRunConfig(Config):
     """Settings of a labeling run (``codegym label``).
 
     Attributes:
-        suite: Suite spec for :func:`codegym.tasks.registry.load_suite`.
-        split: Split to draw tasks from (``None``: ``"train"`` when the suite has one, else
-            the suite's default split).
+        suite: The tasks (:class:`codegym.tasks.SuiteConfig`): the suite, the split to draw
+            them from (``None``: ``"train"`` when the suite has one, else the suite's default
+            split) and its knobs (e.g. ``min_lines``/``max_lines``).
         responses: Number of responses to label (response indices ``0 .. responses - 1``).
         samples_per_task: Responses per task (response ``r`` answers task
             ``first_task + r // samples_per_task``); with more than one, prefix verdicts are
             shared.
         seed: Seed of every response's generator (``default_rng([seed, r])``).
-        suite_kwargs: Constructor arguments of the suite (e.g. ``min_steps``/``max_steps``).
         label: Labeler settings (``k``, ``chunk``, ``mode``, limits).
         completer_id: A description of the completer (recorded in rows; a resume with a
             different one is refused).
@@ -69,16 +68,28 @@ class LabelRunConfig(Config):
             labels kept in ``lines``/``line_labels``; see :func:`codegym.prm.data.trl_row`).
     """
 
-    suite: str = "pipelines"
-    split: str | None = None
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
     responses: int = 100
     samples_per_task: int = 1
     seed: int = 0
-    suite_kwargs: dict[str, Any] = field(default_factory=dict)
     label: LabelConfig = field(default_factory=LabelConfig)
     completer_id: str = ""
     first_task: int = 0
     format: str = "codegym"
+
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any], note: bool = True) -> dict[str, Any]:
+        """Configs that predate :class:`SuiteConfig` held ``suite`` (a spec), ``split`` and
+        ``suite_kwargs`` (the suite's constructor arguments) at the top level: read as
+        ``suite`` (with a note)."""
+        data = dict(data)
+        kwargs = data.pop("suite_kwargs", None) or {}
+        renamed = {"min_steps": "min_steps", "max_steps": "max_steps", "seed": "suite_seed"}  # their flat names
+        unknown = sorted(set(kwargs) - set(renamed))
+        if unknown:
+            raise ValueError(f"suite_kwargs {unknown} have no SuiteConfig field; valid: {sorted(renamed)}")
+        data.update({renamed[k]: v for k, v in kwargs.items()})
+        return nest_suite_fields(cls, data, note=note)
 
     def validate(self) -> LabelRunConfig:
         """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
@@ -149,10 +160,6 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def _default_split(suite: TaskSuite) -> str:
-    return "train" if "train" in suite.splits else suite.default_split()
-
-
 class LabelRun:
     """One labeling run into one output file (resumable).
 
@@ -162,7 +169,7 @@ class LabelRun:
             ``responder`` is given).
         sandbox: Executes programs.
         config: See :class:`LabelRunConfig`.
-        suite: An already-built suite (default: ``load_suite(config.suite, **suite_kwargs)``).
+        suite: An already-built suite (default: ``config.suite.load()``).
         responder: Samples the responses to label (default: ``completer``). A stronger
             completer than the policy whose responses are labeled gives far better labels where
             that policy rarely finishes a program (``docs/results.md``); record it in
@@ -180,23 +187,24 @@ class LabelRun:
     ):
         self.out = Path(out)
         self.config = config
-        self.suite = suite if suite is not None else load_suite(config.suite, **config.suite_kwargs)
-        self.split = self.suite.check_split(config.split or _default_split(self.suite))
+        self.suite = suite if suite is not None else config.suite.load()
+        self.split = config.suite.pick_split(self.suite, "train")
         size = self.suite.size(self.split)
         needed = config.first_task + -(-config.responses // config.samples_per_task)
         if size is not None and needed > size:
             raise ValueError(
                 f"--responses {config.responses} from task {config.first_task} exceeds split "
-                f"{self.split!r} of suite {config.suite!r} ({size} tasks, "
+                f"{self.split!r} of suite {config.suite.name!r} ({size} tasks, "
                 f"{config.samples_per_task} per task); lower --responses or raise --samples-per-task"
             )
         self.completer = completer
         self.responder = responder if responder is not None else completer
         self.labeler = Labeler(completer, sandbox, config.label)
         self.run_info: dict[str, Any] = {
-            "suite": config.suite,
+            "suite": config.suite.name,
             "split": self.split,
-            "suite_kwargs": dict(sorted(config.suite_kwargs.items())),
+            # the suite's constructor arguments (the row format predates SuiteConfig)
+            "suite_kwargs": dict(sorted(suite_class(config.suite.name).config_kwargs(config.suite).items())),
             "seed": config.seed,
             "samples_per_task": config.samples_per_task,
             "k": config.label.k,

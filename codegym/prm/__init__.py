@@ -2,13 +2,16 @@
 
 * :class:`ProcessRewardModel` — ``save_pretrained``/``from_pretrained`` with its tokenizer.
 * :func:`score_programs` — batched full scoring; :class:`IncrementalScorer` — KV-cached
-  per-episode scoring (a :class:`codegym.envs.scoring.LineScorer`).
-* :func:`load_line_scorer` — what ``gym.make("CodePRM-v1", prm=DIR)`` calls.
+  per-episode scoring (a :class:`codegym.envs.scoring.LineScorer`);
+  :class:`BatchedPRMScorer` — the lines of N programs in one forward per step (the vector
+  env's :class:`codegym.envs.scoring.BatchedLineScorer`).
+* :func:`load_line_scorer` — what ``gym.make("CodePRM-v0", prm=DIR)`` calls.
 * :mod:`codegym.prm.data` — the stepwise JSONL format; :mod:`codegym.prm.train` — training.
 """
 
 from codegym.prm.model import ProcessRewardModel, tokenizer_fingerprint
 from codegym.prm.scoring import (
+    BatchedPRMScorer,
     FullRescoringScorer,
     IncrementalScorer,
     load_line_scorer,
@@ -17,6 +20,7 @@ from codegym.prm.scoring import (
 )
 
 __all__ = [
+    "BatchedPRMScorer",
     "FullRescoringScorer",
     "IncrementalScorer",
     "ProcessRewardModel",

@@ -56,6 +56,7 @@ from codegym.lm import (
     loading,
     quiet_hf,
 )
+from codegym.precision import DTypeLike, check_device, resolve_dtype
 
 PRM_CONFIG_NAME = "prm_config.json"
 #: The head of a version-1 checkpoint (read for compatibility; no longer written).
@@ -86,6 +87,11 @@ class ProcessRewardModel(nn.Module):
             ``"bce"`` (the output is a logit of P(line correct); the score is
             ``2 * sigmoid(logit) - 1``, on the same [-1, 1] scale as the labels).
         seed: Seed of the head's init (a private generator).
+
+    The ``score`` head is created in the backbone's dtype (a bf16 backbone gets a bf16 head),
+    and :meth:`forward` casts the hidden states to the head's dtype explicitly, so a head
+    kept in fp32 on a bf16 backbone (e.g. by :class:`codegym.precision.MixedPrecision`) works
+    too.
     """
 
     def __init__(
@@ -98,7 +104,8 @@ class ProcessRewardModel(nn.Module):
         self.tokenizer = tokenizer
         self.objective: Objective = objective
         hidden = int(backbone.config.hidden_size)
-        self.score = nn.Linear(hidden, 1)
+        dtype = next(backbone.parameters()).dtype
+        self.score = nn.Linear(hidden, 1, dtype=dtype)
         gen = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
             self.score.weight.copy_(torch.randn(1, hidden, generator=gen) * (0.5 / hidden**0.5))
@@ -107,14 +114,32 @@ class ProcessRewardModel(nn.Module):
     # ------------------------------------------------------------------ build
     @classmethod
     def from_base(
-        cls, base: str | Path, objective: Objective = "mse", seed: int = 0, device: str = "cpu"
+        cls,
+        base: str | Path,
+        objective: Objective = "mse",
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        dtype: DTypeLike | None = "fp32",
+        device_flag: str = "--device",
     ) -> ProcessRewardModel:
-        """A PRM with the backbone of a causal-LM checkpoint (e.g. the SFT policy) and a new head."""
+        """A PRM with the backbone of a causal-LM checkpoint (e.g. the SFT policy) and a new head.
+
+        Args:
+            base: A causal-LM (or PRM) checkpoint directory.
+            objective: ``"mse"`` or ``"bce"`` (see the class).
+            seed: Seed of the new head.
+            device: Where the PRM goes (checked before loading).
+            dtype: Precision of backbone and head: ``"fp32"`` (default), ``"bf16"``,
+                ``"fp16"`` or ``"auto"`` (the checkpoint's).
+            device_flag: The option that set ``device``, named in device errors.
+        """
         from transformers import AutoModel
 
+        dev = check_device(device, flag=device_flag)
+        torch_dtype = resolve_dtype(dtype)
         path = check_model_dir(base, "base model")
         if (path / PRM_CONFIG_NAME).is_file():
-            prm = cls.from_pretrained(path, device=device)
+            prm = cls.from_pretrained(path, device=dev, dtype=dtype)
             if prm.objective != objective:
                 raise ValueError(
                     f"base {str(path)!r} is a PRM trained with objective {prm.objective!r}; "
@@ -123,9 +148,9 @@ class ProcessRewardModel(nn.Module):
             return prm
         tok = load_tokenizer(path)
         with loading(path, "base model"):
-            backbone = AutoModel.from_pretrained(str(path), **fast_activation_kwargs(path))
+            backbone = AutoModel.from_pretrained(str(path), dtype=torch_dtype, **fast_activation_kwargs(path))
         _check_vocab(backbone, tok, path)
-        return cls(backbone, tok, objective=objective, seed=seed).to(device)
+        return cls(backbone, tok, objective=objective, seed=seed).to(dev)
 
     # ---------------------------------------------------------------- forward
     def forward(
@@ -158,7 +183,7 @@ class ProcessRewardModel(nn.Module):
         else:
             out, new_cache = self.backbone(**inputs, use_cache=False), None
         hidden = out.last_hidden_state  # [B, T, H]
-        raw = self.score(hidden).squeeze(-1)  # [B, T]
+        raw = self.score(hidden.to(self.score.weight.dtype)).squeeze(-1)  # [B, T]
         return raw, new_cache
 
     def to_score(self, raw: torch.Tensor) -> torch.Tensor:
@@ -239,8 +264,18 @@ class ProcessRewardModel(nn.Module):
         return out
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> ProcessRewardModel:
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: DTypeLike | None = "fp32",
+        device_flag: str = "--device",
+    ) -> ProcessRewardModel:
         """Load a checkpoint written by :meth:`save_pretrained` (eval mode, on ``device``).
+
+        ``dtype`` is the precision of backbone and head (``"fp32"`` default, ``"bf16"``,
+        ``"fp16"``, ``"auto"`` = the checkpoint's); ``device`` is checked before loading
+        (``device_flag`` names the option in the error).
 
         Both layouts load: the current token-classification checkpoint and the version-1
         layout (bare backbone + ``score_head.safetensors``). A token-classification checkpoint
@@ -251,10 +286,12 @@ class ProcessRewardModel(nn.Module):
             ValueError: Missing files, a tokenizer that is not the one the PRM was trained
                 with, or a head that does not fit the backbone.
         """
+        dev = check_device(device, flag=device_flag)
+        torch_dtype = resolve_dtype(dtype)
         p = check_model_dir(path, "PRM")
         cfg_path = p / PRM_CONFIG_NAME
         if not cfg_path.is_file() and _is_token_classifier(p):
-            return cls.from_token_classification(p, device=device)
+            return cls.from_token_classification(p, device=dev, dtype=dtype)
         if not cfg_path.is_file():
             raise ValueError(
                 f"{str(p)!r} is not a PRM checkpoint (no {PRM_CONFIG_NAME}); train one with "
@@ -265,21 +302,27 @@ class ProcessRewardModel(nn.Module):
         _check_tokenizer(tok, meta, p)
         with loading(p, "PRM"):
             if meta.get("version", 1) == 1:
-                backbone, w, b = _load_v1(p)
+                backbone, w, b = _load_v1(p, torch_dtype)
             else:
-                backbone, w, b = _load_v2(p)
+                backbone, w, b = _load_v2(p, torch_dtype)
         _check_vocab(backbone, tok, p)
         _check_head(backbone, w, b, p)
         model = cls(backbone, tok, objective=meta.get("objective", "mse"))
         with torch.no_grad():
             model.score.weight.copy_(w)
             model.score.bias.copy_(b)
-        model.to(device)
+        model.to(dev)
         model.eval()
         return model
 
     @classmethod
-    def from_token_classification(cls, path: str | Path, device: str = "cpu") -> ProcessRewardModel:
+    def from_token_classification(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: DTypeLike | None = "fp32",
+        device_flag: str = "--device",
+    ) -> ProcessRewardModel:
         """A PRM from any transformers token-classification checkpoint with 1 or 2 labels,
         e.g. one trained by TRL's ``PRMTrainer`` on ``codegym label --format trl`` rows.
 
@@ -295,6 +338,8 @@ class ProcessRewardModel(nn.Module):
         """
         from transformers import AutoConfig, AutoModelForTokenClassification
 
+        dev = check_device(device, flag=device_flag)
+        torch_dtype = resolve_dtype(dtype)
         p = check_model_dir(path, "PRM")
         if not _is_token_classifier(p):
             raise ValueError(f"{str(p)!r} is not a token-classification checkpoint (config.json architectures)")
@@ -304,7 +349,10 @@ class ProcessRewardModel(nn.Module):
                 f"{str(p)!r} has {n} labels; a PRM needs 1 (a score) or 2 (TRL's false/true)"
             )
         tok = load_tokenizer(p)
-        tc = AutoModelForTokenClassification.from_pretrained(str(p), **fast_activation_kwargs(p))
+        with loading(p, "PRM"):
+            tc = AutoModelForTokenClassification.from_pretrained(
+                str(p), dtype=torch_dtype, **fast_activation_kwargs(p)
+            )
         head = getattr(tc, _head_name(tc))
         w = head.weight.detach()
         b = head.bias.detach() if head.bias is not None else torch.zeros(n)
@@ -314,7 +362,7 @@ class ProcessRewardModel(nn.Module):
         with torch.no_grad():
             model.score.weight.copy_(w if n == 1 else (w[1] - w[0])[None, :])
             model.score.bias.copy_(b if n == 1 else (b[1] - b[0])[None])
-        model.to(device)
+        model.to(dev)
         model.eval()
         return model
 
@@ -343,7 +391,7 @@ def _head_name(model: nn.Module) -> str:
     return names[0]
 
 
-def _load_v1(p: Path) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | None]:
+def _load_v1(p: Path, dtype: Any) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | None]:
     """Version-1 layout: a bare ``AutoModel`` backbone and ``score_head.safetensors``."""
     from safetensors.torch import load_file
     from transformers import AutoModel
@@ -351,12 +399,12 @@ def _load_v1(p: Path) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | No
     head_path = p / HEAD_WEIGHTS_NAME
     if not head_path.is_file():
         raise ValueError(f"PRM {str(p)!r} has no head weights ({HEAD_WEIGHTS_NAME})")
-    backbone = AutoModel.from_pretrained(str(p), **fast_activation_kwargs(p))
+    backbone = AutoModel.from_pretrained(str(p), dtype=dtype, **fast_activation_kwargs(p))
     head = load_file(str(head_path))
     return backbone, head.get("weight"), head.get("bias")
 
 
-def _load_v2(p: Path) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | None]:
+def _load_v2(p: Path, dtype: Any) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | None]:
     """Current layout: ``AutoModelForTokenClassification`` with one label."""
     from transformers import AutoConfig, AutoModelForTokenClassification
 
@@ -367,7 +415,9 @@ def _load_v2(p: Path) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | No
             "expected 1 (the scalar score head); the directory holds another model"
         )
     try:
-        model = AutoModelForTokenClassification.from_pretrained(str(p), **fast_activation_kwargs(p))
+        model = AutoModelForTokenClassification.from_pretrained(
+            str(p), dtype=dtype, **fast_activation_kwargs(p)
+        )
     except (RuntimeError, OSError, ValueError) as e:
         raise ValueError(
             f"PRM {str(p)!r}: cannot load the token-classification checkpoint ({e}); the "

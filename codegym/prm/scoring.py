@@ -1,4 +1,5 @@
-"""Scoring programs with a PRM: batched full scoring and an incremental (KV-cached) scorer.
+"""Scoring programs with a PRM: batched full scoring, an incremental (KV-cached) scorer for
+one program, and a batched incremental scorer for the programs of a vector env.
 
 Both follow the tokenisation rule of :mod:`codegym.tokenization` (context ids, then
 ``tok(line + "\\n")`` per line; a line's score is read at its last token), so the score of
@@ -8,13 +9,14 @@ full re-encoding up to float rounding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from codegym.kvcache import SlotKVCache
 from codegym.lm import max_positions
 from codegym.prm.model import ProcessRewardModel
 from codegym.tokenization import encode_context, encode_lines, encode_program, task_context
@@ -164,6 +166,103 @@ class FullRescoringScorer:
     def append(self, line: str) -> None:
         """Append ``line`` without scoring it."""
         self._lines.append(line)
+
+
+class BatchedPRMScorer:
+    """A :class:`codegym.envs.scoring.BatchedLineScorer` backed by a PRM: the lines of every
+    slot in **one** forward per call, over one KV cache shared by the slots.
+
+    The cache is a :class:`codegym.kvcache.SlotKVCache` (2-D attention mask, per-slot
+    position ids, holes, rebuilds), so each slot's scores equal an :class:`IncrementalScorer`
+    running that slot's program alone, up to float rounding. :meth:`reset` only records the
+    slot's context ids; they are fed, with the slot's history masked out, in the same forward
+    as its first line (a program that is submitted empty costs no forward).
+
+    Args:
+        prm: The PRM (put in eval mode).
+        num_slots: Programs scored side by side.
+        empty_score: Φ of the empty program returned by :meth:`reset` (as
+            :class:`IncrementalScorer`).
+        growing_cache: Keep the cache in doubling buffers (:func:`codegym.kvcache.growing_cache`).
+    """
+
+    def __init__(self, prm: ProcessRewardModel, num_slots: int, empty_score: float = 0.0, growing_cache: bool = True) -> None:
+        if not isinstance(num_slots, int) or num_slots < 1:
+            raise ValueError(f"num_slots must be an int >= 1, got {num_slots!r}")
+        self.prm = prm.eval()
+        self.num_slots = num_slots
+        self.empty_score = float(empty_score)
+        tok = prm.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        self.kv = SlotKVCache(
+            self._forward, num_slots, pad_id=int(pad), max_positions=_max_positions(prm),
+            device=next(prm.parameters()).device, growing=growing_cache,
+            overflow_hint="; lower max_lines or use a PRM with more positions",
+        )  # fmt: skip
+        self._pending: list[list[int] | None] = [None] * num_slots  # context ids not yet fed
+        self._started = [False] * num_slots
+
+    def _forward(self, cache: Any, **inputs: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """The PRM's raw outputs ``[B, n]`` continuing from ``cache``."""
+        ids = inputs.pop("input_ids")
+        return self.prm(ids, cache=cache, use_cache=True, **inputs)
+
+    def reset(self, tasks: Mapping[int, Task]) -> dict[int, float]:
+        """Start a program of ``tasks[b]`` in each slot ``b`` given."""
+        return {b: self.reset_context(b, task_context(task)) for b, task in tasks.items()}
+
+    def reset_context(self, slot: int, context: str) -> float:
+        """Start a program in ``slot`` from a raw context string; returns Φ of the empty program."""
+        if not 0 <= slot < self.num_slots:
+            raise ValueError(f"slot must be in [0, {self.num_slots}), got {slot}")
+        self._pending[slot] = encode_context(self.prm.tokenizer, context)
+        self._started[slot] = True
+        return self.empty_score
+
+    @torch.no_grad()
+    def score_lines(self, lines: Sequence[str | None], scored: Sequence[bool] | None = None) -> list[float | None]:
+        """Append ``lines[b]`` to slot ``b`` (``None``: nothing) in one forward; the score at
+        each line's last token where ``scored[b]`` (default: every line), else ``None``.
+
+        Raises:
+            ValueError: Wrong lengths, a slot never reset, or a program longer than the PRM's
+                positions (nothing is fed then).
+        """
+        scored = [True] * self.num_slots if scored is None else list(scored)
+        if len(lines) != self.num_slots or len(scored) != self.num_slots:
+            raise ValueError(f"lines and scored need {self.num_slots} entries, got {len(lines)} and {len(scored)}")
+        feeds, restart = self._feeds(lines)
+        self.kv.check_room(feeds, fresh=restart)
+        for b in restart:
+            self.kv.clear_slot(b)
+            self._pending[b] = None
+        raw = self.kv.append(feeds)  # (B, n)
+        out: list[float | None] = [None] * self.num_slots
+        if raw is not None:
+            scores = self.prm.to_score(raw.float())  # (B, n)
+            for b, feed in enumerate(feeds):
+                if feed and lines[b] is not None and scored[b]:
+                    out[b] = float(scores[b, len(feed) - 1])
+        if self.kv.needs_rebuild():
+            self.kv.rebuild()
+        return out
+
+    def _feeds(self, lines: Sequence[str | None]) -> tuple[list[list[int]], list[int]]:
+        """Per slot, the ids to feed (pending context + the line's ids), and the slots that
+        start a new program with them."""
+        written = [b for b, line in enumerate(lines) if line is not None]
+        for b in written:
+            if not self._started[b]:
+                raise ValueError(f"slot {b}: call reset() before scoring its lines")
+        pieces = encode_lines(self.prm.tokenizer, [lines[b] for b in written])
+        feeds: list[list[int]] = [[] for _ in range(self.num_slots)]
+        restart: list[int] = []
+        for b, piece in zip(written, pieces):
+            pending = self._pending[b]
+            if pending is not None:
+                restart.append(b)
+            feeds[b] = (pending or []) + piece
+        return feeds, restart
 
 
 def load_line_scorer(path: str | Path, device: str = "cpu") -> IncrementalScorer:

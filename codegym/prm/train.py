@@ -23,10 +23,10 @@ Validation metrics:
 
 from __future__ import annotations
 
-import math
+import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 
 from codegym.config import Config
-from codegym.jsonutil import dumps
 from codegym.prm.data import (
     EncodedExample,
     PRMBatch,
@@ -45,13 +44,18 @@ from codegym.prm.data import (
     split_by_task,
 )
 from codegym.prm.model import OBJECTIVES, ProcessRewardModel
+from codegym.reporting.jsonio import dumps
+from codegym.training.modelcard import config_call
+from codegym.training.rundir import file_digest
+from codegym.training.tracking import check_report_to
+from codegym.training.trainer import Trainer, warmup_decay_lr
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "trainer_state.pt"
 CONFIG_NAME = "train_config.json"
 METRICS_NAME = "metrics.jsonl"
 #: Settings that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("resume", "progress", "threads", "device", "eval_every", "checkpoint_every", "steps")
+RESUMABLE_CHANGES = ("resume", "overwrite", "progress", "threads", "device", "eval_every", "checkpoint_every", "steps")
 
 
 @dataclass
@@ -94,11 +98,22 @@ class PRMTrainConfig(Config):
     """Torch device."""
     threads: int | None = None
     """``torch.set_num_threads`` for this run (None: leave as is)."""
-    resume: bool = True
-    """Resume from ``OUT/checkpoint`` when it exists (refused if ``OUT`` holds a run with
-    other settings or other data); ``False`` deletes the old run in ``OUT`` and starts anew."""
+    overwrite: bool = False
+    """Delete a previous run in ``OUT`` and start anew (default: resume it from
+    ``OUT/checkpoint``; a run with other settings or other data is refused, listing the
+    differences)."""
     progress: bool = True
     """Show a rich progress bar."""
+
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any], note: bool = True) -> dict[str, Any]:
+        """Configs written before ``overwrite`` held ``resume`` (its opposite): read with a note."""
+        out = dict(data)
+        if "resume" in out:
+            out.setdefault("overwrite", not out.pop("resume"))
+            if note:
+                print(f"note: {cls.__name__}: resume is deprecated; read as overwrite={out['overwrite']}", file=sys.stderr)
+        return out
 
     def validate(self) -> PRMTrainConfig:
         """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
@@ -111,8 +126,6 @@ class PRMTrainConfig(Config):
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        from codegym.tracking import check_report_to
-
         check_report_to(self.report_to)
         return self
 
@@ -203,10 +216,8 @@ def evaluate_prm(
 
 # -------------------------------------------------------------------- training
 def _lr_at(step: int, cfg: PRMTrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac))))
+    """Linear warm-up, then cosine decay to 10 % at the last step."""
+    return warmup_decay_lr(step, cfg.lr, cfg.steps, cfg.warmup_steps, "cosine")
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -225,19 +236,6 @@ class _PRMData(NamedTuple):
     n_rows: int
     dropped_too_long: int
     dropped_empty: int
-
-
-def _prepare_out(cfg: PRMTrainConfig) -> dict[str, Any]:
-    """Check (resume) or clear the run directory; returns the settings record to save."""
-    from codegym.runs import check_resume, clear_run_dir, file_digest
-
-    out = Path(cfg.out)
-    record = {**asdict(cfg), "data_sha256": file_digest(cfg.data), "base_sha256": file_digest(cfg.base)}
-    if cfg.resume:
-        check_resume(out / CONFIG_NAME, record, ignore=RESUMABLE_CHANGES, what="PRM training run")
-    else:
-        clear_run_dir(out, markers=(CONFIG_NAME, CHECKPOINT_DIR, "prm_config.json"))
-    return record
 
 
 def _load_prm(cfg: PRMTrainConfig, checkpoint: Path | None) -> ProcessRewardModel:
@@ -277,140 +275,122 @@ def _encode_data(
     return _PRMData(train_enc, val_enc, len(examples), dropped_t + dropped_v - empty, empty)
 
 
-class _PRMRun:
-    """The state of one PRM training run: model, optimiser, batch RNG, step and metrics."""
+class PRMTrainer(Trainer):
+    """PRM training on the skeleton of :class:`codegym.training.trainer.Trainer` (run
+    directory, resume, checkpoints, metrics, progress, model card): this class holds the PRM,
+    its optimiser and batch sampler, and one optimiser step.
 
-    def __init__(self, cfg: PRMTrainConfig, record: dict[str, Any]) -> None:
-        from codegym.checkpoint import Checkpointer, MetricsWriter
-        from codegym.tracking import Tracker
+    A run's settings record (``OUT/train_config.json``) holds the config and the digests of
+    ``data`` and ``base``: a rerun with other data or another base is refused like one with
+    other settings. :meth:`learn` trains to ``config.steps`` (validation every ``eval_every``
+    steps and at the end), then saves the PRM, ``final_metrics.json`` (:attr:`result`) and the
+    model card.
+    """
 
-        self.cfg = cfg
-        self.out = Path(cfg.out)
-        self.checkpointer = Checkpointer(self.out, CHECKPOINT_DIR, STATE_NAME)
+    what = "PRM training run"
+    record_name = CONFIG_NAME
+    metrics_name = METRICS_NAME
+    state_name = STATE_NAME
+    resumable = RESUMABLE_CHANGES
+    markers = ("prm_config.json",)
+    smoke_caps = {"steps": 10, "eval_every": 5, "checkpoint_every": 5}
+    eval_at_end = True
+
+    def __init__(self, config: PRMTrainConfig) -> None:
+        config.validate()
+        if config.threads:
+            torch.set_num_threads(int(config.threads))
+        self.last_eval: dict[str, Any] = {}
+        self.result: dict[str, Any] = {}
+        super().__init__(config, config.out, overwrite=config.overwrite, progress=config.progress)
+
+    def settings(self) -> dict[str, Any]:
+        """The config and the digests of its inputs (other data or base: refused)."""
+        cfg = self.config
+        return {**cfg.to_dict(), "data_sha256": file_digest(cfg.data), "base_sha256": file_digest(cfg.base)}
+
+    def setup(self, checkpoint: Path | None) -> None:
+        """Rows (split by task), the PRM (built from ``base`` or the checkpoint), encoded data,
+        optimiser and batch sampler."""
+        cfg = self.config
         rows = _read_data(cfg)
-        checkpoint = self.checkpointer.latest() if cfg.resume else None
         self.prm = _load_prm(cfg, checkpoint)
         self.device = next(self.prm.parameters()).device
         self.data = _encode_data(cfg, self.prm, *rows)
         self.pad = self.prm.tokenizer.pad_token_id or 0
         self.opt = torch.optim.AdamW(self.prm.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
         self.rng = np.random.default_rng(cfg.seed)
-        self.step = 0
-        if checkpoint is not None:
-            state = torch.load(checkpoint / STATE_NAME, map_location="cpu", weights_only=False)
-            self.opt.load_state_dict(state["optimizer"])
-            self.rng.bit_generator.state = state["rng"]
-            self.step = int(state["step"])
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / CONFIG_NAME).write_text(dumps(record, indent=2))
-        self.batches = _batches(len(self.data.train), cfg.batch_size, self.rng)
-        MetricsWriter.trim(self.out / METRICS_NAME, "step", self.step)  # rows written after the checkpoint
-        tracker = Tracker(self.out, cfg.report_to, "step", resume_step=self.step if checkpoint else None, config=asdict(cfg))
-        self.metrics = MetricsWriter(self.out / METRICS_NAME, tracker)
+        self.batches = _batches(len(self.data.train), cfg.batch_size, self.rng)  # lazy: draws after load_state
+        self.prm.train()
 
-    def train_step(self) -> tuple[float, float]:
-        """One optimiser step on the next batch; returns the loss and the gradient norm."""
+    def train_step(self) -> dict[str, Any]:
+        """One optimiser step on the next batch: ``losses/prm``, learning rate, gradient norm."""
         batch = collate([self.data.train[i] for i in next(self.batches)], self.pad)
+        lr = _lr_at(self.step, self.config)
         for group in self.opt.param_groups:
-            group["lr"] = _lr_at(self.step, self.cfg)
+            group["lr"] = lr
         raw, _ = line_scores(self.prm, batch, self.device)
         loss = loss_fn(self.prm, raw, batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.prm.parameters(), self.cfg.grad_clip))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.prm.parameters(), self.config.grad_clip))
         self.opt.step()
         self.step += 1
-        return loss.item(), grad_norm
+        return {"step": self.step, "losses/prm": loss.item(), "charts/learning_rate": lr, "charts/grad_norm": grad_norm}
 
-    def save_checkpoint(self) -> None:
-        """Atomically replace ``out/checkpoint`` (model, optimiser, sampler RNG, step)."""
-        self.checkpointer.save(self._write_checkpoint, step=self.step)
+    def evaluate(self) -> dict[str, Any]:
+        """Validation metrics ``val/*`` (none without validation programs)."""
+        self.last_eval = evaluate_prm(self.prm, self.data.val) if self.data.val else {}
+        return {f"val/{k}": v for k, v in self.last_eval.items()}
 
-    def _write_checkpoint(self, path: Path) -> None:
+    def progress_info(self, row: dict[str, Any]) -> str:
+        info = f"loss {row['losses/prm']:.3f}"
+        if "val/auc" in row:
+            info += f" val auc {row['val/auc']:.3f} mse {row['val/mse']:.3f}"
+        return info
+
+    def save_state(self, path: Path) -> None:
+        """The PRM, optimiser, sampler RNG and step."""
         self.prm.save_pretrained(path)
         # The rng state after the current epoch's permutation: a resumed run starts a new
         # epoch from it (deterministic given the checkpoint).
         torch.save({"optimizer": self.opt.state_dict(), "rng": self.rng.bit_generator.state, "step": self.step}, path / STATE_NAME)
 
+    def load_state(self, path: Path) -> None:
+        state = torch.load(path / STATE_NAME, map_location="cpu", weights_only=False)
+        self.opt.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.step = int(state["step"])
 
-def _progress(enabled: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    def save_final(self) -> None:
+        """The PRM to ``out`` (``save_pretrained``) and ``final_metrics.json`` (:attr:`result`)."""
+        self.prm.eval()
+        self.prm.save_pretrained(self.out)
+        self.result = {
+            "step": self.step,
+            "train_rows": len(self.data.train),
+            "val_rows": len(self.data.val),
+            "dropped_too_long": self.data.dropped_too_long,
+            "dropped_empty": self.data.dropped_empty,
+            "seconds": time.perf_counter() - self.started,
+            **{f"val/{k}": v for k, v in self.last_eval.items()},
+        }
+        (self.out / "final_metrics.json").write_text(dumps(self.result, indent=2))
 
-    return Progress(
-        TextColumn("[bold]train-prm"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not enabled,
-    )  # fmt: skip
-
-
-def _train_loop(run: _PRMRun) -> dict[str, Any]:
-    """Steps until ``cfg.steps``: train step, log row (with validation), checkpoint.
-
-    Returns:
-        The last validation metrics (empty without validation programs).
-    """
-    cfg = run.cfg
-    last: dict[str, Any] = {}
-    run.prm.train()
-    with _progress(cfg.progress) as progress:
-        bar = progress.add_task("train", total=cfg.steps, completed=run.step, info="")
-        while run.step < cfg.steps:
-            loss, grad_norm = run.train_step()
-            info = f"loss {loss:.3f}"
-            row: dict[str, Any] = {"step": run.step, "losses/prm": loss,
-                                   "charts/learning_rate": run.opt.param_groups[0]["lr"], "charts/grad_norm": grad_norm}  # fmt: skip
-            if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
-                last = evaluate_prm(run.prm, run.data.val) if run.data.val else {}
-                run.metrics.log({**row, **{f"val/{k}": v for k, v in last.items()}})
-                if last:
-                    info += f" val auc {last['auc']:.3f} mse {last['mse']:.3f}"
-            elif run.step % cfg.log_every == 0:
-                run.metrics.log(row)
-            progress.update(bar, completed=run.step, info=info)
-            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
-                run.save_checkpoint()
-    return last
+    def card(self) -> dict[str, Any]:
+        return _card(self.config, self.prm, self.result, n_rows=self.data.n_rows)
 
 
 def train_prm(cfg: PRMTrainConfig) -> dict[str, Any]:
-    """Train a PRM (see the module docstring); returns the final validation metrics + facts.
-
-    Steps: check the run directory, build or resume the run (data encoded with the PRM's
-    tokenizer), train with logging / validation / checkpoints, save the final model, write
-    ``final_metrics.json`` and the model card.
-    """
-    cfg.validate()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    record = _prepare_out(cfg)
-    run = _PRMRun(cfg, record)
-    start = time.perf_counter()
-    last = _train_loop(run)
-    run.metrics.close()
-    run.prm.eval()
-    run.prm.save_pretrained(run.out)
-    result = {
-        "step": run.step,
-        "train_rows": len(run.data.train),
-        "val_rows": len(run.data.val),
-        "dropped_too_long": run.data.dropped_too_long,
-        "dropped_empty": run.data.dropped_empty,
-        "seconds": time.perf_counter() - start,
-        **{f"val/{k}": v for k, v in last.items()},
-    }
-    (run.out / "final_metrics.json").write_text(dumps(result, indent=2))
-    _model_card(cfg, run.prm, result, n_rows=run.data.n_rows)
-    return result
+    """Train a PRM (see the module docstring and :class:`PRMTrainer`); returns the final
+    validation metrics + facts (also in ``OUT/final_metrics.json``)."""
+    with PRMTrainer(cfg) as trainer:
+        trainer.learn()
+    return trainer.result
 
 
-def _model_card(cfg: PRMTrainConfig, prm: ProcessRewardModel, result: dict[str, Any], n_rows: int) -> None:
-    from codegym.modelcard import config_call, write_model_card
-
+def _card(cfg: PRMTrainConfig, prm: ProcessRewardModel, result: dict[str, Any], n_rows: int) -> dict[str, Any]:
+    """The model card's parts (:func:`codegym.training.modelcard.write_model_card`)."""
     bb = prm.backbone.config
     try:
         arch = f"a standard `{type(prm.to_token_classification()).__name__}` with one label"
@@ -429,8 +409,7 @@ tokenizer = AutoTokenizer.from_pretrained("{cfg.out}")
 # ids = tok(prompt) + sum(tok(line + "\\n")); a line's score is {score} at its last token
 raw = model(input_ids).logits[..., 0]
 """
-    write_model_card(
-        cfg.out,
+    return dict(
         title=f"codegym process reward model ({bb.model_type}, {prm.objective})",
         summary=(
             "A process reward model (PRM) trained by `codegym train-prm`: a transformer backbone "

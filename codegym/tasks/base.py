@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from sandboxes import TestSuite
+
+
+class SuiteKnobs(Protocol):
+    """The knobs of a suite that a :class:`codegym.tasks.SuiteConfig` sets (``None``: the
+    suite's default)."""
+
+    min_lines: int | None
+    max_lines: int | None
+    seed: int | None
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,17 @@ class TaskSuite(abc.ABC):
     """
 
     name: str = "abstract"
+    #: Whether the number of lines of a task is a knob (:class:`~codegym.tasks.registry.SuiteConfig`
+    #: ``min_lines``/``max_lines``); fixed suites (HumanEval, JSONL files) have none.
+    supports_horizon: ClassVar[bool] = False
+    #: Whether the task stream has a seed (``SuiteConfig.seed``); fixed suites have none.
+    supports_seed: ClassVar[bool] = False
+
+    @classmethod
+    def config_kwargs(cls, config: SuiteKnobs) -> dict[str, Any]:
+        """The constructor arguments that ``config``'s knobs (``min_lines``, ``max_lines``,
+        ``seed``) stand for; a suite with knobs overrides it (a fixed suite takes none)."""
+        return {}
 
     @property
     @abc.abstractmethod

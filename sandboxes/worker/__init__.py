@@ -15,7 +15,8 @@ standard-library only. Three process roles:
 
 :mod:`~sandboxes.worker.protocol` holds every wire format and the one verdict constructor;
 :mod:`~sandboxes.worker.syscalls` the Linux calls and the candidates' seccomp filter;
-:mod:`~sandboxes.worker.cgroups` the per-job memory limits.
+:mod:`~sandboxes.worker.cgroups` the per-job memory limits, :mod:`~sandboxes.worker.sysroot`
+the in-memory copy of the system files that jobs see.
 """
 
 #: modules sent to a worker, in load order: (name, is a package)
@@ -28,6 +29,7 @@ MODULES = (
     ("sandboxes.worker.protocol", False),
     ("sandboxes.worker.cgroups", False),
     ("sandboxes.worker.runner", False),
+    ("sandboxes.worker.sysroot", False),
     ("sandboxes.worker.forkserver", False),
     ("sandboxes.worker.calls", False),
     ("sandboxes.worker.judge", False),

@@ -8,8 +8,12 @@ The trusted check never touches the candidate's objects. What it sees instead:
 * :class:`_Remote`: a result that is not data; it stays in the candidate, and the judge
   compares it through its by-value view (class name and attributes, never its ``__eq__``).
 
-Every request goes through :class:`_Ops`, which records it (prediction), matches it against
-the prediction and hands out the collected answer (replay), or sends it and waits (live).
+Every request goes through :class:`_Ops`, which records it (prediction), or matches it against
+the prediction and hands out the collected answer (replay). There is no third mode: the
+candidate only ever receives the predicted calls, all at once, and is dead before any answer is
+judged; a real check that makes a call the prediction did not have raises :class:`Diverged`
+and is scored as failed. What the judge decodes is charged to the job's :class:`Budget`
+before it is decoded.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ _MAX_PREDICTED = 4096  # calls a prediction may hold
 
 
 class WorkerBroken(Exception):
-    """A fork server died or cannot be reached: the worker must be replaced."""
+    """A fork server died or cannot be reached: the worker must be replaced (the worker's
+    loop ends on it; see :func:`sandboxes.worker.main.serve`)."""
 
 
 class Fault(BaseException):
@@ -47,6 +52,56 @@ class CandidateError(BaseException):
 
 class Diverged(BaseException):
     """The real check made a call the prediction did not have."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotRecorded(BaseException):
+    """An assert message needs an answer the judge does not hold (it is not evaluated)."""
+
+
+class Budget:
+    """What the judge may spend on one job's answers, charged before it is spent.
+
+    ``held``: the raw reply bytes the judge keeps until the candidate is dead; ``kept``: an
+    upper estimate of the decoded values it keeps (:func:`sandboxes.encoding.cost_bound`).
+    A decode is refused when ``held + kept`` plus its own estimate would pass ``limit``
+    bytes, or when the job's values would pass ``limit // 192`` objects; either way the job
+    ends as a ``JudgeBudget`` error, never as a judge that grew.
+    """
+
+    __slots__ = ("limit", "held", "kept", "objects")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.kept = 0
+        self.objects = 0
+
+    def hold(self, n: int) -> Fault | None:
+        """Charge ``n`` raw reply bytes; the fault to raise when they are over budget."""
+        self.held += n
+        if self.held > self.limit:
+            return Fault("budget", f"the program's replies passed the judge's budget of "
+                                   f"{self.limit >> 20} MiB for one job")
+        return None
+
+    def decode(self, payload: bytes, keep: bool, **kw: Any) -> Any:
+        """``encoding.decode(payload)`` once its estimated cost fits (``keep``: the value
+        stays held until the job ends)."""
+        size, objects = enc.cost_bound(payload)
+        if self.held + self.kept + size > self.limit or (
+                self.objects + objects) * 192 > self.limit:
+            raise Fault("budget", f"decoding an answer ({len(payload)} bytes, up to {objects} "
+                                  f"objects, up to {size >> 20} MiB) would pass the judge's "
+                                  f"budget of {self.limit >> 20} MiB for one job")
+        value = enc.decode(payload, **kw)
+        if keep:
+            self.kept += size
+            self.objects += objects
+        return value
 
 
 class StopRecording(BaseException):
@@ -329,7 +384,7 @@ def _ref_of(x: Any) -> Any:
             raise enc.EncodingError("an attribute of a program name cannot be an argument")
         return x._root
     if t is enc.RemoteObject and x.ref is not None:
-        return {"r": x.ref}
+        return {"r": ref_path(x.ref)}
     return None
 
 
@@ -337,27 +392,32 @@ def _ref_of(x: Any) -> Any:
 
 
 class _Ops:
-    """The calls a check makes on the program, in one of three modes.
+    """The calls a check makes on the program, in one of two modes.
 
     * ``record``: nothing reaches the candidate; each call is appended to ``requests`` and a
       stand-in comes back;
     * ``replay``: each call must be the next predicted one (a reference to a by-value result
-      matches a value equal to it); its answer comes from the collected answers;
-    * ``live``: calls beyond ``requests`` are sent now and their answers awaited.
+      matches a value equal to it); its answer comes from the collected answers. A call that
+      was not predicted raises :class:`Diverged`.
+
+    While an ``assert`` message is evaluated (``quiet``), a call is answered only if the
+    very same call was made before; the message is for the report, never for the verdict.
     """
 
-    def __init__(self, mode: str, ch: Any = None,
-                 requests: list[tuple[bytes, Any]] | None = None,
-                 answers: list[tuple[int, bytes]] | None = None, max_result: int = 0) -> None:
+    def __init__(self, mode: str, requests: list[tuple[bytes, Any]] | None = None,
+                 answers: list[tuple[int, bytes]] | None = None, max_result: int = 0,
+                 budget: Budget | None = None) -> None:
         self.mode = mode
-        self.ch = ch
         self.requests: list[tuple[bytes, Any]] = list(requests or [])
         self.answers = answers if answers is not None else []
         self.max_result = max_result
+        self.budget = budget or Budget(1 << 62)
         self.pos = 0
+        self.quiet = 0  # > 0 while an assert message is evaluated
         self.values: dict[int, Any] = {}
         self.trees: dict[int, Any] = {}
         self.views: dict[int, Any] = {}
+        self.raw_views: tuple[list[int], int, bytes] | None = None  # decoded when first used
         self.errors: list[CandidateError] = []  # candidate errors the check saw (and swallowed)
         self.fault: Fault | None = None  # why answers stopped (collection)
         self.raised: BaseException | None = None  # a fault/divergence the check may swallow
@@ -370,9 +430,9 @@ class _Ops:
         except enc.EncodingError as e:
             if self.mode == "record":
                 raise self._remember(StopRecording()) from None
-            if self.ch is not None:
-                raise self.ch.fail("harness", f"UnencodableArgument: {e}") from None
-            raise Fault("harness", f"UnencodableArgument: {e}") from None
+            if self.quiet:
+                raise NotRecorded from None
+            raise self._remember(Fault("harness", f"UnencodableArgument: {e}")) from None
 
     def call(self, root: Any, attrs: list[str], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Any:
@@ -390,8 +450,19 @@ class _Ops:
                 raise self._remember(StopRecording())
             self.requests.append((tag, tree))
             return None if tag == proto.SETATTR else _Unknown(self, len(self.requests) - 1)
+        if self.quiet:
+            return self._answer(self._made_before(tag, tree), tag)
         k = self._next(tag, tree)
         return self._answer(k, tag)
+
+    def _made_before(self, tag: bytes, tree: Any) -> int:
+        """An earlier call equal to this one (assert messages repeat the asserted call)."""
+        if tag != proto.SETATTR:
+            for k in range(min(self.pos, len(self.answers))):
+                ptag, ptree = self.requests[k]
+                if ptag == tag and self._match(ptree, tree):
+                    return k
+        raise NotRecorded
 
     def _next(self, tag: bytes, tree: Any) -> int:
         while self.pos < len(self.requests):
@@ -402,13 +473,10 @@ class _Ops:
             if self._skippable(ptree):
                 self.pos += 1
                 continue
-            raise self._remember(Diverged())
-        if self.mode != "live" or self.ch is None:
-            raise self._remember(Diverged())
-        self.requests.append((tag, tree))
-        self.pos += 1
-        self.ch.send(request_bytes(tag, tree, keep=True))
-        return self.pos - 1
+            break
+        raise self._remember(Diverged(
+            f"call #{self.pos + 1} of the check was not among the {len(self.requests)} sent "
+            "ahead"))
 
     def _skippable(self, ptree: Any) -> bool:
         """A predicted call on a result that came back by value: the real check did it on
@@ -427,10 +495,23 @@ class _Ops:
     def _answer_tree(self, k: int) -> Any:
         if k not in self.trees:
             try:
-                self.trees[k] = json.loads(self.answers[k][1])
+                self.trees[k] = self._decoded(k, json.loads)
             except (ValueError, RecursionError):
                 self.trees[k] = _NO_TREE
         return self.trees[k]
+
+    def _decoded(self, k: int, parse: Any) -> Any:
+        """``parse`` of answer ``k``'s payload, once its cost is charged to the budget."""
+        payload = self.answers[k][1]
+        size, objects = enc.cost_bound(payload)
+        budget = self.budget
+        if budget.held + budget.kept + size > budget.limit:
+            raise self._remember(Fault("budget", f"matching the check's calls against an "
+                                                 f"answer would pass the judge's budget of "
+                                                 f"{budget.limit >> 20} MiB for one job"))
+        budget.kept += size
+        budget.objects += objects
+        return parse(payload)
 
     def _match(self, p: Any, r: Any) -> bool:
         """Predicted tree ``p`` equals real tree ``r``, a reference in ``p`` to a by-value
@@ -453,18 +534,13 @@ class _Ops:
     def _remember(self, e: BaseException) -> BaseException:
         """The first fault or divergence: raised again after the check, should it swallow
         this one with a bare ``except``."""
-        if self.raised is None:
+        if self.raised is None and not self.quiet:
             self.raised = e
         return e
 
     def _reply(self, k: int) -> tuple[int, bytes]:
-        while k >= len(self.answers):
-            if self.mode != "live" or self.ch is None:
-                raise self._remember(self.fault or Fault("eof"))
-            try:
-                self.answers.append(self.ch.recv())
-            except Fault as f:
-                raise self._remember(f) from None
+        if k >= len(self.answers):
+            raise self._remember(self.fault or Fault("eof"))
         return self.answers[k]
 
     def _answer(self, k: int, tag: bytes) -> Any:
@@ -472,9 +548,12 @@ class _Ops:
         if kind == proto.VALUE and tag != proto.SETATTR:
             if k not in self.values:
                 try:
-                    self.values[k] = enc.decode(payload, max_bytes=self.max_result)
+                    self.values[k] = self.budget.decode(payload, True,
+                                                        max_bytes=self.max_result)
                 except enc.EncodingError as e:
                     self._raise(CandidateError("BadResult", str(e)))
+                except Fault as f:
+                    raise self._remember(f) from None
             return self.values[k]
         if kind == proto.HANDLE and tag != proto.SETATTR:
             return _Remote(self, k, payload[:100].decode("utf-8", "replace"))
@@ -485,40 +564,38 @@ class _Ops:
             if kind == proto.UNENCODABLE:
                 etype, msg = "UnencodableResult", f"{etype}: {msg}"
             self._raise(CandidateError(etype, msg))
-        fault = Fault("protocol", f"unexpected reply {chr(kind)!r} to a request")
-        if self.ch is not None:
-            self.ch.fault = self.ch.fault or fault
-        raise self._remember(fault)
+        raise self._remember(Fault("protocol", f"unexpected reply {chr(kind)!r} to a request"))
 
     def _raise(self, err: CandidateError) -> None:
-        self.errors.append(err)
+        if not self.quiet:
+            self.errors.append(err)
         raise err
 
     def view(self, k: int) -> Any:
+        if k not in self.views and self.raw_views is not None:
+            raw, self.raw_views = self.raw_views, None
+            self._decode_views(*raw)
         if k not in self.views:
-            if self.mode == "live" and self.ch is not None:
-                self.fetch_views([k])
-            if k not in self.views:
-                self._raise(CandidateError("UnviewableResult", "no view of a returned object"))
+            self._raise(CandidateError("UnviewableResult", "no view of a returned object"))
         return self.views[k]
 
     def handles(self) -> list[int]:
         return [k for k, (kind, _) in enumerate(self.answers) if kind == proto.HANDLE]
 
-    def fetch_views(self, ks: list[int]) -> None:
-        """Ask the (live) candidate for by-value views of results ``ks``."""
-        assert self.ch is not None
-        self.ch.send(proto.VIEWS + json.dumps(ks).encode() + b"\n")  # views: never kept
-        kind, payload = self.ch.recv()
-        self.store_views(ks, kind, payload)
-
     def store_views(self, ks: list[int], kind: int, payload: bytes) -> None:
+        """Keep the by-value views of results ``ks`` as they came (decoded when the judge
+        first needs one: after the candidate is dead, under the judge's alarm)."""
+        self.raw_views = (ks, kind, payload)
+
+    def _decode_views(self, ks: list[int], kind: int, payload: bytes) -> None:
         if kind != proto.VALUE:
             return
         try:
-            views = enc.decode(payload, max_bytes=self.max_result, objects=True)
+            views = self.budget.decode(payload, True, max_bytes=self.max_result, objects=True)
         except enc.EncodingError:
             return
+        except Fault as f:
+            raise self._remember(f) from None
         if type(views) is not list or len(views) != len(ks):
             return
         for k, v in zip(ks, views):
@@ -543,21 +620,37 @@ def _tree_at(tree: Any, path: list[Any]) -> Any:
 
 
 def _set_refs(view: Any, k: int) -> None:
-    """Mark each program object in result ``k``'s view with the path that reaches it."""
-    stack: list[tuple[Any, list[list[Any]]]] = [(view, [])]
+    """Mark each program object in result ``k``'s view with the path that reaches it.
+
+    The path is kept as a chain of ``(parent, step)`` links (built in constant time per
+    object, whatever the nesting) and spelled out only when the check passes that object
+    back to the program (:func:`ref_path`).
+    """
+    stack: list[tuple[Any, Any]] = [(view, None)]
     seen = 0
     while stack and seen < 100000:
         seen += 1
-        v, path = stack.pop()
+        v, link = stack.pop()
         t = type(v)
         if t is enc.RemoteObject:
-            if path:
-                v.ref = [k, path]
+            if link is not None:
+                v.ref = (k, link)
             if v.attrs is not None:
-                stack.extend((x, path + [["a", name]]) for name, x in v.attrs.items()
+                stack.extend((x, (link, ("a", name))) for name, x in v.attrs.items()
                              if isinstance(name, str))
         elif t is list or t is tuple:
-            stack.extend((x, path + [["i", i]]) for i, x in enumerate(v))
+            stack.extend((x, (link, ("i", i))) for i, x in enumerate(v))
+
+
+def ref_path(ref: tuple[int, Any]) -> list[Any]:
+    """``[k, [[kind, key], ...]]`` of a view's ``(k, link)`` reference."""
+    k, link = ref
+    steps: list[list[Any]] = []
+    while link is not None:
+        link, step = link
+        steps.append(list(step))
+    steps.reverse()
+    return [k, steps]
 
 
 def request_bytes(tag: bytes, tree: Any, keep: bool = True) -> bytes:

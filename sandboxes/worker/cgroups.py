@@ -8,6 +8,11 @@ creates the leaves before it forks its fork servers, which keep an open ``cgroup
 to put each child in its leaf before the child runs any candidate code; the judge sets each
 job's limit and reads the OOM kill count after a job. The leaves are removed when the judge
 exits; leaves of judges that died (SIGKILL) are removed by the next judge in the same cgroup.
+
+In a docker container the worker cannot reach the host's cgroup tree by itself: the host makes
+a cgroup per container whose ``jobs`` dir the container's user owns, binds that dir into the
+container, and passes its path (``cgroup_dir``); the leaves are made there, so a job's memory
+is charged to the job on ``docker`` exactly as on ``local`` (see :mod:`sandboxes.docker`).
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0; a process of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -92,8 +98,14 @@ class JobCgroups:
             ``/sys/fs/cgroup`` in a container, ...).
     """
 
-    def __init__(self, n: int) -> None:
-        self.version, self.parent = self._choose()
+    def __init__(self, n: int, parent: str | None = None, version: int = 1) -> None:
+        if parent:  # handed down by the host (a docker container's share of the host's tree)
+            if not os.access(parent, os.W_OK):
+                raise CgroupUnavailable(f"the cgroup dir {parent} handed to the worker is not "
+                                        "writable")
+            self.version, self.parent = version, parent
+        else:
+            self.version, self.parent = self._choose()
         self.root = os.path.join(self.parent, f"{_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
         self._remove_stale()
         self.leaves: list[_Leaf] = []
@@ -241,7 +253,7 @@ class JobCgroups:
             if not name.startswith(_PREFIX):
                 continue
             pid = name[len(_PREFIX):].split("-", 1)[0]
-            if not pid.isdigit() or _pid_alive(int(pid)):
+            if not pid.isdigit() or pid_alive(int(pid)):
                 continue
             base = os.path.join(self.parent, name)
             try:

@@ -42,7 +42,7 @@ import time
 from typing import Any
 
 from sandboxes.worker import protocol as proto
-from sandboxes.worker import runner
+from sandboxes.worker import runner, sysroot
 from sandboxes.worker import syscalls as sc
 
 JOB_FDS = 3  #: fds a prepare request carries: the child's job, reply and output pipes
@@ -86,53 +86,31 @@ class ForkServer:
         self.current = 0  # the newest child (prepared, or running a job)
         self.applied: list[str] = []
         self.missing: list[str] = []
+        self.done: list[str] = []  # namespaces made so far (applied once setup is over)
+        self.keyring_why = ""  # why no fresh session keyring could be joined ("" if it was)
+        self.proc_fd = -1
+        self.reexeced = False
 
     # -- setup ---------------------------------------------------------------
     def setup(self) -> None:
+        """Set up this server: namespaces and its private root, then (with the in-memory
+        copy of the system files) re-exec the interpreter from that copy and go on in the new
+        image (:func:`resume`), else go on in place (:meth:`finish_setup`)."""
         cfg = self.cfg
         os.environ.clear()  # children inherit a clean environment
         os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                            "PYTHONIOENCODING": "utf-8"})
-        try:
-            with open("/proc/self/statm") as f:
-                self.base_vsize = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        try:  # /proc/<this pid>, kept to read this server's size once its setup is done
+            self.proc_fd = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
-            self.base_vsize = 64 << 20
+            self.proc_fd = -1
         try:  # nothing below this server inherits the host's session keyring
             sc.join_new_session_keyring()
-            keyring = True
         except OSError as e:
-            keyring = False
-            keyring_why = str(e)
+            self.keyring_why = str(e)
         why = "namespaces=False" if not cfg["namespaces"] else "not root, no user namespaces"
-        namespaces = (self.root or self.userns) and cfg["namespaces"]
-        done = []
-        if namespaces:
-            for flag, name in ((sc.CLONE_NEWNET, "network namespace"),
-                               (sc.CLONE_NEWIPC, "ipc namespace"),
-                               (sc.CLONE_NEWUTS, "uts namespace")):
-                try:
-                    sc.unshare(flag)
-                    done.append(name)
-                except OSError as e:
-                    self.missing.append(f"{name} ({e})")
-            if "uts namespace" in done:
-                try:
-                    sc.sethostname("sandbox")
-                except OSError:
-                    pass
-            try:
-                sc.unshare(sc.CLONE_NEWNS)
-                sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-                self.mount_ns = True
-            except OSError as e:
-                self.missing.append(f"mount namespace ({e})")
-            if self.mount_ns:
-                try:
-                    self._build_root()
-                    self.private_root = True
-                except OSError as e:
-                    self.missing.append(f"private read-only root ({e})")
+        if (self.root or self.userns) and cfg["namespaces"]:
+            self._namespaces()
         else:
             self.missing += [f"network namespace ({why})", f"ipc namespace ({why})",
                              f"uts namespace ({why})", f"mount namespace ({why})",
@@ -156,17 +134,101 @@ class ForkServer:
             os.makedirs(self.work_parent, mode=0o711, exist_ok=True)
             self.workdir = os.path.join(self.work_parent, "job")
             self.missing.append(f"fresh tmpfs per job ({why})")
+        if self.private_root and cfg.get("_sysroot"):
+            self._reexec()  # returns only when it could not
+        self.finish_setup()
+
+    def _namespaces(self) -> None:
+        """Network, IPC, UTS, time and mount namespaces; the private root."""
+        for flag, name in ((sc.CLONE_NEWNET, "network namespace"),
+                           (sc.CLONE_NEWIPC, "ipc namespace"),
+                           (sc.CLONE_NEWUTS, "uts namespace")):
+            try:
+                sc.unshare(flag)
+                self.done.append(name)
+            except OSError as e:
+                self.missing.append(f"{name} ({e})")
+        if "uts namespace" in self.done:
+            try:
+                sc.sethostname("sandbox")
+            except OSError:
+                pass
+        try:
+            sc.enter_time_namespace()
+            self.done.append("time namespace (monotonic and boot clocks start at 0: no host "
+                             "uptime)")
+        except OSError as e:
+            self.missing.append(f"time namespace ({e})")
+        try:
+            sc.unshare(sc.CLONE_NEWNS)
+            sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+            self.mount_ns = True
+        except OSError as e:
+            self.missing.append(f"mount namespace ({e})")
+        if self.mount_ns:
+            try:
+                self._build_root()
+                self.private_root = True
+            except OSError as e:
+                self.missing.append(f"private read-only root ({e})")
+
+    def _reexec(self) -> None:
+        """Run the interpreter again, from the private root (the in-memory copy), and go on
+        there (:func:`resume`): a candidate, a fork of this server, then inherits no mapping of
+        a host file whose pages it could fault in, evict or time. The worker's sources come
+        along through a memfd on stdin, this server's state in its config. Returns only if it
+        could not (reported as missing)."""
+        boot = getattr(sys.modules.get("__main__"), "_boot", None)
+        argv = list(getattr(sys, "orig_argv", []))
+        if not isinstance(boot, dict) or "-c" not in argv:
+            self.missing.append("interpreter run from the in-memory copy (no boot loader)")
+            return
+        keep = [self.sock.fileno(), self.cgroup_fd, self.proc_fd]
+        state = {"fds": {"sock": keep[0], "cgroup": keep[1], "proc": keep[2]},
+                 "pid_ns": self.pid_ns, "userns": self.userns, "uid": self.uid,
+                 "attrs": {k: getattr(self, k) for k in _RESUMED}}
+        data = json.dumps({"modules": boot["modules"],
+                           "config": dict(self.cfg, _resume=state)}).encode()
+        try:
+            fd = os.memfd_create("codegym-boot", 0)
+            proto.write_all(fd, len(data).to_bytes(4, "big") + data)
+            os.lseek(fd, 0, os.SEEK_SET)
+            if self.userns:  # a non-root uid keeps capabilities across exec only as ambient
+                sc.keep_capabilities_across_exec((sc.CAP_SYS_ADMIN, sc.CAP_SETPCAP))
+            os.dup2(fd, 0)
+            for k in keep:
+                if k >= 0:
+                    os.set_inheritable(k, True)
+            os.execve(os.path.realpath(sys.executable), argv, dict(os.environ))
+        except OSError as e:
+            self.missing.append(f"interpreter run from the in-memory copy ({e})")
+
+    def finish_setup(self) -> None:
+        """Limits, capabilities and the seccomp filter (after which nothing is set up)."""
+        cfg = self.cfg
+        try:
+            fd = os.open("statm", os.O_RDONLY, dir_fd=self.proc_fd) if self.proc_fd >= 0 \
+                else os.open("/proc/self/statm", os.O_RDONLY)
+            try:
+                self.base_vsize = int(os.read(fd, 256).split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            finally:
+                os.close(fd)
+        except (OSError, ValueError, IndexError):
+            self.base_vsize = 64 << 20
+        if self.proc_fd >= 0:
+            os.close(self.proc_fd)
+            self.proc_fd = -1
         os.environ["HOME"] = os.environ["TMPDIR"] = self.workdir
         resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["max_file_mb"] << 20,) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (cfg["max_open_files"],) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)  # this server never execs: nothing it needs is lost
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)  # this server never execs again
         try:
             self.seccomp = sc.CandidateFilter()
         except OSError as e:
             self.missing.append(f"seccomp filter ({e})")
-        if not keyring and self.seccomp is None:
-            self.missing.append(f"fresh session keyring ({keyring_why})")
+        if self.keyring_why and self.seccomp is None:
+            self.missing.append(f"fresh session keyring ({self.keyring_why})")
         if self.root:
             self.nproc = cfg["max_procs"]
         elif self.userns:  # counted per user namespace: this worker's processes only
@@ -175,11 +237,14 @@ class ForkServer:
             sc.drop_inheritable_capabilities()
         if self.seccomp is not None:
             self.seccomp.install()  # inherited by every child
-        self.applied += done
+        self.applied += self.done
         if self.mount_ns:
             self.applied.append("mount namespace + fresh tmpfs work dir per job")
         if self.private_root:
             self.applied.append("private read-only root (pivot_root), no /proc, read-only /dev")
+        if self.reexeced:
+            self.applied.append("fork server runs from the in-memory copy (no host file "
+                                "mapped into a job)")
         if self.pid_ns:
             self.applied.append("pid namespace per job")
         if self.root:
@@ -188,52 +253,60 @@ class ForkServer:
             self.applied.append(f"user namespace (uid {USERNS_UID} inside, no capabilities)")
         if self.seccomp is not None:
             self.applied.append("seccomp filter (no keyrings, namespaces, mounts, inotify, "
-                                "io_uring, SysV IPC, vsock/netlink sockets, tracing)")
+                                "io_uring, AIO, SysV IPC, sockets, pipes, memfds, pidfds, "
+                                "page-cache probes, host-fact calls, tracing)")
         self.applied += ["session", "rlimits", "clean environment", "no_new_privs"]
 
     def _bind_ro(self, src: str, dst: str, flags: int) -> None:
+        """Bind ``src`` on ``dst`` read-only, every mount below it included."""
         sc.mount(src, dst, None, sc.MS_BIND | (sc.MS_REC if os.path.isdir(src) else 0))
-        sc.mount(None, dst, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | flags)
+        attrs = sc.MOUNT_ATTR_RDONLY
+        for flag, attr in ((sc.MS_NOSUID, sc.MOUNT_ATTR_NOSUID),
+                           (sc.MS_NODEV, sc.MOUNT_ATTR_NODEV),
+                           (sc.MS_NOEXEC, sc.MOUNT_ATTR_NOEXEC)):
+            if flags & flag:
+                attrs |= attr
+        try:
+            sc.mount_setattr_recursive(dst, attrs)
+            return
+        except OSError:
+            pass  # before Linux 5.12: remount each mount of the tree
+        for point in sc.mounts_below(dst) or [dst]:
+            sc.mount(None, point, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | flags)
 
     def _build_root(self) -> None:
-        """tmpfs root with read-only binds of the system dirs; ``pivot_root``, then chroot.
+        """tmpfs root holding the system files read-only; ``pivot_root``, then chroot.
 
-        After ``pivot_root`` the host's root is unmounted from this namespace. The extra chroot
-        into ``/r`` makes every candidate "chrooted" in the kernel's eyes (its root is not the
-        namespace's root), which denies it ``unshare(CLONE_NEWUSER)`` -- the door to fake root
-        and to every other namespace (the seccomp filter closes it too).
+        With the worker's in-memory copy (:mod:`sandboxes.worker.sysroot`, the usual case) the
+        root holds its entries only: no file of the host's disks is reachable. Without it,
+        read-only binds of the host's system dirs. After ``pivot_root`` the host's root is
+        unmounted from this namespace. The extra chroot into ``/r`` makes every candidate
+        "chrooted" in the kernel's eyes (its root is not the namespace's root), which denies
+        it ``unshare(CLONE_NEWUSER)`` -- the door to fake root and to every other namespace
+        (the seccomp filter closes it too).
         """
-        base = "/tmp" if os.path.isdir("/tmp") else "/mnt"
+        copy = bool(self.cfg.get("_sysroot"))
+        if copy:
+            base = sysroot.server_base(int(self.cfg.get("fs_index", 0)))
+        else:
+            base = "/tmp" if os.path.isdir("/tmp") else "/mnt"
         sc.mount("tmpfs", base, "tmpfs", sc.MS_NOSUID, "size=4m,mode=755")
         new = os.path.join(base, "r")
         os.mkdir(new, 0o755)
         sc.mount("tmpfs", new, "tmpfs", sc.MS_NOSUID, "size=4m,mode=755")  # remountable ro
-        for name in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            src = "/" + name
-            dst = os.path.join(new, name)
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), dst)
-            elif os.path.isdir(src):
-                os.mkdir(dst)
-                self._bind_ro(src, dst, sc.MS_NOSUID | sc.MS_NODEV)
-        # the worker's own interpreter when it lives elsewhere (pyenv, conda, ...): its stdlib
-        # must stay importable for candidates
-        system = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "tmp", "proc", "dev")
-        for src in sorted({os.path.realpath(sys.base_prefix),
-                           os.path.realpath(sys.base_exec_prefix)}):
-            if not os.path.isdir(src) or src.strip("/").split("/", 1)[0] in system:
-                continue
-            dst = new + src
-            os.makedirs(dst, 0o755, exist_ok=True)
-            self._bind_ro(src, dst, sc.MS_NOSUID | sc.MS_NODEV)
+        if copy:
+            self._bind_copy(new)
+        else:
+            self._bind_host(new)
         for name in ("etc", "dev", "tmp"):
-            os.mkdir(os.path.join(new, name), 0o755)
-        for name in ("ld.so.cache", "localtime"):
-            src = os.path.join("/etc", name)
+            os.makedirs(os.path.join(new, name), 0o755, exist_ok=True)
+        for name in sysroot.ETC_FILES:
+            # the copy mirrors the host's real paths (its symlinks point at host paths)
+            src = (sysroot.TREE if copy else "") + os.path.realpath(name)
             if os.path.isfile(src):
-                dst = os.path.join(new, "etc", name)
+                dst = new + name
                 open(dst, "w").close()
-                self._bind_ro(os.path.realpath(src), dst, sc.MS_NOSUID | sc.MS_NODEV)
+                self._bind_ro(src, dst, sc.MS_NOSUID | sc.MS_NODEV)
         with open(os.path.join(new, "etc", "passwd"), "w") as f:
             f.write(f"root:x:0:0::/:/bin/false\nsandbox:x:{self.uid}:{self.uid}"
                     f"::{WORK_DIR}:/bin/false\n")
@@ -255,6 +328,41 @@ class ForkServer:
             os.chroot(new)
         os.chdir("/")
         sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_NOSUID)
+
+    def _bind_copy(self, new: str) -> None:
+        """The top-level entries of the in-memory copy (``usr``, ``lib64`` -> ``usr/lib64``,
+        ...), dirs bound read-only, symlinks recreated."""
+        for name in sorted(os.listdir(sysroot.TREE)):
+            if name in ("etc", "dev", "tmp", "proc", "r"):
+                continue
+            src = os.path.join(sysroot.TREE, name)
+            dst = os.path.join(new, name)
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), dst)
+            elif os.path.isdir(src):
+                os.mkdir(dst, 0o755)
+                self._bind_ro(src, dst, sc.MS_NOSUID | sc.MS_NODEV)
+
+    def _bind_host(self, new: str) -> None:
+        """Without the copy: read-only binds of the host's system dirs."""
+        for name in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            src = "/" + name
+            dst = os.path.join(new, name)
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), dst)
+            elif os.path.isdir(src):
+                os.mkdir(dst)
+                self._bind_ro(src, dst, sc.MS_NOSUID | sc.MS_NODEV)
+        # the worker's own interpreter when it lives elsewhere (pyenv, conda, ...): its stdlib
+        # must stay importable for candidates
+        system = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "tmp", "proc", "dev")
+        for src in sorted({os.path.realpath(sys.base_prefix),
+                           os.path.realpath(sys.base_exec_prefix)}):
+            if not os.path.isdir(src) or src.strip("/").split("/", 1)[0] in system:
+                continue
+            dst = new + src
+            os.makedirs(dst, 0o755, exist_ok=True)
+            self._bind_ro(src, dst, sc.MS_NOSUID | sc.MS_NODEV)
 
     # -- loop ----------------------------------------------------------------
     def serve(self) -> None:
@@ -461,6 +569,43 @@ class ForkServer:
         proto.write_all(4, b"R\n")
         runner.serve(self.cfg["max_result_bytes"], self.base_vsize)
         os._exit(0)
+
+
+#: the server state that survives its re-exec (:meth:`ForkServer._reexec`, :func:`resume`)
+_RESUMED = ("applied", "missing", "done", "keyring_why", "mount_ns", "private_root",
+            "workdir", "work_parent", "own_tmp")
+
+
+def resume(cfg: dict[str, Any]) -> None:
+    """Entry point of a fork server after its re-exec (from :func:`sandboxes.worker.main.main`):
+    rebuild it from the state in ``cfg["_resume"]``, finish its setup, serve. Never returns."""
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)  # exec made it dumpable again
+    sc.set_name(b"codegym-sbx")
+    state = cfg.pop("_resume")
+    fds = state["fds"]
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 0)  # stdin was the memfd the sources came through
+    os.close(devnull)
+    try:
+        sock = socket.socket(fileno=fds["sock"])
+        os.set_inheritable(sock.fileno(), False)
+        for key in ("cgroup", "proc"):
+            if fds[key] >= 0:
+                os.set_inheritable(fds[key], False)
+        fs = ForkServer(cfg, sock, state["pid_ns"], state["userns"], state["uid"],
+                        fds["cgroup"])
+        for key, value in state["attrs"].items():
+            setattr(fs, key, value)
+        fs.proc_fd = fds["proc"]
+        fs.reexeced = True
+        fs.finish_setup()
+    except BaseException:  # noqa: BLE001 - tell the judge, which is waiting for the hello
+        import traceback
+
+        os.write(fds["sock"], json.dumps({"fatal": traceback.format_exc()}).encode())
+        os._exit(1)
+    fs.serve()
+    os._exit(0)
 
 
 def enter_user_namespace() -> bool:

@@ -7,20 +7,30 @@ Per job, in this order:
    results (:class:`_Unknown`, which behave like the results of a correct program: every
    comparison holds, every ``assert`` is taken as passed) with ``random`` seeded the same way
    as in the real run. Predictions depend on trusted code only and are cached per task.
-2. **Collect every answer** (raw bytes, not decoded) until all are in, the candidate died, or
-   the time is up; then the by-value views of any program objects it returned.
+2. **Collect every answer** (raw bytes, not decoded, charged to the job's budget) until all
+   are in, the candidate died, or the time is up; then the by-value views of any program
+   objects it returned.
 3. **Kill the candidate's whole tree** (its PID namespace) and wait until it is gone.
-4. **Only then judge:** decode the answers (bounded cost, :mod:`sandboxes.encoding`) and
-   compare them with the expected values, or run the real ``check`` against them, each call it
-   makes checked against the prediction (a call on a result that came back by value and that
-   the check made locally is skipped).
+4. **Only then judge:** decode the answers (each charged to the job's :class:`Budget`
+   before it is decoded, under an alarm that ends at the job's deadline plus a second) and
+   compare them with the expected values, or run the real ``check`` against them, each call
+   it makes checked against the prediction (a call on a result that came back by value and
+   that the check made locally is skipped).
 
-So nothing the judge does while the candidate lives depends on the verdict: not when it
-stops sending, not when it closes a pipe, not how long it takes. Where the real ``check``
-makes a call the prediction did not (its calls depend on the answers, or its randomness is
-not ours to seed), the job runs again in a fresh child, call by call ("live"): that child sees
-each call as the check makes it, and the job is held until its deadline before the child is
-killed, so what it learns cannot leave through time; nothing else outlives a job.
+So nothing the judge does while the candidate lives depends on the verdict: not which calls
+it sends, not when it stops sending, not when it closes a pipe, not how long it takes. There
+is one candidate per job and it only ever sees the predicted calls, a function of the test
+code alone. Where the real ``check`` makes a call the prediction did not have (its calls
+depend on the program's answers: a branch on a result, a call on a value computed from one),
+the job is scored ``failed`` (``UnpredictableCheck``): answering that call would need a
+candidate that learns from the call it is asked which way the check went. An ``assert``
+message that calls the program (``assert candidate(x) == y, f"got {candidate(x)}"``) is
+evaluated only from answers already collected (the message is for the report; the failed
+``assert`` already decided the verdict).
+
+The harness's own names never meet the program's: the check's ``def check`` is compiled
+under a private name, so a program (or a test) may define and call a function ``check`` of
+its own.
 
 Checks may use the program's own top-level names (``root = Node(1)``, ``sys.getsizeof(...)``):
 a name the trusted code reads but does not define is a standard-library module the judge
@@ -29,6 +39,10 @@ reads and writes run in the candidate and come back by value. Results that are n
 (objects of the program's classes) stay in the candidate as handles (:class:`_Remote`) and are
 compared by value through their views (class name and attributes, never the program's
 ``__eq__``).
+
+Resource verdicts come from the kernel only: ``memory`` when the job's memory cgroup counted
+an OOM kill during the job, ``timeout`` from the deadline or the CPU-time signal. A
+``MemoryError`` the program raises or prints is its own ``error``.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ import builtins
 import json
 import os
 import random
+import resource
 import select
 import signal
 import socket
@@ -47,9 +62,11 @@ from sandboxes import encoding as enc
 from sandboxes.status import Status
 from sandboxes.worker import protocol as proto
 from sandboxes.worker.calls import (
+    Budget,
     CandidateError,
     Diverged,
     Fault,
+    NotRecorded,
     StopRecording,
     WorkerBroken,
     _Ops,
@@ -64,9 +81,18 @@ JUDGE_MODULES = frozenset(
     "array bisect calendar cmath collections copy datetime decimal fractions functools heapq "
     "itertools json math numbers operator random re statistics string struct sys textwrap "
     "typing unicodedata".split())
-_RECORD_BUDGET = 0.05  # seconds the prediction run of a check may take
+_RECORD_BUDGET = 1.0  # seconds the prediction run of a check may take (once per task)
+CHECK_NAME = "__codegym_check__"  #: the harness's ``check``, renamed: no program name meets it
+MESSAGE_NAME = "__codegym_message__"  #: evaluates an ``assert`` message from collected answers
+#: bytes the judge may spend on one job's answers: twice the job's memory limit, at least this
+#: (see Judge._budget)
+MIN_JUDGE_BUDGET = 256 << 20
+#: the judge's own address space may exceed its size at the start of a job by its budget and
+#: this much more (the soft ``RLIMIT_AS`` of the judge process while it scores the job)
+JUDGE_SLACK = 256 << 20
 _SEED = 20240917  # ``random`` state of every run of a check (prediction and real)
 _JOB_FDS = 3
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # --------------------------------------------------------------------------- channel
@@ -76,8 +102,9 @@ class Channel:
     """Judge side of one candidate: non-blocking request writes, reply lines, capped output."""
 
     def __init__(self, req_w: int, rep_r: int, out_r: int, deadline: float,
-                 cfg: dict[str, Any]) -> None:
+                 cfg: dict[str, Any], budget: Budget) -> None:
         self.req_w, self.rep_r, self.out_r = req_w, rep_r, out_r
+        self.budget = budget
         for fd in (req_w, rep_r, out_r):
             os.set_blocking(fd, False)
         self.deadline = deadline
@@ -182,6 +209,9 @@ class Channel:
                 if data is None:
                     continue
                 if data:
+                    over = self.budget.hold(len(data))
+                    if over is not None:
+                        raise self.fail(over.kind, over.detail)
                     self.rbuf += data
                 else:
                     self.rep_open = False
@@ -212,6 +242,7 @@ class ServerLink:
         self.next_fds: tuple[int, int, int] | None = None  # pipes of the prepared child
         self.next_pid: int | None = None
         self.running: int | None = None  # the child of the current job (not yet killed)
+        self.dying = False  # a kill was asked for and its reply not read yet
 
     def _pipes(self) -> tuple[list[int], tuple[int, int, int]]:
         req_r, req_w = os.pipe()
@@ -280,10 +311,12 @@ class ServerLink:
         pid, self.running = self.running, None
         self.collect()
         self._request(b"k%d %d" % (pid or 0, int(grace * 1000)))
+        self.dying = True
 
     def kill_end(self) -> tuple[int, bool, float]:
         """Wait until the child's tree is gone: (its wait status, whether it was still alive
         when killed, its CPU seconds)."""
+        self.dying = False
         reply = self._reply()
         if reply[:1] != b"d":
             raise WorkerBroken(reply[1:].decode("utf-8", "replace"))
@@ -293,7 +326,7 @@ class ServerLink:
     def shutdown(self) -> None:
         try:
             self.collect()
-        except (OSError, RuntimeError, ValueError):
+        except (OSError, RuntimeError, ValueError, WorkerBroken):
             pass
         if self.next_fds is not None:
             for fd in self.next_fds:
@@ -315,17 +348,33 @@ class ServerLink:
 # --------------------------------------------------------------------------- trusted code
 
 
-def _asserts_hold(src: str, filename: str) -> Any:
-    """For the prediction run: the code with each ``assert test, msg`` evaluating ``test``
-    and going on (``ast`` is imported here, after the fork servers were forked: every module
-    the judge holds before that is copied into each fork)."""
+def _compile(src: str, filename: str, record: bool, rename: bool) -> Any:
+    """Trusted test code, compiled for the prediction run (``record``: each ``assert test,
+    msg`` evaluates ``test`` and goes on) or for the real one (each message goes through
+    :data:`MESSAGE_NAME`, which evaluates it from collected answers only); ``rename``: its
+    top-level ``def check`` becomes :data:`CHECK_NAME`. (``ast`` is imported here, after the
+    fork servers were forked: every module the judge holds before that is copied into each
+    fork.)"""
     import ast
 
-    class AssertsHold(ast.NodeTransformer):
+    class Transform(ast.NodeTransformer):
         def visit_Assert(self, node: ast.Assert) -> ast.AST:
-            return ast.copy_location(ast.Expr(value=node.test), node)
+            self.generic_visit(node)
+            if record:
+                return ast.copy_location(ast.Expr(value=node.test), node)
+            if node.msg is not None:
+                lazy = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[],
+                                                     kw_defaults=[], defaults=[]),
+                                  body=node.msg)
+                node.msg = ast.Call(func=ast.Name(id=MESSAGE_NAME, ctx=ast.Load()),
+                                    args=[lazy], keywords=[])
+            return node
 
-    tree = AssertsHold().visit(ast.parse(src, filename))
+    tree = Transform().visit(ast.parse(src, filename))
+    if rename:
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "check":
+                node.name = CHECK_NAME
     return compile(ast.fix_missing_locations(tree), filename, "exec")
 
 
@@ -352,16 +401,18 @@ class _Trusted:
     needs from the program."""
 
     def __init__(self, helpers: str, check: str, entry: str) -> None:
-        self.helpers = compile(helpers, "<helpers>", "exec") if helpers else None
-        self.check = compile(check, "<check>", "exec")
-        self.check_rec = _asserts_hold(check, "<check>")
-        self.helpers_rec = _asserts_hold(helpers, "<helpers>") if helpers else None
+        self.helpers = _compile(helpers, "<helpers>", False, False) if helpers else None
+        self.check = _compile(check, "<check>", False, True)
+        self.check_rec = _compile(check, "<check>", True, True)
+        self.helpers_rec = _compile(helpers, "<helpers>", True, False) if helpers else None
         loads, stores = _names(self.check)
         if self.helpers is not None:
             hl, hs = _names(self.helpers)
             loads |= hl
             stores |= hs
-        skip = stores | set(vars(builtins)) | {entry, "check", "candidate"}
+        if CHECK_NAME not in stores:
+            raise ValueError("the check code defines no top-level function check(candidate)")
+        skip = stores | set(vars(builtins)) | {entry, "candidate", MESSAGE_NAME}
         self.program_names = sorted(loads - skip)
         self.prediction: tuple[list[tuple[bytes, Any]], bool] | None = None
         self.request_bytes = b""  # the predicted requests, as sent
@@ -383,7 +434,10 @@ class Judge:
         self._trusted: dict[tuple[str, str, str], _Trusted] = {}
         self._cpu_limit = 0
         self._ch: Channel | None = None  # the running job's channel (closed at its end)
-        self._oom: list[int] = [cgroups.oom_kills(i) for i in range(len(links))] \
+        self._as_hard: int | None = None  # the judge's hard RLIMIT_AS (read once)
+        self._statm = -1  # /proc/self/statm, kept open
+        self._events: dict[int, int] = {}  # fork server index -> its cgroup's events file
+        self._oom: list[int] = [self._oom_kills(i) for i in range(len(links))] \
             if cgroups is not None else []
         signal.signal(signal.SIGALRM, self._on_alarm)
 
@@ -401,6 +455,9 @@ class Judge:
     def shutdown(self) -> None:
         for link in self.links:
             link.shutdown()
+        for fd in self._events.values():
+            os.close(fd)
+        self._events.clear()
         if self.cgroups is not None:
             self.cgroups.remove()
 
@@ -426,7 +483,6 @@ class Judge:
             entry = {"g": str(job["entry"])}
             requests = [(proto.CALL, [entry, [], enc.to_jsonable(list(args)), {"d": []}])
                         for args, _ in job["cases"]]
-            complete = True
         else:
             try:
                 trusted = self._trusted_code(job)
@@ -434,24 +490,84 @@ class Judge:
                 return proto.verdict(Status.ERROR, total=total, error_type="HarnessError",
                                      error=f"the trusted test code failed to load: "
                                            f"{type(e).__name__}: {e}")
-            requests, complete = self._predict(job, trusted)
+            requests, _complete = self._predict(job, trusted)
         t0 = time.monotonic()
+        budget = Budget(self._budget(int(job["memory_mb"])))
+        self._limit_memory(budget.limit)
         try:
-            out = None
-            if complete:
-                out = self._collected(job, link, requests, total, trusted,
-                                      trusted.request_bytes if trusted is not None else None)
-            if out is None:  # unpredictable calls, or the check diverged: live, fresh child
-                out = self._live(job, link, requests if not complete else [], total, trusted)
+            out = self._collected(job, link, requests, total, trusted, budget,
+                                  trusted.request_bytes if trusted is not None else None)
         finally:
             self._disarm()
+            self._limit_memory(0)
             if link.running is not None:  # never leave a child alive into the next job
                 link.kill()
+            elif link.dying:  # the judge failed while the tree was being killed
+                link.kill_end()
             if self._ch is not None:
                 self._ch.close()
                 self._ch = None
+        self._memory_verdict(out, link)
         out["duration"] = time.monotonic() - t0
         return out
+
+    def _budget(self, memory_mb: int) -> int:
+        """Bytes the judge may spend on one job's answers: twice the job's memory limit, at
+        least :data:`MIN_JUDGE_BUDGET`; in a container (``container_mb`` in the config), no
+        more than what the container holds beside the job and 64 MiB for the judge itself
+        (at least 32 MiB)."""
+        limit = max(MIN_JUDGE_BUDGET, 2 * (memory_mb << 20))
+        container = int(self.cfg.get("container_mb") or 0)
+        if container:
+            limit = min(limit, max(32, container - memory_mb - 64) << 20)
+        return limit
+
+    def _limit_memory(self, budget: int) -> None:
+        """The judge's own address space while it scores a job: its size now, plus the
+        job's budget, plus :data:`JUDGE_SLACK` (``budget=0``: back to the hard limit, for
+        reading the next job's frame, which the host sends)."""
+        try:
+            if self._as_hard is None:
+                self._as_hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+                self._statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+            hard = self._as_hard
+            want = hard
+            if budget:
+                size = int(os.pread(self._statm, 64, 0).split()[0]) * _PAGE
+                want = size + budget + JUDGE_SLACK
+                if hard != resource.RLIM_INFINITY:
+                    want = min(want, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+        except (OSError, ValueError):
+            pass  # no /proc: the budget still bounds what the judge decodes
+
+    def _oom_kills(self, index: int) -> int:
+        """OOM kills counted so far in fork server ``index``'s memory cgroup (its events
+        file is kept open and read with ``pread``: this runs after every job)."""
+        fd = self._events.get(index)
+        if fd is None:
+            path = getattr(self.cgroups.leaves[index], "events_file", None)
+            if path is None:
+                return int(self.cgroups.oom_kills(index))
+            fd = self._events[index] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        data = b"\n" + os.pread(fd, 4096, 0)
+        at = data.find(b"\noom_kill ")
+        return int(data[at + 10:].split(None, 1)[0]) if at >= 0 else 0
+
+    def _memory_verdict(self, out: dict[str, Any], link: ServerLink) -> None:
+        """``memory`` when, and only when, the job's memory cgroup counted an OOM kill
+        during the job (the count is read after every job, so a kill is never charged to a
+        later one)."""
+        if self.cgroups is None:
+            return
+        now = self._oom_kills(link.index)
+        oom, self._oom[link.index] = now > self._oom[link.index], now
+        if oom and out["status"] != Status.PASSED.value:
+            out.update(proto.verdict(
+                Status.MEMORY, passed=out["passed"], total=out["total"],
+                stdout_tail=out["stdout_tail"], error_type="MemoryLimit",
+                error="the job's processes went over its memory limit (cgroup) and were "
+                      "killed"))
 
     def _arm(self, seconds: float) -> None:
         """Bound trusted code running on candidate data (the check) to ``seconds``: the
@@ -464,17 +580,16 @@ class Judge:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
     def _start(self, job: dict[str, Any], link: ServerLink, requests: list[tuple[bytes, Any]],
-               timeout: float, sent: bytes | None = None) -> Channel:
+               timeout: float, budget: Budget, sent: bytes | None = None) -> Channel:
         _pid, fds = link.take()
         deadline = time.monotonic() + timeout
-        ch = self._ch = Channel(*fds, deadline, self.cfg)
+        ch = self._ch = Channel(*fds, deadline, self.cfg, budget)
         entry = str(job["entry"]).encode("utf-8", "surrogatepass")
         program = str(job["program"]).encode("utf-8", "surrogatepass")
         head = b"%d %d %d %d\n" % (int(job["timeout"]) + 1, int(job["memory_mb"]), len(entry),
                                     len(program)) + entry + program
-        if sent is None:  # io cases (nothing refers to their results), or a live run
-            keep = job["kind"] != "io"
-            sent = b"".join(request_bytes(tag, tree, keep) for tag, tree in requests)
+        if sent is None:  # io cases: nothing refers to their results
+            sent = b"".join(request_bytes(tag, tree, False) for tag, tree in requests)
         ch.send(head + sent)
         return ch
 
@@ -492,10 +607,9 @@ class Judge:
             return "raised", "{}\0{}".format(*proto.parse_exception(payload))
         raise ch.fail("protocol", f"unexpected reply {chr(kind)!r} to the program")
 
-    def _finish(self, ch: Channel, link: ServerLink, begun: bool = False) -> tuple[int, bool, float]:
-        """Kill the candidate's tree (it is gone when this returns), then drain its output."""
-        if not begun:
-            self._kill_begin(ch, link)
+    def _finish(self, ch: Channel, link: ServerLink) -> tuple[int, bool, float]:
+        """Wait until the candidate's tree is gone (the kill was sent), then drain its
+        output."""
         died = link.kill_end()
         ch.drain_output()
         ch.close()
@@ -508,10 +622,10 @@ class Judge:
 
     def _collected(self, job: dict[str, Any], link: ServerLink,
                    requests: list[tuple[bytes, Any]], total: int, trusted: _Trusted | None,
-                   sent: bytes | None) -> dict[str, Any] | None:
-        """Send all, collect all, kill, then judge. None: the check diverged."""
-        ch = self._start(job, link, requests, float(job["timeout"]), sent)
-        ops = _Ops("replay", None, requests, [], cfg_max(self.cfg))
+                   budget: Budget, sent: bytes | None) -> dict[str, Any]:
+        """Send all, collect all, kill, then judge."""
+        ch = self._start(job, link, requests, float(job["timeout"]), budget, sent)
+        ops = _Ops("replay", requests, [], cfg_max(self.cfg), budget)
         failed: tuple[str, str] | None = None
         try:
             failed = self._loaded(ch)
@@ -530,9 +644,9 @@ class Judge:
         self._kill_begin(ch, link)
         out: dict[str, Any] | None = None
         late: BaseException | None = None
-        if failed is None:
-            try:
-                self._arm(float(job["timeout"]) + 1.0)
+        if failed is None and not (ops.fault is not None and ops.fault.kind == "budget"):
+            try:  # judging gets what is left of the job's time, and a second more
+                self._arm(max(ch.deadline - time.monotonic(), 0.0) + 1.0)
                 if job["kind"] == "io":
                     out = self._score_io(job, ops)
                 else:
@@ -542,52 +656,24 @@ class Judge:
                 late = e
             finally:
                 self._disarm()
-        died = self._finish(ch, link, begun=True)
-        tail = ch.tail_text()
-        if failed is not None:
-            return self._not_loaded(failed, total, tail)
-        if isinstance(late, Diverged):
-            return None
-        if isinstance(late, Fault):
-            return self._fault_verdict(late, died, link, tail, 0, total)
-        assert out is not None
-        if "fault" in out:  # io: answers stopped early; how the candidate ended decides
-            return self._fault_verdict(out["fault"], died, link, tail, out["passed"], total)
-        out.update(total=total, stdout_tail=tail)
-        return out
-
-    def _live(self, job: dict[str, Any], link: ServerLink, requests: list[tuple[bytes, Any]],
-              total: int, trusted: _Trusted | None) -> dict[str, Any]:
-        """Call by call in a fresh child; held until its deadline, then killed and judged."""
-        assert trusted is not None
-        ch = self._start(job, link, requests, float(job["timeout"]))
-        ops = _Ops("live", ch, requests, [], cfg_max(self.cfg))
-        out: dict[str, Any] | None = None
-        fault: Fault | None = None
-        failed: tuple[str, str] | None = None
-        try:
-            self._arm(float(job["timeout"]) + 1.0)
-            failed = self._loaded(ch)
-            if failed is None:
-                out = self._score_assert(job, trusted, ops)
-        except Fault as f:
-            fault = f
-        except Diverged:  # a live run has no prediction left to diverge from
-            fault = Fault("protocol", "the check's calls could not be followed")
-        finally:
-            self._disarm()
-        # Hold the child until its deadline, whatever happened: when it dies (and so when
-        # the next job starts) says nothing about what the check did with its answers.
-        while (left := ch.deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.25))
         died = self._finish(ch, link)
         tail = ch.tail_text()
         if failed is not None:
             return self._not_loaded(failed, total, tail)
-        if out is None:
-            assert fault is not None
-            return self._fault_verdict(fault, died, link, tail, 0, total, mode="live")
-        out.update(total=total, stdout_tail=tail, mode="live")
+        if isinstance(late, Diverged):
+            return proto.verdict(
+                Status.FAILED, total=total, stdout_tail=tail, error_type="UnpredictableCheck",
+                error=f"{late.detail}: this check's calls depend on the program's answers, "
+                      "which the judge does not feed back to a running program, so the job "
+                      "is scored as failed")
+        if late is None and out is None:  # over budget while collecting
+            late = ops.fault
+        if isinstance(late, Fault):
+            return self._fault_verdict(late, died, tail, 0, total)
+        assert out is not None
+        if "fault" in out:  # io: answers stopped early; how the candidate ended decides
+            return self._fault_verdict(out["fault"], died, tail, out["passed"], total)
+        out.update(total=total, stdout_tail=tail)
         return out
 
     def _not_loaded(self, failed: tuple[str, str], total: int, tail: str) -> dict[str, Any]:
@@ -596,8 +682,8 @@ class Judge:
             return proto.verdict(Status.KILLED, total=total, error_type="SandboxSetupError",
                                  error=detail, stdout_tail=tail)
         etype, _, msg = detail.partition("\0")
-        return proto.verdict(Status.MEMORY if etype == "MemoryError" else Status.ERROR,
-                             total=total, error_type=etype, error=msg, stdout_tail=tail)
+        return proto.verdict(Status.ERROR, total=total, error_type=etype, error=msg,
+                             stdout_tail=tail)
 
     # -- scoring ------------------------------------------------------------------------
     def _score_io(self, job: dict[str, Any], ops: _Ops) -> dict[str, Any]:
@@ -613,8 +699,8 @@ class Judge:
                 break
             kind, payload = ops.answers[i]
             if kind == proto.VALUE:
-                try:
-                    got = enc.decode(payload, max_bytes=cfg_max(self.cfg))
+                try:  # a Fault (over the job's budget) ends the scoring
+                    got = ops.budget.decode(payload, False, max_bytes=ops.max_result)
                 except enc.EncodingError as e:
                     first_exc = first_exc or ("BadResult", f"case {i}: {e}")
                     continue
@@ -627,6 +713,7 @@ class Judge:
                 elif not first_wrong:
                     first_wrong = (f"case {i}: {enc.render(args)} -> expected "
                                    f"{enc.render(expected)}, got {enc.render(got)}")
+                del got
             elif kind == proto.HANDLE:
                 if not first_wrong:
                     first_wrong = (f"case {i}: {enc.render(args)} -> expected "
@@ -645,8 +732,8 @@ class Judge:
         if passed == total:
             return proto.verdict(Status.PASSED, passed=total)
         if first_exc is not None:
-            return proto.verdict(Status.MEMORY if first_exc[0] == "MemoryError" else Status.ERROR,
-                                 passed=passed, error_type=first_exc[0], error=first_exc[1])
+            return proto.verdict(Status.ERROR, passed=passed, error_type=first_exc[0],
+                                 error=first_exc[1])
         return proto.verdict(Status.FAILED, passed=passed, error_type="WrongAnswer",
                              error=first_wrong)
 
@@ -661,6 +748,8 @@ class Judge:
                 except ImportError:
                     pass
             ns[name] = _Ref(ops, {"g": name})
+        if not record:
+            ns[MESSAGE_NAME] = _message(ops)
         random.seed(_SEED)
         helpers = trusted.helpers_rec if record else trusted.helpers
         if helpers is not None:
@@ -672,23 +761,27 @@ class Judge:
         entry = _Ref(ops, {"g": str(job["entry"])})
         try:
             ns = self._namespace(job, trusted, ops, record=False)
+            check = ns[CHECK_NAME]
             # check code may call the function by its name (HumanEval/33 calls sort_third):
             # that name must reach the candidate too, not the helpers' stub
             ns[str(job["entry"])] = entry
-            ns["check"](entry)
+            check(entry)
             if ops.raised is not None:  # the check swallowed a fault or a divergence
                 raise ops.raised
             if ops.errors:  # the check swallowed a candidate error: still not a pass
                 raise ops.errors[0]
         except CandidateError as e:
-            return proto.verdict(Status.MEMORY if e.etype == "MemoryError" else Status.ERROR,
-                                 error_type=e.etype, error=e.msg)
+            return proto.verdict(Status.ERROR, error_type=e.etype, error=e.msg)
         except (Fault, Diverged):
             raise
         except AssertionError as e:
+            if isinstance(ops.raised, (Fault, Diverged)):
+                raise ops.raised from None
             return proto.verdict(Status.FAILED, error_type="WrongAnswer",
                                  error=f"assertion failed {_where(e)}".strip())
         except Exception as e:  # noqa: BLE001 - the check raised on the candidate's value
+            if isinstance(ops.raised, (Fault, Diverged)):
+                raise ops.raised from None
             return proto.verdict(Status.FAILED, error_type="WrongAnswer",
                                  error=f"check raised {type(e).__name__}: {_safe_str(e)}")
         if ops.fault is not None and ops.fault.kind != "eof":
@@ -714,9 +807,10 @@ class Judge:
             signal.setitimer(signal.ITIMER_REAL, _RECORD_BUDGET)
             try:
                 ns = self._namespace(job, trusted, ops, record=True)
+                check = ns[CHECK_NAME]
                 entry = _Ref(ops, {"g": str(job["entry"])})
                 ns[str(job["entry"])] = entry
-                ns["check"](entry)
+                check(entry)
                 complete = self._recording and ops.raised is None
             except StopRecording:
                 pass
@@ -731,18 +825,21 @@ class Judge:
                                              for k, (t, tree) in enumerate(ops.requests))
         return trusted.prediction
 
-    def _fault_verdict(self, fault: Fault, died: tuple[int, bool, float], link: ServerLink,
-                       tail: str, passed: int, total: int, **extra: Any) -> dict[str, Any]:
+    def _fault_verdict(self, fault: Fault, died: tuple[int, bool, float], tail: str,
+                       passed: int, total: int) -> dict[str, Any]:
         st, alive, cpu = died
-        kw = dict(passed=passed, total=total, stdout_tail=tail, **extra)
-        oom = False
-        if self.cgroups is not None:
-            now = self.cgroups.oom_kills(link.index)
-            oom, self._oom[link.index] = now > self._oom[link.index], now
+        kw = dict(passed=passed, total=total, stdout_tail=tail)
         if fault.kind == "timeout":
+            if fault.detail == "judge deadline":
+                return proto.verdict(Status.ERROR, error_type="JudgeBudget",
+                                     error="judging the answers did not end within the "
+                                           "job's deadline and one second more", **kw)
             return proto.verdict(Status.TIMEOUT, error_type="Timeout",
                                  error="wall-clock time limit exceeded; the process tree was "
                                        "killed", **kw)
+        if fault.kind == "budget":
+            return proto.verdict(Status.ERROR, error_type="JudgeBudget", error=fault.detail,
+                                 **kw)
         if fault.kind == "output":
             return proto.verdict(Status.KILLED, error_type="OutputLimit", error=fault.detail, **kw)
         if fault.kind == "too_large":
@@ -754,11 +851,8 @@ class Judge:
         if fault.kind == "protocol":
             return proto.verdict(Status.ERROR, error_type="ProtocolError", error=fault.detail,
                                  **kw)
-        # eof: the candidate went away before the tests finished
-        if oom:
-            return proto.verdict(Status.MEMORY, error_type="MemoryLimit",
-                                 error="the job's processes went over its memory limit "
-                                       "(cgroup) and were killed", **kw)
+        # eof: the candidate went away before the tests finished (an OOM kill counted by
+        # the job's cgroup turns this into `memory` afterwards: see _memory_verdict)
         if not alive and st > 0 and os.WIFSIGNALED(st):
             sig = os.WTERMSIG(st)
             try:
@@ -768,9 +862,6 @@ class Judge:
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= self._cpu_limit - 0.05):
                 return proto.verdict(Status.TIMEOUT, error_type="CPUTimeLimit",
                                      error=f"CPU time limit exceeded ({name})", **kw)
-            if "MemoryError" in tail or "Cannot allocate memory" in tail:
-                return proto.verdict(Status.MEMORY, error_type="MemoryError",
-                                     error=f"killed by {name} while out of memory", **kw)
             return proto.verdict(Status.KILLED, error_type=name,
                                  error=f"the candidate was killed by {name} before the tests "
                                        "finished", **kw)
@@ -781,6 +872,22 @@ class Judge:
         return proto.verdict(Status.ERROR, error_type="EarlyExit",
                              error="the candidate closed its result channel before the tests "
                                    "finished", **kw)
+
+
+def _message(ops: _Ops) -> Any:
+    """The ``assert`` message hook of the real check: the message, evaluated with the
+    answers already collected (a call not made before is not made now), or a note."""
+
+    def message(thunk: Any) -> Any:
+        ops.quiet += 1
+        try:
+            return thunk()
+        except (Exception, CandidateError, Diverged, NotRecorded):  # noqa: BLE001
+            return "(message not evaluated: it asks the program something not asked before)"
+        finally:
+            ops.quiet -= 1
+
+    return message
 
 
 def cfg_max(cfg: dict[str, Any]) -> int:

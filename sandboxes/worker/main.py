@@ -13,7 +13,12 @@ Runs as the judge (``J``), the process the host talks to over fds 0/1 (framed ta
    intermediate that unshares the PID namespace, so each is pid 1 of its own.
 
 Any failure of the judge on a job's data is that job's ``error`` verdict; only a fork server
-that died (or a broken host pipe) ends the worker.
+that died or cannot be reached (:class:`~sandboxes.worker.calls.WorkerBroken`, or an ``OSError``
+of the judge's own plumbing) ends the worker: it says so in a ``killed``/``HarnessError``
+verdict, which the host reads as a dead worker (it starts a new one and runs the job again).
+While it scores a job the judge's own address space is capped (soft ``RLIMIT_AS``: its size
+at the job's start plus the job's budget and a margin, see
+:meth:`~sandboxes.worker.judge.Judge.run_job`).
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from sandboxes import encoding as enc
 from sandboxes.status import Status
 from sandboxes.worker import protocol as proto
 from sandboxes.worker import syscalls as sc
+from sandboxes.worker import sysroot
+from sandboxes.worker.calls import WorkerBroken
 from sandboxes.worker.cgroups import CgroupUnavailable, JobCgroups
-from sandboxes.worker.forkserver import ForkServer, enter_user_namespace
+from sandboxes.worker.forkserver import ForkServer, enter_user_namespace, resume
 from sandboxes.worker.judge import Judge, ServerLink
 
 # Imported once in the worker so candidates get them for free. Every resident page makes each
@@ -86,13 +93,15 @@ def start_fork_servers(cfg: dict[str, Any]) -> tuple[list[ServerLink], Any, list
     want_pid_ns = (os.geteuid() == 0 or userns) and cfg["namespaces"]
     cgroups = None
     try:
-        cgroups = JobCgroups(n)
+        cgroups = JobCgroups(n, cfg.get("cgroup_dir"), int(cfg.get("cgroup_version", 1)))
         applied.append(cgroups.describe())
         if cgroups.swap_unbounded:
             missing.append("swap limit (cgroup v1 without swap accounting on a host with "
                            "swap: a job could push memory to swap beyond its limit)")
     except CgroupUnavailable as e:
         missing.append(f"per-job memory cgroup ({e})")
+    if want_pid_ns:
+        applied, missing = _private_system_files(cfg, n, applied, missing)
     held: list[socket.socket] = []
     uids = [int(cfg["uid"])] * n
     if os.geteuid() == 0 and not userns:
@@ -106,6 +115,24 @@ def start_fork_servers(cfg: dict[str, Any]) -> tuple[list[ServerLink], Any, list
         links.append(link)
     cfg["_uids"] = uids if os.geteuid() == 0 and not userns else []
     return links, cgroups, applied + hello["applied"], missing + hello["missing"], held
+
+
+def _private_system_files(cfg: dict[str, Any], n: int, applied: list[str],
+                          missing: list[str]) -> tuple[list[str], list[str]]:
+    """Give the judge a mount namespace of its own holding the in-memory copy of the system
+    files that the fork servers' roots are made of (:mod:`sandboxes.worker.sysroot`)."""
+    try:
+        sc.unshare(sc.CLONE_NEWNS)
+        sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+        info = sysroot.build(n)
+    except OSError as e:
+        missing.append(f"private copy of the system files ({e}): jobs see the host's system "
+                       "dirs and could leave state in the host's page cache")
+        return applied, missing
+    cfg["_sysroot"] = True
+    applied.append(f"system files: a private in-memory copy ({info['files']} files, "
+                   f"{info['mb']} MiB); no file of the host's disks is reachable")
+    return applied, missing
 
 
 def _start_one(cfg: dict[str, Any], index: int, want_pid_ns: bool, userns: bool, uid: int,
@@ -166,7 +193,11 @@ def _start_one(cfg: dict[str, Any], index: int, want_pid_ns: bool, userns: bool,
 
 
 def main(cfg: dict[str, Any]) -> None:
-    """Run the judge loop on fds 0/1; ``cfg`` comes from the host."""
+    """Run the judge loop on fds 0/1; ``cfg`` comes from the host (or, in a fork server that
+    re-ran the interpreter from the in-memory system files, from that server: it resumes)."""
+    if "_resume" in cfg:
+        _preimport(cfg)
+        resume(cfg)
     proto_in = os.dup(0)
     proto_out = os.dup(1)
     devnull = os.open("/dev/null", os.O_RDWR)
@@ -175,11 +206,7 @@ def main(cfg: dict[str, Any]) -> None:
     os.close(devnull)
     cfg["_in"], cfg["_out"] = proto_in, proto_out
     sc.set_name(b"codegym-judge")
-    for name in cfg.get("preimport", PREIMPORT):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
+    _preimport(cfg)
     try:
         links, cgroups, applied, missing, held = start_fork_servers(cfg)
     except BaseException:  # noqa: BLE001
@@ -200,6 +227,14 @@ def main(cfg: dict[str, Any]) -> None:
             s.close()
 
 
+def _preimport(cfg: dict[str, Any]) -> None:
+    for name in cfg.get("preimport", PREIMPORT):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+
+
 def serve(judge: Judge, proto_in: int, proto_out: int) -> None:
     while True:
         try:
@@ -210,7 +245,7 @@ def serve(judge: Judge, proto_in: int, proto_out: int) -> None:
             return
         try:
             result = judge.run_job(job)
-        except (RuntimeError, OSError):  # a fork server died: this worker cannot go on
+        except (WorkerBroken, OSError):  # a fork server died: this worker cannot go on
             proto.send_frame(proto_out, proto.verdict(
                 Status.KILLED, error_type="HarnessError", error=_format_exc()[-2000:]))
             raise SystemExit(1) from None

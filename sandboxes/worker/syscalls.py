@@ -12,6 +12,7 @@ import errno
 import os
 import signal
 
+CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
@@ -30,6 +31,12 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
@@ -37,7 +44,10 @@ PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+CAP_SETPCAP = 8
+CAP_SYS_ADMIN = 21
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
 MACHINE = os.uname().machine
@@ -55,7 +65,13 @@ _TABLES: dict[str, dict[str, int]] = {
         lookup_dcookie=212, vhangup=153, sethostname=170, setdomainname=171, uselib=134,
         iopl=172, ioperm=173, ptrace=101, process_vm_readv=310, process_vm_writev=311,
         memfd_secret=447, shmget=29, msgget=68, semget=64, mq_open=240, socket=41,
-        seccomp=317,
+        seccomp=317, socketpair=53, pipe=22, pipe2=293, memfd_create=319, fadvise64=221,
+        readahead=187, mincore=27, cachestat=451, preadv2=327, pwritev2=328, io_setup=206,
+        io_destroy=207, io_getevents=208, io_submit=209, io_cancel=210, io_pgetevents=333,
+        pidfd_open=434, pidfd_getfd=438, pidfd_send_signal=424, process_madvise=440,
+        process_mrelease=448, sysinfo=99, statx=332, statfs=137, fstatfs=138,
+        ustat=136, listmount=458, statmount=457, kcmp=312, sync=162, syncfs=306, mmap=9,
+        madvise=28, prctl=157, getsockopt=55,
     ),
     "aarch64": dict(
         _audit_arch=0xC00000B7, clone=220, clone3=435, unshare=97, setns=268, mount=40,
@@ -68,17 +84,34 @@ _TABLES: dict[str, dict[str, int]] = {
         open_by_handle_at=265, name_to_handle_at=264, lookup_dcookie=18, vhangup=58,
         sethostname=161, setdomainname=162, ptrace=117, process_vm_readv=270,
         process_vm_writev=271, memfd_secret=447, shmget=194, msgget=186, semget=190,
-        mq_open=180, socket=198, seccomp=277,
+        mq_open=180, socket=198, seccomp=277, socketpair=199, pipe2=59, memfd_create=279,
+        fadvise64=223, readahead=213, mincore=232, cachestat=451, preadv2=286, pwritev2=287,
+        io_setup=0, io_destroy=1, io_submit=2, io_cancel=3, io_getevents=4, io_pgetevents=292,
+        pidfd_open=434, pidfd_getfd=438, pidfd_send_signal=424, process_madvise=440,
+        process_mrelease=448, sysinfo=179, statx=291, statfs=43, fstatfs=44,
+        listmount=458, statmount=457, kcmp=272, sync=81, syncfs=267, mmap=222, madvise=233,
+        prctl=167, getsockopt=209,
     ),
 }
 _TABLES["arm64"] = _TABLES["aarch64"]
 NR: dict[str, int] = _TABLES.get(MACHINE, {})
 
-#: calls a candidate never needs, each denied with EPERM: namespaces (the door to everything
+#: calls a candidate never needs, each denied with EPERM. Namespaces (the door to everything
 #: else), kernel keyrings (not namespaced: they outlive jobs and can hold host secrets),
-#: inotify/fanotify (would watch the host files bound read-only into the sandbox), io_uring
-#: (runs socket and file operations past this filter), SysV IPC and POSIX message queues
-#: (kernel objects with their own id counters), tracing and kernel administration.
+#: inotify/fanotify (would watch files shared with the host), io_uring (runs socket and file
+#: operations past this filter), SysV IPC and POSIX message queues (kernel objects with their
+#: own id counters), tracing and kernel administration. Then the host-wide state no namespace
+#: covers, which a job could otherwise leave for the next one or read about the host:
+#:
+#: * page-cache residency: ``fadvise64``, ``readahead``, ``mincore``, ``cachestat`` (and
+#:   ``preadv2``/``pwritev2`` with ``RWF_NOWAIT``/``RWF_DONTCACHE``, in :data:`ABSENT`);
+#: * host-wide inode counters: ``pipe``/``pipe2`` and ``memfd_create`` (every pipe, socket and
+#:   memfd takes its inode number from a counter shared by the whole host, which ``fstat``
+#:   reads; sockets are refused in :func:`build_filter`); ``kcmp`` (kernel object order);
+#: * host facts: ``sysinfo`` (RAM, load, process count, uptime), ``statfs``/``fstatfs``/
+#:   ``ustat`` (sizes of host filesystems, and of ``/dev``: half the host's RAM); ``sync``/``syncfs`` (flush every host filesystem: host-wide I/O
+#:   that the caller waits for in uninterruptible sleep).
+#:
 #: ``mount``/``umount2`` and ``clone(CLONE_NEWPID)`` pass: the fork server, which installs the
 #: filter on itself once (its children inherit it), needs them for every job; a candidate has
 #: no capability, so the kernel refuses them to it.
@@ -92,11 +125,34 @@ DENIED = (
     "name_to_handle_at", "lookup_dcookie", "vhangup", "sethostname", "setdomainname", "uselib",
     "iopl", "ioperm", "ptrace", "process_vm_readv", "process_vm_writev", "memfd_secret",
     "shmget", "msgget", "semget", "mq_open",
+    "fadvise64", "readahead", "mincore", "cachestat", "pipe", "pipe2", "memfd_create", "kcmp",
+    "sysinfo", "statfs", "fstatfs", "ustat", "sync", "syncfs",
 )
-#: socket families a candidate may open (all others, AF_VSOCK and AF_NETLINK included, fail
-#: with EAFNOSUPPORT): Unix sockets and IP sockets, which the network namespace leaves with no
-#: interface up
-ALLOWED_FAMILIES = (1, 2, 10)  # AF_UNIX, AF_INET, AF_INET6
+#: calls that fail with ENOSYS, as on a kernel built without them, so that the C library
+#: falls back to an older call where it has one: ``preadv2``/``pwritev2`` (their flags make a
+#: read that only succeeds from the page cache, ``RWF_NOWAIT``, or drop what a read cached,
+#: ``RWF_DONTCACHE``; glibc falls back to ``preadv`` for flag-less calls), ``statx`` (always
+#: reports the mount id, a host-wide counter; glibc falls back to ``fstatat``), Linux AIO
+#: (``io_setup`` claims host-wide AIO events; ``io_submit`` does unthrottled direct I/O whose
+#: completion delays the job's kill), pidfds (each one's inode number is a host-wide process
+#: counter, and it opens the path to namespace inode numbers), ``process_madvise``/
+#: ``process_mrelease`` and ``listmount``/``statmount`` (the host's mount table).
+ABSENT = (
+    "preadv2", "pwritev2", "statx", "io_setup", "io_destroy", "io_getevents", "io_submit",
+    "io_cancel", "io_pgetevents", "pidfd_open", "pidfd_getfd", "pidfd_send_signal",
+    "process_madvise", "process_mrelease", "listmount", "statmount", "clone3",
+)
+#: ``socket``/``socketpair`` fail with EAFNOSUPPORT for every family: a job has no network
+#: (no interface is up in its namespace), and each socket's inode number would come from the
+#: host-wide counter described at :data:`DENIED`.
+NO_SOCKETS = ("socket", "socketpair")
+CLONE_PIDFD = 0x00001000  #: a clone that returns a pidfd (refused, see :data:`ABSENT`)
+MAP_HUGETLB = 0x00040000  #: every hugetlb mapping takes an inode number from the host counter
+MADV_MERGEABLE = 12  #: KSM: merged pages tell concurrent jobs (and the host) apart by timing
+PR_SET_MEMORY_MERGE = 67  #: KSM for the whole process
+SOL_SOCKET = 1
+#: socket options that read host-wide ids: SO_COOKIE, SO_NETNS_COOKIE, SO_PEERPIDFD
+GLOBAL_ID_OPTIONS = (57, 71, 77)
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -143,6 +199,57 @@ def pivot_root(new: bytes, old: bytes) -> bool:
         return False
     check(libc.syscall(nr, new, old), "pivot_root")
     return True
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr_recursive(target: str, attrs: int) -> None:
+    """Set ``MOUNT_ATTR_*`` flags on ``target`` and every mount below it, in one call
+    (``mount_setattr(AT_RECURSIVE)``, Linux 5.12+; ENOSYS before)."""
+    nr = NR.get("mount_setattr")
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"mount_setattr: unknown syscall number on {MACHINE}")
+    attr = _MountAttr(attrs, 0, 0, 0)
+    check(libc.syscall(ctypes.c_long(nr), ctypes.c_long(AT_FDCWD), target.encode(),
+                       ctypes.c_ulong(AT_RECURSIVE), ctypes.byref(attr),
+                       ctypes.c_size_t(ctypes.sizeof(attr))), f"mount_setattr {target}")
+
+
+def mounts_below(target: str) -> list[str]:
+    """Mount points at or below ``target`` in this mount namespace, outermost first (from
+    ``/proc/self/mountinfo``; its octal escapes decoded)."""
+    out = []
+    prefix = target.rstrip("/") + "/"
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            point = line.split()[4]
+            for esc in (b"\\040", b"\\011", b"\\012", b"\\134"):
+                point = point.replace(esc, bytes([int(esc[1:], 8)]))
+            path = os.fsdecode(point)
+            if path == target or path.startswith(prefix):
+                out.append(path)
+    return out
+
+
+def enter_time_namespace() -> None:
+    """Put this process's future children in a new time namespace whose monotonic and boot
+    clocks start near zero (they would otherwise read the host's uptime). Needs ``/proc``."""
+    import time
+
+    unshare(CLONE_NEWTIME)
+    mono = int(time.clock_gettime(time.CLOCK_MONOTONIC))
+    boot = int(time.clock_gettime(time.CLOCK_BOOTTIME))
+    # a non-dumpable process's /proc files belong to root, which a user namespace may not map
+    dumpable = libc.prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+    prctl(PR_SET_DUMPABLE, 1)
+    try:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(f"monotonic {-mono} 0\nboottime {-boot} 0\n")
+    finally:
+        prctl(PR_SET_DUMPABLE, max(dumpable, 0))
 
 
 def sethostname(name: str) -> None:
@@ -210,6 +317,19 @@ def drop_inheritable_capabilities() -> None:
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
 
 
+def keep_capabilities_across_exec(caps: tuple[int, ...]) -> None:
+    """Make ``caps`` (held now) survive an ``execve`` by a non-root uid: add them to the
+    inheritable set, then raise them as ambient capabilities."""
+    header = _CapHeader(0x20080522, 0)
+    data = (_CapData * 2)()
+    check(libc.capget(ctypes.byref(header), data), "capget")
+    for cap in caps:
+        data[cap // 32].inheritable |= 1 << (cap % 32)
+    check(libc.capset(ctypes.byref(header), data), "capset")
+    for cap in caps:
+        check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), "prctl(ambient)")
+
+
 def clear_capabilities() -> None:
     """Empty the effective, permitted and inheritable sets (one ``capset``)."""
     check(libc.capset(ctypes.byref(_CAP_HEADER), _NO_CAPS), "capset")
@@ -239,14 +359,22 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
+def _arg_low(i: int) -> int:
+    """Offset of the low 32 bits of syscall argument ``i`` in ``struct seccomp_data``."""
+    return 16 + 8 * i
+
+
 def build_filter(table: dict[str, int]) -> list[tuple[int, int, int, int]]:
     """The candidates' filter as ``(code, jt, jf, k)`` instructions for one syscall table.
 
     A call from another architecture (e.g. the 32-bit ``int 0x80`` entry) kills the process;
-    x32 calls, ``clone3`` (whose flags a filter cannot read) and the calls in :data:`DENIED`
-    fail; ``clone`` with a namespace flag other than ``CLONE_NEWPID`` fails with EPERM;
-    ``socket`` only opens the families
-    in :data:`ALLOWED_FAMILIES`; everything else is allowed.
+    x32 calls and the calls in :data:`ABSENT` fail with ENOSYS, those in :data:`DENIED` with
+    EPERM, sockets with EAFNOSUPPORT. Five calls are judged by an argument, checked first
+    (``mmap`` is frequent; every other allowed call is a constant verdict the kernel caches
+    and never runs this program for): ``mmap`` with ``MAP_HUGETLB``, ``madvise`` with
+    ``MADV_MERGEABLE``, ``clone`` with a namespace flag other than ``CLONE_NEWPID`` or with
+    ``CLONE_PIDFD``, ``prctl(PR_SET_MEMORY_MERGE)`` fail with EPERM, and ``getsockopt`` of the
+    options in :data:`GLOBAL_ID_OPTIONS` with ENOPROTOOPT; everything else is allowed.
     """
     prog: list[list[object]] = []  # [code, jt-label, jf-label, k]
 
@@ -259,27 +387,43 @@ def build_filter(table: dict[str, int]) -> list[tuple[int, int, int, int]]:
     emit(_BPF_LD_W_ABS, 0)  # seccomp_data.nr
     if table is _TABLES["x86_64"]:
         emit(_BPF_JGE_K, _X32_BIT, jt="enosys")
-    for name in DENIED:
-        if name in table:
-            emit(_BPF_JEQ_K, table[name], jt="eperm")
-    emit(_BPF_JEQ_K, table["clone3"], jt="enosys")
-    emit(_BPF_JEQ_K, table["clone"], jt="clone")
-    emit(_BPF_JEQ_K, table["socket"], jt="socket")
+    checked = ("mmap", "madvise", "clone", "prctl", "getsockopt")
+    for name in checked:
+        emit(_BPF_JEQ_K, table[name], jt=name)
+    for names, label in ((ABSENT, "enosys"), (DENIED, "eperm"), (NO_SOCKETS, "eafnosupport")):
+        for name in names:
+            if name in table:
+                emit(_BPF_JEQ_K, table[name], jt=label)
     emit(_BPF_RET_K, _RET_ALLOW)
     labels: dict[str, int] = {}
-    labels["clone"] = len(prog)
-    emit(_BPF_LD_W_ABS, 16)  # low 32 bits of args[0]: the flags
-    emit(_BPF_JSET_K, NAMESPACE_FLAGS & ~CLONE_NEWPID, jt="eperm")
+    labels["mmap"] = len(prog)
+    emit(_BPF_LD_W_ABS, _arg_low(3))  # flags
+    emit(_BPF_JSET_K, MAP_HUGETLB, jt="eperm")
     emit(_BPF_RET_K, _RET_ALLOW)
-    labels["socket"] = len(prog)
-    emit(_BPF_LD_W_ABS, 16)  # the family
-    for family in ALLOWED_FAMILIES:
-        emit(_BPF_JEQ_K, family, jt="allow")
-    emit(_BPF_RET_K, _RET_ERRNO | errno.EAFNOSUPPORT)
-    labels["eperm"] = len(prog)
-    emit(_BPF_RET_K, _RET_ERRNO | errno.EPERM)
-    labels["enosys"] = len(prog)
-    emit(_BPF_RET_K, _RET_ERRNO | errno.ENOSYS)
+    labels["madvise"] = len(prog)
+    emit(_BPF_LD_W_ABS, _arg_low(2))  # advice
+    emit(_BPF_JEQ_K, MADV_MERGEABLE, jt="eperm")
+    emit(_BPF_RET_K, _RET_ALLOW)
+    labels["clone"] = len(prog)
+    emit(_BPF_LD_W_ABS, _arg_low(0))  # flags
+    emit(_BPF_JSET_K, (NAMESPACE_FLAGS & ~CLONE_NEWPID) | CLONE_PIDFD, jt="eperm")
+    emit(_BPF_RET_K, _RET_ALLOW)
+    labels["prctl"] = len(prog)
+    emit(_BPF_LD_W_ABS, _arg_low(0))  # option
+    emit(_BPF_JEQ_K, PR_SET_MEMORY_MERGE, jt="eperm")
+    emit(_BPF_RET_K, _RET_ALLOW)
+    labels["getsockopt"] = len(prog)
+    emit(_BPF_LD_W_ABS, _arg_low(1))  # level
+    emit(_BPF_JEQ_K, SOL_SOCKET, jt=0, jf="allow")
+    emit(_BPF_LD_W_ABS, _arg_low(2))  # option name
+    for option in GLOBAL_ID_OPTIONS:
+        emit(_BPF_JEQ_K, option, jt="enoprotoopt")
+    emit(_BPF_RET_K, _RET_ALLOW)
+    for label, err in (("eperm", errno.EPERM), ("enosys", errno.ENOSYS),
+                       ("eafnosupport", errno.EAFNOSUPPORT),
+                       ("enoprotoopt", errno.ENOPROTOOPT)):
+        labels[label] = len(prog)
+        emit(_BPF_RET_K, _RET_ERRNO | err)
     labels["allow"] = len(prog)
     emit(_BPF_RET_K, _RET_ALLOW)
     out = []

@@ -17,8 +17,9 @@ from agents.sft import (
     train_sft,
 )
 from codegym.lm import train_bpe_tokenizer
+from codegym.tasks import SuiteConfig
 
-TINY = dict(train_tasks=24, min_steps=1, max_steps=3, n_layer=1, n_embd=32, n_head=2, n_positions=512,
+TINY = dict(train_tasks=24, suite=SuiteConfig(min_lines=1, max_lines=3, seed=0), n_layer=1, n_embd=32, n_head=2, n_positions=512,
             batch_size=4, eval_tasks=4, eval_batch_size=4, buckets="1-1,2-3", sandbox_workers=1,
             threads=1, progress=False, warmup_steps=2)  # fmt: skip
 
@@ -93,11 +94,12 @@ def test_kill_9_mid_run_resumes_from_the_last_complete_checkpoint(tmp_path) -> N
     import sys
     import time
 
-    from codegym.checkpoint import Checkpointer
+    from codegym.training.checkpoint import Checkpointer
 
     settings = dict(TINY, steps=2000, decay_steps=0, checkpoint_every=3, log_every=1, eval_tasks=2)
     out = tmp_path / "sft"
-    code = f"from agents.sft import SFTConfig, train_sft; train_sft(SFTConfig(out={str(out)!r}, **{settings!r}))"
+    code = ("from agents.sft import SFTConfig, train_sft; from codegym.tasks import SuiteConfig; "
+            f"train_sft(SFTConfig(out={str(out)!r}, **{settings!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code])
     ckpt = Checkpointer(out, "checkpoint", "sft_state.pt")
     deadline = time.monotonic() + 240

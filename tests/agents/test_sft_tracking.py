@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from codegym.cli import main
-from codegym.tracking import read_tensorboard_scalars, scalars
+from codegym.training.tracking import read_tensorboard_scalars, scalars
+
+pytest.importorskip("tensorboard", reason="TensorBoard is the optional extra codegym[tensorboard]: pip install 'codegym[tensorboard]'")
 
 
 def test_sft_reports_to_tensorboard_and_writes_a_model_card(tmp_path) -> None:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from codegym.evaluation import DEFAULT_BUCKETS, OPEN_END, bucket_of, parse_buckets, prefix_accuracy
-from codegym.rollout import HORIZON_BUCKETS, horizon_bucket
+from codegym.evaluation import (
+    DEFAULT_BUCKETS,
+    HORIZON_BUCKETS,
+    OPEN_END,
+    bucket_of,
+    horizon_bucket,
+    parse_buckets,
+    prefix_accuracy,
+)
 
 
 def test_parse_buckets_closed_and_open():
@@ -34,12 +41,14 @@ def test_prefix_accuracy_definition():
 
 
 def test_eval_rows_carry_prefix_accuracy_by_the_same_definition():
+    from codegym.evaluation import episode_row, summarize
     from codegym.plugins import build_agent
-    from codegym.rollout import run_episodes, summarize
+    from codegym.rollout import run_episodes
     from codegym.tasks import load_suite
 
     tasks = load_suite("pipelines", min_steps=2, max_steps=3, seed=0).take(3, "test")
-    rows = run_episodes(build_agent("reference", {}), tasks, env_kwargs={"prm": None, "reward_mode": "none"})
+    records = run_episodes(build_agent("reference", {}), tasks, env_kwargs={"prm": None, "reward_mode": "none"})
+    rows = [episode_row(r) for r in records]
     assert [r["prefix_accuracy"] for r in rows] == [1.0, 1.0, 1.0]
     assert all(r["prefix_accuracy"] == prefix_accuracy(r["lines"], t.solution_lines) for r, t in zip(rows, tasks))
     assert summarize(rows)[0]["mean_prefix_accuracy"] == 1.0
@@ -52,8 +61,7 @@ def test_eval_rows_carry_prefix_accuracy_by_the_same_definition():
 def test_bucket_summary_of_greedy_and_sampled_outcomes():
     import numpy as np
 
-    from agents.ppo.evaluation import EvalResult
-    from codegym.evaluation import bucket_summary, task_horizon
+    from codegym.evaluation import EvalResult, bucket_summary, task_horizon
     from codegym.tasks import load_suite
 
     tasks = load_suite("pipelines", min_steps=1, max_steps=6, seed=0).take(12, "test")
@@ -63,7 +71,7 @@ def test_bucket_summary_of_greedy_and_sampled_outcomes():
     assert got["buckets"]["1-3"] == {"pass@1": 1.0, "n": sum(short)}
     assert got["buckets"]["4-6"] == {"pass@1": 0.0, "n": len(tasks) - sum(short)}
     assert got["pass@1"] == pytest.approx(sum(short) / len(tasks)) and got["n"] == len(tasks)
-    assert got["prefix_accuracy"] == got["line_acc"] == 0.5
+    assert got["prefix_accuracy"] == 0.5 and "line_acc" not in got
     result = EvalResult([t.task_id for t in tasks], passed.astype(bool), np.full(len(tasks), 0.5),
                         np.zeros(len(tasks), dtype=int), 0, 0.0)
     assert result.summary(tasks, "1-3,4-6") == got

@@ -1,4 +1,4 @@
-"""CandidateLineWrapper: a discrete-action, numeric-observation CodePRM-v1 that Gymnasium's
+"""CandidateLineWrapper: a discrete-action, numeric-observation CodePRM-v0 that Gymnasium's
 and Stable-Baselines3's checkers accept, that runs in SB3 vector envs, and whose rewards are
 the wrapped env's (dense PRM reward per line, unit-test reward at the end)."""
 
@@ -73,7 +73,7 @@ def test_gymnasium_and_sb3_check_env_pass() -> None:
 
 
 def test_registered_id_and_oracle_and_random_policies() -> None:
-    env = gym.make("CodePRMDiscrete-v1", **KW)
+    env = gym.make("CodePRMDiscrete-v0", **KW)
     rng = np.random.default_rng(0)
     outcomes = {"oracle": [], "random": []}
     for ep in range(20):
@@ -92,10 +92,10 @@ def test_registered_id_and_oracle_and_random_policies() -> None:
 
 
 def test_rewards_are_the_wrapped_envs(tiny_prm: Path) -> None:
-    """The same lines through the wrapper and through a plain CodePRM-v1 with the same PRM
+    """The same lines through the wrapper and through a plain CodePRM-v0 with the same PRM
     give the same per-step rewards: dense PRM deltas, then + the unit-test reward."""
     env = make_discrete_env(prm=str(tiny_prm), **KW)
-    plain = gym.make("CodePRM-v1", prm=str(tiny_prm), suite="pipelines",
+    plain = gym.make("CodePRM-v0", prm=str(tiny_prm), suite="pipelines",
                      suite_kwargs={"min_steps": 2, "max_steps": 4}, max_lines=8)  # fmt: skip
     rng = np.random.default_rng(1)
     saw_dense = saw_pass = False
@@ -124,7 +124,7 @@ def test_sb3_vec_envs_and_ppo() -> None:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    dummy = make_vec_env("CodePRMDiscrete-v1", n_envs=2, seed=0, env_kwargs=KW, vec_env_cls=DummyVecEnv)
+    dummy = make_vec_env("CodePRMDiscrete-v0", n_envs=2, seed=0, env_kwargs=KW, vec_env_cls=DummyVecEnv)
     model = PPO("MlpPolicy", dummy, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(128)
     obs = dummy.reset()
@@ -132,7 +132,7 @@ def test_sb3_vec_envs_and_ppo() -> None:
     assert obs.shape == (2, 42) and action.shape == (2,)
     dummy.close()
 
-    sub = make_vec_env("codegym:CodePRMDiscrete-v1", n_envs=2, seed=0, env_kwargs=KW, vec_env_cls=SubprocVecEnv,
+    sub = make_vec_env("codegym:CodePRMDiscrete-v0", n_envs=2, seed=0, env_kwargs=KW, vec_env_cls=SubprocVecEnv,
                        vec_env_kwargs={"start_method": "spawn"})  # "codegym:" imports codegym in the workers; fmt: skip
     try:
         obs = sub.reset()

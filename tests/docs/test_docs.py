@@ -8,7 +8,7 @@ Every fenced ``python``/``bash``/``sh`` block of README.md and docs/ runs as wri
 * bash blocks run with the virtual environment's ``bin`` first on ``PATH`` (as after
   ``source .venv/bin/activate``);
 * every document runs in its own scratch directory, with ``CODEGYM_SMOKE=1`` so that long
-  jobs (SFT, labeling, PPO) stop after a few steps (:mod:`codegym.smoke`), except README's
+  jobs (SFT, labeling, PPO) stop after a few steps (:mod:`codegym.training.smoke`), except README's
   fresh-machine block (set-up + the main job), which runs in the repository root at full size
   and must print the table documented below it.
 
@@ -116,7 +116,6 @@ def _env(smoke: bool) -> dict[str, str]:
     env.pop("PYTHONPATH", None)
     if smoke:
         env["CODEGYM_SMOKE"] = "1"
-        env["CODEGYM_EXAMPLE_BUDGET"] = "smoke"
     else:
         env.pop("CODEGYM_SMOKE", None)
     env["COLUMNS"] = "120"

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_sb3_example_smoke_budget(tmp_path: Path) -> None:
     out = tmp_path / "sb3"
-    env = {**os.environ, "CODEGYM_EXAMPLE_BUDGET": "smoke"}
+    env = {**os.environ, "CODEGYM_SMOKE": "1"}
     res = subprocess.run([sys.executable, str(ROOT / "examples" / "sb3_ppo.py"), "--out", str(out)],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert res.returncode == 0, res.stderr[-4000:]

@@ -257,3 +257,46 @@ def test_values_equal_semantics() -> None:
     assert eq("x", "x") and not eq("x", b"x")
     assert eq(None, None) and not eq(None, 0)
     assert eq(complex(1, 2), complex(1, 2 + 1e-9))
+
+
+# --------------------------------------------------------------------------- judge budget
+
+
+@pytest.mark.parametrize("text", [
+    "[" + ",".join(["[]"] * 20000) + "]",
+    "[" + '{"q":[[],null]},' * 5000 + "0]",
+    "[" + '{"s":[]},' * 5000 + "0]",
+    "[" + '{"d":[[1,2]]},' * 5000 + "0]",
+    "[" + ",".join(str(10**9 + i) for i in range(20000)) + "]",
+    '["' + "\U0001f600" * 5000 + '", "' + "ab" * 5000 + '"]',
+    '{"C":[' + ",".join(f'["k{i}",{i}]' for i in range(5000)) + "]}",
+    '{"O":[' + ",".join(f'[{i},{{"t":[1,2.5,"x"]}}]' for i in range(5000)) + "]}",
+    "[" + '{"q":[[],null]},' * 250 + "0]",  # short: charged by its length alone
+    "[" + ",".join(["1"] * 2000) + "]",
+])
+def test_cost_bound_is_an_upper_bound_of_what_decoding_allocates(text: str) -> None:
+    """The judge charges ``cost_bound`` before it decodes: it must bound the real peak."""
+    import tracemalloc
+
+    size, objects = enc.cost_bound(text)
+    data = text.encode("utf-8")
+    tracemalloc.start()
+    try:
+        value = enc.decode(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert value is not None
+    assert peak <= size, (peak, size)
+    assert objects >= text.count(",")
+
+
+def test_wide_tuples_nested_deep_are_refused_in_linear_time() -> None:
+    """Hashing a tuple hashes all below it, at every wide tuple above it: the work is
+    counted before any hashing, and a value built to make it quadratic is refused."""
+    inner = ",".join(["0"] * 200_000)
+    text = '{"t":[' * 100 + inner + "]}" + (",0" * 63 + "]}") * 99
+    with pytest.raises(enc.EncodingError, match="nested in wide tuples"):
+        enc.decode(text)
+    shallow = '{"t":[' * 3 + inner + "]}" + (",0" * 63 + "]}") * 2  # still fine
+    assert len(enc.decode(shallow)) == 64

@@ -1,4 +1,4 @@
-"""N executions through a sandbox pool leave no process, container or temp dir behind.
+"""N executions through a sandbox pool leave no process, container, cgroup or temp dir behind.
 
 N is 1,000 by default (``CODEGYM_LEAK_N`` overrides it; ``bench/sandbox_throughput.py
 --leak-check 10000`` runs the full count). The jobs mix passing, failing and crashing programs
@@ -118,11 +118,14 @@ def sandbox_uids(sandbox: Sandbox) -> set[int]:
 
 
 def cgroup_leaves(sandbox: Sandbox) -> list[str]:
-    """The memory cgroup dirs of a local sandbox's workers (removed when they exit)."""
+    """The cgroup dirs made for a sandbox: a local sandbox's workers' memory leaves, a docker
+    sandbox's host cgroup per container (all removed when they exit)."""
     import glob
 
     from sandboxes.worker.cgroups import CgroupUnavailable, JobCgroups
 
+    if sandbox.name == "docker":
+        return sandbox.host_cgroup_dirs()  # type: ignore[attr-defined]
     if sandbox.name != "local":
         return []
     try:

@@ -117,8 +117,6 @@ def test_humaneval_canonical_all_pass_and_wrong_fails(sb: LocalSandbox) -> None:
     failed = [(p["task_id"], r.status, r.error_type, r.error[:100])
               for p, r in zip(problems, results) if not r.ok]
     assert failed == []
-    # every check's calls were predicted and sent as one batch (no call-by-call run)
-    assert {r.metadata.get("judge_mode", "collected") for r in results} == {"collected"}
     # the prompt alone (no body) and a neighbour's solution must fail
     wrong = [Job(problems[0]["prompt"] + "    return None\n", suite(problems[0])),
              Job(problems[1]["prompt"] + problems[2]["canonical_solution"], suite(problems[1]))]
@@ -677,7 +675,8 @@ def _check(src: str) -> TestSuite:
 
 
 def test_pipelined_calls_keep_the_verdicts_of_a_call_by_call_run(sb: LocalSandbox) -> None:
-    """The judge predicts a check's calls and pipelines them; verdicts must not change."""
+    """The judge predicts a check's calls and pipelines them; verdicts must not change (and
+    a check that leaves its prediction is a failed job, never a second run)."""
     random_args = _check(
         """
         import random
@@ -712,10 +711,11 @@ def test_pipelined_calls_keep_the_verdicts_of_a_call_by_call_run(sb: LocalSandbo
         # the branch the prediction takes (candidate(1) == 5 holds for a stand-in) ...
         assert sb.run("def f(x):\n    return 5 if x == 1 else 99\n", branching).ok
         assert sb.run("def f(x):\n    return 5 if x == 1 else 0\n", branching).status is Status.FAILED
-        # ... and the other one: a call it did not predict, so the job runs again call by
-        # call, held until its deadline
+        # ... and the other one: a call it did not predict. Answering it would need a
+        # candidate that sees which way the check went, so the job is scored as failed
         r = sb.run(GOOD, branching, timeout=0.5)
-        assert r.ok and r.metadata["judge_mode"] == "live" and r.duration >= 0.45, r
+        assert r.status is Status.FAILED and r.error_type == "UnpredictableCheck", r
+        assert "judge_mode" not in r.metadata
         assert sb.run(GOOD, swallowing).ok
 
 

@@ -16,7 +16,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from codegym.tasks.base import Task, TaskSuite
+from codegym.tasks.base import SuiteKnobs, Task, TaskSuite
 from codegym.tasks.pipelines.generator import StepDrawer
 from codegym.tasks.pipelines.inputs import make_pool, make_wide_pool
 from codegym.tasks.pipelines.ops import (
@@ -76,6 +76,15 @@ class PipelinesSuite(TaskSuite):
     """
 
     name = "pipelines"
+    supports_horizon = True
+    supports_seed = True
+
+    @classmethod
+    def config_kwargs(cls, config: SuiteKnobs) -> dict[str, Any]:
+        """``min_steps``/``max_steps``/``seed`` from ``config`` (the fields it sets): a task's
+        steps are its lines."""
+        given = {"min_steps": config.min_lines, "max_steps": config.max_lines, "seed": config.seed}
+        return {k: v for k, v in given.items() if v is not None}
 
     def __init__(
         self,

@@ -21,7 +21,8 @@ def test_train_flags_win_over_set_and_set_over_the_file(tmp_path) -> None:
     ])  # fmt: skip
     cfg = build_config(args, PPOConfig)
     assert (cfg.iterations, cfg.policy_lr, cfg.gamma, cfg.adam_betas) == (7, 3e-5, 0.9, (0.8, 0.9))
-    assert (cfg.max_steps, cfg.norm_adv, cfg.critic_warmup_iterations) == (5, False, 1)
+    assert (cfg.suite.max_lines, cfg.norm_adv, cfg.critic_warmup_iterations) == (5, False, 1)
+    assert cfg.suite.min_lines == 2  # the other suite fields keep PPOConfig's default suite
     assert cfg.value_init == "prm"  # --prm given and no value_init set
     args = build_parser(only="train").parse_args(["train", "--policy", "p", "--out", "o"])
     assert build_config(args, PPOConfig) == PPOConfig()

@@ -22,14 +22,14 @@ def test_accelerate_launch_two_cpu_processes_keeps_replicas_in_sync(
     out = tmp_path / "ddp"
     sets = {
         "num_prompts": 2, "samples_per_prompt": 2, "max_new_tokens": 24, "max_line_tokens": 12,
-        "max_lines": 4, "min_steps": 1, "max_steps": 2, "critic_warmup_iterations": 0,
+        "max_lines": 4, "suite.min_lines": 1, "suite.max_lines": 2, "critic_warmup_iterations": 0,
         "ent_coef": 0.05, "policy_lr": 1e-3, "sandbox_workers": 1, "torch_threads": 1,
     }  # fmt: skip
     cmd = [
         accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29613",
         "-m", "codegym.cli", "train", "--agent", "ppo", "--policy", str(tiny_policy_dir),
-        "--iterations", "2", "--out", str(out), "--device", "cpu", "--quiet",
+        "--iterations", "2", "--out", str(out), "--device", "cpu", "--no-progress",
     ]  # fmt: skip
     for key, value in sets.items():
         cmd += ["--set", f"{key}={value}"]

@@ -30,13 +30,15 @@ import pytest
 import torch
 
 from agents.ppo.config import PPOConfig
-from agents.ppo.evaluation import evaluate_greedy, evaluate_sampled, paired_difference
+from codegym.evaluation import evaluate_policy
+from codegym.reporting.stats import paired_change
+from codegym.tasks import SuiteConfig
 
-SFT = dict(min_steps=1, max_steps=2, train_tasks=400, steps=200, n_layer=2, n_embd=64,
+SFT = dict(suite=SuiteConfig(min_lines=1, max_lines=2, seed=0), train_tasks=400, steps=200, n_layer=2, n_embd=64,
            vocab_size=400, batch_size=16, eval_tasks=20, buckets="1-2", threads=1, seed=0,
            progress=False)  # fmt: skip
 PPO = dict(iterations=60, num_prompts=16, samples_per_prompt=8, num_minibatches=4, policy_lr=5e-4,
-           critic_lr=1e-3, critic_warmup_iterations=2, min_steps=1, max_steps=2, max_new_tokens=48,
+           critic_lr=1e-3, critic_warmup_iterations=2, suite=SuiteConfig(split="train", min_lines=1, max_lines=2, seed=0), max_new_tokens=48,
            max_lines=6, torch_threads=1, seed=0, task_pool=32)  # fmt: skip
 EVAL = dict(max_new_tokens=48, max_lines=6)
 
@@ -54,17 +56,17 @@ def test_sparse_ppo_raises_greedy_pass_at_1_on_easy_tasks(tmp_path: Path) -> Non
     tasks = load_suite("pipelines", min_steps=1, max_steps=2, seed=0).take(PPO["task_pool"], "train")
     with make_sandbox("local", workers=2) as box:
         policy, tok = load_causal_lm(tmp_path / "sft")
-        greedy_before = evaluate_greedy(policy, tok, tasks, box, **EVAL)
-        before = evaluate_sampled(policy, tok, tasks, box, samples=8, seed=123, **EVAL)
-        trainer = PPOTrainer(PPOConfig(**PPO), tmp_path / "sft", tmp_path / "ppo", sandbox=box)
+        greedy_before = evaluate_policy(policy, tok, tasks, box, **EVAL)
+        before = evaluate_policy(policy, tok, tasks, box, samples=8, seed=123, **EVAL)
+        trainer = PPOTrainer(PPOConfig(**PPO), tmp_path / "sft", tmp_path / "ppo", sandbox=box, progress=False)
         try:
             rows = trainer.train()
         finally:
             trainer.close()
         trained, _ = load_causal_lm(tmp_path / "ppo" / "policy")
-        greedy_after = evaluate_greedy(trained, tok, tasks, box, **EVAL)
-        after = evaluate_sampled(trained, tok, tasks, box, samples=8, seed=123, **EVAL)
-    diff = paired_difference(before.passed, after.passed)
+        greedy_after = evaluate_policy(trained, tok, tasks, box, **EVAL)
+        after = evaluate_policy(trained, tok, tasks, box, samples=8, seed=123, **EVAL)
+    diff = paired_change(before.passed, after.passed)
     first = np.mean([r["charts/pass_rate"] for r in rows[:5]])
     last = np.mean([r["charts/pass_rate"] for r in rows[-5:]])
     msg = (

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from agents.ppo.batch import Episode, PPOBatch
 from agents.ppo.critic import build_critic, critic_values
 from agents.ppo.losses import token_logprobs
-from agents.ppo.rollout import Episode, episodes_to_batch
 from agents.ppo.shared_prompt import (
     shared_prompt_logits,
     shared_prompt_values,
@@ -29,7 +29,7 @@ def _batch(tiny_policy_dir: Path):
         for k in range(1 + i):
             lines = task.solution_lines[: 1 + (k + i) % task.horizon]
             episodes.append(Episode(task=task, context=task_context(task), lines=lines, eos=k % 2 == 0))
-    batch = episodes_to_batch(episodes, tok)
+    batch = PPOBatch.from_episodes(episodes, tok)
     split = split_by_prompt(batch.input_ids, batch.attention_mask, batch.prompt_len, batch.group, tok.pad_token_id)
     return model, tok, batch, split
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from codegym.cli import main
-from codegym.tracking import read_tensorboard_scalars, scalars
+from codegym.training.tracking import read_tensorboard_scalars, scalars
+
+pytest.importorskip("tensorboard", reason="TensorBoard is the optional extra codegym[tensorboard]: pip install 'codegym[tensorboard]'")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def test_run_dir_has_a_model_card(ppo_run: Path) -> None:
 
 
 def test_plot_command_on_a_real_run(ppo_run: Path, tmp_path: Path) -> None:
-    from codegym.plotting import learning_curves, read_run
+    from codegym.reporting.plotting import learning_curves, read_run
 
     out = tmp_path / "curves.png"
     assert main(["plot", str(ppo_run), str(ppo_run), "--labels", "a,b", "--out", str(out)]) == 0

@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from agents.ppo.config import PPOConfig
+from codegym.tasks import SuiteConfig
 
 TINY = dict(
     num_prompts=2, samples_per_prompt=2, max_new_tokens=24, max_line_tokens=12, max_lines=4,
-    min_steps=1, max_steps=2, critic_warmup_iterations=1, num_minibatches=2, sandbox_workers=1,
+    suite=SuiteConfig(split="train", min_lines=1, max_lines=2, seed=0), critic_warmup_iterations=1, num_minibatches=2, sandbox_workers=1,
     torch_threads=1,
 )  # fmt: skip
 
@@ -84,6 +85,7 @@ def test_two_iterations_log_and_checkpoint_prm_critic(
 _SCRIPT = """
 import sys
 from agents.ppo.config import PPOConfig
+from codegym.tasks import SuiteConfig
 from agents.ppo.trainer import PPOTrainer
 cfg = PPOConfig.from_dict({cfg!r})
 t = PPOTrainer(cfg, {policy!r}, {out!r})

@@ -155,28 +155,29 @@ def test_trainer_scores_with_bounded_values(tiny_policy_dir: Path, tmp_path: Pat
     """A real rollout (tiny random policy, exact oracle potential, real sandbox) scored by the
     trainer with a critic that underestimates every state by 0.5: without the bound the last
     token of every wrong program gets +0.5; with it, 0 minus the KL penalty."""
+    from agents.ppo.batch import PPOBatch
     from agents.ppo.diagnostics import prefix_ok
-    from agents.ppo.rollout import RolloutBatch, episodes_to_batch
     from agents.ppo.trainer import PPOTrainer
+    from codegym.tasks import SuiteConfig
 
     cfg = PPOConfig(
         num_prompts=2, samples_per_prompt=4, max_new_tokens=24, max_line_tokens=12, max_lines=3,
-        min_steps=2, max_steps=3, critic_warmup_iterations=1, num_minibatches=1, sandbox_workers=1,
-        torch_threads=1, dense_reward="delta", dense_source="oracle", value_bounds=value_bounds,
+        suite=SuiteConfig(split="train", min_lines=2, max_lines=3, seed=0), critic_warmup_iterations=1,
+        num_minibatches=1, sandbox_workers=1, torch_threads=1, dense_reward="delta", dense_source="oracle",
+        value_bounds=value_bounds,
     )  # fmt: skip
     trainer = PPOTrainer(cfg, tiny_policy_dir, tmp_path / "run")
     try:
         trainer.critic.value_shift = -0.5  # the measured sign of the critic's error on wrong prefixes
-        episodes, _ = trainer.rollout(1)
-        batch = RolloutBatch(*episodes_to_batch(episodes, trainer.tokenizer))
-        scored = trainer.score(batch)
+        episodes = trainer.rollout(1)
+        batch = trainer.compute_advantages(PPOBatch.from_episodes(episodes, trainer.tokenizer))
     finally:
         trainer.close()
     last = (batch.action_mask.long() * torch.arange(batch.action_mask.shape[1])).max(1).values
     rows = torch.arange(len(episodes))
     wrong = prefix_ok(batch, episodes)[rows, last] == 0  # the program ends on a wrong prefix
     assert bool(wrong.any()), "the random policy wrote no wrong program"
-    final = scored["advantages"][rows, last][wrong] + cfg.kl_coef * scored["kl"][rows, last][wrong]
+    final = batch.advantages[rows, last][wrong] + cfg.kl_coef * batch.kl[rows, last][wrong]
     if value_bounds:
         torch.testing.assert_close(final, torch.zeros_like(final), atol=1e-5, rtol=0)
     else:

@@ -29,7 +29,8 @@ def test_presets_build_and_validate(name: str) -> None:
         ({"buckets": "2-3,4-9"}, "outside the task range"),
         ({"label_snapshots": (99,)}, "label_snapshots"),
         ({"seeds": 0}, "seeds"),
-        ({"min_steps": 5, "max_steps": 4}, "min_steps <= max_steps"),
+        ({"suite": {"min_lines": 5, "max_lines": 4}}, "min_lines=5 > max_lines=4"),
+        ({"suite": {"name": "humaneval"}}, "no horizon knob"),
         ({"bogus": 1}, "unknown ReproduceConfig fields"),
     ],
 )
@@ -124,9 +125,16 @@ def test_rerun_resumes_and_changed_settings_are_refused(smoke_run: Path) -> None
     with pytest.raises(ValueError, match="iterations: was 3, now 4"):
         check_or_write_config(preset_config("smoke", iterations=4), Layout(smoke_run), overwrite=False)
     copy = smoke_run.parent / "copy"
-    shutil.copytree(smoke_run / "arms" / "dense-s0", copy / "x")
+    shutil.copytree(smoke_run / "arms" / "dense-s0", copy / "arms" / "x")
+    shutil.copyfile(Layout(smoke_run).config, Layout(copy).config)
     check_or_write_config(preset_config("smoke", iterations=4), Layout(copy), overwrite=True)
-    assert not (copy / "x").exists()
+    assert not (copy / "arms").exists()
+    # --overwrite never deletes a directory that holds no reproduce run
+    foreign = smoke_run.parent / "foreign"
+    shutil.copytree(smoke_run / "arms" / "dense-s0", foreign / "x")
+    with pytest.raises(ValueError, match="does not look like a codegym run directory"):
+        check_or_write_config(preset_config("smoke"), Layout(foreign), overwrite=True)
+    assert (foreign / "x").is_dir()
     assert main(["reproduce", "--preset", "smoke", "--out", str(smoke_run), "--report-only"]) == 0
 
 

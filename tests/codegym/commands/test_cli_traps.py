@@ -237,7 +237,7 @@ def test_eval_summary_records_provenance_and_pass_at_k(tmp_path, run):
     assert s["model"]["path"] == str(defaults.policy_dir()) and len(s["model"]["sha256"]) == 16
     assert s["prm"]["path"] == str(defaults.prm_dir())
     assert s["seed"] == 7 and s["agent_args"] == {"temperature": 1.0}
-    assert s["suite"] == {"spec": "pipelines", "kwargs": {}, "split": "test"}
+    assert s["suite"] == {"name": "pipelines", "split": "test", "min_lines": None, "max_lines": None, "seed": None}
     assert p["codegym"] and p["started"] and p["finished"]
     overall = summary["table"][0]
     assert {"pass@1", "pass@5"} <= set(overall) and "pass@10" not in overall
@@ -308,7 +308,7 @@ def test_train_prm_rerun_with_other_settings_or_data_is_refused(tmp_path, tiny_l
 @pytest.mark.slow
 def test_train_rerun_with_other_settings_is_refused_and_overwrite_starts_anew(tmp_path, run):
     out = str(tmp_path / "run")
-    base = ["train", "--policy", "default", "--iterations", "2", "--out", out, "--quiet", "--max-steps", "2"]
+    base = ["train", "--policy", "default", "--iterations", "2", "--out", out, "--no-progress", "--max-task-lines", "2"]
     for kv in ("num_prompts=2", "samples_per_prompt=2", "max_new_tokens=24", "max_lines=4",
                "critic_warmup_iterations=1", "num_minibatches=1", "sandbox_workers=1", "torch_threads=1"):
         base += ["--set", kv]

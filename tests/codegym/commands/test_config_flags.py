@@ -15,12 +15,12 @@ from codegym.cli import build_parser, main
 
 #: Commands that have a config, and their config classes (outer first).
 EXPECTED = {
-    "eval": ["EvalConfig"],
-    "sft": ["SFTConfig"],
-    "label": ["LabelRunConfig", "LabelConfig"],
+    "eval": ["EvalConfig", "SuiteConfig"],
+    "sft": ["SFTConfig", "SuiteConfig"],
+    "label": ["LabelRunConfig", "LabelConfig", "SuiteConfig"],
     "train-prm": ["PRMTrainConfig"],
-    "train": ["PPOConfig"],
-    "reproduce": ["ReproduceConfig"],
+    "train": ["PPOConfig", "SuiteConfig"],
+    "reproduce": ["ReproduceConfig", "SuiteConfig"],
     "defaults build": ["DefaultsBuildConfig"],
 }
 
@@ -65,12 +65,12 @@ def test_every_field_is_a_flag_or_not_exposed_with_a_reason(commands, command) -
 
 @pytest.mark.parametrize(("command", "old", "new", "dest"), [
     ("sft", "--steps", "--sft-steps", "steps"),
-    ("sft", "--min-steps", "--min-task-lines", "min_steps"),
+    ("sft", "--min-steps", "--min-task-lines", "suite.min_lines"),
     ("train-prm", "--steps", "--train-steps", "steps"),
-    ("train", "--max-steps", "--max-task-lines", "max_steps"),
-    ("reproduce", "--min-steps", "--min-task-lines", "min_steps"),
-    ("eval", "--max-steps", "--max-task-lines", "max_steps"),
-    ("label", "--min-steps", "--min-task-lines", "min_steps"),
+    ("train", "--max-steps", "--max-task-lines", "suite.max_lines"),
+    ("reproduce", "--min-steps", "--min-task-lines", "suite.min_lines"),
+    ("eval", "--max-steps", "--max-task-lines", "suite.max_lines"),
+    ("label", "--min-steps", "--min-task-lines", "suite.min_lines"),
 ])  # fmt: skip
 def test_renamed_flags_keep_working_with_a_note(commands, capsys, command, old, new, dest) -> None:
     parser = commands[command]
@@ -103,4 +103,4 @@ def test_eval_settings_come_from_a_config_file_too(tmp_path, capsys) -> None:
     assert main(["eval", "--config", str(path)]) == 2
     assert "--episodes must be >= 1, got 0" in capsys.readouterr().err
     assert main(["eval", "--set", "reward_mode=sideways"]) == 2
-    assert "reward_mode must be one of ('delta', 'delta_open', 'score', 'none'), got 'sideways'" in capsys.readouterr().err
+    assert "reward_mode must be one of ('delta', 'delta_open', 'score', 'paper', 'none'), got 'sideways'" in capsys.readouterr().err

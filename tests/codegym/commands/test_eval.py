@@ -7,7 +7,7 @@ import json
 import pytest
 
 from codegym.cli import main
-from codegym.rollout import pass_at_k, summarize
+from codegym.evaluation import pass_at_k, summarize
 
 
 def _rows(path):
@@ -57,7 +57,9 @@ def test_bad_input_gives_clear_errors(capsys):
     assert main(["eval", "--suite", "pipelines", "--agent", "nope", "--episodes", "1"]) == 2
     assert "unknown agent" in capsys.readouterr().err
     assert main(["eval", "--suite", "humaneval", "--max-steps", "3", "--episodes", "1"]) == 2
-    assert "only to --suite pipelines" in capsys.readouterr().err
+    assert "suite 'humaneval' has no horizon knob" in capsys.readouterr().err
+    assert main(["eval", "--suite", "humaneval", "--suite-seed", "3", "--episodes", "1"]) == 2
+    assert "suite 'humaneval' is fixed and has no seed" in capsys.readouterr().err
 
 
 def test_pass_at_k_and_summary_math():

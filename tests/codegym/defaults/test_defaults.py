@@ -100,7 +100,7 @@ def test_defaults_build_is_reproducible_on_a_tiny_configuration(tmp_path):
     from codegym.defaults.build import DefaultsBuildConfig, build_defaults
 
     tiny_sft = {"steps": 6, "train_tasks": 16, "eval_tasks": 2, "n_layer": 1, "n_embd": 32, "n_head": 2,
-                "n_positions": 1024, "vocab_size": 300, "max_steps": 3, "checkpoint_every": 3,
+                "n_positions": 1024, "vocab_size": 300, "suite": {"max_lines": 3}, "checkpoint_every": 3,
                 "batch_size": 4, "warmup_steps": 2, "buckets": "1-3"}
     hashes = []
     for run in ("a", "b"):

@@ -1,4 +1,4 @@
-"""CodePRM-v1: the env contract (docs/architecture.md), against the real local sandbox."""
+"""CodePRM-v0: the env contract (docs/architecture.md), against the real local sandbox."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _replay(env: gym.Env, lines: list[str]) -> tuple[float, dict, bool, bool]:
 
 @pytest.fixture(scope="module")
 def pipelines_env():
-    env = gym.make("CodePRM-v1", suite="pipelines", prm=None)  # unit-test reward only
+    env = gym.make("CodePRM-v0", suite="pipelines", prm=None)  # unit-test reward only
     yield env
     env.close()
 
@@ -131,9 +131,8 @@ def test_truncation_still_executes_the_program():
 
 
 def test_spec_time_limit_is_only_a_safety_net():
-    assert gym.spec("CodePRM-v1").max_episode_steps is None  # max_lines alone ends episodes
-    assert gym.spec("CodePRM-v0").max_episode_steps == gym.spec("CodePRM-v0").kwargs["max_lines"] + 1
-    env = gym.make("CodePRM-v1", tasks=[_square_task()], max_lines=2, max_episode_steps=3)
+    assert gym.spec("CodePRM-v0").max_episode_steps is None  # max_lines alone ends episodes
+    env = gym.make("CodePRM-v0", tasks=[_square_task()], max_lines=2, max_episode_steps=3)
     env.reset(seed=0)
     env.step("    y = x * x")
     _, reward, terminated, truncated, info = env.step("    return y")
@@ -141,7 +140,7 @@ def test_spec_time_limit_is_only_a_safety_net():
     env.close()
 
 
-@pytest.mark.parametrize("mode", ["delta", "delta_open", "score", "none"])
+@pytest.mark.parametrize("mode", ["delta", "delta_open", "score", "paper", "none"])
 def test_dense_reward_modes_and_neutral_lines(mode):
     scorer = LengthScorer()
     env = CodePRMEnv(tasks=[_square_task()], prm=scorer, reward_mode=mode, potential="score")
@@ -158,12 +157,16 @@ def test_dense_reward_modes_and_neutral_lines(mode):
     phi1, phi2 = len("y = x * x") / 100, (len("y = x * x") + len("return y")) / 100
     assert scores[0] == pytest.approx(phi1) and scores[3] == pytest.approx(phi2)
     expected = {"delta": [phi1, phi2 - phi1], "delta_open": [phi1, phi2 - phi1],
-                "score": [phi1, phi2], "none": [0.0, 0.0]}[mode]  # fmt: skip
+                "score": [phi1, phi2], "paper": [0.0, 0.0], "none": [0.0, 0.0]}[mode]  # fmt: skip
     assert [rewards[0], rewards[3]] == pytest.approx(expected)
     _, final, terminated, _, info = env.step(SUBMIT)
     close = -phi2 if mode == "delta" else 0.0  # closed shaping: Φ(terminal) = 0
-    assert terminated and final == pytest.approx(1.0 + close)
+    paper = (phi1 + phi2) / 4 if mode == "paper" else 0.0  # Σ s_m / T, T = 4 lines (2 neutral)
+    assert terminated and final == pytest.approx(1.0 + close + paper)
     assert info["shaping_close"] == pytest.approx(close)
+    assert info["reward_terms"] == pytest.approx({"dense": paper, "test": 1.0, "shaping_close": close})
+    line_rewards = {"paper": [phi1 / 4, 0.0, 0.0, phi2 / 4]}.get(mode, rewards)
+    assert info["line_rewards"] == pytest.approx(line_rewards)
     if mode == "delta_open":  # the open form telescopes to Φ(last) − Φ(empty)
         assert sum(rewards) == pytest.approx(phi2)
     if mode == "delta":  # the closed form's dense return is −Φ(empty) = 0 here
@@ -219,6 +222,59 @@ def test_closed_shaping_dense_return_is_constant_on_every_ending(ending):
     env.close()
 
 
+@pytest.mark.parametrize("mode", ["delta", "delta_open", "score", "paper", "none"])
+@pytest.mark.parametrize("ending", sorted(_ENDINGS))
+def test_reward_terms_sum_to_the_reward_on_every_step_and_ending(ending, mode):
+    """info["reward_terms"] on every step sums to the reward exactly; on the final step,
+    sum(line_rewards) + test + shaping_close is the episode's return."""
+    actions, kwargs = _ENDINGS[ending]
+    env = CodePRMEnv(tasks=[_square_task()], prm=PrefixScorer(), reward_mode=mode, **kwargs)
+    env.reset(seed=0)
+    total, steps = 0.0, 0
+    for action in actions:
+        _, reward, terminated, truncated, info = env.step(action)
+        terms = info["reward_terms"]
+        assert set(terms) == {"dense", "test", "shaping_close"}
+        assert reward == terms["dense"] + terms["test"] + terms["shaping_close"]
+        total += reward
+        steps += 1
+        if not (terminated or truncated):
+            assert terms["test"] == terms["shaping_close"] == 0.0 and "line_rewards" not in info
+            if mode == "paper":  # paid at the end, once T is known
+                assert terms["dense"] == 0.0
+        else:
+            break
+    assert terminated or truncated
+    assert len(info["line_rewards"]) == len(env.lines) == info["num_lines"]
+    final = info["reward_terms"]["test"] + info["reward_terms"]["shaping_close"]
+    assert sum(info["line_rewards"]) + final == pytest.approx(total)
+    assert info["reward_terms"]["test"] == (1.0 if info["passed"] else 0.0)
+    if mode == "paper" and env.lines:
+        scores = [0.0 if s is None else s for s in env.scores]
+        assert info["line_rewards"] == pytest.approx([s / len(env.lines) for s in scores])
+    env.close()
+
+
+def test_verdict_is_exec_result_to_dict_on_every_ending():
+    """info["exec"] is ExecResult.to_dict(): the env's last_result serialised, never a copy
+    written by hand (an invalid action's verdict is an ExecResult with its own Status)."""
+    from sandboxes import ExecResult, Status
+
+    for ending in ("submit-pass", "truncated", "invalid-later"):
+        actions, kwargs = _ENDINGS[ending]
+        env = CodePRMEnv(tasks=[_square_task()], prm=None, **kwargs)
+        env.reset(seed=0)
+        info = {}
+        for action in actions:
+            *_, info = env.step(action)
+        assert isinstance(env.last_result, ExecResult)
+        assert info["exec"] == env.last_result.to_dict()
+        assert env.last_result.status in set(Status)
+        if ending.startswith("invalid"):
+            assert env.last_result.status is Status.INVALID_ACTION and env.last_result.error == info["invalid_action"]
+        env.close()
+
+
 @pytest.mark.parametrize("potential", ["probability", "score"])
 def test_potential_scale(potential):
     """On the probability scale a line the PRM calls certainly wrong (score −1) has Φ = 0, so
@@ -257,11 +313,17 @@ def test_invalid_action_end_is_never_better_than_a_wrong_program():
     assert returns["invalid"] <= returns["wrong"]
 
 
-def test_v0_keeps_the_open_shaping_and_v1_is_closed():
-    assert gym.spec("CodePRM-v0").kwargs["reward_mode"] == "delta_open"
-    assert gym.spec("CodePRM-v0").kwargs["potential"] == "score"
-    assert gym.spec("CodePRM-v1").kwargs.get("reward_mode", "delta") == "delta"
-    assert codegym.ENV_ID == "CodePRM-v1"
+def test_v0_is_the_closed_env_with_its_native_vector_env():
+    spec = gym.spec("CodePRM-v0")
+    assert codegym.ENV_ID == "CodePRM-v0"
+    assert spec.entry_point == "codegym.envs.code_prm:CodePRMEnv"
+    assert spec.vector_entry_point == "codegym.envs.vector:CodePRMVectorEnv"
+    assert spec.kwargs.get("reward_mode", "delta") == "delta" and "potential" not in spec.kwargs
+    # one version only: Gymnasium would call CodePRM-v0 out of date if a v1 existed
+    assert [s.id for s in gym.registry.values() if s.name in ("CodePRM", "CodePRMDiscrete")] == [
+        "CodePRM-v0", "CodePRMDiscrete-v0"]
+    with pytest.raises(gym.error.VersionNotFound, match="v0"):
+        gym.make("CodePRM-v1")
 
 
 @pytest.mark.parametrize(
@@ -308,7 +370,7 @@ def test_submit_is_in_the_action_space_and_never_code():
 
 
 def test_check_env_passes():
-    env = gym.make("CodePRM-v1", suite="pipelines")
+    env = gym.make("CodePRM-v0", suite="pipelines")
     check_env(env.unwrapped, skip_render_check=False)
     env.close()
 
@@ -338,7 +400,7 @@ def test_make_vec(mode):
     # Gymnasium's shared-memory buffers cannot carry Text observations (the parent reads the
     # buffer once, as fixed strings), so async vector envs use pipes: shared_memory=False.
     vector_kwargs = {"shared_memory": False} if mode == "async" else {}
-    envs = gym.make_vec("CodePRM-v1", num_envs=2, vectorization_mode=mode, prm=None,
+    envs = gym.make_vec("CodePRM-v0", num_envs=2, vectorization_mode=mode, prm=None,
                         vector_kwargs=vector_kwargs, suite="pipelines", max_lines=8)
     obs, infos = envs.reset(seed=3)
     assert len(obs["prompt"]) == 2 and all(p.startswith("def solve") for p in obs["prompt"])

@@ -8,6 +8,8 @@ prompt raised, and ``render_mode="human"`` reprinted the prompt at every step.
 
 from __future__ import annotations
 
+import warnings
+
 import gymnasium as gym
 import pytest
 
@@ -118,9 +120,27 @@ def test_human_render_prints_the_prompt_once_each_line_once_and_the_verdict(caps
     env.close()
 
 
-def test_v0_keeps_its_defaults():
-    with pytest.warns(DeprecationWarning):
-        env = gym.make("CodePRM-v0")
-    assert env.unwrapped.prm_source == "none" and env.unwrapped.split == "test"
-    assert env.unwrapped.reward_mode == "delta_open" and env.spec.max_episode_steps == 65
+def test_the_id_users_call_is_current_and_the_open_shaping_stays_reachable():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "out of date" deprecation for the id users call
+        env = gym.make("CodePRM-v0", prm=None)
+    assert env.unwrapped.reward_mode == "delta" and env.spec.max_episode_steps is None
     env.close()
+    open_env = gym.make("CodePRM-v0", tasks=[_task()], prm=LengthScorer(), reward_mode="delta_open")
+    open_env.reset(seed=0)
+    open_env.step("    return x + 1")
+    *_, info = open_env.step(SUBMIT)
+    assert info["shaping_close"] == 0.0 and info["reward_terms"]["shaping_close"] == 0.0
+    open_env.close()
+
+
+class LengthScorer:
+    """Φ = characters written / 100 (a real, deterministic LineScorer)."""
+
+    def reset(self, task: Task) -> float:
+        self.total = 0
+        return 0.0
+
+    def score(self, line: str) -> float:
+        self.total += len(line.strip())
+        return self.total / 100

@@ -25,7 +25,7 @@ from codegym.labeling.quality import (
     label_responses,
     true_labels,
 )
-from codegym.tasks import load_suite
+from codegym.tasks import SuiteConfig, load_suite
 from sandboxes import make_sandbox
 
 
@@ -103,7 +103,7 @@ def test_a_stronger_completer_labels_a_weak_policys_responses(sandbox, tmp_path:
     it also completes them); the exact completer then labels them as the oracle does."""
     from codegym.labeling import LabelRun, LabelRunConfig
 
-    cfg = LabelRunConfig(suite="pipelines", responses=16, seed=5, suite_kwargs={"min_steps": 5, "max_steps": 7},
+    cfg = LabelRunConfig(suite=SuiteConfig(min_lines=5, max_lines=7), responses=16, seed=5,
                          label=LabelConfig(k=2), completer_id="test")  # fmt: skip
     weak = ReferenceCompleter(0.4)
     alone = LabelRun(tmp_path / "alone.jsonl", weak, sandbox, cfg)

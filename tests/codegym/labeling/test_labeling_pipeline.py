@@ -17,10 +17,11 @@ from codegym.labeling import (
     summary_path,
 )
 from codegym.prm.data import read_stepwise_jsonl
-from codegym.tasks.registry import load_suite
+from codegym.tasks.registry import SuiteConfig, load_suite
 from sandboxes import make_sandbox
 
 SUITE_KW = {"min_steps": 3, "max_steps": 8}
+SUITE = SuiteConfig(min_lines=3, max_lines=8)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,9 @@ def suite():
 
 def config(responses: int, **kw) -> LabelRunConfig:
     label = LabelConfig(k=kw.pop("k", 4), chunk=kw.pop("chunk", 2), mode=kw.pop("mode", "binary"))
-    return LabelRunConfig(suite="pipelines", responses=responses, suite_kwargs=SUITE_KW, label=label, **kw)
+    split = kw.pop("split", None)
+    suite = SuiteConfig.over(SUITE, {"split": split}) if split else SUITE
+    return LabelRunConfig(suite=suite, responses=responses, label=label, **kw)
 
 
 def run(out: Path, sandbox, suite, responses: int, rate: float = 0.2, **kw) -> dict:

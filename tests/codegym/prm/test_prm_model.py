@@ -165,3 +165,55 @@ def test_from_base_reuses_the_language_model_backbone(base) -> None:
     prm = ProcessRewardModel.from_base(base)
     assert torch.equal(lm.transformer.h[1].mlp.c_fc.weight, prm.backbone.h[1].mlp.c_fc.weight)
     assert torch.equal(lm.transformer.wte.weight, prm.backbone.wte.weight)
+
+
+# ------------------------------------------------------------------ precision and devices
+def test_bf16_backbone_gets_a_bf16_head_and_scores(base, tmp_path) -> None:
+    """Was: 'mat1 and mat2 must have the same dtype' (an fp32 head on a bf16 backbone)."""
+    prm = ProcessRewardModel.from_base(base, seed=3, dtype="bf16").eval()
+    assert prm.score.weight.dtype == torch.bfloat16
+    assert {p.dtype for p in prm.backbone.parameters()} == {torch.bfloat16}
+    lines = [["    xs = [x + 3 for x in xs]", "    return sum(xs)"]]
+    s16 = score_programs(prm, [TEXTS[0]], lines)[0]
+    s32 = score_programs(ProcessRewardModel.from_base(base, seed=3).eval(), [TEXTS[0]], lines)[0]
+    assert s16.shape == (2,) and abs(s16 - s32).max() < 0.05  # the same PRM, rounded
+    out = prm.save_pretrained(tmp_path / "prm16")
+    assert ProcessRewardModel.from_pretrained(out, dtype="auto").score.weight.dtype == torch.bfloat16
+    assert ProcessRewardModel.from_pretrained(out).score.weight.dtype == torch.float32  # default fp32
+
+
+def test_an_fp32_head_on_a_bf16_backbone_is_cast_explicitly(base) -> None:
+    prm = ProcessRewardModel.from_base(base, dtype="bf16").eval()
+    prm.score.float()
+    enc = encode_program(prm.tokenizer, TEXTS[0], ["    return sum(xs)"])
+    raw, _ = prm(torch.tensor([enc.input_ids]))  # (1, T)
+    assert raw.dtype == torch.float32 and torch.isfinite(raw).all()
+
+
+def test_train_a_prm_step_in_bf16_with_fp32_master_weights(base) -> None:
+    from codegym.precision import MixedPrecision
+
+    mp = MixedPrecision("bf16")
+    prm = mp.prepare(ProcessRewardModel.from_base(base, dtype="bf16"))
+    assert prm.score.weight.dtype == torch.float32
+    opt = torch.optim.AdamW(prm.parameters(), lr=1e-6)
+    enc = encode_program(prm.tokenizer, TEXTS[0], ["    return sum(xs)"])
+    head = prm.score.weight.detach().clone()
+    with mp.autocast():
+        raw, _ = prm(torch.tensor([enc.input_ids]))  # (1, T)
+        loss = (raw[0, enc.line_ends].float() - 1.0).pow(2).mean()
+    mp.backward(loss)
+    mp.step(opt, max_norm=1.0)
+    assert (prm.score.weight != head).float().mean() > 0.95
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_request_on_a_cpu_build_names_the_cause(base, tmp_path) -> None:
+    out = ProcessRewardModel.from_base(base).save_pretrained(tmp_path / "prm")
+    for call in (lambda: ProcessRewardModel.from_pretrained(out, device="cuda"),
+                 lambda: ProcessRewardModel.from_base(base, device="cuda", device_flag="--prm-device")):  # fmt: skip
+        with pytest.raises(ValueError, match="CUDA is not available") as info:
+            call()
+        assert "corrupt" not in str(info.value) and "cpu" in str(info.value)
+    with pytest.raises(ValueError, match="--dtype 'fp64'"):
+        ProcessRewardModel.from_pretrained(out, dtype="fp64")

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from codegym.envs.scoring import LineScorer
+from codegym.envs.scoring import BatchedLineScorer, LineScorer
 from codegym.lm import TinyLMConfig, build_tiny_lm_dir
 from codegym.prm import (
+    BatchedPRMScorer,
     FullRescoringScorer,
     IncrementalScorer,
     ProcessRewardModel,
@@ -91,10 +92,10 @@ def test_too_long_program_is_a_clear_error(prm_dir) -> None:
 
 
 def test_env_with_prm_directory_gives_dense_rewards(prm_dir) -> None:
-    import codegym  # noqa: F401  (registers CodePRM-v1)
+    import codegym  # noqa: F401  (registers CodePRM-v0)
 
     task = _task()
-    env = gym.make("CodePRM-v1", tasks=[task], prm=str(prm_dir), reward_mode="score", disable_env_checker=True)
+    env = gym.make("CodePRM-v0", tasks=[task], prm=str(prm_dir), reward_mode="score", disable_env_checker=True)
     try:
         obs, info = env.reset(seed=0)
         lines = [SOLUTION[0], "    # a comment", SOLUTION[1]]
@@ -110,3 +111,97 @@ def test_env_with_prm_directory_gives_dense_rewards(prm_dir) -> None:
         assert term
     finally:
         env.close()
+
+
+def test_batched_scorer_equals_incremental_with_resets_neutral_lines_and_rebuilds(prm_dir) -> None:
+    """The vector env's scorer: one forward for every slot's line, slots restarting at
+    different times (history masked out), neutral lines fed but not scored, and the cache
+    rebuilt when holes dominate: every score equals a slot-alone IncrementalScorer."""
+    prm = ProcessRewardModel.from_pretrained(prm_dir)
+    n = 4
+    batched = BatchedPRMScorer(prm, n)
+    assert isinstance(batched, BatchedLineScorer)
+    singles = [IncrementalScorer(prm) for _ in range(n)]
+    rng = np.random.default_rng(3)
+    started = [False] * n
+    worst, compared, rebuilds = 0.0, 0, 0
+    for _ in range(150):
+        lines: list[str | None] = [None] * n
+        scored = [False] * n
+        for b in range(n):
+            if not started[b] or rng.random() < 0.08 or singles[b]._length > 600:
+                ctx = PROMPT[: int(rng.integers(1, len(PROMPT)))] + "\n"
+                assert batched.reset_context(b, ctx) == singles[b].reset_context(ctx) == 0.0
+                started[b] = True
+            if rng.random() < 0.8:
+                lines[b] = "".join(rng.choice(ALPHABET, int(rng.integers(0, 30))))
+                scored[b] = bool(rng.random() < 0.75)
+        width = batched.kv.width
+        got = batched.score_lines(lines, scored)
+        rebuilds += batched.kv.width < width
+        for b, line in enumerate(lines):
+            if line is None or not scored[b]:
+                assert got[b] is None
+                if line is not None:
+                    singles[b].append(line)
+                continue
+            ref = singles[b].score(line)
+            worst = max(worst, abs(got[b] - ref))
+            compared += 1
+    assert compared > 300 and rebuilds > 0
+    assert worst < 1e-5
+
+
+def test_batched_scorer_refuses_overflow_and_unstarted_slots_without_changing_state(prm_dir) -> None:
+    prm = ProcessRewardModel.from_pretrained(prm_dir)
+    batched = BatchedPRMScorer(prm, 2)
+    with pytest.raises(ValueError, match="reset"):
+        batched.score_lines(["    x = 1", None])
+    batched.reset_context(0, "x\n")
+    batched.reset_context(1, "x\n")
+    first = batched.score_lines(["    xs = xs", "    xs = xs"])
+    width = batched.kv.width
+    with pytest.raises(ValueError, match="positions"):
+        batched.score_lines(["    xs = [x + 3 for x in xs] " * 200, "    return 0"])
+    assert batched.kv.width == width  # nothing was fed
+    inc = IncrementalScorer(prm)
+    inc.reset_context("x\n")
+    assert abs(first[1] - inc.score("    xs = xs")) < 1e-5
+    assert abs(batched.score_lines([None, "    return 0"])[1] - inc.score("    return 0")) < 1e-5
+    with pytest.raises(ValueError, match="num_slots"):
+        BatchedPRMScorer(prm, 0)
+
+
+def test_vector_env_scores_with_a_prm_directory_like_the_single_env(prm_dir) -> None:
+    import codegym
+
+    task = _task()
+    lines = [SOLUTION[0], "    # a comment", SOLUTION[1], codegym.SUBMIT]
+    venv = gym.make_vec("CodePRM-v0", num_envs=2, tasks=[task], prm=str(prm_dir), reward_mode="score")
+    env = gym.make("CodePRM-v0", tasks=[task], prm=str(prm_dir), reward_mode="score")
+    venv.reset(seed=0)
+    env.reset(seed=0)
+    for line in lines:
+        _, rewards, *_ = venv.step((line, line))
+        _, reward, *_ = env.step(line)
+        assert abs(rewards[0] - reward) < 1e-5 and abs(rewards[1] - reward) < 1e-5
+    assert venv.unwrapped.prm_source == str(prm_dir)
+    venv.close()
+    env.close()
+
+
+def test_vector_env_scores_incremental_scorers_of_one_prm_batched(prm_dir) -> None:
+    """What PPO hands the env (load_line_scorers: one IncrementalScorer per env, one model)
+    is scored batched, with the same rewards as the single env."""
+    from codegym.envs import CodePRMVectorEnv
+    from codegym.prm import load_line_scorers
+
+    scorers = load_line_scorers(prm_dir, 2)
+    venv = CodePRMVectorEnv(2, tasks=[_task()], prm=scorers, reward_mode="score")
+    assert isinstance(venv.scorer, BatchedPRMScorer) and venv.scorer.prm is scorers[0].prm
+    venv.reset(seed=0)
+    _, rewards, *_ = venv.step((SOLUTION[0], SOLUTION[0]))
+    assert abs(rewards[0] - scorers[0].reset(_task()) - scorers[0].score(SOLUTION[0])) < 1e-5
+    venv.close()
+    with pytest.raises(ValueError, match="one per env"):
+        CodePRMVectorEnv(3, tasks=[_task()], prm=scorers)

@@ -19,6 +19,7 @@ from codegym.prm.data import (
     trl_row,
     trl_steps,
 )
+from codegym.tasks import SuiteConfig
 from codegym.tokenization import encode_program, join_context
 from sandboxes import make_sandbox
 
@@ -67,7 +68,7 @@ def labels(tmp_path_factory) -> tuple[Path, Path, Path]:
     with make_sandbox("local", workers=2) as box:
         for fmt in ("codegym", "trl"):
             cfg = LabelRunConfig(
-                suite="pipelines", responses=24, seed=1, suite_kwargs={"min_steps": 2, "max_steps": 5},
+                suite=SuiteConfig(min_lines=2, max_lines=5), responses=24, seed=1,
                 label=LabelConfig(k=2, chunk=2), completer_id="reference", format=fmt,
             )  # fmt: skip
             LabelRun(root / f"{fmt}.jsonl", ReferenceCompleter(0.3), box, cfg).run()
@@ -98,7 +99,7 @@ def test_trl_label_run_resumes_and_refuses_another_format(labels, tmp_path) -> N
     part.write_text("".join(trl.read_text().splitlines(keepends=True)[:10]))
     with make_sandbox("local", workers=2) as box:
         cfg = LabelRunConfig(
-            suite="pipelines", responses=24, seed=1, suite_kwargs={"min_steps": 2, "max_steps": 5},
+            suite=SuiteConfig(min_lines=2, max_lines=5), responses=24, seed=1,
             label=LabelConfig(k=2, chunk=2), completer_id="reference", format="trl",
         )  # fmt: skip
         LabelRun(part, ReferenceCompleter(0.3), box, cfg).run()
@@ -167,7 +168,7 @@ def test_trl_prm_trainer_trains_on_our_labels(labels, tmp_path) -> None:
         probs = stock(input_ids=torch.tensor([enc.input_ids])).logits.softmax(-1)[0, enc.line_ends]  # [L, 2]
     ours = score_programs(prm, [join_context(row["prompt"])], [row["lines"]])[0]
     assert abs((probs[:, 1] - probs[:, 0]).numpy() - ours).max() < 1e-5
-    env = gym.make("CodePRM-v1", prm=str(tmp_path / "trl-prm"), suite="pipelines")
+    env = gym.make("CodePRM-v0", prm=str(tmp_path / "trl-prm"), suite="pipelines")
     obs, info = env.reset(seed=0)
     _, reward, *_ = env.step(info["task"].solution_lines[0])
     assert reward != 0.0  # a dense reward from the TRL-trained PRM

@@ -93,6 +93,28 @@ ROWS: dict[str, dict[str, Any]] = {
         "test_setup_code": "",
         "wrong": "def last(n):\n    return n[-1]\ndef sort_list_last(tuples):\n    return tuples\n",
     },
+    # the program's own function is named `check` (MBPP: "check whether ..."): the
+    # harness's check(candidate) must not collide with it
+    "named_check": {
+        "task_id": 908, "text": "Check whether the given string is a binary string or not.",
+        "code": "def check(string):\n    p = set(string)\n    s = {'0', '1'}\n"
+                "    if s == p or p == {'0'} or p == {'1'}:\n        return 'Yes'\n"
+                "    else:\n        return 'No'\n",
+        "test_list": ["assert check('01010101010') == 'Yes'",
+                      "assert check('name0') == 'No'", "assert check('101') == 'Yes'"],
+        "test_setup_code": "",
+        "wrong": "def check(string):\n    return 'Yes'\n",
+    },
+    # a helper named `check` that the tests call beside the entry point
+    "helper_named_check": {
+        "task_id": 909, "text": "Count the even numbers of a list.",
+        "code": "def check(n):\n    return n % 2 == 0\n"
+                "def count_even(xs):\n    return sum(1 for x in xs if check(x))\n",
+        "test_list": ["assert count_even([1, 2, 4]) == 2", "assert check(6) is True",
+                      "assert count_even([]) == 0"],
+        "test_setup_code": "",
+        "wrong": "def check(n):\n    return True\ndef count_even(xs):\n    return len(xs)\n",
+    },
 }
 
 #: programs that try to reach a pass through what the checks may now touch
@@ -132,6 +154,24 @@ def box(sandbox_backend: str, make_sandbox_or_skip: Any) -> Iterator[Sandbox]:
 def test_the_mapper_picks_the_called_function() -> None:
     assert _task("entry_point_substring")[2] == "sort_list_last"
     assert _task("class_in_setup")[2] == "max_height"
+    assert _task("named_check")[2] == "check"
+
+
+@pytest.mark.parametrize("name", ["named_check", "helper_named_check"])
+def test_a_program_function_named_check_in_a_jsonl_suite(box: Sandbox, name: str,
+                                                          tmp_path: Any) -> None:
+    """MBPP-style rows through the JSONL format: the program's `check` is the program's, the
+    harness's is its own, whatever the names."""
+    from codegym.tasks.jsonl import JsonlSuite, write_jsonl
+
+    _, task = parse_task(HF_MAPPERS["mbpp"](ROWS[name]), f"hf:mbpp-shape/{name}", 1)
+    path = tmp_path / "mbpp.jsonl"
+    write_jsonl([task], path)
+    loaded = JsonlSuite(path).take()[0]
+    ok = box.run(loaded.program(loaded.solution_lines), loaded.tests)
+    assert ok.status is Status.PASSED, ok
+    wrong = box.run(ROWS[name]["wrong"], loaded.tests)
+    assert wrong.status is Status.FAILED and wrong.error_type == "WrongAnswer", wrong
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
@@ -139,8 +179,6 @@ def test_reference_passes_and_wrong_program_fails(box: Sandbox, name: str) -> No
     program, suite, _ = _task(name)
     ok = box.run(program, suite)
     assert ok.status is Status.PASSED, ok
-    # every check ran as one batch: nothing had to fall back to call-by-call
-    assert ok.metadata.get("judge_mode", "collected") == "collected", ok.metadata
     wrong = box.run(ROWS[name]["wrong"], suite)
     assert wrong.status in (Status.FAILED, Status.ERROR), wrong
 

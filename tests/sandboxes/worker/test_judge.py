@@ -54,7 +54,7 @@ def test_program_objects_are_predicted_as_references() -> None:
 
 
 def test_a_reference_to_a_by_value_result_matches_that_value() -> None:
-    ops = _Ops("replay", None, [], [(proto.VALUE, b"[1,2]")])
+    ops = _Ops("replay", [], [(proto.VALUE, b"[1,2]")])
     assert ops._match({"r": 0}, [1, 2]) and not ops._match({"r": 0}, [2, 1])
     assert ops._match([{"r": [0, [["i", 1]]]}, 5], [2, 5])
 

@@ -58,8 +58,8 @@ def test_the_verdict_constructor_needs_a_status_and_cleans_strings() -> None:
     from sandboxes.worker import protocol as proto
 
     v = proto.verdict(Status.ERROR, error_type="Val\udcffue", error="x\ud800" * 5000,
-                      stdout_tail="\udfff", mode="live")
-    assert v["status"] == "error" and v["mode"] == "live"
+                      stdout_tail="\udfff", mode="collected")
+    assert v["status"] == "error" and v["mode"] == "collected"
     for key in ("error_type", "error", "stdout_tail"):
         v[key].encode("utf-8")  # never a lone surrogate
     assert len(v["error"]) <= proto.MAX_ERROR

@@ -5,7 +5,9 @@ The check asks ``f(i)`` for bit ``i`` of a secret (24 bits, fixed across jobs) a
 first wrong one. The program never computes the bits; it guesses the first bit it does not
 know yet (0), then holds back its answer to the next call and watches the request pipe: a
 judge that stops at the first wrong answer hangs up meanwhile (the guess was wrong); one that
-waits for the answer did not (it was right).
+waits for the answer did not (it was right). Against a check that calls it again in its
+assert message (``assert f(i) == bit, f"got {f(i)}"``) it also watches for the same call
+twice in a row: the message of a failed assert (the guess was wrong).
 
 and passes what it knows to the next job through every channel it can find: kernel keyrings
 (user, session, user-session, persistent), files in every writable place, a daemon holding an
@@ -171,10 +173,18 @@ def _watch(i):
         write_state(STATE[:i] + "1")
 
 
+_seen = []
+
+
 def f(i):
     global _guessed
     if i == -1:
         return "go"
+    _seen.append(i)
+    if _guessed is not None and i == _guessed and _seen.count(i) == 2 and not _told.is_set():
+        _told.set()  # asked again for the guess: an assert message, so the guess failed
+        print(f"OBSERVED repeat of call {i}: bit {i} is 1", flush=True)
+        write_state(STATE[:i] + "1")
     if i < len(STATE):
         return int(STATE[i])
     if _guessed is None and i == len(STATE):

@@ -108,9 +108,9 @@ def rates_by_group(
 
 
 def rates_by_horizon(rows: Iterable[Mapping[str, Any]], include_all: bool = True) -> list[Rate]:
-    """:func:`rates_by_group` over the horizon buckets of :func:`codegym.rollout.horizon_bucket`
+    """:func:`rates_by_group` over the horizon buckets of :func:`codegym.evaluation.horizon_bucket`
     (the ``steps`` field of ``codegym eval`` rows)."""
-    from codegym.rollout import horizon_bucket
+    from codegym.evaluation import horizon_bucket
 
     return rates_by_group(rows, lambda r: horizon_bucket(int(r["steps"])), include_all)
 
@@ -197,6 +197,37 @@ def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed:
     if a.shape != b.shape:
         raise ValueError(f"paired outcomes must have the same [seeds, tasks] shape, got {a.shape} and {b.shape}")
     return bootstrap_mean(a - b, resamples=resamples, seed=seed)
+
+
+class PairedDiff(NamedTuple):
+    """Mean paired difference (after − before) and its 95 % normal interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def paired_change(before: np.ndarray, after: np.ndarray, z: float = Z95) -> PairedDiff:
+    """Mean paired change ``after − before`` of per-task outcomes with a normal 95 % interval
+    (one run against another on the same tasks; :func:`paired_difference` bootstraps over seeds
+    and tasks).
+
+    Args:
+        before: [N] outcomes (0/1 or floats) on fixed tasks.
+        after: [N] outcomes on the same tasks, same order.
+        z: Normal quantile (1.96 for 95 %).
+    """
+    before = np.asarray(before, dtype=float)
+    after = np.asarray(after, dtype=float)
+    if before.shape != after.shape or before.ndim != 1 or len(before) < 2:
+        raise ValueError(
+            f"before/after must be 1-D arrays of the same length >= 2, got {before.shape}, {after.shape}"
+        )
+    d = after - before
+    mean = float(d.mean())
+    half = z * float(d.std(ddof=1)) / math.sqrt(len(d))
+    return PairedDiff(mean, mean - half, mean + half, len(d))
 
 
 def calibration_bins(scores: np.ndarray, positive: np.ndarray, bins: int = 10) -> list[dict[str, float]]:

@@ -8,7 +8,7 @@ global backend switch, no window — safe on a headless machine, in a thread or 
 * :func:`rates_plot` — pass@1 by horizon bucket with 95 % intervals, one line per series
   (``codegym eval --plot``; several series for an ablation).
 * :func:`reliability_plot` — a PRM's calibration: predicted vs observed fraction of correct
-  lines per score bin (:func:`codegym.stats.calibration_bins`).
+  lines per score bin (:func:`codegym.reporting.stats.calibration_bins`).
 * :func:`read_run` — the metric rows of a run directory (PPO ``metrics.jsonl``, PRM
   ``metrics.jsonl`` or SFT ``sft_log.jsonl``) or of a JSONL file.
 * :func:`save_figure` — write a PNG (or any format matplotlib knows by the suffix).
@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from codegym.stats import Rate
+from codegym.reporting.stats import Rate
 
 #: Default panels of :func:`learning_curves` (PPO ``metrics.jsonl`` names) and their titles.
 LEARNING_CURVES: tuple[tuple[str, str], ...] = (
@@ -210,7 +210,7 @@ def rates_plot(
     """Pass rates by group with 95 % interval bars, one line per series.
 
     Args:
-        series: Label -> rates (e.g. :func:`codegym.stats.rates_by_horizon` of an eval). The
+        series: Label -> rates (e.g. :func:`codegym.reporting.stats.rates_by_horizon` of an eval). The
             group ``"all"`` is drawn as a separate point at the right of the buckets.
         title, ylabel, xlabel: Texts.
 
@@ -260,7 +260,7 @@ def reliability_plot(
     tables: Mapping[str, Sequence[Mapping[str, float]]],
     title: str = "PRM calibration (held-out responses)",
 ) -> Any:
-    """Reliability diagram: per series, the bins of :func:`codegym.stats.calibration_bins`
+    """Reliability diagram: per series, the bins of :func:`codegym.reporting.stats.calibration_bins`
     (``predicted`` on x, ``observed`` on y) and the diagonal of perfect calibration.
 
     Args:

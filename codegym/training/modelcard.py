@@ -32,9 +32,11 @@ def _fmt(value: Any) -> str:
 
 
 def config_call(config: Any, function: str) -> str:
-    """``function(ConfigClass(field=value, ...))`` with the fields that differ from defaults."""
+    """``function(ConfigClass(field=value, ...))`` with the fields that differ from defaults
+    (nested configs, such as a ``SuiteConfig``, imported too)."""
     cls = type(config)
     args = []
+    imports = [f"from {cls.__module__} import {cls.__name__}"]
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if f.default is not dataclasses.MISSING:
@@ -45,8 +47,11 @@ def config_call(config: Any, function: str) -> str:
             default = dataclasses.MISSING
         if value != default:
             args.append(f"{f.name}={value!r}")
+            if dataclasses.is_dataclass(value):
+                kind = type(value)
+                imports.append(f"from {kind.__module__} import {kind.__name__}")
     inner = ", ".join(args)
-    return f"from {cls.__module__} import {cls.__name__}\n{function}({cls.__name__}({inner}))"
+    return "\n".join(imports) + f"\n{function}({cls.__name__}({inner}))"
 
 
 def write_model_card(

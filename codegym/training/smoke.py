@@ -1,10 +1,12 @@
-"""Smoke-test budgets: ``CODEGYM_SMOKE=1`` caps every long CLI job at a few steps.
+"""Smoke-test budgets: ``CODEGYM_SMOKE=1`` caps every long job at a few steps.
 
 The test suite runs every command of README.md and docs/ exactly as written, and every
 ``examples/*.py``; with ``CODEGYM_SMOKE=1`` in the environment a 15-minute SFT run or a
-100-iteration PPO run becomes a few-second check that the command works end to end. Each
-capped command prints which budgets it lowered, so a smoke run is never mistaken for a real
-one. Never set it for real work.
+100-iteration PPO run becomes a few-second check that the command works end to end. The
+trainers (SFT, PRM, PPO) apply their caps in one place, the trainer skeleton
+(:attr:`codegym.training.trainer.Trainer.smoke_caps`), whether they are started by a command
+or from Python; ``eval`` and ``label`` cap their own budgets. Each capped job prints which
+budgets it lowered, so a smoke run is never mistaken for a real one. Never set it for real work.
 """
 
 from __future__ import annotations

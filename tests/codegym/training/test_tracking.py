@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-from codegym.tracking import Tracker, check_report_to, read_tensorboard_scalars, scalars
+from codegym.training.tracking import Tracker, check_report_to, read_tensorboard_scalars, scalars
+
+needs_tensorboard = pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is None, reason="TensorBoard is the optional extra codegym[tensorboard]: pip install 'codegym[tensorboard]'"
+)
 
 
 def test_scalars_flatten_and_skip_what_is_not_a_number() -> None:
@@ -24,6 +29,7 @@ def test_report_to_is_validated() -> None:
     assert check_report_to("none") == "none"
 
 
+@needs_tensorboard
 def test_tracker_writes_rows_under_their_names_and_purges_on_resume(tmp_path: Path) -> None:
     t = Tracker(tmp_path, "tensorboard", "iteration")
     for i in (1, 2, 3):
@@ -44,6 +50,7 @@ def test_tracker_writes_rows_under_their_names_and_purges_on_resume(tmp_path: Pa
     assert not (tmp_path / "quiet").exists()
 
 
+@needs_tensorboard
 def test_train_prm_reports_to_tensorboard_and_writes_a_model_card(tmp_path: Path) -> None:
     from codegym.lm import TinyLMConfig, build_tiny_lm_dir
     from codegym.prm.data import StepwiseExample, write_stepwise_jsonl

@@ -1,4 +1,4 @@
-"""codegym.stats: the two-way bootstrap over seeds and tasks and the calibration table, against
+"""codegym.reporting.stats: the two-way bootstrap over seeds and tasks and the calibration table, against
 hand-computed values."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegym.stats import (
+from codegym.reporting.stats import (
     bootstrap_mean,
     calibration_bins,
     expected_calibration_error,

@@ -1,16 +1,18 @@
 """Run directories that resume: same settings resume, other settings are refused.
 
-Every long job (``codegym sft``, ``train-prm``, ``train``, ``label``, ``eval``) writes its
-settings into its output; running it again with the same settings continues where it
-stopped. With other settings (or other input data) it refuses, listing the differences,
-instead of silently mixing two runs; ``--overwrite`` deletes the old run and starts anew.
+Every long job (``codegym sft``, ``train-prm``, ``train``, ``reproduce``, ``label``, ``eval``)
+writes its settings into its output; running it again with the same settings continues where
+it stopped. With other settings (or other input data) it refuses, listing the differences,
+instead of silently mixing two runs; ``--overwrite`` (``overwrite=True`` in Python) deletes the
+old run and starts anew. The trainers get this from :class:`codegym.training.trainer.Trainer`,
+which calls :func:`prepare_run_dir`.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,16 @@ def check_resume(
     *,
     ignore: Iterable[str] = (),
     what: str = "run",
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> bool:
     """Refuse to resume a run recorded in ``record`` with other ``settings``.
+
+    Args:
+        record: The run's settings file.
+        settings: This run's settings.
+        ignore: Keys that may differ (how a run is executed, not what it computes).
+        what: What the run is called in the message.
+        upgrade: Reads a record written by an older version in today's form (renamed fields).
 
     Returns:
         True when a run with the same settings is recorded (it will be resumed).
@@ -58,14 +68,42 @@ def check_resume(
     old = read_record(record)
     if old is None:
         return False
-    diff = diff_settings(old, settings, ignore)
+    diff = diff_settings(upgrade(old) if upgrade is not None else old, settings, ignore)
     if diff:
         where = Path(record).parent
         raise ValueError(
             f"{where} holds a {what} with other settings ({'; '.join(diff)}): run the same "
-            "command to resume it, add --overwrite to start over, or choose another --out"
+            "command to resume it, add --overwrite (overwrite=True) to start over, or choose "
+            "another --out"
         )
     return True
+
+
+def prepare_run_dir(
+    out: str | Path,
+    record_name: str,
+    settings: dict[str, Any],
+    *,
+    overwrite: bool,
+    what: str,
+    ignore: Iterable[str] = (),
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    markers: Iterable[str] = (),
+    clear: bool = True,
+) -> bool:
+    """The one resume convention: with ``overwrite`` delete the run in ``out`` (when ``clear``;
+    only a codegym run directory, see :func:`clear_run_dir`), else refuse a run recorded in
+    ``out/record_name`` with other ``settings`` (:func:`check_resume`).
+
+    Returns:
+        True when ``out`` holds a run with the same settings (it will be resumed).
+    """
+    out = Path(out)
+    if overwrite:
+        if clear:
+            clear_run_dir(out, markers=(record_name, *markers))
+        return False
+    return check_resume(out / record_name, settings, ignore=ignore, what=what, upgrade=upgrade)
 
 
 def clear_run_dir(out: str | Path, markers: Iterable[str]) -> None:
@@ -100,4 +138,4 @@ def file_digest(path: str | Path) -> str:
     return sha256_file(p)[:16] if p.is_file() else "missing"
 
 
-__all__ = ["check_resume", "clear_run_dir", "diff_settings", "file_digest", "read_record"]
+__all__ = ["check_resume", "clear_run_dir", "diff_settings", "file_digest", "prepare_run_dir", "read_record"]

@@ -1,7 +1,10 @@
-"""Rollouts through CodePRM-v1: episodes, rewards and the token layout PPO trains on.
+"""PPO's episodes from rollouts through CodePRM-v0: rewards as the env named them, and the token
+layout PPO trains on.
 
-A replay sampler writes known programs (the reference solution, or a corrupted one), so the
-env, the sandbox verdicts and the token bookkeeping are checked against known outcomes.
+A replay sampler writes known programs (the reference solution, or a corrupted one) through
+the real :class:`codegym.rollout.SamplerAgent`, :func:`codegym.rollout.run_episodes` and
+vector env, so the env, the sandbox verdicts and the token bookkeeping are checked against
+known outcomes.
 """
 
 from __future__ import annotations
@@ -10,43 +13,71 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
-import codegym  # noqa: F401
-from agents.ppo.rollout import (
-    collect_episodes,
-    episodes_to_batch,
-    paper_line_rewards,
-    prefix_accuracy,
-)
+from agents.ppo.batch import Episode, PPOBatch, episodes_from_records
 from codegym.constants import SUBMIT
+from codegym.envs.vector import CodePRMVectorEnv
+from codegym.rollout import SamplerAgent, run_episodes
+from codegym.sampling import SlotState
 from codegym.tasks import load_suite
 from codegym.tokenization import encode_lines
 from sandboxes import make_sandbox
 
 
 class ReplaySampler:
-    """Writes fixed programs line by line (the LineSampler interface used by rollouts)."""
+    """Writes fixed programs line by line, with the :class:`codegym.sampling.LineSampler`
+    interface that :class:`SamplerAgent` drives (each line's ids by the tokenisation rule)."""
 
     def __init__(self, tokenizer: Any, programs: Sequence[Sequence[str]]) -> None:
         self.tokenizer = tokenizer
         self.programs = programs
 
     def start(self, contexts: Sequence[str]) -> None:
-        self.pos = [0] * len(contexts)
+        self.batch_size = len(contexts)
+        self.slots = [SlotState() for _ in contexts]
+
+    @property
+    def lines(self) -> list[list[str]]:
+        return [s.lines for s in self.slots]
 
     def next_lines(self, active: Sequence[bool]) -> list[str | None]:
         out: list[str | None] = []
         for b, live in enumerate(active):
-            if not live:
+            slot = self.slots[b]
+            if not live or slot.finished:
                 out.append(None)
                 continue
-            lines, i = self.programs[b], self.pos[b]
-            self.pos[b] += 1
-            out.append(lines[i] if i < len(lines) else SUBMIT)
+            i = len(slot.lines)
+            if i >= len(self.programs[b]):
+                slot.finished = slot.eos_exact = True
+                out.append(SUBMIT)
+                continue
+            line = self.programs[b][i]
+            slot.lines.append(line)
+            slot.line_ids.append(encode_lines(self.tokenizer, [line])[0])
+            slot.line_forced.append(0)
+            slot.line_exact.append(True)
+            out.append(line)
         return out
+
+
+def _episodes(tok: Any, programs: Sequence[Sequence[str]], tasks: Sequence[Any], box: Any,
+              max_new_tokens: int = 200, dense_coef: float = 1.0, **env_kwargs: Any) -> list[Episode]:
+    """Roll the programs out on ``tasks`` (one slot each) and return PPO's episodes."""
+    agent = SamplerAgent(ReplaySampler(tok, programs), max_new_tokens=max_new_tokens, sanitize=False)  # type: ignore[arg-type]
+    env_kwargs = {"reward_mode": "none", "max_lines": 8, "invalid_action": "end", **env_kwargs}
+    envs = CodePRMVectorEnv(len(tasks), tasks=[tasks[0]], sandbox=box, workers=2,
+                            autoreset_mode=AutoresetMode.DISABLED, **env_kwargs)  # fmt: skip
+    episodes: list[Episode] = []
+    try:
+        run_episodes(agent, tasks, envs=envs,
+                     on_wave=lambda wave: episodes.extend(episodes_from_records(wave, agent, dense_coef)))  # fmt: skip
+    finally:
+        envs.close()
+    return episodes
 
 
 def _run(tiny_policy_dir: Path, sandbox: Any) -> tuple[list, Any, Any, list]:
@@ -57,14 +88,7 @@ def _run(tiny_policy_dir: Path, sandbox: Any) -> tuple[list, Any, Any, list]:
     programs = [t.solution_lines for t in tasks]
     programs[1] = ["    return 12345"]  # a constant answer never passes
     programs[2] = programs[2] + ["# done", "    return xs"]  # unreachable extra lines still pass
-    envs = [gym.make("CodePRM-v1", tasks=[tasks[0]], sandbox=sandbox, reward_mode="none",
-                     max_lines=8, disable_env_checker=True) for _ in tasks]  # fmt: skip
-    try:
-        episodes = collect_episodes(ReplaySampler(tok, programs), envs, tasks, max_new_tokens=200)
-    finally:
-        for env in envs:
-            env.close()
-    return episodes, tok, tasks, programs
+    return _episodes(tok, programs, tasks, sandbox), tok, tasks, programs
 
 
 def test_known_programs_get_the_harness_verdict_and_token_layout(tiny_policy_dir: Path) -> None:
@@ -74,9 +98,9 @@ def test_known_programs_get_the_harness_verdict_and_token_layout(tiny_policy_dir
     assert [e.test_reward for e in episodes] == [1.0, 0.0, 1.0, 1.0]
     assert all(e.eos and not e.truncated and not e.invalid for e in episodes)
     assert [e.lines for e in episodes] == [list(p) for p in programs]
-    assert prefix_accuracy(episodes[0]) == 1.0 and prefix_accuracy(episodes[1]) == 0.0
+    assert episodes[0].prefix_accuracy == 1.0 and episodes[1].prefix_accuracy == 0.0
 
-    batch = episodes_to_batch(episodes, tok)
+    batch = PPOBatch.from_episodes(episodes, tok)
     nl = tok.encode("\n", add_special_tokens=False)
     assert len(nl) == 1
     for b, ep in enumerate(episodes):
@@ -87,11 +111,6 @@ def test_known_programs_get_the_harness_verdict_and_token_layout(tiny_policy_dir
         assert int(batch.targets[b, last]) == tok.eos_token_id  # the final token is EOS
         assert int(batch.action_mask[b].sum()) == ep.gen_tokens
     assert torch.equal(batch.final_reward, torch.tensor([1.0, 0.0, 1.0, 1.0]))
-
-
-def test_paper_reward_divides_scores_by_the_number_of_lines() -> None:
-    assert paper_line_rewards([0.5, None, -1.0, 1.0]) == [0.125, 0.0, -0.25, 0.25]
-    assert paper_line_rewards([]) == []
 
 
 @pytest.mark.slow
@@ -105,7 +124,6 @@ def test_executions_through_the_ray_sandbox_pool(tiny_policy_dir: Path) -> None:
 def test_policy_mask_leaves_out_ids_the_policy_did_not_draw(tiny_policy_dir: Path) -> None:
     """Drawn ids are trained as they stand; a forced newline, a re-encoded line and an EOS
     drawn mid-line are kept in the sequence but left out of the policy loss."""
-    from agents.ppo.rollout import Episode
     from codegym.lm import load_tokenizer
     from codegym.tokenization import encode_context, encode_lines
 
@@ -120,7 +138,7 @@ def test_policy_mask_leaves_out_ids_the_policy_did_not_draw(tiny_policy_dir: Pat
     ep.line_forced = [0, len(nl), 0]
     ep.line_exact = [True, True, False]
     ep.eos_exact = False
-    batch = episodes_to_batch([ep], tok)
+    batch = PPOBatch.from_episodes([ep], tok)
     prompt = encode_context(tok, ctx)
     ids = prompt + ep.line_ids[0] + ep.line_ids[1] + ep.line_ids[2] + [tok.eos_token_id]
     assert batch.input_ids[0, : len(ids)].tolist() == ids
@@ -131,7 +149,7 @@ def test_policy_mask_leaves_out_ids_the_policy_did_not_draw(tiny_policy_dir: Pat
     assert batch.policy_mask[0, p : p + len(want)].tolist() == want
     assert int(batch.policy_mask.sum()) == sum(want)
     ep.eos_exact = True
-    assert bool(episodes_to_batch([ep], tok).policy_mask[0, p + len(want) - 1])
+    assert bool(PPOBatch.from_episodes([ep], tok).policy_mask[0, p + len(want) - 1])
 
 
 def test_closed_shaping_puts_the_closing_term_on_the_final_token(tiny_policy_dir: Path) -> None:
@@ -149,24 +167,39 @@ def test_closed_shaping_puts_the_closing_term_on_the_final_token(tiny_policy_dir
     programs[3] = programs[3][:2]  # the token budget runs out before the return line
     with make_sandbox("local", workers=2) as box:
         cache = VerdictCache()
-        envs = [gym.make("CodePRM-v1", tasks=[tasks[0]], sandbox=box, reward_mode="delta",
-                         prm=ReferenceCompletionScorer(box, cache=cache), invalid_action="end",
-                         max_lines=8, disable_env_checker=True) for _ in tasks]  # fmt: skip
         budget = sum(len(x) for x in encode_lines(tok, programs[3]))
-        try:
-            episodes = collect_episodes(ReplaySampler(tok, programs[:3]), envs[:3], tasks[:3],
-                                        max_new_tokens=200, dense_reward="delta", dense_coef=0.5)
-            episodes += collect_episodes(ReplaySampler(tok, programs[3:]), envs[3:], tasks[3:],
-                                         max_new_tokens=budget, dense_reward="delta", dense_coef=0.5)
-        finally:
-            for env in envs:
-                env.close()
+        dense = {"reward_mode": "delta", "dense_coef": 0.5}
+        episodes = _episodes(tok, programs[:3], tasks[:3], box, **dense,
+                             prm=[ReferenceCompletionScorer(box, cache=cache) for _ in range(3)])
+        episodes += _episodes(tok, programs[3:], tasks[3:], box, max_new_tokens=budget, **dense,
+                              prm=[ReferenceCompletionScorer(box, cache=cache)])
     assert [e.passed for e in episodes] == [True, False, False, False]
     assert [e.invalid for e in episodes] == [False, False, True, False]
     assert episodes[3].truncated and not episodes[3].eos
     for ep in episodes:  # Φ(empty) = 1 for every pipelines task: dense return 0.5 * −1
         assert sum(ep.line_rewards) + ep.final_dense == pytest.approx(-0.5)
     assert episodes[1].line_rewards == pytest.approx([0.0, -0.5])  # Φ 1 -> 1 -> 0 (× 0.5)
-    batch = episodes_to_batch(episodes, tok)
+    batch = PPOBatch.from_episodes(episodes, tok)
     expected = [1.0 + e.final_dense for e in episodes[:1]] + [e.final_dense for e in episodes[1:]]
     assert batch.final_reward.tolist() == pytest.approx(expected)
+
+
+def test_paper_reward_reaches_each_line_as_score_over_lines(tiny_policy_dir: Path) -> None:
+    """``reward_mode="paper"``: the env pays Σ s_m / T at the end, and PPO places each line's
+    share s_m / T (``info["line_rewards"]``) on that line's last token, with the unit-test
+    reward alone on the final token."""
+    from codegym.envs.oracle import ReferenceCompletionScorer, VerdictCache
+    from codegym.lm import load_tokenizer
+
+    tok = load_tokenizer(tiny_policy_dir)
+    task = load_suite("pipelines", min_steps=3, max_steps=3, seed=0).take(1, "train")[0]
+    program = [task.solution_lines[0], "    return 12345"]  # oracle scores +1, then -1
+    with make_sandbox("local", workers=2) as box:
+        (ep,) = _episodes(tok, [program], [task], box, reward_mode="paper",
+                          prm=[ReferenceCompletionScorer(box, cache=VerdictCache())])  # fmt: skip
+    assert ep.line_rewards == pytest.approx([0.5, -0.5])  # +1 / 2, -1 / 2
+    assert ep.final_dense == 0.0 and ep.test_reward == 0.0 and not ep.passed
+    batch = PPOBatch.from_episodes([ep], tok)
+    rewards = torch.zeros_like(batch.action_mask, dtype=torch.float32)
+    rewards[0, batch.line_end[0]] = batch.line_rewards[0]
+    assert rewards.sum() == pytest.approx(0.0) and float(batch.final_reward[0]) == 0.0

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from codegym.checkpoint import COMPLETE, Checkpointer, MetricsWriter
+from codegym.training.checkpoint import COMPLETE, Checkpointer, MetricsWriter
 
 
 def _writer(value: str):
@@ -51,7 +51,7 @@ _CHILD = textwrap.dedent(
     """
     import os, signal, sys, time
     from pathlib import Path
-    from codegym.checkpoint import Checkpointer
+    from codegym.training.checkpoint import Checkpointer
 
     run, mode = Path(sys.argv[1]), sys.argv[2]
     ckpt = Checkpointer(run)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from codegym.cli import main
-from codegym.plotting import Run, learning_curves, rates_plot, read_run, save_figure
-from codegym.stats import mean_interval, pass_rate, rates_by_horizon, wilson_interval
+from codegym.reporting.plotting import Run, learning_curves, rates_plot, read_run, save_figure
+from codegym.reporting.stats import mean_interval, pass_rate, rates_by_horizon, wilson_interval
 
 
 def _png_shape(path: Path) -> tuple[int, int]:
@@ -104,8 +104,8 @@ def test_eval_plot_draws_pass_at_1_by_horizon(tmp_path: Path) -> None:
 
 
 def test_reliability_plot_draws_the_diagonal_and_one_line_per_series(tmp_path) -> None:
-    from codegym.plotting import reliability_plot, save_figure
-    from codegym.stats import calibration_bins
+    from codegym.reporting.plotting import reliability_plot, save_figure
+    from codegym.reporting.stats import calibration_bins
 
     rng = np.random.default_rng(0)
     scores = rng.uniform(-1, 1, 500)

@@ -1,4 +1,4 @@
-"""Shared fixtures of the PPO tests: a tiny policy checkpoint and a PRM built on it."""
+"""Shared fixtures: a tiny policy checkpoint (random 2x64 GPT-2, BPE trained on the fly) and a PRM built on it."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ partial leftovers. A checkpoint written by an earlier codegym version (no marker
 complete when its state file is there: those were renamed into place only once written.
 
 :class:`MetricsWriter` appends one JSON row per line to a run's metrics file (NaN as
-``null``), flushes and fsyncs each row, and mirrors it to a :class:`codegym.tracking.Tracker`.
+``null``), flushes and fsyncs each row, and mirrors it to a :class:`codegym.training.tracking.Tracker`.
 On resume :meth:`MetricsWriter.trim` drops rows newer than the checkpoint (written before a
 crash), so a resumed run's file reads as if it had never stopped.
 """
@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from codegym.jsonutil import dumps
+from codegym.reporting.jsonio import dumps
 
 #: Marker file written last into a checkpoint directory: ``{"step": N}``.
 COMPLETE = ".complete"
@@ -159,7 +159,7 @@ class MetricsWriter:
 
     Args:
         path: The JSONL file (its directory is created).
-        tracker: A :class:`codegym.tracking.Tracker` (or anything with ``log(row)``), or None.
+        tracker: A :class:`codegym.training.tracking.Tracker` (or anything with ``log(row)``), or None.
         append: Keep existing rows (resume); False truncates the file.
     """
 
