@@ -164,6 +164,7 @@ class PPOBatch:
     line_end: torch.Tensor  # (B, L) long, shifted index of each line's last token (-1 pad)
     line_rewards: torch.Tensor  # (B, L) float, dense reward per line
     final_reward: torch.Tensor  # (B,) float, unit-test reward + closing dense term
+    final_dense: torch.Tensor  # (B,) float, the closing dense term alone (−Φ(last) × dense_coef; 0 unshaped)
     passed: torch.Tensor  # (B,) bool
     prompt_len: torch.Tensor  # (B,) long, tokens of the row's prompt (its context)
     group: torch.Tensor  # (B,) long, equal for rows with the same context (one task's samples)
@@ -266,6 +267,7 @@ class PPOBatch:
         return cls(
             **out,
             final_reward=torch.tensor([ep.test_reward + ep.final_dense for ep in episodes], dtype=torch.float32),
+            final_dense=torch.tensor([ep.final_dense for ep in episodes], dtype=torch.float32),
             passed=torch.tensor([ep.passed for ep in episodes], dtype=torch.bool),
             prompt_len=torch.tensor([p for _, p, _ in encoded], dtype=torch.long),
             group=torch.tensor([groups.setdefault(ep.context, len(groups)) for ep in episodes], dtype=torch.long),

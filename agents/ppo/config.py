@@ -93,6 +93,15 @@ class PPOConfig(Config):
     unit_test_reward: Literal["binary", "fraction"] = "binary"
     """Terminal reward: 1/0 on pass/fail (``"binary"``) or the fraction of tests passed."""
 
+    value_bounds: bool = True
+    """With closed shaping (``dense_reward="delta"``), clamp the critic's values to the range
+    the shaped return can take before GAE: ``[min − Φ(s), max − Φ(s)]`` for a unit-test reward
+    in ``[min, max]`` (``agents.ppo.gae.bound_values``). The critic cannot see what Φ measures
+    and predicts below ``−Φ = 0`` on wrong prefixes; every "submit now" after a wrong line then
+    got a positive advantage, programs shrank, the critic's error grew with them, and
+    policies collapsed to empty programs (measured: ``docs/results.md``). ``False`` keeps the
+    raw values (for ablations)."""
+
     # --- models ---------------------------------------------------------------------------
     value_init: ValueInit = "policy"
     """Critic start: ``"prm"`` = a plain load of the PRM checkpoint (backbone and ``score``

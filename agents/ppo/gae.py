@@ -1,7 +1,9 @@
-"""Generalised Advantage Estimation over tokens, advantage whitening, reward placement.
+"""Generalised Advantage Estimation over tokens, advantage whitening, reward placement, and
+the bounds that closed shaping puts on the values.
 
 Pure functions of tensors (no module state, no RNG), unit-tested against hand-computed
-values in ``tests/agents/ppo/test_ppo_gae.py``.
+values in ``tests/agents/ppo/test_ppo_gae.py``; why the values are bounded under closed
+shaping is shown in miniature in ``tests/agents/ppo/test_shaping_collapse.py``.
 
 Layout: one row per episode (one sampled program), one column per generated token. ``mask``
 marks the row's real tokens; padding may sit anywhere (left, right, or between segments) and
@@ -145,3 +147,71 @@ def place_rewards(
     if kl is not None:
         rewards = rewards - kl_coef * kl.float()
     return torch.where(mask, rewards, torch.zeros_like(rewards))
+
+
+def bound_values(
+    values: torch.Tensor, potential: torch.Tensor, low: float = 0.0, high: float = 1.0
+) -> torch.Tensor:
+    """Values clamped to the range the shaped return can take: ``[low − Φ, high − Φ]``.
+
+    Under closed potential-based shaping the return-to-go from a state whose written prefix
+    has potential Φ is ``test − Φ − (KL penalty to come)``: the dense terms telescope, the
+    closing term cancels the last potential. With a unit-test reward in ``[low, high]`` the
+    value lies in ``[low − Φ, high − Φ]`` whatever the potential's accuracy (minus the KL
+    penalty, a few hundredths). A critic that cannot see what Φ measures (it cannot tell a
+    correct prefix from a wrong one) predicts a mixture and leaves this range: below
+    ``−Φ = 0`` on wrong prefixes, where nothing is left to lose. Bootstrapped advantages then
+    reward ending a wrong program (EOS after a wrong prefix gets ``0 − V > 0`` every time),
+    and that systematic push on the EOS token is what turned policies into empty programs.
+    Clamping removes it; where the critic is inside the range nothing changes.
+
+    Args:
+        values: [B, T] critic values.
+        potential: [B, T] Φ of each token's state (0 where there is no shaping), in reward
+            units (× ``dense_coef``).
+        low: Least unit-test reward.
+        high: Largest unit-test reward.
+
+    Returns:
+        [B, T] clamped values.
+    """
+    if values.shape != potential.shape:
+        raise ValueError(f"values {tuple(values.shape)} and potential {tuple(potential.shape)} must match")
+    if low > high:
+        raise ValueError(f"need low <= high, got low={low}, high={high}")
+    potential = potential.to(values.dtype)
+    return torch.maximum(torch.minimum(values, high - potential), low - potential)
+
+
+def token_potentials(
+    mask: torch.Tensor, line_end: torch.Tensor, line_rewards: torch.Tensor, final_dense: torch.Tensor
+) -> torch.Tensor:
+    """Φ (in reward units) of the state in which each token is chosen, under closed shaping.
+
+    The closing term is ``−Φ(last)`` and line ``m`` earned ``Φ_m − Φ_{m−1}``, so the potential
+    before line ``m`` is ``Φ(last) − Σ_{j >= m} r_j``: a token of line ``m`` (its last token
+    included: the line's reward arrives after it) sees ``Φ_{m−1}``, a token after the last line
+    (the EOS) sees ``Φ(last)``.
+
+    Args:
+        mask: [B, T] valid tokens.
+        line_end: [B, L] token index of each line's last token (−1 = no line).
+        line_rewards: [B, L] dense reward of each line (× ``dense_coef``).
+        final_dense: [B] the closing term (``−Φ(last)`` × ``dense_coef``).
+
+    Returns:
+        [B, T] potentials (0 at padding).
+    """
+    batch, length = mask.shape
+    if line_end.shape != line_rewards.shape or line_end.shape[0] != batch or final_dense.shape != (batch,):
+        raise ValueError(
+            f"line_end {tuple(line_end.shape)}, line_rewards {tuple(line_rewards.shape)} and final_dense "
+            f"{tuple(final_dense.shape)} must share B={batch}"
+        )
+    has = line_end >= 0  # [B, L]
+    later = torch.zeros(batch, length + 1, dtype=torch.float32, device=mask.device)  # Σ r_j over lines ending at t
+    later.scatter_add_(1, torch.where(has, line_end, torch.full_like(line_end, length)).long(),
+                       torch.where(has, line_rewards.float(), torch.zeros_like(line_rewards.float())))  # fmt: skip
+    still_to_come = later[:, :length].flip(1).cumsum(1).flip(1)  # [B, T]: lines ending at >= t
+    phi = -final_dense.float().unsqueeze(1) - still_to_come
+    return torch.where(mask.bool(), phi, torch.zeros_like(phi))

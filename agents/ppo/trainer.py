@@ -11,7 +11,8 @@ Reads like CleanRL's ``ppo.py``; :meth:`PPOTrainer.train_iteration` is five numb
    terms on the final token;
 3. **advantages** — one no-grad :func:`agents.ppo.batch.forward` of policy, frozen reference
    and critic gives old log-probs, the per-token KL and values; −β·KL joins every drawn
-   token's reward and GAE runs over tokens (:func:`agents.ppo.gae.compute_gae`);
+   token's reward, under closed shaping the values are clamped to the shaped return's range
+   (``value_bounds``), and GAE runs over tokens (:func:`agents.ppo.gae.compute_gae`);
 4. **minibatch epochs** — ``update_epochs`` passes over :meth:`PPOBatch.minibatches`:
    clipped policy loss on whitened advantages (after the critic warm-up), clipped value loss,
    gradient clipping, separate Adam optimisers;
@@ -28,6 +29,7 @@ Data parallel: run under ``accelerate launch`` and each process rolls out its ow
 from __future__ import annotations
 
 import copy
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +43,15 @@ from gymnasium.vector import AutoresetMode
 from agents.ppo.batch import Episode, PPOBatch, episodes_from_records, forward, split_batch
 from agents.ppo.config import PPOConfig
 from agents.ppo.critic import build_critic, save_critic
-from agents.ppo.gae import compute_gae, masked_mean, masked_whiten, place_rewards
+from agents.ppo.diagnostics import sample_programs, shaping_diagnostics
+from agents.ppo.gae import (
+    bound_values,
+    compute_gae,
+    masked_mean,
+    masked_whiten,
+    place_rewards,
+    token_potentials,
+)
 from agents.ppo.losses import (
     KLController,
     clipped_policy_loss,
@@ -315,11 +325,20 @@ class PPOTrainer(Trainer):
         rewards = place_rewards(
             batch.action_mask, batch.line_end, batch.line_rewards, batch.final_reward, kl, self.kl_ctl.value
         )  # (B, S-1)
-        gae = compute_gae(rewards, values, batch.action_mask, cfg.gamma, cfg.gae_lambda)
+        gae = compute_gae(rewards, self._bounded(values, batch), batch.action_mask, cfg.gamma, cfg.gae_lambda)
         return batch.with_scores(
             old_logprobs=policy.logprobs, ref_logprobs=ref.logprobs, entropy=policy.entropy, values=values,
             kl=kl, rewards=rewards, advantages=gae.advantages, returns=gae.returns,
         )  # fmt: skip
+
+    def _bounded(self, values: torch.Tensor, batch: PPOBatch) -> torch.Tensor:
+        """``values`` (B, S-1) clamped to the shaped return's range (``value_bounds`` with closed
+        shaping, see :class:`PPOConfig`), else as they are."""
+        cfg = self.config
+        if not (cfg.value_bounds and cfg.dense_reward == "delta"):
+            return values
+        potential = token_potentials(batch.action_mask, batch.line_end, batch.line_rewards, batch.final_dense)
+        return bound_values(values, potential, 0.0, 1.0)  # binary and fraction rewards lie in [0, 1]
 
     def _split(self, batch: PPOBatch) -> SplitBatch | None:
         """The batch split by prompt group (``shared_prompt`` on, single process), else None."""
@@ -421,7 +440,17 @@ class PPOTrainer(Trainer):
         beta = self.kl_ctl.value
         stats = self._episode_stats(episodes, batch)
         self.kl_ctl.update(stats["kl"], len(episodes) * self.world)
-        return self._metrics_row(batch, losses, stats, timing, beta=beta, train_policy=train_policy)
+        row = self._metrics_row(batch, losses, stats, timing, beta=beta, train_policy=train_policy)
+        row.update(shaping_diagnostics(episodes, batch, cfg.max_lines))  # diag/*: advantages, values, endings
+        if self.is_main:
+            self._log_samples(iteration, episodes[:: cfg.samples_per_prompt])
+        return row
+
+    def _log_samples(self, iteration: int, episodes: list[Episode]) -> None:
+        """Append one program per task of the iteration to ``OUT/samples.jsonl`` (to read what
+        the policy writes when a diagnostic moves)."""
+        with open(self.out / "samples.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"iteration": iteration, "programs": sample_programs(episodes)}) + "\n")
 
     def train_step(self) -> dict[str, Any]:
         """The skeleton's step: one PPO iteration."""

@@ -96,6 +96,12 @@ class ReproduceConfig(Config):
     """Responses per policy labeled on the validation split: the PRM's held-out test set."""
     label_k: int = 8
     """Completions per prefix in the binary search (a prefix is correct if one passes)."""
+    label_completer_steps: int = 0
+    """0: each labeled policy completes its own prefixes (the method's original form). N > 0:
+    the prefixes are completed by an SFT policy trained for N steps on the same data (the
+    ``sft-labeler`` stage, beside the policy that RL starts from): measured against the exact
+    oracle, a policy that rarely finishes a long program calls most correct prefixes wrong,
+    and more completions do not help, while a stronger completer does (``docs/results.md``)."""
     prm: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`codegym.prm.train.PRMTrainConfig` (steps, lr, objective, ...)."""
 
@@ -145,7 +151,7 @@ class ReproduceConfig(Config):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("label_responses", "heldout_responses", "eval_samples"):
+        for name in ("label_responses", "heldout_responses", "eval_samples", "label_completer_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
@@ -214,6 +220,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "label_responses": 4,
         "heldout_responses": 3,
         "label_k": 2,
+        "label_completer_steps": 40,
         "prm": {"steps": 4, "batch_size": 4, "eval_every": 4, "checkpoint_every": 4,
                 "warmup_steps": 1},
         "eval_tasks_per_bucket": 3,
@@ -224,10 +231,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # room at every horizon (measured along one run on 1-8-step tasks, greedy pass@1 on 50
     # validation tasks per bucket 1-3 / 4-5 / 6-8: step 700: 82 / 26 / 0 %, 800: 90 / 36 /
     # 4 %, 900: 98 / 52 / 8 %).
+    # The labels' completer is the same SFT trained 3x longer (2400 steps: greedy pass@1
+    # 95 / 60 / 25 % at 2-3 / 4-5 / 6-8 steps, against the RL start's 90 / 36 / 4 %): recall of
+    # correct prefixes 0.85 instead of 0.65 on held-out responses (0.60 instead of 0.13 at
+    # 6-8 steps), with fewer executions (docs/results.md, label quality).
     "quick": {
         "jobs": 2,
         "sft": {"steps": 800, "decay_steps": 0, "train_tasks": 3000},
         "ppo": {"max_new_tokens": 160},
+        "label_completer_steps": 2400,
     },
     # Sized for one GPU: a larger policy, more tasks, iterations and evaluation tasks.
     "full": {

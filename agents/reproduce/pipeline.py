@@ -22,6 +22,7 @@ when ``jobs > 1``), critical path first; :mod:`agents.reproduce.report` turns th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -57,6 +58,11 @@ class Layout:
     def sft(self) -> Path:
         """The SFT policy."""
         return self.root / "sft"
+
+    @property
+    def labeler(self) -> Path:
+        """The SFT policy that completes prefixes for the labels (``label_completer_steps``)."""
+        return self.root / "sft-labeler"
 
     @property
     def labels(self) -> Path:
@@ -168,6 +174,8 @@ class Job:
         kind, _, rest = self.name.partition(":")
         if kind == "sft":
             return layout.sft / DONE
+        if kind == "sft-labeler":
+            return layout.labeler / DONE
         if kind == "eval":
             return layout.sft_eval
         if kind == "label":
@@ -188,8 +196,11 @@ def plan(cfg: ReproduceConfig) -> list[Job]:
     jobs = [Job("sft", critical=True), Job("arm:sparse:0", ["sft"], critical=True)]
     if cfg.needs_prm:
         sources = label_sources(cfg)
+        labeler = ["sft-labeler"] if cfg.label_completer_steps else []
+        if labeler:
+            jobs.append(Job("sft-labeler", ["sft"], critical=True))
         for src in sources:
-            deps = ["sft"] if src == "sft" else ["arm:sparse:0"]
+            deps = (["sft"] if src == "sft" else ["arm:sparse:0"]) + labeler
             jobs.append(Job(f"label:{src}", deps, critical=True))
         jobs.append(Job("prm", [f"label:{s}" for s in sources], critical=True))
     jobs.append(Job("eval:sft", ["sft"]))
@@ -210,6 +221,8 @@ def run_job(cfg_data: dict[str, Any], root: str, name: str) -> str:
     _set_threads(cfg, alone=kind == "sft")
     if kind == "sft":
         train_policy(cfg, layout)
+    elif kind == "sft-labeler":
+        train_labeler(cfg, layout)
     elif kind == "eval":
         evaluate_into(cfg, layout.sft, layout.sft_eval, label="sft")
     elif kind == "label":
@@ -252,6 +265,21 @@ def train_policy(cfg: ReproduceConfig, layout: Layout) -> None:
 
     result = train_sft(sft_config(cfg, layout))
     _write_json(layout.sft / DONE, {"finished": time.time(), "sft": _jsonable(result)})
+
+
+def labeler_config(cfg: ReproduceConfig, layout: Layout) -> Any:
+    """The SFT config of the labels' completer: the policy's, for ``label_completer_steps``."""
+    base = sft_config(cfg, layout)
+    return dataclasses.replace(base, out=str(layout.labeler), steps=cfg.label_completer_steps,
+                               threads=cfg.threads_per_job if cfg.device == "cpu" else None)  # fmt: skip
+
+
+def train_labeler(cfg: ReproduceConfig, layout: Layout) -> None:
+    """Train (or resume) the labels' completer; mark it done."""
+    from agents.sft import train_sft
+
+    result = train_sft(labeler_config(cfg, layout))
+    _write_json(layout.labeler / DONE, {"finished": time.time(), "sft": _jsonable(result)})
 
 
 def _jsonable(obj: Any) -> Any:
@@ -362,9 +390,13 @@ def label_source(cfg: ReproduceConfig, layout: Layout, source: str) -> None:
     index = sources.index(source)
     policy = _source_dir(layout, source)
     pcfg = ppo_config(cfg, "sparse", 0)
-    completer = HFCompleter(
-        policy, max_new_tokens=pcfg.max_new_tokens, max_lines=pcfg.max_lines, device=cfg.device,
-        threads=cfg.threads_per_job if cfg.device == "cpu" else None,
+    threads = cfg.threads_per_job if cfg.device == "cpu" else None
+    responder = HFCompleter(policy, max_new_tokens=pcfg.max_new_tokens, max_lines=pcfg.max_lines,
+                            device=cfg.device, threads=threads)  # fmt: skip
+    completer = (
+        HFCompleter(layout.labeler, max_new_tokens=pcfg.max_new_tokens, max_lines=pcfg.max_lines,
+                    device=cfg.device, threads=threads)
+        if cfg.label_completer_steps else responder
     )  # fmt: skip
     suite = rl_suite(cfg)
     summaries = {}
@@ -375,9 +407,11 @@ def label_source(cfg: ReproduceConfig, layout: Layout, source: str) -> None:
             run_cfg = LabelRunConfig(
                 suite=SuiteConfig.over(cfg.suite, {"split": split}), responses=n, seed=1000 + index,
                 label=LabelConfig(k=cfg.label_k, chunk=2, prefetch=True),
-                completer_id=f"reproduce:{source}", first_task=index * n,
+                completer_id=f"reproduce:{source}" + (":sft-labeler" if cfg.label_completer_steps else ""),
+                first_task=index * n,
             )  # fmt: skip
-            summaries[split] = LabelRun(layout.label_file(source, heldout), completer, box, run_cfg, suite=suite).run()
+            run = LabelRun(layout.label_file(source, heldout), completer, box, run_cfg, suite=suite, responder=responder)
+            summaries[split] = run.run()
     _write_json(layout.labels / f"{source}.{DONE}", _jsonable({"source": source, "policy": str(policy), **summaries}))
 
 
@@ -553,6 +587,9 @@ def job_progress(layout: Layout, name: str, cfg: ReproduceConfig) -> tuple[float
             steps = sft_config(cfg, layout).steps
             last = _last_row(log)
             return float(last.get("step", 0) if last else 0), float(steps), ""
+        if kind == "sft-labeler":
+            last = _last_row(layout.labeler / "sft_log.jsonl")
+            return float(last.get("step", 0) if last else 0), float(cfg.label_completer_steps), ""
         if kind == "arm":
             arm, _, seed = rest.rpartition(":")
             last = _last_row(layout.arm(arm, int(seed)) / "metrics.jsonl")

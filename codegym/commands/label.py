@@ -12,7 +12,7 @@ from rich.table import Table
 from codegym.commands.common import SUITE_NOT_EXPOSED, add_suite_args, console, resume_hint
 
 NAME = "label"
-HELP = "label sampled responses line by line (binary search over prefixes)"
+HELP = "label sampled responses line by line (search over prefixes)"
 
 #: LabelRunConfig fields that are no flag, and why.
 NOT_EXPOSED = {
@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         NAME, help=HELP,
         description=(
             "Sample one response per index from the completer, label each line +1/-1/0 by "
-            "binary search for the longest prefix from which one of K completions passes "
+            "searching (binary search or a linear scan, whichever is expected to be cheaper; "
+            "--mode) for the longest prefix from which one of K completions passes "
             "every test, and append stepwise JSONL rows. Re-running the same command after "
             "a crash continues where it stopped. A summary is written beside --out. Every "
             "field of LabelRunConfig and LabelConfig is a flag; --config FILE and --set "
@@ -55,6 +56,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output JSONL (appended; resumes)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete --out (and its summary) and start over (default: resume it)")
+    p.add_argument("--judge", action="store_true",
+                   help="pipelines only: compare every line label with the exact prefix oracle "
+                   "(the reference completes the prefix) and add precision, recall, first-error "
+                   "agreement and executions per response, by horizon, to the summary")
     p.set_defaults(run=run, on_interrupt=resume_hint)
     return p
 
@@ -73,6 +78,25 @@ def _add_completer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256,
                    help="completer 'hf': token budget per completion")
     p.add_argument("--threads", type=int, default=None, help="torch threads (completer 'hf')")
+    p.add_argument("--completer-policy", default=None,
+                   help="completer 'hf': complete prefixes with this causal-LM dir instead of "
+                   "--policy (which still writes the responses). A stronger completer labels a "
+                   "weak policy's responses far better (docs/results.md)")
+
+
+def _completers(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """(completer, responder or None, id) of the flags: ``--completer-policy`` completes the
+    prefixes of ``--policy``'s responses."""
+    completer, ident = _completer(args)
+    if args.completer_policy is None:
+        return completer, None, ident
+    if args.completer != "hf":
+        raise ValueError(f"--completer-policy needs --completer hf, got --completer {args.completer}")
+    policy = args.policy
+    args.policy = args.completer_policy
+    stronger, other = _completer(args)
+    args.policy = policy
+    return stronger, completer, f"responses {ident}; completions {other}"
 
 
 def _completer(args: argparse.Namespace) -> tuple[Any, str]:
@@ -126,6 +150,31 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def _judge(job: Any, sandbox: Any, suite: str) -> dict[str, Any]:
+    """Label quality of ``job``'s rows against the exact prefix oracle, by horizon and in all."""
+    from codegym.envs.oracle import ReferenceCompletionScorer
+    from codegym.labeling.quality import LabelQuality, judge_rows
+
+    if suite != "pipelines":
+        raise ValueError(f"--judge needs the exact prefix oracle of suite 'pipelines', got suite {suite!r}")
+    groups = judge_rows(job.rows, lambda r: job.task_for(r["response_index"]), ReferenceCompletionScorer(sandbox),
+                        lambda r: str(r["horizon"]))  # fmt: skip
+    groups = {k: groups[k] for k in sorted(groups, key=int)}
+    groups["all"] = sum(groups.values(), LabelQuality())
+    return {k: v.summary() for k, v in groups.items()}
+
+
+def quality_table(quality: dict[str, dict[str, float]]) -> Table:
+    """A rich table of the ``--judge`` figures (one row per horizon, then all)."""
+    t = Table(title="labels vs the exact prefix oracle")
+    for col in ("horizon", "responses", "precision", "recall", "first error agrees", "executions / response"):
+        t.add_column(col, justify="right")
+    for key, q in quality.items():
+        t.add_row(key, str(q["responses"]), f"{q['precision']:.2f}", f"{q['recall']:.2f}",
+                  f"{q['first_error_agreement']:.2f}", f"{q['executions_per_response']:.1f}")  # fmt: skip
+    return t
+
+
 def _run_config(args: argparse.Namespace, completer_id: str) -> Any:
     """The :class:`LabelRunConfig` of the flags, ``--config`` and ``--set`` (smoke budgets applied)."""
     from codegym.config import config_data
@@ -152,6 +201,8 @@ def _prepare(args: argparse.Namespace) -> None:
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     args.policy = resolve_model(args.policy, "policy")
+    if args.completer_policy is not None:
+        args.completer_policy = resolve_model(args.completer_policy, "policy")
     cap(args, {"max_lines": 8, "max_new_tokens": 64}, "label completer")
     if args.overwrite:
         for path in (Path(args.out), summary_path(args.out)):
@@ -187,18 +238,24 @@ def _label_with_progress(job: Any, total: int, done: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run ``codegym label``."""
     from codegym.labeling import LabelRun, summary_path
+    from codegym.labeling.pipeline import write_summary
     from sandboxes import make_sandbox
 
     _prepare(args)
-    completer, ident = _completer(args)
+    completer, responder, ident = _completers(args)
     cfg = _run_config(args, ident)
     with make_sandbox(args.sandbox, workers=args.workers) as sandbox:
-        job = LabelRun(args.out, completer, sandbox, cfg)
+        job = LabelRun(args.out, completer, sandbox, cfg, responder=responder)
         done = len(job.resume())
         if done:
             console.print(f"resuming {args.out}: {done} of {cfg.responses} responses already labeled")
         summary = _label_with_progress(job, cfg.responses, done)
+        if args.judge:
+            summary["quality"] = _judge(job, sandbox, cfg.suite.name)
+            write_summary(args.out, summary)
     console.print(summary_table(summary))
+    if "quality" in summary:
+        console.print(quality_table(summary["quality"]))
     console.print(f"rows: {args.out}  summary: {summary_path(args.out)}")
     return 0
 

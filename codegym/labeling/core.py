@@ -8,12 +8,15 @@ to it get ``+1``, code lines after it ``-1``; comment and blank lines get the ne
 A response that passes gets ``+1`` on every code line.
 
 Prefixes are cut at code-line boundaries only (a comment or blank line cannot change what a
-program computes), so the search runs over the ``C <= L`` code lines.
+program computes), so the search runs over the ``C <= L`` code lines. When first errors come
+early a linear scan (1, 2, ... lines until the first incorrect prefix) is cheaper; the default
+``mode="auto"`` picks, per response, the search expected to cost fewer executions
+(:class:`SearchCost`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -72,6 +75,10 @@ def max_prefix_checks(num_lines: int) -> int:
     return int(np.ceil(np.log2(num_lines + 1))) + 1
 
 
+#: Values of :attr:`LabelConfig.mode`.
+SEARCH_MODES = ("auto", "binary", "linear")
+
+
 @dataclass(frozen=True)
 class LabelConfig(Config):
     """Settings of the labeler.
@@ -81,20 +88,31 @@ class LabelConfig(Config):
         chunk: Completions sampled per call to the completer; sampling for a prefix stops
             after the first chunk that contains a passing completion. Each chunk is executed
             in parallel through the sandbox pool.
-        mode: ``"binary"`` (binary search, default) or ``"linear"`` (check prefixes of 1, 2,
-            ... code lines until the first incorrect one; for comparison and tests).
+        mode: ``"auto"`` (default: per response, whichever of binary search and linear scan
+            is expected to cost fewer executions, see :class:`SearchCost`), ``"binary"``
+            (binary search) or ``"linear"`` (check prefixes of 1, 2, ... code lines until the
+            first incorrect one). All three give the same labels when correctness is
+            monotone; they differ in cost only.
         prefetch: Sample all ``k`` completions of a prefix in one completer call (one batch:
             much faster for an LM on CPU), but still execute them ``chunk`` at a time and stop
             at the first chunk with a pass; completions never executed are dropped and not
             counted. Same distribution of verdicts and executions as lazy sampling.
+        k_per_line: ``False`` (default): every prefix check samples at most ``k``
+            completions. ``True``: a prefix with ``r`` reference lines still to write gets
+            ``min(k_max, k * r)`` -- a completer finishes a correct prefix less often the more
+            lines are left, so long remainders get more tries (``r`` counts from the task's
+            reference solution; 1 for a task without one).
+        k_max: Cap on the completions of one check with ``k_per_line`` (``None``: ``8 * k``).
         timeout: Per-execution time limit in seconds (``None``: the sandbox's default).
         memory_mb: Per-execution memory limit in MiB (``None``: the sandbox's default).
     """
 
     k: int = 8
     chunk: int = 2
-    mode: Literal["binary", "linear"] = "binary"
+    mode: Literal["auto", "binary", "linear"] = "auto"
     prefetch: bool = False
+    k_per_line: bool = False
+    k_max: int | None = None
     timeout: float | None = None
     memory_mb: int | None = None
 
@@ -102,13 +120,22 @@ class LabelConfig(Config):
         """Raise ``ValueError`` naming a bad setting; returns self (runs on construction)."""
         if not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k (completions per prefix) must be an int >= 1, got {self.k!r}")
+        if self.k_max is not None and (not isinstance(self.k_max, int) or self.k_max < self.k):
+            raise ValueError(f"k_max must be an int >= k={self.k} (or None), got {self.k_max!r}")
         if not isinstance(self.chunk, int) or self.chunk < 1:
             raise ValueError(f"chunk (completions per sampling call) must be >= 1, got {self.chunk!r}")
-        if self.mode not in ("binary", "linear"):
-            raise ValueError(f"mode must be 'binary' or 'linear', got {self.mode!r}")
+        if self.mode not in SEARCH_MODES:
+            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {self.mode!r}")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {self.timeout}")
         return self
+
+    def completions_for(self, task: Task, code_lines: int) -> int:
+        """Completions a check of a ``code_lines``-line prefix of ``task`` may sample."""
+        if not self.k_per_line:
+            return self.k
+        remaining = max(1, task.horizon - code_lines) if task.horizon else 1
+        return min(self.k_max if self.k_max is not None else 8 * self.k, self.k * remaining)
 
 
 class PrefixCheck(NamedTuple):
@@ -224,6 +251,104 @@ class LabeledResponse:
         return row
 
 
+def search_checks(mode: str, code_lines: int, correct: int) -> tuple[int, int]:
+    """(correct checks, incorrect checks) that ``mode`` makes on a failed response of
+    ``code_lines`` code lines whose longest correct prefix has ``correct`` code lines
+    (``0 <= correct < code_lines``; the whole response's own run not counted).
+
+    Binary search keeps ``lo`` correct and ``hi`` incorrect and halves ``(lo, hi)``; a linear
+    scan checks 1, 2, ... until the first incorrect prefix (at most ``code_lines - 1``).
+    """
+    if not 0 <= correct < max(code_lines, 1):
+        raise ValueError(f"need 0 <= correct < code_lines, got correct={correct}, code_lines={code_lines}")
+    if mode == "linear":
+        return correct, int(correct + 1 < code_lines)
+    if mode != "binary":
+        raise ValueError(f"mode must be 'binary' or 'linear', got {mode!r}")
+    lo, hi, ok, bad = 0, code_lines, 0, 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if mid <= correct:
+            lo, ok = mid, ok + 1
+        else:
+            hi, bad = mid, bad + 1
+    return ok, bad
+
+
+class SearchCost:
+    """Expected executions of binary search and linear scan, learned from labeled responses.
+
+    A prefix check that finds a pass stops early (``e_ok`` executions on average), one that
+    finds none runs all ``K`` completions (``e_fail``). Which search is cheaper depends on
+    where first errors fall: a linear scan pays ``e_ok`` per correct line and one ``e_fail``,
+    binary search about ``log2(C)`` checks, half of them failing. With early errors (weak
+    policies, short programs) the scan wins; with late errors in long programs the search.
+
+    The distribution of the longest correct prefix ``m`` given ``C`` code lines is estimated
+    from the failed responses seen so far: ``P(m | C) ∝ n(C, m) + P_pool(m | C)``, with
+    ``P_pool`` the counts of ``m`` over every ``C`` (truncated to ``m < C``) plus a prior of
+    weight one, ``∝ 2^-m`` (first errors early: what the policies of ``codegym reproduce``
+    write on 2-8-line ``pipelines`` tasks, where binary search cost 1.8-2x a linear scan).
+    ``e_ok`` and ``e_fail`` are the means of the executed (not cached) checks so far,
+    ``chunk`` and ``k`` before any. Before any history the scan is chosen for short programs
+    and the search for long ones; a run of a few dozen responses learns its own distribution.
+
+    Args:
+        k: Completions per prefix check.
+        chunk: Completions executed per round (the cost of a check whose first chunk passes).
+    """
+
+    def __init__(self, k: int, chunk: int) -> None:
+        self.k, self.chunk = int(k), int(chunk)
+        self._by_c: dict[int, dict[int, int]] = {}
+        self._pool: dict[int, int] = {}
+        self._cost = {True: [0.0, 0], False: [0.0, 0]}  # ok -> [executions, checks]
+
+    def observe(self, code_lines: int, correct: int, checks: Sequence[tuple[bool, int, bool]]) -> None:
+        """Record a labeled response: its ``code_lines``, longest correct prefix, and its prefix
+        checks as ``(ok, executions, cached)`` (the whole response's own run excluded)."""
+        for ok, executions, cached in checks:
+            if not cached:
+                self._cost[bool(ok)][0] += executions
+                self._cost[bool(ok)][1] += 1
+        if correct < code_lines:  # failed responses only (a pass costs one run either way)
+            row = self._by_c.setdefault(code_lines, {})
+            row[correct] = row.get(correct, 0) + 1
+            self._pool[correct] = self._pool.get(correct, 0) + 1
+
+    def check_cost(self, ok: bool) -> float:
+        """Mean executions of a correct (``ok``) or incorrect prefix check."""
+        total, n = self._cost[ok]
+        if n:
+            return total / n
+        return float(min(self.chunk, self.k)) if ok else float(self.k)
+
+    def distribution(self, code_lines: int) -> list[float]:
+        """``P(m | C)`` for ``m = 0 .. C - 1`` (see the class docstring)."""
+        prior = [0.5**m for m in range(code_lines)]
+        pool = [self._pool.get(m, 0) + p / sum(prior) for m, p in enumerate(prior)]
+        pool = [p / sum(pool) for p in pool]
+        own = self._by_c.get(code_lines, {})
+        weights = [own.get(m, 0) + pool[m] for m in range(code_lines)]
+        return [w / sum(weights) for w in weights]
+
+    def expected(self, mode: str, code_lines: int) -> float:
+        """Expected executions of ``mode`` on a failed response with ``code_lines`` code lines."""
+        if code_lines <= 1:
+            return 0.0
+        e_ok, e_fail = self.check_cost(True), self.check_cost(False)
+        total = 0.0
+        for m, p in enumerate(self.distribution(code_lines)):
+            ok, bad = search_checks(mode, code_lines, m)
+            total += p * (ok * e_ok + bad * e_fail)
+        return total
+
+    def choose(self, code_lines: int) -> str:
+        """The mode with the lower expected cost (``"linear"`` on a tie: fewer checks)."""
+        linear, binary = self.expected("linear", code_lines), self.expected("binary", code_lines)
+        return "binary" if binary < linear else "linear"
+
+
 class Labeler:
     """Labels responses by binary (or linear) search over prefixes.
 
@@ -246,6 +371,9 @@ class Labeler:
         self.sandbox = sandbox
         self.config = config or LabelConfig()
         self._cache: dict[tuple[str, tuple[str, ...]], bool] = {}
+        #: What each search mode is expected to cost (learned from the responses labeled so far;
+        #: ``mode="auto"`` picks the cheaper one per response).
+        self.search_cost = SearchCost(self.config.k, self.config.chunk)
 
     # -- cache -------------------------------------------------------------------------------
     def remember(self, task_id: str, prefix: Sequence[str], ok: bool) -> None:
@@ -255,8 +383,13 @@ class Labeler:
     def remember_row(self, row: dict[str, Any]) -> None:
         """Restore the prefix verdicts recorded in a finished row (see :meth:`LabeledResponse.to_row`)."""
         lines = row["lines"] if "line_labels" in row else row["completions"]  # either row format
-        for check in row.get("checks", [])[1:]:  # the first check is the whole response
+        checks = row.get("checks", [])[1:]  # the first check is the whole response
+        for check in checks:
             self.remember(row["task_id"], lines[: check["num_lines"]], check["ok"])
+        self.search_cost.observe(
+            row["code_lines"], row["correct_code_lines"],
+            [(c["ok"], c["executions"], c["cached"]) for c in checks],
+        )  # fmt: skip
 
     @property
     def cache_size(self) -> int:
@@ -307,7 +440,7 @@ class Labeler:
         key = (task.task_id, tuple(prefix))
         if key in self._cache:
             return PrefixCheck(code_lines, num_lines, self._cache[key], 0, 0, True)
-        k, chunk = self.config.k, self.config.chunk
+        k, chunk = self.config.completions_for(task, code_lines), self.config.chunk
         samples = executions = 0
         ok = False
         ahead: list[list[str]] = []  # prefetched completions not yet used
@@ -344,12 +477,11 @@ class Labeler:
         seen: dict[str, bool] = {}
         code_idx = code_line_indices(lines)
         c = len(code_idx)
+        mode = self.config.mode if self.config.mode != "auto" else self.search_cost.choose(c)
         oks, ran = self._execute(task, [task.program(lines)], seen)
         checks = [PrefixCheck(c, len(lines), oks[0], 0, ran, False)]
         if oks[0]:
-            return LabeledResponse(
-                task, lines, labels_for(lines, c), True, c, None, checks, self.config.mode
-            )
+            return LabeledResponse(task, lines, labels_for(lines, c), True, c, None, checks, mode)
 
         def check(j: int) -> bool:
             # prefix of j code lines: everything up to and including the j-th code line
@@ -357,23 +489,29 @@ class Labeler:
             checks.append(res)
             return res.ok
 
+        lo = self._search(mode, c, check)
+        self.search_cost.observe(c, lo, [(x.ok, x.executions, x.cached) for x in checks[1:]])
+        first_error = code_idx[lo] if lo < c else None
+        return LabeledResponse(task, lines, labels_for(lines, lo), False, lo, first_error, checks, mode)
+
+    @staticmethod
+    def _search(mode: str, c: int, check: Callable[[int], bool]) -> int:
+        """The longest correct prefix (in code lines) of a failed response with ``c`` code
+        lines, by binary search or a linear scan with ``check(j)`` (prefix of ``j`` lines)."""
         # invariant: prefix lo is taken as correct (lo = 0: the empty prefix, not checked --
         # m* = 0 gives the same labels either way); prefix hi is incorrect (hi = C: the
         # response failed).
         lo, hi = 0, c
-        if self.config.mode == "binary":
+        if mode == "binary":
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 if check(mid):
                     lo = mid
                 else:
                     hi = mid
-        else:
-            for j in range(1, c):
-                if not check(j):
-                    break
-                lo = j
-        first_error = code_idx[lo] if lo < c else None
-        return LabeledResponse(
-            task, lines, labels_for(lines, lo), False, lo, first_error, checks, self.config.mode
-        )
+            return lo
+        for j in range(1, c):
+            if not check(j):
+                break
+            lo = j
+        return lo

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from codegym.config import Config
-from codegym.labeling.core import Completer, LabelConfig, Labeler, max_prefix_checks
+from codegym.labeling.core import Completer, LabelConfig, Labeler, SearchCost, max_prefix_checks
 from codegym.reporting.jsonio import dumps
 from codegym.tasks.base import Task
 from codegym.tasks.registry import SuiteConfig, TaskSuite, nest_suite_fields, suite_class
@@ -30,12 +30,12 @@ from sandboxes import Sandbox
 #: Keys of a row's ``"run"`` dict that must match for a run to resume into a file.
 RUN_KEYS = (
     "suite", "split", "suite_kwargs", "seed", "samples_per_task", "k", "chunk", "prefetch", "mode",
-    "completer", "first_task", "format",
+    "completer", "first_task", "format", "k_per_line", "k_max",
 )
 #: Row formats of a label file (see :class:`LabelRunConfig`).
 ROW_FORMATS = ("codegym", "trl")
 #: Values that rows written before a run key existed are taken to have.
-_RUN_KEY_DEFAULTS: dict[str, Any] = {"first_task": 0, "format": "codegym"}
+_RUN_KEY_DEFAULTS: dict[str, Any] = {"first_task": 0, "format": "codegym", "k_per_line": False, "k_max": None}
 
 
 def row_lines(row: dict[str, Any]) -> tuple[list[str], list[int]]:
@@ -165,10 +165,15 @@ class LabelRun:
 
     Args:
         out: Output JSONL path (appended to; created with its parent directory).
-        completer: Samples responses and completions.
+        completer: Samples the completions of prefixes (and the responses, unless
+            ``responder`` is given).
         sandbox: Executes programs.
         config: See :class:`LabelRunConfig`.
         suite: An already-built suite (default: ``config.suite.load()``).
+        responder: Samples the responses to label (default: ``completer``). A stronger
+            completer than the policy whose responses are labeled gives far better labels where
+            that policy rarely finishes a program (``docs/results.md``); record it in
+            ``config.completer_id``.
     """
 
     def __init__(
@@ -178,6 +183,7 @@ class LabelRun:
         sandbox: Sandbox,
         config: LabelRunConfig,
         suite: TaskSuite | None = None,
+        responder: Completer | None = None,
     ):
         self.out = Path(out)
         self.config = config
@@ -192,6 +198,7 @@ class LabelRun:
                 f"{config.samples_per_task} per task); lower --responses or raise --samples-per-task"
             )
         self.completer = completer
+        self.responder = responder if responder is not None else completer
         self.labeler = Labeler(completer, sandbox, config.label)
         self.run_info: dict[str, Any] = {
             "suite": config.suite.name,
@@ -204,7 +211,11 @@ class LabelRun:
             "chunk": config.label.chunk,
             "prefetch": config.label.prefetch,
             "mode": config.label.mode,
-            "completer": config.completer_id or repr(completer),
+            "k_per_line": config.label.k_per_line,
+            "k_max": config.label.k_max,
+            "completer": config.completer_id or (
+                repr(completer) if responder is None else f"responses {responder!r}; completions {completer!r}"
+            ),
             "first_task": config.first_task,
             "format": config.format,
         }
@@ -228,6 +239,7 @@ class LabelRun:
         """Load finished rows (repairing a truncated tail) and restore the verdict cache."""
         self.out.parent.mkdir(parents=True, exist_ok=True)
         rows = read_rows(self.out, repair=True)
+        self.labeler.search_cost = SearchCost(self.config.label.k, self.config.label.chunk)  # replayed below
         for i, row in enumerate(rows):
             self._check_run(row, i + 1)
             if row["response_index"] != i:
@@ -243,7 +255,7 @@ class LabelRun:
         """Sample and label response ``index`` (deterministic given the cache)."""
         task = self.task_for(index)
         rng = response_rng(self.config.seed, index)
-        response = self.completer.complete(task, [], 1, rng)[0]
+        response = self.responder.complete(task, [], 1, rng)[0]
         labeled = self.labeler.label(task, response, rng)
         row = labeled.to_row(
             response_index=index,
@@ -344,7 +356,8 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
         "linear": linear,
         "exhaustive": exhaustive,
         "executions_ratio_to_linear": (_avg(execs) / lin_exec) if lin_exec else 0.0,
-        "mode": rows[0]["mode"] if rows else None,
+        "mode": rows[0].get("run", {}).get("mode", rows[0]["mode"]) if rows else None,
+        "search_modes": {m: sum(r["mode"] == m for r in rows) for m in ("binary", "linear")},
         "k": k,
     }
 

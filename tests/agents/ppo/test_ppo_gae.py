@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.ppo.gae import compute_gae, masked_whiten, place_rewards
+from agents.ppo.gae import bound_values, compute_gae, masked_whiten, place_rewards, token_potentials
 
 
 def _t(rows: list[list[float]]) -> torch.Tensor:
@@ -140,3 +140,20 @@ def test_masked_whiten() -> None:
     out = masked_whiten(x, mask)
     std = (2.0 / 3.0) ** 0.5
     torch.testing.assert_close(out, _t([[-1 / std, 0.0, 1 / std, 0.0]]), atol=1e-4, rtol=0)
+
+
+def test_token_potentials_and_bounds_by_hand() -> None:
+    """Two lines (tokens 0-1 and 2-3) then an EOS (token 4); Φ(empty) = 1, line 1 keeps it
+    (reward 0), line 2 makes the prefix wrong (−1), so the closing term is −Φ(last) = 0."""
+    mask = torch.tensor([[True] * 5 + [False]])
+    line_end = torch.tensor([[1, 3]])
+    phi = token_potentials(mask, line_end, _t([[0.0, -1.0]]), _t([0.0]))
+    torch.testing.assert_close(phi, _t([[1.0, 1.0, 1.0, 1.0, 0.0, 0.0]]))
+    values = _t([[-0.5, -1.5, 0.3, -0.9, -0.4, 7.0]])
+    torch.testing.assert_close(bound_values(values, phi), _t([[-0.5, -1.0, 0.0, -0.9, 0.0, 1.0]]))
+    with pytest.raises(ValueError, match="must match"):
+        bound_values(values, phi[:, :3])
+    with pytest.raises(ValueError, match="low <= high"):
+        bound_values(values, phi, 1.0, 0.0)
+    with pytest.raises(ValueError, match="share B"):
+        token_potentials(mask, line_end, _t([[0.0, -1.0]]), _t([0.0, 0.0]))

@@ -50,7 +50,11 @@ def test_plan_orders_jobs_after_their_dependencies() -> None:
         assert all(names.index(d) < i for d in job.deps), job
     deps = {j.name: j.deps for j in jobs}
     assert "prm" in deps["arm:dense+value-init:1"] and "prm" not in deps["arm:oracle-dense:1"]
-    assert deps["label:it0040"] == ["arm:sparse:0"] and deps["label:sft"] == ["sft"]
+    # the labels' prefixes are completed by a longer-trained SFT policy (quick preset)
+    assert deps["label:it0040"] == ["arm:sparse:0", "sft-labeler"] and deps["label:sft"] == ["sft", "sft-labeler"]
+    assert deps["sft-labeler"] == ["sft"] and cfg.label_completer_steps == 2400
+    own = {j.name: j.deps for j in plan(preset_config("quick", label_completer_steps=0))}
+    assert "sft-labeler" not in own and own["label:sft"] == ["sft"]
     assert "arm:sparse:0" in names and names.count("arm:sparse:0") == 1
     sparse_only = [j.name for j in plan(preset_config("quick", arms=("sparse", "oracle-dense")))]
     assert not any(n.startswith(("label", "prm")) for n in sparse_only)
@@ -92,6 +96,10 @@ def test_smoke_preset_runs_end_to_end(smoke_run: Path, capsys: pytest.CaptureFix
     assert set(prm["heldout"]) == {"sft", "it0002", "all"}
     assert prm["heldout"]["all"]["n"] == 2 * cfg.heldout_responses
     assert set(results["labels"]) == {"sft", "it0002"}
+    # responses of each labeled policy, prefixes completed by the sft-labeler policy
+    assert (smoke_run / "sft-labeler" / "done.json").is_file()
+    row = json.loads((smoke_run / "labels" / "it0002.jsonl").read_text().splitlines()[0])
+    assert row["run"]["completer"] == "reproduce:it0002:sft-labeler"
     # the paper arm's critic started as the PRM; the dense arm's as the policy with a zero head
     config = json.loads((smoke_run / "arms" / "paper-s0" / "config.json").read_text())
     assert config["value_init"] == "prm" and config["dense_reward"] == "paper"

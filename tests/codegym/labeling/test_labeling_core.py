@@ -109,7 +109,7 @@ def test_binary_search_finds_planted_error(sandbox, length, frac, k, chunk, seed
     error_at = int(frac * length)
     lines = planted(length, error_at, 0.2, rng)
     completer = ScriptedCompleter(k)
-    labeler = Labeler(completer, sandbox, LabelConfig(k=k, chunk=chunk))
+    labeler = Labeler(completer, sandbox, LabelConfig(k=k, chunk=chunk, mode="binary"))
     res = labeler.label(TASK, lines, np.random.default_rng(seed))
     assert not res.passed
     assert res.first_error == error_at
@@ -129,7 +129,7 @@ def test_every_length_and_position(sandbox, length: int) -> None:
     rng = np.random.default_rng(length)
     for error_at in sorted({0, length - 1, int(rng.integers(length))}):
         lines = planted(length, error_at, 0.0, rng)
-        res = Labeler(ScriptedCompleter(1), sandbox, LabelConfig(k=1)).label(TASK, lines, rng)
+        res = Labeler(ScriptedCompleter(1), sandbox, LabelConfig(k=1, mode="binary")).label(TASK, lines, rng)
         assert res.first_error == error_at
         assert res.correct_code_lines == error_at
         assert res.prefix_checks <= max_prefix_checks(length)

@@ -72,3 +72,24 @@ def test_codegym_label_with_the_hf_completer(tmp_path, policy) -> None:
     before = out.read_bytes()
     assert cli_main(argv) == 0  # finished: nothing appended
     assert out.read_bytes() == before
+
+
+def test_codegym_label_with_a_separate_completer_policy(tmp_path, policy, suite, capsys) -> None:
+    """``--completer-policy``: the responses are --policy's (the same as without the flag);
+    the completions come from the other model, named in the run's completer id."""
+    other = build_tiny_lm_dir(
+        tmp_path / "other", [t.prompt + t.solution + "\n" for t in suite.take(12, split="train")],
+        vocab_size=300, config=TinyLMConfig(n_layer=1, n_embd=32, n_head=2, n_positions=512, seed=3),
+    )  # fmt: skip
+    base = ["label", "--suite", "pipelines", "--min-steps", "2", "--max-steps", "4", "--policy", str(policy),
+            "--responses", "3", "--k", "2", "--max-new-tokens", "24", "--max-lines", "6", "--threads", "1"]  # fmt: skip
+    assert cli_main([*base, "--out", str(tmp_path / "own.jsonl")]) == 0
+    assert cli_main([*base, "--completer-policy", str(other), "--out", str(tmp_path / "other.jsonl")]) == 0
+    own, helped = ([json.loads(x) for x in (tmp_path / f"{n}.jsonl").read_text().splitlines()] for n in ("own", "other"))
+    assert [r["completions"] for r in own] == [r["completions"] for r in helped]
+    ident = helped[0]["run"]["completer"]
+    assert ident.startswith("responses hf:") and f"completions hf:{other.resolve()}" in ident
+    bad = ["label", "--completer", "reference", "--completer-policy", str(other), "--responses", "1",
+           "--out", str(tmp_path / "x.jsonl")]  # fmt: skip
+    assert cli_main(bad) != 0
+    assert "--completer-policy needs --completer hf" in capsys.readouterr().err
