@@ -157,11 +157,13 @@ def tokens_from_lines(line_values: torch.Tensor, line_end: torch.Tensor, mask: t
 
     Token ``p`` belongs to the first line ``m`` with ``line_end[m] >= p`` (a line's tokens end
     at its last token, the rule PPO places line rewards by); tokens after a row's last line
-    (its EOS) belong to no line and get 0, as do positions outside ``mask``.
+    (its EOS) belong to no line and get 0, as do positions outside ``mask``. A line with no
+    tokens of its own (its ids drawn within the previous line's last token, e.g. a ``"\n\n"``
+    token) repeats the previous line's end and takes no token.
 
     Args:
         line_values: [B, L] value of each line.
-        line_end: [B, L] long, shifted index of each line's last token, increasing; −1 pads.
+        line_end: [B, L] long, shifted index of each line's last token, non-decreasing; −1 pads.
         mask: [B, T] bool, the row's action tokens.
 
     Returns:
@@ -175,8 +177,8 @@ def tokens_from_lines(line_values: torch.Tensor, line_end: torch.Tensor, mask: t
     batch, length = mask.shape
     has_line = line_end >= 0  # (B, L)
     ends = torch.where(has_line, line_end, torch.full_like(line_end, length))  # padding sorts last
-    if bool((ends[:, 1:] <= ends[:, :-1]).any()):
-        raise ValueError("line_end must increase along each row (then -1 padding)")
+    if bool((ends[:, 1:] < ends[:, :-1]).any()):
+        raise ValueError("line_end must not decrease along a row (then -1 padding)")
     positions = torch.arange(length, device=mask.device).expand(batch, length).contiguous()  # (B, T)
     idx = torch.searchsorted(ends.contiguous(), positions)  # (B, T) first line ending at or after p
     values = torch.cat([line_values.float(), torch.zeros(batch, 1, device=line_values.device)], dim=1)

@@ -119,7 +119,10 @@ def test_tokens_follow_the_line_end_rule() -> None:
     # -1-padded lines (a program with fewer lines) take no token
     short = tokens_from_lines(_t([[1.0, 7.0]]), torch.tensor([[3, -1]]), torch.ones(1, 6, dtype=torch.bool))
     torch.testing.assert_close(short, _t([[1, 1, 1, 1, 0, 0]]))
-    with pytest.raises(ValueError, match="increase"):
+    # a line without tokens of its own (it repeats the previous end) takes no token
+    empty = tokens_from_lines(_t([[1.0, 2.0, 3.0]]), torch.tensor([[2, 2, 4]]), torch.ones(1, 5, dtype=torch.bool))
+    torch.testing.assert_close(empty, _t([[1, 1, 1, 3, 3]]))
+    with pytest.raises(ValueError, match="must not decrease"):
         tokens_from_lines(lines, torch.tensor([[5, 3, 8], [4, 5, 7]]), ACTION)
 
 
