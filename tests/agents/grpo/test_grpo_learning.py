@@ -7,6 +7,11 @@ unit-test reward normalised within each task's 8 samples; KL β = 0.04 in the lo
 pool of 32 training tasks: 60 iterations of 16 tasks x 8 samples, learning rate 5e-4. Sampled
 pass@1 (8 programs per task) on that pool, paired by task, must rise by >= 10 points with the
 95 % interval above 0, greedy pass@1 must not fall, and the rollout pass rate must rise.
+
+Measured when written (seed 0, a 2-core machine shared with other jobs, 12 min in all):
+sampled pass@1 0.30 -> 0.56 (+0.26 [0.16, 0.35]), greedy 0.47 -> 0.66, rollout pass rate
+0.28 -> 0.48 (first / last 5 iterations), KL 2.3 nats per program at the end. Sparse PPO in
+the same setting (``tests/agents/ppo/test_ppo_learning.py``): +0.27, greedy 0.47 -> 0.69.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ EVAL = dict(max_new_tokens=48, max_lines=6)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 4 min of GRPO on an idle 2-core machine; far more on a busy one
 def test_grpo_raises_pass_at_1_on_easy_tasks(tmp_path: Path) -> None:
     from agents.grpo.trainer import GRPOTrainer
     from agents.sft import SFTConfig, train_sft
