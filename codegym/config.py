@@ -36,7 +36,7 @@ import sys
 import textwrap
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -262,6 +262,7 @@ def add_config_args(
     deprecated: Mapping[str, str] | None = None,
     options: Mapping[str, dict[str, Any]] | None = None,
     prefix: str = "",
+    shared: Iterable[str] = (),
 ) -> None:
     """Add one flag per field of dataclass ``cls``, plus ``--config`` and ``--set``.
 
@@ -278,9 +279,12 @@ def add_config_args(
         options: Field -> extra ``add_argument`` keywords (``choices``, ``help``, ...).
         prefix: Field of the command's config that holds ``cls`` (a nested config): flags set
             ``prefix.field``.
+        shared: Fields whose flag the command already has (added for another config class
+            with a field of the same name and meaning); not added again.
     """
     flags, deprecated, options = dict(flags or {}), dict(deprecated or {}), dict(options or {})
-    unknown = sorted((set(not_exposed) | set(flags) | set(deprecated.values()) | set(options))
+    shared = set(shared)
+    unknown = sorted((set(not_exposed) | set(flags) | set(deprecated.values()) | set(options) | shared)
                      - set(field_names(cls)))
     if unknown:
         raise TypeError(f"{cls.__name__} has no fields {unknown}")
@@ -288,7 +292,7 @@ def add_config_args(
     dest_prefix = prefix + "." if prefix else ""
     dests = []
     for f in dataclasses.fields(cls):
-        if f.name in not_exposed:
+        if f.name in not_exposed or f.name in shared:
             continue
         flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
         kwargs = _flag_kwargs(cls, f, hints[f.name], docs.get(f.name, ""))

@@ -3,7 +3,9 @@
 Trains an SFT policy, runs PPO arms from it with equal budgets — ``sparse`` (unit tests
 only), ``dense`` (closed PRM shaping), ``value-init`` (critic = the PRM), ``dense+value-init``,
 ``paper`` (PRM score / T per line) and ``oracle-dense`` (exact prefix correctness as the
-potential) — labels responses of the SFT policy and of RL checkpoints by binary search,
+potential) — and critic-free GRPO arms with the same budgets — ``grpo`` (unit-test reward
+normalised within each task's samples), ``grpo+process`` (+ process advantages from the PRM)
+and ``grpo+oracle-process`` (+ process advantages from the exact oracle) — labels responses of the SFT policy and of RL checkpoints by binary search,
 trains the PRM, and reports held-out pass@1 per horizon bucket with paired 95 % intervals over
 tasks and seeds, the PRM's quality, hacking symptoms (invalid lines, program length, KL) and
 seconds per iteration.
@@ -17,7 +19,7 @@ Examples::
 
 Every :class:`agents.reproduce.config.ReproduceConfig` field is a flag, so is every field of
 its ``suite`` but the split (``--min-task-lines`` / ``--max-task-lines`` = lines of a task,
-``--suite-seed``); ``--config FILE`` and ``--set KEY=VALUE`` set any field, and ``--set sft.KEY=V`` / ``ppo.KEY`` / ``prm.KEY`` a field of the SFT, PPO or
+``--suite-seed``); ``--config FILE`` and ``--set KEY=VALUE`` set any field, and ``--set sft.KEY=V`` / ``ppo.KEY`` / ``grpo.KEY`` / ``prm.KEY`` a field of the SFT, PPO, GRPO or
 PRM-training config (the preset < ``--config`` < ``--set`` < flags). Every stage is cached
 under ``--out`` and resumed when the command is re-run; a run directory made with other
 settings is refused (``--overwrite`` starts anew).
@@ -31,12 +33,13 @@ from typing import Any
 from codegym.commands.common import SUITE_NOT_EXPOSED, add_suite_args
 
 NAME = "reproduce"
-HELP = "the PRM ablation end to end (SFT, PPO arms, labels, PRM, report)"
+HELP = "the PRM ablation end to end (SFT, PPO and GRPO arms, labels, PRM, report)"
 
 #: ReproduceConfig fields that are no flag, and why.
 NOT_EXPOSED = {
     "sft": "nested overrides of SFTConfig: --set sft.KEY=VALUE",
     "ppo": "nested overrides of PPOConfig: --set ppo.KEY=VALUE",
+    "grpo": "nested overrides of GRPOConfig (the grpo arms): --set grpo.KEY=VALUE",
     "prm": "nested overrides of PRMTrainConfig: --set prm.KEY=VALUE",
     **SUITE_NOT_EXPOSED,
 }
@@ -45,7 +48,7 @@ SUITE_HIDDEN = {"split": "each stage draws from its own split (train, validation
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from agents.reproduce.config import ARMS, PRESETS, ReproduceConfig
+    from agents.reproduce.config import ARMS, GRPO_ARMS, PRESETS, ReproduceConfig
     from codegym.config import add_config_args
 
     p = sub.add_parser(NAME, help=HELP, description=__doc__,
@@ -57,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_args(p, ReproduceConfig, not_exposed=NOT_EXPOSED, options={
                         "preset": {"choices": list(PRESETS), "help": "sizes of every stage (smoke: "
                                    "plumbing; quick: 2-core CPU study, the default; full: one GPU)"},
-                        "arms": {"help": f"comma-separated arms (default: all of {', '.join(ARMS)})"},
+                        "arms": {"help": f"comma-separated arms (default: all of {', '.join([*ARMS, *GRPO_ARMS])})"},
                     })  # fmt: skip
     add_suite_args(p, not_exposed=SUITE_HIDDEN)
     p.set_defaults(run=run)

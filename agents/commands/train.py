@@ -1,10 +1,13 @@
-"""``codegym train``: RL training of an agent (LLM-PPO with line rewards and a PRM critic).
+"""``codegym train``: RL training of an agent (LLM-PPO with line rewards and a PRM critic, or
+critic-free GRPO with outcome and process advantages).
 
 Examples::
 
     codegym train --agent ppo --policy runs/sft --iterations 300 --out runs/ppo-sparse
     codegym train --agent ppo --policy runs/sft --prm runs/prm --dense-reward delta \\
         --value-init prm --out runs/ppo-both
+    codegym train --agent grpo --policy runs/sft --prm runs/prm --advantage outcome+process \\
+        --out runs/grpo-process
     accelerate launch --multi_gpu --num_processes 2 -m codegym.cli train --agent ppo ...
     torchrun --nproc_per_node 2 -m codegym.cli train --agent ppo ...   # the same, DDP on gloo
 
@@ -20,7 +23,10 @@ last checkpoint (``--iterations`` may grow); with other settings, another policy
 refuses and lists the differences (``--overwrite`` starts over): the trainer does this, as
 every trainer does (:class:`codegym.training.trainer.Trainer`). ``--agent module:Class``
 trains another trainer class (its ``config_class`` has ``from_dict``); the flags of PPOConfig
-fields it shares apply to it.
+fields it shares apply to it. ``--agent grpo`` trains :class:`agents.grpo.trainer.GRPOTrainer`:
+the flags of the :class:`agents.grpo.config.GRPOConfig` fields PPOConfig has too set them, and
+its own fields (``--advantage``, ``--baseline``, ``--scale-by-std``, ``--process-source``, ...)
+have flags of their own; a PPO-only flag (``--gae-lambda``) is refused.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 from codegym.commands.common import SUITE_NOT_EXPOSED, add_suite_args, console, resume_hint
 
 NAME = "train"
-HELP = "train an agent with RL (PPO with PRM rewards/critic)"
+HELP = "train an agent with RL (PPO with PRM rewards/critic, or critic-free GRPO)"
 
 #: Registered trainers: name -> ("module:TrainerClass", "module:ConfigClass"). The trainer
 #: takes ``(config, policy_dir, out_dir, prm_dir=, accelerator=, overwrite=, progress=)``
@@ -42,6 +48,7 @@ HELP = "train an agent with RL (PPO with PRM rewards/critic)"
 #: names its config in a ``config_class`` attribute.
 TRAINERS: dict[str, tuple[str, str]] = {
     "ppo": ("agents.ppo.trainer:PPOTrainer", "agents.ppo.config:PPOConfig"),
+    "grpo": ("agents.grpo.trainer:GRPOTrainer", "agents.grpo.config:GRPOConfig"),
 }
 
 #: PPOConfig fields that are no flag, and why.
@@ -55,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(NAME, help=HELP, description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--agent", default="ppo", help="trainer name (ppo) or module:Class")
+    p.add_argument("--agent", default="ppo", help="trainer name (ppo, grpo) or module:Class")
     p.add_argument("--policy", required=True,
                    help="starting policy dir (save_pretrained); 'default' = the embedded policy")
     p.add_argument("--prm", default=None,
@@ -72,7 +79,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                             "policy (backbone + new head); default: prm when --prm "
                                             "is given, else policy"}})
     add_suite_args(p)
+    _add_grpo_args(p)
     p.set_defaults(run=run, on_interrupt=resume_hint)
+
+
+def _add_grpo_args(p: argparse.ArgumentParser) -> None:
+    """Flags of the GRPOConfig fields that PPOConfig lacks (``--agent grpo`` only)."""
+    from agents.grpo.config import GRPOConfig
+    from agents.ppo.config import PPOConfig
+    from codegym.config import add_config_args, field_names
+
+    shared = set(field_names(PPOConfig)) & set(field_names(GRPOConfig))
+    add_config_args(p, GRPOConfig, not_exposed={k: v for k, v in NOT_EXPOSED.items() if k in shared},
+                    shared=shared - set(NOT_EXPOSED))  # fmt: skip
 
 
 def _load(spec: str) -> Any:
@@ -87,13 +106,14 @@ def _load(spec: str) -> Any:
 
 def build_config(args: argparse.Namespace, config_cls: Any) -> Any:
     """The trainer config from ``--config``, ``--set`` and the flags (in that order)."""
-    from agents.ppo.config import PPOConfig
     from codegym.config import config_data, field_names
 
     data = config_data(args)
-    if config_cls is not PPOConfig:  # another trainer: the PPOConfig flags it shares
-        data = {k: v for k, v in data.items() if k in field_names(config_cls)}
-    if "value_init" not in data and args.prm is not None:
+    names = field_names(config_cls)
+    registered = {_load(spec) for _, spec in TRAINERS.values()}
+    if config_cls not in registered:  # a module:Class trainer: the PPOConfig flags it shares
+        data = {k: v for k, v in data.items() if k in names}
+    if "value_init" in names and "value_init" not in data and args.prm is not None:
         data["value_init"] = "prm"
     return config_cls.from_dict(data)
 

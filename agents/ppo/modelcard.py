@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,13 @@ SUMMARY = (
 )
 
 
-def card_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """For each of :data:`CARD_METRICS`: first -> last logged value (mean of the last 10)."""
+def card_metrics(rows: list[dict[str, Any]], keys: Sequence[str] = CARD_METRICS) -> dict[str, Any]:
+    """For each of ``keys`` (default :data:`CARD_METRICS`): first -> last logged value (mean
+    of the last 10)."""
     metrics: dict[str, Any] = {}
     if rows:
         metrics["iterations logged"] = len(rows)
-    for key in CARD_METRICS:
+    for key in keys:
         vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and r[key] == r[key]]
         if vals:
             tail = vals[-10:]

@@ -23,8 +23,8 @@ from agents.reproduce.report import make_report, prm_table, results_tables
 def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
     """The run's config: the preset, then ``--config`` JSON, then ``--set``, then the flags.
 
-    ``--set`` keys name :class:`ReproduceConfig` fields; ``sft.KEY``, ``ppo.KEY`` and ``prm.KEY``
-    override a field of the SFT, PPO or PRM-training config.
+    ``--set`` keys name :class:`ReproduceConfig` fields; ``sft.KEY``, ``ppo.KEY``, ``grpo.KEY``
+    and ``prm.KEY`` override a field of the SFT, PPO, GRPO or PRM-training config.
     """
     from codegym.config import config_data
 
@@ -121,6 +121,6 @@ def _print_report(cfg: ReproduceConfig, layout: Layout, console: Any, wall_secon
                 else ["greedy", "greedy_prefix_accuracy"])
     for i, measure in enumerate(measures):
         tables = results_tables(results, measure)
-        for table in tables if i == 0 else tables[:2]:  # the diagnostics table once
+        for table in tables if i == 0 else tables[:-1]:  # the diagnostics table (last) once
             console.print(table)
     console.print(f"results: {layout.root / 'results.json'}; plots: {layout.plots}")

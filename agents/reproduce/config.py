@@ -1,11 +1,12 @@
 """``ReproduceConfig``: every knob of ``codegym reproduce``, and the named presets.
 
-The pipeline (see :mod:`agents.reproduce.pipeline`) trains an SFT policy, runs PPO arms from
-it, labels policy responses by binary search, trains a PRM and compares the arms on held-out
-tasks by horizon bucket. A preset fixes the sizes; ``--set key=value`` overrides any field,
-and the nested ``sft`` / ``ppo`` / ``prm`` dicts override fields of
-:class:`agents.sft.SFTConfig`, :class:`agents.ppo.config.PPOConfig` and
-:class:`codegym.prm.train.PRMTrainConfig`.
+The pipeline (see :mod:`agents.reproduce.pipeline`) trains an SFT policy, runs PPO arms and
+critic-free GRPO arms from it, labels policy responses by binary search, trains a PRM and
+compares the arms on held-out tasks by horizon bucket. A preset fixes the sizes; ``--set
+key=value`` overrides any field, and the nested ``sft`` / ``ppo`` / ``grpo`` / ``prm`` dicts
+override fields of :class:`agents.sft.SFTConfig`, :class:`agents.ppo.config.PPOConfig`,
+:class:`agents.grpo.config.GRPOConfig` and :class:`codegym.prm.train.PRMTrainConfig` (the GRPO
+arms take the ``ppo`` overrides of the fields GRPO shares with PPO, so budgets match).
 """
 
 from __future__ import annotations
@@ -46,7 +47,29 @@ ARM_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+#: The critic-free arms (:class:`agents.grpo.trainer.GRPOTrainer`): GRPOConfig settings that
+#: differ between them. They share every setting GRPO has in common with PPO (tasks, sampling,
+#: programs per iteration, iterations, learning rate) with the PPO arms, so each arm samples the
+#: same number of programs from the same tasks (same seed) with the same token cap. ``grpo``:
+#: outcome supervision (unit-test reward normalised within each task's group of samples);
+#: ``grpo+process``: + DeepSeekMath's process supervision by the learned PRM; ``grpo+oracle-
+#: process``: the same with the exact prefix oracle's line scores (the ceiling of a perfect PRM).
+GRPO_ARMS: dict[str, dict[str, Any]] = {
+    "grpo": {"advantage": "outcome"},
+    "grpo+process": {"advantage": "outcome+process", "process_source": "prm"},
+    "grpo+oracle-process": {"advantage": "outcome+process", "process_source": "oracle"},
+}
+ARM_DESCRIPTIONS.update({
+    "grpo": "critic-free GRPO: unit-test reward normalised within each task's samples",
+    "grpo+process": "GRPO + process advantages: PRM line deltas normalised in the group, summed to the end",
+    "grpo+oracle-process": "GRPO + process advantages from the exact prefix oracle",
+})  # fmt: skip
+
+
 def _arm_needs_prm(arm: str) -> bool:
+    if arm in GRPO_ARMS:
+        grpo = GRPO_ARMS[arm]
+        return grpo["advantage"] != "outcome" and grpo.get("process_source", "prm") == "prm"
     spec = ARMS[arm]
     dense_prm = spec["dense_reward"] != "none" and spec.get("dense_source", "prm") == "prm"
     return dense_prm or spec["value_init"] == "prm"
@@ -60,9 +83,10 @@ class ReproduceConfig(Config):
     """Name of the preset the other defaults came from (recorded; informational)."""
     seeds: int = 3
     """PPO seeds per arm (seeds 0 .. seeds-1; arm runs with the same seed draw the same tasks)."""
-    arms: tuple[str, ...] = tuple(ARMS)
-    """Arms to run (names of :data:`ARMS`); ``sparse`` is always run (it is the baseline and
-    its seed-0 run provides the RL checkpoints whose responses are labeled)."""
+    arms: tuple[str, ...] = (*ARMS, *GRPO_ARMS)
+    """Arms to run (names of :data:`ARMS` and :data:`GRPO_ARMS`); ``sparse`` is always run (it
+    is the baseline and its seed-0 run provides the RL checkpoints whose responses are
+    labeled)."""
     device: str = "cpu"
     """Torch device of every stage (``cpu``, ``cuda``, ``cuda:N``)."""
     jobs: int = 1
@@ -84,7 +108,11 @@ class ReproduceConfig(Config):
     sft: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`agents.sft.SFTConfig` (model size, steps, task range, ...)."""
     ppo: dict[str, Any] = field(default_factory=dict)
-    """Overrides of :class:`agents.ppo.config.PPOConfig` shared by every arm."""
+    """Overrides of :class:`agents.ppo.config.PPOConfig` shared by every arm (the GRPO arms
+    take those of the fields :data:`agents.grpo.config.SHARED_WITH_PPO`)."""
+    grpo: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`agents.grpo.config.GRPOConfig` shared by the GRPO arms (over the
+    settings they take from ``ppo``), e.g. ``kl_coef``, ``scale_by_std``, ``process_coef``."""
     iterations: int = 60
     """PPO iterations of every arm (equal budgets)."""
     label_snapshots: tuple[int, ...] = (20, 40)
@@ -121,8 +149,9 @@ class ReproduceConfig(Config):
 
     @property
     def arm_list(self) -> list[str]:
-        """Arms in run order: ``sparse`` first (the label snapshots come from it)."""
-        return ["sparse"] + [a for a in ARMS if a in self.arms and a != "sparse"]
+        """Arms in run order: ``sparse`` first (the label snapshots come from it), then the
+        other PPO arms, then the GRPO arms."""
+        return ["sparse"] + [a for a in (*ARMS, *GRPO_ARMS) if a in self.arms and a != "sparse"]
 
     @property
     def needs_prm(self) -> bool:
@@ -138,14 +167,18 @@ class ReproduceConfig(Config):
     @classmethod
     def upgrade(cls, data: Mapping[str, Any], note: bool = True) -> dict[str, Any]:
         """Configs that predate :class:`SuiteConfig` held ``min_steps``, ``max_steps`` and
-        ``suite_seed`` at the top level: read as ``suite`` (with a note)."""
-        return nest_suite_fields(cls, data, note=note)
+        ``suite_seed`` at the top level: read as ``suite`` (with a note); configs that predate
+        the GRPO arms have no ``grpo`` overrides (read as none)."""
+        data = nest_suite_fields(cls, data, note=note)
+        if "arms" in data and "grpo" not in data:
+            data["grpo"] = {}
+        return data
 
     def validate(self) -> ReproduceConfig:
         """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
-        unknown = [a for a in self.arms if a not in ARMS]
+        unknown = [a for a in self.arms if a not in ARMS and a not in GRPO_ARMS]
         if unknown:
-            raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
+            raise ValueError(f"unknown arms {unknown}; choose from {[*ARMS, *GRPO_ARMS]}")
         for name in ("seeds", "jobs", "threads", "iterations", "label_k", "eval_tasks_per_bucket",
                      "bootstrap"):  # fmt: skip
             value = getattr(self, name)
@@ -172,14 +205,16 @@ class ReproduceConfig(Config):
                     f"bucket {lo}-{hi} of buckets={self.buckets!r} lies outside the task range "
                     f"[{lines[0]}, {lines[1]}] (suite min_lines, max_lines)"
                 )
+        from agents.grpo.config import GRPOConfig
         from agents.ppo.config import PPOConfig
         from agents.sft import SFTConfig
         from codegym.prm.train import PRMTrainConfig
 
         owned = {"sft": {"out"}, "ppo": {"seed", "dense_reward", "value_init", "dense_source"},
+                 "grpo": {"seed", "advantage", "process_source", "suite", "extra"},
                  "prm": {"data", "base", "out"}}  # set by the pipeline  # fmt: skip
         for name, value, target in (("sft", self.sft, SFTConfig), ("ppo", self.ppo, PPOConfig),
-                                    ("prm", self.prm, PRMTrainConfig)):  # fmt: skip
+                                    ("grpo", self.grpo, GRPOConfig), ("prm", self.prm, PRMTrainConfig)):  # fmt: skip
             if not isinstance(value, dict):
                 raise ValueError(f"{name} must be a dict of overrides, got {type(value).__name__}")
             fields = {f.name for f in dataclasses.fields(target)} - owned[name]
@@ -268,7 +303,7 @@ def preset_config(name: str, **overrides: Any) -> ReproduceConfig:
         raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}")
     data: dict[str, Any] = {"preset": name, **PRESETS[name]}
     for key, value in ReproduceConfig.upgrade(overrides).items():
-        if key in ("suite", "sft", "ppo", "prm") and isinstance(value, dict):
+        if key in ("suite", "sft", "ppo", "grpo", "prm") and isinstance(value, dict):
             data[key] = {**data.get(key, {}), **value}
         else:
             data[key] = value

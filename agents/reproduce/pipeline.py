@@ -12,8 +12,10 @@ when the command is re-run, an interrupted one resumes from its own checkpoint):
    the validation split.
 5. ``prm`` — the PRM trained on all train-split labels (:func:`codegym.prm.train.train_prm`)
    and its quality on the held-out policy responses (AUC, first-error accuracy, calibration).
-6. ``arm:ARM:SEED`` — every other arm × seed: PPO from the SFT policy with equal iterations,
-   then evaluation (greedy and sampled pass@1 per task) on the same tasks.
+6. ``arm:ARM:SEED`` — every other arm × seed: PPO (or, for the ``grpo*`` arms, critic-free
+   GRPO, :class:`agents.grpo.trainer.GRPOTrainer`) from the SFT policy with equal iterations
+   and programs per iteration, then evaluation (greedy and sampled pass@1 per task) on the
+   same tasks.
 
 ``run_pipeline`` schedules jobs by their dependencies, ``jobs`` at a time (separate processes
 when ``jobs > 1``), critical path first; :mod:`agents.reproduce.report` turns the outputs into
@@ -35,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.reproduce.config import ARMS, ReproduceConfig, _arm_needs_prm
+from agents.reproduce.config import ARMS, GRPO_ARMS, ReproduceConfig, _arm_needs_prm
 from codegym.tasks import SuiteConfig
 from codegym.training.rundir import prepare_run_dir
 
@@ -155,6 +157,20 @@ def ppo_config(cfg: ReproduceConfig, arm: str, seed: int) -> Any:
         "extra": {"reproduce_arm": arm},
     }  # fmt: skip
     return PPOConfig.from_dict(data)
+
+
+def grpo_config(cfg: ReproduceConfig, arm: str, seed: int) -> Any:
+    """The :class:`agents.grpo.config.GRPOConfig` of GRPO arm ``arm`` with ``seed``: the PPO
+    arms' settings of every field GRPO shares with PPO (tasks, programs per iteration, token
+    caps, iterations, optimiser), then the ``grpo`` overrides and the arm's own settings."""
+    from agents.grpo.config import SHARED_WITH_PPO, GRPOConfig
+
+    ppo = ppo_config(cfg, "sparse", seed).to_dict()
+    data = {
+        **{k: ppo[k] for k in SHARED_WITH_PPO}, **GRPOConfig.upgrade(cfg.grpo), **GRPO_ARMS[arm],
+        "seed": seed, "extra": {"reproduce_arm": arm},
+    }  # fmt: skip
+    return GRPOConfig.from_dict(data)
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -339,6 +355,9 @@ def run_arm(cfg: ReproduceConfig, layout: Layout, arm: str, seed: int) -> None:
     """Train one arm × seed with PPO (resumable), save snapshots (sparse seed 0), evaluate."""
     from agents.ppo.trainer import PPOTrainer
 
+    if arm in GRPO_ARMS:
+        run_grpo_arm(cfg, layout, arm, seed)
+        return
     out = layout.arm(arm, seed)
     pcfg = ppo_config(cfg, arm, seed)
     prm_dir = layout.prm if pcfg.uses_prm else None
@@ -361,6 +380,25 @@ def run_arm(cfg: ReproduceConfig, layout: Layout, arm: str, seed: int) -> None:
     evaluate_into(cfg, out / "policy", out / "eval.json", label=f"{arm}-s{seed}")
     _write_json(out / DONE, {"finished": time.time(), "train_seconds_this_call": seconds,
                              "iterations_this_call": pcfg.iterations - done_before})  # fmt: skip
+
+
+def run_grpo_arm(cfg: ReproduceConfig, layout: Layout, arm: str, seed: int) -> None:
+    """Train one GRPO arm × seed (resumable), then evaluate it as the PPO arms are."""
+    from agents.grpo.trainer import GRPOTrainer
+
+    out = layout.arm(arm, seed)
+    gcfg = grpo_config(cfg, arm, seed)
+    start = time.perf_counter()
+    trainer = GRPOTrainer(gcfg, layout.sft, out, prm_dir=layout.prm if gcfg.uses_prm else None, progress=False)
+    try:
+        done_before = trainer.iteration
+        trainer.learn()
+    finally:
+        trainer.close()
+    seconds = time.perf_counter() - start
+    evaluate_into(cfg, out / "policy", out / "eval.json", label=f"{arm}-s{seed}")
+    _write_json(out / DONE, {"finished": time.time(), "train_seconds_this_call": seconds,
+                             "iterations_this_call": gcfg.iterations - done_before})  # fmt: skip
 
 
 def _save_snapshot(trainer: Any, path: Path) -> None:
@@ -651,6 +689,6 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 __all__: Sequence[str] = (
-    "Job", "Layout", "arm_runs", "check_or_write_config", "eval_tasks", "job_progress",
+    "Job", "Layout", "arm_runs", "check_or_write_config", "eval_tasks", "grpo_config", "job_progress",
     "label_sources", "plan", "ppo_config", "read_metrics", "run_job", "run_pipeline",
 )  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.reproduce.config import ARM_DESCRIPTIONS, ReproduceConfig
+from agents.reproduce.config import ARM_DESCRIPTIONS, GRPO_ARMS, ReproduceConfig
 from agents.reproduce.pipeline import DONE, Layout, arm_runs, label_sources, read_metrics
 from codegym.reporting.stats import Estimate, bootstrap_mean, paired_difference
 
@@ -20,6 +20,28 @@ from codegym.reporting.stats import Estimate, bootstrap_mean, paired_difference
 #: that pass) and line-prefix accuracy (fraction of the reference's lines reproduced before
 #: the first difference; far more sensitive than pass@1 where programs rarely pass).
 MEASURES = ("greedy", "sampled", "greedy_prefix_accuracy", "sampled_prefix_accuracy")
+#: Paired comparisons besides the one to ``sparse``: baseline arm -> the arms compared with it
+#: (the PRM's GRPO arms against their PRM-free twin).
+TWINS: dict[str, tuple[str, ...]] = {"grpo": tuple(a for a in GRPO_ARMS if a != "grpo")}
+
+
+def compared_arms(results: dict[str, Any], base: str) -> list[str]:
+    """The arms of ``results`` compared with ``base`` (``sparse``: every other arm; a twin
+    baseline of :data:`TWINS`: its arms, when the baseline was run)."""
+    arms = list(results["arms"])
+    if base == "sparse":
+        return [a for a in arms if a != "sparse"]
+    return [a for a in TWINS.get(base, ()) if a in arms] if base in arms else []
+
+
+def _sampled_tokens(run: Path, rows: list[dict[str, Any]]) -> float | None:
+    """Tokens sampled over the run: tokens per program x programs per iteration, summed."""
+    path = run / "config.json"
+    if not rows or not path.is_file():
+        return None
+    config = json.loads(path.read_text())
+    per_iteration = int(config.get("num_prompts", 0)) * int(config.get("samples_per_prompt", 0))
+    return float(sum(float(r.get("charts/tokens", 0.0)) for r in rows) * per_iteration)
 
 
 def _load_eval(path: Path) -> dict[str, Any] | None:
@@ -53,11 +75,14 @@ def _diagnostics(runs: list[Path]) -> dict[str, float | None]:
             vals += [float(r[key]) for r in rows if key in r and r[key] is not None and np.isfinite(r[key])]
         return float(np.mean(vals)) if vals else None
 
-    secs = []
+    secs, tokens = [], []
     for run in runs:
         rows = read_metrics(run)
         if rows:
             secs.append(np.mean([r["time/rollout"] + r["time/score"] + r["time/update"] for r in rows]))
+        sampled = _sampled_tokens(run, rows)
+        if sampled is not None:
+            tokens.append(sampled)
     last = slice(-10, None)
     return {
         "invalid_rate_last10": mean_of("charts/invalid_rate", last),
@@ -66,7 +91,9 @@ def _diagnostics(runs: list[Path]) -> dict[str, float | None]:
         "rollout_pass_first10": mean_of("charts/pass_rate", slice(0, 10)),
         "rollout_pass_last10": mean_of("charts/pass_rate", last),
         "explained_variance_last10": mean_of("charts/explained_variance", last),
+        "flat_groups_last10": mean_of("charts/flat_groups", last),
         "seconds_per_iteration": float(np.mean(secs)) if secs else None,
+        "sampled_tokens": float(np.mean(tokens)) if tokens else None,
     }
 
 
@@ -90,7 +117,6 @@ def build_results(cfg: ReproduceConfig, layout: Layout, wall_seconds: float | No
             for b, mask in masks.items()
         }  # fmt: skip
     evals = {arm: [_load_eval(r / "eval.json") for r in runs] for arm, runs in arm_runs(cfg, layout).items()}
-    base = evals.get("sparse")
     for arm, runs in arm_runs(cfg, layout).items():
         arm_evals = evals[arm]
         entry: dict[str, Any] = {"description": ARM_DESCRIPTIONS[arm], "diagnostics": _diagnostics(runs)}
@@ -109,10 +135,12 @@ def build_results(cfg: ReproduceConfig, layout: Layout, wall_seconds: float | No
                     if sft and sft.get(m) is not None:
                         before = np.broadcast_to(np.asarray(sft[m])[mask], y.shape)
                         cell[f"{m}_vs_sft"] = paired_difference(y, before, cfg.bootstrap).to_dict()
-                    if arm != "sparse" and base and all(e is not None for e in base):
-                        yb = _matrix(base, m)
-                        if yb is not None:
-                            cell[f"{m}_vs_sparse"] = paired_difference(y, yb[:, mask], cfg.bootstrap).to_dict()
+                    for name in ("sparse", *TWINS):
+                        twin = evals.get(name)
+                        if arm == name or (name != "sparse" and arm not in TWINS[name]):
+                            continue
+                        if twin and all(e is not None for e in twin) and (yb := _matrix(twin, m)) is not None:
+                            cell[f"{m}_vs_{name}"] = paired_difference(y, yb[:, mask], cfg.bootstrap).to_dict()
                 per_bucket[b] = cell
             entry["buckets"] = per_bucket
         out["arms"][arm] = entry
@@ -133,6 +161,13 @@ def _num(value: float | None, fmt: str = "{:.3f}") -> str:
     return "—" if value is None else fmt.format(value)
 
 
+def _tokens(value: float | None) -> str:
+    """A token count in thousands (k) or millions (M)."""
+    if value is None:
+        return "—"
+    return f"{value / 1e6:.2f} M" if value >= 1e6 else f"{value / 1e3:.0f} k"
+
+
 def _fmt(est: dict[str, Any] | None, signed: bool = False) -> str:
     if not est:
         return "—"
@@ -147,33 +182,35 @@ def results_tables(results: dict[str, Any], measure: str = "sampled") -> list[An
 
     cfg = results["config"]
     buckets = [b.strip() for b in cfg["buckets"].split(",")] + ["all"]
-    note = f"{cfg['seeds']} seed(s), {cfg['iterations']} PPO iterations per arm; 95 % CI over tasks × seeds"
+    note = f"{cfg['seeds']} seed(s), {cfg['iterations']} RL iterations per arm; 95 % CI over tasks × seeds"
     tables = []
     what = "pass@1" if "prefix" not in measure else "line-prefix accuracy"
     name = measure.replace("_prefix_accuracy", "")
-    for key, title, signed in ((measure, f"{name} {what} (%) on held-out test tasks", False),
-                               (f"{measure}_vs_sparse", f"{name} {what}: arm − sparse (points, paired)", True)):  # fmt: skip
+    versus = [(f"{measure}_vs_{b}", f"{name} {what}: arm − {b} (points, paired)", b) for b in ("sparse", *TWINS)
+              if compared_arms(results, b)]  # fmt: skip
+    for key, title, base in ((measure, f"{name} {what} (%) on held-out test tasks", None), *versus):
+        signed = base is not None
         table = Table(title=title, caption=note)
         table.add_column("arm")
         for b in buckets:
             table.add_column(f"{b} steps" if b != "all" else "all", justify="right")
         if not signed and results.get("sft"):
             table.add_row("SFT (start)", *[_fmt(results["sft"].get(b, {}).get(measure)) for b in buckets])
-        for arm, entry in results["arms"].items():
-            if signed and arm == "sparse":
-                continue
-            cells = entry.get("buckets", {})
+        for arm in compared_arms(results, base) if base else results["arms"]:
+            cells = results["arms"][arm].get("buckets", {})
             table.add_row(arm, *[_fmt(cells.get(b, {}).get(key), signed=signed) for b in buckets])
         tables.append(table)
     diag = Table(title="training diagnostics (mean over seeds; last 10 iterations)")
-    for col in ("arm", "rollout pass first/last 10", "invalid lines", "lines", "KL", "expl. var", "s / it"):
+    for col in ("arm", "rollout pass first/last 10", "invalid lines", "lines", "KL", "expl. var", "flat groups",
+                "sampled tokens", "s / it"):  # fmt: skip
         diag.add_column(col, justify="left" if col == "arm" else "right")
     for arm, entry in results["arms"].items():
         d = entry["diagnostics"]
         diag.add_row(
             arm, f"{_num(d['rollout_pass_first10'], '{:.2f}')} / {_num(d['rollout_pass_last10'], '{:.2f}')}",
             _num(d["invalid_rate_last10"]), _num(d["lines_last10"], "{:.2f}"), _num(d["kl_last10"], "{:.2f}"),
-            _num(d["explained_variance_last10"], "{:.2f}"), _num(d["seconds_per_iteration"], "{:.1f}"),
+            _num(d["explained_variance_last10"], "{:.2f}"), _num(d.get("flat_groups_last10"), "{:.2f}"),
+            _tokens(d.get("sampled_tokens")), _num(d["seconds_per_iteration"], "{:.1f}"),
         )  # fmt: skip
     tables.append(diag)
     return tables
@@ -199,7 +236,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     head = "| arm | " + " | ".join(f"{b} steps" if b != "all" else "all" for b in buckets) + " |"
     rule = "|---" * (len(buckets) + 1) + "|"
     out = [f"# codegym reproduce: preset `{cfg['preset']}`, {cfg['seeds']} seed(s), "
-           f"{cfg['iterations']} PPO iterations per arm", ""]  # fmt: skip
+           f"{cfg['iterations']} RL iterations per arm", ""]  # fmt: skip
     if results.get("wall_seconds"):
         out += [f"Wall time: {results['wall_seconds'] / 60:.0f} min.", ""]
     for measure in MEASURES:
@@ -211,23 +248,27 @@ def markdown_report(results: dict[str, Any]) -> str:
         for arm, entry in results["arms"].items():
             cells = entry.get("buckets", {})
             out.append(f"| {arm} | " + " | ".join(_fmt(cells.get(b, {}).get(measure)) for b in buckets) + " |")
-        out += ["", f"### {name} {what}: arm − sparse (points, paired)", "", head, rule]
-        for arm, entry in results["arms"].items():
-            if arm == "sparse":
+        for base in ("sparse", *TWINS):
+            key = f"{measure}_vs_{base}"
+            arms = compared_arms(results, base)
+            if not arms:
                 continue
-            cells = entry.get("buckets", {})
-            out.append(f"| {arm} | " + " | ".join(_fmt(cells.get(b, {}).get(f"{measure}_vs_sparse"), signed=True)
-                                                for b in buckets) + " |")  # fmt: skip
+            out += ["", f"### {name} {what}: arm − {base} (points, paired)", "", head, rule]
+            for arm in arms:
+                cells = results["arms"][arm].get("buckets", {})
+                out.append(f"| {arm} | " + " | ".join(_fmt(cells.get(b, {}).get(key), signed=True) for b in buckets) + " |")
         out.append("")
     out += ["## Training diagnostics (mean over seeds, last 10 iterations)", "",
-            "| arm | rollout pass first / last 10 | invalid lines | lines | KL | explained var. | s / iteration |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
+            "| arm | rollout pass first / last 10 | invalid lines | lines | KL | explained var. | flat groups | "
+            "sampled tokens | s / iteration |",
+            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for arm, entry in results["arms"].items():
         d = entry["diagnostics"]
         out.append(
             f"| {arm} | {_num(d['rollout_pass_first10'], '{:.2f}')} / {_num(d['rollout_pass_last10'], '{:.2f}')} | "
             f"{_num(d['invalid_rate_last10'])} | {_num(d['lines_last10'], '{:.2f}')} | {_num(d['kl_last10'], '{:.2f}')} | "
-            f"{_num(d['explained_variance_last10'], '{:.2f}')} | {_num(d['seconds_per_iteration'], '{:.1f}')} |"
+            f"{_num(d['explained_variance_last10'], '{:.2f}')} | {_num(d.get('flat_groups_last10'), '{:.2f}')} | "
+            f"{_tokens(d.get('sampled_tokens'))} | {_num(d['seconds_per_iteration'], '{:.1f}')} |"
         )
     heldout = results.get("prm", {}).get("heldout", {})
     if heldout:
@@ -260,7 +301,7 @@ def _mean_run(label: str, runs: list[Path], keys: tuple[str, ...]) -> Any:
 
 
 def plot_rollout_curves(cfg: ReproduceConfig, layout: Layout, path: Path, window: int = 5) -> Path | None:
-    """Rollout pass rate, KL, explained variance and lines per program of each arm over PPO
+    """Rollout pass rate, KL, explained variance and lines per program of each arm over RL
     iterations (mean over seeds, ``window``-iteration trailing average)."""
     from codegym.reporting.plotting import learning_curves, save_figure
 
@@ -272,7 +313,7 @@ def plot_rollout_curves(cfg: ReproduceConfig, layout: Layout, path: Path, window
     if not runs:
         return None
     fig = learning_curves(runs, metrics=metrics, smooth=window,
-                          title=f"PPO arms (mean of {cfg.seeds} seed(s), {window}-iteration average)")  # fmt: skip
+                          title=f"RL arms (mean of {cfg.seeds} seed(s), {window}-iteration average)")  # fmt: skip
     return save_figure(fig, path)
 
 

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from agents.reproduce import ARMS, PRESETS, Layout, plan, preset_config, run_pipeline
-from agents.reproduce.pipeline import check_or_write_config
+from agents.reproduce import (
+    ARMS,
+    GRPO_ARMS,
+    PRESETS,
+    Layout,
+    ReproduceConfig,
+    plan,
+    preset_config,
+    run_pipeline,
+)
+from agents.reproduce.pipeline import check_or_write_config, grpo_config, ppo_config
 from codegym.cli import main
 
 
@@ -19,7 +28,24 @@ from codegym.cli import main
 def test_presets_build_and_validate(name: str) -> None:
     cfg = preset_config(name)
     assert cfg.preset == name and cfg.arm_list[0] == "sparse"
-    assert set(cfg.arm_list) == set(ARMS)
+    assert set(cfg.arm_list) == set(ARMS) | set(GRPO_ARMS)
+
+
+def test_grpo_arms_share_the_ppo_budget() -> None:
+    """A GRPO arm takes the PPO arms' tasks, programs per iteration, token caps, iterations and
+    learning rate (the ``ppo`` overrides included), then the ``grpo`` overrides."""
+    cfg = preset_config("quick", ppo={"policy_lr": 3e-5}, grpo={"kl_coef": 0.1, "scale_by_std": False})
+    ppo, grpo = ppo_config(cfg, "sparse", 2), grpo_config(cfg, "grpo+oracle-process", 2)
+    for name in ("seed", "iterations", "suite", "num_prompts", "samples_per_prompt", "max_new_tokens",
+                 "max_line_tokens", "max_lines", "policy_lr", "update_epochs", "num_minibatches", "torch_threads"):
+        assert getattr(grpo, name) == getattr(ppo, name), name
+    assert (grpo.policy_lr, grpo.kl_coef, grpo.scale_by_std) == (3e-5, 0.1, False)
+    assert (grpo.advantage, grpo.process_source, grpo.extra) == (
+        "outcome+process", "oracle", {"reproduce_arm": "grpo+oracle-process"})
+    assert grpo_config(cfg, "grpo", 0).advantage == "outcome"
+    # a run directory recorded before the GRPO arms existed reads as having no grpo overrides
+    old = {k: v for k, v in cfg.to_dict().items() if k != "grpo"}
+    assert ReproduceConfig.upgrade(old)["grpo"] == {}
 
 
 @pytest.mark.parametrize(
@@ -32,6 +58,8 @@ def test_presets_build_and_validate(name: str) -> None:
         ({"suite": {"min_lines": 5, "max_lines": 4}}, "min_lines=5 > max_lines=4"),
         ({"suite": {"name": "humaneval"}}, "no horizon knob"),
         ({"bogus": 1}, "unknown ReproduceConfig fields"),
+        ({"grpo": {"advantage": "process"}}, "unknown grpo overrides"),
+        ({"grpo": {"gae_lambda": 0.9}}, "unknown grpo overrides"),
     ],
 )
 def test_bad_settings_name_the_field(overrides: dict, match: str) -> None:
@@ -55,6 +83,7 @@ def test_plan_orders_jobs_after_their_dependencies() -> None:
     assert deps["sft-labeler"] == ["sft"] and cfg.label_completer_steps == 2400
     own = {j.name: j.deps for j in plan(preset_config("quick", label_completer_steps=0))}
     assert "sft-labeler" not in own and own["label:sft"] == ["sft"]
+    assert "prm" in deps["arm:grpo+process:1"] and deps["arm:grpo:1"] == deps["arm:grpo+oracle-process:0"] == ["sft"]
     assert "arm:sparse:0" in names and names.count("arm:sparse:0") == 1
     sparse_only = [j.name for j in plan(preset_config("quick", arms=("sparse", "oracle-dense")))]
     assert not any(n.startswith(("label", "prm")) for n in sparse_only)
@@ -77,7 +106,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_smoke_preset_runs_end_to_end(smoke_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = json.loads((smoke_run / "results.json").read_text())
     cfg = preset_config("smoke")
-    assert set(results["arms"]) == set(ARMS)
+    assert set(results["arms"]) == set(ARMS) | set(GRPO_ARMS)
     for arm, entry in results["arms"].items():
         assert entry["seeds_done"] == cfg.seeds, arm
         cells = entry["buckets"]
@@ -86,8 +115,10 @@ def test_smoke_preset_runs_end_to_end(smoke_run: Path, capsys: pytest.CaptureFix
             assert 0.0 <= cell["greedy"]["low"] <= cell["greedy"]["mean"] <= cell["greedy"]["high"] <= 1.0
             assert "sampled_vs_sft" in cell
             assert ("sampled_vs_sparse" in cell) == (arm != "sparse")
+            assert ("greedy_vs_grpo" in cell) == (arm in ("grpo+process", "grpo+oracle-process"))
         d = entry["diagnostics"]
-        assert d["seconds_per_iteration"] > 0 and d["lines_last10"] is not None
+        assert d["seconds_per_iteration"] > 0 and d["lines_last10"] is not None and d["sampled_tokens"] > 0
+        assert (d["flat_groups_last10"] is not None) == (arm in GRPO_ARMS)
         rows = (smoke_run / "arms" / f"{arm}-s0" / "metrics.jsonl").read_text().splitlines()
         assert len(rows) == cfg.iterations
     # the PRM was trained on labels of the SFT policy and of the sparse run's snapshot
@@ -103,13 +134,22 @@ def test_smoke_preset_runs_end_to_end(smoke_run: Path, capsys: pytest.CaptureFix
     # the paper arm's critic started as the PRM; the dense arm's as the policy with a zero head
     config = json.loads((smoke_run / "arms" / "paper-s0" / "config.json").read_text())
     assert config["value_init"] == "prm" and config["dense_reward"] == "paper"
+    # the GRPO arms: the PRM's process advantages, PPO's budget, no critic
+    grpo = json.loads((smoke_run / "arms" / "grpo+process-s0" / "config.json").read_text())
+    assert grpo["advantage"] == "outcome+process" and grpo["extra"]["prm_dir"] == str(smoke_run / "prm")
+    for key in ("num_prompts", "samples_per_prompt", "max_new_tokens", "iterations"):
+        assert grpo[key] == config[key], key
+    assert not (smoke_run / "arms" / "grpo-s0" / "critic").exists()
+    oracle_rows = (smoke_run / "arms" / "grpo+oracle-process-s0" / "metrics.jsonl").read_text().splitlines()
+    assert all(json.loads(r)["charts/scored_lines"] > 0 for r in oracle_rows)
     for name in ("rollout_curves", "pass_at_1_sampled", "pass_at_1_greedy", "prm_calibration"):
         width, height = _png_size(Path(results["plots"][name]))
         assert 300 < width < 4000 and 200 < height < 3000
     text = (smoke_run / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     md = (smoke_run / "results.md").read_text()
-    assert "| oracle-dense |" in md and "## PRM on held-out" in md and "Δ" not in md.split("arm − sparse")[0][:10]
+    assert "| oracle-dense |" in md and "## PRM on held-out" in md and "| grpo+oracle-process |" in md
+    assert "arm − grpo (points, paired)" in md and "Δ" not in md.split("arm − sparse")[0][:10]
 
 
 @pytest.mark.slow

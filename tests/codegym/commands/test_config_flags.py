@@ -19,7 +19,7 @@ EXPECTED = {
     "sft": ["SFTConfig", "SuiteConfig"],
     "label": ["LabelRunConfig", "LabelConfig", "SuiteConfig"],
     "train-prm": ["PRMTrainConfig"],
-    "train": ["PPOConfig", "SuiteConfig"],
+    "train": ["PPOConfig", "SuiteConfig", "GRPOConfig"],
     "reproduce": ["ReproduceConfig", "SuiteConfig"],
     "defaults build": ["DefaultsBuildConfig"],
 }
