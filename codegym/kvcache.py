@@ -185,6 +185,16 @@ class SlotKVCache:
         self.next_pos[slot] -= len(cols)
         del self.valid_ids[slot][len(self.valid_ids[slot]) - len(cols) :]
 
+    def take_back(self, slot: int, n: int) -> None:
+        """Take back slot ``slot``'s last ``n`` valid ids, wherever their columns are (a
+        rebuild may have moved them)."""
+        if n <= 0:
+            return
+        cols = torch.nonzero(self.mask[slot]).flatten()[-n:].tolist()
+        if len(cols) != n:
+            raise ValueError(f"slot {slot} holds {len(cols)} valid ids, cannot take back {n}")
+        self.drop_last(slot, cols)
+
     def needs_rebuild(self) -> bool:
         """Whether holes make up most of the cache (columns > 2 × the longest slot + 128)."""
         longest = max((len(x) for x in self.valid_ids), default=0)

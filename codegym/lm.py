@@ -350,6 +350,44 @@ def forward_cached(model: Any, cache: Any, **inputs: Any) -> tuple[Any, Any]:
     return out, new
 
 
+def _keeps_logits(model: Any) -> bool:
+    """Whether ``model.forward`` takes ``logits_to_keep`` (a PEFT wrapper: its base model's)."""
+    import inspect
+
+    flag = getattr(model, "_codegym_logits_to_keep", None)
+    if flag is None:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        flag = "logits_to_keep" in inspect.signature(base.forward).parameters
+        try:
+            model._codegym_logits_to_keep = flag
+        except AttributeError:  # pragma: no cover - exotic modules
+            pass
+    return bool(flag)
+
+
+def forward_last(model: Any, cache: Any, last: torch.Tensor, **inputs: Any) -> tuple[torch.Tensor, Any]:
+    """Like :func:`forward_cached`, but returns only the logits at one position per row.
+
+    The LM head runs on one hidden state per row (``logits_to_keep``), never on every fed
+    position: feeding a prompt of ``n`` tokens costs ``[B, V]`` logits, not ``[B, n, V]``.
+
+    Args:
+        model: A causal LM.
+        cache: Its KV cache (or None).
+        last: ``[B]`` long, the index among the fed ids of the position to keep per row.
+        **inputs: ``input_ids``, ``attention_mask``, ``position_ids``.
+
+    Returns:
+        ``(logits [B, V], cache)``.
+    """
+    if _keeps_logits(model):
+        out, new = forward_cached(model, cache, logits_to_keep=last[:, None], **inputs)
+        return out.logits[:, 0], new  # (B, V)
+    out, new = forward_cached(model, cache, **inputs)
+    rows = torch.arange(out.logits.shape[0], device=out.logits.device)
+    return out.logits[rows, last.to(out.logits.device)], new  # (B, V)
+
+
 # ------------------------------------------------------------------ tokenizer inspection
 #: Code the inspection encodes: indented blocks, a blank line, a docstring, a line ending in
 #: ``":"`` (tokenizers differ in what a newline merges with).
