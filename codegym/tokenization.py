@@ -115,7 +115,7 @@ def _make_rules(tokenizer: Any) -> LineRules:
     from codegym.lm import inspect_tokenizer
 
     report = inspect_tokenizer(tokenizer)
-    name = type(tokenizer).__name__
+    name = _name(tokenizer)
     if report.newline_indent_merges and report.newline_after_text:
         raise ValueError(
             f"tokenizer {name} merges a newline both with the text before it and with the "
@@ -139,6 +139,11 @@ def _make_rules(tokenizer: Any) -> LineRules:
     return rules
 
 
+def _name(tokenizer: Any) -> str:
+    path = getattr(tokenizer, "name_or_path", "") or ""
+    return f"{type(tokenizer).__name__} at {path!r}" if path else type(tokenizer).__name__
+
+
 def _shown(report: TokenizerReport) -> str:
     return repr([p for p in report.probe_pieces if "\n" in p][:6])
 
@@ -151,7 +156,7 @@ def _check_round_trip(tokenizer: Any, rules: LineRules) -> None:
 
     head, body = PROBE_CODE.split("\n", 1)
     context, lines = head + "\n", body[:-1].split("\n")
-    name = type(tokenizer).__name__
+    name = _name(tokenizer)
     ids = _encode_program(tokenizer, rules, context, lines).input_ids
     text = _decode(tokenizer, ids, skip_special=True)
     want = PROBE_CODE[:-1] if rules.layout == "newline_first" else PROBE_CODE
