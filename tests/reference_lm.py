@@ -25,6 +25,7 @@ from transformers import (
     AutoTokenizer,
     DynamicCache,
     GenerationConfig,
+    GenerationMixin,
     PretrainedConfig,
     PreTrainedModel,
 )
@@ -51,7 +52,7 @@ class ReferenceLMConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
 
-class ReferenceLM(PreTrainedModel):
+class ReferenceLM(PreTrainedModel, GenerationMixin):
     """Continues its reference texts (see the module docstring)."""
 
     config_class = ReferenceLMConfig
@@ -124,10 +125,11 @@ def reference_text(tokenizer: Any, context: str, lines: Sequence[str]) -> str:
     return head + lead + "".join(line + "\n" for line in lines)
 
 
-def build_reference_lm(out: str | Path, standin: str | Path, tasks: Sequence[Task], end: str = "eos") -> Path:
+def build_reference_lm(out: str | Path, standin: str | Path, tasks: Sequence[Task], end: str = "eos",
+                       chat: Sequence[bool] = (True, False), extra: Sequence[str] = ()) -> Path:  # fmt: skip
     """Save a :class:`ReferenceLM` that writes each task's reference solution (after its
-    context with and without the chat template), with the tokenizer and generation config of
-    the stand-in checkpoint ``standin``.
+    context with and/or without the chat template), with the tokenizer and generation config
+    of the stand-in checkpoint ``standin``.
 
     Args:
         out: Directory to write.
@@ -136,12 +138,15 @@ def build_reference_lm(out: str | Path, standin: str | Path, tasks: Sequence[Tas
         tasks: The tasks whose solutions it writes.
         end: What ends each program: ``"eos"`` (the tokenizer's EOS) or ``"last"`` (the
             generation config's last EOS id, e.g. an instruct model's end of text).
+        chat: For which contexts it writes them: read through the chat template (True, for
+            an instruct tokenizer) and/or plain (False).
+        extra: More reference texts, as they are.
     """
     tok = AutoTokenizer.from_pretrained(standin)
     gen = GenerationConfig.from_pretrained(standin)
     eos_ids = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
-    refs = {reference_text(tok, policy_context(tok, t.prompt, t.code_prefix, chat=chat), t.solution_lines)
-            for t in tasks for chat in (True, False)}  # fmt: skip
+    refs = {reference_text(tok, policy_context(tok, t.prompt, t.code_prefix, chat=c), t.solution_lines)
+            for t in tasks for c in chat} | set(extra)  # fmt: skip
     config = ReferenceLMConfig(vocab_size=len(tok), references=sorted(refs),
                                end_id=tok.eos_token_id if end == "eos" else eos_ids[-1],
                                eos_token_id=eos_ids, pad_token_id=tok.pad_token_id)  # fmt: skip
