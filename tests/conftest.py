@@ -114,3 +114,22 @@ def reference_lm_dir(tmp_path_factory: pytest.TempPathFactory, standin_dir, line
         return built[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def standin_prm_dir(tmp_path_factory: pytest.TempPathFactory, standin_dir):
+    """``standin_prm_dir(style)``: a PRM on the base stand-in of ``style`` (its tokenizer, a
+    seeded random head), saved once per session."""
+    from codegym.prm.model import ProcessRewardModel
+
+    root = tmp_path_factory.mktemp("standin_prms")
+    built: dict[str, Path] = {}
+
+    def make(style: str) -> Path:
+        if style not in built:
+            prm = ProcessRewardModel.from_base(standin_dir(style, False), seed=1)
+            prm.save_pretrained(root / style)
+            built[style] = root / style
+        return built[style]
+
+    return make

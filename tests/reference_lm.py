@@ -64,6 +64,7 @@ class ReferenceLM(PreTrainedModel, GenerationMixin):
         self.embed = torch.nn.Embedding(config.vocab_size, 1)  # (V, 1): a size and a device
         self.head = torch.nn.Linear(1, config.vocab_size, bias=False)
         self.tokenizer: Any = None
+        self._memo: dict[tuple[int, ...], int] = {}
         self.post_init()
 
     def get_input_embeddings(self) -> torch.nn.Module:
@@ -79,6 +80,12 @@ class ReferenceLM(PreTrainedModel, GenerationMixin):
 
     def next_id(self, ids: Sequence[int]) -> int:
         """The id this model writes after ``ids``."""
+        key = tuple(ids)
+        if key not in self._memo:
+            self._memo[key] = self._next_id(key)
+        return self._memo[key]
+
+    def _next_id(self, ids: Sequence[int]) -> int:
         tok = self._tok()
         text = tok.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
         for ref in self.config.references:
