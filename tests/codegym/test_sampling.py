@@ -297,3 +297,28 @@ def test_prompts_get_logits_at_one_position_per_slot(arch, tmp_path, line_tasks)
             full = model(torch.tensor([encode_context(tok, context)])).logits[0, -1]  # (V,)
         assert torch.allclose(full, sampler.last_logits[b], atol=1e-5)
     assert LineSampler(model, tok).rules is sampler.rules  # the newline table: once per tokenizer
+
+
+def test_a_pretrained_starcoder_style_model_writes_code_after_the_context(tmp_path) -> None:
+    """A StarCoder-style stand-in pretrained on whole documents only sees a lone ``"\\n"``
+    token where a document ends: after ``tok(context)`` it would end the program at once.
+    codegym's context (its final newline left to the first line) is natural text to it: it
+    writes indented lines instead."""
+    from codegym.standins import build_standin
+    from codegym.tasks import load_suite
+    from codegym.tokenization import task_context
+
+    torch.set_num_threads(1)
+    path = build_standin(tmp_path / "star", arch="gpt_neox", tokenizer="starcoder", pretrain_steps=60,
+                         pretrain_tasks=100, num_layers=1)  # fmt: skip
+    model, tok = load_causal_lm(path)
+    contexts = [task_context(t) for t in load_suite("pipelines", seed=0).take(12, "validation")]
+
+    def p_eos(ids: list[int]) -> float:
+        with torch.no_grad():
+            return float(torch.softmax(model(torch.tensor([ids])).logits[0, -1], -1)[tok.eos_token_id])
+
+    assert min(p_eos(tok(c)["input_ids"]) for c in contexts) > 0.5  # a lone newline: the end
+    assert max(p_eos(encode_context(tok, c)) for c in contexts) < 0.05
+    programs = LineSampler(model, tok, greedy=True).sample_programs(contexts, max_lines=4)
+    assert all(p and p[0].startswith("    ") for p in programs)
