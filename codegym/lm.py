@@ -270,8 +270,17 @@ def _broken_file(path: Path) -> Path | None:
 
 
 def load_tokenizer(path: str | Path) -> Any:
-    """``AutoTokenizer.from_pretrained(path)`` with a pad token guaranteed (EOS if missing)."""
+    """``AutoTokenizer.from_pretrained(path)`` with a pad token guaranteed (EOS if missing),
+    its line rules checked (:func:`codegym.tokenization.line_rules`: how its newline tokens
+    map to program lines, computed once and cached on the tokenizer).
+
+    Raises:
+        ValueError: Missing or corrupt files, no EOS token, or a tokenizer whose lines cannot
+            be kept exact (the message says what it merges a newline with).
+    """
     from transformers import AutoTokenizer
+
+    from codegym.tokenization import line_rules
 
     with loading(path, "tokenizer"):
         tok = AutoTokenizer.from_pretrained(str(path))
@@ -279,6 +288,10 @@ def load_tokenizer(path: str | Path) -> Any:
         raise ValueError(f"tokenizer at {str(path)!r} has no EOS token; it cannot end a program")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
+    try:
+        line_rules(tok)
+    except ValueError as exc:
+        raise ValueError(f"checkpoint {str(path)!r}: {exc}") from None
     return tok
 
 

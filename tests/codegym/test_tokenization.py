@@ -262,3 +262,28 @@ def test_chat_contexts(style, standin_dir) -> None:
         assert encode_context(base, "x = 1\n")[0] == base.bos_token_id  # a plain text gets its BOS
     specials = set(line_rules(inst).special_ids)
     assert sum(i in specials for i in ids) >= 3  # the chat markers are special tokens, not text
+
+
+def test_loading_a_checkpoint_checks_its_tokenizer(tmp_path) -> None:
+    """A checkpoint whose tokenizer cannot keep lines exact is refused when it is loaded,
+    naming the directory; a loaded tokenizer carries its rules (computed once)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from codegym.lm import load_tokenizer
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r" ?[^\s\p{L}\p{N}]+\s*|\p{L}+|\p{N}|\s+"), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])  # fmt: skip
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(TEXTS, trainer=trainers.BpeTrainer(
+        vocab_size=320, special_tokens=["<eos>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>").save_pretrained(tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"checkpoint '.*bad'.*merges a newline both"):
+        load_tokenizer(tmp_path / "bad")
+    from codegym.lm import build_tiny_lm_dir
+
+    good = load_tokenizer(build_tiny_lm_dir(tmp_path / "good", TEXTS, vocab_size=300))
+    assert line_rules(good) is good._codegym_line_rules
