@@ -378,11 +378,21 @@ def _keeps_logits(model: Any) -> bool:
     return bool(flag)
 
 
+def _per_row_keep() -> bool:
+    """Whether this transformers takes a ``[B, k]`` tensor of positions as ``logits_to_keep``
+    (older versions index a tensor as shared positions, which would give a wrong shape)."""
+    import transformers.modeling_utils as mu
+
+    return hasattr(mu, "slice_logits_to_keep")
+
+
 def forward_last(model: Any, cache: Any, last: torch.Tensor, **inputs: Any) -> tuple[torch.Tensor, Any]:
     """Like :func:`forward_cached`, but returns only the logits at one position per row.
 
-    The LM head runs on one hidden state per row (``logits_to_keep``), never on every fed
-    position: feeding a prompt of ``n`` tokens costs ``[B, V]`` logits, not ``[B, n, V]``.
+    The LM head runs on one hidden state per row (``logits_to_keep``, a contiguous
+    ``[B, 1, H]``), never on every fed position: feeding a prompt of ``n`` tokens costs
+    ``[B, V]`` logits, not ``[B, n, V]`` (a transformers too old for per-row positions, or a
+    model without ``logits_to_keep``, gets the full logits, gathered).
 
     Args:
         model: A causal LM.
@@ -394,8 +404,15 @@ def forward_last(model: Any, cache: Any, last: torch.Tensor, **inputs: Any) -> t
         ``(logits [B, V], cache)``.
     """
     if _keeps_logits(model):
-        out, new = forward_cached(model, cache, logits_to_keep=last[:, None], **inputs)
-        return out.logits[:, 0], new  # (B, V)
+        n = inputs["input_ids"].shape[1]
+        # One position per row, gathered into a new contiguous [B, 1, H] before the head (never
+        # a strided slice of [B, n, H]: matmul would copy per row); one fed id is that already.
+        keep: int | torch.Tensor | None = 1 if n == 1 else (last[:, None] if _per_row_keep() else None)
+        if keep is None and bool((last == n - 1).all()):
+            keep = 1  # an older transformers: equal-length rows still keep one position
+        if keep is not None:
+            out, new = forward_cached(model, cache, logits_to_keep=keep, **inputs)
+            return out.logits[:, -1], new  # (B, V)
     out, new = forward_cached(model, cache, **inputs)
     rows = torch.arange(out.logits.shape[0], device=out.logits.device)
     return out.logits[rows, last.to(out.logits.device)], new  # (B, V)
