@@ -241,10 +241,13 @@ def policy_context(tokenizer: Any, prompt: str, code_prefix: str = "", chat: boo
 
 
 # ----------------------------------------------------------------------------- encoding
-def _ids(tokenizer: Any, texts: list[str], special: bool) -> list[list[int]]:
+def _ids(tokenizer: Any, texts: list[str], special: bool, code: bool = False) -> list[list[int]]:
+    """``tok(texts)``; with ``code``, text that spells a special token (``"<|endoftext|>"``
+    inside a string literal) stays text: a line's ids never hold a special token."""
     if not texts:
         return []
-    out = tokenizer(texts, add_special_tokens=special)["input_ids"]
+    extra = {"split_special_tokens": True} if code else {}
+    out = tokenizer(texts, add_special_tokens=special, **extra)["input_ids"]
     return [list(x) for x in out]
 
 
@@ -274,8 +277,8 @@ def _encode_context(tokenizer: Any, rules: LineRules, context: str) -> list[int]
 
 
 def encode_lines(tokenizer: Any, lines: Sequence[str]) -> list[list[int]]:
-    """Each line's piece by the rule (no special tokens), batched: ``tok(line + "\\n")``, or
-    ``tok("\\n" + line)`` in the ``newline_first`` layout.
+    """Each line's piece by the rule, batched: ``tok(line + "\\n")``, or ``tok("\\n" + line)``
+    in the ``newline_first`` layout; never a special token (not even for text that spells one).
 
     Raises:
         ValueError: A line contains a newline (lines are single lines by definition).
@@ -290,8 +293,8 @@ def _encode_lines(tokenizer: Any, rules: LineRules, lines: Sequence[str]) -> lis
         if "\n" in line:
             raise ValueError(f"lines[{i}] contains a newline; pass one line per item: {line!r}")
     if rules.layout == "newline_first":
-        return _ids(tokenizer, ["\n" + line for line in lines], False)
-    return _ids(tokenizer, [line + "\n" for line in lines], False)
+        return _ids(tokenizer, ["\n" + line for line in lines], False, code=True)
+    return _ids(tokenizer, [line + "\n" for line in lines], False, code=True)
 
 
 def join_pieces(prompt_ids: Sequence[int], pieces: Sequence[Sequence[int]]) -> EncodedProgram:
@@ -440,7 +443,7 @@ class LineSplitter:
             return []
         self._carry = text
         lead = "\n" if self.rules.layout == "newline_first" else ""
-        self.ids = _ids(self.tokenizer, [lead + text], False)[0]
+        self.ids = _ids(self.tokenizer, [lead + text], False, code=True)[0]
         self.drawn = [False] * len(self.ids)
         return list(self.ids)
 

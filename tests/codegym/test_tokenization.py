@@ -287,3 +287,10 @@ def test_loading_a_checkpoint_checks_its_tokenizer(tmp_path) -> None:
 
     good = load_tokenizer(build_tiny_lm_dir(tmp_path / "good", TEXTS, vocab_size=300))
     assert line_rules(good) is good._codegym_line_rules
+
+
+def test_text_that_spells_a_special_token_stays_text(standin_dir) -> None:
+    tok = AutoTokenizer.from_pretrained(standin_dir("qwen2", True))
+    line = "    marker = '<|im_start|>'"
+    (piece,) = encode_lines(tok, [line])
+    assert not set(piece) & line_rules(tok).special_ids and _text(tok, piece) == line + "\n"
