@@ -3,9 +3,11 @@
 ``codegym eval --agent hf --model DIR`` loads ``AutoModelForCausalLM.from_pretrained(DIR)``
 and its tokenizer. Lines are sampled by :class:`codegym.rollout.SamplerAgent` over a
 :class:`codegym.sampling.LineSampler`: a batch of episodes (one slot per env) shares one KV
-cache that is kept across the lines of an episode, so each step costs O(new line). The
-model's EOS token is mapped to :data:`codegym.SUBMIT`. Ids follow the tokenisation rule of
-:mod:`codegym.tokenization`.
+cache that is kept across the lines of an episode, so each step costs O(new line). Every EOS
+id of the model (its tokenizer's and its generation config's) is mapped to
+:data:`codegym.SUBMIT`. Ids follow the tokenisation rule of :mod:`codegym.tokenization`,
+whatever the tokenizer family; an instruct model reads each task through its chat template
+(``--agent-arg chat_template=false`` turns that off).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class HFAgent(SamplerAgent, Agent):
         device: Torch device (``"cpu"``, ``"cuda"``).
         seed: Seed of the agent's torch generator.
         max_line_chars: Lines are cut to this many characters (the env's limit).
+        chat_template: Read tasks through the tokenizer's chat template when it has one.
     """
 
     name = "hf"
@@ -50,6 +53,7 @@ class HFAgent(SamplerAgent, Agent):
         device: str = "cpu",
         seed: int | None = 0,
         max_line_chars: int = 256,
+        chat_template: bool = True,
     ) -> None:
         if model is None:
             raise ValueError("the hf agent needs a model: pass --model DIR (a save_pretrained directory)")
@@ -63,7 +67,7 @@ class HFAgent(SamplerAgent, Agent):
             model.eval(), tokenizer, temperature=float(temperature), top_p=float(top_p),
             greedy=bool(greedy), max_line_tokens=int(max_line_tokens), generator=gen,
         )  # fmt: skip
-        SamplerAgent.__init__(self, sampler, max_line_chars=max_line_chars)
+        SamplerAgent.__init__(self, sampler, max_line_chars=max_line_chars, chat_template=chat_template)
 
     # ---------------------------------------------------------------- single
     def reset(self, obs: Observation, info: dict[str, Any]) -> None:

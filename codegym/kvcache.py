@@ -207,6 +207,16 @@ class SlotKVCache:
         self.valid_ids = [list(self.valid_ids[i]) for i in rows]
         self.batch_size = len(rows)
 
+    def take_back(self, slot: int, n: int) -> None:
+        """Take back slot ``slot``'s last ``n`` valid ids, wherever their columns are (a
+        rebuild may have moved them)."""
+        if n <= 0:
+            return
+        cols = torch.nonzero(self.mask[slot]).flatten()[-n:].tolist()
+        if len(cols) != n:
+            raise ValueError(f"slot {slot} holds {len(cols)} valid ids, cannot take back {n}")
+        self.drop_last(slot, cols)
+
     def needs_rebuild(self) -> bool:
         """Whether holes make up most of the cache (columns > 2 × the longest slot + 128)."""
         longest = max((len(x) for x in self.valid_ids), default=0)

@@ -270,8 +270,17 @@ def _broken_file(path: Path) -> Path | None:
 
 
 def load_tokenizer(path: str | Path) -> Any:
-    """``AutoTokenizer.from_pretrained(path)`` with a pad token guaranteed (EOS if missing)."""
+    """``AutoTokenizer.from_pretrained(path)`` with a pad token guaranteed (EOS if missing),
+    its line rules checked (:func:`codegym.tokenization.line_rules`: how its newline tokens
+    map to program lines, computed once and cached on the tokenizer).
+
+    Raises:
+        ValueError: Missing or corrupt files, no EOS token, or a tokenizer whose lines cannot
+            be kept exact (the message says what it merges a newline with).
+    """
     from transformers import AutoTokenizer
+
+    from codegym.tokenization import line_rules
 
     with loading(path, "tokenizer"):
         tok = AutoTokenizer.from_pretrained(str(path))
@@ -279,6 +288,10 @@ def load_tokenizer(path: str | Path) -> Any:
         raise ValueError(f"tokenizer at {str(path)!r} has no EOS token; it cannot end a program")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
+    try:
+        line_rules(tok)
+    except ValueError as exc:
+        raise ValueError(f"checkpoint {str(path)!r}: {exc}") from None
     return tok
 
 
@@ -348,6 +361,61 @@ def forward_cached(model: Any, cache: Any, **inputs: Any) -> tuple[Any, Any]:
     if new is None:
         new = out.past_key_values
     return out, new
+
+
+def _keeps_logits(model: Any) -> bool:
+    """Whether ``model.forward`` takes ``logits_to_keep`` (a PEFT wrapper: its base model's)."""
+    import inspect
+
+    flag = getattr(model, "_codegym_logits_to_keep", None)
+    if flag is None:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        flag = "logits_to_keep" in inspect.signature(base.forward).parameters
+        try:
+            model._codegym_logits_to_keep = flag
+        except AttributeError:  # pragma: no cover - exotic modules
+            pass
+    return bool(flag)
+
+
+def _per_row_keep() -> bool:
+    """Whether this transformers takes a ``[B, k]`` tensor of positions as ``logits_to_keep``
+    (older versions index a tensor as shared positions, which would give a wrong shape)."""
+    import transformers.modeling_utils as mu
+
+    return hasattr(mu, "slice_logits_to_keep")
+
+
+def forward_last(model: Any, cache: Any, last: torch.Tensor, **inputs: Any) -> tuple[torch.Tensor, Any]:
+    """Like :func:`forward_cached`, but returns only the logits at one position per row.
+
+    The LM head runs on one hidden state per row (``logits_to_keep``, a contiguous
+    ``[B, 1, H]``), never on every fed position: feeding a prompt of ``n`` tokens costs
+    ``[B, V]`` logits, not ``[B, n, V]`` (a transformers too old for per-row positions, or a
+    model without ``logits_to_keep``, gets the full logits, gathered).
+
+    Args:
+        model: A causal LM.
+        cache: Its KV cache (or None).
+        last: ``[B]`` long, the index among the fed ids of the position to keep per row.
+        **inputs: ``input_ids``, ``attention_mask``, ``position_ids``.
+
+    Returns:
+        ``(logits [B, V], cache)``.
+    """
+    if _keeps_logits(model):
+        n = inputs["input_ids"].shape[1]
+        # One position per row, gathered into a new contiguous [B, 1, H] before the head (never
+        # a strided slice of [B, n, H]: matmul would copy per row); one fed id is that already.
+        keep: int | torch.Tensor | None = 1 if n == 1 else (last[:, None] if _per_row_keep() else None)
+        if keep is None and bool((last == n - 1).all()):
+            keep = 1  # an older transformers: equal-length rows still keep one position
+        if keep is not None:
+            out, new = forward_cached(model, cache, logits_to_keep=keep, **inputs)
+            return out.logits[:, -1], new  # (B, V)
+    out, new = forward_cached(model, cache, **inputs)
+    rows = torch.arange(out.logits.shape[0], device=out.logits.device)
+    return out.logits[rows, last.to(out.logits.device)], new  # (B, V)
 
 
 # ------------------------------------------------------------------ tokenizer inspection

@@ -11,9 +11,10 @@ accepted, every step's reward and its named terms (``info["reward_terms"]``), th
 and the final info (verdict, ``line_rewards``). Rewards are never recomputed here.
 
 :class:`SamplerAgent` is the agent behind every model: it drives a
-:class:`~codegym.sampling.LineSampler` (one KV cache for all slots, kept across lines), maps
-EOS to :data:`codegym.SUBMIT`, submits for a slot whose token budget is spent, and records
-per slot how its program ended — what PPO needs to train on the ids the policy drew.
+:class:`~codegym.sampling.LineSampler` (one KV cache for all slots, kept across lines), reads
+each task through the model's chat template when its tokenizer has one (instruct models),
+maps EOS to :data:`codegym.SUBMIT`, submits for a slot whose token budget is spent, and
+records per slot how its program ended — what PPO needs to train on the ids the policy drew.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from codegym.constants import SUBMIT
 from codegym.envs.vector import CodePRMVectorEnv
 from codegym.sampling import LineSampler
 from codegym.tasks.base import Task
-from codegym.tokenization import join_context, task_context
+from codegym.tokenization import policy_context
 
 #: Characters a sampled line cannot carry into the env (see :meth:`SamplerAgent.sanitize`).
 _UNFIT = re.compile("[\x00\r\n\ud800-\udfff" + re.escape(SUBMIT) + "]")
@@ -221,7 +222,9 @@ class SamplerAgent:
     """A batched agent that samples lines from a causal LM with a :class:`LineSampler`.
 
     One slot per vector-env slot; the context of slot ``i`` is its task's context
-    (:func:`codegym.tokenization.task_context`), encoded once into the shared KV cache.
+    (:func:`codegym.tokenization.policy_context`: the chat template's rendering of the prompt
+    followed by the code prefix for an instruct model, else the prompt and code prefix),
+    encoded once into the shared KV cache.
 
     Args:
         sampler: The line sampler (greedy or sampling, re-encoding or keeping lines as drawn).
@@ -232,18 +235,22 @@ class SamplerAgent:
             hold become ``?``, cut at ``max_line_chars``; the cache is re-encoded to match).
             Off for RL, whose invalid lines must reach the env as drawn.
         max_line_chars: The env's longest line (with ``sanitize``).
+        chat_template: Read each task through the tokenizer's chat template when it has one
+            (False: the plain prompt, as for a base model).
     """
 
     def __init__(self, sampler: LineSampler, *, max_new_tokens: int | None = None, sanitize: bool = True,
-                 max_line_chars: int = 256) -> None:  # fmt: skip
+                 max_line_chars: int = 256, chat_template: bool = True) -> None:  # fmt: skip
         if max_new_tokens is not None and max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1 or None, got {max_new_tokens}")
         self.sampler = sampler
         self.max_new_tokens = max_new_tokens
         self.sanitize_lines = bool(sanitize)
         self.max_line_chars = int(max_line_chars)
+        self.chat_template = bool(chat_template)
         self.contexts: list[str] = []
-        #: Per slot: tokens of the program's lines as the cache holds them, + 1 for an EOS.
+        #: Per slot: tokens of the program's lines as the cache holds them, + the ids drawn
+        #: after the last line and the EOS itself when the model ended the program.
         self.gen_tokens: list[int] = []
         #: Per slot: why the agent submitted (``"eos"``: the model drew EOS; ``"budget"``: the
         #: token budget ran out; ``"closed"``: the sampler had no room left; ``""``: not yet).
@@ -253,17 +260,19 @@ class SamplerAgent:
         """Start one program per slot; encodes every context once."""
         if len(observations) != len(infos):
             raise ValueError(f"reset_batch got {len(observations)} observations but {len(infos)} infos")
-        self.contexts = [
-            task_context(info["task"]) if isinstance(info, dict) and info.get("task") is not None
-            else join_context(obs["prompt"])
-            for obs, info in zip(observations, infos)
-        ]  # fmt: skip
+        self.contexts = [self._context(obs, info) for obs, info in zip(observations, infos)]
         self.sampler.start(self.contexts)
         self.gen_tokens = [0] * len(self.contexts)
         self.submit_cause = [""] * len(self.contexts)
         for b, obs in enumerate(observations):
             if obs.get("code"):
                 self._resync(b, obs)
+
+    def _context(self, obs: dict[str, str], info: dict[str, Any]) -> str:
+        """The text the model reads before the slot's first line (the task's prompt and code prefix)."""
+        task = info.get("task") if isinstance(info, dict) else None
+        prompt, prefix = (task.prompt, task.code_prefix) if task is not None else (obs["prompt"], "")
+        return policy_context(self.sampler.tokenizer, prompt, prefix, chat=self.chat_template)
 
     def act_batch(self, observations: Sequence[dict[str, str] | None]) -> list[str | None]:
         """One line (or SUBMIT) per live slot; ``None`` for finished slots."""
@@ -313,7 +322,7 @@ class SamplerAgent:
             return SUBMIT
         if line == SUBMIT:
             self.submit_cause[b] = "eos"
-            self.gen_tokens[b] += 1
+            self.gen_tokens[b] += 1 + len(self.sampler.slots[b].tail_ids)
             return SUBMIT
         if self.sanitize_lines:
             line = self._fit(b, line)

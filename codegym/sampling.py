@@ -2,24 +2,37 @@
 
 :class:`LineSampler` holds ``B`` programs (slots) in one shared KV cache. Each call to
 :meth:`LineSampler.next_lines` generates one line for every active slot, in lockstep: a slot
-whose line has ended feeds masked padding until the others finish. Token ids follow the
-tokenisation rule of :mod:`codegym.tokenization`: when the tokens generated for a line differ
-from ``tok(line + "\\n")`` (e.g. a token that merged the newline with more text, or a line cut
-at ``max_line_tokens``), the generated positions are masked out and the canonical ids are
-appended instead, so the cache always equals a full encoding of the program.
+whose line has ended feeds masked padding until the others finish. Drawn ids are cut into
+lines by :class:`codegym.tokenization.LineSplitter`: a line ends on any token that holds a
+newline, whatever else the token holds: what follows the newline (the next line's
+indentation, with StarCoder-style tokenizers) starts the next line, and a token holding two
+newlines (``"\n\n"``, with Qwen2/Llama-3-style tokenizers) also ends a blank line, which the
+next call returns without drawing. The program ends on any EOS id (the tokenizer's and the
+generation config's: instruct models have two) and on any other special token, which never
+enters a line.
+
+Token ids follow the tokenisation rule of :mod:`codegym.tokenization`: when the ids of a line
+differ from the rule's (a token that merged the newline with more text, a line cut at
+``max_line_tokens``), the drawn positions are masked out and the rule's ids are appended
+instead, so the cache always equals a full encoding of the program.
 
 With ``reencode=False`` (what RL uses) every line is kept *as drawn*, whatever its
 tokenisation: PPO must train on the ids the policy sampled, or probability leaks into
-tokenisations no gradient ever sees (see docs/architecture.md, "The tokenisation rule"). A
-line cut at ``max_line_tokens`` gets a forced newline (:attr:`SlotState.line_forced` counts
-such ids; they are not actions); a newline token that carries more text ends the line, the
-env seeing the text up to the newline. Each slot's :class:`SlotState` holds each line's ids
-as they are in the cache (``line_ids``) and whether they are the drawn ones (``line_exact``;
-always, in this mode); :attr:`LineSampler.slots` holds one record per slot.
+tokenisations no gradient ever sees (see docs/architecture.md, "The tokenisation rule"). The
+pieces then decode to exactly the lines the env receives. A line cut at ``max_line_tokens``
+gets a forced newline in the ``newline_last`` layout (:attr:`SlotState.line_forced` counts
+such ids; they are not actions; in ``newline_first`` no newline is needed). The one line that
+is re-encoded in this mode is one whose text the model wrote right after a line end that
+lacked its newline (``newline_first``: the context's end, a cut line); it is not exact. Each
+slot's :class:`SlotState` holds each line's ids as they are in the cache (``line_ids``),
+whether they are the drawn ones (``line_exact``), and the ids drawn between the last line and
+EOS (``tail_ids``: the program's final newline, ``newline_first``).
 
 The cache itself is a :class:`codegym.kvcache.SlotKVCache` (shared with the vector env's
 batched PRM scorer): an explicit 2-D attention mask and per-slot position ids, holes where
-ids were masked out, and a rebuild from the valid ids when holes make up most of it.
+ids were masked out, and a rebuild from the valid ids when holes make up most of it. Logits
+are computed for one position per slot and forward (``logits_to_keep``), never for every
+position of a fed prompt.
 """
 
 from __future__ import annotations
@@ -28,15 +41,31 @@ import copy
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 
 from codegym.constants import SUBMIT
 from codegym.kvcache import SlotKVCache
-from codegym.lm import forward_cached, max_positions
-from codegym.tokenization import encode_context, encode_lines, join_pieces
+from codegym.lm import eos_token_ids, forward_last, max_positions
+from codegym.tokenization import (
+    LineSplitter,
+    SplitLine,
+    encode_context,
+    encode_lines,
+    join_pieces,
+    line_rules,
+)
+
+
+class _Line(NamedTuple):
+    """A finished line as the cache holds it (queued until :meth:`LineSampler.next_lines`
+    returns it)."""
+
+    text: str
+    ids: list[int]
+    exact: bool
+    forced: int
 
 
 @dataclass
@@ -45,17 +74,24 @@ class SlotState:
     KV cache holds for it.
 
     Attributes:
-        lines: The lines sampled so far (no newline).
+        lines: The lines returned so far (no newline).
         finished: The program has ended (EOS, or no room for another line).
         pending_submit: An EOS was drawn mid-line: the next call reports SUBMIT.
-        line_exact: Per line: the cached ids are the ones the model drew (always with
-            ``reencode=False``; with the rule, only when the draw was exactly
-            ``tok(line + "\\n")``). Only such lines are on-policy actions for RL.
-        line_ids: Per line: the ids the cache holds for the line (drawn or re-encoded).
+        line_exact: Per line: the cached ids are the ones the model drew (with the rule,
+            only when the draw was exactly the rule's ids). Only such lines are on-policy
+            actions for RL.
+        line_ids: Per line: the ids the cache holds for the line (drawn or re-encoded; empty
+            for a blank line whose newline sat in the previous line's last token).
         line_forced: Per line: how many trailing ids of ``line_ids`` were forced, not drawn
             (the newline after a line cut at ``max_line_tokens``, with ``reencode=False``).
         eos_exact: The EOS that ended the program follows the cached ids as drawn (False
-            when drawn mid-line and the rule inserted a newline the model never sampled).
+            when drawn mid-line and the rule re-encoded the line).
+        tail_ids: Ids drawn after the last line and before the EOS (the program's final
+            newline in the ``newline_first`` layout), as drawn.
+        end_id: The id that ended the program (an EOS id or another special token); None
+            while it runs or when the sampler closed it for lack of room.
+        splitter: Cuts the slot's drawn ids into lines.
+        queue: Lines finished by the last drawn token but not returned yet (blank lines).
     """
 
     lines: list[str] = field(default_factory=list)
@@ -65,15 +101,28 @@ class SlotState:
     line_ids: list[list[int]] = field(default_factory=list)
     line_forced: list[int] = field(default_factory=list)
     eos_exact: bool = False
+    tail_ids: list[int] = field(default_factory=list)
+    end_id: int | None = None
+    splitter: LineSplitter | None = field(default=None, repr=False)
+    queue: list[_Line] = field(default_factory=list, repr=False)
+
+    def record(self, line: _Line) -> str:
+        """Append a finished line to the slot's records; returns its text."""
+        self.lines.append(line.text)
+        self.line_ids.append(list(line.ids))
+        self.line_exact.append(line.exact)
+        self.line_forced.append(line.forced)
+        return line.text
 
 
 @dataclass
 class _DrawnLine:
     """The tokens drawn for one slot's line in :meth:`LineSampler.next_lines`."""
 
-    ids: list[int] = field(default_factory=list)  # drawn ids (EOS excluded)
-    cols: list[int] = field(default_factory=list)  # cache columns they were fed at
+    count: int = 0  # ids drawn and fed (an ending special token excluded)
     end: Literal["nl", "eos", "max"] | None = None  # why the line ended
+    end_id: int | None = None  # the id that ended the program ("eos")
+    done: list[SplitLine] = field(default_factory=list)  # lines the last token finished ("nl")
 
 
 def _per_slot(name: str, doc: str) -> Any:
@@ -88,7 +137,9 @@ class LineSampler:
 
     Args:
         model: A causal LM (``AutoModelForCausalLM``), in eval mode.
-        tokenizer: Its tokenizer (needs an EOS token; the pad token defaults to EOS).
+        tokenizer: Its tokenizer (needs an EOS token; the pad token defaults to EOS). Its
+            :func:`codegym.tokenization.line_rules` are checked here (a tokenizer whose
+            lines cannot be kept exact is refused with a ``ValueError``).
         temperature: Softmax temperature (> 0) when not greedy.
         top_p: Nucleus sampling mass in (0, 1].
         greedy: Take the argmax token (temperature/top-p ignored).
@@ -135,13 +186,11 @@ class LineSampler:
         self.eos_id = int(tokenizer.eos_token_id)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
         self.max_positions = max_positions(model.config)
-        vocab = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else len(tokenizer)
-        nl = torch.zeros(vocab, dtype=torch.bool)
-        for i in range(min(vocab, len(tokenizer))):
-            if "\n" in tokenizer.decode([i]):
-                nl[i] = True
-        self._newline = nl
-        self._newline_ids = encode_lines(tokenizer, [""])[0]  # tok("\n")
+        #: How the tokenizer's ids map to lines (computed once per tokenizer, cached on it).
+        self.rules = line_rules(tokenizer)
+        #: Every id that ends a program: the EOS ids (tokenizer and generation config) and
+        #: every other special token.
+        self.end_ids = frozenset(eos_token_ids(tokenizer, model)) | self.rules.special_ids
         self.batch_size = 0
         self._clear(0)
 
@@ -150,12 +199,21 @@ class LineSampler:
         self.batch_size = batch
         #: The shared KV cache of the batch (mask, per-slot positions, holes, rebuilds).
         self.kv = SlotKVCache(
-            partial(forward_cached, self.model), batch, pad_id=self.pad_id,
+            self._forward, batch, pad_id=self.pad_id,
             max_positions=self.max_positions, device=self.device, growing=self.growing_cache,
         )  # fmt: skip
         self.last_logits: torch.Tensor | None = None  # (B, V)
         #: One record per slot: what was sampled and what the cache holds for it.
-        self.slots: list[SlotState] = [SlotState() for _ in range(batch)]
+        self.slots: list[SlotState] = [self._new_slot() for _ in range(batch)]
+
+    def _new_slot(self, **fields: Any) -> SlotState:
+        return SlotState(splitter=LineSplitter(self.tokenizer, self.rules), **fields)
+
+    def _forward(self, cache: Any, **inputs: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """The logits at each slot's last fed id ``[B, V]`` (ids are left-aligned)."""
+        n = inputs["input_ids"].shape[1]
+        last = (inputs["attention_mask"][:, -n:].sum(dim=1) - 1).clamp(min=0)  # (B,)
+        return forward_last(self.model, cache, last, **inputs)
 
     @property
     def cache(self) -> Any:
@@ -184,6 +242,8 @@ class LineSampler:
     line_ids = _per_slot("line_ids", "Per slot and line: the ids the cache holds for the line.")
     line_forced = _per_slot("line_forced", "Per slot and line: trailing ids that were forced.")
     eos_exact = _per_slot("eos_exact", "Per slot: the ending EOS follows the ids as drawn.")
+    tail_ids = _per_slot("tail_ids", "Per slot: ids drawn between the last line and the EOS.")
+    end_id = _per_slot("end_id", "Per slot: the id that ended the program.")
 
     def start(self, contexts: Sequence[str]) -> None:
         """Start ``len(contexts)`` new programs (drops any previous state)."""
@@ -194,21 +254,24 @@ class LineSampler:
     def set_slot(self, slot: int, context: str, lines: Sequence[str] = (), keep_flags: bool = False) -> None:
         """Replace slot ``slot`` by a program of ``context`` + ``lines`` (history masked out).
 
-        With ``keep_flags`` the slot keeps its finished / pending-submit state (used when a
-        caller edits the line just sampled, e.g. to fit an env's charset).
+        With ``keep_flags`` the slot keeps its finished / pending-submit state and the lines
+        it has not returned yet (used when a caller edits the line just sampled, e.g. to fit
+        an env's charset); they are re-encoded by the rule too.
         """
         self._check_slot(slot)
         old = self.slots[slot]
         self.kv.clear_slot(slot)
-        pieces = encode_lines(self.tokenizer, lines)
+        queued = [q.text for q in old.queue] if keep_flags else []
+        pieces = encode_lines(self.tokenizer, [*lines, *queued])
         ids = join_pieces(encode_context(self.tokenizer, context), pieces).input_ids
-        self.slots[slot] = SlotState(
+        self.slots[slot] = self._new_slot(
             lines=list(lines),
             line_exact=[False] * len(lines),
-            line_ids=pieces,
+            line_ids=pieces[: len(lines)],
             line_forced=[0] * len(lines),
             finished=old.finished if keep_flags else False,
             pending_submit=old.pending_submit if keep_flags else False,
+            queue=[_Line(t, p, False, 0) for t, p in zip(queued, pieces[len(lines) :])],
         )
         new: list[list[int]] = [[] for _ in range(self.batch_size)]
         new[slot] = ids
@@ -239,17 +302,16 @@ class LineSampler:
         if rebuild:
             self._maybe_rebuild()
 
-    def _take_logits(self, new_ids: list[list[int]], out: Any) -> None:
-        """Keep each fed slot's logits at its last new id in :attr:`last_logits`."""
-        if out is None:
+    def _take_logits(self, new_ids: list[list[int]], logits: torch.Tensor | None) -> None:
+        """Keep each fed slot's logits at its last new id (``logits`` [B, V]) in
+        :attr:`last_logits`."""
+        if logits is None:
             return
-        logits = out.logits  # (B, n, V)
-        last = logits[:, -1, :].float().clone()  # (B, V)
         if self.last_logits is None:
-            self.last_logits = torch.zeros_like(last)
+            self.last_logits = torch.zeros(logits.shape, dtype=torch.float32, device=logits.device)  # (B, V)
         for b, x in enumerate(new_ids):
             if x:
-                self.last_logits[b] = logits[b, len(x) - 1].float()
+                self.last_logits[b] = logits[b].float()
 
     def _maybe_rebuild(self) -> None:
         """Re-encode the valid ids when holes make up most of the cache (the slot records,
@@ -287,10 +349,13 @@ class LineSampler:
         result: list[str | None] = [None] * B
         running = []
         for b in range(B):
-            if not act[b] or self.slots[b].finished:
+            slot = self.slots[b]
+            if not act[b] or slot.finished:
                 continue
-            if self._must_submit(b):
-                self.slots[b].finished = True
+            if slot.queue:  # a blank line ended by the token that ended the last line
+                result[b] = slot.record(slot.queue.pop(0))
+            elif self._must_submit(b):
+                slot.finished = True
                 result[b] = SUBMIT
             else:
                 running.append(b)
@@ -307,14 +372,14 @@ class LineSampler:
         return result
 
     def _must_submit(self, b: int) -> bool:
-        """Slot ``b`` ends without sampling: an EOS was drawn mid-line at the last call
-        (``eos_exact`` stays False), or no room is left for a line."""
+        """Slot ``b`` ends without sampling: an EOS was drawn mid-line at the last call, or no
+        room is left for a line."""
         return self.slots[b].pending_submit or int(self.next_pos[b]) + 2 > self.max_positions
 
     def _draw_lines(self, running: list[int]) -> dict[int, _DrawnLine]:
-        """Sample tokens for the ``running`` slots in lockstep until each line ends (a newline
-        token, EOS, the token cap or the position limit), feeding each drawn token (and a
-        masked pad for slots already done) to the cache."""
+        """Sample tokens for the ``running`` slots in lockstep until each line ends (a token
+        holding a newline, an ending id, the token cap or the position limit), feeding each
+        drawn token (and a masked pad for slots already done) to the cache."""
         assert self.last_logits is not None
         drawn = {b: _DrawnLine() for b in running}
         live = list(running)
@@ -323,64 +388,78 @@ class LineSampler:
             feed: list[list[int]] = [[] for _ in range(self.batch_size)]
             for b, t in zip(live, tokens.tolist()):
                 d = drawn[b]
-                if t == self.eos_id:
-                    d.end = "eos"
+                if t in self.end_ids:
+                    d.end, d.end_id = "eos", t
                     continue
-                d.ids.append(t)
+                d.count += 1
                 feed[b] = [t]
-                if self._newline[t]:
+                d.done = self.slots[b].splitter.push(t)  # type: ignore[union-attr]
+                if d.done:
                     d.end = "nl"
-                elif len(d.ids) >= self.max_line_tokens or int(self.next_pos[b]) + 2 >= self.max_positions:
+                elif d.count >= self.max_line_tokens or int(self.next_pos[b]) + 2 >= self.max_positions:
                     d.end = "max"
             if any(feed):
-                start_col = self.mask.shape[1]
                 self._append_step(feed)
-                for b, f in enumerate(feed):
-                    if f:
-                        drawn[b].cols.append(start_col)
             live = [b for b in live if drawn[b].end is None]
         return drawn
 
     def _end_line(self, b: int, d: _DrawnLine) -> tuple[str, list[int]]:
-        """Record the line drawn for slot ``b``: returns what :meth:`next_lines` reports for
-        it (the line, or SUBMIT for an EOS before any token) and the ids to append to the
-        cache (a forced newline, or the line re-encoded by the rule; often none)."""
+        """Record what was drawn for slot ``b``: returns what :meth:`next_lines` reports for
+        it (the first line finished, or SUBMIT for an EOS with no line open) and the ids to
+        append to the cache (a forced newline, or lines re-encoded by the rule; often none).
+        Further finished lines are queued for the next calls."""
         slot = self.slots[b]
-        if d.end == "eos" and not d.ids:
-            slot.finished = True
-            slot.eos_exact = True
-            return SUBMIT, []
-        line = self.tokenizer.decode(d.ids, skip_special_tokens=False).split("\n", 1)[0].rstrip("\r")
+        splitter = slot.splitter
+        assert splitter is not None
+        forced: list[int] = []
         if d.end == "eos":
-            slot.pending_submit = True
-        fix = self._keep_as_drawn(slot, d) if not self.reencode else self._apply_rule(b, line, d)
-        slot.lines.append(line)
-        return line, fix
-
-    def _keep_as_drawn(self, slot: SlotState, d: _DrawnLine) -> list[int]:
-        """RL mode: every drawn token stands; a cut line gets a forced newline (not drawn),
-        which is returned for the cache."""
-        forced = self._newline_ids if d.end == "max" else []
-        slot.line_exact.append(True)
-        slot.line_ids.append(list(d.ids) + forced)
-        slot.line_forced.append(len(forced))
+            slot.end_id = d.end_id
+            line, tail = splitter.close()
+            if line is None:
+                slot.finished, slot.eos_exact, slot.tail_ids = True, True, tail
+                return SUBMIT, []
+            slot.pending_submit, done = True, [line]
+        elif d.end == "max" and not self.reencode and self.rules.layout == "newline_last":
+            forced = [self.rules.newline_id]  # ends the cut line; not an action
+            done = splitter.push(forced[0], drawn=False, end_line=True)
+        elif d.end == "max":
+            line, tail = splitter.close()
+            done = [line if line is not None else SplitLine("", tail, [True] * len(tail))]
+        else:
+            done = d.done
+        settled, fix, redone = self._settle(b, done, forced)
         if d.end == "eos":
-            slot.eos_exact = True  # drawn right after the line's drawn tokens
-        return list(forced)
+            slot.eos_exact = not redone  # the EOS follows the line's ids as drawn
+        slot.queue.extend(settled[1:])
+        return slot.record(settled[0]), fix
 
-    def _apply_rule(self, b: int, line: str, d: _DrawnLine) -> list[int]:
-        """The tokenisation rule: keep the drawn ids when they are ``tok(line + "\\n")``,
-        else mask them out of the cache and return the canonical ids to append."""
-        slot = self.slots[b]
-        canonical = encode_lines(self.tokenizer, [line])[0]
-        keep = canonical == d.ids and d.end == "nl"
-        slot.line_exact.append(keep)
-        slot.line_ids.append(list(d.ids) if keep else canonical)
-        slot.line_forced.append(0)
-        if keep:
-            return []
-        self.kv.drop_last(b, d.cols)
-        return canonical
+    def _settle(self, b: int, done: list[SplitLine], forced: list[int]) -> tuple[list[_Line], list[int], bool]:
+        """The lines just finished in slot ``b`` as the cache will hold them, the ids to
+        append, and whether any line was re-encoded. Lines are kept as drawn where they may
+        be (with the rule: only ids equal to the rule's; as drawn: every line but a glued
+        one), else re-encoded from the first line that may not on (its drawn ids and the open
+        line's are taken back; the open line's text is re-fed by
+        :meth:`LineSplitter.reopen`)."""
+        texts = [line.text.rstrip("\r") if self.reencode else line.text for line in done]
+        canonical = encode_lines(self.tokenizer, texts) if self.reencode or any(x.glued for x in done) else []
+        first = None
+        for i, line in enumerate(done):
+            keep = not line.glued and (not self.reencode or (texts[i] == line.text and line.ids == canonical[i]))
+            if not keep:
+                first = i
+                break
+        if first is None:
+            out = [_Line(t, x.ids, all(x.drawn[: len(x.ids) - x.forced_end]), int(x.forced_end))
+                   for t, x in zip(texts, done)]  # fmt: skip
+            return out, forced, False
+        splitter = self.slots[b].splitter
+        assert splitter is not None
+        in_cache = sum(len(x.ids) for x in done[first:]) - len(forced) + len(splitter.ids)
+        self.kv.take_back(b, in_cache)
+        kept = [_Line(t, x.ids, all(x.drawn), 0) for t, x in zip(texts[:first], done[:first])]
+        redone = [_Line(t, c, False, 0) for t, c in zip(texts[first:], canonical[first:])]
+        fix = [i for c in canonical[first:] for i in c] + splitter.reopen()
+        return kept + redone, fix, True
 
     def _append_step(self, feed: list[list[int]]) -> None:
         """Feed one token per slot (empty = masked pad) and update ``last_logits``."""

@@ -5,7 +5,9 @@ a :class:`PPOBatch` (as Stable-Baselines3's ``RolloutBuffer`` turns steps into
 ``RolloutBufferSamples``):
 
 * :class:`Episode` — one sampled program: the lines sent to the env, the token ids the
-  policy drew for them (as the sampler's cache held them), and the rewards the env named
+  policy drew for them (as the sampler's cache held them: the pieces decode to exactly the
+  lines the env ran, blank lines and indentation included, whatever the tokenizer family),
+  the ids drawn after the last line and the id that ended the program, and the rewards the env named
   (``info["line_rewards"]`` per line, the unit-test and closing terms at the end). Nothing
   here recomputes a reward term: the env owns them.
 * :meth:`PPOBatch.from_episodes` — the episodes as right-padded tensors in the "shifted"
@@ -76,7 +78,7 @@ class Episode:
     passed: bool = False
     """The harness declared a pass."""
     eos: bool = False
-    """The policy ended the program with its EOS token (a token to train on)."""
+    """The policy ended the program with an EOS token (a token to train on: ``end_id``)."""
     truncated: bool = False
     """The env truncated at ``max_lines`` or the token budget ran out."""
     invalid: bool = False
@@ -96,8 +98,14 @@ class Episode:
     :attr:`codegym.sampling.LineSampler.line_exact`); a re-encoded line stays in the sequence
     but is left out of the policy loss and the KL. ``None``: every line counts as drawn."""
     eos_exact: bool = True
-    """The EOS was drawn right after a line's newline (False: drawn mid-line, where the rule
-    inserts a newline the policy never drew; it is then left out of the policy loss)."""
+    """The EOS follows the ids as the policy drew them (False: drawn mid-line under a
+    re-encoding sampler, which re-encoded the line; it is then left out of the policy loss)."""
+    tail_ids: list[int] = field(default_factory=list)
+    """Ids the policy drew after the last line and before the EOS (the program's final
+    newline with a ``newline_first`` tokenizer, see :mod:`codegym.tokenization`); actions."""
+    end_id: int | None = None
+    """The id that ended the program (``eos``): the tokenizer's EOS, another EOS id of the
+    generation config (instruct models) or another special token. ``None``: the tokenizer's EOS."""
 
     @property
     def num_lines(self) -> int:
@@ -118,7 +126,8 @@ def episodes_from_records(records: Sequence[EpisodeRecord], agent: SamplerAgent,
     ``shaping_close`` terms (dense parts × ``dense_coef``). A line the env rejected as invalid
     ends the episode; it stays in the program (the policy drew it and is trained on it), with
     line reward 0 and the failure on its last token. The token ids are those the sampler's
-    cache held for each slot (:attr:`codegym.sampling.LineSampler.slots`).
+    cache held for each slot (:attr:`codegym.sampling.LineSampler.slots`): the context's, each
+    line's piece, the ids drawn after the last line and the drawn end id.
     """
     out = []
     for rec in records:
@@ -132,15 +141,17 @@ def episodes_from_records(records: Sequence[EpisodeRecord], agent: SamplerAgent,
         terms = rec.final_terms
         n = len(lines)
         exact = list(slot.line_exact[:n]) + [False] * max(0, n - len(slot.line_exact))
+        eos = rec.last_action == SUBMIT and cause == "eos"
         out.append(Episode(
             task=rec.task, context=agent.contexts[rec.slot], lines=lines, line_rewards=rewards,
             prm_scores=scores, final_dense=dense_coef * terms.get("shaping_close", 0.0),
             test_reward=terms.get("test", 0.0), passed=rec.passed,
-            eos=rec.last_action == SUBMIT and cause == "eos", truncated=rec.truncated or cause == "budget",
+            eos=eos, truncated=rec.truncated or cause == "budget",
             invalid=rec.invalid, status=rec.status, gen_tokens=agent.gen_tokens[rec.slot],
             line_ids=[list(x) for x in slot.line_ids[:n]] if len(slot.line_ids) >= n else None,
             line_forced=list(slot.line_forced[:n]) if len(slot.line_ids) >= n else None,
             line_exact=exact, eos_exact=bool(slot.eos_exact),
+            tail_ids=list(slot.tail_ids) if eos else [], end_id=slot.end_id if eos else None,
         ))  # fmt: skip
     return out
 
@@ -242,8 +253,10 @@ class PPOBatch:
     @classmethod
     def from_episodes(cls, episodes: Sequence[Episode], tokenizer: Any) -> PPOBatch:
         """Episodes as a right-padded batch: the prompt by the tokenisation rule, the lines as
-        the sampler's cache held them (``line_ids``; by the rule when absent), then EOS when
-        the policy submitted."""
+        the sampler's cache held them (``line_ids``; by the rule when absent), then, when the
+        policy ended the program, the ids it drew after the last line and its end id. A line
+        rewards sits on its piece's last token (a blank line with an empty piece shares the
+        end of the line before it: the rewards add up)."""
         if not episodes:
             raise ValueError("PPOBatch.from_episodes needs at least one episode")
         eos = int(tokenizer.eos_token_id)
@@ -279,7 +292,8 @@ def _encode_episode(ep: Episode, tokenizer: Any, eos: int) -> tuple[list[int], i
     last token)."""
     pieces = ep.line_ids if ep.line_ids is not None else encode_lines(tokenizer, ep.lines)
     enc = join_pieces(encode_context(tokenizer, ep.context), pieces)
-    return enc.input_ids + ([eos] if ep.eos else []), enc.prompt_len, enc.line_ends
+    end = [*ep.tail_ids, int(ep.end_id if ep.end_id is not None else eos)] if ep.eos else []
+    return enc.input_ids + end, enc.prompt_len, enc.line_ends
 
 
 def _fill_row(out: dict[str, torch.Tensor], b: int, ep: Episode, ids: list[int], prompt_len: int, ends: list[int]) -> None:

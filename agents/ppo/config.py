@@ -121,6 +121,9 @@ class PPOConfig(Config):
     """Most tokens in one line before it is cut and sent to the env."""
     temperature: float = 1.0
     """Sampling temperature of rollouts (log-probs are those of the tempered distribution)."""
+    chat_template: bool = True
+    """Read each task through the policy tokenizer's chat template when it has one (an
+    instruct model); ``--no-chat-template`` gives it the plain prompt."""
 
     # --- PPO ------------------------------------------------------------------------------
     gamma: float = 1.0

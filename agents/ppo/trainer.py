@@ -303,7 +303,7 @@ class PPOTrainer(Trainer):
             self._unwrap(self.policy), self.tokenizer, temperature=cfg.temperature,
             max_line_tokens=cfg.max_line_tokens, generator=gen, reencode=False,
         )  # fmt: skip
-        agent = SamplerAgent(sampler, max_new_tokens=cfg.max_new_tokens, sanitize=False)
+        agent = SamplerAgent(sampler, max_new_tokens=cfg.max_new_tokens, sanitize=False, chat_template=cfg.chat_template)
         episodes: list[Episode] = []
         run_episodes(agent, self._draw_tasks(iteration), envs=self.envs,
                      on_wave=lambda wave: episodes.extend(episodes_from_records(wave, agent, cfg.dense_coef)))  # fmt: skip

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,12 +68,15 @@ class ReferenceCompleter:
 class HFCompleter:
     """Samples completions from a Hugging Face causal LM policy directory.
 
-    The model and tokenizer are loaded on first use. Ids follow the tokenisation rule
-    (``tok(context) + sum(tok(line + "\\n"))``); all ``n`` samples of a call share the prefix,
-    so they run as one batch without padding, with the KV cache. A sample ends at the EOS
-    token (the submit action), after ``max_lines`` lines in total, or after
-    ``max_new_tokens`` tokens. Sampling uses a ``torch.Generator`` seeded from the caller's
-    ``rng`` (no global RNG state).
+    The model and tokenizer are loaded on first use. Ids follow the tokenisation rule of
+    :mod:`codegym.tokenization` (the context, read through the chat template for an instruct
+    model, then the prefix's lines); all ``n`` samples of a call share the prefix, so they run
+    as one batch without padding, with the KV cache. Drawn ids are cut into lines as
+    :class:`codegym.sampling.LineSampler` cuts them (:class:`codegym.tokenization.LineSplitter`:
+    any token holding a newline ends a line, carried indentation and blank lines kept). A
+    sample ends at any EOS id or other special token (the submit action), after ``max_lines``
+    lines in total, or after ``max_new_tokens`` tokens. Sampling uses a ``torch.Generator``
+    seeded from the caller's ``rng`` (no global RNG state).
 
     Args:
         policy: Checkpoint directory (``save_pretrained`` of a causal LM and its tokenizer).
@@ -84,6 +86,7 @@ class HFCompleter:
         max_lines: Longest program (prefix + completion) in lines.
         device: Torch device.
         threads: ``torch.set_num_threads`` value at load time (``None``: leave as is).
+        chat_template: Read tasks through the tokenizer's chat template when it has one.
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class HFCompleter:
         max_lines: int = 64,
         device: str = "cpu",
         threads: int | None = None,
+        chat_template: bool = True,
     ):
         from codegym.lm import check_model_dir
 
@@ -111,10 +115,10 @@ class HFCompleter:
         self.max_lines = int(max_lines)
         self.device = device
         self.threads = threads
+        self.chat_template = bool(chat_template)
         self._model: Any = None
         self._tok: Any = None
-        self._nl_ids: set[int] = set()
-        self._cache_kw = "past_key_values"
+        self._end_ids: frozenset[int] = frozenset()
 
     def __repr__(self) -> str:
         return f"HFCompleter({str(self.policy)!r}, temperature={self.temperature})"
@@ -124,7 +128,8 @@ class HFCompleter:
             return
         import torch
 
-        from codegym.lm import load_causal_lm
+        from codegym.lm import eos_token_ids, load_causal_lm
+        from codegym.tokenization import line_rules
 
         if self.threads is not None:
             torch.set_num_threads(self.threads)
@@ -132,12 +137,8 @@ class HFCompleter:
 
         hf_logging.disable_progress_bar()  # no "Loading weights" bar inside the rich progress
         self._model, self._tok = load_causal_lm(self.policy, self.device)
-        # transformers >= 5 names the KV cache argument ``cache``; older versions ``past_key_values``
-        params = inspect.signature(self._model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        vocab = self._tok.get_vocab()
-        # ids whose text contains a line break (a line ends there)
-        self._nl_ids = {i for t, i in vocab.items() if "\n" in self._tok.convert_tokens_to_string([t])}
+        # a sample ends at every EOS id (tokenizer and generation config) and special token
+        self._end_ids = frozenset(eos_token_ids(self._tok, self._model)) | line_rules(self._tok).special_ids
 
     def complete(
         self, task: Task, prefix: Sequence[str], n: int, rng: np.random.Generator
@@ -145,36 +146,34 @@ class HFCompleter:
         """Sample ``n`` completions of ``prefix`` (lines after it, EOS excluded)."""
         import torch
 
-        from codegym.tokenization import encode_program, task_context
+        from codegym.lm import max_positions
+        from codegym.tokenization import encode_program, policy_context
 
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         if n == 0:
             return []
         self._load()
-        config = self._model.config
-        ids = encode_program(self._tok, task_context(task), list(prefix)).input_ids
-        from codegym.lm import max_positions
-
-        limit = max_positions(config, default=10**9)
+        context = policy_context(self._tok, task.prompt, task.code_prefix, chat=self.chat_template)
+        ids = encode_program(self._tok, context, list(prefix)).input_ids
+        limit = max_positions(self._model.config, default=10**9)
         budget = min(self.max_new_tokens, limit - len(ids))
         lines_left = self.max_lines - len(prefix)
         if budget <= 0 or lines_left <= 0:
             return [[] for _ in range(n)]
         gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(0, 2**63 - 1)))
-        drawn = _Completions(n, int(self._tok.eos_token_id), self._nl_ids, lines_left)
+        drawn = _Completions(n, self._tok, self._end_ids, lines_left)
         self._sample(ids, drawn, budget, gen)
-        return [
-            _split_lines(self._tok.decode(ids_i, skip_special_tokens=True), lines_left)
-            for ids_i in drawn.ids
-        ]
+        return drawn.finish()
 
     def _sample(self, ids: list[int], drawn: _Completions, budget: int, gen: Any) -> None:
         """Draw up to ``budget`` tokens for every completion of ``drawn`` in one batch (a KV
         cache kept across steps), until all have ended."""
         import torch
 
-        n = len(drawn.ids)
+        from codegym.lm import forward_last
+
+        n = len(drawn.lines)
         input_ids = torch.tensor([ids] * n, dtype=torch.long, device=self.device)  # [n, T]
         past: Any = None
         seen = 0  # positions already in the cache
@@ -182,13 +181,9 @@ class HFCompleter:
             for _ in range(budget):
                 seen += input_ids.shape[1]
                 mask = torch.ones(n, seen, dtype=torch.long, device=self.device)  # [n, S]
-                res = self._model(
-                    input_ids=input_ids, attention_mask=mask, use_cache=True, **{self._cache_kw: past}
-                )
-                past = getattr(res, "cache", None)
-                if past is None:
-                    past = res.past_key_values
-                nxt = self._draw(res.logits[:, -1, :], gen)  # [n]
+                last = torch.full((n,), input_ids.shape[1] - 1, dtype=torch.long, device=self.device)  # [n]
+                logits, past = forward_last(self._model, past, last, input_ids=input_ids, attention_mask=mask)
+                nxt = self._draw(logits, gen)  # [n]
                 if drawn.add(nxt.tolist()):
                     break
                 input_ids = nxt.unsqueeze(1).to(self.device)  # [n, 1]
@@ -207,14 +202,16 @@ class HFCompleter:
 
 
 class _Completions:
-    """Token ids of ``n`` completions being sampled; each ends at EOS (not kept) or after
-    ``lines`` line breaks."""
+    """The lines of ``n`` completions being sampled; each ends at an end id (not kept) or
+    after ``lines`` lines."""
 
-    def __init__(self, n: int, eos: int, nl_ids: set[int], lines: int) -> None:
-        self.ids: list[list[int]] = [[] for _ in range(n)]
+    def __init__(self, n: int, tokenizer: Any, end_ids: frozenset[int], lines: int) -> None:
+        from codegym.tokenization import LineSplitter
+
+        self.lines: list[list[str]] = [[] for _ in range(n)]
         self.done = [False] * n
-        self._newlines = [0] * n
-        self._eos, self._nl_ids, self._lines = eos, nl_ids, lines
+        self._splitters = [LineSplitter(tokenizer) for _ in range(n)]
+        self._end_ids, self._lines = end_ids, lines
 
     def add(self, tokens: list[int]) -> bool:
         """Append one drawn token per completion (ignored for ended ones); True when all
@@ -222,24 +219,36 @@ class _Completions:
         for i, t in enumerate(tokens):
             if self.done[i]:
                 continue
-            if t == self._eos:
-                self.done[i] = True
+            if t in self._end_ids:
+                self._close(i)
                 continue
-            self.ids[i].append(t)
-            if t in self._nl_ids:
-                self._newlines[i] += 1
-                if self._newlines[i] >= self._lines:
-                    self.done[i] = True
+            self.lines[i].extend(line.text for line in self._splitters[i].push(t))
+            if len(self.lines[i]) >= self._lines:
+                self.done[i] = True
         return all(self.done)
 
+    def _close(self, i: int) -> None:
+        """End completion ``i``: its open line (text without a newline) is its last line."""
+        line, _ = self._splitters[i].close()
+        if line is not None:
+            self.lines[i].append(line.text)
+        self.done[i] = True
 
-def _split_lines(text: str, lines_left: int) -> list[str]:
-    """A completion's text as at most ``lines_left`` lines (a trailing line break ends the
-    last line; ``"\\r"`` is a line break for Python too, so each item is one line)."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines[:lines_left]
+    def finish(self) -> list[list[str]]:
+        """Each completion's lines (at most ``lines``; an unfinished one's open line last),
+        with ``"\r"`` read as a line break as Python reads it."""
+        for i in range(len(self.lines)):
+            if not self.done[i]:
+                self._close(i)
+        return [_split_returns(lines)[: self._lines] for lines in self.lines]
+
+
+def _split_returns(lines: list[str]) -> list[str]:
+    """Lines with ``"\r"`` line breaks split (a ``"\r"`` before the newline is dropped)."""
+    out: list[str] = []
+    for line in lines:
+        out.extend(line.removesuffix("\r").split("\r"))
+    return out
 
 
 def make_completer(name: str, policy: str | Path | None = None, **kwargs: Any) -> Any:

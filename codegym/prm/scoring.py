@@ -1,10 +1,11 @@
 """Scoring programs with a PRM: batched full scoring, an incremental (KV-cached) scorer for
 one program, and a batched incremental scorer for the programs of a vector env.
 
-Both follow the tokenisation rule of :mod:`codegym.tokenization` (context ids, then
-``tok(line + "\\n")`` per line; a line's score is read at its last token), so the score of
-line ``m`` depends only on the context and lines ``1..m`` and the incremental scorer equals
-full re-encoding up to float rounding.
+Both follow the tokenisation rule of :mod:`codegym.tokenization` (context ids, then one
+piece per line, its newline at the end, or at the start for tokenizers that merge a newline
+with the next line's indentation; a line's score is read at the last token of its piece), so
+the score of line ``m`` depends only on the context and lines ``1..m`` and the incremental
+scorer equals full re-encoding up to float rounding, for every tokenizer family.
 """
 
 from __future__ import annotations

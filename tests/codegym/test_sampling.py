@@ -174,3 +174,151 @@ def test_cache_rebuild_keeps_each_slots_line_record(lm) -> None:
     ids = encode_context(tok, "x\n") + [i for piece in sampler.line_ids[1] for i in piece]
     assert sampler.valid_ids[1] == ids
     assert sampler.valid_ids[0] == encode_context(tok, "short\n")
+
+
+# ------------------------------------------------------------------ every tokenizer family
+from conftest import LINE_STYLES  # noqa: E402
+from reference_lm import ReferenceLM, ReferenceLMConfig, reference_text  # noqa: E402
+
+from codegym.lm import eos_token_ids, load_causal_lm  # noqa: E402
+from codegym.tokenization import encode_context, join_pieces, line_rules, policy_context  # noqa: E402
+
+
+def _text(tok, ids) -> str:
+    return tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def _held(sampler: LineSampler, b: int, context: str) -> list[int]:
+    """Slot ``b``'s ids as the records hold them: context, each line's piece, the tail."""
+    return join_pieces(encode_context(sampler.tokenizer, context), sampler.line_ids[b]).input_ids + sampler.tail_ids[b]
+
+
+@pytest.mark.parametrize("reencode", [True, False], ids=["eval", "rl"])
+@pytest.mark.parametrize(("style", "instruct"), LINE_STYLES)
+def test_a_model_continuing_the_reference_writes_its_lines_exactly(style, instruct, reencode, reference_lm_dir,
+                                                                  line_tasks) -> None:  # fmt: skip
+    """Sampled at temperature 1, a model that continues the reference text writes exactly its
+    lines (indentation, blank lines), whatever its tokenizer merges a newline with; the held
+    ids decode to exactly that text and end on the EOS; as drawn, every line is exact."""
+    model, tok = load_causal_lm(reference_lm_dir(style, instruct))
+    contexts = [policy_context(tok, t.prompt, t.code_prefix) for t in line_tasks]
+    sampler = LineSampler(model, tok, reencode=reencode, generator=torch.Generator().manual_seed(0))
+    programs = sampler.sample_programs(contexts, max_lines=12)
+    assert programs == [t.solution_lines for t in line_tasks]
+    assert all(sampler.finished) and sampler.end_id == [tok.eos_token_id] * len(contexts)
+    merged = 0
+    for b, context in enumerate(contexts):
+        held = _held(sampler, b, context)
+        assert _text(tok, held) == reference_text(tok, context, programs[b])
+        assert sampler.valid_ids[b] == held  # the cache holds exactly these
+        merged += sum(_text(tok, [i]).count("\n") > 1 for i in held[len(encode_context(tok, context)):])
+        if reencode:
+            assert sampler.valid_ids[b] == encode_program(tok, context, programs[b]).input_ids + sampler.tail_ids[b]
+        else:
+            assert all(sampler.line_exact[b]) and sampler.eos_exact[b] and not any(sampler.line_forced[b])
+    if not reencode:  # drawn as the tokenizer merges: some token ended two lines
+        assert merged >= 1
+        if line_rules(tok).layout == "newline_last":
+            assert any(piece == [] for pieces in sampler.line_ids for piece in pieces)  # the blank one's
+
+
+@pytest.mark.parametrize("reencode", [True, False], ids=["eval", "rl"])
+@pytest.mark.parametrize("style", ["qwen2", "llama3", "starcoder"])
+def test_cut_lines_stay_exact(style, reencode, reference_lm_dir, line_tasks) -> None:
+    """Lines cut at ``max_line_tokens``: the held ids still decode to exactly the lines
+    returned; as drawn, a cut line gets a forced newline (``newline_last``) or none, and a
+    line the model then writes on without a newline is re-encoded (not exact)."""
+    model, tok = load_causal_lm(reference_lm_dir(style))
+    contexts = [policy_context(tok, t.prompt, t.code_prefix) for t in line_tasks]
+    sampler = LineSampler(model, tok, reencode=reencode, max_line_tokens=3, generator=torch.Generator().manual_seed(0))
+    programs = sampler.sample_programs(contexts, max_lines=6)
+    first = line_rules(tok).layout == "newline_first"
+    for b, context in enumerate(contexts):
+        assert programs[b] and programs[b] != line_tasks[b].solution_lines[: len(programs[b])]  # cut
+        held = _held(sampler, b, context)
+        assert sampler.valid_ids[b] == held
+        want = reference_text(tok, context, programs[b])
+        assert _text(tok, held) in (want, want[:-1])  # an EOS right after a line's text: no newline
+        if reencode:
+            assert held == encode_program(tok, context, programs[b]).input_ids + sampler.tail_ids[b]
+        elif first:
+            assert not any(sampler.line_forced[b]) and not all(sampler.line_exact[b])
+        else:
+            assert sampler.line_forced[b][0] == 1 and sampler.line_exact[b][0]
+
+
+@pytest.mark.parametrize("style", ["qwen2", "llama3"])
+def test_every_eos_id_ends_a_program_and_special_tokens_never_enter_a_line(style, standin_dir, line_tasks,
+                                                                           tmp_path) -> None:  # fmt: skip
+    """An instruct model ends a program with either EOS id of its generation config; any
+    other special token drawn mid-line ends the program too, the line before it intact."""
+    from reference_lm import build_reference_lm
+
+    task = line_tasks[0]
+    std = standin_dir(style, True)
+    model, tok = load_causal_lm(build_reference_lm(tmp_path / "last", std, [task], end="last"))
+    ends = eos_token_ids(tok, model)
+    assert len(ends) == 2 and ends[0] == tok.eos_token_id
+    context = policy_context(tok, task.prompt, task.code_prefix)
+    sampler = LineSampler(model, tok, generator=torch.Generator().manual_seed(0))
+    assert sampler.sample_programs([context], max_lines=12) == [task.solution_lines]
+    assert sampler.end_id == [ends[1]] and sampler.finished == [True]
+    marker = "<|im_start|>" if style == "qwen2" else "<|start_header_id|>"
+    text = reference_text(tok, context, ["    out = 0" + marker + "1", "    return out"])
+    config = ReferenceLMConfig(vocab_size=len(tok), references=[text], end_id=tok.eos_token_id)
+    special = ReferenceLM(config).eval()
+    special.tokenizer = tok
+    for reencode in (True, False):
+        sampler = LineSampler(special, tok, reencode=reencode, generator=torch.Generator().manual_seed(0))
+        assert sampler.sample_programs([context], max_lines=12) == [["    out = 0"]]
+        assert sampler.end_id == [tok.convert_tokens_to_ids(marker)]
+        assert tok.convert_tokens_to_ids(marker) not in sampler.valid_ids[0][len(encode_context(tok, context)):]
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2", "gpt_neox"])
+def test_prompts_get_logits_at_one_position_per_slot(arch, tmp_path, line_tasks) -> None:
+    """Feeding prompts runs the LM head on one hidden state per slot (never ``[B, T, V]``),
+    and the logits are those of a full forward at each prompt's end."""
+    from codegym.standins import build_standin
+
+    style = {"gpt2": "codegym", "qwen2": "qwen2", "gpt_neox": "starcoder"}[arch]
+    model, tok = load_causal_lm(build_standin(tmp_path / arch, arch=arch, tokenizer=style, pretrain_steps=0,
+                                              pretrain_tasks=60))  # fmt: skip
+    rows: list[int] = []
+    hook = model.get_output_embeddings().register_forward_hook(
+        lambda _m, args, _out: rows.append(args[0].reshape(-1, args[0].shape[-1]).shape[0]))
+    contexts = [policy_context(tok, t.prompt, t.code_prefix) for t in line_tasks]
+    sampler = LineSampler(model, tok, generator=torch.Generator().manual_seed(0))
+    sampler.start(contexts)
+    hook.remove()
+    assert rows == [len(contexts)]
+    for b, context in enumerate(contexts):
+        with torch.no_grad():
+            full = model(torch.tensor([encode_context(tok, context)])).logits[0, -1]  # (V,)
+        assert torch.allclose(full, sampler.last_logits[b], atol=1e-5)
+    assert LineSampler(model, tok).rules is sampler.rules  # the newline table: once per tokenizer
+
+
+def test_a_pretrained_starcoder_style_model_writes_code_after_the_context(tmp_path) -> None:
+    """A StarCoder-style stand-in pretrained on whole documents only sees a lone ``"\\n"``
+    token where a document ends: after ``tok(context)`` it would end the program at once.
+    codegym's context (its final newline left to the first line) is natural text to it: it
+    writes indented lines instead."""
+    from codegym.standins import build_standin
+    from codegym.tasks import load_suite
+    from codegym.tokenization import task_context
+
+    torch.set_num_threads(1)
+    path = build_standin(tmp_path / "star", arch="gpt_neox", tokenizer="starcoder", pretrain_steps=60,
+                         pretrain_tasks=100, num_layers=1)  # fmt: skip
+    model, tok = load_causal_lm(path)
+    contexts = [task_context(t) for t in load_suite("pipelines", seed=0).take(12, "validation")]
+
+    def p_eos(ids: list[int]) -> float:
+        with torch.no_grad():
+            return float(torch.softmax(model(torch.tensor([ids])).logits[0, -1], -1)[tok.eos_token_id])
+
+    assert min(p_eos(tok(c)["input_ids"]) for c in contexts) > 0.5  # a lone newline: the end
+    assert max(p_eos(encode_context(tok, c)) for c in contexts) < 0.05
+    programs = LineSampler(model, tok, greedy=True).sample_programs(contexts, max_lines=4)
+    assert all(p and p[0].startswith("    ") for p in programs)

@@ -203,3 +203,51 @@ def test_paper_reward_reaches_each_line_as_score_over_lines(tiny_policy_dir: Pat
     rewards = torch.zeros_like(batch.action_mask, dtype=torch.float32)
     rewards[0, batch.line_end[0]] = batch.line_rewards[0]
     assert rewards.sum() == pytest.approx(0.0) and float(batch.final_reward[0]) == 0.0
+
+
+# ------------------------------------------------------------------ every tokenizer family
+@pytest.mark.parametrize(("style", "instruct"), [(s, i) for s in ("qwen2", "llama3", "starcoder") for i in (False, True)])
+def test_ppo_trains_on_exactly_the_ids_that_wrote_the_program(style, instruct, reference_lm_dir, standin_prm_dir,
+                                                              line_tasks) -> None:  # fmt: skip
+    """PPO's rollout (as :meth:`PPOTrainer.rollout` runs it) with a model that continues the
+    reference, for every tokenizer family: the env receives the reference lines (indentation,
+    blank lines) and passes them; the batch's ids are exactly the drawn ones and decode to
+    the program; each line's reward sits on the last token of its piece."""
+    from reference_lm import reference_text
+
+    from agents.ppo.gae import place_rewards
+    from codegym.lm import load_causal_lm
+    from codegym.sampling import LineSampler
+
+    model, tok = load_causal_lm(reference_lm_dir(style, instruct))
+    sampler = LineSampler(model, tok, temperature=1.0, max_line_tokens=48, reencode=False,
+                          generator=torch.Generator().manual_seed(0))  # fmt: skip
+    agent = SamplerAgent(sampler, max_new_tokens=200, sanitize=False)
+    episodes: list[Episode] = []
+    with make_sandbox("local", workers=2) as box:
+        envs = CodePRMVectorEnv(len(line_tasks), tasks=[line_tasks[0]], sandbox=box, workers=2,
+                                autoreset_mode=AutoresetMode.DISABLED, prm=str(standin_prm_dir(style)),
+                                reward_mode="score", max_lines=16, invalid_action="end")  # fmt: skip
+        try:
+            records = run_episodes(agent, line_tasks, envs=envs,
+                                   on_wave=lambda wave: episodes.extend(episodes_from_records(wave, agent)))  # fmt: skip
+        finally:
+            envs.close()
+    assert [r.lines for r in records] == [t.solution_lines for t in line_tasks]
+    assert all(r.passed for r in records) and all(e.eos for e in episodes)
+    batch = PPOBatch.from_episodes(episodes, tok)
+    assert torch.equal(batch.policy_mask, batch.action_mask)  # every action token was drawn as it stands
+    placed = place_rewards(batch.action_mask, batch.line_end, batch.line_rewards, torch.zeros(batch.size))
+    for b, (ep, rec) in enumerate(zip(episodes, records)):
+        ids = batch.input_ids[b, : int(batch.attention_mask[b].sum())].tolist()
+        assert ids == sampler.valid_ids[b] + [tok.eos_token_id]  # exactly the ids the policy drew
+        text = tok.decode(ids[:-1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        assert text == reference_text(tok, ep.context, rec.lines)
+        assert ep.line_rewards == rec.line_rewards and any(r != 0 for r in ep.line_rewards)
+        ends = batch.line_end[b, : len(rec.lines)].tolist()
+        for m, piece in enumerate(ep.line_ids):
+            if piece:  # the reward of line m is predicted from its piece's last token
+                assert int(batch.targets[b, ends[m]]) == piece[-1]
+        for pos in set(ends):  # blank lines whose newline sat in the line before share its end
+            want = sum(r for r, e in zip(rec.line_rewards, ends) if e == pos)
+            assert float(placed[b, pos]) == pytest.approx(want)

@@ -84,3 +84,33 @@ def test_show_prints_trajectories(tmp_path, capsys):
     assert first["task_id"] in shown and "FAIL" in shown and first["lines"][0].strip() in shown
     assert main(["show", str(out), "--index", "9"]) == 2
     assert main(["show", str(tmp_path / "missing.jsonl")]) == 2
+
+
+@pytest.mark.parametrize(("style", "instruct"), [(s, i) for s in ("qwen2", "llama3", "starcoder") for i in (False, True)])
+def test_eval_of_a_model_that_continues_the_reference_reproduces_it(style, instruct, reference_lm_dir, line_suite_path,
+                                                                    line_tasks, tmp_path) -> None:  # fmt: skip
+    """``codegym eval --agent hf`` on a checkpoint of each tokenizer family (base and
+    instruct) whose model continues the reference text: every program is the reference,
+    line for line (indentation, blank lines), and passes."""
+    out = tmp_path / "e.jsonl"
+    assert main(["eval", "--suite", f"jsonl:{line_suite_path}", "--agent", "hf", "--model",
+                 str(reference_lm_dir(style, instruct)), "--workers", "1", "--out", str(out)]) == 0  # fmt: skip
+    rows = {r["task_id"]: r for r in _rows(out)}
+    assert [rows[t.task_id]["lines"] for t in line_tasks] == [t.solution_lines for t in line_tasks]
+    assert all(r["passed"] for r in rows.values())
+
+
+def test_eval_reads_an_instruct_model_through_its_chat_template_unless_told_not_to(standin_dir, line_suite_path,
+                                                                                   line_tasks, tmp_path) -> None:  # fmt: skip
+    """A model that writes the reference only after the chat template's rendering passes
+    with the default and writes nothing with ``--agent-arg chat_template=false``."""
+    from reference_lm import build_reference_lm
+
+    model = build_reference_lm(tmp_path / "chat", standin_dir("qwen2", True), line_tasks, chat=(True,))
+    for extra, passed in (([], len(line_tasks)), (["--agent-arg", "chat_template=false"], 0)):
+        out = tmp_path / f"{passed}.jsonl"
+        assert main(["eval", "--suite", f"jsonl:{line_suite_path}", "--agent", "hf", "--model", str(model),
+                     "--workers", "1", "--out", str(out), *extra]) == 0  # fmt: skip
+        rows = _rows(out)
+        assert sum(r["passed"] for r in rows) == passed
+        assert all(r["lines"] == [] for r in rows) or passed

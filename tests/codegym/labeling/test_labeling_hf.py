@@ -93,3 +93,23 @@ def test_codegym_label_with_a_separate_completer_policy(tmp_path, policy, suite,
            "--out", str(tmp_path / "x.jsonl")]  # fmt: skip
     assert cli_main(bad) != 0
     assert "--completer-policy needs --completer hf" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("style", "instruct"), [(s, i) for s in ("qwen2", "llama3", "starcoder") for i in (False, True)])
+def test_completions_of_a_model_that_continues_the_reference_are_its_lines(style, instruct, reference_lm_dir,
+                                                                           line_tasks) -> None:  # fmt: skip
+    """The completer cuts drawn ids into lines as the sampler does (merged newlines,
+    indentation and blank lines kept), after any prefix, for every tokenizer family."""
+    import numpy as np
+
+    from codegym.labeling.completers import HFCompleter
+
+    completer = HFCompleter(reference_lm_dir(style, instruct), max_new_tokens=120)
+    for task in line_tasks:
+        lines = task.solution_lines
+        for m in (0, 2):
+            got = completer.complete(task, lines[:m], 2, np.random.default_rng(m))
+            assert got == [lines[m:]] * 2, (task.task_id, m)
+    completer.max_lines = 3  # at most 3 lines in all
+    assert completer.complete(line_tasks[0], line_tasks[0].solution_lines[:1], 1, np.random.default_rng(0)) == [
+        line_tasks[0].solution_lines[1:3]]

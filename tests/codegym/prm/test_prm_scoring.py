@@ -205,3 +205,28 @@ def test_vector_env_scores_incremental_scorers_of_one_prm_batched(prm_dir) -> No
     venv.close()
     with pytest.raises(ValueError, match="one per env"):
         CodePRMVectorEnv(3, tasks=[_task()], prm=scorers)
+
+
+@pytest.mark.parametrize("style", ["qwen2", "llama3", "starcoder"])
+def test_incremental_scores_equal_full_scores_for_every_tokenizer_family(style, standin_prm_dir, line_tasks) -> None:
+    """The rule's prefix property for tokenizers that merge newlines (Qwen2/Llama-3's
+    ``"):\\n"``, ``".\\n\\n"``; StarCoder's ``"\\n    "``): a PRM scoring line by line with a
+    KV cache (one program, or a batch of them) gives the scores of full re-encoding."""
+    prm = ProcessRewardModel.from_pretrained(standin_prm_dir(style))
+    rng = np.random.default_rng(0)
+    contexts = [task_context(t) for t in line_tasks] * 3
+    programs = [t.solution_lines for t in line_tasks] + [
+        [line for line in t.solution_lines if rng.random() < 0.7] + ["", "    return 1.", ""] for t in line_tasks * 2
+    ]  # fmt: skip
+    full = score_programs(prm, contexts, programs, batch_size=4)
+    assert np.std(np.concatenate(full)) > 1e-4  # the comparison means something
+    single = IncrementalScorer(prm)
+    batched = BatchedPRMScorer(prm, num_slots=len(programs))
+    batched.reset(dict(enumerate(line_tasks * 3)))
+    for ctx, lines, ref in zip(contexts, programs, full):
+        single.reset_context(ctx)
+        assert np.abs(np.array([single.score(line) for line in lines]) - ref).max() < 1e-4
+    width = max(len(p) for p in programs)
+    rows = [batched.score_lines([p[j] if j < len(p) else None for p in programs]) for j in range(width)]
+    for b, ref in enumerate(full):
+        assert np.abs(np.array([rows[j][b] for j in range(len(ref))]) - ref).max() < 1e-4
