@@ -58,6 +58,39 @@ class Critic(nn.Module):
         return self.values_from_raw(raw)
 
 
+class ValueHead(nn.Module):
+    """The value head of a critic that shares the policy's backbone (``critic="shared"``): a
+    linear ``score`` read on the policy's final hidden states, with a PRM's output transform.
+
+    Values are ``value_scale * to_score(score(h)) + value_shift`` with ``to_score`` the
+    identity (``objective="mse"``) or ``2·sigmoid − 1`` (``"bce"``), as for :class:`Critic`.
+
+    Args:
+        hidden: Hidden size of the policy.
+        objective: ``"mse"`` or ``"bce"`` (from a PRM head, see :func:`build_value_head`).
+        value_scale: See above.
+        value_shift: See above.
+    """
+
+    def __init__(self, hidden: int, objective: str = "mse", value_scale: float = 1.0, value_shift: float = 0.0) -> None:
+        super().__init__()
+        if objective not in ("mse", "bce"):
+            raise ValueError(f"objective must be 'mse' or 'bce', got {objective!r}")
+        self.score = nn.Linear(hidden, 1)
+        self.objective = objective
+        self.value_scale = float(value_scale)
+        self.value_shift = float(value_shift)
+        with torch.no_grad():
+            self.score.weight.zero_()
+            self.score.bias.zero_()
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Values (fp32) of hidden states ``[..., H]`` -> ``[...]``."""
+        raw = self.score(hidden.to(self.score.weight.dtype)).squeeze(-1).float()
+        score = 2.0 * torch.sigmoid(raw) - 1.0 if self.objective == "bce" else raw
+        return self.value_scale * score + self.value_shift
+
+
 def critic_values(critic: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """``critic(input_ids, attention_mask)`` -> values [B, S] (works through DDP wrappers)."""
     return critic(input_ids=input_ids, attention_mask=attention_mask).float()
