@@ -194,16 +194,19 @@ def quiet_hf() -> Iterator[None]:
 
 
 def check_model_dir(path: str | Path, what: str = "model") -> Path:
-    """Return ``path`` as a Path if it holds a Hugging Face checkpoint or a peft adapter
-    directory (``adapter_config.json``, see :mod:`codegym.adapters`), else ``ValueError``."""
+    """Return ``path`` as a Path if it holds a Hugging Face checkpoint, a peft adapter
+    directory (``adapter_config.json``, see :mod:`codegym.adapters`) or a PRM whose backbone
+    lives in another directory (``prm_config.json``, see :mod:`codegym.prm.model`), else
+    ``ValueError``."""
     from codegym.adapters import ADAPTER_CONFIG
 
     p = Path(path)
     if not p.is_dir():
         raise ValueError(f"{what} directory {str(p)!r} does not exist; pass a saved checkpoint dir")
     config = p / "config.json"
-    if not config.is_file() and (p / ADAPTER_CONFIG).is_file():
-        config = p / ADAPTER_CONFIG
+    for other in (ADAPTER_CONFIG, "prm_config.json"):  # an adapter, a PRM with its backbone elsewhere
+        if not config.is_file() and (p / other).is_file():
+            config = p / other
     if not config.is_file():
         raise ValueError(
             f"{what} directory {str(p)!r} has no config.json: not a save_pretrained checkpoint "

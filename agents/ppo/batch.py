@@ -391,7 +391,8 @@ def generated_stats(
             states = shared_prompt_hidden(decoder, split)  # (B, C, H)
             sel, targets = split.comp_mask.bool(), split.comp_ids
         else:
-            states = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]  # (B, S-1, H)
+            out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            states = out.last_hidden_state[:, :-1]  # (B, S-1, H)
             sel, targets = action_mask, input_ids[:, 1:]
     flat = states[sel]  # (N, H)
     lp = ent = None
