@@ -91,7 +91,8 @@ def adapter_base(path: str | Path) -> Path:
 
 
 def add_lora(
-    model: nn.Module, rank: int, alpha: float | None = None, dropout: float = 0.0, targets: str = "all-linear"
+    model: nn.Module, rank: int, alpha: float | None = None, dropout: float = 0.0, targets: str = "all-linear",
+    seed: int = 0,
 ) -> nn.Module:
     """Inject rank-``rank`` LoRA adapters into ``model`` in place and freeze everything else.
 
@@ -102,6 +103,8 @@ def add_lora(
         dropout: Dropout on the adapter's input.
         targets: peft's ``target_modules``: ``"all-linear"`` (every linear layer but the output
             head) or comma-separated module names (``"q_proj,v_proj"``).
+        seed: Seed of the A matrices' init (a private generator: the global RNG is untouched,
+            and the same seed gives the same adapter on any device).
 
     Returns:
         ``model`` (same object, same class), with only the adapter weights trainable; the
@@ -118,7 +121,30 @@ def add_lora(
         peft.inject_adapter_in_model(config, model)
     if not has_lora(model):
         raise ValueError(f"LoRA targets {targets!r} match no layer of {type(model).__name__}")
+    _adapters_fp32(model)
+    _init_lora(model, seed)
     return model
+
+
+def _adapters_fp32(model: nn.Module) -> None:
+    """Keep adapter weights in fp32 whatever the base's dtype (they are trained)."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".lora_" in name and param.dtype != torch.float32:
+                param.data = param.data.float()
+
+
+def _init_lora(model: nn.Module, seed: int) -> None:
+    """Draw every A matrix as peft does (Kaiming-uniform, bound 1/sqrt(fan_in)) from a private
+    CPU generator, and zero every B matrix."""
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            if ".lora_A." in name:
+                bound = 1.0 / param.shape[1] ** 0.5
+                param.copy_(torch.empty(param.shape).uniform_(-bound, bound, generator=gen))
+            elif ".lora_B." in name:
+                param.zero_()
 
 
 def _uses_conv1d(model: nn.Module) -> bool:
@@ -200,6 +226,7 @@ def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
         peft.inject_adapter_in_model(config, model)
+    _adapters_fp32(model)  # the saved weights are fp32 masters: load them without rounding
     result = peft.set_peft_model_state_dict(model, _adapter_weights(p))
     if getattr(result, "unexpected_keys", None):
         raise ValueError(

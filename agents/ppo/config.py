@@ -228,7 +228,7 @@ class PPOConfig(Config):
         if not self.lora_rank:
             return None
         return {"rank": self.lora_rank, "alpha": self.lora_alpha or None, "dropout": self.lora_dropout,
-                "targets": self.lora_targets}  # fmt: skip
+                "targets": self.lora_targets, "seed": self.seed}  # fmt: skip
 
     @property
     def generated_only(self) -> bool:
