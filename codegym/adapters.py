@@ -116,9 +116,13 @@ def add_lora(
     target: str | list[str] = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
     config = peft.LoraConfig(r=int(rank), lora_alpha=float(alpha if alpha else 2 * rank), lora_dropout=float(dropout),
                              target_modules=target, fan_in_fan_out=_uses_conv1d(model))  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
-        peft.inject_adapter_in_model(config, model)
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    try:  # peft draws its own init from the global RNG: fork it (the init is redrawn below)
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=devices):
+            warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
+            peft.inject_adapter_in_model(config, model)
+    except ValueError as exc:
+        raise ValueError(f"LoRA targets {targets!r} match no layer of {type(model).__name__} ({exc})") from None
     if not has_lora(model):
         raise ValueError(f"LoRA targets {targets!r} match no layer of {type(model).__name__}")
     _adapters_fp32(model)
@@ -223,7 +227,8 @@ def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
     peft = require_peft()
     p = Path(path)
     config = peft.LoraConfig.from_pretrained(str(p))
-    with warnings.catch_warnings():
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=devices):
         warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
         peft.inject_adapter_in_model(config, model)
     _adapters_fp32(model)  # the saved weights are fp32 masters: load them without rounding

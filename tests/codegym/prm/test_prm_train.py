@@ -117,3 +117,25 @@ def test_train_prm_command(setup, tmp_path) -> None:
     rc = main(["train-prm", "--data", str(tmp_path / "bad.jsonl"), "--base", str(base),
                "--out", str(tmp_path / "prm2"), "--no-progress"])  # fmt: skip
     assert rc == 2
+
+
+def test_a_bf16_training_step_at_lr_1e_6_moves_the_fp32_master_weights(setup) -> None:
+    from codegym.prm.train import PRMTrainer
+
+    root, base = setup
+    cfg = PRMTrainConfig(data=str(root / "labels.jsonl"), base=str(base), out=str(root / "prm16"), steps=1, lr=1e-6,
+                         warmup_steps=1, batch_size=8, dtype="bf16", progress=False)  # fmt: skip
+    with PRMTrainer(cfg) as trainer:
+        assert {p.dtype for p in trainer.prm.parameters()} == {torch.float32}  # master weights, head included
+        mats = dict(trainer.prm.named_parameters())
+        before = {n: p.detach().clone() for n, p in mats.items()}
+        row = trainer.train_step()
+        changed = _moved(mats, before)
+    assert changed > 0.9, changed
+    assert row["charts/learning_rate"] == 1e-6 and row["charts/grad_norm"] > 0
+
+
+def _moved(params: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> float:
+    """Fraction of the weights with a nonzero gradient that the step changed."""
+    hit = sum(int(((p != before[n]) & (p.grad != 0)).sum()) for n, p in params.items() if p.grad is not None)
+    return hit / max(1, sum(int((p.grad != 0).sum()) for p in params.values() if p.grad is not None))
