@@ -22,7 +22,15 @@ Reads like CleanRL's ``ppo.py``; :meth:`PPOTrainer.train_iteration` is five numb
    (:class:`codegym.training.trainer.Trainer`); this module holds the PPO iteration.
 
 Data parallel: run under ``accelerate launch`` and each process rolls out its own tasks
-(seeded by rank); gradients are averaged by DDP (``torch.distributed``; gloo on CPU).
+(seeded by rank); gradients are averaged by DDP (``torch.distributed``; gloo on CPU). Sharding
+engines (FSDP, DeepSpeed ZeRO-3) are refused: the rollout samples from the whole policy.
+
+Precision and memory (:class:`agents.ppo.config.PPOConfig`): ``dtype`` (bf16/fp16 autocast
+with fp32 master weights), ``lora_rank`` (LoRA adapters; the reference is the adapter switched
+off), ``critic="shared"`` (a value head on the policy's backbone), ``gradient_checkpointing``
+and ``logprob_chunk`` (log-probs from the generated positions' hidden states, a chunk of the
+vocabulary projection at a time). Each is off by default, and off leaves the iteration as it
+was (the same metrics rows for a fixed seed).
 """
 
 from __future__ import annotations
@@ -83,6 +91,19 @@ REFERENCE_NOTE = "reference.json"
 METRICS = "metrics.jsonl"
 
 
+def _check_engine(accelerator: Any) -> None:
+    """Refuse a sharding engine: the rollout samples from the whole policy outside the engine's
+    forward, which FSDP / DeepSpeed ZeRO-3 shard between processes."""
+    kind = str(getattr(getattr(accelerator, "state", None), "distributed_type", "") or "")
+    if any(name in kind for name in ("FSDP", "DEEPSPEED", "MEGATRON")):
+        raise ValueError(
+            f"PPOTrainer runs data-parallel only (DDP), not {kind.split('.')[-1]}: the rollout samples from the "
+            "whole policy outside the engine's forward, which a sharding engine splits between processes. "
+            "Launch with `accelerate launch --multi_gpu` and fit the memory with --lora-rank, --critic shared, "
+            "--dtype bf16, --gradient-checkpointing and --logprob-chunk (bench/memory.py shows what each saves)"
+        )
+
+
 class PPOTrainer(Trainer):
     """Trains a causal-LM policy with PPO in ``CodePRM-v0``.
 
@@ -132,6 +153,7 @@ class PPOTrainer(Trainer):
     ) -> None:
         self.config = config.validate()
         self._check_inputs(policy_dir, prm_dir)
+        _check_engine(accelerator)
         self.accelerator = accelerator
         self._given_sandbox = sandbox
         self.rank = accelerator.process_index if accelerator is not None else 0

@@ -241,3 +241,15 @@ def test_memory_knobs_are_validated() -> None:
         PPOConfig(logprob_chunk=-4)
     assert PPOConfig(lora_rank=8, seed=3).lora == {"rank": 8, "alpha": None, "dropout": 0.0, "targets": "all-linear",
                                                    "seed": 3}
+
+
+def test_a_sharding_engine_is_refused(qwen, tmp_path) -> None:
+    """accelerate falls back to DDP on CPU, so an FSDP accelerator cannot be built here: a
+    stand-in with its ``state.distributed_type`` is what the trainer reads."""
+    from types import SimpleNamespace
+
+    from agents.ppo.trainer import PPOTrainer
+
+    fsdp = SimpleNamespace(state=SimpleNamespace(distributed_type="DistributedType.FSDP"))
+    with pytest.raises(ValueError, match="DDP.*not FSDP.*--lora-rank"):
+        PPOTrainer(PPOConfig(**TINY), qwen[0], tmp_path / "run", accelerator=fsdp)
