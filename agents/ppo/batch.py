@@ -27,7 +27,12 @@ a :class:`PPOBatch` (as Stable-Baselines3's ``RolloutBuffer`` turns steps into
 * :func:`forward` — the one forward pass of a policy (log-probs and entropy of the batch's
   targets) or a critic (values), hiding how prompts are encoded: with ``shared_prompt`` each
   group's prompt is encoded once (:mod:`agents.ppo.shared_prompt`), with the same per-token
-  results as encoding every row whole.
+  results as encoding every row whole. Log-probs come either from the logits of every
+  position, or (``chunk_tokens``, a ``value_head``, or a :class:`PolicyModel`) from the
+  decoder's hidden states at the generated positions only, the output head applied a chunk
+  at a time (:func:`generated_stats`): the same values and gradients without a
+  ``[batch, seq, vocab]`` tensor, and a value head on the same hidden states for a critic
+  that shares the policy's backbone.
 """
 
 from __future__ import annotations

@@ -18,6 +18,17 @@ returns one value per token so that DDP sees the whole computation. Hence:
 * ``value_init="policy"``: the policy's backbone (its transformer without the LM head)
   with a fresh ``score`` head initialised to zero (V ≡ 0 at the start).
 * ``"checkpoint"``: a critic saved by :func:`save_critic` (resume).
+
+With ``lora`` (PPO's ``lora_rank``) the critic trains a LoRA adapter on its frozen backbone
+and its head; it is saved as a version-3 PRM (adapter + head, naming the backbone's
+directory). A LoRA critic started from the PRM is that PRM with an adapter: switched off,
+with the PRM's head, it is the env's PRM (``ProcessRewardModel.adapters_off``), so PPO keeps
+one PRM backbone in memory for both.
+
+``critic="shared"`` needs no critic model: a :class:`ValueHead` reads the policy's own final
+hidden states (:func:`build_value_head` says what ``value_init="prm"`` means then), and is
+saved next to the policy as a version-3 PRM whose backbone is ``../policy``
+(:func:`save_value_head`).
 """
 
 from __future__ import annotations
