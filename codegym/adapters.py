@@ -203,7 +203,7 @@ def save_adapter(model: nn.Module, out: str | Path, base: str | Path) -> Path:
     config = lora_config(model)
     config.base_model_name_or_path = str(Path(base).resolve())
     config.save_pretrained(str(out))
-    state = peft.get_peft_model_state_dict(model)
+    state = peft.get_peft_model_state_dict(model, save_embedding_layers=False)
     save_file({_PEFT_PREFIX + k: v.detach().cpu().contiguous() for k, v in state.items()}, str(out / ADAPTER_WEIGHTS))
     return out
 

@@ -139,3 +139,21 @@ def _moved(params: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> 
     """Fraction of the weights with a nonzero gradient that the step changed."""
     hit = sum(int(((p != before[n]) & (p.grad != 0)).sum()) for n, p in params.items() if p.grad is not None)
     return hit / max(1, sum(int((p.grad != 0).sum()) for p in params.values() if p.grad is not None))
+
+
+def test_a_run_recorded_before_a_field_existed_resumes(setup, tmp_path) -> None:
+    from codegym.prm.train import CONFIG_NAME, PRMTrainer
+
+    root, base = setup
+    kw = dict(data=str(root / "labels.jsonl"), base=str(base), out=str(tmp_path / "run"), batch_size=4,
+              eval_every=1000, checkpoint_every=1, progress=False)  # fmt: skip
+    with PRMTrainer(PRMTrainConfig(steps=1, **kw)) as trainer:
+        trainer.learn()
+    record = tmp_path / "run" / CONFIG_NAME
+    old = json.loads(record.read_text())
+    del old["dtype"]  # as written before the field existed
+    record.write_text(json.dumps(old))
+    with PRMTrainer(PRMTrainConfig(steps=2, **kw)) as trainer:  # its default reproduces the old behaviour
+        assert trainer.step == 1
+    with pytest.raises(ValueError, match="dtype"):  # a real difference is still refused
+        PRMTrainer(PRMTrainConfig(steps=2, dtype="bf16", **kw))
