@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -127,6 +127,11 @@ class SFTConfig(Config):
     """Seed of the model init and batch order."""
     device: str = "cpu"
     """Torch device."""
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Compute precision of training and evaluation: ``"bf16"``/``"fp16"`` run the forward and
+    backward passes under autocast and keep the weights and AdamW's state in fp32 (master
+    weights: small learning rates still move them; fp16 also scales the loss). The saved
+    model is fp32."""
     threads: int | None = None
     """``torch.set_num_threads`` for the run (None: leave as is)."""
     progress: bool = True
@@ -244,6 +249,7 @@ class _SFTEvaluator:
         self._suite: Any = None
         self._sandbox: Any = None
         self._val_tasks: list[Any] | None = None
+        self.mp: Any = None  # the trainer's MixedPrecision: evaluations run in its precision
 
     @property
     def suite(self) -> Any:
@@ -264,7 +270,8 @@ class _SFTEvaluator:
         if self._val_tasks is None:
             split = "validation" if "validation" in self.suite.splits else self.suite.default_split()
             self._val_tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
-        res = greedy_summary(model, tok, self._val_tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+        with self._autocast():
+            res = greedy_summary(model, tok, self._val_tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
         model.train()
         return res
 
@@ -273,7 +280,13 @@ class _SFTEvaluator:
         split = self.suite.default_split()
         tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
         console.print(f"evaluating greedy pass@1 on {len(tasks)} {split} tasks ...")
-        return greedy_summary(model, tok, tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+        with self._autocast():
+            return greedy_summary(model, tok, tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        return self.mp.autocast() if self.mp is not None else contextlib.nullcontext()
 
     def close(self) -> None:
         if self._sandbox is not None:
@@ -322,6 +335,11 @@ class SFTTrainer(Trainer):
         self.data = encode_sft_rows(self.tok, self.rows, cfg.n_positions)
         if not self.data:
             raise ValueError(f"every training program is longer than n_positions={cfg.n_positions}")
+        from codegym.precision import MixedPrecision
+
+        self.mp = MixedPrecision(cfg.dtype, cfg.device)
+        self.mp.prepare(self.model)  # trained weights in fp32 (master weights)
+        self.evaluator.mp = self.mp
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
         self.pad = int(self.tok.pad_token_id)
         self._tokens_seen, self._t_train = 0, time.perf_counter()
@@ -360,15 +378,15 @@ class SFTTrainer(Trainer):
         lr = _lr_at(self.step, cfg)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        outputs = self.model(
-            input_ids=batch.input_ids.to(cfg.device),
-            attention_mask=batch.attention_mask.to(cfg.device),
-            labels=batch.labels.to(cfg.device),
-        )
+        with self.mp.autocast():
+            outputs = self.model(
+                input_ids=batch.input_ids.to(cfg.device),
+                attention_mask=batch.attention_mask.to(cfg.device),
+                labels=batch.labels.to(cfg.device),
+            )
         self.opt.zero_grad(set_to_none=True)
-        outputs.loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.opt.step()
+        self.mp.backward(outputs.loss)
+        self.mp.step(self.opt, max_norm=cfg.grad_clip, params=self.model.parameters())
         self.step += 1
         self._tokens_seen += int(batch.attention_mask.sum())
         tps = self._tokens_seen / max(1e-9, time.perf_counter() - self._t_train)

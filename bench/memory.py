@@ -49,13 +49,19 @@ Engines: ``--engine raw`` (default) runs each mode's memory layout built from st
 (transformers, ``peft`` LoRA with ``disable_adapter()``, gradient checkpointing,
 ``codegym.lm.token_logprobs_chunked``, ``codegym.precision.MixedPrecision``): generate, score
 with policy/reference/critic/PRM, and AdamW updates on minibatches. ``--engine trainer``
-runs one real ``PPOTrainer.train_iteration`` (env, sandbox and all) on a stand-in checkpoint;
-it supports the modes ``agents.ppo`` implements and says which feature is missing for the
-others.
+runs one real ``PPOTrainer.train_iteration`` (env, sandbox and all) on a Qwen2 stand-in, every
+mode through ``PPOConfig``'s knobs (:meth:`Mode.ppo_knobs`: ``dtype``, ``lora_rank``,
+``critic``, ``gradient_checkpointing``, ``logprob_chunk``), with dense PRM rewards and a
+PRM-initialised critic.
+
+Not in the formula, seen with the trainer engine: the line sampler
+(``codegym.sampling.LineSampler``) computes the logits of every prompt position when it
+encodes the prompts (``rollout x prompt x vocab`` fp32 values: 128 x 192 x 152k x 4 bytes =
+15 GB for Qwen2's vocabulary), where generation needs only the last position's.
 
     python bench/memory.py                              # formula: Qwen2 0.5B / 1.5B / 7B
     python bench/memory.py --measure                    # + CPU measurement, side by side
-    python bench/memory.py --measure --engine trainer --modes today
+    python bench/memory.py --measure --engine trainer   # the real PPOTrainer, every mode
 """
 
 from __future__ import annotations
@@ -124,6 +130,9 @@ SHAPES = {
 }
 #: The model measured on CPU (random init; a large vocabulary so the logits term shows).
 SMALL = Shape("small (CPU)", 256, 4, 704, 4, 2, 16384, True)
+#: The stand-in the trainer engine trains (random init; its vocabulary is its tokenizer's): large
+#: enough that model states, not the env's and sandbox's fixed ~0.1 GB, dominate the peak.
+TRAINER_SHAPE = Shape("Qwen2 stand-in (CPU)", 768, 8, 2048, 12, 4, 0, False)
 
 
 @dataclass(frozen=True)
@@ -156,18 +165,21 @@ class Mode:
     checkpointing: bool = False
     chunked: bool = False
     prm: bool = True
-    trainer_missing: str = ""
-    """What ``agents.ppo`` lacks to run this mode ("" = it runs today)."""
+
+    def ppo_knobs(self, batch: Batch) -> dict[str, Any]:
+        """The :class:`agents.ppo.config.PPOConfig` fields that run this mode in the trainer."""
+        return {
+            "dtype": "bf16" if self.bf16 else "fp32", "lora_rank": batch.lora_rank if self.lora else 0,
+            "critic": "shared" if self.shared_critic else "separate",
+            "gradient_checkpointing": self.checkpointing, "logprob_chunk": batch.chunk if self.chunked else 0,
+        }  # fmt: skip
 
 
 MODES = {
     "today": Mode("today"),
-    "bf16-master": Mode("bf16-master", bf16=True, trainer_missing="a --dtype option with fp32 master weights"),
-    "full-shared": Mode("full-shared", bf16=True, shared_critic=True, checkpointing=True, chunked=True,
-                        trainer_missing="bf16, a shared-backbone critic, gradient checkpointing and chunked log-probs"),
-    "lora-shared": Mode("lora-shared", lora=True, bf16=True, shared_critic=True, checkpointing=True, chunked=True,
-                        trainer_missing="LoRA (peft) with the reference as the disabled adapter, a shared-backbone "
-                                        "critic, bf16, gradient checkpointing and chunked log-probs"),
+    "bf16-master": Mode("bf16-master", bf16=True),
+    "full-shared": Mode("full-shared", bf16=True, shared_critic=True, checkpointing=True, chunked=True),
+    "lora-shared": Mode("lora-shared", lora=True, bf16=True, shared_critic=True, checkpointing=True, chunked=True),
 }  # fmt: skip
 
 
@@ -298,15 +310,7 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131
 def measure(mode: Mode, batch: Batch, engine: str, workdir: Path, shape: Shape = SMALL) -> dict[str, Any]:
     """Run one iteration of ``mode`` in a child process (the raw engine builds ``shape``);
     returns ``{"baseline", "peak", "phases"}`` in bytes (peak and phases above the baseline).
-
-    Raises:
-        NotImplementedError: ``engine="trainer"`` and ``agents.ppo`` cannot run ``mode`` yet.
     """
-    if engine == "trainer" and mode.trainer_missing:
-        raise NotImplementedError(
-            f"mode {mode.name!r} is not implemented in agents.ppo yet: it needs {mode.trainer_missing}; "
-            "measure its memory layout with --engine raw"
-        )
     job = {"mode": asdict(mode), "batch": asdict(batch), "engine": engine, "workdir": str(workdir),
            "shape": asdict(shape)}  # fmt: skip
     proc = subprocess.run(
@@ -330,7 +334,7 @@ def _child(job: dict[str, Any]) -> None:
         import agents.ppo.trainer  # noqa: F401
 
         meter = Meter()
-        _trainer_iteration(batch, Path(job["workdir"]), meter)
+        _trainer_iteration(mode, batch, Path(job["workdir"]), meter)
     else:
         # warm-up on a toy model: lazy imports and one-time buffers are paid before the baseline
         toy = replace(Shape(**job["shape"]), hidden=32, layers=1, intermediate=64, vocab=512)
@@ -475,33 +479,41 @@ def _raw_update(m: dict[str, Any], mode: Mode, batch: Batch, ids: Any, old_lp: A
 
 
 # ----------------------------------------------------------------------------- trainer engine
-def prepare_trainer_inputs(workdir: Path) -> tuple[Path, Path]:
-    """A Qwen2 stand-in policy and a PRM on its backbone (built once per workdir)."""
+def prepare_trainer_inputs(workdir: Path, shape: Shape = TRAINER_SHAPE) -> Shape:
+    """A random-init Qwen2 stand-in policy of ``shape`` and a PRM on its backbone (built once per
+    workdir); returns ``shape`` with the stand-in's vocabulary and head tying."""
     from codegym.prm import ProcessRewardModel
     from codegym.standins import build_standin
 
-    policy = build_standin(workdir / "policy", arch="qwen2", tokenizer="qwen2", hidden_size=SMALL.hidden,
-                           num_layers=SMALL.layers, intermediate_size=SMALL.intermediate,
-                           num_heads=SMALL.heads, num_kv_heads=SMALL.kv_heads, pretrain_steps=30)  # fmt: skip
+    policy = build_standin(workdir / "policy", arch="qwen2", tokenizer="qwen2", hidden_size=shape.hidden,
+                           num_layers=shape.layers, intermediate_size=shape.intermediate, num_heads=shape.heads,
+                           num_kv_heads=shape.kv_heads, pretrain_steps=0)  # fmt: skip
     prm = workdir / "prm"
     if not (prm / "prm_config.json").is_file():
         ProcessRewardModel.from_base(policy).save_pretrained(prm)
-    return policy, prm
+    config = json.loads((policy / "config.json").read_text())
+    return replace(shape, vocab=int(config["vocab_size"]), tied=bool(config.get("tie_word_embeddings", False)))
 
 
-def _trainer_iteration(batch: Batch, workdir: Path, meter: Meter) -> None:
-    """One ``PPOTrainer.train_iteration`` with today's layout: dense PRM reward, PRM critic."""
+def trainer_config(mode: Mode, batch: Batch) -> Any:
+    """The ``PPOConfig`` of one measured iteration of ``mode``: dense PRM reward, PRM critic."""
     from agents.ppo.config import PPOConfig
-    from agents.ppo.trainer import PPOTrainer
 
-    policy, prm = workdir / "policy", workdir / "prm"
     samples = 4
-    cfg = PPOConfig(
+    return PPOConfig(
         iterations=1, critic_warmup_iterations=0, num_prompts=batch.rollout // samples, samples_per_prompt=samples,
         num_minibatches=max(1, batch.rollout // batch.minibatch), update_epochs=1, max_new_tokens=batch.new,
         dense_reward="delta", value_init="prm", checkpoint_every=10_000, torch_threads=1, sandbox_workers=1,
+        **mode.ppo_knobs(batch),
     )  # fmt: skip
-    trainer = PPOTrainer(cfg, policy, workdir / "run", prm_dir=prm)
+
+
+def _trainer_iteration(mode: Mode, batch: Batch, workdir: Path, meter: Meter) -> None:
+    """One ``PPOTrainer.train_iteration`` of ``mode`` (:func:`trainer_config`)."""
+    from agents.ppo.trainer import PPOTrainer
+
+    policy, prm = workdir / "policy", workdir / "prm"
+    trainer = PPOTrainer(trainer_config(mode, batch), policy, workdir / f"run-{mode.name}", prm_dir=prm, progress=False)
     meter.resident("weights")  # policy, reference, critic, PRM (+ env, sandbox, imports)
     try:
         with meter.phase("iteration"):
@@ -543,21 +555,11 @@ def _measure_rows(args: argparse.Namespace, modes: list[Mode]) -> list[dict[str,
     rows = []
     with tempfile.TemporaryDirectory(prefix="codegym-memory-") as tmp:
         work = Path(tmp)
-        if args.engine == "trainer":
-            prepare_trainer_inputs(work)
+        shape, batch = SMALL, SMALL_BATCH
+        if args.engine == "trainer":  # pipelines prompts are ~100-200 stand-in tokens
+            shape, batch = prepare_trainer_inputs(work), replace(SMALL_BATCH, prompt=160)
         for mode in modes:
-            shape = SMALL
-            batch = SMALL_BATCH
-            if args.engine == "trainer":  # the stand-in's own vocabulary
-                from codegym.lm import load_tokenizer
-
-                shape = replace(SMALL, vocab=len(load_tokenizer(work / "policy")))
-                batch = replace(SMALL_BATCH, prompt=200)
-            try:
-                got = measure(mode, batch, args.engine, work, shape)
-            except NotImplementedError as exc:
-                rows.append({"mode": mode.name, "error": str(exc)})
-                continue
+            got = measure(mode, batch, args.engine, work, shape)
             want = formula(shape, batch, mode)
             rows.append({"mode": mode.name, "params": want["params"], "peak": (got["peak"], want["peak"]),
                          **_compare(got["phases"], want)})  # fmt: skip
@@ -602,6 +604,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           f"{f['rollout'] / GB:.1f}", f"{f['scoring'] / GB:.1f}", f"{f['update'] / GB:.1f}",
                           f"{f['peak'] / GB:.1f}", "yes" if f["peak"] <= 80 * GB else "no")  # fmt: skip
     console.print(table)
+    for line in goal_lines(result["formula"]):
+        console.print(line, highlight=False)
     if args.measure:
         result["measured"] = _measure_rows(args, modes)
         _print_measured(console, result["measured"], args.engine)
@@ -610,27 +614,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
+#: The memory goals: (shape, mode) -> the most one iteration may hold on one 80 GB GPU.
+GOALS = {("7B", "lora-shared"): 80 * GB, ("1.5B", "full-shared"): 80 * GB}
+
+
+def goal_lines(formulas: dict[str, dict[str, float]]) -> list[str]:
+    """One line per goal whose shape and mode were computed: the formula's peak and the gap."""
+    lines = []
+    for (shape, mode), limit in GOALS.items():
+        f = formulas.get(f"{SHAPES[shape].name}/{mode}")
+        if f is None:
+            continue
+        gap = limit - f["peak"]
+        verdict = f"met with {gap / GB:.1f} GB to spare" if gap >= 0 else f"missed by {-gap / GB:.1f} GB"
+        lines.append(f"goal: {SHAPES[shape].name} {mode} <= {limit / GB:.0f} GB: {f['peak'] / GB:.1f} GB by the formula, {verdict}")
+    return lines
+
+
 def _print_measured(console: Any, rows: list[dict[str, Any]], engine: str) -> None:
     from rich.table import Table
 
     trainer = any("iteration" in r for r in rows)
     terms = ("weights", "iteration", "peak") if trainer else ("weights", "optimizer", "rollout", "scoring", "update", "peak")
-    table = Table(title=f"Measured on CPU ({engine} engine, small Qwen2, peak RSS of a child process): "
+    model = TRAINER_SHAPE.name if trainer else SMALL.name
+    table = Table(title=f"Measured on CPU ({engine} engine, {model}, peak RSS of a child process): "
                         "measured / formula, MB")  # fmt: skip
     for col in ("mode", "params", *terms, "peak ratio"):
         table.add_column(col, justify="left" if col == "mode" else "right")
-    errors = [r for r in rows if "error" in r]
     for r in rows:
-        if "error" in r:
-            continue
         cells = [f"{r[t][0] / MB:.0f} / {r[t][1] / MB:.0f}" if t in r else "" for t in terms]
         table.add_row(r["mode"], f"{r['params'] / 1e6:.1f} M", *cells, f"{r['peak'][0] / r['peak'][1]:.2f}")
     console.print(table)
     if trainer:
         console.print("trainer engine: 'weights' = the trainer once built (models, plus env, sandbox and their "
                       "imports); 'iteration' = one train_iteration above that (optimizer state included)")  # fmt: skip
-    for r in errors:
-        console.print(f"{r['mode']}: {r['error']}", highlight=False)
 
 
 if __name__ == "__main__":

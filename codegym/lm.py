@@ -194,14 +194,23 @@ def quiet_hf() -> Iterator[None]:
 
 
 def check_model_dir(path: str | Path, what: str = "model") -> Path:
-    """Return ``path`` as a Path if it holds a Hugging Face checkpoint, else ``ValueError``."""
+    """Return ``path`` as a Path if it holds a Hugging Face checkpoint, a peft adapter
+    directory (``adapter_config.json``, see :mod:`codegym.adapters`) or a PRM whose backbone
+    lives in another directory (``prm_config.json``, see :mod:`codegym.prm.model`), else
+    ``ValueError``."""
+    from codegym.adapters import ADAPTER_CONFIG
+
     p = Path(path)
     if not p.is_dir():
         raise ValueError(f"{what} directory {str(p)!r} does not exist; pass a saved checkpoint dir")
     config = p / "config.json"
+    for other in (ADAPTER_CONFIG, "prm_config.json"):  # an adapter, a PRM with its backbone elsewhere
+        if not config.is_file() and (p / other).is_file():
+            config = p / other
     if not config.is_file():
         raise ValueError(
-            f"{what} directory {str(p)!r} has no config.json: not a save_pretrained checkpoint"
+            f"{what} directory {str(p)!r} has no config.json: not a save_pretrained checkpoint "
+            f"(nor a peft adapter directory: no {ADAPTER_CONFIG})"
         )
     try:
         json.loads(config.read_text(encoding="utf-8"))
@@ -304,7 +313,9 @@ def load_causal_lm(
     """Load ``(model, tokenizer)`` from a local checkpoint dir (eval mode, on ``device``).
 
     Args:
-        path: A ``save_pretrained`` directory (model + tokenizer).
+        path: A ``save_pretrained`` directory (model + tokenizer), or a peft LoRA adapter
+            directory: its base model (``base_model_name_or_path``, itself either kind) is
+            loaded and the adapter merged into it (:mod:`codegym.adapters`).
         device: Where the model goes; checked first (:func:`codegym.precision.check_device`),
             so a missing GPU is reported as such, not as a broken checkpoint.
         dtype: Weights' precision: ``"fp32"`` (default, whatever the checkpoint holds),
@@ -318,9 +329,17 @@ def load_causal_lm(
     """
     from transformers import AutoModelForCausalLM
 
+    from codegym.adapters import adapter_base, is_adapter_dir, merge_adapter, require_peft
+
     dev = check_device(device, flag=device_flag)
     torch_dtype = resolve_dtype(dtype)
     p = check_model_dir(path)
+    if is_adapter_dir(p) and not (p / "config.json").is_file():  # a LoRA adapter: base + adapter
+        require_peft()
+        model, tok = load_causal_lm(adapter_base(p), device=dev, dtype=dtype, device_flag=device_flag)
+        with loading(p, "adapter"):
+            model = merge_adapter(model, p).eval()
+        return model, (load_tokenizer(p) if _has_tokenizer(p) else tok)
     tok = load_tokenizer(p)
     with loading(p, "model"):
         model = AutoModelForCausalLM.from_pretrained(str(p), dtype=torch_dtype, **fast_activation_kwargs(p))
@@ -332,6 +351,11 @@ def load_causal_lm(
             f"has {model.get_input_embeddings().num_embeddings}: they do not belong together"
         )
     return model, tok
+
+
+def _has_tokenizer(path: Path) -> bool:
+    """Whether a directory holds tokenizer files of its own."""
+    return any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json"))
 
 
 def _cache_arg(model: Any) -> str:

@@ -12,11 +12,12 @@ def resolve_policy_dir(path: str | Path) -> Path:
     """The policy checkpoint inside a PPO run directory (or ``path`` itself).
 
     Looks for ``RUN/policy`` (final), then ``RUN/checkpoint/policy`` (latest checkpoint of an
-    unfinished run), then ``RUN`` as a plain ``save_pretrained`` directory.
+    unfinished run), then ``RUN`` as a plain ``save_pretrained`` directory; each may be a
+    peft LoRA adapter directory (a run with ``lora_rank``), which loads as base + adapter.
     """
     root = Path(path)
     for candidate in (root / "policy", root / "checkpoint" / "policy", root):
-        if (candidate / "config.json").is_file():
+        if (candidate / "config.json").is_file() or (candidate / "adapter_config.json").is_file():
             return candidate
     raise ValueError(
         f"{str(root)!r} holds no policy: pass a `codegym train` --out directory or a "

@@ -29,22 +29,30 @@ a :class:`PPOBatch` (as Stable-Baselines3's ``RolloutBuffer`` turns steps into
 * :func:`forward` — the one forward pass of a policy (log-probs and entropy of the batch's
   targets) or a critic (values), hiding how prompts are encoded: with ``shared_prompt`` each
   group's prompt is encoded once (:mod:`agents.ppo.shared_prompt`), with the same per-token
-  results as encoding every row whole.
+  results as encoding every row whole. Log-probs come either from the logits of every
+  position, or (``chunk_tokens``, a ``value_head``, or a :class:`PolicyModel`) from the
+  decoder's hidden states at the generated positions only, the output head applied a chunk
+  at a time (:func:`generated_stats`): the same values and gradients without a
+  ``[batch, seq, vocab]`` tensor, and a value head on the same hidden states for a critic
+  that shares the policy's backbone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
+from torch import nn
 
 from agents.ppo.critic import Critic, critic_values
 from agents.ppo.losses import token_logprobs
 from agents.ppo.shared_prompt import (
     SplitBatch,
+    shared_prompt_hidden,
     shared_prompt_logits,
     shared_prompt_values,
     split_by_prompt,
@@ -52,6 +60,8 @@ from agents.ppo.shared_prompt import (
 )
 from codegym.constants import SUBMIT
 from codegym.evaluation import prefix_accuracy
+from codegym.lm import token_logprobs_chunked
+from codegym.memory import checkpointed, checkpointing_active, decoder_and_head
 from codegym.rollout import EpisodeRecord, SamplerAgent
 from codegym.tasks.base import Task
 from codegym.tokenization import encode_context, encode_lines, join_pieces
@@ -330,6 +340,89 @@ def split_batch(batch: PPOBatch, pad_id: int) -> SplitBatch:
     return split_by_prompt(batch.input_ids, batch.attention_mask, batch.prompt_len, batch.group, pad_id)
 
 
+class PolicyModel(nn.Module):
+    """A causal-LM policy as one module whose forward gives, on the generated positions only,
+    the log-probs of the targets, the entropy and the final hidden states (flat, in the row-major
+    order of the generated positions: see :func:`generated_stats`).
+
+    Data-parallel engines (DDP, FSDP) synchronise gradients only for computation inside the
+    forward of the module they wrap; this module puts the vocabulary projection (done here a
+    chunk at a time) inside it. :func:`forward` accepts it (wrapped or not) in place of the
+    causal LM.
+
+    Args:
+        lm: The causal LM (LoRA adapters injected or not).
+    """
+
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, action_mask: torch.Tensor,
+                split: SplitBatch | None = None, **options: Any) -> GeneratedStats:  # fmt: skip
+        """:func:`generated_stats` of the wrapped LM (``options``: its keyword arguments)."""
+        return generated_stats(self.lm, input_ids, attention_mask, action_mask, split, **options)
+
+
+class GeneratedStats(NamedTuple):
+    """Per generated position, flat ([N] or [N, H], N = generated tokens of the batch)."""
+
+    logprobs: torch.Tensor | None  # (N,) fp32
+    entropy: torch.Tensor | None  # (N,) fp32 (zeros when not asked for)
+    hidden: torch.Tensor | None  # (N, H) final hidden state that predicts each target
+
+
+def generated_stats(
+    lm: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    action_mask: torch.Tensor,
+    split: SplitBatch | None = None,
+    *,
+    temperature: float = 1.0,
+    entropy: bool = True,
+    chunk_tokens: int | None = None,
+    logprobs: bool = True,
+    hidden: bool = False,
+) -> GeneratedStats:
+    """Log-probs, entropy and hidden states of a causal LM at the generated positions only.
+
+    The decoder stack runs over the batch (each prompt once with ``split``); the output head
+    is applied to the final hidden states of the generated positions ``chunk_tokens`` at a
+    time (:func:`codegym.lm.token_logprobs_chunked`, recomputed in the backward pass), so no
+    ``[batch, seq, vocab]`` tensor exists. The order of the N positions is that of
+    ``action_mask[action_mask]`` (or of ``split.comp_mask`` with ``split``, the same tokens).
+
+    Args:
+        lm: A transformers causal LM.
+        input_ids: (B, S) ids; attention_mask: (B, S); action_mask: (B, S-1) generated targets.
+        split: The batch split by prompt (:func:`split_batch`), or None (rows whole).
+        temperature: Temperature of the log-probs.
+        entropy: Compute the entropy (else zeros).
+        chunk_tokens: Positions per chunk of the head (None: all at once).
+        logprobs: Compute log-probs and entropy (else None: values only).
+        hidden: Return the hidden states (for a value head).
+    """
+    decoder, head = decoder_and_head(lm)
+    with checkpointed(decoder):
+        if split is not None:
+            if torch.is_grad_enabled() and checkpointing_active(decoder):
+                raise ValueError("gradient checkpointing drops the KV cache that shared-prompt encoding "
+                                 "continues from: pass split=None when training with checkpointing")  # fmt: skip
+            states = shared_prompt_hidden(decoder, split)  # (B, C, H)
+            sel, targets = split.comp_mask.bool(), split.comp_ids
+        else:
+            out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            states = out.last_hidden_state[:, :-1]  # (B, S-1, H)
+            sel, targets = action_mask, input_ids[:, 1:]
+    flat = states[sel]  # (N, H)
+    lp = ent = None
+    if logprobs:
+        n = max(1, flat.shape[0])
+        lp, ent = token_logprobs_chunked(flat, head, targets[sel], temperature, chunk_tokens or n, entropy)
+    return GeneratedStats(lp, ent, flat if hidden else None)
+
+
 def forward(
     model: Any,
     batch: PPOBatch,
@@ -337,26 +430,48 @@ def forward(
     temperature: float = 1.0,
     entropy: bool = True,
     split: SplitBatch | None = None,
+    chunk_tokens: int | None = None,
+    value_head: nn.Module | None = None,
+    logprobs: bool = True,
+    train_backbone: bool = True,
 ) -> ForwardOutput:
     """The forward pass of ``model`` over ``batch``: log-probs and entropy of the targets for a
     causal LM policy, values for a :class:`~agents.ppo.critic.Critic` (DDP-wrapped or not).
 
+    Two ways to compute a policy's log-probs:
+
+    * **whole-vocabulary** (a causal LM, no ``chunk_tokens``, no ``value_head``): the logits
+      of every position, ``[B, S, V]``, then the log-softmax;
+    * **generated positions, chunked** (``chunk_tokens`` given, a ``value_head`` given, or a
+      :class:`PolicyModel`): the decoder's hidden states, then the head on the generated
+      positions only, ``chunk_tokens`` at a time (:func:`generated_stats`). The same values
+      and gradients to float rounding, at a fraction of the memory; 0 at other positions.
+
     Args:
-        model: A causal LM, or a critic.
+        model: A causal LM, a :class:`PolicyModel` (what data-parallel engines wrap), or a
+            critic.
         batch: The batch.
         temperature: Temperature the policy's log-probs refer to (that of the rollout).
         entropy: Compute the policy entropy (else zeros).
         split: The batch split by prompt (:func:`split_batch`): each group's prompt is encoded
             once; the per-token results are those of encoding every row whole, at the action
             positions (0 elsewhere). ``None``: every row whole.
+        chunk_tokens: Generated positions per chunk of the output head (chunked path).
+        value_head: A :class:`~agents.ppo.critic.ValueHead` read on the policy's own hidden
+            states (a critic that shares the policy's backbone): ``values`` are filled.
+        logprobs: Compute log-probs and entropy (False: only the values of ``value_head``).
+        train_backbone: False: the policy's backbone runs without autograd, so only
+            ``value_head`` gets gradients.
     """
     length = batch.input_ids.shape[1]
-    critic = getattr(model, "module", model)
-    if isinstance(critic, Critic):
+    inner = getattr(model, "module", model)
+    if isinstance(inner, Critic):
         if split is not None:
-            return ForwardOutput(None, None, shared_prompt_values(critic, split, length))
+            return ForwardOutput(None, None, shared_prompt_values(inner, split, length))
         values = critic_values(model, batch.input_ids, batch.attention_mask)[:, :-1]  # (B, S-1)
         return ForwardOutput(None, None, values)
+    if chunk_tokens is not None or value_head is not None or isinstance(inner, PolicyModel):
+        return _forward_generated(model, batch, temperature, entropy, split, chunk_tokens, value_head, logprobs, train_backbone)
     if split is not None:
         logits = shared_prompt_logits(model, split)  # (B, C, V)
         stats = token_logprobs(logits, split.comp_ids, temperature, entropy=entropy)
@@ -366,4 +481,41 @@ def forward(
     return ForwardOutput(stats.logprobs, stats.entropy, None)
 
 
-__all__ = ["SCORED", "Episode", "ForwardOutput", "PPOBatch", "episodes_from_records", "forward", "split_batch"]
+def _forward_generated(
+    model: Any, batch: PPOBatch, temperature: float, entropy: bool, split: SplitBatch | None,
+    chunk_tokens: int | None, value_head: nn.Module | None, logprobs: bool, train_backbone: bool,
+) -> ForwardOutput:  # fmt: skip
+    """:func:`forward`'s chunked path: stats on the generated positions, placed in [B, S-1]."""
+    inner = getattr(model, "module", model)
+    options = {"temperature": temperature, "entropy": entropy, "chunk_tokens": chunk_tokens,
+               "logprobs": logprobs, "hidden": value_head is not None}  # fmt: skip
+    with contextlib.nullcontext() if train_backbone else torch.no_grad():
+        if isinstance(inner, PolicyModel):
+            stats = model(batch.input_ids, batch.attention_mask, batch.action_mask, split, **options)
+        elif model is not inner:
+            raise ValueError(f"a {type(model).__name__}-wrapped causal LM cannot run chunked log-probs outside "
+                             "its forward: wrap the LM in agents.ppo.batch.PolicyModel before the engine does")  # fmt: skip
+        else:
+            stats = generated_stats(model, batch.input_ids, batch.attention_mask, batch.action_mask, split, **options)
+    values = value_head(stats.hidden) if value_head is not None else None  # (N,)
+    place = _placer(batch, split)
+    return ForwardOutput(*(place(x) if x is not None else None for x in (stats.logprobs, stats.entropy, values)))
+
+
+def _placer(batch: PPOBatch, split: SplitBatch | None) -> Any:
+    """A function putting flat per-generated-position values (N,) into the [B, S-1] layout."""
+    length = batch.input_ids.shape[1]
+
+    def place(flat: torch.Tensor) -> torch.Tensor:
+        if split is None:
+            return torch.zeros(batch.action_mask.shape, dtype=flat.dtype, device=flat.device).masked_scatter(
+                batch.action_mask, flat
+            )  # (B, S-1)
+        aligned = torch.zeros(split.comp_mask.shape, dtype=flat.dtype, device=flat.device)  # (B, C)
+        return to_full(aligned.masked_scatter(split.comp_mask.bool(), flat), split, length)
+
+    return place
+
+
+__all__ = ["SCORED", "Episode", "ForwardOutput", "GeneratedStats", "PPOBatch", "PolicyModel", "episodes_from_records",
+           "forward", "generated_stats", "split_batch"]

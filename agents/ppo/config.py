@@ -25,6 +25,8 @@ DenseReward = Literal["none", "delta", "delta_open", "paper"]
 DenseSource = Literal["prm", "oracle"]
 PotentialScale = Literal["probability", "score"]
 ValueInit = Literal["prm", "policy"]
+CriticKind = Literal["separate", "shared"]
+Precision = Literal["fp32", "bf16", "fp16"]
 
 _DENSE = ("none", "delta", "delta_open", "paper")
 _DENSE_SOURCE = ("prm", "oracle")
@@ -108,6 +110,44 @@ class PPOConfig(Config):
     head); ``"policy"`` = the policy's backbone with a fresh zero-initialised ``score`` head."""
     critic_warmup_iterations: int = 5
     """Iterations at the start in which only the critic is trained (policy frozen)."""
+    critic: CriticKind = "separate"
+    """``"separate"``: the critic is a model of its own (a PRM-architecture backbone + head,
+    its own optimiser). ``"shared"``: a value head on the policy's backbone, read from the
+    same forward pass as the log-probs (one model in memory instead of two); after the
+    warm-up the value loss (× ``vf_coef``) trains the shared backbone with the policy loss,
+    during the warm-up only the head trains. With ``value_init="prm"`` the head starts as the
+    PRM's head read on the policy's hidden states (exact when the PRM kept the policy's
+    backbone, a warm start otherwise; see :func:`agents.ppo.critic.build_value_head`)."""
+
+    # --- precision and memory -------------------------------------------------------------
+    dtype: Precision = "fp32"
+    """Compute precision. ``"bf16"``/``"fp16"``: forward and backward passes under autocast,
+    the trained weights and AdamW's state kept in fp32 (master weights, so a policy lr of
+    1e-6 still moves every weight), frozen weights (the reference policy, the env's PRM, a
+    LoRA base) stored in the compute dtype; fp16 also scales the loss."""
+    lora_rank: int = 0
+    """0: fine-tune every weight. r > 0: train rank-r LoRA adapters (peft, the ``lora``
+    extra) on a frozen base, for the policy and a separate critic; the reference policy is
+    the policy with its adapter switched off (no copy), and a critic that starts from the
+    env's PRM shares that PRM's weights (the env scores with the critic's adapter off).
+    Saved policies and critics are adapter directories, loadable wherever a model is."""
+    lora_alpha: float = 0.0
+    """LoRA scaling numerator (updates are scaled by alpha / rank); 0: ``2 * lora_rank``."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA adapters' input (0: none; the log-probs of the update then equal
+    the rollout's)."""
+    lora_targets: str = "all-linear"
+    """Layers that get adapters: ``"all-linear"`` (every linear layer but the output head) or
+    comma-separated module names (``"q_proj,v_proj"``)."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of keeping them
+    (policy and critic updates; dropout stays off). Updates then encode prompts with every
+    row (the shared-prompt saving needs the KV cache that checkpointing drops)."""
+    logprob_chunk: int = 0
+    """0: log-probs and entropy from the logits of every position (``[batch, seq, vocab]``).
+    N > 0: from the hidden states of the generated positions only, the output head applied
+    N positions at a time (recomputed in the backward pass): the same values, and memory
+    that no longer grows with batch × vocabulary."""
 
     # --- sampling -------------------------------------------------------------------------
     num_prompts: int = 16
@@ -195,6 +235,19 @@ class PPOConfig(Config):
         return self.batch_size // self.num_minibatches
 
     @property
+    def lora(self) -> dict[str, Any] | None:
+        """Keyword arguments of :func:`codegym.adapters.add_lora`, or None (no LoRA)."""
+        if not self.lora_rank:
+            return None
+        return {"rank": self.lora_rank, "alpha": self.lora_alpha or None, "dropout": self.lora_dropout,
+                "targets": self.lora_targets, "seed": self.seed}  # fmt: skip
+
+    @property
+    def generated_only(self) -> bool:
+        """Log-probs (and shared values) from hidden states on generated positions only."""
+        return self.logprob_chunk > 0 or self.critic == "shared"
+
+    @property
     def uses_prm(self) -> bool:
         """Whether a PRM checkpoint is needed (PRM dense reward or PRM-initialised critic)."""
         prm_dense = self.dense_reward != "none" and self.dense_source == "prm"
@@ -221,6 +274,7 @@ class PPOConfig(Config):
         """Fields that take one of a few names."""
         choices = {"dense_reward": _DENSE, "dense_source": _DENSE_SOURCE,
                    "potential_scale": _POTENTIAL_SCALE, "value_init": _VALUE_INIT,
+                   "critic": ("separate", "shared"), "dtype": ("fp32", "bf16", "fp16"),
                    "unit_test_reward": ("binary", "fraction"), "sandbox_pool": (None, "ray")}  # fmt: skip
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -245,10 +299,14 @@ class PPOConfig(Config):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("kl_coef", "ent_coef", "vf_coef", "vf_clip_coef", "weight_decay", "task_pool",
-                     "critic_warmup_iterations"):  # fmt: skip
+                     "critic_warmup_iterations", "lora_rank", "lora_alpha", "logprob_chunk"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}"
                                  + (" (0 = whole split)" if name == "task_pool" else ""))
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.lora_rank and not self.lora_targets.strip():
+            raise ValueError("lora_targets is empty: use 'all-linear' or module names such as 'q_proj,v_proj'")
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
 

@@ -45,6 +45,10 @@ SUMMARY = (
     "configured. The policy is in `policy/` (a standard transformers causal LM), the "
     "critic in `critic/` (a codegym PRM checkpoint)."
 )
+#: The summary of a run that trained LoRA adapters (``lora_rank`` > 0).
+LORA_SUMMARY = SUMMARY.replace(
+    "(a standard transformers causal LM)", "(a peft LoRA adapter on the start policy, named in its adapter_config.json)"
+)
 
 
 def card_metrics(rows: list[dict[str, Any]], keys: Sequence[str] = CARD_METRICS) -> dict[str, Any]:
@@ -62,7 +66,15 @@ def card_metrics(rows: list[dict[str, Any]], keys: Sequence[str] = CARD_METRICS)
 
 
 def _training(config: PPOConfig, policy_dir: Path, prm_dir: Path | None) -> dict[str, Any]:
+    memory = [f"{config.dtype} compute" + (" (fp32 master weights)" if config.dtype != "fp32" else ""),
+              f"LoRA rank {config.lora_rank}" if config.lora_rank else "full fine-tune",
+              f"{config.critic} critic"]  # fmt: skip
+    if config.gradient_checkpointing:
+        memory.append("gradient checkpointing")
+    if config.logprob_chunk:
+        memory.append(f"log-probs in chunks of {config.logprob_chunk} positions")
     return {
+        "precision and memory": ", ".join(memory),
         "start policy": str(policy_dir), "PRM": str(prm_dir) if prm_dir else "none",
         "dense reward": DENSE_NAMES.get(config.dense_reward, config.dense_reward),
         "critic initialisation": VALUE_INIT_NAMES.get(config.value_init, config.value_init),
@@ -74,6 +86,15 @@ def _training(config: PPOConfig, policy_dir: Path, prm_dir: Path | None) -> dict
 
 
 def _usage(out: Path, config: PPOConfig) -> str:
+    if config.lora_rank:
+        return f"""
+from codegym.lm import load_causal_lm
+model, tokenizer = load_causal_lm("{out / 'policy'}")   # the base + this LoRA adapter, merged
+# with peft: PeftModel.from_pretrained(base_model, "{out / 'policy'}")
+
+# evaluate it:  codegym eval --agent ppo --model {out} --suite {config.suite.name}
+# learning curves:  codegym plot {out} --out curves.png
+"""
     return f"""
 from transformers import AutoModelForCausalLM, AutoTokenizer
 model = AutoModelForCausalLM.from_pretrained("{out / 'policy'}")
@@ -100,7 +121,7 @@ def ppo_card(out: Path, config: PPOConfig, policy_dir: Path, prm_dir: Path | Non
     suite = config.suite
     return dict(
         title=f"codegym LLM-PPO policy ({suite.name}, dense reward: {config.dense_reward})",
-        summary=SUMMARY,
+        summary=LORA_SUMMARY if config.lora_rank else SUMMARY,
         pipeline_tag="text-generation",
         usage=_usage(out, config),
         training=_training(config, policy_dir, prm_dir),

@@ -123,6 +123,18 @@ def shared_prompt_logits(model: Any, sb: SplitBatch) -> torch.Tensor:
     return torch.cat([last.index_select(0, sb.row_group)[:, None], prog.logits[:, :-1]], dim=1)  # [B, C, V]
 
 
+def shared_prompt_hidden(decoder: Any, sb: SplitBatch) -> torch.Tensor:
+    """Final hidden states of a decoder stack (a causal LM's ``base_model``) aligned with the
+    program tokens, [B, C, H]: entry ``j`` is the state that predicts ``sb.comp_ids[:, j]``
+    (the head applied to it gives :func:`shared_prompt_logits`). Each group's prompt is
+    encoded once."""
+    out, cache = forward_cached(decoder, None, input_ids=sb.prompt_ids, attention_mask=sb.prompt_mask)
+    groups = torch.arange(len(sb.prompt_len), device=sb.prompt_ids.device)
+    last = out.last_hidden_state[groups, sb.prompt_len - 1]  # [G, H]: predicts each program's first token
+    prog, _ = forward_cached(decoder, _expand_cache(cache, sb.row_group), **_program_inputs(sb))
+    return torch.cat([last.index_select(0, sb.row_group)[:, None], prog.last_hidden_state[:, :-1]], dim=1)
+
+
 def shared_prompt_values(critic: Any, sb: SplitBatch, full_len: int) -> torch.Tensor:
     """Critic values (an :class:`agents.ppo.critic.Critic`) in the shifted full layout
     [B, S−1]: the value of the state in which each action token was chosen."""
@@ -137,4 +149,5 @@ def shared_prompt_values(critic: Any, sb: SplitBatch, full_len: int) -> torch.Te
     return to_full(critic.values_from_raw(aligned).float(), sb, full_len)
 
 
-__all__ = ["SplitBatch", "shared_prompt_logits", "shared_prompt_values", "split_by_prompt", "to_full"]
+__all__ = ["SplitBatch", "shared_prompt_hidden", "shared_prompt_logits", "shared_prompt_values", "split_by_prompt",
+           "to_full"]

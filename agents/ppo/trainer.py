@@ -23,7 +23,15 @@ Reads like CleanRL's ``ppo.py``; :meth:`PPOTrainer.train_iteration` is five numb
    (:class:`codegym.training.trainer.Trainer`); this module holds the PPO iteration.
 
 Data parallel: run under ``accelerate launch`` and each process rolls out its own tasks
-(seeded by rank); gradients are averaged by DDP (``torch.distributed``; gloo on CPU).
+(seeded by rank); gradients are averaged by DDP (``torch.distributed``; gloo on CPU). Sharding
+engines (FSDP, DeepSpeed ZeRO-3) are refused: the rollout samples from the whole policy.
+
+Precision and memory (:class:`agents.ppo.config.PPOConfig`): ``dtype`` (bf16/fp16 autocast
+with fp32 master weights), ``lora_rank`` (LoRA adapters; the reference is the adapter switched
+off), ``critic="shared"`` (a value head on the policy's backbone), ``gradient_checkpointing``
+and ``logprob_chunk`` (log-probs from the generated positions' hidden states, a chunk of the
+vocabulary projection at a time). Each is off by default, and off leaves the iteration as it
+was (the same metrics rows for a fixed seed).
 """
 
 from __future__ import annotations
@@ -40,9 +48,22 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-from agents.ppo.batch import Episode, PPOBatch, episodes_from_records, forward, split_batch
+from agents.ppo.batch import (
+    Episode,
+    PolicyModel,
+    PPOBatch,
+    episodes_from_records,
+    forward,
+    split_batch,
+)
 from agents.ppo.config import PPOConfig
-from agents.ppo.critic import build_critic, save_critic
+from agents.ppo.critic import (
+    build_critic,
+    build_value_head,
+    load_value_head,
+    save_critic,
+    save_value_head,
+)
 from agents.ppo.diagnostics import sample_programs, shaping_diagnostics
 from agents.ppo.gae import (
     bound_values,
@@ -60,8 +81,11 @@ from agents.ppo.losses import (
 )
 from agents.ppo.modelcard import copy_card_to_policy, ppo_card
 from agents.ppo.shared_prompt import SplitBatch
+from codegym.adapters import adapters_disabled, add_lora, load_adapter, save_adapter
 from codegym.envs.oracle import ReferenceCompletionScorer, VerdictCache
 from codegym.envs.vector import CodePRMVectorEnv
+from codegym.memory import enable_checkpointing, trainable_parameters
+from codegym.precision import MixedPrecision
 from codegym.rollout import SamplerAgent, run_episodes
 from codegym.sampling import LineSampler
 from codegym.training.rundir import file_digest
@@ -71,7 +95,22 @@ from sandboxes import make_sandbox
 
 STATE = "state.pt"
 REFERENCE = "reference"
+#: What ``reference/`` holds for a LoRA policy (its reference is the base: no weights saved).
+REFERENCE_NOTE = "reference.json"
 METRICS = "metrics.jsonl"
+
+
+def _check_engine(accelerator: Any) -> None:
+    """Refuse a sharding engine: the rollout samples from the whole policy outside the engine's
+    forward, which FSDP / DeepSpeed ZeRO-3 shard between processes."""
+    kind = str(getattr(getattr(accelerator, "state", None), "distributed_type", "") or "")
+    if any(name in kind for name in ("FSDP", "DEEPSPEED", "MEGATRON")):
+        raise ValueError(
+            f"PPOTrainer runs data-parallel only (DDP), not {kind.split('.')[-1]}: the rollout samples from the "
+            "whole policy outside the engine's forward, which a sharding engine splits between processes. "
+            "Launch with `accelerate launch --multi_gpu` and fit the memory with --lora-rank, --critic shared, "
+            "--dtype bf16, --gradient-checkpointing and --logprob-chunk (bench/memory.py shows what each saves)"
+        )
 
 
 class PPOTrainer(Trainer):
@@ -123,6 +162,7 @@ class PPOTrainer(Trainer):
     ) -> None:
         self.config = config.validate()
         self._check_inputs(policy_dir, prm_dir)
+        _check_engine(accelerator)
         self.accelerator = accelerator
         self._given_sandbox = sandbox
         self.rank = accelerator.process_index if accelerator is not None else 0
@@ -137,9 +177,7 @@ class PPOTrainer(Trainer):
         callbacks = [on_iteration] if on_iteration is not None else []
         super().__init__(config, out_dir, overwrite=overwrite, progress=progress, callbacks=callbacks)
         if accelerator is not None:
-            self.policy, self.critic, self.opt_policy, self.opt_critic = accelerator.prepare(
-                self.policy, self.critic, self.opt_policy, self.opt_critic
-            )
+            self._prepare(accelerator)
         self._setup_envs()
 
     @property
@@ -196,47 +234,128 @@ class PPOTrainer(Trainer):
 
     def setup(self, checkpoint: Path | None) -> None:
         """Models (from the checkpoint when resuming), optimisers, KL controller; the main
-        process saves the frozen reference to ``out/reference`` once."""
+        process saves the frozen reference to ``out/reference`` once (a LoRA policy's
+        reference is its base: ``reference/reference.json`` says so, no weights)."""
+        self.mp = MixedPrecision(self.config.dtype, self.device)
         self._load_models(checkpoint)
         self._make_optimizers()
         ref_dir = self.out / REFERENCE
-        if self.is_main and not (ref_dir / "config.json").is_file():
-            self._unwrap(self.ref).save_pretrained(ref_dir)
-            self.tokenizer.save_pretrained(ref_dir)
+        if self.is_main and not ((ref_dir / "config.json").is_file() or (ref_dir / REFERENCE_NOTE).is_file()):
+            self._save_reference(ref_dir)
+
+    def _save_reference(self, ref_dir: Path) -> None:
+        if self.ref is None:
+            ref_dir.mkdir(parents=True, exist_ok=True)
+            note = {"policy": str(self.policy_dir), "reference": "the policy with its LoRA adapter switched off"}
+            (ref_dir / REFERENCE_NOTE).write_text(json.dumps(note, indent=2) + "\n")
+            return
+        self._unwrap(self.ref).save_pretrained(ref_dir)
+        self.tokenizer.save_pretrained(ref_dir)
 
     def _load_models(self, checkpoint: Path | None) -> None:
-        """Policy (and tokenizer), frozen reference and critic: from the checkpoint or the start."""
+        """Policy (and tokenizer), frozen reference and critic: from the checkpoint or the start;
+        then precision (trained weights fp32, frozen ones in ``dtype``) and checkpointing."""
+        config = self.config
+        self._load_policy(checkpoint)
+        self._load_reference(checkpoint)
+        self._load_critic(checkpoint)
+        self.policy.eval()  # dropout off: rollout, old log-probs and updates use one mode
+        self.actor = PolicyModel(self.policy) if config.generated_only else None
+        for model in (self.policy, self.critic, self.value_head):
+            if model is not None:
+                self.mp.prepare(model)
+        if config.gradient_checkpointing:
+            enable_checkpointing(self.policy)
+            if self.critic is not None:
+                enable_checkpointing(self.critic.prm.backbone)
+        #: Generated positions per chunk of the output head (None: whole-vocabulary log-probs).
+        self._chunk = config.logprob_chunk or (1 << 30 if config.generated_only else None)
+
+    def _load_policy(self, checkpoint: Path | None) -> None:
+        """The trained policy: every weight (fp32 master weights), or a LoRA adapter on the
+        base stored in the compute dtype."""
         from codegym.lm import load_causal_lm
 
         config = self.config
-        resume = checkpoint is not None
-        self.policy, self.tokenizer = load_causal_lm(checkpoint / "policy" if resume else self.policy_dir, device=self.device)
+        if config.lora is None:
+            start = checkpoint / "policy" if checkpoint is not None else self.policy_dir
+            self.policy, self.tokenizer = load_causal_lm(start, device=self.device)
+            return
+        self.policy, self.tokenizer = load_causal_lm(self.policy_dir, device=self.device, dtype=config.dtype)
+        if checkpoint is not None:
+            load_adapter(self.policy, checkpoint / "policy")
+        else:
+            add_lora(self.policy, **config.lora)
+        self.policy.to(self.device)
+
+    def _load_reference(self, checkpoint: Path | None) -> None:
+        """The frozen reference: None for a LoRA policy (its adapter switched off), else a copy
+        (saved in ``out/reference``, stored in the compute dtype)."""
+        from codegym.lm import load_causal_lm
+
+        config = self.config
         ref_dir = self.out / REFERENCE
-        if resume or (ref_dir / "config.json").is_file():
-            self.ref, _ = load_causal_lm(ref_dir, device=self.device)
+        if config.lora is not None:
+            self.ref = None
+            return
+        if checkpoint is not None or (ref_dir / "config.json").is_file():
+            self.ref, _ = load_causal_lm(ref_dir, device=self.device, dtype=config.dtype)
+        elif self.mp.enabled:
+            self.ref, _ = load_causal_lm(self.policy_dir, device=self.device, dtype=config.dtype)
         else:
             self.ref = copy.deepcopy(self.policy)
         self.ref.requires_grad_(False).eval()
-        if resume:
-            self.critic = build_critic("checkpoint", checkpoint / "critic", None)
+
+    def _load_critic(self, checkpoint: Path | None) -> None:
+        """A separate critic (maybe LoRA), or a value head on the policy's backbone."""
+        config = self.config
+        self.critic = self.value_head = None
+        if config.critic == "shared":
+            hidden = int(self.policy.get_output_embeddings().in_features)
+            head = load_value_head(checkpoint / "critic") if checkpoint is not None else None
+            self.value_head = head or build_value_head(config.value_init, self.prm_dir, hidden)
+            self.value_head.to(self.device)
+            return
+        dtype = config.dtype if config.lora is not None else "fp32"
+        if checkpoint is not None:
+            self.critic = build_critic("checkpoint", checkpoint / "critic", None, lora=config.lora, dtype=dtype)
         else:
-            self.critic = build_critic(config.value_init, self.prm_dir, self.policy_dir, seed=config.seed)
+            self.critic = build_critic(config.value_init, self.prm_dir, self.policy_dir, seed=config.seed,
+                                       lora=config.lora, dtype=dtype)  # fmt: skip
         self.critic.to(self.device)
-        self.policy.eval()  # dropout off: rollout, old log-probs and updates use one mode
         self.critic.eval()
 
     def _make_optimizers(self) -> None:
-        """Separate AdamW optimisers for policy and critic, and the KL controller."""
+        """Separate AdamW optimisers for the policy and the critic (the value head when the
+        critic shares the policy's backbone), over their trainable weights; the KL controller."""
         config = self.config
         self.opt_policy = torch.optim.AdamW(
-            self.policy.parameters(), lr=config.policy_lr, betas=config.adam_betas,
+            trainable_parameters(self.policy), lr=config.policy_lr, betas=config.adam_betas,
             eps=config.adam_eps, weight_decay=config.weight_decay,
         )  # fmt: skip
         self.opt_critic = torch.optim.AdamW(
-            self.critic.parameters(), lr=config.critic_lr, betas=config.adam_betas,
-            eps=config.adam_eps, weight_decay=config.weight_decay,
+            trainable_parameters(self.critic if self.critic is not None else self.value_head),
+            lr=config.critic_lr, betas=config.adam_betas, eps=config.adam_eps, weight_decay=config.weight_decay,
         )  # fmt: skip
         self.kl_ctl = KLController(config.kl_coef, config.adaptive_kl, config.target_kl, config.kl_horizon)
+
+    def _prepare(self, accelerator: Any) -> None:
+        """Hand the trained modules and optimisers to the data-parallel engine: the policy (as
+        a :class:`PolicyModel` when log-probs come from hidden states, so the output head runs
+        inside the engine's forward) and the critic or value head."""
+        policy = self.actor if self.actor is not None else self.policy
+        critic = self.critic if self.critic is not None else self.value_head
+        policy, critic, self.opt_policy, self.opt_critic = accelerator.prepare(
+            policy, critic, self.opt_policy, self.opt_critic
+        )
+        if self.actor is not None:
+            self.actor = policy
+        else:
+            self.policy = policy
+        if self.critic is not None:
+            self.critic = critic
+        else:
+            self.value_head = critic
 
     # ------------------------------------------------------------------ setup
     def _unwrap(self, model: Any) -> Any:
@@ -271,7 +390,24 @@ class PPOTrainer(Trainer):
         if cfg.dense_source == "oracle":
             cache = VerdictCache()
             return [ReferenceCompletionScorer(self.sandbox, cache=cache) for _ in range(cfg.batch_size)]
+        if self._critic_holds_prm() or self.mp.enabled:
+            from codegym.prm import BatchedPRMScorer, ProcessRewardModel
+
+            if self._critic_holds_prm():  # the critic's backbone is the PRM's: no second copy
+                from codegym.prm.model import read_prm_head
+
+                weight, bias, _ = read_prm_head(self.prm_dir)
+                prm = self._unwrap(self.critic).prm.adapters_off(head=(weight, bias))
+            else:  # a frozen PRM stored in the compute dtype
+                prm = ProcessRewardModel.from_pretrained(self.prm_dir, device=self.device, dtype=cfg.dtype)
+            return BatchedPRMScorer(prm, cfg.batch_size)
         return str(self.prm_dir)
+
+    def _critic_holds_prm(self) -> bool:
+        """The critic is a LoRA adapter on the PRM's frozen backbone (``value_init="prm"``):
+        with the adapter switched off and the PRM's head it is the env's PRM."""
+        cfg = self.config
+        return self.critic is not None and cfg.lora is not None and cfg.value_init == "prm"
 
     def close(self) -> None:
         """Close the vector env, the sandbox and the metrics."""
@@ -305,8 +441,9 @@ class PPOTrainer(Trainer):
         )  # fmt: skip
         agent = SamplerAgent(sampler, max_new_tokens=cfg.max_new_tokens, sanitize=False, chat_template=cfg.chat_template)
         episodes: list[Episode] = []
-        run_episodes(agent, self._draw_tasks(iteration), envs=self.envs,
-                     on_wave=lambda wave: episodes.extend(episodes_from_records(wave, agent, cfg.dense_coef)))  # fmt: skip
+        with self.mp.autocast():
+            run_episodes(agent, self._draw_tasks(iteration), envs=self.envs,
+                         on_wave=lambda wave: episodes.extend(episodes_from_records(wave, agent, cfg.dense_coef)))  # fmt: skip
         return episodes
 
     # ------------------------------------------------------------- advantages
@@ -317,9 +454,13 @@ class PPOTrainer(Trainer):
         drawn token) and GAE over tokens; returns the batch with them attached."""
         cfg = self.config
         split = self._split(batch)
-        policy = forward(self._unwrap(self.policy), batch, temperature=cfg.temperature, split=split)
-        ref = forward(self.ref, batch, temperature=cfg.temperature, entropy=False, split=split)
-        values = forward(self._unwrap(self.critic), batch, split=split).values  # (B, S-1)
+        with self.mp.autocast():
+            policy = self._policy_forward(batch, split, grad=False)
+            ref = self._reference_forward(batch, split)
+            if self.critic is not None:
+                values = forward(self._unwrap(self.critic), batch, split=split).values  # (B, S-1)
+            else:
+                values = policy.values  # (B, S-1), the value head on the policy's hidden states
         # KL only where the policy drew the token (a re-encoded token's log-ratio is no estimate)
         kl = torch.where(batch.policy_mask, policy.logprobs - ref.logprobs, torch.zeros_like(policy.logprobs))
         rewards = place_rewards(
@@ -339,6 +480,24 @@ class PPOTrainer(Trainer):
             return values
         potential = token_potentials(batch.action_mask, batch.line_end, batch.line_rewards, batch.final_dense)
         return bound_values(values, potential, 0.0, 1.0)  # binary and fraction rewards lie in [0, 1]
+
+    def _policy_forward(self, batch: PPOBatch, split: SplitBatch | None, grad: bool, **options: Any) -> Any:
+        """:func:`forward` of the policy (with the shared value head's values, if any):
+        through the data-parallel wrapper when ``grad``, else the unwrapped module."""
+        model = self.actor if self.actor is not None else self.policy
+        head = self.value_head if grad else self._unwrap(self.value_head) if self.value_head is not None else None
+        return forward(model if grad else self._unwrap(model), batch, temperature=self.config.temperature,
+                       split=split, chunk_tokens=self._chunk, value_head=head, **options)  # fmt: skip
+
+    def _reference_forward(self, batch: PPOBatch, split: SplitBatch | None) -> Any:
+        """:func:`forward` of the frozen reference: its own model, or the LoRA policy with the
+        adapter switched off."""
+        options = {"temperature": self.config.temperature, "entropy": False, "split": split, "chunk_tokens": self._chunk}
+        if self.ref is not None:
+            return forward(self.ref, batch, **options)
+        model = self._unwrap(self.actor if self.actor is not None else self.policy)
+        with adapters_disabled(self._unwrap(self.policy)):
+            return forward(model, batch, **options)
 
     def _split(self, batch: PPOBatch) -> SplitBatch | None:
         """The batch split by prompt group (``shared_prompt`` on, single process), else None."""
@@ -361,7 +520,11 @@ class PPOTrainer(Trainer):
         self.policy.train(False)
         for _ in range(cfg.update_epochs):
             for mb in batch.minibatches(cfg.num_minibatches, gen, by_group=self._split_active()):
-                split = self._split(mb)
+                # checkpointed layers drop the KV cache a shared prompt is continued from
+                split = None if cfg.gradient_checkpointing else self._split(mb)
+                if self.value_head is not None:
+                    self._shared_step(mb, split, logs, train_policy)
+                    continue
                 if train_policy:
                     self._policy_step(mb, split, logs)
                 self._critic_step(mb, split, logs)
@@ -370,36 +533,85 @@ class PPOTrainer(Trainer):
     def _policy_step(self, mb: PPOBatch, split: SplitBatch | None, logs: dict[str, list[float]]) -> None:
         """One clipped-surrogate step of the policy on minibatch ``mb``."""
         cfg = self.config
-        adv = masked_whiten(mb.advantages, mb.action_mask) if cfg.norm_adv else mb.advantages
-        new = forward(self.policy, mb, temperature=cfg.temperature, split=split)
-        pmask = mb.policy_mask  # tokens drawn as they stand (see agents.ppo.batch)
-        pl = clipped_policy_loss(new.logprobs, mb.old_logprobs, adv, pmask, cfg.clip_coef)
-        ent_mean = masked_mean(new.entropy, pmask)
+        with self.mp.autocast():
+            new = self._policy_forward(mb, split, grad=True)
+            pl, ent_mean = self._policy_loss(mb, new)
         self.opt_policy.zero_grad(set_to_none=True)
         self._backward(pl.loss - cfg.ent_coef * ent_mean)
-        logs["grad_norm"].append(self._clip(self.policy))
-        self.opt_policy.step()
+        logs["grad_norm"].append(self._steps((self.opt_policy, self.policy))[0])
+        self._log_policy(logs, pl, ent_mean)
+
+    def _policy_loss(self, mb: PPOBatch, new: Any) -> tuple[Any, torch.Tensor]:
+        """The clipped surrogate on whitened advantages and the mean entropy, over the tokens
+        the policy drew as they stand (see agents.ppo.batch)."""
+        cfg = self.config
+        adv = masked_whiten(mb.advantages, mb.action_mask) if cfg.norm_adv else mb.advantages
+        pmask = mb.policy_mask
+        pl = clipped_policy_loss(new.logprobs, mb.old_logprobs, adv, pmask, cfg.clip_coef)
+        return pl, masked_mean(new.entropy, pmask)
+
+    @staticmethod
+    def _log_policy(logs: dict[str, list[float]], pl: Any, ent_mean: torch.Tensor) -> None:
         logs["policy"].append(pl.loss.item())
         logs["entropy"].append(ent_mean.item())
         logs["approx_kl"].append(pl.approx_kl.item())
         logs["clipfrac"].append(pl.clipfrac.item())
 
+    def _value_loss(self, mb: PPOBatch, new_v: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        return clipped_value_loss(new_v, mb.values, mb.returns, mb.action_mask, cfg.vf_clip_coef if cfg.clip_vloss else None)
+
     def _critic_step(self, mb: PPOBatch, split: SplitBatch | None, logs: dict[str, list[float]]) -> None:
         """One clipped value-loss step of the critic on minibatch ``mb``."""
-        cfg = self.config
-        new_v = forward(self.critic, mb, split=split).values
-        vloss = clipped_value_loss(new_v, mb.values, mb.returns, mb.action_mask, cfg.vf_clip_coef if cfg.clip_vloss else None)
+        with self.mp.autocast():
+            vloss = self._value_loss(mb, forward(self.critic, mb, split=split).values)
         self.opt_critic.zero_grad(set_to_none=True)
-        self._backward(cfg.vf_coef * vloss)
-        logs["value_grad_norm"].append(self._clip(self.critic))
-        self.opt_critic.step()
+        self._backward(self.config.vf_coef * vloss)
+        logs["value_grad_norm"].append(self._steps((self.opt_critic, self.critic))[0])
+        logs["value"].append(vloss.item())
+
+    def _shared_step(self, mb: PPOBatch, split: SplitBatch | None, logs: dict[str, list[float]], train_policy: bool) -> None:
+        """One step of a critic that shares the policy's backbone: one forward gives log-probs
+        and values; the policy loss + ``vf_coef`` × value loss trains the backbone and the
+        head together. In the warm-up (``train_policy`` False) the backbone runs without
+        autograd and only the head trains (the policy stays as it started)."""
+        cfg = self.config
+        with self.mp.autocast():
+            new = self._policy_forward(mb, split, grad=True, logprobs=train_policy, train_backbone=train_policy)
+            vloss = self._value_loss(mb, new.values)
+            loss = cfg.vf_coef * vloss
+            if train_policy:
+                pl, ent_mean = self._policy_loss(mb, new)
+                loss = loss + pl.loss - cfg.ent_coef * ent_mean
+        self.opt_policy.zero_grad(set_to_none=True)
+        self.opt_critic.zero_grad(set_to_none=True)
+        self._backward(loss)
+        if train_policy:
+            norms = self._steps((self.opt_policy, self.policy), (self.opt_critic, self.value_head))
+            logs["grad_norm"].append(norms[0])
+            self._log_policy(logs, pl, ent_mean)
+        else:
+            norms = [float("nan"), *self._steps((self.opt_critic, self.value_head))]
+        logs["value_grad_norm"].append(norms[-1])
         logs["value"].append(vloss.item())
 
     def _backward(self, loss: torch.Tensor) -> None:
+        loss = self.mp.scaler.scale(loss)  # fp16 loss scaling (identity otherwise)
         if self.accelerator is not None:
             self.accelerator.backward(loss)
         else:
             loss.backward()
+
+    def _steps(self, *pairs: tuple[Any, Any]) -> list[float]:
+        """For each ``(optimizer, model)`` after one backward pass: unscale (fp16), clip the
+        model's gradients, step; then update the loss scale. Returns the gradient norms."""
+        norms = []
+        for opt, model in pairs:
+            self.mp.scaler.unscale_(opt)
+            norms.append(self._clip(model))
+            self.mp.scaler.step(opt)
+        self.mp.scaler.update()
+        return norms
 
     def _clip(self, model: Any) -> float:
         params = [p for p in model.parameters() if p.grad is not None]
@@ -533,9 +745,7 @@ class PPOTrainer(Trainer):
     # ------------------------------------------------------------ checkpoints
     def save_state(self, path: Path) -> None:
         """Policy, critic, optimisers, iteration and β into checkpoint ``path``."""
-        self._unwrap(self.policy).save_pretrained(path / "policy")
-        self.tokenizer.save_pretrained(path / "policy")
-        save_critic(self._unwrap(self.critic), path / "critic", self.tokenizer)
+        self._save_models(path)
         state = {
             "iteration": self.iteration,
             "kl_coef": self.kl_ctl.value,
@@ -557,9 +767,22 @@ class PPOTrainer(Trainer):
         self.barrier()
         if not self.is_main:
             return
-        self._unwrap(self.policy).save_pretrained(self.out / "policy")
-        self.tokenizer.save_pretrained(self.out / "policy")
-        save_critic(self._unwrap(self.critic), self.out / "critic", self.tokenizer)
+        self._save_models(self.out)
+
+    def _save_models(self, path: Path) -> None:
+        """``path/policy`` (a causal LM, or a LoRA adapter naming the start policy as its base)
+        and ``path/critic`` (loadable as a PRM; a shared critic's head names ``../policy`` as its
+        backbone)."""
+        policy = self._unwrap(self.policy)
+        if self.config.lora is not None:
+            save_adapter(policy, path / "policy", self.policy_dir)
+        else:
+            policy.save_pretrained(path / "policy")
+        self.tokenizer.save_pretrained(path / "policy")
+        if self.critic is not None:
+            save_critic(self._unwrap(self.critic), path / "critic", self.tokenizer)
+        else:
+            save_value_head(self._unwrap(self.value_head), path / "critic", self.tokenizer, backbone="../policy")
 
     def card(self) -> dict[str, Any]:
         return ppo_card(self.out, self.config, self.policy_dir, self.prm_dir)

@@ -26,6 +26,14 @@ one (score = 2·sigmoid(raw) − 1); ``prm_config.json`` says which. Files::
                                               tokenizer's vocabulary
     DIR/README.md                             a model card (written by the trainers)
 
+A third layout (``version`` 3) keeps the backbone elsewhere: ``prm_config.json`` names a
+``backbone`` directory (relative to DIR or absolute: a causal LM, a PRM, or a peft adapter
+directory), DIR holds the head in ``score_head.safetensors`` and, when the backbone was trained
+with LoRA, the adapter in peft's format (``adapter_config.json``, ``adapter_model.safetensors``,
+see :mod:`codegym.adapters`). A LoRA-trained PRM or critic is saved this way (megabytes instead
+of a copy of the backbone), and so is a PPO critic that shares the policy's backbone
+(``backbone: "../policy"``).
+
 ``AutoModel.from_pretrained(DIR)`` still gives the bare backbone. Checkpoints in the first
 layout (``version`` 1: a bare ``AutoModel`` backbone plus the head in
 ``score_head.safetensors``) still load; ``save_pretrained`` rewrites them in the new layout.
@@ -48,6 +56,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from codegym.adapters import (
+    adapters_disabled,
+    has_lora,
+    is_adapter_dir,
+    load_adapter,
+    merge_adapter,
+    save_adapter,
+)
 from codegym.lm import (
     check_model_dir,
     fast_activation_kwargs,
@@ -56,6 +72,7 @@ from codegym.lm import (
     loading,
     quiet_hf,
 )
+from codegym.memory import checkpointed
 from codegym.precision import DTypeLike, check_device, resolve_dtype
 
 PRM_CONFIG_NAME = "prm_config.json"
@@ -64,6 +81,8 @@ HEAD_WEIGHTS_NAME = "score_head.safetensors"
 PRM_FORMAT = "codegym-prm"
 #: Current checkpoint layout: a token-classification model with one label.
 PRM_VERSION = 2
+#: Layout with the backbone in another directory (and maybe a LoRA adapter here).
+EXTERNAL_VERSION = 3
 #: ``id2label`` of the saved token-classification config.
 LABEL_NAME = "line_score"
 Objective = Literal["mse", "bce"]
@@ -103,6 +122,8 @@ class ProcessRewardModel(nn.Module):
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.objective: Objective = objective
+        #: Directory the backbone was loaded from (the base a LoRA adapter is saved against).
+        self.source: Path | None = None
         hidden = int(backbone.config.hidden_size)
         dtype = next(backbone.parameters()).dtype
         self.score = nn.Linear(hidden, 1, dtype=dtype)
@@ -146,11 +167,16 @@ class ProcessRewardModel(nn.Module):
                     f"pass --objective {prm.objective} or start from a language model"
                 )
             return prm
-        tok = load_tokenizer(path)
-        with loading(path, "base model"):
-            backbone = AutoModel.from_pretrained(str(path), dtype=torch_dtype, **fast_activation_kwargs(path))
+        if is_adapter_dir(path) and not (path / "config.json").is_file():  # a LoRA causal LM
+            backbone, tok = _load_backbone(path, dtype)
+        else:
+            tok = load_tokenizer(path)
+            with loading(path, "base model"):
+                backbone = AutoModel.from_pretrained(str(path), dtype=torch_dtype, **fast_activation_kwargs(path))
         _check_vocab(backbone, tok, path)
-        return cls(backbone, tok, objective=objective, seed=seed).to(dev)
+        prm = cls(backbone, tok, objective=objective, seed=seed).to(dev)
+        prm.source = path
+        return prm
 
     # ---------------------------------------------------------------- forward
     def forward(
@@ -173,18 +199,38 @@ class ProcessRewardModel(nn.Module):
         Returns:
             ``(raw [B, T], cache or None)``; ``raw`` is a score (mse) or a logit (bce).
         """
+        hidden, new_cache = self.features(input_ids, attention_mask, position_ids, cache, use_cache)
+        raw = self.score(hidden.to(self.score.weight.dtype)).squeeze(-1)  # [B, T]
+        return raw, new_cache
+
+    def features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: Any = None,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor, Any]:
+        """The backbone's final hidden states ``[B, T, H]`` (and the cache), as :meth:`forward`
+        reads them (same arguments)."""
         inputs: dict[str, Any] = {"input_ids": input_ids}
         if attention_mask is not None:
             inputs["attention_mask"] = attention_mask
         if position_ids is not None:
             inputs["position_ids"] = position_ids
-        if use_cache or cache is not None:
-            out, new_cache = forward_cached(self.backbone, cache, **inputs)
-        else:
-            out, new_cache = self.backbone(**inputs, use_cache=False), None
-        hidden = out.last_hidden_state  # [B, T, H]
-        raw = self.score(hidden.to(self.score.weight.dtype)).squeeze(-1)  # [B, T]
-        return raw, new_cache
+        with checkpointed(self.backbone):
+            if use_cache or cache is not None:
+                out, new_cache = forward_cached(self.backbone, cache, **inputs)
+            else:
+                out, new_cache = self.backbone(**inputs, use_cache=False), None
+        return out.last_hidden_state, new_cache
+
+    def adapters_off(self, head: tuple[torch.Tensor, torch.Tensor] | None = None) -> ProcessRewardModel:
+        """This PRM as it was before LoRA training, without a copy: a PRM sharing this one's
+        backbone that runs it with the adapters switched off, with a frozen copy of the head
+        (or ``head`` = ``(weight, bias)``, e.g. :func:`read_prm_head` of the original PRM).
+        For scoring only (no gradients)."""
+        return _AdaptersOffPRM(self, head)
 
     def to_score(self, raw: torch.Tensor) -> torch.Tensor:
         """Map head outputs to scores on the label scale [-1, 1] (identity for mse)."""
@@ -225,6 +271,11 @@ class ProcessRewardModel(nn.Module):
         """Save the PRM (token-classification checkpoint), tokenizer and ``prm_config.json``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
+        if has_lora(self.backbone):
+            if self.source is None:
+                raise ValueError("this PRM's backbone has a LoRA adapter but no source directory to save it against")
+            save_adapter(self.backbone, out, self.source)
+            return save_prm_head(out, self.score.weight, self.score.bias, self.objective, self.tokenizer, self.source)
         try:
             model = self.to_token_classification()
         except ValueError:
@@ -270,12 +321,15 @@ class ProcessRewardModel(nn.Module):
         device: str | torch.device = "cpu",
         dtype: DTypeLike | None = "fp32",
         device_flag: str = "--device",
+        adapter: Literal["merge", "train"] = "merge",
     ) -> ProcessRewardModel:
         """Load a checkpoint written by :meth:`save_pretrained` (eval mode, on ``device``).
 
         ``dtype`` is the precision of backbone and head (``"fp32"`` default, ``"bf16"``,
         ``"fp16"``, ``"auto"`` = the checkpoint's); ``device`` is checked before loading
-        (``device_flag`` names the option in the error).
+        (``device_flag`` names the option in the error). A LoRA adapter saved with the PRM
+        (version-3 layout) is merged into the backbone (``adapter="merge"``) or kept apart and
+        trainable (``"train"``: resume LoRA training).
 
         Both layouts load: the current token-classification checkpoint and the version-1
         layout (bare backbone + ``score_head.safetensors``). A token-classification checkpoint
@@ -300,17 +354,22 @@ class ProcessRewardModel(nn.Module):
         meta = _read_prm_config(cfg_path)
         tok = load_tokenizer(p)
         _check_tokenizer(tok, meta, p)
-        with loading(p, "PRM"):
-            if meta.get("version", 1) == 1:
-                backbone, w, b = _load_v1(p, torch_dtype)
-            else:
-                backbone, w, b = _load_v2(p, torch_dtype)
+        source: Path | None = p
+        if meta.get("version", 1) == EXTERNAL_VERSION:
+            backbone, w, b, source = _load_v3(p, meta, dtype, adapter)
+        else:
+            with loading(p, "PRM"):
+                if meta.get("version", 1) == 1:
+                    backbone, w, b = _load_v1(p, torch_dtype)
+                else:
+                    backbone, w, b = _load_v2(p, torch_dtype)
         _check_vocab(backbone, tok, p)
         _check_head(backbone, w, b, p)
         model = cls(backbone, tok, objective=meta.get("objective", "mse"))
         with torch.no_grad():
             model.score.weight.copy_(w)
             model.score.bias.copy_(b)
+        model.source = source
         model.to(dev)
         model.eval()
         return model
@@ -365,6 +424,119 @@ class ProcessRewardModel(nn.Module):
         model.to(dev)
         model.eval()
         return model
+
+
+class _AdaptersOffPRM(ProcessRewardModel):
+    """See :meth:`ProcessRewardModel.adapters_off`."""
+
+    def __init__(self, prm: ProcessRewardModel, head: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        nn.Module.__init__(self)
+        self.backbone = prm.backbone
+        self.tokenizer = prm.tokenizer
+        self.objective = prm.objective
+        self.source = prm.source
+        self.score = copy.deepcopy(prm.score).requires_grad_(False)
+        if head is not None:
+            with torch.no_grad():
+                self.score.weight.copy_(head[0])
+                self.score.bias.copy_(head[1])
+
+    def forward(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, Any]:
+        with torch.no_grad(), adapters_disabled(self.backbone):
+            return super().forward(*args, **kwargs)
+
+
+def save_prm_head(
+    out: str | Path, weight: torch.Tensor, bias: torch.Tensor, objective: str, tokenizer: Any, backbone: str | Path
+) -> Path:
+    """Write a version-3 PRM: this head, the tokenizer, and ``backbone`` named as the directory
+    the backbone loads from (kept relative when given relative, e.g. ``"../policy"``: the PRM
+    directory and its backbone then move together)."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({"weight": weight.detach().float().cpu().reshape(1, -1).contiguous(),
+               "bias": bias.detach().float().cpu().reshape(1).contiguous()}, str(out / HEAD_WEIGHTS_NAME))  # fmt: skip
+    with quiet_hf():
+        tokenizer.save_pretrained(out)
+    meta = {
+        "format": PRM_FORMAT, "version": EXTERNAL_VERSION, "head": "score", "objective": objective,
+        "hidden_size": int(weight.numel()), "vocab_size": len(tokenizer),
+        "tokenizer_sha256": tokenizer_fingerprint(tokenizer),
+        "backbone": str(backbone) if not Path(backbone).is_absolute() else str(Path(backbone).resolve()),
+        "tokenisation_rule": "tok(prompt) + sum(tok(line + '\\n')); score at each line's last token",
+    }  # fmt: skip
+    (out / PRM_CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def read_prm_head(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """``(weight [1, H], bias [1], objective)`` of a PRM checkpoint's ``score`` head, read from
+    its files without loading the backbone."""
+    from safetensors import safe_open
+
+    p = check_model_dir(path, "PRM")
+    cfg_path = p / PRM_CONFIG_NAME
+    if not cfg_path.is_file():
+        raise ValueError(f"{str(p)!r} is not a codegym PRM checkpoint (no {PRM_CONFIG_NAME})")
+    meta = _read_prm_config(cfg_path)
+    if meta.get("version", 1) != PRM_VERSION:
+        files, names = [p / HEAD_WEIGHTS_NAME], ("weight", "bias")
+    else:
+        head = meta.get("head_module", "score")
+        names = (f"{head}.weight", f"{head}.bias")
+        index = p / "model.safetensors.index.json"
+        shards = json.loads(index.read_text())["weight_map"] if index.is_file() else {}
+        files = [p / shards.get(names[0], "model.safetensors")]
+    with safe_open(str(files[0]), framework="pt") as f:
+        keys = set(f.keys())
+        if names[0] not in keys or names[1] not in keys:
+            raise ValueError(f"PRM {str(p)!r}: no head weights {names} in {files[0].name}")
+        return f.get_tensor(names[0]).float(), f.get_tensor(names[1]).float(), meta.get("objective", "mse")
+
+
+def _load_backbone(path: Path, dtype: DTypeLike | None) -> tuple[nn.Module, Any]:
+    """``(backbone, tokenizer)`` from a causal LM, a PRM or a LoRA adapter directory (merged)."""
+    from transformers import AutoModel
+
+    if (path / PRM_CONFIG_NAME).is_file():
+        prm = ProcessRewardModel.from_pretrained(path, dtype=dtype)
+        return prm.backbone, prm.tokenizer
+    if is_adapter_dir(path) and not (path / "config.json").is_file():
+        from codegym.lm import load_causal_lm
+
+        lm, tok = load_causal_lm(path, dtype=dtype)
+        return lm.base_model, tok
+    tok = load_tokenizer(path)
+    with loading(path, "backbone"):
+        backbone = AutoModel.from_pretrained(str(path), dtype=resolve_dtype(dtype), **fast_activation_kwargs(path))
+    return backbone, tok
+
+
+def _load_v3(
+    p: Path, meta: dict[str, Any], dtype: DTypeLike | None, adapter: str
+) -> tuple[nn.Module, torch.Tensor | None, torch.Tensor | None, Path]:
+    """Version-3 layout: the backbone from the directory ``meta["backbone"]`` names, this
+    directory's LoRA adapter (if any) merged or kept trainable, the head here."""
+    from safetensors.torch import load_file
+
+    name = Path(meta["backbone"])
+    base = name if name.is_absolute() else (p / name)
+    if not base.is_dir():
+        raise ValueError(
+            f"PRM {str(p)!r} reads its backbone from {str(base)!r}, which does not exist; keep the "
+            f"PRM next to that directory or edit 'backbone' in {p / PRM_CONFIG_NAME}"
+        )
+    backbone, _ = _load_backbone(check_model_dir(base, "PRM backbone"), dtype)
+    if is_adapter_dir(p):
+        with loading(p, "PRM adapter"):
+            backbone = load_adapter(backbone, p) if adapter == "train" else merge_adapter(backbone, p)
+    head_path = p / HEAD_WEIGHTS_NAME
+    if not head_path.is_file():
+        raise ValueError(f"PRM {str(p)!r} has no head weights ({HEAD_WEIGHTS_NAME})")
+    head = load_file(str(head_path))
+    return backbone, head.get("weight"), head.get("bias"), base.resolve()
 
 
 def _is_token_classifier(p: Path) -> bool:
@@ -437,11 +609,13 @@ def _read_prm_config(cfg_path: Path) -> dict[str, Any]:
     if meta.get("format") != PRM_FORMAT or meta.get("head") != "score":
         raise ValueError(f"{cfg_path}: unknown PRM format {meta.get('format')!r}")
     version = meta.get("version", 1)
-    if version not in (1, PRM_VERSION):
+    if version not in (1, PRM_VERSION, EXTERNAL_VERSION):
         raise ValueError(
             f"{cfg_path}: PRM checkpoint version {version!r} is newer than this codegym "
-            f"reads (1 or {PRM_VERSION}); upgrade codegym"
+            f"reads (1, {PRM_VERSION} or {EXTERNAL_VERSION}); upgrade codegym"
         )
+    if version == EXTERNAL_VERSION and not meta.get("backbone"):
+        raise ValueError(f"{cfg_path}: a version-{EXTERNAL_VERSION} PRM must name its backbone directory")
     objective = meta.get("objective", "mse")
     if objective not in OBJECTIVES:
         raise ValueError(f"{cfg_path}: unknown objective {objective!r}")

@@ -28,13 +28,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from codegym.config import Config
+from codegym.precision import MixedPrecision
 from codegym.prm.data import (
     EncodedExample,
     PRMBatch,
@@ -96,6 +97,10 @@ class PRMTrainConfig(Config):
     """Seed of the head init, the split and the batch order."""
     device: str = "cpu"
     """Torch device."""
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Compute precision: ``"bf16"``/``"fp16"`` run forward and backward passes under
+    autocast with the weights and AdamW's state in fp32 (master weights: small learning
+    rates still move them; fp16 also scales the loss). The saved PRM is fp32."""
     threads: int | None = None
     """``torch.set_num_threads`` for this run (None: leave as is)."""
     overwrite: bool = False
@@ -318,6 +323,8 @@ class PRMTrainer(Trainer):
         self.device = next(self.prm.parameters()).device
         self.data = _encode_data(cfg, self.prm, *rows)
         self.pad = self.prm.tokenizer.pad_token_id or 0
+        self.mp = MixedPrecision(cfg.dtype, self.device)
+        self.mp.prepare(self.prm)  # trained weights (backbone and head) in fp32: master weights
         self.opt = torch.optim.AdamW(self.prm.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
         self.rng = np.random.default_rng(cfg.seed)
         self.batches = _batches(len(self.data.train), cfg.batch_size, self.rng)  # lazy: draws after load_state
@@ -329,18 +336,19 @@ class PRMTrainer(Trainer):
         lr = _lr_at(self.step, self.config)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        raw, _ = line_scores(self.prm, batch, self.device)
-        loss = loss_fn(self.prm, raw, batch)
+        with self.mp.autocast():
+            raw, _ = line_scores(self.prm, batch, self.device)
+            loss = loss_fn(self.prm, raw.float(), batch)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.prm.parameters(), self.config.grad_clip))
-        self.opt.step()
+        self.mp.backward(loss)
+        grad_norm = float(self.mp.step(self.opt, max_norm=self.config.grad_clip, params=self.prm.parameters()))
         self.step += 1
         return {"step": self.step, "losses/prm": loss.item(), "charts/learning_rate": lr, "charts/grad_norm": grad_norm}
 
     def evaluate(self) -> dict[str, Any]:
         """Validation metrics ``val/*`` (none without validation programs)."""
-        self.last_eval = evaluate_prm(self.prm, self.data.val) if self.data.val else {}
+        with self.mp.autocast():
+            self.last_eval = evaluate_prm(self.prm, self.data.val) if self.data.val else {}
         return {f"val/{k}": v for k, v in self.last_eval.items()}
 
     def progress_info(self, row: dict[str, Any]) -> str:

@@ -43,6 +43,7 @@ stops training by returning ``False``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -60,6 +61,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from codegym.config import _jsonable
 from codegym.reporting.jsonio import dumps
 from codegym.training import smoke
 from codegym.training.checkpoint import Checkpointer, MetricsWriter
@@ -172,8 +174,16 @@ class Trainer:
 
     def upgrade_record(self, old: dict[str, Any]) -> dict[str, Any]:
         """A record written by an older version, in today's form (default: the config's
-        :meth:`~codegym.config.Config.upgrade`, quietly)."""
-        return type(self.config).upgrade(old, note=False)
+        :meth:`~codegym.config.Config.upgrade`, quietly), with config fields added since then
+        at their defaults (a new field's default keeps the behaviour it had before it existed)."""
+        data = type(self.config).upgrade(old, note=False)
+        current = self.config.to_dict()
+        for f in dataclasses.fields(self.config):
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            if f.name not in data and f.name in current and has_default:
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+                data[f.name] = default.to_dict() if hasattr(default, "to_dict") else _jsonable(default)
+        return data
 
     def setup(self, checkpoint: Path | None) -> None:
         """Build models, optimisers and data; from ``checkpoint`` (weights) when resuming."""

@@ -137,3 +137,34 @@ def test_results_table_shows_an_empty_bucket_as_a_dash_not_nan() -> None:
     text = console.export_text()
     assert "nan" not in text
     assert "0.667" in text and "—" in text.split("10-12")[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_a_mixed_precision_step_at_lr_1e_6_moves_the_fp32_master_weights(tmp_path, dtype) -> None:
+    from agents.sft import SFTTrainer
+
+    def first_step(precision: str) -> tuple[float, float, set[torch.dtype]]:
+        cfg = SFTConfig(out=str(tmp_path / precision), steps=1, lr=1e-6, decay_steps=0, dtype=precision,
+                        **{**TINY, "warmup_steps": 1})  # fmt: skip
+        with SFTTrainer(cfg) as trainer:
+            assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}  # master weights
+            mats = dict(trainer.model.named_parameters())
+            before = {n: p.detach().clone() for n, p in mats.items()}
+            seen: set[torch.dtype] = set()
+            hook = trainer.model.get_output_embeddings().register_forward_hook(lambda m, a, out: seen.add(out.dtype))
+            row = trainer.train_step()
+            hook.remove()
+            changed = _moved(mats, before)
+        return changed, row["losses/lm"], seen
+
+    changed, loss, seen = first_step(dtype)
+    assert changed > 0.9, changed  # a plain bf16 model would keep ~98 % of them (updates round away)
+    assert seen == {getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[dtype])}  # computed in bf16/fp16
+    _, loss32, seen32 = first_step("fp32")
+    assert seen32 == {torch.float32} and loss == pytest.approx(loss32, rel=0.02)
+
+
+def _moved(params: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> float:
+    """Fraction of the weights with a nonzero gradient that the step changed."""
+    hit = sum(int(((p != before[n]) & (p.grad != 0)).sum()) for n, p in params.items() if p.grad is not None)
+    return hit / max(1, sum(int((p.grad != 0).sum()) for p in params.values() if p.grad is not None))

@@ -217,3 +217,60 @@ def test_cuda_request_on_a_cpu_build_names_the_cause(base, tmp_path) -> None:
         assert "corrupt" not in str(info.value) and "cpu" in str(info.value)
     with pytest.raises(ValueError, match="--dtype 'fp64'"):
         ProcessRewardModel.from_pretrained(out, dtype="fp64")
+
+
+# ------------------------------------------------------------------ layout 3: backbone elsewhere
+def _raw(prm: ProcessRewardModel) -> torch.Tensor:
+    enc = encode_program(prm.tokenizer, TEXTS[0], ["    xs = [x + 3 for x in xs]", "    return sum(xs)"])
+    with torch.no_grad():
+        return prm(torch.tensor([enc.input_ids]))[0]  # (1, T)
+
+
+def test_head_is_read_without_the_backbone(base, tmp_path) -> None:
+    from codegym.prm.model import read_prm_head
+
+    prm = ProcessRewardModel.from_base(base, seed=4, objective="bce")
+    out = prm.save_pretrained(tmp_path / "prm")
+    weight, bias, objective = read_prm_head(out)
+    assert torch.equal(weight, prm.score.weight) and torch.equal(bias, prm.score.bias) and objective == "bce"
+
+
+def test_a_head_next_to_its_backbone_loads_as_a_prm(base, tmp_path) -> None:
+    import shutil as sh
+
+    from codegym.prm.model import save_prm_head
+
+    prm = ProcessRewardModel.from_base(base, seed=5)
+    sh.copytree(base, tmp_path / "run" / "policy")
+    out = save_prm_head(tmp_path / "run" / "critic", prm.score.weight, prm.score.bias, "mse", prm.tokenizer, "../policy")
+    sh.move(tmp_path / "run", tmp_path / "moved")  # the relative backbone moves with it
+    again = ProcessRewardModel.from_pretrained(tmp_path / "moved" / out.name)
+    assert torch.allclose(_raw(again), _raw(prm), atol=1e-6)
+    sh.rmtree(tmp_path / "moved" / "policy")
+    with pytest.raises(ValueError, match="reads its backbone from"):
+        ProcessRewardModel.from_pretrained(tmp_path / "moved" / out.name)
+
+
+def test_a_lora_prm_saves_its_adapter_and_loads_merged_or_trainable(base, tmp_path) -> None:
+    pytest.importorskip("peft", reason="the lora extra (peft) is not installed")
+    from codegym.adapters import add_lora, has_lora
+
+    prm = ProcessRewardModel.from_base(base, seed=6)
+    add_lora(prm.backbone, rank=4)
+    with torch.no_grad():
+        for name, p in prm.backbone.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05, generator=torch.Generator().manual_seed(len(name)))
+        prm.score.bias.fill_(0.3)
+    out = prm.save_pretrained(tmp_path / "lora_prm")
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+    merged = ProcessRewardModel.from_pretrained(out)
+    trainable = ProcessRewardModel.from_pretrained(out, adapter="train")
+    assert not has_lora(merged.backbone) and has_lora(trainable.backbone)
+    assert torch.allclose(_raw(merged), _raw(prm), atol=1e-5)
+    assert torch.allclose(_raw(trainable), _raw(prm), atol=1e-6)
+    # with the adapter off and its original head, it is the PRM it started from
+    start = ProcessRewardModel.from_base(base, seed=6)
+    view = trainable.adapters_off(head=(start.score.weight, start.score.bias))
+    assert torch.allclose(_raw(view), _raw(start), atol=1e-6)
+    assert not torch.allclose(_raw(trainable), _raw(start), atol=1e-3)  # the view switches it back on after

@@ -117,3 +117,43 @@ def test_train_prm_command(setup, tmp_path) -> None:
     rc = main(["train-prm", "--data", str(tmp_path / "bad.jsonl"), "--base", str(base),
                "--out", str(tmp_path / "prm2"), "--no-progress"])  # fmt: skip
     assert rc == 2
+
+
+def test_a_bf16_training_step_at_lr_1e_6_moves_the_fp32_master_weights(setup) -> None:
+    from codegym.prm.train import PRMTrainer
+
+    root, base = setup
+    cfg = PRMTrainConfig(data=str(root / "labels.jsonl"), base=str(base), out=str(root / "prm16"), steps=1, lr=1e-6,
+                         warmup_steps=1, batch_size=8, dtype="bf16", progress=False)  # fmt: skip
+    with PRMTrainer(cfg) as trainer:
+        assert {p.dtype for p in trainer.prm.parameters()} == {torch.float32}  # master weights, head included
+        mats = dict(trainer.prm.named_parameters())
+        before = {n: p.detach().clone() for n, p in mats.items()}
+        row = trainer.train_step()
+        changed = _moved(mats, before)
+    assert changed > 0.9, changed
+    assert row["charts/learning_rate"] == 1e-6 and row["charts/grad_norm"] > 0
+
+
+def _moved(params: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> float:
+    """Fraction of the weights with a nonzero gradient that the step changed."""
+    hit = sum(int(((p != before[n]) & (p.grad != 0)).sum()) for n, p in params.items() if p.grad is not None)
+    return hit / max(1, sum(int((p.grad != 0).sum()) for p in params.values() if p.grad is not None))
+
+
+def test_a_run_recorded_before_a_field_existed_resumes(setup, tmp_path) -> None:
+    from codegym.prm.train import CONFIG_NAME, PRMTrainer
+
+    root, base = setup
+    kw = dict(data=str(root / "labels.jsonl"), base=str(base), out=str(tmp_path / "run"), batch_size=4,
+              eval_every=1000, checkpoint_every=1, progress=False)  # fmt: skip
+    with PRMTrainer(PRMTrainConfig(steps=1, **kw)) as trainer:
+        trainer.learn()
+    record = tmp_path / "run" / CONFIG_NAME
+    old = json.loads(record.read_text())
+    del old["dtype"]  # as written before the field existed
+    record.write_text(json.dumps(old))
+    with PRMTrainer(PRMTrainConfig(steps=2, **kw)) as trainer:  # its default reproduces the old behaviour
+        assert trainer.step == 1
+    with pytest.raises(ValueError, match="dtype"):  # a real difference is still refused
+        PRMTrainer(PRMTrainConfig(steps=2, dtype="bf16", **kw))
