@@ -13,6 +13,13 @@ import pytest
 import torch
 
 
+def _failure(proc: subprocess.CompletedProcess[str]) -> str:
+    """Every rank's own error line first (a rank that exits early is otherwise hidden behind the
+    other rank's gloo traceback), then the tails of stdout and stderr."""
+    mine = [line for line in proc.stderr.splitlines() if "error:" in line or "Error:" in line]
+    return "\n".join(mine[-20:]) + "\n--- stdout ---\n" + proc.stdout[-3000:] + "\n--- stderr ---\n" + proc.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_accelerate_launch_two_cpu_processes_keeps_replicas_in_sync(
     tiny_policy_dir: Path, tmp_path: Path
@@ -35,7 +42,7 @@ def test_accelerate_launch_two_cpu_processes_keeps_replicas_in_sync(
         cmd += ["--set", f"{key}={value}"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, _failure(proc)
     config = json.loads((out / "config.json").read_text())
     assert config["extra"]["world_size"] == 2
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -84,7 +91,7 @@ def test_lean_modes_under_ddp_keep_replicas_in_sync(tiny_policy_dir: Path, tiny_
         cmd += ["--set", f"{key}={value}"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, _failure(proc)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2]
     for row in rows:
