@@ -38,6 +38,8 @@ class HFAgent(SamplerAgent, Agent):
         seed: Seed of the agent's torch generator.
         max_line_chars: Lines are cut to this many characters (the env's limit).
         chat_template: Read tasks through the tokenizer's chat template when it has one.
+        dtype: Precision of the weights of a model loaded from a directory: ``"fp32"``,
+            ``"bf16"``, ``"fp16"`` or ``"auto"`` (the checkpoint's own).
     """
 
     name = "hf"
@@ -54,11 +56,12 @@ class HFAgent(SamplerAgent, Agent):
         seed: int | None = 0,
         max_line_chars: int = 256,
         chat_template: bool = True,
+        dtype: str = "fp32",
     ) -> None:
         if model is None:
             raise ValueError("the hf agent needs a model: pass --model DIR (a save_pretrained directory)")
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-            model, tokenizer = load_causal_lm(model, device=device)
+            model, tokenizer = load_causal_lm(model, device=device, dtype=dtype)
         elif tokenizer is None:
             raise ValueError("pass tokenizer= together with a model object")
         gen = torch.Generator(device=next(model.parameters()).device)

@@ -44,7 +44,8 @@ class _SearchLM(SearchAgent, Agent):
 
     def _setup(self, search: Any, model: Any, tokenizer: Any, prm: Any, *, aggregation: str, temperature: float,
                top_p: float, max_line_tokens: int, max_lines: int, device: str, seed: int | None,
-               max_line_chars: int, workers: int, timeout: float) -> None:  # fmt: skip
+               max_line_chars: int, workers: int, timeout: float, dtype: str = "fp32",
+               prm_device: str | None = None) -> None:  # fmt: skip
         if model is None:
             raise ValueError(f"the {self.name} agent needs a policy: pass --model DIR (or --model default)")
         if isinstance(model, str):
@@ -56,8 +57,8 @@ class _SearchLM(SearchAgent, Agent):
             raise ValueError(f"max_lines must be an int >= 1, got {max_lines!r}")
         self.policy = HFAgent(model=model, tokenizer=tokenizer, temperature=temperature, top_p=top_p,
                               max_line_tokens=max_line_tokens, device=device, seed=seed,
-                              max_line_chars=max_line_chars)  # fmt: skip
-        self.scorer, self._sandbox = _scorer(prm, device=device, workers=workers, timeout=timeout,
+                              max_line_chars=max_line_chars, dtype=dtype)  # fmt: skip
+        self.scorer, self._sandbox = _scorer(prm, device=prm_device or device, workers=workers, timeout=timeout,
                                              prefixes=aggregation != "last")  # fmt: skip
         SearchAgent.__init__(self, partial(search, self.policy, self.scorer, aggregation=aggregation, max_lines=max_lines))
 
@@ -92,11 +93,13 @@ class BestOfNAgent(_SearchLM):
         top_p: Nucleus mass in (0, 1].
         max_line_tokens: A line is cut after this many tokens.
         max_lines: A sampled program ends after this many lines (keep it <= the env's).
-        device: Torch device of the policy and the PRM.
+        device: Torch device of the policy (and of the PRM unless ``prm_device``).
         seed: Seed of the sampling generator.
         max_line_chars: Lines are cut to this many characters (the env's limit).
         workers: Parallel executions of the oracle.
         timeout: Seconds per oracle execution.
+        dtype: Precision of the policy's weights (``"fp32"``, ``"bf16"``, ``"fp16"``, ``"auto"``).
+        prm_device: Torch device of the PRM scorer (``None``: ``device``).
     """
 
     name = "bestofn"
@@ -104,13 +107,15 @@ class BestOfNAgent(_SearchLM):
     def __init__(self, model: Any = None, tokenizer: Any = None, prm: Any = "default", n: int = 8,
                  aggregation: str = "last", temperature: float = 1.0, top_p: float = 1.0, max_line_tokens: int = 64,
                  max_lines: int = 32, device: str = "cpu", seed: int | None = 0, max_line_chars: int = 256,
-                 workers: int = 2, timeout: float = 5.0) -> None:  # fmt: skip
+                 workers: int = 2, timeout: float = 5.0, dtype: str = "fp32",
+                 prm_device: str | None = None) -> None:  # fmt: skip
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be an int >= 1 (programs per episode), got {n!r}")
         self.n = n
         self._setup(partial(best_of_n, n=n), model, tokenizer, prm, aggregation=aggregation, temperature=temperature,
                     top_p=top_p, max_line_tokens=max_line_tokens, max_lines=max_lines, device=device, seed=seed,
-                    max_line_chars=max_line_chars, workers=workers, timeout=timeout)  # fmt: skip
+                    max_line_chars=max_line_chars, workers=workers, timeout=timeout, dtype=dtype,
+                    prm_device=prm_device)  # fmt: skip
 
 
 class BeamSearchAgent(_SearchLM):
@@ -128,11 +133,13 @@ class BeamSearchAgent(_SearchLM):
         top_p: Nucleus mass in (0, 1].
         max_line_tokens: A line is cut after this many tokens.
         max_lines: A beam ends after this many lines (keep it <= the env's).
-        device: Torch device of the policy and the PRM.
+        device: Torch device of the policy (and of the PRM unless ``prm_device``).
         seed: Seed of the sampling generator.
         max_line_chars: Lines are cut to this many characters (the env's limit).
         workers: Parallel executions of the oracle.
         timeout: Seconds per oracle execution.
+        dtype: Precision of the policy's weights (``"fp32"``, ``"bf16"``, ``"fp16"``, ``"auto"``).
+        prm_device: Torch device of the PRM scorer (``None``: ``device``).
     """
 
     name = "beam"
@@ -140,11 +147,13 @@ class BeamSearchAgent(_SearchLM):
     def __init__(self, model: Any = None, tokenizer: Any = None, prm: Any = "default", beams: int = 2, k: int = 4,
                  aggregation: str = "last", temperature: float = 1.0, top_p: float = 1.0, max_line_tokens: int = 64,
                  max_lines: int = 32, device: str = "cpu", seed: int | None = 0, max_line_chars: int = 256,
-                 workers: int = 2, timeout: float = 5.0) -> None:  # fmt: skip
+                 workers: int = 2, timeout: float = 5.0, dtype: str = "fp32",
+                 prm_device: str | None = None) -> None:  # fmt: skip
         for name, value in (("beams", beams), ("k", k)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         self.beams, self.k = beams, k
         self._setup(partial(beam_search, beams=beams, k=k), model, tokenizer, prm, aggregation=aggregation,
                     temperature=temperature, top_p=top_p, max_line_tokens=max_line_tokens, max_lines=max_lines,
-                    device=device, seed=seed, max_line_chars=max_line_chars, workers=workers, timeout=timeout)  # fmt: skip
+                    device=device, seed=seed, max_line_chars=max_line_chars, workers=workers, timeout=timeout,
+                    dtype=dtype, prm_device=prm_device)  # fmt: skip

@@ -15,6 +15,18 @@
    horizon bucket on the test split in the sandbox (``DIR/eval.json``) and writes a model
    card (``DIR/README.md``).
 
+**From a pretrained model** (``SFTConfig(out=DIR, base=MODEL)``, ``codegym sft --base MODEL``):
+steps 2-3 are replaced by loading ``MODEL`` (any ``save_pretrained`` causal LM, base or
+instruct, or a peft LoRA adapter directory) with its own tokenizer; each task is encoded as
+rollouts encode it (:func:`codegym.tokenization.policy_context`: an instruct model reads the
+prompt through its chat template, ``chat_template=False`` turns that off), and the model ends
+a program with its tokenizer's EOS token (the end-of-turn token of an instruct model). Every
+weight is trained (fp32 master weights under ``dtype``; ``DIR`` is then a ``save_pretrained``
+directory), or with ``lora_rank > 0`` only LoRA adapters on the frozen base stored in
+``dtype`` (``DIR`` is then a peft adapter directory naming ``MODEL`` as its base, with the
+tokenizer). Both load wherever a model directory is taken (``codegym eval --model``,
+``codegym label --policy``, ``codegym train-prm --base``, ``codegym train --policy``).
+
 Metric rows go to ``DIR/sft_log.jsonl`` every ``log_every`` steps (``losses/lm``,
 ``charts/learning_rate``, ``charts/tokens_per_s``; evaluations as ``val/*`` and ``test/*``),
 and to TensorBoard under the same names with ``report_to="tensorboard"``.
@@ -51,7 +63,7 @@ from codegym.evaluation import (  # noqa: F401  (re-exported: the SFT evaluation
 from codegym.reporting.jsonio import dumps
 from codegym.tasks import SuiteConfig
 from codegym.tasks.registry import nest_suite_fields
-from codegym.tokenization import encode_program, task_context
+from codegym.tokenization import encode_program, policy_context, task_context
 from codegym.training.modelcard import config_call
 from codegym.training.tracking import check_report_to
 from codegym.training.trainer import Trainer, warmup_decay_lr
@@ -132,6 +144,28 @@ class SFTConfig(Config):
     backward passes under autocast and keep the weights and AdamW's state in fp32 (master
     weights: small learning rates still move them; fp16 also scales the loss). The saved
     model is fp32."""
+    base: str | None = None
+    """A pretrained causal LM to fine-tune instead of training GPT-2 from scratch: any
+    ``save_pretrained`` directory (base or instruct) or a peft LoRA adapter directory. It keeps
+    its own tokenizer, and tasks are encoded as rollouts encode them (an instruct model reads
+    each prompt through its chat template); ``vocab_size``, ``n_layer``, ``n_embd`` and
+    ``n_head`` are then unused and ``n_positions`` only caps the sequence length. None: the
+    from-scratch path (a tokenizer trained on the data and a random-init GPT-2)."""
+    lora_rank: int = 0
+    """With ``base``: 0 fine-tunes every weight; r > 0 trains rank-r LoRA adapters (peft, the
+    ``lora`` extra) on the frozen base, stored in the compute dtype. The saved policy is then
+    a peft adapter directory (with the tokenizer), loadable wherever a model is."""
+    lora_alpha: float = 0.0
+    """LoRA scaling numerator (updates are scaled by alpha / rank); 0: ``2 * lora_rank``."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA adapters' input."""
+    lora_targets: str = "all-linear"
+    """Layers that get adapters: ``"all-linear"`` (every linear layer but the output head) or
+    comma-separated module names (``"q_proj,v_proj"``)."""
+    chat_template: bool = True
+    """With ``base``: read each task through the tokenizer's chat template when it has one (an
+    instruct model), as rollouts read it; ``--no-chat-template`` trains on the plain prompt
+    (then pass ``chat_template=false`` to the commands that sample from the result too)."""
     threads: int | None = None
     """``torch.set_num_threads`` for the run (None: leave as is)."""
     progress: bool = True
@@ -165,7 +199,30 @@ class SFTConfig(Config):
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         parse_buckets(self.buckets)
         check_report_to(self.report_to)
+        self._validate_lora()
         return self
+
+    def _validate_lora(self) -> None:
+        """The LoRA fields: only with ``base``, in range."""
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank must be >= 0 (0: no LoRA), got {self.lora_rank}")
+        if self.lora_rank and self.base is None:
+            raise ValueError(
+                f"lora_rank={self.lora_rank} needs base=DIR (--base DIR: a pretrained model to adapt); "
+                "the from-scratch GPT-2 trains every weight: set lora_rank=0"
+            )
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.lora_rank and not self.lora_targets.strip():
+            raise ValueError("lora_targets is empty: use 'all-linear' or module names such as 'q_proj,v_proj'")
+
+    @property
+    def lora(self) -> dict[str, Any] | None:
+        """Keyword arguments of :func:`codegym.adapters.add_lora`, or None (no LoRA)."""
+        if not self.lora_rank:
+            return None
+        return {"rank": self.lora_rank, "alpha": self.lora_alpha or None, "dropout": self.lora_dropout,
+                "targets": self.lora_targets, "seed": self.seed}  # fmt: skip
 
 
 class SFTBatch(NamedTuple):
@@ -198,7 +255,8 @@ def _build_data(cfg: SFTConfig, path: Path) -> list[dict[str, Any]]:
         bar = prog.add_task("data", total=n)
         for i in range(n):
             t = suite.get(split, i)
-            rows.append({"task_id": t.task_id, "context": task_context(t), "lines": t.solution_lines})
+            rows.append({"task_id": t.task_id, "context": task_context(t), "prompt": t.prompt,
+                         "code_prefix": t.code_prefix, "lines": t.solution_lines})  # fmt: skip
             prog.update(bar, advance=1)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -214,6 +272,23 @@ def encode_sft_rows(tokenizer: Any, rows: Sequence[dict[str, Any]], max_len: int
         ids = enc.input_ids + [int(tokenizer.eos_token_id)]
         if len(ids) <= max_len:
             out.append((ids, enc.prompt_len))
+    return out
+
+
+def policy_rows(tokenizer: Any, rows: Sequence[dict[str, Any]], chat_template: bool = True) -> list[dict[str, Any]]:
+    """``rows`` with each ``context`` as a pretrained policy reads it in rollouts
+    (:func:`codegym.tokenization.policy_context`: through the chat template of an instruct
+    tokenizer unless ``chat_template`` is False, else the plain prompt and code prefix).
+
+    Raises:
+        ValueError: A row without its ``prompt`` (data cached by an older codegym).
+    """
+    out = []
+    for r in rows:
+        if "prompt" not in r:
+            raise ValueError(f"{DATA_NAME} row {r.get('task_id')!r} has no prompt (cached by an older "
+                             "codegym); start over with --overwrite")
+        out.append({**r, "context": policy_context(tokenizer, r["prompt"], r.get("code_prefix", ""), chat=chat_template)})
     return out
 
 
@@ -250,6 +325,8 @@ class _SFTEvaluator:
         self._sandbox: Any = None
         self._val_tasks: list[Any] | None = None
         self.mp: Any = None  # the trainer's MixedPrecision: evaluations run in its precision
+        #: Rollouts read an instruct model's tasks through its chat template (``--no-chat-template``: not).
+        self.chat_template = cfg.chat_template
 
     @property
     def suite(self) -> Any:
@@ -271,7 +348,8 @@ class _SFTEvaluator:
             split = "validation" if "validation" in self.suite.splits else self.suite.default_split()
             self._val_tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
         with self._autocast():
-            res = greedy_summary(model, tok, self._val_tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+            res = greedy_summary(model, tok, self._val_tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size,
+                                 chat_template=self.chat_template)  # fmt: skip
         model.train()
         return res
 
@@ -281,7 +359,8 @@ class _SFTEvaluator:
         tasks = tasks_by_bucket(self.suite, split, self.cfg.eval_tasks, self.buckets)
         console.print(f"evaluating greedy pass@1 on {len(tasks)} {split} tasks ...")
         with self._autocast():
-            return greedy_summary(model, tok, tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size)
+            return greedy_summary(model, tok, tasks, self.sandbox, self.buckets, self.cfg.eval_batch_size,
+                                  chat_template=self.chat_template)  # fmt: skip
 
     def _autocast(self) -> Any:
         import contextlib
@@ -316,6 +395,13 @@ class SFTTrainer(Trainer):
 
     def __init__(self, config: SFTConfig) -> None:
         config.validate()
+        from codegym.precision import check_device
+
+        check_device(config.device)  # a missing GPU is named as such, before anything is written
+        if config.base is not None:
+            from codegym.lm import check_model_dir
+
+            check_model_dir(config.base, "--base")
         if config.threads:
             torch.set_num_threads(int(config.threads))
         self.evaluator = _SFTEvaluator(config)
@@ -323,35 +409,41 @@ class SFTTrainer(Trainer):
         super().__init__(config, config.out, overwrite=config.overwrite, progress=config.progress)
 
     def setup(self, checkpoint: Path | None) -> None:
-        """Data (drawn once, cached in ``out``), tokenizer + model (trained/built, or from the
-        checkpoint), the optimiser and the batch generator."""
+        """Data (drawn once, cached in ``out``), tokenizer + model (trained/built, loaded from
+        ``base``, or from the checkpoint), the optimiser and the batch generator."""
         cfg = self.config
         self.rows = _build_data(cfg, self.out / DATA_NAME)
         self.rng = np.random.default_rng(cfg.seed)
-        if checkpoint is not None:
+        if cfg.base is not None:
+            self._load_base(checkpoint)
+        elif checkpoint is not None:
             self._load_model(checkpoint)
         else:
             self._build_model()
-        self.data = encode_sft_rows(self.tok, self.rows, cfg.n_positions)
+        rows = policy_rows(self.tok, self.rows, cfg.chat_template) if cfg.base is not None else self.rows
+        from codegym.lm import max_positions
+
+        max_len = min(cfg.n_positions, max_positions(self.model.config, default=cfg.n_positions))
+        self.data = encode_sft_rows(self.tok, rows, max_len)
         if not self.data:
-            raise ValueError(f"every training program is longer than n_positions={cfg.n_positions}")
+            raise ValueError(f"every training program is longer than n_positions={max_len}")
         from codegym.precision import MixedPrecision
 
         self.mp = MixedPrecision(cfg.dtype, cfg.device)
-        self.mp.prepare(self.model)  # trained weights in fp32 (master weights)
+        self.mp.prepare(self.model)  # trained weights in fp32 (master weights), frozen ones in dtype
         self.evaluator.mp = self.mp
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(trained, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
         self.pad = int(self.tok.pad_token_id)
         self._tokens_seen, self._t_train = 0, time.perf_counter()
-        n_params = sum(p.numel() for p in self.model.parameters())
         self.console.print(
-            f"SFT: {len(self.data)} programs, vocab {len(self.tok)}, {cfg.n_layer}x{cfg.n_embd} GPT-2 "
-            f"({n_params / 1e6:.2f} M params), {cfg.steps} steps of {cfg.batch_size}"
+            f"SFT: {len(self.data)} programs, vocab {len(self.tok)}, {_describe(cfg, self.model)}, "
+            f"{cfg.steps} steps of {cfg.batch_size}"
         )
         self.model.train()
 
     def _load_model(self, path: Path) -> None:
-        """Tokenizer and model from checkpoint ``path``."""
+        """Tokenizer and model from checkpoint ``path`` (the from-scratch path)."""
         from transformers import AutoModelForCausalLM
 
         from codegym.lm import load_tokenizer, quiet_hf
@@ -359,6 +451,24 @@ class SFTTrainer(Trainer):
         self.tok = load_tokenizer(path)
         with quiet_hf():
             self.model = AutoModelForCausalLM.from_pretrained(str(path)).to(self.config.device)
+
+    def _load_base(self, checkpoint: Path | None) -> None:
+        """The pretrained model ``base`` and its own tokenizer: every weight trained (fp32, or
+        the checkpoint's weights when resuming), or LoRA adapters on the base stored in
+        ``dtype`` (new, or the checkpoint's adapter)."""
+        from codegym.adapters import add_lora, load_adapter
+        from codegym.lm import load_causal_lm
+
+        cfg = self.config
+        if cfg.lora is None:
+            self.model, self.tok = load_causal_lm(checkpoint or cfg.base, device=cfg.device, dtype="fp32")
+            return
+        self.model, self.tok = load_causal_lm(cfg.base, device=cfg.device, dtype=cfg.dtype)
+        if checkpoint is not None:
+            load_adapter(self.model, checkpoint)
+        else:
+            add_lora(self.model, **cfg.lora)
+        self.model.to(cfg.device)
 
     def _build_model(self) -> None:
         """A tokenizer trained on the data and a fresh model."""
@@ -369,6 +479,18 @@ class SFTTrainer(Trainer):
         self.tok = train_bpe_tokenizer(texts, vocab_size=cfg.vocab_size)
         shape = TinyLMConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions, seed=cfg.seed)
         self.model = build_causal_lm(self.tok, shape).to(cfg.device)
+
+    def _save_model(self, path: Path) -> None:
+        """Model (or, with LoRA, the adapter naming ``base``) and tokenizer to ``path``."""
+        from codegym.adapters import save_adapter
+        from codegym.lm import quiet_hf
+
+        with quiet_hf():
+            if self.config.lora is not None:
+                save_adapter(self.model, path, self.config.base)
+            else:
+                self.model.save_pretrained(path)
+            self.tok.save_pretrained(path)
 
     def train_step(self) -> dict[str, Any]:
         """One optimiser step on a random batch; the row of ``losses/lm`` and ``charts/*``."""
@@ -405,11 +527,7 @@ class SFTTrainer(Trainer):
 
     def save_state(self, path: Path) -> None:
         """Model, tokenizer, optimiser, batch RNG and step."""
-        from codegym.lm import quiet_hf
-
-        with quiet_hf():
-            self.model.save_pretrained(path)
-            self.tok.save_pretrained(path)
+        self._save_model(path)
         state = {"optimizer": self.opt.state_dict(), "rng": self.rng.bit_generator.state, "step": self.step}
         torch.save(state, path / STATE_NAME)
 
@@ -422,12 +540,8 @@ class SFTTrainer(Trainer):
     def save_final(self) -> None:
         """Model and tokenizer to ``out`` (``save_pretrained``), then greedy pass@1 on the test
         split: :attr:`result`, ``eval.json`` and a ``test/*`` metrics row."""
-        from codegym.lm import quiet_hf
-
         self.model.eval()
-        with quiet_hf():
-            self.model.save_pretrained(self.out)
-            self.tok.save_pretrained(self.out)
+        self._save_model(self.out)
         train_seconds = time.perf_counter() - self.started
         res = self.evaluator.test(self.model, self.tok, self.console)
         self.result = {"steps": self.step, "train_seconds": train_seconds,
@@ -459,26 +573,47 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     return trainer.result
 
 
+def _describe(cfg: SFTConfig, model: Any) -> str:
+    """The model in words: ``2x128 GPT-2 (0.50 M params)`` or ``Qwen2ForCausalLM from DIR
+    (LoRA r=8: 0.02 M of 1.10 M params trained)``."""
+    total = sum(p.numel() for p in model.parameters())
+    if cfg.base is None:
+        return f"{cfg.n_layer}x{cfg.n_embd} GPT-2 ({total / 1e6:.2f} M params)"
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    how = f"LoRA r={cfg.lora_rank}: {trained / 1e6:.2f} M of" if cfg.lora is not None else "full fine-tune,"
+    return f"{type(model).__name__} from {cfg.base} ({how} {total / 1e6:.2f} M params, {cfg.dtype})"
+
+
 def _card(cfg: SFTConfig, model: Any, tok: Any, result: dict[str, Any], n_programs: int, split: str) -> dict[str, Any]:
     """The model card's parts (:func:`codegym.training.modelcard.write_model_card`)."""
     metrics = {"pass@1 (all)": result["pass@1"], "tasks": result["n"], "prefix accuracy": result["prefix_accuracy"]}
     metrics.update({f"pass@1 ({k} steps)": v["pass@1"] for k, v in result["buckets"].items()})
+    load = (f'from transformers import AutoModelForCausalLM, AutoTokenizer\n'
+            f'model = AutoModelForCausalLM.from_pretrained("{cfg.out}")\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("{cfg.out}")')
+    if cfg.lora is not None:  # a peft adapter directory: the base with the adapter merged
+        load = f'from codegym.lm import load_causal_lm\nmodel, tokenizer = load_causal_lm("{cfg.out}")'
     usage = f"""
-from transformers import AutoModelForCausalLM, AutoTokenizer
-model = AutoModelForCausalLM.from_pretrained("{cfg.out}")
-tokenizer = AutoTokenizer.from_pretrained("{cfg.out}")
+{load}
 
 # or as a codegym agent, e.g. greedy rollouts:
 #   codegym eval --suite {cfg.suite.name} --agent hf --model {cfg.out} --agent-arg greedy=true
 """
+    if cfg.base is None:
+        title = f"codegym SFT policy ({cfg.n_layer} x {cfg.n_embd} GPT-2, {cfg.suite.name})"
+        origin = ("A small causal language model trained from scratch by `codegym sft` (a byte-level BPE "
+                  "tokenizer trained on the data, a randomly initialised GPT-2)")  # fmt: skip
+    else:
+        kind = f"LoRA adapter (rank {cfg.lora_rank}) on" if cfg.lora is not None else "full fine-tune of"
+        title = f"codegym SFT policy ({kind} {Path(cfg.base).name}, {cfg.suite.name})"
+        origin = (f"A {kind} the causal language model `{cfg.base}` ({type(model).__name__}, its own "
+                  f"tokenizer), trained by `codegym sft --base` in {cfg.dtype} with fp32 master weights")
     return dict(
-        title=f"codegym SFT policy ({cfg.n_layer} x {cfg.n_embd} GPT-2, {cfg.suite.name})",
+        title=title,
         summary=(
-            "A small causal language model trained from scratch by `codegym sft` (a byte-level BPE "
-            "tokenizer trained on the data, a randomly initialised GPT-2) on the reference "
-            f"solutions of the `{cfg.suite.name}` suite. It writes a program one line at a time after "
-            "the task's prompt and ends it with its EOS token; it is the warm start of RL in "
-            "codegym (`codegym label`, `codegym train`)."
+            f"{origin} on the reference solutions of the `{cfg.suite.name}` suite. It writes a program "
+            "one line at a time after the task's prompt and ends it with its EOS token; it is the warm "
+            "start of RL in codegym (`codegym label`, `codegym train`)."
         ),
         pipeline_tag="text-generation",
         usage=usage,

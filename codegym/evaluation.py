@@ -187,6 +187,7 @@ def evaluate_policy(
     max_lines: int | None = 16,
     batch_size: int = 100,
     workers: int = 2,
+    chat_template: bool = True,
 ) -> EvalResult:
     """pass@1 and prefix accuracy of a causal-LM policy on ``tasks``, unit tests in ``sandbox``.
 
@@ -209,6 +210,8 @@ def evaluate_policy(
             ``None``: the longest task's horizon + 4.
         batch_size: Programs decoded together (the vector env's slots).
         workers: Parallel program executions.
+        chat_template: Read each task through the tokenizer's chat template when it has one
+            (an instruct model; False: the plain prompt).
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -218,7 +221,7 @@ def evaluate_policy(
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(int(seed))
     sampler = LineSampler(model, tokenizer, greedy=greedy, temperature=temperature,
                           max_line_tokens=max_line_tokens, generator=gen)  # fmt: skip
-    agent = SamplerAgent(sampler, max_new_tokens=max_new_tokens)
+    agent = SamplerAgent(sampler, max_new_tokens=max_new_tokens, chat_template=chat_template)
     tokens: list[int] = []
     start = time.perf_counter()
     records = run_episodes(
@@ -246,12 +249,14 @@ def _result(records: Sequence[EpisodeRecord], tasks: Sequence[Task], samples: in
 
 
 def greedy_summary(model: Any, tokenizer: Any, tasks: Sequence[Task], sandbox: Sandbox,
-                   buckets: Sequence[tuple[int, int]], batch_size: int = 32) -> dict[str, Any]:
+                   buckets: Sequence[tuple[int, int]], batch_size: int = 32, *,
+                   chat_template: bool = True) -> dict[str, Any]:  # fmt: skip
     """Greedy pass@1 and prefix accuracy by horizon bucket (:func:`bucket_summary`) with the
     settings of SFT's evaluation: lines of up to 64 tokens, no token budget, at most the
-    longest horizon + 4 lines."""
+    longest horizon + 4 lines; an instruct model reads the tasks through its chat template
+    unless ``chat_template`` is False."""
     result = evaluate_policy(model, tokenizer, tasks, sandbox, max_line_tokens=64, max_new_tokens=None,
-                             max_lines=None, batch_size=batch_size)  # fmt: skip
+                             max_lines=None, batch_size=batch_size, chat_template=chat_template)  # fmt: skip
     return result.summary(tasks, buckets)
 
 

@@ -1,8 +1,15 @@
-"""``codegym sft``: train the embedded default policy from scratch (tokenizer + tiny GPT-2).
+"""``codegym sft``: train the embedded default policy from scratch (tokenizer + tiny GPT-2),
+or fine-tune a pretrained causal LM (``--base DIR``) on the reference solutions.
 
-Example::
+Examples::
 
     codegym sft --suite pipelines --out runs/sft
+    codegym sft --base MODEL_DIR --dtype bf16 --lora-rank 16 --lr 2e-4 --out runs/sft-lora
+
+With ``--base`` the model keeps its own tokenizer; an instruct model reads each task through
+its chat template (``--no-chat-template``: the plain prompt). Every weight is trained (fp32
+master weights under ``--dtype bf16``), or with ``--lora-rank R`` only LoRA adapters on the
+frozen base; the result is then a peft adapter directory, which every command loads.
 
 Every :class:`agents.sft.SFTConfig` field is a flag (``--sft-steps`` = optimiser steps), so is
 every field of its ``suite`` (``--suite``, ``--min-task-lines``/``--max-task-lines`` = lines of
@@ -19,7 +26,7 @@ import argparse
 from codegym.commands.common import SUITE_NOT_EXPOSED, add_suite_args, resume_hint
 
 NAME = "sft"
-HELP = "train the default SFT policy (BPE tokenizer + tiny GPT-2)"
+HELP = "SFT on reference solutions: the default policy from scratch, or --base a pretrained LM"
 
 #: SFTConfig fields that are no flag, and why.
 NOT_EXPOSED = {"extra": "free-form facts recorded with the run: --set extra=... or --config", **SUITE_NOT_EXPOSED}

@@ -42,7 +42,9 @@ from codegym.tasks.registry import SuiteConfig, nest_suite_fields
 
 #: Settings that identify an evaluation (a resumed run must match them all).
 _RESUME_KEYS = ("agent", "agent_args", "model", "prm", "seed", "suite", "episodes", "samples",
-                "reward_mode", "max_lines", "timeout", "sandbox")
+                "reward_mode", "max_lines", "timeout", "sandbox", "dtype")
+#: What a summary written before a setting existed ran with.
+_RESUME_DEFAULTS = {"dtype": "fp32"}
 
 NAME = "eval"
 HELP = "evaluate an agent: pass@k table + trajectories JSONL"
@@ -85,6 +87,16 @@ class EvalConfig(Config):
     """Truncation: lines per program."""
     seed: int = 0
     """Agent seed (passed when the agent takes one)."""
+    device: str = "cpu"
+    """Torch device of the agent's model (cpu, cuda, cuda:N; passed when the agent takes a
+    ``device``, e.g. hf, ppo, bestofn, beam): checked first, so a CUDA request without CUDA
+    is refused naming that cause. ``--agent-arg device=...`` wins over it."""
+    dtype: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    """Precision of the agent's model weights (auto: the checkpoint's own), passed when the
+    agent takes a ``dtype``."""
+    prm_device: str | None = None
+    """Torch device of the PRM: the env's dense-reward PRM and a search agent's scorer
+    (default: ``device``), e.g. the policy on one GPU and the PRM on another."""
     out: str | None = None
     """Trajectories JSONL (one row per episode; resumes)."""
     summary: str | None = None
@@ -108,6 +120,9 @@ class EvalConfig(Config):
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)!r}")
         if self.timeout <= 0:
             raise ValueError(f"--timeout must be > 0 seconds, got {self.timeout}")
+        from codegym.precision import resolve_dtype
+
+        resolve_dtype(self.dtype)
         if self.plot and not Path(self.plot).suffix:
             raise ValueError(f"--plot {self.plot!r} needs an image suffix such as .png")
         return self
@@ -156,6 +171,7 @@ def _settings(cfg: EvalConfig, split: str, agent_args: dict[str, Any],
         "max_lines": cfg.max_lines,
         "timeout": cfg.timeout,
         "sandbox": cfg.sandbox,
+        "dtype": cfg.dtype,
     }
 
 
@@ -176,7 +192,7 @@ def _resume(cfg: EvalConfig, summary_path: Path | None, settings: dict[str, Any]
             f"{out} already holds episodes but no summary with their settings ({summary_path}); "
             "add --overwrite to replace it, or choose another --out"
         )
-    diff = diff_settings({k: record["settings"].get(k) for k in _RESUME_KEYS},
+    diff = diff_settings({k: record["settings"].get(k, _RESUME_DEFAULTS.get(k)) for k in _RESUME_KEYS},
                          {k: settings.get(k) for k in _RESUME_KEYS})
     if diff:
         raise ValueError(
@@ -260,7 +276,7 @@ def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
 
 
 def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list[tuple[int, int]],
-                       done_rows: list[dict], prm: str | None, title: str) -> list[dict]:
+                       done_rows: list[dict], prm: str | None, title: str, prm_device: str = "cpu") -> list[dict]:
     """Run the ``todo`` episodes under a progress bar, appending each row to ``--out`` at once."""
     from codegym.evaluation import episode_row
     from codegym.rollout import run_episodes
@@ -289,7 +305,7 @@ def _run_with_progress(cfg: EvalConfig, agent: Any, tasks: list[Any], todo: list
             records = run_episodes(
                 agent, tasks, samples=cfg.samples, workers=cfg.workers, num_envs=cfg.batch_size,
                 sandbox=cfg.sandbox, on_episode=on_episode, episodes=todo,
-                env_kwargs={"prm": prm, "reward_mode": cfg.reward_mode,
+                env_kwargs={"prm": prm, "prm_device": prm_device, "reward_mode": cfg.reward_mode,
                             "timeout": cfg.timeout, "max_lines": cfg.max_lines},
             )  # fmt: skip
         finally:
@@ -368,6 +384,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig.from_dict(config_data(args))
     if cap(cfg, {"episodes": 8, "max_lines": 8}, "eval"):
         cfg.validate()
+    prm_device = _check_devices(cfg)
     suite, split, tasks = _tasks(cfg)
     agent_args = parse_kv(cfg.agent_arg)
     model = resolve_model(cfg.model, "policy")
@@ -376,7 +393,8 @@ def run(args: argparse.Namespace) -> int:
     summary_path = _summary_path(cfg)
     done_rows = _resume(cfg, summary_path, settings) if cfg.out else []
     agent = build_agent(cfg.agent, {**agent_args, **({"model": model} if model is not None else {})},
-                        optional={"seed": cfg.seed})
+                        optional={"seed": cfg.seed, "device": cfg.device, "dtype": cfg.dtype,
+                                  "prm_device": prm_device})  # fmt: skip
     summary = {"agent": cfg.agent, "suite": cfg.suite.name, "split": split, "complete": False,
                "table": [], "settings": settings, "provenance": _provenance(cfg, agent_args)}
     _write_summary(summary_path, summary)
@@ -388,7 +406,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"resuming {cfg.out}: {len(done_rows)} episodes done, {len(todo)} to run")
     title = f"{cfg.agent} on {cfg.suite.name}/{split}"
     t0 = time.perf_counter()
-    rows = [*done_rows, *_run_with_progress(cfg, agent, tasks, todo, done_rows, prm, title)]
+    rows = [*done_rows, *_run_with_progress(cfg, agent, tasks, todo, done_rows, prm, title, prm_device)]
 
     table = summarize(rows, by_horizon=suite.supports_horizon)
     console.print(results_table(title, table))
@@ -404,6 +422,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_devices(cfg: EvalConfig) -> str:
+    """Refuse a ``--device`` / ``--prm-device`` this machine lacks, naming the real cause
+    (:func:`codegym.precision.check_device`); returns the PRM's device."""
+    from codegym.precision import check_device
+
+    check_device(cfg.device, flag="--device")
+    prm_device = cfg.prm_device or cfg.device
+    check_device(prm_device, flag="--prm-device" if cfg.prm_device else "--device")
+    return prm_device
+
+
 def _argv(cfg: EvalConfig) -> list[str]:
     """The options of this run, as flags (recorded in the summary)."""
     out = [f"--suite {cfg.suite.name}", f"--agent {cfg.agent}"]
@@ -415,4 +444,6 @@ def _argv(cfg: EvalConfig) -> list[str]:
         if value is not None:
             out.append(f"{flag} {value}")
     out += [f"--samples {cfg.samples}", f"--seed {cfg.seed}", f"--prm {cfg.prm}"]
+    out += [f"--{k.replace('_', '-')} {v}" for k, v in (("device", cfg.device), ("dtype", cfg.dtype),
+            ("prm_device", cfg.prm_device)) if v not in (None, "cpu", "fp32")]  # fmt: skip
     return out

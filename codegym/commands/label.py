@@ -78,6 +78,12 @@ def _add_completer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256,
                    help="completer 'hf': token budget per completion")
     p.add_argument("--threads", type=int, default=None, help="torch threads (completer 'hf')")
+    p.add_argument("--device", default="cpu", help="completer 'hf': torch device of the model(s) (cpu, cuda, cuda:N)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16", "auto"],
+                   help="completer 'hf': precision of the model weights (auto: the checkpoint's own)")
+    p.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=True,
+                   help="completer 'hf': read each task through an instruct model's chat template "
+                   "(--no-chat-template: the plain prompt)")
     p.add_argument("--completer-policy", default=None,
                    help="completer 'hf': complete prefixes with this causal-LM dir instead of "
                    "--policy (which still writes the responses). A stronger completer labels a "
@@ -114,9 +120,12 @@ def _completer(args: argparse.Namespace) -> tuple[Any, str]:
         c = make_completer(
             "hf", args.policy, temperature=args.temperature, top_p=args.top_p,
             max_lines=args.max_lines, max_new_tokens=args.max_new_tokens, threads=args.threads,
+            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
         )
         ident = (f"hf:{c.policy.resolve()} temperature={args.temperature} top_p={args.top_p} "
                  f"max_lines={args.max_lines} max_new_tokens={args.max_new_tokens}")
+        ident += "" if args.dtype == "fp32" else f" dtype={args.dtype}"  # fp32 runs keep their old id
+        ident += "" if args.chat_template else " chat_template=false"
         return c, ident
     c = make_completer(args.completer, args.policy)
     return c, f"{args.completer}:{args.policy}"
@@ -200,6 +209,10 @@ def _prepare(args: argparse.Namespace) -> None:
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.completer == "hf":
+        from codegym.precision import check_device
+
+        check_device(args.device)  # before anything is loaded or written
     args.policy = resolve_model(args.policy, "policy")
     if args.completer_policy is not None:
         args.completer_policy = resolve_model(args.completer_policy, "policy")

@@ -84,9 +84,12 @@ class HFCompleter:
         top_p: Nucleus sampling mass in ``(0, 1]`` (1: the full distribution).
         max_new_tokens: Token budget per completion.
         max_lines: Longest program (prefix + completion) in lines.
-        device: Torch device.
+        device: Torch device (checked at once: a CUDA request on a machine without CUDA is
+            refused naming that cause).
         threads: ``torch.set_num_threads`` value at load time (``None``: leave as is).
         chat_template: Read tasks through the tokenizer's chat template when it has one.
+        dtype: Precision the model's weights are loaded in: ``"fp32"``, ``"bf16"`` or
+            ``"fp16"`` (``"auto"``: the checkpoint's own).
     """
 
     def __init__(
@@ -99,9 +102,13 @@ class HFCompleter:
         device: str = "cpu",
         threads: int | None = None,
         chat_template: bool = True,
+        dtype: str = "fp32",
     ):
         from codegym.lm import check_model_dir
+        from codegym.precision import check_device, resolve_dtype
 
+        check_device(device)
+        resolve_dtype(dtype)
         self.policy = check_model_dir(policy, "policy")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -116,6 +123,7 @@ class HFCompleter:
         self.device = device
         self.threads = threads
         self.chat_template = bool(chat_template)
+        self.dtype = dtype
         self._model: Any = None
         self._tok: Any = None
         self._end_ids: frozenset[int] = frozenset()
@@ -136,7 +144,7 @@ class HFCompleter:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # no "Loading weights" bar inside the rich progress
-        self._model, self._tok = load_causal_lm(self.policy, self.device)
+        self._model, self._tok = load_causal_lm(self.policy, self.device, dtype=self.dtype)
         # a sample ends at every EOS id (tokenizer and generation config) and special token
         self._end_ids = frozenset(eos_token_ids(self._tok, self._model)) | line_rules(self._tok).special_ids
 

@@ -114,3 +114,29 @@ def test_eval_reads_an_instruct_model_through_its_chat_template_unless_told_not_
         rows = _rows(out)
         assert sum(r["passed"] for r in rows) == passed
         assert all(r["lines"] == [] for r in rows) or passed
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("flag", ["--device", "--prm-device"])
+def test_a_cuda_device_without_cuda_is_refused_naming_the_cause(flag, tiny_policy_dir, tmp_path, capsys):
+    out = tmp_path / "e.jsonl"
+    code = main(["eval", "--agent", "hf", "--model", str(tiny_policy_dir), "--episodes", "1", flag, "cuda",
+                 "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "CUDA is not available" in err and "no CUDA support" in err and f"{flag} cpu" in err
+    assert "corrupt" not in err and not out.exists()  # refused before anything is loaded or written
+
+
+def test_dtype_and_prm_device_reach_the_policy_and_the_envs_prm(tiny_policy_dir, tiny_prm_dir, tmp_path, capsys):
+    out = tmp_path / "e.jsonl"
+    argv = ["eval", "--suite", "pipelines", "--max-task-lines", "2", "--agent", "hf", "--model", str(tiny_policy_dir),
+            "--prm", str(tiny_prm_dir), "--prm-device", "cpu", "--episodes", "2", "--workers", "1", "--out", str(out),
+            "--max-lines", "3", "--agent-arg", "max_line_tokens=16"]  # fmt: skip
+    assert main([*argv, "--dtype", "bf16"]) == 0
+    rows = _rows(out)
+    assert len(rows) == 2 and all(s is not None for r in rows for s in r["prm_scores"])
+    summary = json.loads((tmp_path / "e.summary.json").read_text())
+    assert summary["settings"]["dtype"] == "bf16" and "--dtype bf16" in summary["provenance"]["command"]
+    capsys.readouterr()
+    assert main([*argv, "--dtype", "fp32"]) == 2  # a resume in another precision is refused
+    assert "dtype" in capsys.readouterr().err

@@ -90,3 +90,24 @@ def test_linear_flag_writes_linear_rows(tmp_path: Path, flag: str) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["mode"] for r in rows] == ["linear"] * 4
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_a_cuda_device_without_cuda_is_refused_naming_the_cause(tmp_path: Path, tiny_policy_dir: Path, capsys) -> None:
+    from codegym.cli import main
+
+    out = tmp_path / "l.jsonl"
+    assert main(["label", "--policy", str(tiny_policy_dir), "--device", "cuda", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and "--device cpu" in err and not out.exists()
+
+
+def test_dtype_loads_the_completer_in_that_precision(tmp_path: Path, tiny_policy_dir: Path, monkeypatch) -> None:
+    from codegym.cli import main
+
+    monkeypatch.setenv("CODEGYM_SMOKE", "1")
+    out = tmp_path / "l.jsonl"
+    assert main(["label", "--policy", str(tiny_policy_dir), "--dtype", "bf16", "--max-task-lines", "2",
+                 "--workers", "1", "--max-new-tokens", "24", "--out", str(out)]) == 0  # fmt: skip
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert rows and all(r["run"]["completer"].endswith("dtype=bf16") for r in rows)
