@@ -59,8 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_args(p, ReproduceConfig, not_exposed=NOT_EXPOSED, options={
                         "preset": {"choices": list(PRESETS), "help": "sizes of every stage (smoke: "
-                                   "plumbing; quick: 2-core CPU study, the default; full: one GPU)"},
-                        "arms": {"help": f"comma-separated arms (default: all of {', '.join([*ARMS, *GRPO_ARMS])})"},
+                                   "plumbing; quick: 2-core CPU study, the default; hard: the same on long "
+                                   "tasks only (6-8 lines); full: one GPU)"},
+                        "arms": {"help": f"comma-separated arms (default: all of {', '.join([*ARMS, *GRPO_ARMS])}); "
+                                 "ARM@FIELD=VALUE is a variant with a trainer config field set "
+                                 "(dense@gae_lambda=0.8)"},
                     })  # fmt: skip
     add_suite_args(p, not_exposed=SUITE_HIDDEN)
     p.set_defaults(run=run)

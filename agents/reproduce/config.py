@@ -12,6 +12,7 @@ arms take the ``ppo`` overrides of the fields GRPO shares with PPO, so budgets m
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,11 +67,67 @@ ARM_DESCRIPTIONS.update({
 })  # fmt: skip
 
 
+#: Fields an arm variant may not set: the arm itself and the run's seed define them.
+_ARM_OWNED = frozenset({"seed", "dense_reward", "value_init", "dense_source", "advantage", "process_source",
+                        "suite", "extra"})  # fmt: skip
+
+
+def split_arm(arm: str) -> tuple[str, dict[str, Any]]:
+    """An arm name's base arm and its overrides: ``BASE@FIELD=VALUE[@FIELD=VALUE…]`` is the
+    arm ``BASE`` with PPO (or, for a GRPO base, GRPO) config fields set, e.g.
+    ``dense@gae_lambda=0.8`` (a λ sweep). Values are read as JSON (numbers, booleans), else as
+    strings.
+
+    Raises:
+        ValueError: an unknown base arm or a part without ``=``.
+    """
+    base, *parts = arm.split("@")
+    if base not in ARMS and base not in GRPO_ARMS:
+        raise ValueError(f"unknown arm {arm!r}: the part before '@' must be one of {[*ARMS, *GRPO_ARMS]}")
+    overrides: dict[str, Any] = {}
+    for part in parts:
+        key, sep, text = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"arm {arm!r}: write each override as @FIELD=VALUE (e.g. dense@gae_lambda=0.8), "
+                             f"got {part!r}")  # fmt: skip
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return base, overrides
+
+
+def is_grpo_arm(arm: str) -> bool:
+    """Whether ``arm`` (or its base, for a variant) is a critic-free GRPO arm."""
+    return split_arm(arm)[0] in GRPO_ARMS
+
+
+def arm_settings(arm: str) -> dict[str, Any]:
+    """The config fields an arm sets: its base arm's settings, then its variant overrides."""
+    base, overrides = split_arm(arm)
+    return {**(GRPO_ARMS[base] if base in GRPO_ARMS else ARMS[base]), **overrides}
+
+
+def arm_description(arm: str) -> str:
+    """What ``arm`` is, for tables (a variant: its base's description and its overrides)."""
+    base, overrides = split_arm(arm)
+    extra = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    return ARM_DESCRIPTIONS[base] + (f" ({extra})" if extra else "")
+
+
+def twin_baseline(arm: str) -> str | None:
+    """The PRM-free twin an arm is paired with besides ``sparse``: ``grpo`` for the other GRPO
+    arms, and for a variant, its base family's baseline with the same overrides (``dense@
+    gae_lambda=0.8`` pairs with ``sparse@gae_lambda=0.8``). None for a baseline itself."""
+    base, _ = split_arm(arm)
+    twin = ("grpo" if base in GRPO_ARMS else "sparse") + arm[len(base):]
+    return None if twin == arm else twin
+
+
 def _arm_needs_prm(arm: str) -> bool:
-    if arm in GRPO_ARMS:
-        grpo = GRPO_ARMS[arm]
-        return grpo["advantage"] != "outcome" and grpo.get("process_source", "prm") == "prm"
-    spec = ARMS[arm]
+    spec = arm_settings(arm)
+    if is_grpo_arm(arm):
+        return spec["advantage"] != "outcome" and spec.get("process_source", "prm") == "prm"
     dense_prm = spec["dense_reward"] != "none" and spec.get("dense_source", "prm") == "prm"
     return dense_prm or spec["value_init"] == "prm"
 
@@ -84,9 +141,10 @@ class ReproduceConfig(Config):
     seeds: int = 3
     """PPO seeds per arm (seeds 0 .. seeds-1; arm runs with the same seed draw the same tasks)."""
     arms: tuple[str, ...] = (*ARMS, *GRPO_ARMS)
-    """Arms to run (names of :data:`ARMS` and :data:`GRPO_ARMS`); ``sparse`` is always run (it
-    is the baseline and its seed-0 run provides the RL checkpoints whose responses are
-    labeled)."""
+    """Arms to run (names of :data:`ARMS` and :data:`GRPO_ARMS`, or variants of them with
+    config fields set: ``ARM@FIELD=VALUE``, e.g. ``dense@gae_lambda=0.8``, see
+    :func:`split_arm`); ``sparse`` is always run (it is the baseline and its seed-0 run
+    provides the RL checkpoints whose responses are labeled)."""
     device: str = "cpu"
     """Torch device of every stage (``cpu``, ``cuda``, ``cuda:N``)."""
     jobs: int = 1
@@ -151,7 +209,10 @@ class ReproduceConfig(Config):
     def arm_list(self) -> list[str]:
         """Arms in run order: ``sparse`` first (the label snapshots come from it), then the
         other PPO arms, then the GRPO arms."""
-        return ["sparse"] + [a for a in (*ARMS, *GRPO_ARMS) if a in self.arms and a != "sparse"]
+        order = [*ARMS, *GRPO_ARMS]
+        rest = sorted(dict.fromkeys(a for a in self.arms if a != "sparse"),
+                      key=lambda a: (order.index(split_arm(a)[0]), "@" in a))  # fmt: skip
+        return ["sparse", *rest]
 
     @property
     def needs_prm(self) -> bool:
@@ -176,9 +237,7 @@ class ReproduceConfig(Config):
 
     def validate(self) -> ReproduceConfig:
         """Check every field; raise ``ValueError`` naming the field and the fix. Returns self."""
-        unknown = [a for a in self.arms if a not in ARMS and a not in GRPO_ARMS]
-        if unknown:
-            raise ValueError(f"unknown arms {unknown}; choose from {[*ARMS, *GRPO_ARMS]}")
+        self._check_arms()
         for name in ("seeds", "jobs", "threads", "iterations", "label_k", "eval_tasks_per_bucket",
                      "bootstrap"):  # fmt: skip
             value = getattr(self, name)
@@ -224,6 +283,21 @@ class ReproduceConfig(Config):
                     f"unknown {name} overrides {unknown} (fields of {target.__name__}); valid: {sorted(fields)}"
                 )
         return self
+
+    def _check_arms(self) -> None:
+        """Every arm names a known base; a variant's overrides are fields of its trainer's
+        config that the arm does not own."""
+        from agents.grpo.config import GRPOConfig
+        from agents.ppo.config import PPOConfig
+
+        for arm in self.arms:
+            base, overrides = split_arm(arm)
+            target = GRPOConfig if base in GRPO_ARMS else PPOConfig
+            fields = {f.name for f in dataclasses.fields(target)} - _ARM_OWNED
+            unknown = sorted(set(overrides) - fields)
+            if unknown:
+                raise ValueError(f"arm {arm!r}: {unknown} are not {target.__name__} fields an arm may set; "
+                                 f"valid: {sorted(fields)}")  # fmt: skip
 
     def _check_suite(self) -> None:
         """A suite with a horizon knob, both bounds set (arms are compared by horizon bucket)."""
@@ -275,6 +349,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sft": {"steps": 800, "decay_steps": 0, "train_tasks": 3000},
         "ppo": {"max_new_tokens": 160},
         "label_completer_steps": 2400,
+    },
+    # The regime the method is about: RL and evaluation on long tasks only (6-8 lines), where
+    # the SFT start rarely succeeds (greedy pass@1 ~5 %, sampled ~1 %). SFT, labeler and
+    # budgets as in quick; about 15 min per arm and seed on 2 cores (--jobs 2).
+    "hard": {
+        "jobs": 2,
+        "suite": {"min_lines": 6, "max_lines": 8},
+        "buckets": "6-6,7-7,8-8",
+        "sft": {"steps": 800, "decay_steps": 0, "train_tasks": 3000},
+        "ppo": {"max_new_tokens": 160},
+        "label_completer_steps": 2400,
+        "iterations": 70,
+        "eval_tasks_per_bucket": 50,
+        "eval_samples": 2,
     },
     # Sized for one GPU: a larger policy, more tasks, iterations and evaluation tasks.
     "full": {

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.reproduce.config import ARMS, GRPO_ARMS, ReproduceConfig, _arm_needs_prm
+from agents.reproduce.config import ReproduceConfig, _arm_needs_prm, arm_settings, is_grpo_arm
 from codegym.tasks import SuiteConfig
 from codegym.training.rundir import prepare_run_dir
 
@@ -152,7 +152,7 @@ def ppo_config(cfg: ReproduceConfig, arm: str, seed: int) -> Any:
     suite = {**cfg.suite.to_dict(), "split": "train", **overrides.pop("suite", {})}
     data = {
         "iterations": cfg.iterations, "device": cfg.device, "suite": suite,
-        "max_lines": cfg.suite.max_lines + 4, **overrides, **ARMS[arm], "seed": seed,
+        "max_lines": cfg.suite.max_lines + 4, **overrides, **arm_settings(arm), "seed": seed,
         "torch_threads": cfg.threads_per_job if cfg.device == "cpu" else None,
         "extra": {"reproduce_arm": arm},
     }  # fmt: skip
@@ -167,7 +167,7 @@ def grpo_config(cfg: ReproduceConfig, arm: str, seed: int) -> Any:
 
     ppo = ppo_config(cfg, "sparse", seed).to_dict()
     data = {
-        **{k: ppo[k] for k in SHARED_WITH_PPO}, **GRPOConfig.upgrade(cfg.grpo), **GRPO_ARMS[arm],
+        **{k: ppo[k] for k in SHARED_WITH_PPO}, **GRPOConfig.upgrade(cfg.grpo), **arm_settings(arm),
         "seed": seed, "extra": {"reproduce_arm": arm},
     }  # fmt: skip
     return GRPOConfig.from_dict(data)
@@ -355,7 +355,7 @@ def run_arm(cfg: ReproduceConfig, layout: Layout, arm: str, seed: int) -> None:
     """Train one arm × seed with PPO (resumable), save snapshots (sparse seed 0), evaluate."""
     from agents.ppo.trainer import PPOTrainer
 
-    if arm in GRPO_ARMS:
+    if is_grpo_arm(arm):
         run_grpo_arm(cfg, layout, arm, seed)
         return
     out = layout.arm(arm, seed)

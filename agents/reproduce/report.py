@@ -7,12 +7,13 @@ the PRM's figures), so a report can be rebuilt at any time, also from a partial 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.reproduce.config import ARM_DESCRIPTIONS, GRPO_ARMS, ReproduceConfig
+from agents.reproduce.config import ReproduceConfig, arm_description, twin_baseline
 from agents.reproduce.pipeline import DONE, Layout, arm_runs, label_sources, read_metrics
 from codegym.reporting.stats import Estimate, bootstrap_mean, paired_difference
 
@@ -20,18 +21,20 @@ from codegym.reporting.stats import Estimate, bootstrap_mean, paired_difference
 #: that pass) and line-prefix accuracy (fraction of the reference's lines reproduced before
 #: the first difference; far more sensitive than pass@1 where programs rarely pass).
 MEASURES = ("greedy", "sampled", "greedy_prefix_accuracy", "sampled_prefix_accuracy")
-#: Paired comparisons besides the one to ``sparse``: baseline arm -> the arms compared with it
-#: (the PRM's GRPO arms against their PRM-free twin).
-TWINS: dict[str, tuple[str, ...]] = {"grpo": tuple(a for a in GRPO_ARMS if a != "grpo")}
+def baselines(arms: Sequence[str]) -> list[str]:
+    """The arms others are paired with: ``sparse``, then every run arm that is some arm's twin
+    (:func:`agents.reproduce.config.twin_baseline`: ``grpo``, ``sparse@gae_lambda=0.8``, …)."""
+    twins = {twin_baseline(a) for a in arms}
+    return ["sparse", *(a for a in arms if a != "sparse" and a in twins)]
 
 
 def compared_arms(results: dict[str, Any], base: str) -> list[str]:
-    """The arms of ``results`` compared with ``base`` (``sparse``: every other arm; a twin
-    baseline of :data:`TWINS`: its arms, when the baseline was run)."""
+    """The arms of ``results`` compared with ``base`` (``sparse``: every other arm; another
+    baseline: the arms whose twin it is, when it was run)."""
     arms = list(results["arms"])
     if base == "sparse":
         return [a for a in arms if a != "sparse"]
-    return [a for a in TWINS.get(base, ()) if a in arms] if base in arms else []
+    return [a for a in arms if twin_baseline(a) == base and base != "sparse"] if base in arms else []
 
 
 def _sampled_tokens(run: Path, rows: list[dict[str, Any]]) -> float | None:
@@ -119,7 +122,7 @@ def build_results(cfg: ReproduceConfig, layout: Layout, wall_seconds: float | No
     evals = {arm: [_load_eval(r / "eval.json") for r in runs] for arm, runs in arm_runs(cfg, layout).items()}
     for arm, runs in arm_runs(cfg, layout).items():
         arm_evals = evals[arm]
-        entry: dict[str, Any] = {"description": ARM_DESCRIPTIONS[arm], "diagnostics": _diagnostics(runs)}
+        entry: dict[str, Any] = {"description": arm_description(arm), "diagnostics": _diagnostics(runs)}
         done = [e for e in arm_evals if e is not None]
         entry["seeds_done"] = len(done)
         if len(done) == len(arm_evals) and masks:
@@ -135,10 +138,8 @@ def build_results(cfg: ReproduceConfig, layout: Layout, wall_seconds: float | No
                     if sft and sft.get(m) is not None:
                         before = np.broadcast_to(np.asarray(sft[m])[mask], y.shape)
                         cell[f"{m}_vs_sft"] = paired_difference(y, before, cfg.bootstrap).to_dict()
-                    for name in ("sparse", *TWINS):
+                    for name in dict.fromkeys(n for n in ("sparse", twin_baseline(arm)) if n and n != arm):
                         twin = evals.get(name)
-                        if arm == name or (name != "sparse" and arm not in TWINS[name]):
-                            continue
                         if twin and all(e is not None for e in twin) and (yb := _matrix(twin, m)) is not None:
                             cell[f"{m}_vs_{name}"] = paired_difference(y, yb[:, mask], cfg.bootstrap).to_dict()
                 per_bucket[b] = cell
@@ -186,7 +187,7 @@ def results_tables(results: dict[str, Any], measure: str = "sampled") -> list[An
     tables = []
     what = "pass@1" if "prefix" not in measure else "line-prefix accuracy"
     name = measure.replace("_prefix_accuracy", "")
-    versus = [(f"{measure}_vs_{b}", f"{name} {what}: arm − {b} (points, paired)", b) for b in ("sparse", *TWINS)
+    versus = [(f"{measure}_vs_{b}", f"{name} {what}: arm − {b} (points, paired)", b) for b in baselines(list(results["arms"]))
               if compared_arms(results, b)]  # fmt: skip
     for key, title, base in ((measure, f"{name} {what} (%) on held-out test tasks", None), *versus):
         signed = base is not None
@@ -248,7 +249,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         for arm, entry in results["arms"].items():
             cells = entry.get("buckets", {})
             out.append(f"| {arm} | " + " | ".join(_fmt(cells.get(b, {}).get(measure)) for b in buckets) + " |")
-        for base in ("sparse", *TWINS):
+        for base in baselines(list(results["arms"])):
             key = f"{measure}_vs_{base}"
             arms = compared_arms(results, base)
             if not arms:

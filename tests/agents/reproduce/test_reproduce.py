@@ -20,7 +20,9 @@ from agents.reproduce import (
     preset_config,
     run_pipeline,
 )
+from agents.reproduce.config import arm_description, split_arm, twin_baseline
 from agents.reproduce.pipeline import check_or_write_config, grpo_config, ppo_config
+from agents.reproduce.report import baselines, compared_arms
 from codegym.cli import main
 
 
@@ -51,7 +53,11 @@ def test_grpo_arms_share_the_ppo_budget() -> None:
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        ({"arms": ("sparse", "nope")}, "unknown arms"),
+        ({"arms": ("sparse", "nope")}, "unknown arm 'nope'"),
+        ({"arms": ("sparse", "dense@gae_lambda")}, "@FIELD=VALUE"),
+        ({"arms": ("sparse", "dense@nope=1")}, "not PPOConfig fields"),
+        ({"arms": ("sparse", "dense@dense_reward=none")}, "not PPOConfig fields"),
+        ({"arms": ("sparse", "grpo@gae_lambda=0.8")}, "not GRPOConfig fields"),
         ({"buckets": "2-3,4-9"}, "outside the task range"),
         ({"label_snapshots": (99,)}, "label_snapshots"),
         ({"seeds": 0}, "seeds"),
@@ -89,6 +95,35 @@ def test_plan_orders_jobs_after_their_dependencies() -> None:
     assert not any(n.startswith(("label", "prm")) for n in sparse_only)
 
 
+def test_arm_variants_set_config_fields_and_pair_with_their_twin() -> None:
+    """``ARM@FIELD=VALUE`` runs an arm with a field set (a λ sweep); each variant is paired
+    with its family's baseline under the same settings."""
+    arms = ("dense@gae_lambda=0.8", "grpo+process@kl_coef=0.01", "sparse@gae_lambda=0.8", "dense", "grpo",
+            "grpo@kl_coef=0.01")  # fmt: skip
+    cfg = preset_config("hard", arms=arms)
+    assert cfg.arm_list == ["sparse", "sparse@gae_lambda=0.8", "dense", "dense@gae_lambda=0.8", "grpo",
+                            "grpo@kl_coef=0.01", "grpo+process@kl_coef=0.01"]  # fmt: skip
+    assert split_arm("dense@gae_lambda=0.8@value_bounds=false") == ("dense", {"gae_lambda": 0.8, "value_bounds": False})
+    lam = ppo_config(cfg, "dense@gae_lambda=0.8", 1)
+    assert (lam.gae_lambda, lam.dense_reward, lam.seed) == (0.8, "delta", 1)
+    assert ppo_config(cfg, "dense", 1).gae_lambda == 0.95
+    assert grpo_config(cfg, "grpo+process@kl_coef=0.01", 0).kl_coef == 0.01
+    assert [twin_baseline(a) for a in cfg.arm_list] == [None, None, "sparse", "sparse@gae_lambda=0.8", None,
+                                                        None, "grpo@kl_coef=0.01"]  # fmt: skip
+    results = {"arms": dict.fromkeys(cfg.arm_list)}
+    assert baselines(cfg.arm_list) == ["sparse", "sparse@gae_lambda=0.8", "grpo@kl_coef=0.01"]
+    assert compared_arms(results, "sparse@gae_lambda=0.8") == ["dense@gae_lambda=0.8"]
+    assert compared_arms(results, "grpo") == []  # grpo+process itself was not run
+    assert "(gae_lambda=0.8)" in arm_description("dense@gae_lambda=0.8")
+    # the hard preset: long tasks only, its buckets inside them
+    assert (cfg.suite.min_lines, cfg.suite.max_lines, cfg.buckets) == (6, 8, "6-6,7-7,8-8")
+
+
+#: A λ sweep's pair in the smoke run: dense and sparse at λ = 0.8 beside the default arms.
+LAMBDA_ARMS = ("sparse@gae_lambda=0.8", "dense@gae_lambda=0.8")
+SMOKE_ARMS = (*ARMS, *GRPO_ARMS, *LAMBDA_ARMS)
+
+
 def _png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
@@ -98,7 +133,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("repro") / "smoke"
-    assert main(["reproduce", "--preset", "smoke", "--out", str(out), "--quiet"]) == 0
+    assert main(["reproduce", "--preset", "smoke", "--arms", ",".join(SMOKE_ARMS), "--out", str(out), "--quiet"]) == 0
     return out
 
 
@@ -106,7 +141,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_smoke_preset_runs_end_to_end(smoke_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = json.loads((smoke_run / "results.json").read_text())
     cfg = preset_config("smoke")
-    assert set(results["arms"]) == set(ARMS) | set(GRPO_ARMS)
+    assert set(results["arms"]) == set(ARMS) | set(GRPO_ARMS) | set(LAMBDA_ARMS)
     for arm, entry in results["arms"].items():
         assert entry["seeds_done"] == cfg.seeds, arm
         cells = entry["buckets"]
@@ -116,6 +151,7 @@ def test_smoke_preset_runs_end_to_end(smoke_run: Path, capsys: pytest.CaptureFix
             assert "sampled_vs_sft" in cell
             assert ("sampled_vs_sparse" in cell) == (arm != "sparse")
             assert ("greedy_vs_grpo" in cell) == (arm in ("grpo+process", "grpo+oracle-process"))
+            assert ("greedy_vs_sparse@gae_lambda=0.8" in cell) == (arm == "dense@gae_lambda=0.8")
         d = entry["diagnostics"]
         assert d["seconds_per_iteration"] > 0 and d["lines_last10"] is not None and d["sampled_tokens"] > 0
         assert (d["flat_groups_last10"] is not None) == (arm in GRPO_ARMS)
@@ -149,12 +185,15 @@ def test_smoke_preset_runs_end_to_end(smoke_run: Path, capsys: pytest.CaptureFix
     assert "NaN" not in text and "Infinity" not in text
     md = (smoke_run / "results.md").read_text()
     assert "| oracle-dense |" in md and "## PRM on held-out" in md and "| grpo+oracle-process |" in md
-    assert "arm − grpo (points, paired)" in md and "Δ" not in md.split("arm − sparse")[0][:10]
+    assert "arm − grpo (points, paired)" in md and "arm − sparse@gae_lambda=0.8 (points, paired)" in md
+    lam = json.loads((smoke_run / "arms" / "dense@gae_lambda=0.8-s0" / "config.json").read_text())
+    assert (lam["gae_lambda"], lam["dense_reward"], config["gae_lambda"]) == (0.8, "delta", 0.95)
+    assert "| dense@gae_lambda=0.8 |" in md and "Δ" not in md.split("arm − sparse")[0][:10]
 
 
 @pytest.mark.slow
 def test_rerun_resumes_and_changed_settings_are_refused(smoke_run: Path) -> None:
-    cfg = preset_config("smoke")
+    cfg = preset_config("smoke", arms=SMOKE_ARMS)
     assert run_pipeline(cfg, smoke_run) == []  # everything is cached
     # a lost arm (its evaluation and done marker) is the only job re-run
     arm_dir = Layout(smoke_run).arm("dense", 0)
@@ -163,7 +202,7 @@ def test_rerun_resumes_and_changed_settings_are_refused(smoke_run: Path) -> None
     assert run_pipeline(cfg, smoke_run) == ["arm:dense:0"]
     assert (arm_dir / "eval.json").is_file()
     with pytest.raises(ValueError, match="iterations: was 3, now 4"):
-        check_or_write_config(preset_config("smoke", iterations=4), Layout(smoke_run), overwrite=False)
+        check_or_write_config(preset_config("smoke", arms=SMOKE_ARMS, iterations=4), Layout(smoke_run), overwrite=False)
     copy = smoke_run.parent / "copy"
     shutil.copytree(smoke_run / "arms" / "dense-s0", copy / "arms" / "x")
     shutil.copyfile(Layout(smoke_run).config, Layout(copy).config)
@@ -175,7 +214,8 @@ def test_rerun_resumes_and_changed_settings_are_refused(smoke_run: Path) -> None
     with pytest.raises(ValueError, match="does not look like a codegym run directory"):
         check_or_write_config(preset_config("smoke"), Layout(foreign), overwrite=True)
     assert (foreign / "x").is_dir()
-    assert main(["reproduce", "--preset", "smoke", "--out", str(smoke_run), "--report-only"]) == 0
+    assert main(["reproduce", "--preset", "smoke", "--arms", ",".join(SMOKE_ARMS), "--out", str(smoke_run),
+                 "--report-only"]) == 0  # fmt: skip
 
 
 def test_cli_reports_bad_settings_as_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
