@@ -344,7 +344,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 95 / 60 / 25 % at 2-3 / 4-5 / 6-8 steps, against the RL start's 90 / 36 / 4 %): recall of
     # correct prefixes 0.85 instead of 0.65 on held-out responses (0.60 instead of 0.13 at
     # 6-8 steps), with fewer executions (docs/results.md, label quality).
+    # Its default arms are the six PPO arms (the GRPO arms would take it past 2 h; add them
+    # with --arms).
     "quick": {
+        "arms": tuple(ARMS),
         "jobs": 2,
         "sft": {"steps": 800, "decay_steps": 0, "train_tasks": 3000},
         "ppo": {"max_new_tokens": 160},
@@ -354,6 +357,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the SFT start rarely succeeds (greedy pass@1 ~5 %, sampled ~1 %). SFT, labeler and
     # budgets as in quick; about 15 min per arm and seed on 2 cores (--jobs 2).
     "hard": {
+        "arms": ("sparse", "dense", "oracle-dense", "grpo", "grpo+process", "grpo+oracle-process"),
         "jobs": 2,
         "suite": {"min_lines": 6, "max_lines": 8},
         "buckets": "6-6,7-7,8-8",
