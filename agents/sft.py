@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from codegym.config import Config
+from codegym.config import Config, check_lora_fields, lora_kwargs
 from codegym.evaluation import (  # noqa: F401  (re-exported: the SFT evaluation is the shared one)
     bucket_of,
     greedy_summary,
@@ -204,25 +204,17 @@ class SFTConfig(Config):
 
     def _validate_lora(self) -> None:
         """The LoRA fields: only with ``base``, in range."""
-        if self.lora_rank < 0:
-            raise ValueError(f"lora_rank must be >= 0 (0: no LoRA), got {self.lora_rank}")
+        check_lora_fields(self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets)
         if self.lora_rank and self.base is None:
             raise ValueError(
                 f"lora_rank={self.lora_rank} needs base=DIR (--base DIR: a pretrained model to adapt); "
                 "the from-scratch GPT-2 trains every weight: set lora_rank=0"
             )
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.lora_rank and not self.lora_targets.strip():
-            raise ValueError("lora_targets is empty: use 'all-linear' or module names such as 'q_proj,v_proj'")
 
     @property
     def lora(self) -> dict[str, Any] | None:
         """Keyword arguments of :func:`codegym.adapters.add_lora`, or None (no LoRA)."""
-        if not self.lora_rank:
-            return None
-        return {"rank": self.lora_rank, "alpha": self.lora_alpha or None, "dropout": self.lora_dropout,
-                "targets": self.lora_targets, "seed": self.seed}  # fmt: skip
+        return lora_kwargs(self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets, self.seed)
 
 
 class SFTBatch(NamedTuple):

@@ -406,12 +406,40 @@ __all__ = [
     "Config",
     "add_config_args",
     "add_deprecated",
+    "check_lora_fields",
     "coerce",
     "config_data",
     "config_from_args",
     "field_docs",
     "field_names",
     "flag_values",
+    "lora_kwargs",
     "merge",
     "read_config_file",
 ]
+
+
+# ------------------------------------------------- LoRA fields shared by trainer configs
+def check_lora_fields(rank: int, alpha: float, dropout: float, targets: str) -> None:
+    """Validate a config's LoRA fields (``lora_rank``, ``lora_alpha``, ``lora_dropout``,
+    ``lora_targets``).
+
+    Raises:
+        ValueError: Naming the field, its value and the fix.
+    """
+    if rank < 0:
+        raise ValueError(f"lora_rank must be >= 0 (0: no LoRA), got {rank}")
+    if alpha < 0:
+        raise ValueError(f"lora_alpha must be >= 0 (0: 2 * lora_rank), got {alpha}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"lora_dropout must be in [0, 1), got {dropout}")
+    if rank and not targets.strip():
+        raise ValueError("lora_targets is empty: use 'all-linear' or module names such as 'q_proj,v_proj'")
+
+
+def lora_kwargs(rank: int, alpha: float, dropout: float, targets: str, seed: int) -> dict[str, Any] | None:
+    """Keyword arguments of :func:`codegym.adapters.add_lora` from a config's LoRA fields, or None when
+    ``rank`` is 0 (no LoRA); an ``alpha`` of 0 means ``2 * rank``."""
+    if not rank:
+        return None
+    return {"rank": rank, "alpha": alpha or None, "dropout": dropout, "targets": targets, "seed": seed}

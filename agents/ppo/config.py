@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from codegym.config import Config
+from codegym.config import Config, check_lora_fields, lora_kwargs
 from codegym.tasks import SuiteConfig
 from codegym.tasks.registry import nest_suite_fields
 from codegym.training.tracking import check_report_to
@@ -237,10 +237,7 @@ class PPOConfig(Config):
     @property
     def lora(self) -> dict[str, Any] | None:
         """Keyword arguments of :func:`codegym.adapters.add_lora`, or None (no LoRA)."""
-        if not self.lora_rank:
-            return None
-        return {"rank": self.lora_rank, "alpha": self.lora_alpha or None, "dropout": self.lora_dropout,
-                "targets": self.lora_targets, "seed": self.seed}  # fmt: skip
+        return lora_kwargs(self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets, self.seed)
 
     @property
     def generated_only(self) -> bool:
@@ -299,14 +296,11 @@ class PPOConfig(Config):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("kl_coef", "ent_coef", "vf_coef", "vf_clip_coef", "weight_decay", "task_pool",
-                     "critic_warmup_iterations", "lora_rank", "lora_alpha", "logprob_chunk"):  # fmt: skip
+                     "critic_warmup_iterations", "logprob_chunk"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}"
                                  + (" (0 = whole split)" if name == "task_pool" else ""))
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.lora_rank and not self.lora_targets.strip():
-            raise ValueError("lora_targets is empty: use 'all-linear' or module names such as 'q_proj,v_proj'")
+        check_lora_fields(self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets)
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
 

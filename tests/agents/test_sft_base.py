@@ -83,3 +83,14 @@ def test_bad_settings_are_refused_naming_the_fix(instruct, tmp_path) -> None:
             SFTTrainer(SFTConfig(out=str(tmp_path / "b"), base=str(instruct), device="cuda", **TINY))
     with pytest.raises(ValueError, match="does not exist"):
         SFTTrainer(SFTConfig(out=str(tmp_path / "c"), base=str(tmp_path / "nowhere"), **TINY))
+
+
+@pytest.mark.parametrize("field", ["lora_alpha", "lora_dropout"])
+def test_sft_and_ppo_refuse_the_same_bad_lora_fields(field: str, tmp_path: Path) -> None:
+    from agents.ppo.config import PPOConfig
+
+    bad = {"lora_alpha": -1.0, "lora_dropout": 1.5}[field]
+    with pytest.raises(ValueError, match=field):
+        SFTConfig(out=str(tmp_path), base=str(tmp_path), lora_rank=4, **{field: bad})
+    with pytest.raises(ValueError, match=field):
+        PPOConfig(lora_rank=4, **{field: bad})

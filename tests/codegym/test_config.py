@@ -140,3 +140,28 @@ def test_a_field_that_is_neither_a_flag_nor_listed_is_refused() -> None:
         add_config_args(argparse.ArgumentParser(), Outer, not_exposed={"extra": "free-form"})
     with pytest.raises(TypeError, match="no fields"):
         add_config_args(argparse.ArgumentParser(), Outer, not_exposed={"inner": "", "extra": "", "nope": ""})
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ((-1, 0.0, 0.0, "all-linear"), "lora_rank must be >= 0"),
+        ((4, -2.0, 0.0, "all-linear"), "lora_alpha must be >= 0"),
+        ((4, 0.0, 1.0, "all-linear"), r"lora_dropout must be in \[0, 1\)"),
+        ((4, 0.0, 0.1, "  "), "lora_targets is empty"),
+    ],
+)
+def test_lora_fields_name_the_field_and_the_fix(fields: tuple, match: str) -> None:
+    from codegym.config import check_lora_fields
+
+    with pytest.raises(ValueError, match=match):
+        check_lora_fields(*fields)
+    check_lora_fields(0, 0.0, 0.0, "")  # no LoRA: the targets are not used
+
+
+def test_lora_kwargs_map_the_fields_to_add_lora() -> None:
+    from codegym.config import lora_kwargs
+
+    assert lora_kwargs(0, 16.0, 0.1, "all-linear", 3) is None
+    assert lora_kwargs(8, 0.0, 0.1, "q_proj,v_proj", 3) == {
+        "rank": 8, "alpha": None, "dropout": 0.1, "targets": "q_proj,v_proj", "seed": 3}
