@@ -34,7 +34,7 @@ def compared_arms(results: dict[str, Any], base: str) -> list[str]:
     arms = list(results["arms"])
     if base == "sparse":
         return [a for a in arms if a != "sparse"]
-    return [a for a in arms if twin_baseline(a) == base and base != "sparse"] if base in arms else []
+    return [a for a in arms if twin_baseline(a) == base] if base in arms else []
 
 
 def _sampled_tokens(run: Path, rows: list[dict[str, Any]]) -> float | None:

@@ -200,28 +200,28 @@ def _run_config(args: argparse.Namespace, completer_id: str) -> Any:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    """Check ``--workers``, resolve ``--policy default``, delete ``--out`` for ``--overwrite``."""
-    from pathlib import Path
-
+    """Check ``--workers``, resolve ``--policy default``, apply the smoke caps."""
     from codegym.defaults import resolve_model
-    from codegym.labeling import summary_path
     from codegym.training.smoke import cap
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.completer == "hf":
-        from codegym.precision import check_device
-
-        check_device(args.device)  # before anything is loaded or written
     args.policy = resolve_model(args.policy, "policy")
     if args.completer_policy is not None:
         args.completer_policy = resolve_model(args.completer_policy, "policy")
     cap(args, {"max_lines": 8, "max_new_tokens": 64}, "label completer")
-    if args.overwrite:
-        for path in (Path(args.out), summary_path(args.out)):
-            if path.is_dir():
-                raise ValueError(f"--out {path} is a directory; pass a JSONL file path")
-            path.unlink(missing_ok=True)
+
+
+def _clear_out(args: argparse.Namespace) -> None:
+    """Delete ``--out`` and its summary for ``--overwrite`` (after every flag was checked)."""
+    from pathlib import Path
+
+    from codegym.labeling import summary_path
+
+    for path in (Path(args.out), summary_path(args.out)):
+        if path.is_dir():
+            raise ValueError(f"--out {path} is a directory; pass a JSONL file path")
+        path.unlink(missing_ok=True)
 
 
 def _label_with_progress(job: Any, total: int, done: int) -> dict[str, Any]:
@@ -255,8 +255,10 @@ def run(args: argparse.Namespace) -> int:
     from sandboxes import make_sandbox
 
     _prepare(args)
-    completer, responder, ident = _completers(args)
+    completer, responder, ident = _completers(args)  # checks --device before anything is loaded
     cfg = _run_config(args, ident)
+    if args.overwrite:
+        _clear_out(args)
     with make_sandbox(args.sandbox, workers=args.workers) as sandbox:
         job = LabelRun(args.out, completer, sandbox, cfg, responder=responder)
         done = len(job.resume())

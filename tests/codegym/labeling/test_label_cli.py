@@ -111,3 +111,13 @@ def test_dtype_loads_the_completer_in_that_precision(tmp_path: Path, tiny_policy
                  "--workers", "1", "--max-new-tokens", "24", "--out", str(out)]) == 0  # fmt: skip
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert rows and all(r["run"]["completer"].endswith("dtype=bf16") for r in rows)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_overwrite_deletes_nothing_when_a_flag_is_refused(tmp_path: Path, tiny_policy_dir: Path) -> None:
+    from codegym.cli import main
+
+    out = tmp_path / "l.jsonl"
+    out.write_text('{"kept": true}\n')
+    assert main(["label", "--policy", str(tiny_policy_dir), "--device", "cuda", "--overwrite", "--out", str(out)]) == 2
+    assert out.read_text() == '{"kept": true}\n'
